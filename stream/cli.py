@@ -1,0 +1,46 @@
+"""`cxpulse` command line: one subcommand per shell module.
+
+Each command module exposes `register(subparsers)`, which adds its parser and
+sets `func` (taking the parsed args, returning an exit code). Modules are
+imported lazily so `cxpulse --help` stays fast and faust is only imported by
+the commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from stream import __version__
+
+#: (module path) of every subcommand, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cxpulse",
+        description="Live customer-support KPIs from Kafka events.",
+    )
+    parser.add_argument("--version", action="version", version=f"cxpulse {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_path in COMMAND_MODULES:
+        importlib.import_module(module_path).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    code: int = func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The live shell: faust agents and the Prometheus exporter around the core."""
