@@ -1,0 +1,33 @@
+# The commands the README shows. `make test` is what CI runs (via .ci/run).
+PY ?= .venv/bin/python
+VENV := .venv
+
+.PHONY: setup test lint typecheck unit integration demo clean
+
+$(VENV)/.installed: pyproject.toml
+	python3.11 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+	scripts/kafka fetch
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+typecheck: setup
+	$(VENV)/bin/mypy stream
+
+# pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+test: lint typecheck
+	$(VENV)/bin/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test"; exit 1; fi; exit $$rc
+
+unit: setup
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: setup
+	$(VENV)/bin/pytest -q tests/integration
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,71 @@
+"""Shared fixtures: a real Kafka broker per test session, unique topics per test."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sys
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from kafka_broker import KafkaBroker  # noqa: E402
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaBroker]:
+    """The session's broker. A test may `.restart()` it; the address stays the same."""
+    broker = KafkaBroker().start()
+    try:
+        yield broker
+    finally:
+        broker.stop(remove_data=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
+    return kafka_broker.bootstrap
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int, **configs: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1,
+                      topic_configs=configs or None)]
+        )
+    finally:
+        await admin.close()
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from inside an async test's running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture
+def topic_factory(kafka_bootstrap: str) -> Callable[..., str]:
+    """Create a topic with a name no other test uses (tests share one broker)."""
+
+    def make(prefix: str, partitions: int = 1, **configs: str) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:10]}"
+        run_sync(create_topic(kafka_bootstrap, name, partitions, **configs))
+        return name
+
+    return make
