@@ -1,0 +1,35 @@
+"""The console script exists and answers --help / --version as installed."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import stream
+from stream.cli import build_parser
+
+BIN = Path(sys.executable).parent / "cxpulse"
+
+
+def test_version_matches_package() -> None:
+    out = subprocess.run([str(BIN), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"cxpulse {stream.__version__}"
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(actions[0].choices) if actions else []
+
+
+def test_every_subcommand_has_help_and_a_handler() -> None:
+    out = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, check=True)
+    assert "usage: cxpulse" in out.stdout
+    for name in _subcommands():
+        assert name in out.stdout
+        sub = subprocess.run([str(BIN), name, "--help"], capture_output=True, text=True)
+        assert sub.returncode == 0, sub.stderr
+        parsed_defaults = build_parser().parse_known_args([name])[0]
+        assert callable(getattr(parsed_defaults, "func", None)), name
