@@ -18,18 +18,17 @@ def test_version_matches_package() -> None:
     assert out.stdout.strip() == f"cxpulse {stream.__version__}"
 
 
-def _subcommands() -> list[str]:
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
     actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return sorted(actions[0].choices) if actions else []
+    return dict(actions[0].choices) if actions else {}
 
 
 def test_every_subcommand_has_help_and_a_handler() -> None:
     out = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, check=True)
     assert "usage: cxpulse" in out.stdout
-    for name in _subcommands():
+    for name, sub_parser in _subparsers().items():
         assert name in out.stdout
         sub = subprocess.run([str(BIN), name, "--help"], capture_output=True, text=True)
         assert sub.returncode == 0, sub.stderr
-        parsed_defaults = build_parser().parse_known_args([name])[0]
-        assert callable(getattr(parsed_defaults, "func", None)), name
+        assert callable(sub_parser.get_default("func")), name
