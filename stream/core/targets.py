@@ -1,0 +1,199 @@
+"""KPI targets: the one source from which SLA counting, alerts and dashboards derive.
+
+Parsing is pure (a mapping in, frozen dataclasses out) so the worker, the
+alert generator and the dashboard generator cannot disagree on a target, and
+a wrong value fails at start with the setting's path in the message instead
+of silently producing an alert that never fires.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.core.events import Priority
+
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+SURVEY_KPIS = ("csat", "nps", "ces")
+SHARE_KPIS = ("csat", "ces", "fcr")
+SEVERITIES = ("page", "ticket")
+
+
+class TargetsError(ValueError):
+    """A targets file that cannot be used; the message names the offending setting."""
+
+
+def parse_duration_ms(text: str, where: str = "duration") -> int:
+    """`15m` -> 900000. Prometheus-style units, one unit per value."""
+    m = _DURATION.match(str(text).strip())
+    if not m or int(m.group(1)) <= 0:
+        raise TargetsError(f"{where}: {text!r} is not a duration like 90s, 15m, 1h or 7d")
+    return int(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def format_duration(ms: int) -> str:
+    """The inverse of `parse_duration_ms` for `window` labels: `24h` stays `24h` (as the
+    catalogue writes it); days only from two days on."""
+    if ms % _UNIT_MS["d"] == 0 and ms >= 2 * _UNIT_MS["d"]:
+        return f"{ms // _UNIT_MS['d']}d"
+    for unit in ("h", "m", "s"):
+        if ms % _UNIT_MS[unit] == 0:
+            return f"{ms // _UNIT_MS[unit]}{unit}"
+    return f"{ms}ms"
+
+
+@dataclass(frozen=True)
+class BurnRate:
+    long: str
+    short: str
+    factor: float
+    severity: str
+
+
+@dataclass(frozen=True)
+class FrtTarget:
+    target_seconds: float = 900.0
+    quantile: float = 0.9
+    window: str = "1h"
+    min_count: int = 10
+    objective: float = 0.90
+    burn_rates: tuple[BurnRate, ...] = ()
+    by_priority: Mapping[str, float] = field(default_factory=dict)
+
+    def target_for(self, priority: str) -> float:
+        return self.by_priority.get(priority, self.target_seconds)
+
+
+@dataclass(frozen=True)
+class ScoreTarget:
+    """A floor: the KPI should stay above `target` (share 0..1, or NPS score)."""
+
+    target: float
+    window: str = "24h"
+
+
+@dataclass(frozen=True)
+class PipelineLimits:
+    max_processing_delay_seconds: float = 300.0
+    max_consumer_lag: int = 10_000
+    max_deadletter_ratio: float = 0.05
+    max_late_ratio: float = 0.05
+
+
+@dataclass(frozen=True)
+class Targets:
+    min_sample: int
+    frt: FrtTarget
+    scores: Mapping[str, ScoreTarget]  # csat, nps, ces, fcr
+    teams: Mapping[str, Mapping[str, float]]
+    pipeline: PipelineLimits
+
+    def score_for(self, kpi: str, team: str | None = None) -> float:
+        if team is not None and kpi in self.teams.get(team, {}):
+            return self.teams[team][kpi]
+        return self.scores[kpi].target
+
+
+def _num(value: Any, where: str, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TargetsError(f"{where}: expected a number, got {type(value).__name__}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise TargetsError(f"{where}: {value} is outside {lo}..{hi}")
+    return float(value)
+
+
+def _map(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TargetsError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = set(raw) - allowed
+    if unknown:
+        raise TargetsError(f"{where}: unknown setting(s) {sorted(unknown)}")
+
+
+def _score_range(kpi: str) -> tuple[float, float]:
+    return (-100.0, 100.0) if kpi == "nps" else (0.0, 1.0)
+
+
+def parse_targets(raw: Mapping[str, Any]) -> Targets:
+    raw = _map(raw, "targets")
+    _check_keys(raw, {"version", "min_sample", "frt", *SURVEY_KPIS, "fcr", "teams", "pipeline"},
+                "targets")
+    if raw.get("version", 1) != 1:
+        raise TargetsError(f"targets.version: {raw.get('version')!r} is not supported (1)")
+    min_sample = int(_num(raw.get("min_sample", 30), "min_sample", 1))
+
+    f = _map(raw.get("frt"), "frt")
+    _check_keys(f, {"target_seconds", "quantile", "window", "min_count", "objective",
+                    "burn_rates", "by_priority"}, "frt")
+    burns = []
+    for i, b in enumerate(f.get("burn_rates") or []):
+        where = f"frt.burn_rates[{i}]"
+        b = _map(b, where)
+        _check_keys(b, {"long", "short", "factor", "severity"}, where)
+        parse_duration_ms(b.get("long", ""), f"{where}.long")
+        parse_duration_ms(b.get("short", ""), f"{where}.short")
+        if b.get("severity") not in SEVERITIES:
+            raise TargetsError(f"{where}.severity: must be one of {SEVERITIES}")
+        burns.append(BurnRate(b["long"], b["short"], _num(b.get("factor"), f"{where}.factor", 0),
+                              b["severity"]))
+    by_priority = {}
+    for prio, secs in _map(f.get("by_priority"), "frt.by_priority").items():
+        if prio not in {p.value for p in Priority}:
+            raise TargetsError(f"frt.by_priority: {prio!r} is not a priority")
+        by_priority[prio] = _num(secs, f"frt.by_priority.{prio}", 1)
+    window = str(f.get("window", "1h"))
+    parse_duration_ms(window, "frt.window")
+    frt = FrtTarget(
+        target_seconds=_num(f.get("target_seconds", 900), "frt.target_seconds", 1),
+        quantile=_num(f.get("quantile", 0.9), "frt.quantile", 0.5, 0.99),
+        window=window,
+        min_count=int(_num(f.get("min_count", 10), "frt.min_count", 1)),
+        objective=_num(f.get("objective", 0.9), "frt.objective", 0.5, 0.9999),
+        burn_rates=tuple(burns),
+        by_priority=by_priority,
+    )
+
+    defaults = {"csat": 0.80, "nps": 70.0, "ces": 0.85, "fcr": 0.80}
+    scores = {}
+    for kpi, default in defaults.items():
+        s = _map(raw.get(kpi), kpi)
+        _check_keys(s, {"target", "window"}, kpi)
+        lo, hi = _score_range(kpi)
+        w = str(s.get("window", "24h"))
+        parse_duration_ms(w, f"{kpi}.window")
+        scores[kpi] = ScoreTarget(_num(s.get("target", default), f"{kpi}.target", lo, hi), w)
+
+    teams: dict[str, dict[str, float]] = {}
+    for team, overrides in _map(raw.get("teams"), "teams").items():
+        o = _map(overrides, f"teams.{team}")
+        _check_keys(o, set(defaults), f"teams.{team}")
+        teams[str(team)] = {
+            k: _num(v, f"teams.{team}.{k}", *_score_range(k)) for k, v in o.items()
+        }
+
+    p = _map(raw.get("pipeline"), "pipeline")
+    _check_keys(p, {"max_processing_delay_seconds", "max_consumer_lag", "max_deadletter_ratio",
+                    "max_late_ratio"}, "pipeline")
+    pipeline = PipelineLimits(
+        max_processing_delay_seconds=_num(p.get("max_processing_delay_seconds", 300),
+                                          "pipeline.max_processing_delay_seconds", 1),
+        max_consumer_lag=int(_num(p.get("max_consumer_lag", 10_000),
+                                  "pipeline.max_consumer_lag", 1)),
+        max_deadletter_ratio=_num(p.get("max_deadletter_ratio", 0.05),
+                                  "pipeline.max_deadletter_ratio", 0, 1),
+        max_late_ratio=_num(p.get("max_late_ratio", 0.05), "pipeline.max_late_ratio", 0, 1),
+    )
+    return Targets(min_sample, frt, scores, teams, pipeline)
+
+
+DEFAULT_TARGETS = parse_targets({})
