@@ -1,0 +1,125 @@
+"""Dead-letter records: original bytes untouched, envelope round-trips through headers."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stream.core import deadletter as dl
+from stream.core.decode import REASON_CODES, Rejection, decode, parse_ts
+
+
+def _record(key: bytes | None, value: bytes | None, rejection: Rejection) -> dl.DeadLetter:
+    return dl.dead_letter(
+        key=key,
+        value=value,
+        source_topic="support.tickets",
+        source_partition=3,
+        source_offset=123_456_789_012,
+        rejection=rejection,
+        rejected_at_ms=parse_ts("2026-11-22T10:15:00.250Z"),  # type: ignore[arg-type]
+    )
+
+
+@given(
+    st.one_of(st.none(), st.binary(max_size=64)),
+    st.one_of(st.none(), st.binary(max_size=512)),
+    st.sampled_from(REASON_CODES),
+    st.text(max_size=200),
+    st.text(min_size=1, max_size=60),
+    st.integers(min_value=0, max_value=10_000),
+    st.integers(min_value=0, max_value=2**63 - 1),
+)
+def test_envelope_round_trips_and_bytes_stay_untouched(
+    key: bytes | None,
+    value: bytes | None,
+    code: str,
+    message: str,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> None:
+    record = dl.dead_letter(
+        key=key,
+        value=value,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        rejection=Rejection(code, message),
+        rejected_at_ms=1_795_338_000_250,
+    )
+    assert record.key is key and record.value is value
+    assert all(isinstance(v, bytes) for _, v in record.headers)
+    back = dl.DeadLetter.from_headers(record.key, record.value, record.headers)
+    assert back == record
+    env = back.envelope
+    assert (env.source_topic, env.source_partition, env.source_offset) == (
+        topic,
+        partition,
+        offset,
+    )
+    assert env.reason == code
+    assert env.message == message
+    assert env.rejected_at == "2026-11-22T09:00:00.250Z"
+
+
+def test_header_names_are_the_agreed_ones() -> None:
+    record = _record(b"T-1", b"\xff\xfe", Rejection("not_utf8", "invalid UTF-8 at byte 0"))
+    assert [name for name, _ in record.headers] == [
+        "cxpulse.source_topic",
+        "cxpulse.source_partition",
+        "cxpulse.source_offset",
+        "cxpulse.reason",
+        "cxpulse.message",
+        "cxpulse.rejected_at",
+    ]
+    headers = dict(record.headers)
+    assert headers["cxpulse.source_offset"] == b"123456789012"
+    assert headers["cxpulse.rejected_at"] == b"2026-11-22T10:15:00.250Z"
+    assert record.value == b"\xff\xfe"
+
+
+def test_reason_and_message_come_from_the_decoder() -> None:
+    raw = b'{"event_id":"e","type":"survey.response","ts":"2026-11-22T10:00:00Z",'
+    raw += b'"survey":"csat","score":9,"ticket_id":"T-SECRET"}'
+    rejection = decode(raw)
+    assert isinstance(rejection, Rejection)
+    env = _record(b"T-SECRET", raw, rejection).envelope
+    assert env.reason == "bad_scale"
+    assert "9" in env.message and "1..5" in env.message
+    assert "T-SECRET" not in env.message
+
+
+def test_long_message_is_capped() -> None:
+    record = _record(None, b"x", Rejection("not_json", "m" * 10_000))
+    assert len(record.envelope.message) == dl.MESSAGE_MAX_CHARS
+
+
+def test_unrelated_headers_are_ignored_when_parsing() -> None:
+    record = _record(b"k", b"v", Rejection("not_json", "Expecting value"))
+    extra = [("traceparent", b"00-abc"), *record.headers, ("x-retry", b"\xff")]
+    assert dl.Envelope.from_headers(extra) == record.envelope
+
+
+@pytest.mark.parametrize("drop", dl.HEADER_NAMES)
+def test_missing_header_is_an_error(drop: str) -> None:
+    record = _record(b"k", b"v", Rejection("not_json", "Expecting value"))
+    headers = [(n, v) for n, v in record.headers if n != drop]
+    with pytest.raises(dl.EnvelopeError, match=drop):
+        dl.DeadLetter.from_headers(b"k", b"v", headers)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("cxpulse.source_offset", b"12x"),
+        ("cxpulse.source_partition", b""),
+        ("cxpulse.reason", b"\xff"),
+    ],
+)
+def test_malformed_header_is_an_error(name: str, raw: bytes) -> None:
+    record = _record(b"k", b"v", Rejection("not_json", "Expecting value"))
+    headers = [(n, raw if n == name else v) for n, v in record.headers]
+    with pytest.raises(dl.EnvelopeError):
+        dl.Envelope.from_headers(headers)
