@@ -195,7 +195,7 @@ class KafkaBroker:
             try:
                 asyncio.run(_metadata_probe(self.bootstrap))
                 return
-            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            except Exception as exc:  # retried until the deadline
                 last = exc
                 time.sleep(0.3)
         raise TimeoutError(f"Kafka on {self.bootstrap} not ready after {timeout}s: {last!r}")
@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "fetch":
         t0 = time.monotonic()
-        print(f"Kafka {KAFKA_VERSION} jars in {fetch_jars(quiet=False)} ({time.monotonic()-t0:.1f}s)")
+        libs = fetch_jars(quiet=False)
+        print(f"Kafka {KAFKA_VERSION} jars in {libs} ({time.monotonic() - t0:.1f}s)")
         return 0
     if args.cmd == "start":
         if STATE_FILE.exists():
@@ -275,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             {"pid": broker.proc.pid, "bootstrap": broker.bootstrap, "dir": str(broker.workdir)}
         ))
         print(f"Kafka {KAFKA_VERSION} listening on {broker.bootstrap} "
-              f"(pid {broker.proc.pid}, ready in {time.monotonic()-t0:.1f}s, data {broker.workdir})")
+              f"(pid {broker.proc.pid}, ready in {time.monotonic() - t0:.1f}s, "
+              f"data {broker.workdir})")
         return 0
     if args.cmd == "stop":
         if not STATE_FILE.exists():

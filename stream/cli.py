@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from stream import __version__
 
 #: (module path) of every subcommand, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "stream.mixin.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

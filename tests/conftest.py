@@ -7,8 +7,8 @@ import concurrent.futures
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 

@@ -1,0 +1,1 @@
+"""Monitoring mixin: alert rules and dashboards generated from `targets.yaml`."""

@@ -1,0 +1,245 @@
+"""Alert rules and dashboards: generated from targets.yaml, valid, and firing when they should.
+
+The alert behaviour is checked with `promtool test rules` (Prometheus' own
+rule evaluator) on series placed just either side of each target read from
+the targets file, so a wrong operator, a missing sample guard or a stale
+threshold fails here, not at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stream import metric_names as m
+from stream.core.targets import parse_targets
+from stream.mixin.command import load_targets, render
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGETS = load_targets(ROOT / "targets.yaml")
+
+
+def test_checked_in_files_are_not_stale() -> None:
+    for rel, content in render(TARGETS).items():
+        assert (ROOT / rel).read_text() == content, f"{rel} is stale: run `cxpulse generate`"
+
+
+def test_generate_check_detects_a_stale_file(tmp_path: Path) -> None:
+    (tmp_path / "targets.yaml").write_text((ROOT / "targets.yaml").read_text())
+    cmd = [str(Path(sys.executable).parent / "cxpulse"), "generate",
+           "--targets", str(tmp_path / "targets.yaml"), "--out", str(tmp_path)]
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 0
+    (tmp_path / "targets.yaml").write_text(
+        (ROOT / "targets.yaml").read_text().replace("target: 0.80", "target: 0.81", 1)
+    )
+    assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 1
+
+
+@pytest.mark.prometheus
+def test_rules_pass_promtool_check() -> None:
+    out = subprocess.run(["promtool", "check", "rules", str(ROOT / "alerts/cxpulse-rules.yml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.prometheus
+def test_alertmanager_config_is_valid() -> None:
+    out = subprocess.run(["amtool", "check-config", str(ROOT / "alerts/alertmanager.yml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _labels(**kv: str) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in kv.items()) + "}"
+
+
+def _survey_series(kpi: str, team: str, value: float, n: int) -> list[dict[str, str]]:
+    window = TARGETS.scores[kpi].window
+    lab = _labels(window=window, team=team, channel="all", agent="all", touchpoint="all")
+    return [
+        {"series": f"{m.SURVEY_VALUE[kpi]}{lab}", "values": f"{value}x60"},
+        {"series": f"{m.SURVEY_RESPONSES[kpi]}{lab}", "values": f"{n}x60"},
+    ]
+
+
+def _score_case(kpi: str, title: str) -> dict[str, Any]:
+    """Team `low` is under target with enough samples (fires); `small` is under target
+    with too few (must not fire); `ok` sits exactly on the target (must not fire)."""
+    target = TARGETS.score_for(kpi)
+    step = 5.0 if kpi == "nps" else 0.05
+    n_ok, n_small = TARGETS.min_sample, TARGETS.min_sample - 1
+    if kpi == "fcr":
+        series = []
+        for team, value, n in (("low", target - step, n_ok), ("small", target - step, n_small),
+                               ("ok", target, n_ok)):
+            lab = _labels(window=TARGETS.scores["fcr"].window, team=team, channel="all",
+                          priority="all")
+            series += [{"series": f"{m.FCR}{lab}", "values": f"{value}x60"},
+                       {"series": f"{m.FIRST_SOLVES}{lab}", "values": f"{n}x60"}]
+    else:
+        series = (_survey_series(kpi, "low", target - step, n_ok)
+                  + _survey_series(kpi, "small", target - step, n_small)
+                  + _survey_series(kpi, "ok", target, n_ok))
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": "20m", "alertname": f"Cxpulse{title}BelowTarget", "exp_alerts": []},
+            {"eval_time": "45m", "alertname": f"Cxpulse{title}BelowTarget",
+             "exp_alerts": [{"exp_labels": {
+                 "severity": "ticket", "team": "low",
+                 "window": TARGETS.scores[kpi].window, "channel": "all",
+                 **({"priority": "all"} if kpi == "fcr" else {"agent": "all", "touchpoint": "all"}),
+             }}]},
+        ],
+    }
+
+
+def _frt_case() -> dict[str, Any]:
+    frt = TARGETS.frt
+    q = f"{frt.quantile:g}"
+    series = []
+    for team, value, n in (("slow", frt.target_seconds + 60, frt.min_count),
+                           ("quiet", frt.target_seconds + 60, frt.min_count - 1),
+                           ("fast", frt.target_seconds - 60, frt.min_count)):
+        base = {"window": frt.window, "team": team, "channel": "all", "priority": "all"}
+        series += [
+            {"series": f"{m.FRT}{_labels(**base, quantile=q)}", "values": f"{value}x40"},
+            {"series": f"{m.FRT_COUNT}{_labels(**base)}", "values": f"{n}x40"},
+        ]
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": "5m", "alertname": "CxpulseFirstResponseTimeHigh", "exp_alerts": []},
+            {"eval_time": "15m", "alertname": "CxpulseFirstResponseTimeHigh",
+             "exp_alerts": [{"exp_labels": {"severity": "page", "team": "slow",
+                                            "window": frt.window, "channel": "all",
+                                            "priority": "all", "quantile": q}}]},
+        ],
+    }
+
+
+def _burn_case() -> dict[str, Any]:
+    """Team `burning` breaches half its tickets (over 4x the 10 % budget), team `fine` 5 %."""
+    page = next(b for b in TARGETS.frt.burn_rates if b.severity == "page")
+    share = page.factor * (1 - TARGETS.frt.objective)
+    lab = {"channel": "email", "priority": "normal"}
+    per_min = 20
+    def counter(share_breached: float) -> tuple[str, str]:
+        b = round(per_min * share_breached)
+        return f"0+{b}x180", f"0+{per_min - b}x180"
+    burning = counter(min(0.95, share + 0.1))
+    fine = counter(0.05)
+    return {
+        "interval": "1m",
+        "input_series": [
+            {"series": f"{m.SLA_BREACHED_TOTAL}{_labels(team='burning', **lab)}",
+             "values": burning[0]},
+            {"series": f"{m.SLA_MET_TOTAL}{_labels(team='burning', **lab)}", "values": burning[1]},
+            {"series": f"{m.SLA_BREACHED_TOTAL}{_labels(team='fine', **lab)}", "values": fine[0]},
+            {"series": f"{m.SLA_MET_TOTAL}{_labels(team='fine', **lab)}", "values": fine[1]},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "90m", "alertname": f"CxpulseFrtSlaBurnRate{page.long}",
+             "exp_alerts": [{"exp_labels": {"severity": "page", "team": "burning"}}]},
+        ],
+    }
+
+
+def _pipeline_case() -> dict[str, Any]:
+    return {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'up{job="cxpulse",instance="w1"}', "values": "1x10 0x10"},
+            {"series": 'up{job="cxpulse",instance="w2"}', "values": "1x20"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "11m", "alertname": "CxpulseWorkerDown", "exp_alerts": []},
+            {"eval_time": "15m", "alertname": "CxpulseWorkerDown",
+             "exp_alerts": [{"exp_labels": {"severity": "page", "job": "cxpulse",
+                                            "instance": "w1"}}]},
+        ],
+    }
+
+
+@pytest.mark.prometheus
+def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
+    tests = [_frt_case(), _burn_case(), _pipeline_case()]
+    tests += [_score_case(k, t) for k, t in (("csat", "CSAT"), ("nps", "NPS"), ("ces", "CES"),
+                                               ("fcr", "FCR"))]
+    # promtool compares annotations too; the behaviour under test is expr/for/labels, so
+    # the test evaluates a copy of the generated rules without their prose.
+    rules = yaml.safe_load((ROOT / "alerts/cxpulse-rules.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    spec = {"rule_files": [str(tmp_path / "rules.yml")],
+            "evaluation_interval": "1m", "tests": tests}
+    path = tmp_path / "alerts_test.yml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_team_override_gets_its_own_rule_and_is_excluded_from_the_default() -> None:
+    from stream.mixin.alerts import alert_rules
+
+    t = parse_targets({"teams": {"vip": {"csat": 0.95}}})
+    rules = [r for g in alert_rules(t)["groups"] for r in g["rules"]]
+    csat = [r for r in rules if r["alert"].startswith("CxpulseCSAT")]
+    assert len(csat) == 2
+    assert any('team!~"vip"' in r["expr"] and "< 0.8\n" in r["expr"] for r in csat)
+    assert any('team="vip"' in r["expr"] and "< 0.95\n" in r["expr"] for r in csat)
+
+
+def _panels() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for name in ("wall", "oncall", "teamlead"):
+        model = json.loads((ROOT / f"grafana/dashboards/{name}.json").read_text())
+        out += [(name, p) for p in model["panels"]]
+    return out
+
+
+def test_dashboards_are_well_formed() -> None:
+    for name in ("wall", "oncall", "teamlead"):
+        model = json.loads((ROOT / f"grafana/dashboards/{name}.json").read_text())
+        ids = [p["id"] for p in model["panels"]]
+        assert len(ids) == len(set(ids)), name
+        assert model["uid"].startswith("cxpulse-")
+        for p in model["panels"]:
+            g = p["gridPos"]
+            assert g["x"] >= 0 and g["x"] + g["w"] <= 24, (name, p["title"])
+            assert p["title"]
+            for t in p.get("targets", []):
+                assert t["datasource"]["uid"] == "${datasource}"
+
+
+def test_wall_thresholds_come_from_targets() -> None:
+    wall = {p["title"]: p for n, p in _panels() if n == "wall"}
+    csat = next(p for t, p in wall.items() if t.startswith("CSAT"))
+    steps = csat["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == TARGETS.score_for("csat")
+    frt = next(p for t, p in wall.items() if t.startswith("First reply"))
+    steps = frt["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == TARGETS.frt.target_seconds
+    # The wall is read from across the room: big values, no variables to pick.
+    for p in wall.values():
+        assert p["options"]["text"]["valueSize"] >= 64
+
+
+def panel_queries() -> list[str]:
+    """Every PromQL expression of every panel, with template variables filled in."""
+    exprs = []
+    for _, p in _panels():
+        for t in p.get("targets", []):
+            exprs.append(t["expr"].replace("$window", "24h").replace("$team", "all"))
+    return exprs
