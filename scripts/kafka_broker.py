@@ -28,10 +28,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-KAFKA_VERSION = os.environ.get("CXPULSE_KAFKA_VERSION", "3.9.2")
+KAFKA_VERSION = "3.9.2"
 SLF4J_VERSION = "1.7.36"
-CACHE_ROOT = Path(os.environ.get("CXPULSE_CACHE", Path.home() / ".cache" / "cxpulse"))
-STATE_FILE = Path(os.environ.get("CXPULSE_KAFKA_STATE", CACHE_ROOT / "kafka-broker.json"))
+# Not CXPULSE_* variables: those are the worker's settings, which refuse unknown names.
+CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cxpulse"
+STATE_FILE = CACHE_ROOT / "kafka-broker.json"
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("fetch", help="download the broker jars into the cache (once)")
     p_start = sub.add_parser("start", help="start a broker in the background")
-    p_start.add_argument("--port", type=int, default=int(os.environ.get("CXPULSE_KAFKA_PORT", 0)))
+    p_start.add_argument("--port", type=int, default=0, help="default: a free port")
     p_start.add_argument("--dir", type=Path, default=None, help="storage dir (default: temp)")
     sub.add_parser("stop", help="stop the broker started by `start`")
     sub.add_parser("status", help="print where the broker listens")
