@@ -18,6 +18,8 @@ from stream import __version__
 #: (module path) of every subcommand, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "stream.mixin.command",
+    "stream.simulate",
+    "stream.replay",
 )
 
 
