@@ -1,0 +1,78 @@
+"""Label caps: every label value set stays bounded whatever the input.
+
+Two stages, because they protect different things:
+
+* `LabelGuard` (write time, per partition) protects *memory*: a value outside
+  the configured allow-list becomes `other` before it becomes part of a slice
+  key; without an allow-list at most `max_label_values` distinct values per
+  dimension are admitted, first come, and later newcomers become `other`.
+  Admission never changes a value already admitted, so a recomputed ticket
+  maps to the same labels it had. Only hostile input (more distinct values
+  than the guard) makes admission depend on arrival order.
+* `top_n_caps` (read time) protects *Prometheus*: of the values present it
+  keeps the N most active (ties by name) and maps the rest to `other`. It is
+  computed per evaluation over all engines of that evaluation, so the same
+  ranking is used for every window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from stream.core.config import CAPPED_DIMENSIONS, RESERVED_LABELS, CoreConfig
+
+OTHER = "other"
+UNKNOWN = "unknown"
+
+
+class LabelGuard:
+    __slots__ = ("_allowed", "_limit", "dirty", "seen")
+
+    def __init__(self, config: CoreConfig) -> None:
+        self._allowed = {d: frozenset(v) for d, v in config.allowed_labels.items()}
+        self._limit = config.max_label_values
+        self.seen: dict[str, set[str]] = {d: set() for d in CAPPED_DIMENSIONS}
+        self.dirty = False
+
+    def admit(self, dim: str, value: str) -> str:
+        """The label to aggregate `value` under (admitting it if there is room)."""
+        if value in RESERVED_LABELS:
+            return value
+        allowed = self._allowed.get(dim)
+        if allowed is not None:
+            return value if value in allowed else OTHER
+        seen = self.seen[dim]
+        if value in seen:
+            return value
+        if len(seen) < self._limit:
+            seen.add(value)
+            self.dirty = True
+            return value
+        return OTHER
+
+    def peek(self, dim: str, value: str) -> str:
+        """Like `admit` without admitting (used by read-only evaluation)."""
+        if value in RESERVED_LABELS:
+            return value
+        allowed = self._allowed.get(dim)
+        if allowed is not None:
+            return value if value in allowed else OTHER
+        return value if value in self.seen[dim] else OTHER
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {d: sorted(v) for d, v in self.seen.items() if v}
+
+    def load(self, data: Mapping[str, Iterable[str]]) -> None:
+        for d, values in data.items():
+            self.seen.setdefault(d, set()).update(values)
+
+
+def top_n_caps(weights: Mapping[str, float], n: int | None) -> dict[str, str]:
+    """Map each value to itself if it is among the `n` heaviest, else `other`."""
+    if n is None:
+        return {v: v for v in weights}
+    ranked = sorted(
+        (v for v in weights if v not in RESERVED_LABELS), key=lambda v: (-weights[v], v)
+    )
+    keep = set(ranked[:n]) | (set(weights) & RESERVED_LABELS)
+    return {v: (v if v in keep else OTHER) for v in weights}

@@ -1,0 +1,1068 @@
+"""The per-partition KPI engine and the evaluation of KPIs over engines.
+
+One `PartitionEngine` owns all state of source partition number p: tickets
+partition p and surveys partition p (co-partitioned by ticket id). It is pure:
+no clock, no I/O; time is the stream time, the largest event time seen, kept
+per role.
+
+How an event flows:
+
+* Ticket event: deduplicated by event_id within its ticket; judged late
+  against the tickets stream time of the partition; inserted into the
+  ticket's sorted events; the ticket is re-derived (`tickets.derive`) and the
+  *difference* between its previous and new contributions is applied to the
+  slice aggregates. Contributions are derived from the ticket's on-time
+  events only, so a late event changes the ticket's state (backlog,
+  attribution) but no windowed aggregate.
+* Stream time advancing then: breaches whose deadline it passed are
+  registered (a heap of deadlines), parked surveys whose ticket partition has
+  caught up are attributed, expired tickets are dropped (hour buckets), and
+  slices that can no longer change are sealed, folded into the cumulative
+  counters and, beyond the longest window, evicted.
+* Survey event: deduplicated by event_id (an event-time bounded set); judged
+  late against the surveys stream time; added to its slice at once if it
+  needs no enrichment, else *parked* until the tickets stream time of the same
+  partition is past survey ts + lateness, so every on-time ticket event up to
+  the survey has arrived whatever the interleaving of the two topics.
+
+Why slices can be sealed: every change to a slice aggregate lands at an event
+time >= stream time - lateness. An on-time event has ts >= stream time -
+lateness, and it changes only contributions at or after its own (clamped)
+time: the first response, the team at a moment, the wait time and one-touch
+count of a later solve, the transitions after it, the breach at a later
+deadline. A breach is registered when the stream time passes its deadline,
+which lies at or after the stream time before that event. Surveys hold their
+store's frontier back while parked. `dropped_contributions` counts any
+violation (tests assert it stays 0).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from stream.core.config import CAPPED_DIMENSIONS, CoreConfig, window_label
+from stream.core.dimensions import OTHER, UNKNOWN, LabelGuard, top_n_caps
+from stream.core.events import (
+    SURVEYS,
+    TICKETS,
+    Event,
+    SurveyKind,
+    SurveyResponse,
+    TicketEvent,
+)
+from stream.core.kpis import ratio, survey_stats
+from stream.core.sketch import LogMapping
+from stream.core.slices import (
+    A_REPLIES,
+    A_SOLVES,
+    CREATED,
+    CUSTOMER_MSGS,
+    DIST_NAMES,
+    N_COUNTS,
+    ONE_TOUCH,
+    REOPENS,
+    RESOLUTION,
+    SLA_BREACHED,
+    SLA_MET,
+    SOLVES,
+    AgentAgg,
+    AggContext,
+    Key,
+    SliceStore,
+    SurveyAgg,
+    TicketAgg,
+)
+from stream.core.tickets import (
+    AGENT_STORE,
+    Attribution,
+    Contribution,
+    DeriveParams,
+    TicketState,
+    decode_event,
+    derive,
+    encode_event,
+)
+
+ROLES = (TICKETS, SURVEYS)
+_EXPIRY_BUCKET_MS = 3_600_000
+#: Extra slices kept beyond the longest window so window caches can subtract
+#: the slices that leave them instead of being rebuilt.
+_EVICT_MARGIN_SLICES = 16
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+
+
+def _ticket_views(key: Key) -> tuple[Key, ...]:
+    team, channel, priority = key
+    return (("all",), ("team", team), ("channel", channel), ("priority", priority))
+
+
+def _agent_views(key: Key) -> tuple[Key, ...]:
+    team, agent = key
+    return (("agent", agent), ("ta", team, agent))
+
+
+def _survey_views(key: Key) -> tuple[Key, ...]:
+    kind, team, channel, agent, touchpoint = key
+    return (
+        (kind, "all"),
+        (kind, "team", team),
+        (kind, "channel", channel),
+        (kind, "agent", agent),
+        (kind, "touchpoint", touchpoint),
+    )
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+class PartitionEngine:
+    """All state of source partition number p: tickets partition p + surveys partition p
+    (co-partitioned by key)."""
+
+    def __init__(self, config: CoreConfig, partition: int) -> None:
+        self.config = config
+        self.partition = partition
+        self._params = DeriveParams(
+            config.slice_ms, config.frt_target_ms, dict(config.frt_target_by_priority)
+        )
+        ctx = AggContext(
+            LogMapping(config.sketch_relative_accuracy), tuple(config.histogram_buckets_ms)
+        )
+        self.ctx = ctx
+        nb = len(config.histogram_buckets_ms) + 1
+        s = config.slice_ms
+        self.tickets_store: SliceStore[TicketAgg] = SliceStore(
+            s, ctx, lambda: TicketAgg(nb), TicketAgg.from_json, _ticket_views
+        )
+        self.agents_store: SliceStore[AgentAgg] = SliceStore(
+            s, ctx, AgentAgg, AgentAgg.from_json, _agent_views
+        )
+        self.surveys_store: SliceStore[SurveyAgg] = SliceStore(
+            s, ctx, SurveyAgg, SurveyAgg.from_json, _survey_views
+        )
+        self._nb = nb
+        self.guard = LabelGuard(config)
+        self._st: dict[str, int | None] = {TICKETS: None, SURVEYS: None}
+        self._outcomes: dict[str, dict[str, int]] = {r: {o: 0 for o in Outcome} for r in ROLES}
+        self._tickets: dict[str, TicketState] = {}
+        self._tombs: dict[str, tuple[int, Attribution]] = {}
+        self._expiry_buckets: dict[int, set[str]] = {}
+        self._expiry_heap: list[int] = []
+        self._bucket_of: dict[str, int] = {}
+        self._deadlines: list[tuple[int, str]] = []
+        self._open: set[str] = set()
+        self._dedup: dict[str, int] = {}
+        self._dedup_slices: dict[int, set[str]] = {}
+        self._dedup_evicted = -(2**62)
+        self._parked: dict[str, SurveyResponse] = {}
+        self._park_heap: list[tuple[int, str]] = []
+        self._cum_tickets: dict[Key, TicketAgg] = {}
+        self._cum_surveys: dict[str, list[int]] = {}
+        self.dropped_contributions = 0
+        self._dirty: set[str] = {"m"}
+
+    # ------------------------------------------------------------------ input
+
+    def stream_time(self, role: str) -> int | None:
+        return self._st[role]
+
+    def apply(self, role: str, event: Event) -> Outcome:
+        if role == TICKETS:
+            if isinstance(event, SurveyResponse):
+                raise ValueError("a survey event on the tickets role")
+            outcome = self._apply_ticket(event)
+        elif role == SURVEYS:
+            if not isinstance(event, SurveyResponse):
+                raise ValueError("a ticket event on the surveys role")
+            outcome = self._apply_survey(event)
+        else:
+            raise ValueError(f"unknown role {role!r}")
+        self._outcomes[role][outcome] += 1
+        self._dirty.add("m")
+        return outcome
+
+    def end_of_stream(self) -> None:
+        """The input is complete (batch report): attribute every parked survey now.
+
+        Not needed live, where the tickets stream keeps advancing."""
+        while self._park_heap:
+            _, eid = heapq.heappop(self._park_heap)
+            self._release(eid)
+        self._seal_surveys()
+
+    def _apply_ticket(self, e: TicketEvent) -> Outcome:
+        cfg = self.config
+        st = self._st[TICKETS]
+        late = st is not None and e.ts < st - cfg.lateness_ms
+        tid = e.ticket_id
+        state = self._tickets.get(tid)
+        if state is not None and st is not None and state.expiry < st:
+            self._drop(tid, state)
+            state = None
+        if state is None:
+            if tid in self._tombs:
+                # A finished (closed or expired) ticket: nothing can change any more.
+                return Outcome.LATE if late else Outcome.APPLIED
+            if late and st is not None and st - e.ts > cfg.retention_ms:
+                return Outcome.LATE
+            state = self._tickets[tid] = TicketState()
+        elif e.event_id in state.ids:
+            return Outcome.DUPLICATE
+        state.insert(e, late)
+        advanced = False
+        if not late and (st is None or e.ts > st):
+            self._st[TICKETS] = e.ts
+            advanced = True
+        self._recompute(tid, state)
+        if advanced:
+            self._on_tickets_time()
+        return Outcome.LATE if late else Outcome.APPLIED
+
+    def _recompute(self, tid: str, state: TicketState, apply: bool = True) -> None:
+        st = self._st[TICKETS]
+        admit = self.guard.admit
+        if state.late:
+            view, _, _ = derive(state.events, self._params, st, None)
+            ontime = [e for e in state.events if e.event_id not in state.late]
+            _, contribs, pending = derive(ontime, self._params, st, admit)
+        else:
+            view, contribs, pending = derive(state.events, self._params, st, admit)
+        if view.created_ts is not None:
+            # Admit the labels gauges will show (a late transfer adds no contribution).
+            admit("team", view.team or UNKNOWN)
+            admit("channel", view.channel or UNKNOWN)
+        if view.assignee is not None:
+            admit("agent", view.assignee)
+        state.view = view
+        if apply:
+            self._apply_diff(state.contribs, contribs)
+            self._dirty.add("t:" + tid)
+        state.contribs = contribs
+        state.pending = pending
+        if pending is not None and state.pushed != pending:
+            heapq.heappush(self._deadlines, (pending, tid))
+            state.pushed = pending
+        if view.is_open:
+            self._open.add(tid)
+        else:
+            self._open.discard(tid)
+        if view.closed_ts is not None:
+            expiry = view.closed_ts + self.config.lateness_ms
+            if pending is not None:
+                expiry = max(expiry, pending)
+        else:
+            expiry = view.last_ts + self.config.retention_ms
+        if expiry != state.expiry or tid not in self._bucket_of:
+            state.expiry = expiry
+            self._schedule_expiry(tid, expiry)
+
+    def _apply_diff(self, old: list[Contribution], new: list[Contribution]) -> None:
+        if old == new:
+            return
+        n = len(old)
+        if len(new) >= n and new[:n] == old:
+            for c in new[n:]:
+                self._add(c, 1)
+            return
+        before, after = Counter(old), Counter(new)
+        for c in (before - after).elements():
+            self._add(c, -1)
+        for c in (after - before).elements():
+            self._add(c, 1)
+
+    def _add(self, c: Contribution, sign: int) -> None:
+        store, start, key, fld, value = c
+        target = self.agents_store if store == AGENT_STORE else self.tickets_store
+        if not target.add(start, key, fld, value, sign):
+            self.dropped_contributions += 1
+
+    def _on_tickets_time(self) -> None:
+        st = self._st[TICKETS]
+        assert st is not None
+        cfg = self.config
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] < st:
+            d, tid = heapq.heappop(deadlines)
+            state = self._tickets.get(tid)
+            if state is None or state.pushed != d:
+                continue
+            state.pushed = None
+            if state.pending == d:
+                self._recompute(tid, state)
+        heap = self._park_heap
+        released = False
+        while heap and heap[0][0] + cfg.lateness_ms < st:
+            _, eid = heapq.heappop(heap)
+            self._release(eid)
+            released = True
+        self._sweep_expiry(st)
+        upto = cfg.slice_of(st - cfg.lateness_ms)
+        if upto > self.tickets_store.sealed:
+            self._fold_tickets(self.tickets_store.seal(upto))
+            self.agents_store.seal(upto)
+            evict = self._evict_before(st)
+            self.tickets_store.evict(evict)
+            self.agents_store.evict(evict)
+        if released:
+            self._seal_surveys()
+
+    def _evict_before(self, st: int) -> int:
+        cfg = self.config
+        return (
+            cfg.slice_of(st) - cfg.longest_window_ms + cfg.slice_ms
+            - _EVICT_MARGIN_SLICES * cfg.slice_ms
+        )  # fmt: skip
+
+    def _fold_tickets(self, sealed: list[tuple[int, dict[Key, TicketAgg]]]) -> None:
+        cum = self._cum_tickets
+        for _, sl in sealed:
+            for key, agg in sl.items():
+                mine = cum.get(key)
+                if mine is None:
+                    mine = cum[key] = TicketAgg(self._nb, with_sketch=False)
+                mine.merge(agg)
+        if sealed:
+            self._dirty.add("c")
+
+    # -- ticket expiry --
+
+    def _schedule_expiry(self, tid: str, expiry: int) -> None:
+        bucket = expiry // _EXPIRY_BUCKET_MS
+        old = self._bucket_of.get(tid)
+        if old == bucket:
+            return
+        if old is not None:
+            members = self._expiry_buckets.get(old)
+            if members is not None:
+                members.discard(tid)
+        members = self._expiry_buckets.get(bucket)
+        if members is None:
+            members = self._expiry_buckets[bucket] = set()
+            heapq.heappush(self._expiry_heap, bucket)
+        members.add(tid)
+        self._bucket_of[tid] = bucket
+
+    def _sweep_expiry(self, st: int) -> None:
+        heap = self._expiry_heap
+        while heap and (heap[0] + 1) * _EXPIRY_BUCKET_MS <= st:
+            bucket = heapq.heappop(heap)
+            for tid in sorted(self._expiry_buckets.pop(bucket, ())):
+                del self._bucket_of[tid]
+                state = self._tickets.get(tid)
+                if state is not None:
+                    if state.expiry < st:
+                        self._drop(tid, state)
+                    else:
+                        self._schedule_expiry(tid, state.expiry)
+                    continue
+                tomb = self._tombs.get(tid)
+                if tomb is not None:
+                    if tomb[0] < st:
+                        del self._tombs[tid]
+                        self._dirty.add("t:" + tid)
+                    else:
+                        self._schedule_expiry(tid, tomb[0])
+
+    def _drop(self, tid: str, state: TicketState) -> None:
+        """Replace a finished ticket by a tombstone: enough to attribute its surveys
+        and to recognise its stragglers, for one more retention period."""
+        st = self._st[TICKETS]
+        assert st is not None
+        del self._tickets[tid]
+        self._open.discard(tid)
+        expiry = st + self.config.retention_ms
+        self._tombs[tid] = (expiry, state.view.attribution())
+        self._bucket_of.pop(tid, None)
+        self._schedule_expiry(tid, expiry)
+        self._dirty.add("t:" + tid)
+
+    # -- surveys --
+
+    def _apply_survey(self, e: SurveyResponse) -> Outcome:
+        cfg = self.config
+        if e.event_id in self._dedup:
+            return Outcome.DUPLICATE
+        st = self._st[SURVEYS]
+        if st is not None and e.ts < st - cfg.lateness_ms:
+            return Outcome.LATE
+        s = cfg.slice_of(e.ts)
+        self._dedup[e.event_id] = s
+        self._dedup_slices.setdefault(s, set()).add(e.event_id)
+        self._dirty.add(f"D:{s}")
+        if st is None or e.ts > st:
+            self._st[SURVEYS] = st = e.ts
+        needs = e.ticket_id is not None and (
+            e.team is None or e.agent_id is None or e.channel is None
+        )
+        st_t = self._st[TICKETS]
+        if needs and (st_t is None or st_t <= e.ts + cfg.lateness_ms):
+            self._parked[e.event_id] = e
+            heapq.heappush(self._park_heap, (e.ts, e.event_id))
+            self._dirty.add("P:" + e.event_id)
+        else:
+            self._attribute(e)
+        heap = self._park_heap
+        while heap and st - heap[0][0] > cfg.survey_park_max_ms:
+            _, eid = heapq.heappop(heap)
+            self._release(eid)
+        evict = cfg.slice_of(st - cfg.retention_ms)
+        if evict > self._dedup_evicted:
+            for old in [x for x in self._dedup_slices if x < evict]:
+                for eid in self._dedup_slices.pop(old):
+                    del self._dedup[eid]
+                self._dirty.add(f"D:{old}")
+            self._dedup_evicted = evict
+        self._seal_surveys()
+        return Outcome.APPLIED
+
+    def _release(self, eid: str) -> None:
+        e = self._parked.pop(eid)
+        self._dirty.add("P:" + eid)
+        self._attribute(e)
+
+    def attribution_of(self, ticket_id: str) -> Attribution | None:
+        state = self._tickets.get(ticket_id)
+        if state is not None:
+            return state.view.attribution()
+        tomb = self._tombs.get(ticket_id)
+        return tomb[1] if tomb is not None else None
+
+    def _attribute(self, e: SurveyResponse) -> None:
+        team, agent, channel = e.team, e.agent_id, e.channel
+        if e.ticket_id is not None and (team is None or agent is None or channel is None):
+            att = self.attribution_of(e.ticket_id)
+            if att is not None:
+                t2, a2, c2 = att.at(e.ts)
+                team, agent, channel = team or t2, agent or a2, channel or c2
+        admit = self.guard.admit
+        key = (
+            e.survey.value,
+            admit("team", team or UNKNOWN),
+            admit("channel", channel or UNKNOWN),
+            admit("agent", agent or UNKNOWN),
+            admit("touchpoint", e.touchpoint or UNKNOWN),
+        )
+        if not self.surveys_store.add(self.config.slice_of(e.ts), key, e.score, 1, 1):
+            self.dropped_contributions += 1
+
+    def _seal_surveys(self) -> None:
+        st = self._st[SURVEYS]
+        if st is None:
+            return
+        cfg = self.config
+        frontier = st - cfg.lateness_ms
+        if self._park_heap:
+            frontier = min(frontier, self._park_heap[0][0])
+        upto = cfg.slice_of(frontier)
+        sealed = self.surveys_store.seal(upto)
+        if sealed:
+            for _, sl in sealed:
+                for key, agg in sl.items():
+                    cum = self._cum_surveys.setdefault(key[0], [0] * 11)
+                    for i, c in enumerate(agg.counts):
+                        cum[i] += c
+            self._dirty.add("c")
+        self.surveys_store.evict(self._evict_before(st))
+
+    # ------------------------------------------------------------ persistence
+
+    def _meta_json(self) -> dict[str, Any]:
+        return {
+            "st": [self._st[TICKETS], self._st[SURVEYS]],
+            "o": {r: [self._outcomes[r][o] for o in Outcome] for r in ROLES},
+            "sealed": [self.tickets_store.sealed, self.surveys_store.sealed],
+            "dd": self._dedup_evicted,
+            "dropped": self.dropped_contributions,
+        }
+
+    def _cum_json(self) -> dict[str, Any]:
+        return {
+            "t": [[list(k), a.to_json()] for k, a in sorted(self._cum_tickets.items())],
+            "s": {k: v for k, v in sorted(self._cum_surveys.items())},
+        }
+
+    def _value(self, key: str) -> object | None:
+        if key == "m":
+            return self._meta_json()
+        if key == "c":
+            return self._cum_json()
+        tag, _, rest = key.partition(":")
+        if tag == "t":
+            state = self._tickets.get(rest)
+            if state is not None:
+                return state.to_json()
+            tomb = self._tombs.get(rest)
+            return {"x": tomb[0], "a": tomb[1].to_json()} if tomb is not None else None
+        if tag == "D":
+            ids = self._dedup_slices.get(int(rest))
+            return sorted(ids) if ids else None
+        if tag == "P":
+            e = self._parked.get(rest)
+            return encode_event(e) if e is not None else None
+        raise KeyError(key)
+
+    def drain_dirty(self) -> dict[str, bytes | None]:
+        """Serialized state keys changed since the last drain (None = deleted).
+
+        Keys: `m` meta (stream times, outcome counts, frontiers), `c` cumulative
+        counters, `l` admitted labels, `t:<ticket>` a ticket or its tombstone,
+        `T:/A:/S:<slice start>` a slice of ticket / agent / survey aggregates,
+        `D:<slice start>` survey ids seen in a slice (dedup), `P:<event>` a parked
+        survey. Values are deterministic compact JSON."""
+        out: dict[str, bytes | None] = {}
+        for key in self._dirty:
+            value = self._value(key)
+            out[key] = None if value is None else _dumps(value)
+        self._dirty.clear()
+        for tag, store in (
+            ("T", self.tickets_store),
+            ("A", self.agents_store),
+            ("S", self.surveys_store),
+        ):
+            for start in store.dirty:
+                value = store.slice_json(start)
+                out[f"{tag}:{start}"] = None if not value else _dumps(value)
+            store.dirty.clear()
+        if self.guard.dirty:
+            out["l"] = _dumps(self.guard.to_json())
+            self.guard.dirty = False
+        return out
+
+    @classmethod
+    def restore(
+        cls, config: CoreConfig, partition: int, items: Iterable[tuple[str, bytes]]
+    ) -> PartitionEngine:
+        """Rebuild the exact state from the latest value of every key."""
+        eng = cls(config, partition)
+        latest: dict[str, Any] = {}
+        for key, raw in items:
+            latest[key] = json.loads(raw)
+        meta = latest.get("m")
+        if meta is not None:
+            eng._st[TICKETS], eng._st[SURVEYS] = meta["st"]
+            for r in ROLES:
+                eng._outcomes[r] = dict(zip(list(Outcome), meta["o"][r], strict=True))
+            eng.tickets_store.sealed = eng.agents_store.sealed = meta["sealed"][0]
+            eng.surveys_store.sealed = meta["sealed"][1]
+            eng._dedup_evicted = meta["dd"]
+            eng.dropped_contributions = meta["dropped"]
+        if "l" in latest:
+            eng.guard.load(latest["l"])
+        if "c" in latest:
+            for k, v in latest["c"]["t"]:
+                eng._cum_tickets[tuple(k)] = TicketAgg.from_json(v)
+            eng._cum_surveys = {k: [int(x) for x in v] for k, v in latest["c"]["s"].items()}
+        stores: dict[str, SliceStore[Any]] = {
+            "T": eng.tickets_store,
+            "A": eng.agents_store,
+            "S": eng.surveys_store,
+        }
+        for key, value in latest.items():
+            tag, _, rest = key.partition(":")
+            if tag in stores:
+                stores[tag].load_slice(int(rest), value)
+            elif tag == "D":
+                s = int(rest)
+                eng._dedup_slices[s] = set(value)
+                for eid in value:
+                    eng._dedup[eid] = s
+            elif tag == "P":
+                e = decode_event(value)
+                assert isinstance(e, SurveyResponse)
+                eng._parked[e.event_id] = e
+                eng._park_heap.append((e.ts, e.event_id))
+        heapq.heapify(eng._park_heap)
+        for key in sorted(k for k in latest if k.startswith("t:")):
+            tid, value = key[2:], latest[key]
+            if "x" in value:
+                eng._tombs[tid] = (int(value["x"]), Attribution.from_json(value["a"]))
+                eng._schedule_expiry(tid, int(value["x"]))
+                continue
+            state = eng._tickets[tid] = TicketState()
+            late = set(value.get("l", ()))
+            for raw in value["e"]:
+                e = decode_event(raw)
+                assert not isinstance(e, SurveyResponse)
+                state.insert(e, e.event_id in late)
+            eng._recompute(tid, state, apply=False)
+        for store in (eng.tickets_store, eng.agents_store):
+            st = eng._st[TICKETS]
+            store.evicted = eng._evict_before(st) if st is not None else store.evicted
+            store.dirty.clear()
+        st_s = eng._st[SURVEYS]
+        if st_s is not None:
+            eng.surveys_store.evicted = eng._evict_before(st_s)
+        eng.surveys_store.dirty.clear()
+        eng._dirty.clear()
+        eng.guard.dirty = False
+        return eng
+
+
+# ================================================================ evaluation
+
+
+@dataclass(frozen=True, slots=True)
+class KpiValue:
+    """One windowed KPI. Base units: seconds, ratios 0-1, NPS -100..100.
+
+    `value` is None when undefined (a ratio or mean of nothing)."""
+
+    name: str
+    window: str
+    labels: Mapping[str, str]
+    value: float | None
+    n: int | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    below_min_sample: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A gauge or an all-time counter value."""
+
+    name: str
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramValue:
+    """Classic cumulative histogram: `buckets` are (upper bound in s, cumulative count),
+    the last bound being +inf."""
+
+    name: str
+    labels: Mapping[str, str]
+    buckets: tuple[tuple[float, int], ...]
+    sum: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    at_ms: int | None
+    windows: tuple[str, ...]
+    kpis: tuple[KpiValue, ...] = ()
+    gauges: tuple[Sample, ...] = ()
+    counters: tuple[Sample, ...] = ()
+    histograms: tuple[HistogramValue, ...] = ()
+
+    def kpi(self, name: str, window: str, **labels: str) -> KpiValue:
+        """The KPI with exactly these labels (tests and the report use it)."""
+        for k in self.kpis:
+            if k.name == name and k.window == window and dict(k.labels) == labels:
+                return k
+        raise KeyError((name, window, labels))
+
+    def sample(self, kind: str, name: str, **labels: str) -> float:
+        for s in self.gauges if kind == "gauge" else self.counters:
+            if s.name == name and dict(s.labels) == labels:
+                return s.value
+        raise KeyError((kind, name, labels))
+
+
+_QS = (0.5, 0.9, 0.99)
+_DIM_OF_VIEW = {"team": "team", "channel": "channel", "agent": "agent", "touchpoint": "touchpoint"}
+
+
+def _merge_into(target: dict[Key, Any], source: Mapping[Key, Any]) -> None:
+    for k, v in source.items():
+        mine = target.get(k)
+        if mine is None:
+            target[k] = v
+        else:
+            mine.merge(v)
+
+
+@dataclass
+class _Caps:
+    maps: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __call__(self, dim: str, value: str) -> str:
+        m = self.maps.get(dim)
+        if m is None:
+            return value
+        return m.get(value, OTHER)
+
+
+def _cap_view(view: Key, caps: _Caps) -> Key:
+    """Capped form of a ticket/survey view key (the last element is the label value)."""
+    if view[0] in _DIM_OF_VIEW:
+        return (view[0], caps(view[0], view[1]))
+    if len(view) == 3 and view[1] in _DIM_OF_VIEW:
+        return (view[0], view[1], caps(view[1], view[2]))
+    return view
+
+
+def _labels(view: Key) -> dict[str, str]:
+    """{} for an all-teams view, {dim: value} otherwise (survey views drop the kind)."""
+    if view[0] in ("all", "team", "channel", "priority", "agent", "touchpoint"):
+        return {} if view[0] == "all" else {view[0]: view[1]}
+    return {} if view[1] == "all" else {view[1]: view[2]}
+
+
+def evaluate(engines: Sequence[PartitionEngine], at_ms: int | None = None) -> Evaluation:
+    """Every KPI for every window and dimension, gauges, and all-time counters.
+
+    `at_ms` None = the largest stream time of any engine and role."""
+    if not engines:
+        return Evaluation(None, ())
+    cfg = engines[0].config
+    windows = tuple(window_label(w) for w in cfg.windows_ms)
+    if at_ms is None:
+        times = [t for e in engines for t in e._st.values() if t is not None]
+        at_ms = max(times) if times else None
+    counters, histograms = _counters(engines, cfg)
+    if at_ms is None:
+        return Evaluation(None, windows, (), (), tuple(counters), tuple(histograms))
+    end = cfg.slice_of(at_ms) + cfg.slice_ms
+    per_window: list[tuple[str, dict[Key, TicketAgg], dict[Key, AgentAgg], dict[Key, SurveyAgg]]]
+    per_window = []
+    for w in cfg.windows_ms:
+        tv: dict[Key, TicketAgg] = {}
+        av: dict[Key, AgentAgg] = {}
+        sv: dict[Key, SurveyAgg] = {}
+        for eng in engines:
+            _merge_into(tv, eng.tickets_store.window_views(w, end))
+            _merge_into(av, eng.agents_store.window_views(w, end))
+            _merge_into(sv, eng.surveys_store.window_views(w, end))
+        per_window.append((window_label(w), tv, av, sv))
+    backlog = _backlog(engines, at_ms)
+    # Read-time top-N: rank on the longest window plus the backlog.
+    longest = per_window[cfg.windows_ms.index(cfg.longest_window_ms)]
+    weights: dict[str, Counter[str]] = {d: Counter() for d in CAPPED_DIMENSIONS}
+    for view, agg in longest[1].items():
+        if view[0] in ("team", "channel"):
+            weights[view[0]][view[1]] += agg.weight()
+    for view, aagg in longest[2].items():
+        if view[0] == "agent":
+            weights["agent"][view[1]] += aagg.weight()
+    for view, sagg in longest[3].items():
+        if view[1] in _DIM_OF_VIEW:
+            weights[view[1]][view[2]] += sagg.weight()
+    for (dim, value), n in backlog.weights.items():
+        weights[dim][value] += n
+    caps = _Caps({d: top_n_caps(weights[d], cfg.top_n.get(d)) for d in CAPPED_DIMENSIONS})
+    kpis: list[KpiValue] = []
+    t_universe: set[Key] = {("all",)}
+    s_universe: set[Key] = {(k.value, "all") for k in SurveyKind}
+    a_universe: set[str] = set()
+    for _, tv, av, sv in per_window:
+        t_universe.update(_cap_view(v, caps) for v in tv)
+        s_universe.update(_cap_view(v, caps) for v in sv)
+        a_universe.update(caps("agent", v[1]) for v in av if v[0] == "agent")
+    for wl, tv, av, sv in per_window:
+        kpis.extend(_ticket_kpis(wl, tv, av, caps, t_universe, cfg))
+        kpis.extend(_agent_kpis(wl, av, caps, a_universe))
+        kpis.extend(_survey_kpis(wl, sv, caps, s_universe, cfg))
+    gauges = backlog.samples(caps, cfg)
+    for eng in engines:
+        for role in ROLES:
+            st = eng._st[role]
+            if st is not None:
+                labels = {"role": role, "partition": str(eng.partition)}
+                gauges.append(Sample("stream_time_seconds", labels, st / 1000.0))
+    gauges.append(Sample("surveys_parked", {}, float(sum(len(e._parked) for e in engines))))
+    gauges.append(Sample("tickets_tracked", {}, float(sum(len(e._tickets) for e in engines))))
+    return Evaluation(
+        at_ms, windows, tuple(kpis), tuple(gauges), tuple(counters), tuple(histograms)
+    )
+
+
+def _dist_kpis(
+    prefix: str, agg: TicketAgg, idx: int, wl: str, labels: dict[str, str], mapping: LogMapping
+) -> list[KpiValue]:
+    d = agg.dists[idx]
+    mean = d.total / d.n / 1000.0 if d.n else None
+    assert d.sketch is not None
+    qs = d.sketch.quantiles(_QS, mapping)
+    out = [
+        KpiValue(f"{prefix}_count", wl, labels, float(d.n), n=d.n),
+        KpiValue(f"{prefix}_mean_seconds", wl, labels, mean, n=d.n),
+    ]
+    for q, v in zip(("p50", "p90", "p99"), qs, strict=True):
+        out.append(
+            KpiValue(f"{prefix}_{q}_seconds", wl, labels, None if v is None else v / 1000.0, n=d.n)
+        )
+    return out
+
+
+def _ticket_kpis(
+    wl: str,
+    tv: dict[Key, TicketAgg],
+    av: dict[Key, AgentAgg],
+    caps: _Caps,
+    universe: set[Key],
+    cfg: CoreConfig,
+) -> list[KpiValue]:
+    nb = len(cfg.histogram_buckets_ms) + 1
+    capped: dict[Key, TicketAgg] = {}
+    for view, agg in tv.items():
+        cv = _cap_view(view, caps)
+        mine = capped.get(cv)
+        if mine is None:
+            capped[cv] = agg
+        else:
+            mine.merge(agg)
+    # Distinct active agents (raw ids: top-N must not merge people) per capped team.
+    agents_all = {v[1] for v, a in av.items() if v[0] == "agent" and not a.is_empty()}
+    agents_by_team: dict[str, set[str]] = {}
+    for v, a in av.items():
+        if v[0] == "ta" and not a.is_empty():
+            agents_by_team.setdefault(caps("team", v[1]), set()).add(v[2])
+    mapping = LogMapping(cfg.sketch_relative_accuracy)
+    out: list[KpiValue] = []
+    for view in sorted(universe):
+        agg = capped.get(view) or TicketAgg(nb)
+        labels = _labels(view)
+        c = agg.counts
+        first_solves = agg.dists[RESOLUTION].n
+        met, breached = c[SLA_MET], c[SLA_BREACHED]
+        out.append(KpiValue("tickets_created", wl, labels, float(c[CREATED])))
+        out.append(KpiValue("contacts", wl, labels, float(c[CREATED] + c[CUSTOMER_MSGS])))
+        out.extend(_dist_kpis("frt", agg, 0, wl, labels, mapping))
+        out.append(KpiValue("frt_sla_met", wl, labels, float(met)))
+        out.append(KpiValue("frt_sla_breached", wl, labels, float(breached)))
+        out.append(
+            KpiValue("frt_sla_compliance", wl, labels, ratio(met, met + breached), n=met + breached)
+        )
+        out.extend(_dist_kpis("resolution", agg, 1, wl, labels, mapping))
+        out.extend(_dist_kpis("wait", agg, 2, wl, labels, mapping))
+        out.append(KpiValue("first_solves", wl, labels, float(first_solves)))
+        out.append(
+            KpiValue("fcr", wl, labels, ratio(c[ONE_TOUCH], first_solves), n=first_solves)
+        )
+        out.append(KpiValue("solves", wl, labels, float(c[SOLVES])))
+        out.append(KpiValue("reopens", wl, labels, float(c[REOPENS])))
+        out.append(
+            KpiValue("reopen_rate", wl, labels, ratio(c[REOPENS], c[SOLVES]), n=c[SOLVES])
+        )
+        if view[0] in ("all", "team"):
+            active = agents_all if view[0] == "all" else agents_by_team.get(view[1], set())
+            out.append(KpiValue("active_agents", wl, labels, float(len(active))))
+            out.append(
+                KpiValue(
+                    "tickets_per_agent", wl, labels, ratio(first_solves, len(active)),
+                    n=len(active),
+                )
+            )
+    return out
+
+
+def _agent_kpis(
+    wl: str, av: dict[Key, AgentAgg], caps: _Caps, universe: set[str]
+) -> list[KpiValue]:
+    per: dict[str, list[int]] = {a: [0, 0] for a in universe}
+    for v, a in av.items():
+        if v[0] == "agent":
+            counts = per.setdefault(caps("agent", v[1]), [0, 0])
+            counts[0] += a.counts[A_REPLIES]
+            counts[1] += a.counts[A_SOLVES]
+    out: list[KpiValue] = []
+    for agent in sorted(per):
+        replies, solves = per[agent]
+        out.append(KpiValue("agent_replies", wl, {"agent": agent}, float(replies)))
+        out.append(KpiValue("agent_solves", wl, {"agent": agent}, float(solves)))
+    return out
+
+
+_SURVEY_KPIS = {
+    SurveyKind.CSAT: ("csat", "csat_mean"),
+    SurveyKind.NPS: ("nps", None),
+    SurveyKind.CES: ("ces", "ces_mean"),
+}
+
+
+def _survey_kpis(
+    wl: str, sv: dict[Key, SurveyAgg], caps: _Caps, universe: set[Key], cfg: CoreConfig
+) -> list[KpiValue]:
+    capped: dict[Key, SurveyAgg] = {}
+    for view, agg in sv.items():
+        cv = _cap_view(view, caps)
+        mine = capped.get(cv)
+        if mine is None:
+            capped[cv] = agg
+        else:
+            mine.merge(agg)
+    out: list[KpiValue] = []
+    for view in sorted(universe):
+        kind = SurveyKind(view[0])
+        agg = capped.get(view) or SurveyAgg()
+        stats = survey_stats(kind, agg.counts, cfg.min_sample)
+        labels = _labels(view)
+        share_name, mean_name = _SURVEY_KPIS[kind]
+        out.append(
+            KpiValue(
+                share_name, wl, labels, stats.value, n=stats.n, ci_low=stats.ci_low,
+                ci_high=stats.ci_high, below_min_sample=stats.below_min_sample,
+            )
+        )
+        if mean_name is not None:
+            out.append(
+                KpiValue(
+                    mean_name, wl, labels, stats.mean, n=stats.n,
+                    below_min_sample=stats.below_min_sample,
+                )
+            )
+    return out
+
+
+@dataclass
+class _Backlog:
+    """Open-ticket gauges by raw (team, channel, priority), plus per-agent open assigned."""
+
+    rows: list[tuple[str, str, str, int, bool, bool, int]] = field(default_factory=list)
+    agents: Counter[str] = field(default_factory=Counter)
+    weights: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def samples(self, caps: _Caps, cfg: CoreConfig) -> list[Sample]:
+        width = 4 + len(cfg.at_risk_fractions)
+        views: dict[Key, list[int]] = {("all",): [0] * width}
+        for team, channel, priority, age, unassigned, unanswered, target in self.rows:
+            row_views: tuple[Key, ...] = (
+                ("all",),
+                ("team", caps("team", team)),
+                ("channel", caps("channel", channel)),
+                ("priority", priority),
+            )
+            for view in row_views:
+                v = views.setdefault(view, [0] * width)
+                v[0] += 1
+                v[1] += unassigned
+                if unanswered:
+                    v[2] += 1
+                    v[3] = max(v[3], age)
+                    for i, f in enumerate(cfg.at_risk_fractions):
+                        if f * target <= age <= target:
+                            v[4 + i] += 1
+        out: list[Sample] = []
+        for view in sorted(views):
+            v = views[view]
+            labels = _labels(view)
+            out.append(Sample("backlog_open", labels, float(v[0])))
+            out.append(Sample("backlog_unassigned", labels, float(v[1])))
+            out.append(Sample("backlog_unanswered", labels, float(v[2])))
+            out.append(Sample("oldest_unanswered_age_seconds", labels, v[3] / 1000.0))
+            for i, f in enumerate(cfg.at_risk_fractions):
+                risk_labels = {**labels, "threshold": f"{f:g}"}
+                out.append(Sample("frt_at_risk", risk_labels, float(v[4 + i])))
+        per_agent: Counter[str] = Counter()
+        for agent, n in self.agents.items():
+            per_agent[caps("agent", agent)] += n
+        for agent in sorted(per_agent):
+            out.append(Sample("agent_open_assigned", {"agent": agent}, float(per_agent[agent])))
+        return out
+
+
+def _backlog(engines: Sequence[PartitionEngine], at_ms: int) -> _Backlog:
+    b = _Backlog()
+    for eng in engines:
+        peek = eng.guard.peek
+        for tid in eng._open:
+            state = eng._tickets[tid]
+            if state.expiry < at_ms:
+                continue  # stale, only not swept yet
+            v = state.view
+            assert v.created_ts is not None
+            team = peek("team", v.team or UNKNOWN)
+            channel = peek("channel", v.channel or UNKNOWN)
+            unanswered = v.by_customer and v.first_response_ts is None
+            age = max(0, at_ms - v.created_ts)
+            target = eng.config.frt_target_for(v.priority)
+            b.rows.append(
+                (team, channel, v.priority, age, v.assignee is None, unanswered, target)
+            )
+            b.weights[("team", team)] += 1
+            b.weights[("channel", channel)] += 1
+            if v.assignee is not None:
+                agent = peek("agent", v.assignee)
+                b.agents[agent] += 1
+                b.weights[("agent", agent)] += 1
+    return b
+
+
+_COUNTERS = (
+    ("tickets_created_total", CREATED),
+    ("customer_messages_total", CUSTOMER_MSGS),
+    ("frt_sla_met_total", SLA_MET),
+    ("frt_sla_breached_total", SLA_BREACHED),
+    ("one_touch_solves_total", ONE_TOUCH),
+    ("solves_total", SOLVES),
+    ("reopens_total", REOPENS),
+)
+
+
+def _counters(
+    engines: Sequence[PartitionEngine], cfg: CoreConfig
+) -> tuple[list[Sample], list[HistogramValue]]:
+    """All-time counters (final: folded from sealed slices only, so they never decrease)."""
+    counters: list[Sample] = []
+    for role in ROLES:
+        for o in Outcome:
+            n = sum(e._outcomes[role][o] for e in engines)
+            counters.append(Sample("events_total", {"role": role, "outcome": o.value}, float(n)))
+    dropped = sum(e.dropped_contributions for e in engines)
+    counters.append(Sample("dropped_contributions_total", {}, float(dropped)))
+    merged: dict[Key, TicketAgg] = {}
+    for eng in engines:
+        for key, agg in eng._cum_tickets.items():
+            mine = merged.get(key)
+            if mine is None:
+                merged[key] = mine = TicketAgg(len(cfg.histogram_buckets_ms) + 1, False)
+            mine.merge(agg)
+    weights: dict[str, Counter[str]] = {"team": Counter(), "channel": Counter()}
+    for (team, channel, _), agg in merged.items():
+        weights["team"][team] += agg.counts[CREATED] + 1
+        weights["channel"][channel] += agg.counts[CREATED] + 1
+    caps = _Caps({d: top_n_caps(weights[d], cfg.top_n.get(d)) for d in weights})
+    capped: dict[Key, TicketAgg] = {}
+    for (team, channel, priority), agg in merged.items():
+        ck = (caps("team", team), caps("channel", channel), priority)
+        mine = capped.get(ck)
+        if mine is None:
+            capped[ck] = agg
+        else:
+            mine.merge(agg)
+    histograms: list[HistogramValue] = []
+    bounds = [b / 1000.0 for b in cfg.histogram_buckets_ms] + [float("inf")]
+    for key in sorted(capped):
+        agg = capped[key]
+        labels = {"team": key[0], "channel": key[1], "priority": key[2]}
+        for name, idx in _COUNTERS:
+            counters.append(Sample(name, labels, float(agg.counts[idx])))
+        counters.append(Sample("first_responses_total", labels, float(agg.dists[0].n)))
+        counters.append(Sample("first_solves_total", labels, float(agg.dists[RESOLUTION].n)))
+        for i, dname in enumerate(DIST_NAMES):
+            d = agg.dists[i]
+            cumulative, acc = [], 0
+            for b, c in zip(bounds, d.hist, strict=True):
+                acc += c
+                cumulative.append((b, acc))
+            histograms.append(
+                HistogramValue(f"{dname}_seconds", labels, tuple(cumulative), d.total / 1000.0, d.n)
+            )
+    surveys: dict[str, list[int]] = {}
+    for eng in engines:
+        for kind, counts in eng._cum_surveys.items():
+            mine_s = surveys.setdefault(kind, [0] * 11)
+            for i, c in enumerate(counts):
+                mine_s[i] += c
+    for kind in sorted(surveys):
+        for score, n in enumerate(surveys[kind]):
+            if n:
+                labels = {"survey": kind, "score": str(score)}
+                counters.append(Sample("survey_responses_total", labels, float(n)))
+    assert N_COUNTS == 7
+    return counters, histograms

@@ -1,0 +1,364 @@
+"""The ticket state machine: a ticket's few events, kept sorted, and what follows.
+
+A ticket has a handful of events, so instead of an incremental state machine
+that would have to undo itself when an event arrives out of order, the state
+keeps the events sorted by (ts, event_id) and `derive` recomputes everything
+from them. The same function yields the ticket's *contributions* to the
+slice aggregates; the engine applies the difference between the previous and
+the new contributions, which makes windowed KPIs order-insensitive too.
+
+Rules the catalogue leaves open, decided here (also in docs/kpis.md):
+
+* The first `ticket.created` in (ts, event_id) order is the creation; later
+  ones are ignored. Without a creation a ticket contributes nothing and is
+  not in the backlog (its timelines still serve survey attribution).
+* Event times before the creation count as the creation time (durations are
+  never negative). Events with equal times apply in event_id order.
+* `closed` is final: events after it (in sorted order) are ignored.
+* Reopen = a `solved` -> `open` transition; `solved` -> `pending`/`on_hold`
+  leaves `solved` without being a reopen. A status change to the current
+  status is no transition.
+* An agent message without `agent_id` is attributed to the assignee of the
+  moment (for per-agent replies), and counts for FRT/FCR regardless.
+* FRT SLA: met only by a public agent reply by the deadline; a ticket solved
+  or closed without one still breaches at the deadline.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.core.events import (
+    Author,
+    Creator,
+    Event,
+    Priority,
+    Status,
+    StatusChanged,
+    SurveyKind,
+    SurveyResponse,
+    TicketAssigned,
+    TicketCreated,
+    TicketEvent,
+    TicketMessage,
+)
+from stream.core.slices import (
+    A_REPLIES,
+    A_SOLVES,
+    CREATED,
+    CUSTOMER_MSGS,
+    F_FRT,
+    F_RESOLUTION,
+    F_WAIT,
+    ONE_TOUCH,
+    REOPENS,
+    SLA_BREACHED,
+    SLA_MET,
+    SOLVES,
+)
+
+#: Contribution store codes.
+TICKET_STORE, AGENT_STORE = 0, 1
+#: (store, slice start, key, field, value): one additive unit of a slice aggregate.
+Contribution = tuple[int, int, tuple[str, ...], int, int]
+Labeler = Callable[[str, str], str]
+
+WAITING_STATUSES = ("new", "open", "on_hold")
+OPEN_STATUSES = frozenset({"new", "open", "pending", "on_hold"})
+
+
+@dataclass(slots=True)
+class TicketView:
+    """Everything derived from a ticket's events (state, not contributions)."""
+
+    created_ts: int | None = None
+    by_customer: bool = True
+    team: str | None = None
+    channel: str | None = None
+    priority: str = Priority.NORMAL.value
+    status: str = "new"
+    status_since: int | None = None
+    time_in_status: dict[str, int] = field(default_factory=dict)
+    assignee: str | None = None
+    first_response_ts: int | None = None
+    first_solve_ts: int | None = None
+    public_agent_replies: int = 0
+    solves: int = 0
+    reopens: int = 0
+    closed_ts: int | None = None
+    last_ts: int = 0
+    team_tl: list[tuple[int, str]] = field(default_factory=list)
+    agent_tl: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        """In the backlog: created, and neither solved nor closed."""
+        return self.created_ts is not None and self.status in OPEN_STATUSES
+
+    def team_at(self, ts: int) -> str | None:
+        return _at(self.team_tl, ts)
+
+    def assignee_at(self, ts: int) -> str | None:
+        return _at(self.agent_tl, ts)
+
+    def attribution(self) -> Attribution:
+        return Attribution(
+            self.created_ts, self.channel, tuple(self.team_tl), tuple(self.agent_tl)
+        )
+
+
+def _at(timeline: Sequence[tuple[int, str]], ts: int) -> str | None:
+    found = None
+    for t, value in timeline:
+        if t > ts:
+            break
+        found = value
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """What a survey needs from its ticket; outlives the ticket as its tombstone."""
+
+    created_ts: int | None
+    channel: str | None
+    team_tl: tuple[tuple[int, str], ...]
+    agent_tl: tuple[tuple[int, str], ...]
+
+    def at(self, ts: int) -> tuple[str | None, str | None, str | None]:
+        """(team, agent, channel) at `ts`; nothing for a survey before the creation."""
+        if self.created_ts is None or self.created_ts > ts:
+            return None, None, None
+        return _at(self.team_tl, ts), _at(self.agent_tl, ts), self.channel
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.created_ts,
+            self.channel,
+            [list(x) for x in self.team_tl],
+            [list(x) for x in self.agent_tl],
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Attribution:
+        return cls(
+            data[0],
+            data[1],
+            tuple((int(t), str(v)) for t, v in data[2]),
+            tuple((int(t), str(v)) for t, v in data[3]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeriveParams:
+    slice_ms: int
+    frt_target_ms: int
+    frt_target_by_priority: dict[str, int]
+
+    def target(self, priority: str) -> int:
+        return self.frt_target_by_priority.get(priority, self.frt_target_ms)
+
+
+def derive(
+    events: Sequence[TicketEvent],
+    params: DeriveParams,
+    stream_time: int | None,
+    label: Labeler | None,
+) -> tuple[TicketView, list[Contribution], int | None]:
+    """Derive state, and (when `label` is given) contributions plus the pending
+    FRT deadline (the deadline still to be judged at `stream_time`, if any)."""
+    view = TicketView()
+    contribs: list[Contribution] = []
+    created: TicketCreated | None = None
+    for e in events:
+        if type(e) is TicketCreated:
+            created = e
+            break
+    c: int | None = None
+    emit = label is not None and created is not None
+    slice_ms = params.slice_ms
+    key: tuple[str, ...] = ()
+    deadline = 0
+    team_label = ""
+    if created is not None:
+        c = created.ts
+        view.created_ts = c
+        view.by_customer = created.created_by is Creator.CUSTOMER
+        view.team = created.team
+        view.channel = created.channel
+        view.priority = created.priority.value
+        view.status_since = c
+        view.team_tl.append((c, created.team))
+        deadline = c + params.target(view.priority)
+        if label is not None:
+            team_label = label("team", created.team)
+            key = (team_label, label("channel", created.channel), view.priority)
+            contribs.append((TICKET_STORE, c - c % slice_ms, key, CREATED, 1))
+    status = "new"
+    since = c
+    tis = view.time_in_status
+    before_solve = 0
+    last_ts = created.ts if created is not None else 0
+    for e in events:
+        if e.ts > last_ts:
+            last_ts = e.ts
+        if status == "closed" or e is created:
+            continue
+        t = e.ts if c is None or e.ts >= c else c
+        tp = type(e)
+        if tp is TicketMessage:
+            assert isinstance(e, TicketMessage)
+            if not e.public:
+                continue
+            if e.author is Author.CUSTOMER:
+                if emit:
+                    contribs.append((TICKET_STORE, t - t % slice_ms, key, CUSTOMER_MSGS, 1))
+            elif e.author is Author.AGENT:
+                view.public_agent_replies += 1
+                if view.first_solve_ts is None:
+                    before_solve += 1
+                s = t - t % slice_ms
+                if view.first_response_ts is None:
+                    view.first_response_ts = t
+                    if emit and view.by_customer:
+                        assert c is not None
+                        contribs.append((TICKET_STORE, s, key, F_FRT, t - c))
+                        if t <= deadline:
+                            contribs.append((TICKET_STORE, s, key, SLA_MET, 1))
+                agent = e.agent_id or view.assignee
+                if emit and agent is not None:
+                    assert label is not None
+                    akey = (team_label, label("agent", agent))
+                    contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
+        elif tp is TicketAssigned:
+            assert isinstance(e, TicketAssigned)
+            view.assignee = e.agent_id
+            view.agent_tl.append((t, e.agent_id))
+            if e.team is not None and e.team != view.team:
+                view.team = e.team
+                view.team_tl.append((t, e.team))
+                if label is not None and c is not None:
+                    team_label = label("team", e.team)
+                    key = (team_label, key[1], key[2])
+        elif tp is StatusChanged:
+            assert isinstance(e, StatusChanged)
+            new = e.status.value
+            if new == status:
+                continue
+            if since is not None:
+                tis[status] = tis.get(status, 0) + t - since
+            since = t
+            s = t - t % slice_ms
+            if new == "solved":
+                view.solves += 1
+                if emit:
+                    contribs.append((TICKET_STORE, s, key, SOLVES, 1))
+                    if view.assignee is not None:
+                        assert label is not None
+                        akey = (team_label, label("agent", view.assignee))
+                        contribs.append((AGENT_STORE, s, akey, A_SOLVES, 1))
+                if view.first_solve_ts is None:
+                    view.first_solve_ts = t
+                    if emit:
+                        assert c is not None
+                        wait = sum(tis.get(x, 0) for x in WAITING_STATUSES)
+                        contribs.append((TICKET_STORE, s, key, F_RESOLUTION, t - c))
+                        contribs.append((TICKET_STORE, s, key, F_WAIT, wait))
+                        if before_solve <= 1:
+                            contribs.append((TICKET_STORE, s, key, ONE_TOUCH, 1))
+            elif new == "open" and status == "solved":
+                view.reopens += 1
+                if emit:
+                    contribs.append((TICKET_STORE, s, key, REOPENS, 1))
+            status = new
+            if new == "closed":
+                view.closed_ts = t
+    view.status = status
+    view.status_since = since
+    view.last_ts = last_ts
+    pending: int | None = None
+    if emit and view.by_customer:
+        first = view.first_response_ts
+        if first is None or first > deadline:
+            if stream_time is not None and stream_time > deadline:
+                assert label is not None
+                team_d = view.team_at(deadline) or ""
+                dkey = (label("team", team_d), key[1], key[2])
+                ds = deadline - deadline % slice_ms
+                contribs.append((TICKET_STORE, ds, dkey, SLA_BREACHED, 1))
+            else:
+                pending = deadline
+    return view, contribs, pending
+
+
+def event_order(e: Event) -> tuple[int, str]:
+    return (e.ts, e.event_id)
+
+
+class TicketState:
+    """A live ticket: sorted events, which of them arrived late, and derivations."""
+
+    __slots__ = ("contribs", "events", "expiry", "ids", "late", "pending", "pushed", "view")
+
+    def __init__(self) -> None:
+        self.events: list[TicketEvent] = []
+        self.ids: set[str] = set()
+        self.late: set[str] = set()
+        self.view = TicketView()
+        self.contribs: list[Contribution] = []
+        self.pending: int | None = None
+        self.pushed: int | None = None  # deadline already queued in the engine's heap
+        self.expiry = 0
+
+    def insert(self, event: TicketEvent, late: bool) -> None:
+        self.ids.add(event.event_id)
+        if late:
+            self.late.add(event.event_id)
+        if not self.events or event_order(self.events[-1]) < event_order(event):
+            self.events.append(event)
+        else:
+            insort(self.events, event, key=event_order)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"e": [encode_event(e) for e in self.events]}
+        if self.late:
+            out["l"] = sorted(self.late)
+        return out
+
+
+# --- compact, deterministic event encoding for state values ------------------
+
+
+def encode_event(e: Event) -> list[Any]:
+    """Positional JSON list; never pickle (the changelog is not trusted code)."""
+    if isinstance(e, TicketCreated):
+        return ["c", e.event_id, e.ts, e.ticket_id, e.team, e.channel, e.priority.value,
+                e.customer_id, e.created_by.value]  # fmt: skip
+    if isinstance(e, TicketAssigned):
+        return ["a", e.event_id, e.ts, e.ticket_id, e.agent_id, e.team]
+    if isinstance(e, TicketMessage):
+        return ["m", e.event_id, e.ts, e.ticket_id, e.author.value, e.agent_id, e.public]
+    if isinstance(e, StatusChanged):
+        return ["s", e.event_id, e.ts, e.ticket_id, e.status.value]
+    return ["r", e.event_id, e.ts, e.survey.value, e.score, e.ticket_id, e.customer_id,
+            e.team, e.agent_id, e.channel, e.touchpoint]  # fmt: skip
+
+
+def decode_event(d: list[Any]) -> Event:
+    tag = d[0]
+    if tag == "c":
+        return TicketCreated(d[1], int(d[2]), d[3], d[4], d[5], Priority(d[6]), d[7], Creator(d[8]))
+    if tag == "a":
+        return TicketAssigned(d[1], int(d[2]), d[3], d[4], d[5])
+    if tag == "m":
+        return TicketMessage(d[1], int(d[2]), d[3], Author(d[4]), d[5], bool(d[6]))
+    if tag == "s":
+        return StatusChanged(d[1], int(d[2]), d[3], Status(d[4]))
+    if tag == "r":
+        return SurveyResponse(
+            d[1], int(d[2]), SurveyKind(d[3]), int(d[4]), d[5], d[6], d[7], d[8], d[9], d[10]
+        )
+    raise ValueError(f"unknown event tag {tag!r}")
