@@ -1,0 +1,142 @@
+"""`cxpulse replay` on the real broker: right topic, contract key, Java partition."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+
+from stream.cli import main
+from stream.core.decode import Rejection, decode, route_of
+from stream.core.events import SURVEYS, TICKETS, SurveyResponse
+
+pytestmark = pytest.mark.kafka
+
+
+def java_murmur2(data: bytes) -> int:
+    """Kafka's `Utils.murmur2`, written from the Java source, as a signed 32-bit int."""
+    m, r = 0x5BD1E995, 24
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    tail = length % 4
+    base = length - tail
+    if tail == 3:
+        h ^= data[base + 2] << 16
+    if tail >= 2:
+        h ^= data[base + 1] << 8
+    if tail >= 1:
+        h ^= data[base]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def java_partition(key: bytes, partitions: int) -> int:
+    return (java_murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def test_java_murmur2_matches_kafka_test_vectors() -> None:
+    # Expected values from Kafka's UtilsTest.testMurmur2.
+    vectors = {
+        b"21": -973932308,
+        b"foobar": -790332482,
+        b"a-little-bit-long-string": -985981536,
+        b"a-little-bit-longer-string": -1486304829,
+        b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+        b"abc": 479470107,
+    }
+    for data, expected in vectors.items():
+        assert java_murmur2(data) == expected
+
+
+async def _read_all(
+    bootstrap: str, topics: list[str], expected: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    got: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(got) < expected and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                got.extend(records)
+        for records in (await consumer.getmany(timeout_ms=1500)).values():
+            got.extend(records)  # anything beyond the expected count
+    finally:
+        await consumer.stop()
+    return got
+
+
+def test_replay_puts_every_line_on_its_topic_key_and_partition(
+    tmp_path: Path, kafka_bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
+    capture = tmp_path / "capture.jsonl"
+    args = ["simulate", "--duration", "2h", "--start", "2026-11-02T09:00:00Z", "--seed", "4"]
+    assert main([*args, "--malformed", "0.05", "--out", str(capture)]) == 0
+    lines = [line for line in capture.read_bytes().split(b"\n") if line]
+    tickets, surveys = topic_factory("rp-tickets", 4), topic_factory("rp-surveys", 3)
+
+    replay = ["replay", str(capture), "--bootstrap", kafka_bootstrap]
+    assert main([*replay, "--tickets-topic", tickets, "--surveys-topic", surveys]) == 0
+
+    records = asyncio.run(_read_all(kafka_bootstrap, [tickets, surveys], len(lines)))
+    assert Counter(r.value for r in records) == Counter(lines)
+    partitions = {tickets: 4, surveys: 3}
+    malformed = 0
+    for record in records:
+        value, key, topic = record.value, record.key, record.topic
+        assert value is not None
+        event = decode(value)
+        if isinstance(event, Rejection):
+            malformed += 1
+            role, expected_key = route_of(value)
+            assert key == expected_key
+        else:
+            role = SURVEYS if isinstance(event, SurveyResponse) else TICKETS
+            expected = event.ticket_id if event.ticket_id is not None else event.event_id
+            assert key == expected.encode()
+        assert topic == (surveys if role == SURVEYS else tickets)
+        if key is not None:
+            assert record.partition == java_partition(key, partitions[topic])
+    assert malformed > 0
+    assert {r.topic for r in records} == {tickets, surveys}
+
+
+def test_replay_speed_paces_by_event_time(
+    tmp_path: Path, kafka_bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
+    capture = tmp_path / "short.jsonl"
+    args = ["simulate", "--duration", "3m", "--start", "2026-11-02T10:00:00Z", "--seed", "2"]
+    assert main([*args, "--out", str(capture)]) == 0
+    lines = [line for line in capture.read_bytes().split(b"\n") if line]
+    spans = [e.ts for e in map(decode, lines) if not isinstance(e, Rejection)]
+    span_s = (max(spans) - min(spans)) / 1000
+    assert span_s > 60
+    topic = topic_factory("rp-paced", 1)
+    started = time.monotonic()
+    replay = ["replay", str(capture), "--bootstrap", kafka_bootstrap, "--speed", "60"]
+    assert main([*replay, "--tickets-topic", topic, "--surveys-topic", topic]) == 0
+    elapsed = time.monotonic() - started
+    assert span_s / 60 - 0.5 <= elapsed <= span_s / 60 + 10
