@@ -172,7 +172,6 @@ def format_ts(ts_ms: int) -> str:
 # Field checks: each returns the converted value or a Rejection.
 
 _Check = Callable[[str, object], object]
-_MISSING = object()
 
 
 def _json_type(value: object) -> str:
@@ -303,14 +302,15 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
-def _field(obj: dict[str, object], name: str, check: _Check, required: bool) -> object:
-    """The checked value, `_MISSING` when an optional field is absent, or a Rejection."""
-    value = obj.get(name, _MISSING)
-    if value is _MISSING:
-        return Rejection(MISSING_FIELD, f"field {name!r} is required") if required else _MISSING
-    if value is None and not required:
-        return _MISSING
-    return check(name, value)
+#: One decoder for all calls: `json.loads` with a hook builds a new one each time.
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _absent(obj: dict[str, object], name: str) -> Rejection:
+    """Why a required field read as None is refused: absent, or an explicit null."""
+    if name in obj:
+        return _wrong_type(name, "present and not null", None)
+    return Rejection(MISSING_FIELD, f"field {name!r} is required")
 
 
 def decode(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Event | Rejection:
@@ -328,7 +328,7 @@ def decode(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Event 
     except UnicodeDecodeError as exc:
         return Rejection(NOT_UTF8, f"invalid UTF-8 at byte {exc.start}")
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = _JSON.decode(text)
     except json.JSONDecodeError as exc:
         return Rejection(NOT_JSON, f"{exc.msg} at line {exc.lineno} column {exc.colno}")
     except ValueError:
@@ -341,9 +341,9 @@ def decode(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Event 
 
 
 def _decode_object(obj: dict[str, object]) -> Event | Rejection:
-    type_name = obj.get("type", _MISSING)
-    if type_name is _MISSING:
-        return Rejection(MISSING_FIELD, "field 'type' is required")
+    type_name = obj.get("type")
+    if type_name is None:
+        return _absent(obj, "type")
     if type(type_name) is not str:
         return _wrong_type("type", "a string", type_name)
     schema = _SCHEMAS.get(type_name)
@@ -351,12 +351,15 @@ def _decode_object(obj: dict[str, object]) -> Event | Rejection:
         return Rejection(UNKNOWN_TYPE, f"field 'type' must be one of {_TYPE_LIST}")
     cls, specs = schema
 
-    event_id = _field(obj, "event_id", _ID, True)
-    if isinstance(event_id, Rejection):
+    event_id = obj.get("event_id")
+    if event_id is None:
+        return _absent(obj, "event_id")
+    event_id = _ID("event_id", event_id)
+    if type(event_id) is Rejection:
         return event_id
-    ts_raw = obj.get("ts", _MISSING)
-    if ts_raw is _MISSING:
-        return Rejection(MISSING_FIELD, "field 'ts' is required")
+    ts_raw = obj.get("ts")
+    if ts_raw is None:
+        return _absent(obj, "ts")
     if type(ts_raw) is not str:
         return _wrong_type("ts", "an RFC 3339 string", ts_raw)
     ts = parse_ts(ts_raw)
@@ -365,11 +368,15 @@ def _decode_object(obj: dict[str, object]) -> Event | Rejection:
 
     kwargs: dict[str, object] = {"event_id": event_id, "ts": ts}
     for name, check, required in specs:
-        checked = _field(obj, name, check, required)
-        if isinstance(checked, Rejection):
+        value = obj.get(name)
+        if value is None:  # absent or null: optional means absent, required is refused
+            if required:
+                return _absent(obj, name)
+            continue
+        checked = check(name, value)
+        if type(checked) is Rejection:
             return checked
-        if checked is not _MISSING:
-            kwargs[name] = checked
+        kwargs[name] = checked
 
     if cls is SurveyResponse:
         kind = kwargs["survey"]
@@ -437,7 +444,7 @@ def route_of(value: bytes) -> tuple[str, bytes | None]:
     if not isinstance(event, Rejection):
         return role_of(event), key_of(event).encode("utf-8")
     try:
-        obj = json.loads(value.decode("utf-8"), parse_constant=_reject_constant)
+        obj = _JSON.decode(value.decode("utf-8"))
     except (ValueError, RecursionError):
         return TICKETS, None
     if type(obj) is not dict:
