@@ -1,0 +1,483 @@
+"""The faust shell around the core: batches in, PartitionEngines, state table out.
+
+One agent consumes the tickets and the surveys topic with
+`isolated_partitions=True`: faust runs one actor per TopicPartition, so a
+`take_events` batch always belongs to one source partition `p`, and all state
+of `p` (tickets partition `p` and surveys partition `p`, co-partitioned by
+key) lives in one in-memory `PartitionEngine`. The two actors of `p` take
+turns through a per-partition lock.
+
+Per batch: skip messages at or below the offsets recorded in `p`'s commit
+marker (re-deliveries after a crash), decode, dead-letter rejections, apply
+the rest to the engine, then write each dirty state key *once* plus the
+marker to the faust table (`persistence.PartitionStore` decides the bytes)
+and await every write's broker acknowledgement before the batch ends. Only
+then does `take_events` ack the batch to faust, so faust can never commit a
+source offset whose effect is not durable in the changelog. (faust's own
+flush-before-commit is not enough: `ProducerBuffer.flush` gives up after
+0.1 s with messages still queued, see docs/benchmarks.md.)
+
+Any failure inside a batch ends the process: the engine may then hold a
+half-applied batch, and faust's `take_events` would still ack it on the way
+out. Restarting rebuilds exactly from the table (crash-only design).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.core.deadletter import dead_letter
+from stream.core.decode import Rejection, decode
+from stream.core.events import SURVEYS, TICKETS, role_of
+from stream.settings import Settings
+from stream.worker.app import create_app
+from stream.worker.persistence import PartitionStore, Write, partition_prefix
+
+log = logging.getLogger("cxpulse.worker")
+
+ROLES = (TICKETS, SURVEYS)
+#: Reason code for a valid event on the other role's topic (the worker's own code;
+#: `decode` cannot know which topic the bytes came from).
+WRONG_TOPIC = "wrong_topic"
+
+
+class StartupError(RuntimeError):
+    """The environment does not allow starting (topics missing, partition mismatch)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def core_config(settings: Settings) -> Any:
+    """The core's `CoreConfig` from worker settings (targets file included).
+
+    The batch report builds its config from the same targets file, so the
+    worker and `cxpulse report` agree on every KPI definition.
+    """
+    from stream.core.config import DEFAULT_TOP_N, CoreConfig
+
+    kwargs: dict[str, Any] = {
+        "slice_ms": settings.slice_ms,
+        "windows_ms": settings.windows_ms,
+        "lateness_ms": settings.lateness_ms,
+        "retention_ms": settings.retention_ms,
+        "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
+    }
+    if settings.targets_file is not None:
+        import yaml
+
+        from stream.core.targets import parse_targets
+
+        with open(settings.targets_file, encoding="utf-8") as fh:
+            targets = parse_targets(yaml.safe_load(fh) or {})
+        kwargs["min_sample"] = targets.min_sample
+        kwargs["frt_target_ms"] = round(targets.frt.target_seconds * 1000)
+        kwargs["frt_target_by_priority"] = {
+            k: round(v * 1000) for k, v in targets.frt.by_priority.items()
+        }
+    return CoreConfig(**kwargs)
+
+
+def counter_name(kind: str, role: str, detail: str = "") -> str:
+    """Marker counter key, e.g. `consumed:tickets`, `deadletter:tickets:not_json`."""
+    return f"{kind}:{role}:{detail}" if detail else f"{kind}:{role}"
+
+
+async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str, int | None]:
+    """Partition count of each topic (None when it does not exist)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
+    )
+    await admin.start()
+    try:
+        # describe only existing topics: a metadata request for a missing one
+        # makes a broker with auto.create.topics.enable create it, with the
+        # default partition count (a changelog with the wrong count)
+        existing = set(await admin.list_topics())
+        wanted = [n for n in names if n in existing]
+        described = await admin.describe_topics(wanted) if wanted else []
+    finally:
+        await admin.close()
+    out: dict[str, int | None] = dict.fromkeys(names)
+    for t in described:
+        ok = t.get("error_code", 0) == 0 and t.get("partitions")
+        out[t["topic"]] = len(t["partitions"]) if ok else None
+    return out
+
+
+async def check_topics(settings: Settings) -> int:
+    """Fail clearly unless the input topics exist and are co-partitioned.
+
+    Returns the common partition count. The changelog, when it exists already,
+    must have the same count: faust would otherwise crash the agent later with
+    PartitionsMismatch, in the middle of processing.
+    """
+    names = [settings.topic_tickets, settings.topic_surveys, settings.changelog_topic]
+    counts = await topic_partitions(settings, names)
+    nt, ns = counts.get(settings.topic_tickets), counts.get(settings.topic_surveys)
+    if nt is None:
+        raise StartupError(f"topic_tickets: topic {settings.topic_tickets!r} does not exist")
+    if ns is None:
+        raise StartupError(f"topic_surveys: topic {settings.topic_surveys!r} does not exist")
+    if nt != ns:
+        raise StartupError(
+            f"topic_surveys: {settings.topic_surveys!r} has {ns} partitions but "
+            f"{settings.topic_tickets!r} has {nt}; both must have the same count "
+            "(state of a ticket is kept per partition number)"
+        )
+    nc = counts.get(settings.changelog_topic)
+    if nc is not None and nc != nt:
+        raise StartupError(
+            f"group_id: changelog topic {settings.changelog_topic!r} has {nc} partitions but "
+            f"the input topics have {nt}; use a new group_id/state_table or recreate it"
+        )
+    return nt
+
+
+class _PartitionEvent:
+    """Stands in for faust's current event while writing to the state table.
+
+    faust's RocksDB store picks the partition database from
+    `current_event().message.partition` and nothing else. Batches (and the
+    recovery repairs, which run outside any stream) write outside faust's
+    per-event context, so we set that context explicitly to the partition
+    whose state is written.
+    """
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _Msg(topic, partition)
+
+
+@dataclass(frozen=True, slots=True)
+class _Msg:
+    topic: str
+    partition: int
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass
+class PartitionStatus:
+    partition: int
+    counters: dict[str, int]
+    stream_time_ms: dict[str, int | None]
+    last_event_ms: int | None
+    lag: dict[str, int]
+
+
+@dataclass
+class WorkerStatus:
+    """What the exporter reads besides the engines (self-metrics)."""
+
+    partitions: list[PartitionStatus] = field(default_factory=list)
+    #: wall clock (s) of the last batch made durable (None before the first)
+    last_success_s: float | None = None
+    #: now - event time of the last applied event, max over partitions (s)
+    processing_delay_s: float | None = None
+    topics: dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- worker
+
+
+class Worker:
+    """Owns the faust app, the state table and the live engines of this process."""
+
+    def __init__(self, settings: Settings, partitions: int) -> None:
+        import faust
+
+        from stream.core.engine import PartitionEngine
+
+        self.settings = settings
+        self.n_partitions = partitions
+        self.config = core_config(settings)
+        self._engine_cls = PartitionEngine
+        self.app = create_app(settings)
+        self._engines: dict[int, Any] = {}
+        self._stores: dict[int, PartitionStore] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._last_event_ms: dict[int, int] = {}
+        self._last_success_s: float | None = None
+        self.role_by_topic = {settings.topic_tickets: TICKETS, settings.topic_surveys: SURVEYS}
+        self.topic_by_role = {TICKETS: settings.topic_tickets, SURVEYS: settings.topic_surveys}
+        self.batches = 0
+        self.skipped_redeliveries = 0
+        worker = self
+
+        class StateTable(faust.Table):  # type: ignore[type-arg,misc]
+            """Table whose writes are routed by key prefix and whose futures we keep.
+
+            `pending` collects the changelog futures of the current batch so the
+            batch can await its own durability (faust's Table API drops them).
+            The changelog partition is the `<p>/` prefix of the key, not the
+            current event's partition: recovery repairs run outside a stream.
+            """
+
+            pending: list[Any] = []
+
+            def partition_for_key(self, key: Any) -> int | None:
+                return int(bytes(key).split(b"/", 1)[0])
+
+            def on_key_set(self, key: Any, value: Any) -> None:
+                self.pending.append(self.send_changelog(self.partition_for_key(key), key, value))
+
+            def on_key_del(self, key: Any) -> None:
+                self.pending.append(
+                    self.send_changelog(
+                        self.partition_for_key(key), key, value=None, value_serializer="raw"
+                    )
+                )
+
+            async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
+                await super().on_recovery_completed(active_tps, standby_tps)
+                await worker._on_recovered({tp.partition for tp in active_tps})
+
+        self.table = StateTable(
+            self.app,
+            beacon=self.app.tables.beacon,
+            name=settings.state_table,
+            default=None,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=partitions,
+            help="cxpulse per-partition state (see stream.worker.persistence)",
+        )
+        self.table.pending = []
+        self.app.tables.add(self.table)  # what app.Table() does; we need our subclass
+        self.source = self.app.topic(
+            settings.topic_tickets,
+            settings.topic_surveys,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.agent(self.source, name="cxpulse-process", isolated_partitions=True)(self._agent)
+
+    # -- the narrow interface the exporter reads
+
+    def engines(self) -> Mapping[int, Any]:
+        """The live PartitionEngines of the partitions this worker owns now."""
+        return dict(self._engines)
+
+    def status(self) -> WorkerStatus:
+        now_ms = int(time.time() * 1000)
+        parts = []
+        delays = []
+        for p, store in sorted(self._stores.items()):
+            eng = self._engines.get(p)
+            st = {r: (eng.stream_time(r) if eng is not None else None) for r in ROLES}
+            last = self._last_event_ms.get(p)
+            if last is not None:
+                delays.append((now_ms - last) / 1000)
+            parts.append(PartitionStatus(p, dict(store.marker.counters), st, last, self._lag(p)))
+        return WorkerStatus(
+            partitions=parts,
+            last_success_s=self._last_success_s,
+            processing_delay_s=max(delays) if delays else None,
+            topics=dict(self.topic_by_role),
+        )
+
+    def _lag(self, p: int) -> dict[str, int]:
+        """highwater - position per role, from the live consumer (no broker call)."""
+        from faust.types import TP
+
+        out: dict[str, int] = {}
+        try:
+            consumer = self.app.consumer
+            assignment = consumer.assignment()
+        except Exception:  # consumer not started yet
+            return out
+        store = self._stores.get(p)
+        for role, topic in self.topic_by_role.items():
+            tp = TP(topic, p)
+            if tp not in assignment:
+                continue
+            try:
+                hw = consumer.highwater(tp)
+            except Exception:  # noqa: S112 - no fetch yet for this partition: no lag to report
+                continue
+            if hw is None:
+                continue
+            done = store.marker.offsets.get(role, -1) + 1 if store else 0
+            out[role] = max(0, int(hw) - done)
+        return out
+
+    # -- recovery
+
+    def _context(self, p: int) -> Any:
+        from faust.streams import _current_event
+
+        ev = _PartitionEvent(self.settings.changelog_topic, p)
+        return ev, _current_event.set(weakref.ref(ev))  # type: ignore[arg-type]
+
+    def _write(self, p: int, writes: list[Write]) -> list[Any]:
+        """Apply writes to the table (local store + changelog); return their futures."""
+        from faust.streams import _current_event
+
+        ev, token = self._context(p)
+        table = self.table
+        table.pending = []
+        try:
+            for k, v in writes:
+                if v is None:
+                    with contextlib.suppress(KeyError):  # memory store: gone locally
+                        del table[k]
+                else:
+                    table[k] = v
+        finally:
+            _current_event.reset(token)
+            del ev
+        pending, table.pending = table.pending, []
+        return pending
+
+    def _partition_items(self, p: int) -> list[tuple[bytes, bytes | None]]:
+        prefix = partition_prefix(p)
+        return [(bytes(k), v) for k, v in self.table.data.items() if bytes(k).startswith(prefix)]
+
+    async def _on_recovered(self, partitions: set[int]) -> None:
+        for p in sorted(partitions):
+            lock = self._locks.setdefault(p, asyncio.Lock())
+            async with lock:
+                if p not in self._engines:
+                    await self._restore(p)
+
+    async def _restore(self, p: int) -> None:
+        t0 = time.monotonic()
+        store, rec = PartitionStore.recover(p, self._partition_items(p))
+        engine = self._engine_cls.restore(self.config, p, rec.items.items())
+        await self._await(self._write(p, rec.repairs))
+        self._stores[p] = store
+        self._engines[p] = engine
+        log.info(
+            "partition %d restored: %d keys, %d reverted, %d re-sent, seq %d, %.2fs",
+            p,
+            len(rec.items),
+            rec.reverted,
+            rec.resent,
+            store.marker.seq,
+            time.monotonic() - t0,
+        )
+
+    async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
+        for tp in revoked:
+            p = tp.partition
+            if tp.topic not in self.role_by_topic or p not in self._engines:
+                continue
+            async with self._locks.setdefault(p, asyncio.Lock()):
+                self._engines.pop(p, None)
+                self._stores.pop(p, None)
+                self._last_event_ms.pop(p, None)
+                log.info("partition %d revoked, engine dropped", p)
+
+    # -- processing
+
+    async def _agent(self, stream: Any) -> None:
+        s = self.settings
+        async for events in stream.take_events(s.batch_size, within=s.batch_timeout_ms / 1000):
+            if events:
+                try:
+                    await self._batch(events)
+                except asyncio.CancelledError:
+                    raise
+                except BaseException:
+                    log.exception("batch failed; exiting so the state is rebuilt exactly")
+                    logging.shutdown()
+                    os._exit(70)
+
+    async def _await(self, futures: list[Any]) -> None:
+        """Wait until every write is acknowledged, even if we are cancelled meanwhile.
+
+        Cancellation (shutdown, revocation) must not cut a batch short: faust
+        acks the batch's messages on the way out regardless, so its writes
+        have to land first.
+        """
+        if not futures:
+            return
+        done = asyncio.ensure_future(asyncio.gather(*futures))
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await done
+            raise
+
+    async def _batch(self, events: list[Any]) -> None:
+        first = events[0].message
+        p, role = first.partition, self.role_by_topic[first.topic]
+        lock = self._locks.setdefault(p, asyncio.Lock())
+        async with lock:
+            if p not in self._engines:  # normally done at recovery completion
+                await self._restore(p)
+            await self._apply_batch(p, role, events)
+
+    async def _apply_batch(self, p: int, role: str, events: list[Any]) -> None:
+        store = self._stores[p]
+        engine = self._engines[p]
+        marker = store.marker
+        done = marker.offsets.get(role, -1)
+        now_ms = int(time.time() * 1000)
+        dl_futures: list[Any] = []
+        counts: dict[str, int] = {}
+        last_event_ms = None
+        producer = self.app.producer
+        topic = self.topic_by_role[role]
+        for ev in events:
+            msg = ev.message
+            if msg.offset <= done:
+                self.skipped_redeliveries += 1
+                continue
+            done = msg.offset
+            key = counter_name("consumed", role)
+            counts[key] = counts.get(key, 0) + 1
+            result = decode(msg.value)
+            if not isinstance(result, Rejection) and role_of(result) != role:
+                result = Rejection(WRONG_TOPIC, f"a {role_of(result)} event on the {role} topic")
+            if isinstance(result, Rejection):
+                record = dead_letter(
+                    key=msg.key,
+                    value=msg.value,
+                    source_topic=topic,
+                    source_partition=p,
+                    source_offset=msg.offset,
+                    rejection=result,
+                    rejected_at_ms=now_ms,
+                )
+                dl_futures.append(
+                    await producer.send(
+                        self.settings.topic_deadletter,
+                        record.key,
+                        record.value,
+                        None,
+                        None,
+                        record.headers,
+                    )
+                )
+                key = counter_name("deadletter", role, result.code)
+            else:
+                outcome = engine.apply(role, result)
+                key = counter_name(str(getattr(outcome, "name", outcome)).lower(), role)
+                last_event_ms = result.ts
+            counts[key] = counts.get(key, 0) + 1
+        marker.offsets[role] = done
+        for k, n in counts.items():
+            store.count(k, n)
+        writes = store.batch_writes(engine.drain_dirty(), now_ms)
+        await self._await(dl_futures + self._write(p, writes))
+        if last_event_ms is not None:
+            self._last_event_ms[p] = last_event_ms
+        self._last_success_s = time.time()
+        self.batches += 1

@@ -1,0 +1,256 @@
+"""`cxpulse worker`: run one faust worker process and serve its `/metrics`.
+
+Why `/metrics` is served from the worker's own event loop (aiohttp) rather
+than `prometheus_client.start_http_server`'s thread: collectors read the live
+PartitionEngines, which the loop mutates between awaits. Scraping on the loop
+sees them between batches steps, never mid-mutation, without locks in the core.
+The socket is bound before faust starts, so a taken port fails the start with
+a message naming `metrics_port` instead of a stack trace after a rebalance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from stream.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("cxpulse.worker")
+
+#: CLI flag -> setting (external name). Everything else via --set or file/env.
+_FLAGS = {
+    "bootstrap_servers": "bootstrap_servers",
+    "group_id": "group_id",
+    "datadir": "datadir",
+    "metrics_host": "metrics_host",
+    "metrics_port": "metrics_port",
+    "store": "store",
+    "topic_tickets": "topic_tickets",
+    "topic_surveys": "topic_surveys",
+    "topic_deadletter": "topic_deadletter",
+    "log_level": "log_level",
+}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="consume events, keep state, serve /metrics",
+        description="Run one worker. Settings: defaults < --config YAML (or CXPULSE_CONFIG) "
+        "< CXPULSE_* environment < flags/--set.",
+    )
+    p.add_argument("--config", help="YAML settings file")
+    for flag in _FLAGS:
+        p.add_argument("--" + flag.replace("_", "-"), dest=flag)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any setting, e.g. --set batch_size=2000 --set session_timeout=6s",
+    )
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    out: dict[str, object] = {ext: getattr(args, flag) for flag, ext in _FLAGS.items()}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SettingsError(f"{item}: --set takes NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def bind_metrics_socket(settings: Settings) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(
+            settings.metrics_host, settings.metrics_port, type=socket.SOCK_STREAM
+        )
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(64)
+    except OSError as exc:
+        raise SettingsError(
+            f"metrics_port: cannot listen on {settings.metrics_host}:{settings.metrics_port}: "
+            f"{exc.strerror}"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+class SelfMetrics:
+    """Prometheus collector of the worker's own counters and gauges.
+
+    Counters come from the partitions' commit markers, so they are exact
+    across restarts and move with a partition to whichever worker owns it:
+    summed over workers (as PromQL does) they give the totals. Label values
+    are topic names, roles, partition numbers and reason codes only.
+    """
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        from stream import metric_names as mn
+
+        st = self.worker.status()
+        consumed = CounterMetricFamily(
+            mn.CONSUMED_TOTAL,
+            "Messages consumed (each counted once)",
+            labels=["topic", "partition"],
+        )
+        outcomes = CounterMetricFamily(
+            mn.EVENTS_TOTAL, "Valid events by outcome", labels=["role", "outcome", "partition"]
+        )
+        dead = CounterMetricFamily(
+            mn.DEADLETTER_TOTAL,
+            "Messages rejected to the dead-letter topic",
+            labels=["role", "reason", "partition"],
+        )
+        stream_time = GaugeMetricFamily(
+            mn.STREAM_TIME, "Largest event time seen", labels=["role", "partition"]
+        )
+        lag = GaugeMetricFamily(
+            mn.CONSUMER_LAG, "Highwater minus processed position", labels=["topic", "partition"]
+        )
+        for ps in st.partitions:
+            part = str(ps.partition)
+            for key, value in sorted(ps.counters.items()):
+                kind, role, *rest = key.split(":")
+                if kind == "consumed":
+                    consumed.add_metric([st.topics.get(role, role), part], value)
+                elif kind == "deadletter":
+                    dead.add_metric([role, rest[0] if rest else "unknown", part], value)
+                else:
+                    outcomes.add_metric([role, kind, part], value)
+            for role, t in ps.stream_time_ms.items():
+                if t is not None:
+                    stream_time.add_metric([role, part], t / 1000)
+            for role, n in ps.lag.items():
+                lag.add_metric([st.topics.get(role, role), part], n)
+        yield from (consumed, outcomes, dead, stream_time, lag)
+        delay = GaugeMetricFamily(
+            mn.PROCESSING_DELAY, "Wall clock minus event time of the last applied event"
+        )
+        if st.processing_delay_s is not None:
+            delay.add_metric([], st.processing_delay_s)
+        yield delay
+        last = GaugeMetricFamily(mn.LAST_PROCESSED, "Wall clock of the last durable batch")
+        if st.last_success_s is not None:
+            last.add_metric([], st.last_success_s)
+        yield last
+        owned = GaugeMetricFamily(
+            "cxpulse_worker_partitions_owned", "Partitions whose state this worker holds"
+        )
+        owned.add_metric([], len(st.partitions))
+        yield owned
+
+
+def build_registry(worker: Any) -> Any:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    registry.register(SelfMetrics(worker))
+    try:
+        from stream.worker.exporter import KpiCollector  # the lead's KPI renderer
+    except ImportError:
+        log.warning("stream.worker.exporter.KpiCollector not available: KPI series not served")
+    else:
+        registry.register(KpiCollector(worker))
+    return registry
+
+
+async def serve_metrics(sock: socket.socket, registry: Any) -> Any:
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    webapp = web.Application()
+    webapp.router.add_get("/metrics", metrics)
+    webapp.router.add_get("/healthz", health)
+    runner = web.AppRunner(webapp, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(
+            args.config or os.environ.get("CXPULSE_CONFIG"), None, _overrides(args)
+        )
+    except SettingsError as exc:
+        print(f"cxpulse worker: bad setting: {exc}", file=sys.stderr)
+        return 2
+    return run_worker(settings)
+
+
+def run_worker(settings: Settings) -> int:
+    from faust.worker import Worker as FaustWorker
+
+    from stream.worker.agents import StartupError, Worker, check_topics
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # faust's ProducerBuffer warns "producer buffer full" on every batch we
+    # write (it is its normal back-pressure when a batch writes thousands of keys)
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
+    log.info("starting: %s", settings.describe())
+    try:
+        partitions = asyncio.run(_wait_for_topics(settings, check_topics))
+        sock = bind_metrics_socket(settings)
+    except (StartupError, SettingsError) as exc:
+        print(f"cxpulse worker: {exc}", file=sys.stderr)
+        return 2
+    worker = Worker(settings, partitions)
+    registry = build_registry(worker)
+    runners: list[Any] = []
+
+    @worker.app.task  # type: ignore[untyped-decorator,misc]
+    async def _metrics_server() -> None:
+        runners.append(await serve_metrics(sock, registry))
+        log.info("serving /metrics on %s:%d", settings.metrics_host, settings.metrics_port)
+
+    fw = FaustWorker(
+        worker.app,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+    fw.execute_from_commandline()  # returns via SystemExit
+    return 0
+
+
+async def _wait_for_topics(settings: Settings, check: Any) -> int:
+    """Check topics, retrying while the broker is unreachable (up to ~60 s)."""
+    from aiokafka.errors import KafkaConnectionError
+
+    for attempt in range(30):
+        try:
+            n: int = await check(settings)
+            return n
+        except KafkaConnectionError:
+            if attempt == 29:
+                raise
+            await asyncio.sleep(2)
+    raise AssertionError("unreachable")
