@@ -1,0 +1,65 @@
+"""`cxpulse simulate --kafka` sends exactly what `--out` would write, to the right topics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+
+from stream.cli import main
+from stream.core.decode import route_of
+
+pytestmark = pytest.mark.kafka
+
+
+async def _read(
+    bootstrap: str, topics: list[str], expected: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    got: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(got) < expected and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                got.extend(records)
+        for records in (await consumer.getmany(timeout_ms=1500)).values():
+            got.extend(records)
+    finally:
+        await consumer.stop()
+    return got
+
+
+def test_simulate_to_kafka_matches_the_file(
+    tmp_path: Path, kafka_bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
+    args = ["simulate", "--duration", "90m", "--start", "2026-11-02T10:00:00Z", "--seed", "8"]
+    args += ["--malformed", "0.03", "--duplicates", "0.02"]
+    capture = tmp_path / "s.jsonl"
+    assert main([*args, "--out", str(capture)]) == 0
+    lines = [line for line in capture.read_bytes().split(b"\n") if line]
+
+    tickets, surveys = topic_factory("sim-tickets", 2), topic_factory("sim-surveys", 2)
+    topics = ["--tickets-topic", tickets, "--surveys-topic", surveys]
+    assert main([*args, "--kafka", kafka_bootstrap, *topics]) == 0
+
+    records = asyncio.run(_read(kafka_bootstrap, [tickets, surveys], len(lines)))
+    assert Counter(r.value for r in records) == Counter(lines)
+    for record in records:
+        assert record.value is not None
+        role, key = route_of(record.value)
+        assert record.key == key
+        assert record.topic == (tickets if role == "tickets" else surveys)
