@@ -213,8 +213,14 @@ class PartitionEngine:
             state = None
         if state is None:
             if tid in self._tombs:
-                # A finished (closed or expired) ticket: nothing can change any more.
-                return Outcome.LATE if late else Outcome.APPLIED
+                # A finished (closed or expired) ticket: nothing of it can change any
+                # more, but an on-time event still moves the stream time.
+                if late:
+                    return Outcome.LATE
+                if st is None or e.ts > st:
+                    self._st[TICKETS] = e.ts
+                    self._on_tickets_time()
+                return Outcome.APPLIED
             if late and st is not None and st - e.ts > cfg.retention_ms:
                 return Outcome.LATE
             state = self._tickets[tid] = TicketState()

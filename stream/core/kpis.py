@@ -30,7 +30,9 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None
     denom = 1.0 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def nps_interval(promoters: int, detractors: int, n: int, z: float = Z95) -> (

@@ -1,0 +1,276 @@
+"""Brute-force reference: every KPI recomputed from the raw event list, by the
+catalogue's definitions, without slices, sketches, caches or incremental state.
+
+It shares no code with the engine except the event model and the interval
+formulas of `stream.core.kpis` (those are checked by hand-worked tests).
+Quantiles here are exact: the item of rank floor(q (n - 1)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from stream.core.config import CoreConfig, window_label
+from stream.core.events import (
+    SURVEYS,
+    TICKETS,
+    Author,
+    Creator,
+    Event,
+    StatusChanged,
+    SurveyKind,
+    SurveyResponse,
+    TicketAssigned,
+    TicketCreated,
+    TicketMessage,
+)
+from stream.core.partitioning import partition_for
+
+
+@dataclass
+class Accepted:
+    """Events that survived dedup, with their late flag, per partition."""
+
+    tickets: dict[str, list[tuple[Event, bool]]] = field(default_factory=dict)
+    surveys: list[SurveyResponse] = field(default_factory=list)
+    st: dict[tuple[int, str], int] = field(default_factory=dict)
+
+
+def accept(arrivals: list[tuple[str, Event]], cfg: CoreConfig, partitions: int = 1) -> Accepted:
+    out = Accepted()
+    seen_ticket: dict[str, set[str]] = defaultdict(set)
+    seen_survey: set[str] = set()
+    for role, e in arrivals:
+        p = partition_for(e.ticket_id or e.event_id, partitions)
+        st = out.st.get((p, role))
+        late = st is not None and e.ts < st - cfg.lateness_ms
+        if role == TICKETS:
+            assert not isinstance(e, SurveyResponse)
+            if e.event_id in seen_ticket[e.ticket_id]:
+                continue
+            seen_ticket[e.ticket_id].add(e.event_id)
+            out.tickets.setdefault(e.ticket_id, []).append((e, late))
+        else:
+            assert isinstance(e, SurveyResponse)
+            if e.event_id in seen_survey or late:
+                continue
+            seen_survey.add(e.event_id)
+            out.surveys.append(e)
+        if not late and (st is None or e.ts > st):
+            out.st[(p, role)] = e.ts
+    return out
+
+
+@dataclass
+class Ticket:
+    created: TicketCreated | None
+    seq: list[tuple[int, Event]]  # (clamped time, event), after the creation, cut after close
+
+
+def ticket_of(events: list[Event]) -> Ticket:
+    ordered = sorted(events, key=lambda e: (e.ts, e.event_id))
+    creations = [e for e in ordered if isinstance(e, TicketCreated)]
+    created = creations[0] if creations else None
+    c = created.ts if created else None
+    seq: list[tuple[int, Event]] = []
+    for e in ordered:
+        if isinstance(e, TicketCreated):
+            continue
+        seq.append((e.ts if c is None else max(e.ts, c), e))
+        if isinstance(e, StatusChanged) and e.status.value == "closed":
+            break
+    return Ticket(created, seq)
+
+
+def timeline_before(t: Ticket, index: int) -> tuple[str | None, str | None]:
+    """(team, assignee) after the first `index` events of the sequence."""
+    team = t.created.team if t.created else None
+    agent = None
+    for _, e in t.seq[:index]:
+        if isinstance(e, TicketAssigned):
+            agent = e.agent_id
+            if e.team is not None:
+                team = e.team
+    return team, agent
+
+
+def timeline_at(t: Ticket, ts: int) -> tuple[str | None, str | None]:
+    """(team, assignee) after every event at clamped time <= ts."""
+    n = sum(1 for when, _ in t.seq if when <= ts)
+    return timeline_before(t, n)
+
+
+@dataclass
+class Fact:
+    """One windowed observation: at event time `ts`, with its dimensions."""
+
+    ts: int
+    kind: str
+    team: str
+    channel: str
+    priority: str
+    value: int = 1
+    agent: str | None = None
+
+
+def statuses(t: Ticket) -> list[tuple[int, str, str, int]]:
+    """Transitions (time, from, to, sequence index)."""
+    out = []
+    status = "new"
+    for i, (when, e) in enumerate(t.seq):
+        if isinstance(e, StatusChanged) and e.status.value != status:
+            out.append((when, status, e.status.value, i))
+            status = e.status.value
+    return out
+
+
+def ticket_facts(t: Ticket, cfg: CoreConfig, st: int | None) -> list[Fact]:
+    if t.created is None:
+        return []
+    cr = t.created
+    c = cr.ts
+    prio = cr.priority.value
+    facts: list[Fact] = []
+
+    def fact(ts: int, kind: str, index: int, value: int = 1, agent: str | None = None) -> None:
+        team, _ = timeline_before(t, index)
+        assert team is not None
+        facts.append(Fact(ts, kind, team, cr.channel, prio, value, agent))
+
+    fact(c, "created", 0)
+    for i, (when, e) in enumerate(t.seq):
+        if isinstance(e, TicketMessage) and e.public and e.author is Author.CUSTOMER:
+            fact(when, "customer_msg", i)
+    agent_msgs = [
+        (i, when, e)
+        for i, (when, e) in enumerate(t.seq)
+        if isinstance(e, TicketMessage) and e.public and e.author is Author.AGENT
+    ]
+    for i, when, e in agent_msgs:
+        assert isinstance(e, TicketMessage)
+        agent = e.agent_id or timeline_before(t, i)[1]
+        if agent is not None:
+            fact(when, "agent_reply", i, agent=agent)
+    deadline = c + cfg.frt_target_for(prio)
+    if cr.created_by is Creator.CUSTOMER:
+        if agent_msgs:
+            i, when, _ = agent_msgs[0]
+            fact(when, "frt", i, when - c)
+            if when <= deadline:
+                fact(when, "met", i)
+        if (not agent_msgs or agent_msgs[0][1] > deadline) and st is not None and st > deadline:
+            team, _ = timeline_at(t, deadline)
+            assert team is not None
+            facts.append(Fact(deadline, "breached", team, cr.channel, prio))
+    trans = statuses(t)
+    first_solve = next((x for x in trans if x[2] == "solved"), None)
+    for when, old, new, i in trans:
+        if new == "solved":
+            fact(when, "solve", i)
+            assignee = timeline_before(t, i)[1]
+            if assignee is not None:
+                fact(when, "agent_solve", i, agent=assignee)
+        if old == "solved" and new == "open":
+            fact(when, "reopen", i)
+    if first_solve is not None:
+        when, _, _, i = first_solve
+        fact(when, "resolution", i, when - c)
+        # Wait: time in new/open/on_hold from creation to the first solve.
+        wait, since = 0, c
+        for t2, old, _, _ in trans[: trans.index(first_solve) + 1]:
+            if old in ("new", "open", "on_hold"):
+                wait += t2 - since
+            since = t2
+        fact(when, "wait", i, wait)
+        before = sum(1 for j, _, _ in agent_msgs if j < i)
+        if before <= 1:
+            fact(when, "one_touch", i)
+    return facts
+
+
+def exact_quantile(values: list[int], q: float) -> int:
+    s = sorted(values)
+    return s[math.floor(q * (len(s) - 1))]
+
+
+@dataclass
+class Reference:
+    at_ms: int
+    facts: list[Fact]
+    surveys: list[tuple[SurveyResponse, str, str, str, str]]  # event, team, channel, agent, tp
+    backlog: list[tuple[str, str, str, int, bool, bool, int]]  # team, ch, prio, age, unassigned,
+    # unanswered, target
+
+
+def reference(
+    arrivals: list[tuple[str, Event]],
+    cfg: CoreConfig,
+    partitions: int = 1,
+    at_ms: int | None = None,
+) -> Reference:
+    acc = accept(arrivals, cfg, partitions)
+    at = at_ms if at_ms is not None else max(acc.st.values())
+    facts: list[Fact] = []
+    states: dict[str, Ticket] = {}
+    backlog = []
+    for tid, items in acc.tickets.items():
+        p = partition_for(tid, partitions)
+        ontime = ticket_of([e for e, late in items if not late])
+        facts.extend(ticket_facts(ontime, cfg, acc.st.get((p, TICKETS))))
+        full = ticket_of([e for e, _ in items])
+        states[tid] = full
+        if full.created is None:
+            continue
+        trans = statuses(full)
+        final = trans[-1][2] if trans else "new"
+        if final in ("solved", "closed"):
+            continue
+        team, agent = timeline_before(full, len(full.seq))
+        assert team is not None
+        answered = any(
+            isinstance(e, TicketMessage) and e.public and e.author is Author.AGENT
+            for _, e in full.seq
+        )
+        prio = full.created.priority.value
+        backlog.append((
+            team, full.created.channel, prio, max(0, at - full.created.ts), agent is None,
+            full.created.created_by is Creator.CUSTOMER and not answered,
+            cfg.frt_target_for(prio),
+        ))  # fmt: skip
+    surveys = []
+    for s in acc.surveys:
+        team, agent, channel = s.team, s.agent_id, s.channel
+        if s.ticket_id is not None and (team is None or agent is None or channel is None):
+            t = states.get(s.ticket_id)
+            if t is not None and t.created is not None and t.created.ts <= s.ts:
+                t_team, t_agent = timeline_at(t, s.ts)
+                team, agent = team or t_team, agent or t_agent
+                channel = channel or t.created.channel
+        surveys.append((s, team or "unknown", channel or "unknown", agent or "unknown",
+                        s.touchpoint or "unknown"))  # fmt: skip
+    return Reference(at, facts, surveys, backlog)
+
+
+def in_window(ts: int, at: int, window_ms: int, cfg: CoreConfig) -> bool:
+    end = at - at % cfg.slice_ms + cfg.slice_ms
+    return end - window_ms <= ts < end
+
+
+def ticket_view_facts(ref: Reference, cfg: CoreConfig, window_ms: int,
+                      labels: dict[str, str]) -> list[Fact]:  # fmt: skip
+    out = []
+    for f in ref.facts:
+        if not in_window(f.ts, ref.at_ms, window_ms, cfg):
+            continue
+        if all(getattr(f, k) == v for k, v in labels.items()):
+            out.append(f)
+    return out
+
+
+def windows(cfg: CoreConfig) -> list[tuple[str, int]]:
+    return [(window_label(w), w) for w in cfg.windows_ms]
+
+
+SURVEY_SCALES = {SurveyKind.CSAT: (1, 5), SurveyKind.NPS: (0, 10), SurveyKind.CES: (1, 7)}
