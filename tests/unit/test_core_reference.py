@@ -57,7 +57,7 @@ def ticket_history(draw: st.DrawFn, n: int) -> list[Event]:
                 f"{tid}-c", c, tid, draw(st.sampled_from(TEAMS)), draw(st.sampled_from(CHANNELS)),
                 draw(st.sampled_from(list(Priority))),
                 created_by=Creator.AGENT if draw(st.integers(0, 5)) == 0 else Creator.CUSTOMER,
-            )  # fmt: skip
+            )
         )
     for i in range(draw(st.integers(0, 9))):
         eid = f"{tid}-{i}"
@@ -73,8 +73,9 @@ def ticket_history(draw: st.DrawFn, n: int) -> list[Event]:
             public = draw(st.integers(0, 4)) > 0
             events.append(TicketMessage(eid, ts, tid, author, agent, public))
         else:
-            status = draw(st.sampled_from([Status.OPEN, Status.PENDING, Status.ON_HOLD,
-                                           Status.SOLVED, Status.SOLVED, Status.CLOSED]))  # fmt: skip
+            choices = [Status.OPEN, Status.PENDING, Status.ON_HOLD, Status.SOLVED, Status.SOLVED,
+                       Status.CLOSED]  # fmt: skip
+            status = draw(st.sampled_from(choices))
             events.append(StatusChanged(eid, ts, tid, status))
     return events
 
@@ -182,7 +183,8 @@ def check_tickets(ev: Evaluation, ref: Reference, cfg: CoreConfig) -> None:
                       if k.window == wl and k.name == "agent_replies"}  # fmt: skip
         for agent, value in got_agents.items():
             assert value == per_agent[(agent, "agent_reply")]
-            assert ev.kpi("agent_solves", wl, agent=agent).value == per_agent[(agent, "agent_solve")]
+            solves = ev.kpi("agent_solves", wl, agent=agent).value
+            assert solves == per_agent[(agent, "agent_solve")]
         assert {a for a, _ in per_agent} <= set(got_agents)
 
 
