@@ -17,8 +17,8 @@ ALL = "all"
 TICKET_DIMS = ("team", "channel", "priority")
 SURVEY_DIMS = ("team", "channel", "agent", "touchpoint")
 
-# -- windowed ticket KPIs (gauges; labels: window + TICKET_DIMS [+ quantile]) -----------
-FRT = f"{PREFIX}_first_response_time_seconds"  # quantile="0.5|0.9|0.99"
+# -- windowed ticket KPIs (gauges; labels: window + TICKET_DIMS [+ percentile]) -----------
+FRT = f"{PREFIX}_first_response_time_seconds"  # percentile="50|90|99"
 FRT_MEAN = f"{PREFIX}_first_response_time_mean_seconds"
 FRT_COUNT = f"{PREFIX}_first_responses"
 RESOLUTION = f"{PREFIX}_resolution_time_seconds"

@@ -85,7 +85,7 @@ def _score_alerts(targets: Targets) -> list[dict[str, Any]]:
 
 def _frt_alerts(targets: Targets) -> list[dict[str, Any]]:
     frt = targets.frt
-    q = f"{frt.quantile:g}"
+    q = f"{frt.quantile * 100:g}"
     rules = []
     # One rule on the team roll-up with the default target, plus one per priority override.
     cases: list[tuple[str, float, str]] = [
@@ -97,8 +97,8 @@ def _frt_alerts(targets: Targets) -> list[dict[str, Any]]:
         name = "CxpulseFirstResponseTimeHigh" + (f"_{prio}" if prio else "")
         rules.append(_alert(
             name,
-            f'{m.FRT}{{{sel},quantile="{q}"}} > {target:g}\n'
-            f"and ignoring(quantile) {m.FRT_COUNT}{{{sel}}} >= {frt.min_count}",
+            f'{m.FRT}{{{sel},percentile="{q}"}} > {target:g}\n'
+            f"and ignoring(percentile) {m.FRT_COUNT}{{{sel}}} >= {frt.min_count}",
             "10m", "page",
             f"p{int(frt.quantile * 100)} first response time of team {{{{ $labels.team }}}} "
             "is {{ $value | humanizeDuration }}",

@@ -142,10 +142,10 @@ def _dashboard(uid: str, title: str, panels: list[dict[str, Any]], variables: li
 def wall(t: Targets) -> dict[str, Any]:
     lay = _Layout()
     frt = t.frt
-    q = f"{frt.quantile:g}"
+    q = f"{frt.quantile * 100:g}"
     panels = [
         _stat(lay, f"First reply p{int(frt.quantile * 100)} ({frt.window})",
-              f'{m.FRT}{{window="{frt.window}",{ORG_TICKETS},quantile="{q}"}}', "s",
+              f'{m.FRT}{{window="{frt.window}",{ORG_TICKETS},percentile="{q}"}}', "s",
               _ceiling_steps(frt.target_seconds), w=8,
               description=f"Target under {frt.target_seconds:g} s"),
         _stat(lay, "Replied within SLA (24h)",
@@ -182,7 +182,7 @@ def oncall(t: Targets) -> dict[str, Any]:
     lay = _Layout()
     p = t.pipeline
     frt = t.frt
-    q = f"{frt.quantile:g}"
+    q = f"{frt.quantile * 100:g}"
     panels = [
         {"id": lay.id(), "type": "alertlist", "title": "Firing cxpulse alerts",
          "gridPos": lay.place(24, 6),
@@ -203,7 +203,7 @@ def oncall(t: Targets) -> dict[str, Any]:
                     "none"),
         _timeseries(lay, f"First reply p{int(frt.quantile * 100)} by team ({frt.window})",
                     [_target(f'{m.FRT}{{window="{frt.window}",team!="all",channel="all",'
-                             f'priority="all",quantile="{q}"}}', "{{team}}")], "s",
+                             f'priority="all",percentile="{q}"}}', "{{team}}")], "s",
                     _ceiling_steps(frt.target_seconds)),
         _timeseries(lay, "FRT SLA breach share (1h, from counters)",
                     [_target(f"sum by (team) (increase({m.SLA_BREACHED_TOTAL}[1h])) / "
@@ -232,7 +232,7 @@ def teamlead(t: Targets) -> dict[str, Any]:
     sel = f'window="$window",{TEAM_TICKETS}'
     ssel = f'window="$window",{TEAM_SURVEYS}'
     panels = [
-        _stat(lay, "First reply p90", f'{m.FRT}{{{sel},quantile="0.9"}}', "s",
+        _stat(lay, "First reply p90", f'{m.FRT}{{{sel},percentile="90"}}', "s",
               _ceiling_steps(frt.target_seconds), w=4, h=5),
         _stat(lay, "Replied within SLA", f"{m.SLA_COMPLIANCE}{{{sel}}}", "percentunit",
               _floor_steps(frt.objective), w=4, h=5, decimals=0),
@@ -245,8 +245,8 @@ def teamlead(t: Targets) -> dict[str, Any]:
         _stat(lay, "FCR", f"{m.FCR}{{{sel}}}", "percentunit", _floor_steps(t.score_for("fcr")),
               w=4, h=5, decimals=0),
         _timeseries(lay, "First reply time", [
-            _target(f'{m.FRT}{{{sel},quantile="0.5"}}', "p50"),
-            _target(f'{m.FRT}{{{sel},quantile="0.9"}}', "p90", "B"),
+            _target(f'{m.FRT}{{{sel},percentile="50"}}', "p50"),
+            _target(f'{m.FRT}{{{sel},percentile="90"}}', "p90", "B"),
             _target(f"{m.RESOLUTION_MEAN}{{{sel}}}", "resolution mean", "C"),
             _target(f"{m.WAIT_MEAN}{{{sel}}}", "customer wait mean", "D"),
         ], "s", _ceiling_steps(frt.target_seconds)),

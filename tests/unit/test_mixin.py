@@ -104,14 +104,14 @@ def _score_case(kpi: str, title: str) -> dict[str, Any]:
 
 def _frt_case() -> dict[str, Any]:
     frt = TARGETS.frt
-    q = f"{frt.quantile:g}"
+    q = f"{frt.quantile * 100:g}"
     series = []
     for team, value, n in (("slow", frt.target_seconds + 60, frt.min_count),
                            ("quiet", frt.target_seconds + 60, frt.min_count - 1),
                            ("fast", frt.target_seconds - 60, frt.min_count)):
         base = {"window": frt.window, "team": team, "channel": "all", "priority": "all"}
         series += [
-            {"series": f"{m.FRT}{_labels(**base, quantile=q)}", "values": f"{value}x40"},
+            {"series": f"{m.FRT}{_labels(**base, percentile=q)}", "values": f"{value}x40"},
             {"series": f"{m.FRT_COUNT}{_labels(**base)}", "values": f"{n}x40"},
         ]
     return {
@@ -122,7 +122,7 @@ def _frt_case() -> dict[str, Any]:
             {"eval_time": "15m", "alertname": "CxpulseFirstResponseTimeHigh",
              "exp_alerts": [{"exp_labels": {"severity": "page", "team": "slow",
                                             "window": frt.window, "channel": "all",
-                                            "priority": "all", "quantile": q}}]},
+                                            "priority": "all", "percentile": q}}]},
         ],
     }
 
