@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from stream.core.config import CoreConfig, window_label
 from stream.core.events import (
-    SURVEYS,
     TICKETS,
     Author,
     Creator,
