@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.mixin.command",
     "stream.simulate",
     "stream.replay",
+    "stream.report",
     "stream.worker.command",
 )
 
