@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 VENV := .venv
 
-.PHONY: setup test lint typecheck unit integration demo clean
+.PHONY: setup test lint typecheck unit integration demo demo-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -28,6 +28,12 @@ unit: setup
 
 integration: setup
 	$(VENV)/bin/pytest -q tests/integration
+
+demo: setup
+	scripts/demo
+
+demo-stop:
+	scripts/demo stop
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

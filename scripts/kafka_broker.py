@@ -239,6 +239,22 @@ async def _metadata_probe(bootstrap: str) -> None:
         await admin.close()
 
 
+async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Create missing topics; existing ones are left as they are."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(n, num_partitions=partitions, replication_factor=1)
+               for n in names if n not in existing]
+        if new:
+            await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -254,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     p_start = sub.add_parser("start", help="start a broker in the background")
     p_start.add_argument("--port", type=int, default=0, help="default: a free port")
     p_start.add_argument("--dir", type=Path, default=None, help="storage dir (default: temp)")
+    p_topics = sub.add_parser("topics", help="create topics (if missing) on the running broker")
+    p_topics.add_argument("names", nargs="+")
+    p_topics.add_argument("--partitions", type=int, default=4)
     sub.add_parser("stop", help="stop the broker started by `start`")
     sub.add_parser("status", help="print where the broker listens")
     args = parser.parse_args(argv)
@@ -279,6 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Kafka {KAFKA_VERSION} listening on {broker.bootstrap} "
               f"(pid {broker.proc.pid}, ready in {time.monotonic() - t0:.1f}s, "
               f"data {broker.workdir})")
+        return 0
+    if args.cmd == "topics":
+        if not STATE_FILE.exists():
+            print("no broker started by scripts/kafka", file=sys.stderr)
+            return 1
+        bootstrap = json.loads(STATE_FILE.read_text())["bootstrap"]
+        asyncio.run(create_topics(bootstrap, args.names, args.partitions))
+        print(f"topics {' '.join(args.names)} ({args.partitions} partitions) on {bootstrap}")
         return 0
     if args.cmd == "stop":
         if not STATE_FILE.exists():
