@@ -144,7 +144,7 @@ class PartitionEngine:
         nb = len(config.histogram_buckets_ms) + 1
         s = config.slice_ms
         self.tickets_store: SliceStore[TicketAgg] = SliceStore(
-            s, ctx, lambda: TicketAgg(nb), TicketAgg.from_json, _ticket_views
+            s, ctx, lambda: TicketAgg(nb), lambda d: TicketAgg.from_json(d, nb), _ticket_views
         )
         self.agents_store: SliceStore[AgentAgg] = SliceStore(
             s, ctx, AgentAgg, AgentAgg.from_json, _agent_views
@@ -264,7 +264,9 @@ class PartitionEngine:
             self._open.add(tid)
         else:
             self._open.discard(tid)
-        if view.closed_ts is not None:
+        if view.closed_ts is not None and view.created_ts is not None:
+            # Without its creation a close is not final yet: a creation stamped
+            # after it may still arrive on time and move everything (clamping).
             expiry = view.closed_ts + self.config.lateness_ms
             if pending is not None:
                 expiry = max(expiry, pending)
@@ -568,7 +570,7 @@ class PartitionEngine:
             eng.guard.load(latest["l"])
         if "c" in latest:
             for k, v in latest["c"]["t"]:
-                eng._cum_tickets[tuple(k)] = TicketAgg.from_json(v)
+                eng._cum_tickets[tuple(k)] = TicketAgg.from_json(v, eng._nb, with_sketch=False)
             eng._cum_surveys = {k: [int(x) for x in v] for k, v in latest["c"]["s"].items()}
         stores: dict[str, SliceStore[Any]] = {
             "T": eng.tickets_store,

@@ -111,47 +111,67 @@ class Dist:
 class TicketAgg:
     """Ticket KPI partials of one (slice, team, channel, priority)."""
 
-    __slots__ = ("counts", "dists")
+    __slots__ = ("counts", "n_buckets", "opt", "with_sketch")
 
     def __init__(self, n_buckets: int, with_sketch: bool = True) -> None:
         self.counts = [0] * N_COUNTS
-        self.dists = [Dist(n_buckets, with_sketch) for _ in DIST_NAMES]
+        self.n_buckets = n_buckets
+        self.with_sketch = with_sketch
+        # Most slice aggregates hold a creation or a message and no duration:
+        # distributions are built on first use.
+        self.opt: list[Dist | None] = [None, None, None]
+
+    @property
+    def dists(self) -> list[Dist]:
+        """All three distributions (empty ones materialised), for readers."""
+        return [d if d is not None else Dist(self.n_buckets, self.with_sketch) for d in self.opt]
 
     def add(self, field: int, value: int, sign: int, ctx: AggContext) -> None:
         if field < N_COUNTS:
             self.counts[field] += sign * value
-        else:
-            self.dists[field - N_COUNTS].add(value, sign, ctx)
+            return
+        i = field - N_COUNTS
+        d = self.opt[i]
+        if d is None:
+            d = self.opt[i] = Dist(self.n_buckets, self.with_sketch)
+        d.add(value, sign, ctx)
 
     def merge(self, other: TicketAgg, sign: int = 1) -> None:
         counts = self.counts
         for i, c in enumerate(other.counts):
-            counts[i] += sign * c
-        for mine, theirs in zip(self.dists, other.dists, strict=True):
-            if theirs.n:
-                mine.merge(theirs, sign)
+            if c:
+                counts[i] += sign * c
+        for i, theirs in enumerate(other.opt):
+            if theirs is None or not theirs.n:
+                continue
+            mine = self.opt[i]
+            if mine is None:
+                mine = self.opt[i] = Dist(self.n_buckets, self.with_sketch)
+            mine.merge(theirs, sign)
 
     def copy(self) -> TicketAgg:
         a = TicketAgg.__new__(TicketAgg)
         a.counts = list(self.counts)
-        a.dists = [d.copy() for d in self.dists]
+        a.n_buckets, a.with_sketch = self.n_buckets, self.with_sketch
+        a.opt = [d.copy() if d is not None else None for d in self.opt]
         return a
 
     def is_empty(self) -> bool:
-        return not any(self.counts) and all(d.n == 0 for d in self.dists)
+        return not any(self.counts) and all(d is None or d.n == 0 for d in self.opt)
 
     def weight(self) -> int:
         c = self.counts
-        return c[CREATED] + c[CUSTOMER_MSGS] + c[SOLVES] + self.dists[FRT].n
+        frt = self.opt[FRT]
+        return c[CREATED] + c[CUSTOMER_MSGS] + c[SOLVES] + (frt.n if frt is not None else 0)
 
     def to_json(self) -> list[Any]:
-        return [self.counts, [d.to_json() for d in self.dists]]
+        return [self.counts, [d.to_json() if d is not None and d.n else None for d in self.opt]]
 
     @classmethod
-    def from_json(cls, data: list[Any]) -> TicketAgg:
-        a = cls.__new__(cls)
+    def from_json(cls, data: list[Any], n_buckets: int, with_sketch: bool = True) -> TicketAgg:
+        a = cls(n_buckets, with_sketch)
         a.counts = [int(x) for x in data[0]]
-        a.dists = [Dist.from_json(d) for d in data[1]]
+        a.opt = [Dist.from_json(d) if d is not None else None for d in data[1]]
         return a
 
 
@@ -294,19 +314,26 @@ class SliceStore(Generic[A]):
         """Advance the sealed frontier; return the newly sealed slices (to fold)."""
         if upto <= self.sealed:
             return []
-        out = [(s, sl) for s, sl in self.slices.items() if self.sealed <= s < upto]
-        out.sort(key=lambda item: item[0])
+        out = [(s, self.slices[s]) for s in self._starts(self.sealed, upto) if s in self.slices]
         self.sealed = upto
         return out
+
+    def _starts(self, lo: int, hi: int) -> list[int]:
+        """Slice starts in [lo, hi) that may exist: step through the range when it is
+        short (the usual minute-by-minute advance), else filter the present keys."""
+        if (hi - lo) // self.slice_ms <= len(self.slices):
+            first = lo + (-lo) % self.slice_ms
+            return list(range(first, hi, self.slice_ms))
+        return sorted(s for s in self.slices if lo <= s < hi)
 
     def evict(self, before: int) -> None:
         """Drop sealed slices starting before `before` (never unsealed ones)."""
         before = min(before, self.sealed)
         if before <= self.evicted:
             return
-        for s in [s for s in self.slices if s < before]:
-            del self.slices[s]
-            self.dirty.add(s)
+        for s in self._starts(self.evicted, before):
+            if self.slices.pop(s, None) is not None:
+                self.dirty.add(s)
         self.evicted = before
 
     # -- reading --
@@ -314,11 +341,7 @@ class SliceStore(Generic[A]):
     def _fold(self, views: dict[Key, A], start: int, end: int, sign: int) -> None:
         views_of = self.views_of
         slices = self.slices
-        if (end - start) // self.slice_ms > len(slices):
-            starts: Iterable[int] = sorted(s for s in slices if start <= s < end)
-        else:
-            starts = range(start, end, self.slice_ms)
-        for s in starts:
+        for s in self._starts(start, end):
             sl = slices.get(s)
             if not sl:
                 continue

@@ -208,9 +208,7 @@ def derive(
         if status == "closed" or e is created:
             continue
         t = e.ts if c is None or e.ts >= c else c
-        tp = type(e)
-        if tp is TicketMessage:
-            assert isinstance(e, TicketMessage)
+        if isinstance(e, TicketMessage):
             if not e.public:
                 continue
             if e.author is Author.CUSTOMER:
@@ -233,8 +231,7 @@ def derive(
                     assert label is not None
                     akey = (team_label, label("agent", agent))
                     contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
-        elif tp is TicketAssigned:
-            assert isinstance(e, TicketAssigned)
+        elif isinstance(e, TicketAssigned):
             view.assignee = e.agent_id
             view.agent_tl.append((t, e.agent_id))
             if e.team is not None and e.team != view.team:
@@ -243,8 +240,7 @@ def derive(
                 if label is not None and c is not None:
                     team_label = label("team", e.team)
                     key = (team_label, key[1], key[2])
-        elif tp is StatusChanged:
-            assert isinstance(e, StatusChanged)
+        elif isinstance(e, StatusChanged):
             new = e.status.value
             if new == status:
                 continue
