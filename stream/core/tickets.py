@@ -189,7 +189,7 @@ def derive(
         view.by_customer = created.created_by is Creator.CUSTOMER
         view.team = created.team
         view.channel = created.channel
-        view.priority = created.priority.value
+        view.priority = created.priority  # a StrEnum is its string: no .value lookup
         view.status_since = c
         view.team_tl.append((c, created.team))
         deadline = c + params.target(view.priority)
@@ -241,7 +241,7 @@ def derive(
                     team_label = label("team", e.team)
                     key = (team_label, key[1], key[2])
         elif isinstance(e, StatusChanged):
-            new = e.status.value
+            new: str = e.status
             if new == status:
                 continue
             if since is not None:
