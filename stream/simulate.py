@@ -11,35 +11,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from stream.core.decode import Rejection, parse_ts
+from stream.core.durations import DurationError, parse_duration_ms
 from stream.replay import Outgoing, add_topic_args, produce, progress_bar, topics_of
 from stream.sim import params as p
 from stream.sim.dirt import SimRecord, generate
 from stream.sim.model import SimConfig
 
 DEFAULT_START = "2026-11-02T00:00:00Z"
-_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])")
-_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def parse_duration(text: str) -> int:
-    """`90m`, `24h`, `1h30m`, `7d` to milliseconds."""
-    pos, total = 0, 0.0
-    text = text.strip()
-    for m in _DURATION_RE.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_MS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text or total <= 0:
-        raise argparse.ArgumentTypeError(f"bad duration {text!r} (use e.g. 90m, 24h, 1h30m, 7d)")
-    return int(total)
+    """`90m`, `24h`, `1h30m`, `7d` to milliseconds (argparse type)."""
+    try:
+        return parse_duration_ms(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(f"bad duration: {exc}") from None
 
 
 def _start(text: str) -> int:

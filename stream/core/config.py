@@ -30,17 +30,6 @@ DEFAULT_HISTOGRAM_BUCKETS_MS: tuple[int, ...] = (
 )
 
 
-def window_label(window_ms: int) -> str:
-    """`15m`, `1h`, `24h`: hours when whole, else minutes, else seconds."""
-    if window_ms % 3_600_000 == 0:
-        return f"{window_ms // 3_600_000}h"
-    if window_ms % 60_000 == 0:
-        return f"{window_ms // 60_000}m"
-    if window_ms % 1000 == 0:
-        return f"{window_ms // 1000}s"
-    return f"{window_ms}ms"
-
-
 @dataclass(frozen=True)
 class CoreConfig:
     """KPI semantics: slices, windows, lateness, retention, targets and label caps.

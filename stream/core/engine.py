@@ -46,8 +46,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from stream.core.config import CAPPED_DIMENSIONS, CoreConfig, window_label
+from stream.core.config import CAPPED_DIMENSIONS, CoreConfig
 from stream.core.dimensions import OTHER, UNKNOWN, LabelGuard, top_n_caps
+from stream.core.durations import window_label
 from stream.core.events import (
     SURVEYS,
     TICKETS,

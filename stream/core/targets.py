@@ -8,15 +8,12 @@ of silently producing an alert that never fires.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.core.durations import DurationError, parse_duration_ms, window_label
 from stream.core.events import Priority
-
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 SURVEY_KPIS = ("csat", "nps", "ces")
 SHARE_KPIS = ("csat", "ces", "fcr")
@@ -27,23 +24,16 @@ class TargetsError(ValueError):
     """A targets file that cannot be used; the message names the offending setting."""
 
 
-def parse_duration_ms(text: str, where: str = "duration") -> int:
-    """`15m` -> 900000. Prometheus-style units, one unit per value."""
-    m = _DURATION.match(str(text).strip())
-    if not m or int(m.group(1)) <= 0:
-        raise TargetsError(f"{where}: {text!r} is not a duration like 90s, 15m, 1h or 7d")
-    return int(m.group(1)) * _UNIT_MS[m.group(2)]
+def _duration(text: object, where: str) -> int:
+    try:
+        return parse_duration_ms(text)
+    except DurationError as exc:
+        raise TargetsError(f"{where}: {exc}") from None
 
 
-def format_duration(ms: int) -> str:
-    """The inverse of `parse_duration_ms` for `window` labels: `24h` stays `24h` (as the
-    catalogue writes it); days only from two days on."""
-    if ms % _UNIT_MS["d"] == 0 and ms >= 2 * _UNIT_MS["d"]:
-        return f"{ms // _UNIT_MS['d']}d"
-    for unit in ("h", "m", "s"):
-        if ms % _UNIT_MS[unit] == 0:
-            return f"{ms // _UNIT_MS[unit]}{unit}"
-    return f"{ms}ms"
+def _window(text: object, where: str) -> str:
+    """The engine's label for the window, so alerts select exactly what it exports."""
+    return window_label(_duration(text, where))
 
 
 @dataclass(frozen=True)
@@ -140,19 +130,18 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
         where = f"frt.burn_rates[{i}]"
         b = _map(b, where)
         _check_keys(b, {"long", "short", "factor", "severity"}, where)
-        parse_duration_ms(b.get("long", ""), f"{where}.long")
-        parse_duration_ms(b.get("short", ""), f"{where}.short")
+        long = _window(b.get("long", ""), f"{where}.long")
+        short = _window(b.get("short", ""), f"{where}.short")
         if b.get("severity") not in SEVERITIES:
             raise TargetsError(f"{where}.severity: must be one of {SEVERITIES}")
-        burns.append(BurnRate(b["long"], b["short"], _num(b.get("factor"), f"{where}.factor", 0),
+        burns.append(BurnRate(long, short, _num(b.get("factor"), f"{where}.factor", 0),
                               b["severity"]))
     by_priority = {}
     for prio, secs in _map(f.get("by_priority"), "frt.by_priority").items():
         if prio not in {p.value for p in Priority}:
             raise TargetsError(f"frt.by_priority: {prio!r} is not a priority")
         by_priority[prio] = _num(secs, f"frt.by_priority.{prio}", 1)
-    window = str(f.get("window", "1h"))
-    parse_duration_ms(window, "frt.window")
+    window = _window(f.get("window", "1h"), "frt.window")
     frt = FrtTarget(
         target_seconds=_num(f.get("target_seconds", 900), "frt.target_seconds", 1),
         quantile=_num(f.get("quantile", 0.9), "frt.quantile", 0.5, 0.99),
@@ -169,8 +158,7 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
         s = _map(raw.get(kpi), kpi)
         _check_keys(s, {"target", "window"}, kpi)
         lo, hi = _score_range(kpi)
-        w = str(s.get("window", "24h"))
-        parse_duration_ms(w, f"{kpi}.window")
+        w = _window(s.get("window", "24h"), f"{kpi}.window")
         scores[kpi] = ScoreTarget(_num(s.get("target", default), f"{kpi}.target", lo, hi), w)
 
     teams: dict[str, dict[str, float]] = {}

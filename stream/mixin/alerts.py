@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream import metric_names as m
-from stream.core.targets import Targets, parse_duration_ms
+from stream.core.targets import Targets
 
 #: The runbook shipped with the rules (docs/runbook.md has one section per alert).
 RUNBOOK = "docs/runbook.md"
@@ -166,9 +166,6 @@ def _pipeline_alerts(targets: Targets) -> list[dict[str, Any]]:
 
 def alert_rules(targets: Targets) -> dict[str, Any]:
     """The whole rule file as a plain mapping (YAML-dumped by the caller)."""
-    for burn in targets.frt.burn_rates:  # validated again: a typo here would never page
-        parse_duration_ms(burn.long)
-        parse_duration_ms(burn.short)
     return {
         "groups": [
             {"name": "cxpulse-kpis", "rules": _frt_alerts(targets) + _score_alerts(targets)},

@@ -12,7 +12,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from stream.core.config import CoreConfig, window_label
+from stream.core.config import CoreConfig
+from stream.core.durations import window_label
 from stream.core.events import (
     TICKETS,
     Author,

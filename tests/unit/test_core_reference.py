@@ -16,7 +16,8 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.core.config import CoreConfig, window_label
+from stream.core.config import CoreConfig
+from stream.core.durations import window_label
 from stream.core.engine import Evaluation, PartitionEngine, evaluate
 from stream.core.events import (
     SCALES,

@@ -8,12 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.core.targets import (
-    TargetsError,
-    format_duration,
-    parse_duration_ms,
-    parse_targets,
-)
+from stream.core.durations import DurationError, parse_duration_ms, window_label
+from stream.core.targets import TargetsError, parse_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,6 +56,23 @@ def test_bad_values_fail_naming_the_setting(raw: dict[str, Any], names: str) -> 
     assert str(err.value).startswith(names)
 
 
-@pytest.mark.parametrize("text", ["15m", "1h", "24h", "90s", "7d", "250ms"])
-def test_durations_round_trip(text: str) -> None:
-    assert format_duration(parse_duration_ms(text)) == text
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [("15m", "15m"), ("1h", "1h"), ("24h", "24h"), ("1d", "24h"), ("90s", "90s"),
+     ("7d", "168h"), ("1h30m", "90m"), ("250ms", "250ms")],
+)
+def test_durations_parse_to_the_engines_window_label(text: str, label: str) -> None:
+    assert window_label(parse_duration_ms(text)) == label
+
+
+@pytest.mark.parametrize("text", ["15", "", "m", "1.5h", "15 m", "-5m", "0s", "1h 30m"])
+def test_durations_without_a_unit_or_malformed_are_refused(text: str) -> None:
+    with pytest.raises(DurationError):
+        parse_duration_ms(text)
+
+
+def test_target_windows_use_the_engines_labels() -> None:
+    # A window written `1d` must select the series the engine labels `24h`.
+    t = parse_targets({"csat": {"window": "1d"}, "frt": {"window": "60m"}})
+    assert t.scores["csat"].window == "24h"
+    assert t.frt.window == "1h"
