@@ -27,6 +27,10 @@ def test_worker_environment_is_accepted_by_the_settings_loader() -> None:
     from stream.settings import load_settings
 
     env = {k: str(v) for k, v in COMPOSE["services"]["worker"]["environment"].items()}
+    # The image copies targets.yaml to /app (Dockerfile); here it is the repository's.
+    assert env["CXPULSE_TARGETS_FILE"] == "/app/targets.yaml"
+    assert "COPY targets.yaml ./" in (ROOT / "Dockerfile").read_text()
+    env["CXPULSE_TARGETS_FILE"] = str(ROOT / "targets.yaml")
     settings = load_settings(env=env)
     assert settings.bootstrap_servers == "kafka:9092"
     assert settings.metrics_host == "0.0.0.0"  # inside the container network
