@@ -34,6 +34,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from faust.types import TP
+
 from stream.core.deadletter import dead_letter
 from stream.core.decode import Rejection, decode
 from stream.core.events import SURVEYS, TICKETS, role_of
@@ -215,6 +217,9 @@ class Worker:
         self.topic_by_role = {TICKETS: settings.topic_tickets, SURVEYS: settings.topic_surveys}
         self.batches = 0
         self.skipped_redeliveries = 0
+        self.dropped_revoked = 0
+        self.gaps = 0
+        self._seeks: dict[Any, tuple[int, float]] = {}
         worker = self
 
         class StateTable(faust.Table):  # type: ignore[type-arg,misc]
@@ -266,7 +271,8 @@ class Worker:
             value_serializer="raw",
         )
         self.app.on_partitions_revoked.connect(self._on_revoked)
-        self.app.agent(self.source, name="cxpulse-process", isolated_partitions=True)(self._agent)
+        self.app.agent(self.source, name="cxpulse-process")(self._agent)
+        self.app.timer(10.0, name="cxpulse-progress")(self._log_progress)
 
     # -- the narrow interface the exporter reads
 
@@ -294,8 +300,6 @@ class Worker:
 
     def _lag(self, p: int) -> dict[str, int]:
         """highwater - position per role, from the live consumer (no broker call)."""
-        from faust.types import TP
-
         out: dict[str, int] = {}
         try:
             consumer = self.app.consumer
@@ -316,6 +320,18 @@ class Worker:
             done = store.marker.offsets.get(role, -1) + 1 if store else 0
             out[role] = max(0, int(hw) - done)
         return out
+
+    async def _log_progress(self) -> None:
+        """One line per 10 s: numbers only (no ids), so operators see it is alive."""
+        done = {p: dict(st.marker.offsets) for p, st in sorted(self._stores.items())}
+        log.info(
+            "progress: batches=%d skipped_redeliveries=%d dropped_revoked=%d gaps=%d offsets=%s",
+            self.batches,
+            self.skipped_redeliveries,
+            self.dropped_revoked,
+            self.gaps,
+            done,
+        )
 
     # -- recovery
 
@@ -389,15 +405,18 @@ class Worker:
     async def _agent(self, stream: Any) -> None:
         s = self.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_timeout_ms / 1000):
-            if events:
-                try:
-                    await self._batch(events)
-                except asyncio.CancelledError:
-                    raise
-                except BaseException:
-                    log.exception("batch failed; exiting so the state is rebuilt exactly")
-                    logging.shutdown()
-                    os._exit(70)
+            groups: dict[tuple[str, int], list[Any]] = {}
+            for ev in events:  # one group per source TopicPartition, order kept
+                groups.setdefault((ev.message.topic, ev.message.partition), []).append(ev)
+            try:
+                for group in groups.values():
+                    await self._batch(group)
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                log.exception("batch failed; exiting so the state is rebuilt exactly")
+                logging.shutdown()
+                os._exit(70)
 
     async def _await(self, futures: list[Any]) -> None:
         """Wait until every write is acknowledged, even if we are cancelled meanwhile.
@@ -415,11 +434,57 @@ class Worker:
             await done
             raise
 
+    async def _earliest(self, tp: Any) -> int:
+        offsets = await self.app.consumer.earliest_offsets(tp)
+        return int(offsets.get(tp) or 0)
+
+    async def _on_gap(
+        self, tp: Any, role: str, nxt: int, offset: int, counts: dict[str, int]
+    ) -> int:
+        """A message beyond the next expected offset arrived: never apply it out of order.
+
+        faust can deliver non-contiguous offsets: its fetcher silently drops
+        messages below its own read offset and treats jumps as "gaps" that
+        count as acked (so it may even commit past them). The commit marker is
+        the truth: seek the consumer back to the next offset we need and drop
+        what arrives before it. Only data the broker no longer has (deleted by
+        retention) is skipped, and counted.
+        """
+        last = self._seeks.get(tp)
+        if last is not None and last[0] == nxt and time.monotonic() - last[1] < 5.0:
+            return nxt  # seek already issued; wait for the re-read
+        earliest = await self._earliest(tp)
+        if earliest > nxt:
+            key = counter_name("lost_to_retention", role)
+            counts[key] = counts.get(key, 0) + (min(earliest, offset) - nxt)
+            log.warning("%s: offsets %d..%d deleted by retention", tp, nxt, earliest - 1)
+            nxt = earliest
+            if offset <= nxt:
+                return nxt
+        log.warning("%s: got offset %d, expected %d; seeking back", tp, offset, nxt)
+        self.gaps += 1
+        self._seeks[tp] = (nxt, time.monotonic())
+        await self.app.consumer.seek(tp, nxt)
+        return nxt
+
+    def _owns(self, topic: str, p: int) -> bool:
+        try:
+            return TP(topic, p) in self.app.consumer.assignment()
+        except Exception:  # no consumer (yet): not ours
+            return False
+
     async def _batch(self, events: list[Any]) -> None:
+        """Apply one source partition's share of a take batch, durably."""
         first = events[0].message
         p, role = first.partition, self.role_by_topic[first.topic]
         lock = self._locks.setdefault(p, asyncio.Lock())
         async with lock:
+            if not self._owns(first.topic, p):
+                # buffered before a rebalance took the partition away: the new
+                # owner re-reads them from its committed offset (faust discards
+                # commits of revoked partitions), so dropping them loses nothing
+                self.dropped_revoked += len(events)
+                return
             if p not in self._engines:  # normally done at recovery completion
                 await self._restore(p)
             await self._apply_batch(p, role, events)
@@ -428,7 +493,11 @@ class Worker:
         store = self._stores[p]
         engine = self._engines[p]
         marker = store.marker
-        done = marker.offsets.get(role, -1)
+        tp = TP(self.topic_by_role[role], p)
+        if role in marker.offsets:
+            nxt = marker.offsets[role] + 1
+        else:  # first message ever of this partition: where the log starts
+            nxt = await self._earliest(tp)
         now_ms = int(time.time() * 1000)
         dl_futures: list[Any] = []
         counts: dict[str, int] = {}
@@ -437,10 +506,14 @@ class Worker:
         topic = self.topic_by_role[role]
         for ev in events:
             msg = ev.message
-            if msg.offset <= done:
+            if msg.offset < nxt:
                 self.skipped_redeliveries += 1
                 continue
-            done = msg.offset
+            if msg.offset > nxt:
+                nxt = await self._on_gap(tp, role, nxt, msg.offset, counts)
+                if msg.offset > nxt:
+                    break  # dropped; re-read from nxt after the seek
+            nxt = msg.offset + 1
             key = counter_name("consumed", role)
             counts[key] = counts.get(key, 0) + 1
             result = decode(msg.value)
@@ -472,7 +545,7 @@ class Worker:
                 key = counter_name(str(getattr(outcome, "name", outcome)).lower(), role)
                 last_event_ms = result.ts
             counts[key] = counts.get(key, 0) + 1
-        marker.offsets[role] = done
+        marker.offsets[role] = nxt - 1
         for k, n in counts.items():
             store.count(k, n)
         writes = store.batch_writes(engine.drain_dirty(), now_ms)

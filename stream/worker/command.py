@@ -124,12 +124,19 @@ class SelfMetrics:
         lag = GaugeMetricFamily(
             mn.CONSUMER_LAG, "Highwater minus processed position", labels=["topic", "partition"]
         )
+        lost = CounterMetricFamily(
+            "cxpulse_messages_lost_to_retention_total",
+            "Messages deleted by topic retention before this worker could read them",
+            labels=["topic", "partition"],
+        )
         for ps in st.partitions:
             part = str(ps.partition)
             for key, value in sorted(ps.counters.items()):
                 kind, role, *rest = key.split(":")
                 if kind == "consumed":
                     consumed.add_metric([st.topics.get(role, role), part], value)
+                elif kind == "lost_to_retention":
+                    lost.add_metric([st.topics.get(role, role), part], value)
                 elif kind == "deadletter":
                     dead.add_metric([role, rest[0] if rest else "unknown", part], value)
                 else:
@@ -139,7 +146,7 @@ class SelfMetrics:
                     stream_time.add_metric([role, part], t / 1000)
             for role, n in ps.lag.items():
                 lag.add_metric([st.topics.get(role, role), part], n)
-        yield from (consumed, outcomes, dead, stream_time, lag)
+        yield from (consumed, outcomes, dead, lost, stream_time, lag)
         delay = GaugeMetricFamily(
             mn.PROCESSING_DELAY, "Wall clock minus event time of the last applied event"
         )

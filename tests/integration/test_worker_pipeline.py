@@ -127,6 +127,11 @@ class Topics:
 
 @pytest.fixture
 def topics(topic_factory: Callable[..., str]) -> Topics:
+    return make_topics(topic_factory)
+
+
+def make_topics(topic_factory: Callable[..., str]) -> Topics:
+    """Fresh co-partitioned input topics, a dead-letter topic and a group id."""
     t = topic_factory("wt.tickets", PARTITIONS)
     suffix = t.rsplit(".", 1)[1]
     return Topics(
