@@ -56,7 +56,11 @@ def test_sigkill_twice_same_result(
         kills = 0
         for fraction in sorted(rng.uniform(0.1, 0.8) for _ in range(2)):
             target = int(exp.consumed * fraction)
-            wait_for(lambda t=target: totals([w]).consumed >= t, 180, f"{target} consumed", w)
+
+            def reached(t: int = target) -> bool:
+                return totals([w]).consumed >= t
+
+            wait_for(reached, 180, f"{target} consumed", w)
             time.sleep(rng.uniform(0.0, 0.3))
             if totals([w]).consumed >= exp.consumed:
                 break  # too late to crash mid-run; the assertion below catches that
