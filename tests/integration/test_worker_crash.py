@@ -25,6 +25,7 @@ from tests.integration.test_worker_pipeline import (
     assert_counts,
     assert_deadletters,
     assert_durable_state,
+    assert_kpi_series,
     expected,
     make_topics,
     replay,
@@ -72,6 +73,7 @@ def test_sigkill_twice_same_result(
         time.sleep(1)  # nothing further may arrive: no message counted twice
         assert totals([w]).consumed == exp.consumed
         assert_counts(t, exp)
+        assert_kpi_series(w.scrape(), exp)
         assert w.stop() == 0
         assert_durable_state(kafka_bootstrap, topics, exp)
         # dead letters are a side output: at-least-once (a re-processed batch

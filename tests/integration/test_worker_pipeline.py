@@ -53,12 +53,18 @@ pytestmark = pytest.mark.kafka
 # ----------------------------------------------------------------------------- data
 
 
-def simulate(out: Path, seed: int, span: str = SPAN, per_day: int = 6000) -> Path:
+def simulate(
+    out: Path,
+    seed: int,
+    span: str = SPAN,
+    per_day: int = 6000,
+    start: str = "2026-11-02T08:00:00Z",
+) -> Path:
     """A dirty simulated capture: duplicates, disorder within lateness, malformed lines."""
     subprocess.run(
         [*CXPULSE, "simulate", "--seed", str(seed), "--duration", span,
          "--tickets-per-day", str(per_day), "--duplicates", "0.03", "--disorder", "120",
-         "--malformed", "0.01", "--start", "2026-11-02T08:00:00Z", "--out", str(out)],
+         "--malformed", "0.01", "--start", start, "--out", str(out)],
         check=True, cwd=ROOT, capture_output=True,
     )  # fmt: skip
     return out
@@ -323,6 +329,28 @@ def assert_counts(t: Totals, exp: Expected) -> None:
     assert +t.deadletters == +exp.deadletters
 
 
+def _samples(text: str) -> dict[str, set[tuple[tuple[tuple[str, str], ...], float]]]:
+    return {
+        name: {(tuple(sorted(labels.items())), v) for labels, v in samples}
+        for name, samples in parse_metrics(text).items()
+    }
+
+
+def assert_kpi_series(metrics_text: str, exp: Expected) -> None:
+    """The KPI series a worker serves equal the offline evaluation rendered the same way."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from stream.worker.exporter import KpiCollector
+
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: exp.evaluation))
+    want = _samples(generate_latest(registry).decode())
+    got = _samples(metrics_text)
+    assert sum(len(v) for v in want.values()) > 200
+    for name, samples in want.items():
+        assert got.get(name) == samples, name
+
+
 def assert_durable_state(bootstrap: str, topics: Topics, exp: Expected) -> None:
     engines = durable_engines(bootstrap, topics)
     got = evaluate([engines[p] for p in sorted(engines)])
@@ -377,6 +405,7 @@ def test_live_equivalence_one_worker(kafka_bootstrap: str, topics: Topics, tmp_p
         t = wait_consumed([w], exp.consumed)
         assert_counts(t, exp)
         metrics_text = w.scrape()
+        assert_kpi_series(metrics_text, exp)
         m = parse_metrics(metrics_text)
         lag = [v for _, v in m.get("cxpulse_consumer_lag_messages", [])]
         assert lag and max(lag) == 0
@@ -405,6 +434,7 @@ def test_catch_up_after_downtime(kafka_bootstrap: str, topics: Topics, tmp_path:
         w.start()
         t = wait_consumed([w], exp.consumed)
         assert_counts(t, exp)
+        assert_kpi_series(w.scrape(), exp)
         assert w.stop() == 0
         assert_durable_state(kafka_bootstrap, topics, exp)
         assert_deadletters(kafka_bootstrap, topics, exp, exactly_once=True)

@@ -1,0 +1,103 @@
+"""Several workers, and the broker going away: totals stay exact.
+
+Scale-out: two workers share 4 partitions; their counters summed (as PromQL
+`sum` does) equal one worker's. One is stopped, the other takes its
+partitions over (rebuilding their state from the changelog) and goes on with
+new data; totals and durable state still equal the offline core.
+
+Broker restart: the broker is restarted while a worker runs; the worker
+reconnects by itself (same process) and catches up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stream.replay import read_lines
+from tests.integration.test_worker_pipeline import (
+    WorkerProc,
+    assert_counts,
+    assert_deadletters,
+    assert_durable_state,
+    assert_kpi_series,
+    expected,
+    make_topics,
+    parse_metrics,
+    replay,
+    simulate,
+    wait_consumed,
+    wait_for,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def owned(w: WorkerProc) -> int:
+    return int(parse_metrics(w.scrape())["cxpulse_worker_partitions_owned"][0][1])
+
+
+def test_two_workers_then_one_takes_over(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topics = make_topics(topic_factory)
+    day1 = simulate(tmp_path / "day1.jsonl", seed=505, span="3h")
+    day2 = simulate(tmp_path / "day2.jsonl", seed=606, span="3h", start="2026-11-02T11:00:00Z")
+    lines1, lines2 = list(read_lines(day1)), list(read_lines(day2))
+    exp1, exp_all = expected(lines1), expected(lines1 + lines2)
+    w1 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1").start()
+    w2 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w2").start()
+    try:
+
+        def both_own() -> bool:
+            try:
+                return owned(w1) + owned(w2) == 4 and owned(w1) > 0 and owned(w2) > 0
+            except (OSError, KeyError):
+                return False
+
+        wait_for(both_own, 90, "both workers owning partitions", w1, w2)
+        replay(day1, kafka_bootstrap, topics)
+        t = wait_consumed([w1, w2], exp1.consumed)
+        assert_counts(t, exp1)
+        assert owned(w1) in (1, 2, 3) and owned(w1) + owned(w2) == 4
+
+        assert w2.stop() == 0  # graceful: its partitions move to w1
+        wait_for(lambda: owned(w1) == 4, 90, "w1 owning all partitions", w1)
+        replay(day2, kafka_bootstrap, topics)
+        t = wait_consumed([w1], exp_all.consumed)
+        assert_counts(t, exp_all)
+        assert_kpi_series(w1.scrape(), exp_all)
+        assert w1.stop() == 0
+        assert_durable_state(kafka_bootstrap, topics, exp_all)
+        assert_deadletters(kafka_bootstrap, topics, exp_all, exactly_once=False)
+    finally:
+        w1.stop()
+        w2.stop()
+
+
+def test_broker_restart_worker_reconnects(
+    kafka_broker: object, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    bootstrap: str = kafka_broker.bootstrap  # type: ignore[attr-defined]
+    topics = make_topics(topic_factory)
+    capture = simulate(tmp_path / "sim.jsonl", seed=707, span="3h")
+    lines = list(read_lines(capture))
+    half = len(lines) // 2
+    exp_half, exp = expected(lines[:half]), expected(lines)
+    w = WorkerProc(bootstrap, topics, tmp_path, "w1").start()
+    try:
+        replay(capture, bootstrap, topics, lines[:half])
+        assert_counts(wait_consumed([w], exp_half.consumed), exp_half)
+        kafka_broker.restart(down_seconds=3)  # type: ignore[attr-defined]
+        assert w.alive(), "worker died with the broker"
+        replay(capture, bootstrap, topics, lines[half:])
+        t = wait_consumed([w], exp.consumed, timeout=240)
+        assert_counts(t, exp)
+        assert w.alive() and w.starts == 1  # no restart of the worker itself
+        assert_kpi_series(w.scrape(), exp)
+        assert w.stop() == 0
+        assert_durable_state(bootstrap, topics, exp)
+    finally:
+        w.stop()
