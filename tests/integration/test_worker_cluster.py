@@ -36,7 +36,7 @@ pytestmark = pytest.mark.kafka
 
 
 def owned(w: WorkerProc) -> int:
-    return int(parse_metrics(w.scrape())["cxpulse_worker_partitions_owned"][0][1])
+    return int(parse_metrics(w.scrape("/metrics/worker"))["cxpulse_worker_partitions_owned"][0][1])
 
 
 def test_two_workers_then_one_takes_over(

@@ -208,8 +208,8 @@ class WorkerProc:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def scrape(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+    def scrape(self, path: str = "/metrics") -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
             body: bytes = r.read()
             return body.decode()
 
@@ -241,7 +241,7 @@ def totals(workers: Iterable[WorkerProc]) -> Totals:
         if not w.alive():
             continue
         try:
-            m = parse_metrics(w.scrape())
+            m = parse_metrics(w.scrape("/metrics/worker"))
         except OSError:
             continue
         for _labels, v in m.get("cxpulse_messages_consumed_total", []):

@@ -1,0 +1,176 @@
+"""End-to-end throughput of one `cxpulse worker` against a raw consumer, same run.
+
+Why three numbers: the raw aiokafka consumer is the ceiling the broker and the
+client library allow on this machine; the in-process core (decode + apply +
+drain, no Kafka) is the CPU ceiling of the KPI logic; the worker number is
+what a deployment gets (faust, batching, durable changelog writes included).
+A regression shows up as a drop of the worker relative to the two others.
+
+Usage:
+    .venv/bin/python bench/bench_worker.py [--bootstrap HOST:PORT] [--tickets-per-day N]
+Without --bootstrap a throw-away broker is started with scripts/kafka_broker.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from stream.core.config import CoreConfig  # noqa: E402
+from stream.core.decode import Rejection, decode, route_of  # noqa: E402
+from stream.core.engine import PartitionEngine  # noqa: E402
+from stream.core.partitioning import partition_for  # noqa: E402
+from stream.replay import read_lines  # noqa: E402
+from tests.integration.test_worker_pipeline import (  # noqa: E402
+    Topics,
+    WorkerProc,
+    replay,
+    simulate,
+    totals,
+)
+
+PARTITIONS = 4
+
+
+async def create_topics(bootstrap: str, names: list[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def raw_consume(bootstrap: str, topics: list[str], n: int) -> float:
+    """Seconds for a plain aiokafka consumer to read n messages (values untouched)."""
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=5000,
+    )
+    await c.start()
+    try:
+        seen = 0
+        t0: float | None = None
+        while seen < n:
+            batch = await c.getmany(timeout_ms=1000, max_records=5000)
+            for recs in batch.values():
+                if t0 is None and recs:
+                    t0 = time.perf_counter()
+                seen += len(recs)
+        assert t0 is not None
+        return time.perf_counter() - t0
+    finally:
+        await c.stop()
+
+
+def core_only(lines: list[bytes]) -> float:
+    """Seconds for decode + apply + one drain per 5,000 events, in process."""
+    config = CoreConfig()
+    engines = {p: PartitionEngine(config, p) for p in range(PARTITIONS)}
+    t0 = time.perf_counter()
+    for i, value in enumerate(lines):
+        role, key = route_of(value)
+        event = decode(value)
+        if not isinstance(event, Rejection) and key is not None:
+            engines[partition_for(key, PARTITIONS)].apply(role, event)
+        if i % 5000 == 4999:
+            for e in engines.values():
+                e.drain_dirty()
+    for e in engines.values():
+        e.drain_dirty()
+    return time.perf_counter() - t0
+
+
+def run_worker(bootstrap: str, topics: Topics, n: int, workdir: Path, *extra: str) -> float:
+    """Seconds from the worker's first consumed message to all n consumed and durable."""
+    w = WorkerProc(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}", *extra).start()
+    try:
+        t_first: float | None = None
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            c = totals([w]).consumed
+            now = time.perf_counter()
+            if c > 0 and t_first is None:
+                t_first = now
+            if c >= n:
+                assert t_first is not None
+                return now - t_first
+            time.sleep(0.1)
+        raise TimeoutError(w.log_text()[-3000:])
+    finally:
+        w.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bootstrap")
+    ap.add_argument("--tickets-per-day", type=int, default=20000)
+    ap.add_argument("--span", default="24h")
+    ap.add_argument("--batch-size", type=int, default=5000)
+    args = ap.parse_args()
+    broker = None
+    workdir = Path(tempfile.mkdtemp(prefix="cxpulse-bench-"))
+    try:
+        bootstrap = args.bootstrap
+        if bootstrap is None:
+            from kafka_broker import KafkaBroker
+
+            broker = KafkaBroker().start()
+            bootstrap = broker.bootstrap
+        capture = simulate(
+            workdir / "sim.jsonl", seed=1, span=args.span, per_day=args.tickets_per_day
+        )
+        lines = list(read_lines(capture))
+        n = len(lines)
+        suffix = uuid.uuid4().hex[:8]
+        topics = Topics(
+            f"bench.tickets.{suffix}", f"bench.surveys.{suffix}", f"bench.dl.{suffix}",
+            f"bench-{suffix}",
+        )  # fmt: skip
+        asyncio.run(create_topics(bootstrap, [topics.tickets, topics.surveys, topics.deadletter]))
+        replay(capture, bootstrap, topics)
+        core_s = core_only(lines)
+        raw_s = asyncio.run(raw_consume(bootstrap, [topics.tickets, topics.surveys], n))
+        results = [("raw aiokafka consumer (no processing)", raw_s)]
+        results.append(("core in process (decode+apply+drain, no Kafka)", core_s))
+        for store in ("rocksdb://", "memory://"):
+            wt = Topics(
+                topics.tickets, topics.surveys, topics.deadletter, f"{topics.group}-{store[:3]}"
+            )
+            secs = run_worker(
+                bootstrap, wt, n, workdir, "--store", store,
+                "--set", f"batch_size={args.batch_size}",
+            )  # fmt: skip
+            results.append((f"cxpulse worker, {store}, batch {args.batch_size}", secs))
+        print(f"{n} messages ({args.span}, {args.tickets_per_day} tickets/day)")
+        print("| pipeline | seconds | messages/s |")
+        print("|---|---:|---:|")
+        for name, secs in results:
+            print(f"| {name} | {secs:.2f} | {n / secs:,.0f} |")
+        return 0
+    finally:
+        if broker is not None:
+            broker.stop(remove_data=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
