@@ -220,6 +220,7 @@ class Worker:
         self.dropped_revoked = 0
         self.gaps = 0
         self._seeks: dict[Any, tuple[int, float]] = {}
+        self._pending_seek: asyncio.Future[None] | None = None
         worker = self
 
         class StateTable(faust.Table):  # type: ignore[type-arg,misc]
@@ -371,6 +372,43 @@ class Worker:
             async with lock:
                 if p not in self._engines:
                     await self._restore(p)
+        self._pending_seek = asyncio.ensure_future(
+            self._seek_to_markers(partitions, self.app.rebalancing_count)
+        )
+
+    async def _seek_to_markers(self, partitions: set[int], generation: int) -> None:
+        """Resume every owned source partition exactly after its commit marker.
+
+        faust seeks to the group's committed offsets right after this recovery,
+        and those can be *ahead* of the marker (faust may commit messages that
+        were taken but not yet made durable when the process was killed). The
+        gap check in `_apply_batch` repairs that only when a later message
+        arrives; at the end of a topic none does, and the partition would stall
+        short of its last messages. So once the rebalance has ended (after
+        faust's own seek), seek to the marker ourselves.
+        """
+        for _ in range(1200):
+            if self.app.rebalancing_count != generation:
+                return  # a newer rebalance; its recovery schedules its own seek
+            if not self.app.rebalancing:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            log.warning("rebalance did not end within 60 s; not seeking to markers")
+            return
+        for p in sorted(partitions):
+            async with self._locks.setdefault(p, asyncio.Lock()):
+                store = self._stores.get(p)
+                if store is None:
+                    continue
+                for role, topic in self.topic_by_role.items():
+                    if not self._owns(topic, p):
+                        continue
+                    tp = TP(topic, p)
+                    done = store.marker.offsets.get(role)
+                    nxt = done + 1 if done is not None else await self._earliest(tp)
+                    self._seeks[tp] = (nxt, time.monotonic())
+                    await self.app.consumer.seek(tp, nxt)
 
     async def _restore(self, p: int) -> None:
         t0 = time.monotonic()
