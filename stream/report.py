@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from stream.core.decode import Rejection, decode, format_ts, parse_ts
 from stream.core.engine import Evaluation, PartitionEngine, evaluate
 from stream.core.events import key_of, role_of
 from stream.core.partitioning import partition_for
+from stream.settings import SettingsError, core_config, load_settings
 
 
 @dataclass
@@ -153,14 +155,27 @@ def _positive(text: str) -> int:
     return n
 
 
+def _config(args: argparse.Namespace) -> CoreConfig:
+    """The worker's KPI definitions: same settings file, environment and targets file,
+    so a report of an export is comparable with the live metrics."""
+    overrides = {"targets_file": args.targets} if args.targets else {}
+    settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None, overrides)
+    return core_config(settings)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         handle = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
         print(f"cxpulse report: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
+    try:
+        config = _config(args)
+    except SettingsError as exc:
+        print(f"cxpulse report: bad setting: {exc}", file=sys.stderr)
+        return 2
     with handle:
-        result = compute(handle, partitions=args.partitions, at_ms=args.at)
+        result = compute(handle, partitions=args.partitions, at_ms=args.at, config=config)
     if args.json:
         json.dump(to_json(result), sys.stdout, ensure_ascii=False, sort_keys=True)
         sys.stdout.write("\n")
@@ -186,5 +201,13 @@ def register(subparsers: Any) -> None:
         help="RFC 3339 time to evaluate at (default: the largest event time)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--config", metavar="YAML",
+        help="worker settings file (windows, slice, lateness, label caps, targets_file); "
+        "CXPULSE_* variables apply as for the worker",
+    )  # fmt: skip
+    parser.add_argument(
+        "--targets", metavar="YAML", help="targets file (FRT target, min sample), e.g. targets.yaml"
+    )
     parser.set_defaults(func=run)
 

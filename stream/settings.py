@@ -30,6 +30,9 @@ from typing import Any
 
 import yaml
 
+from stream.core.config import DEFAULT_TOP_N, CoreConfig
+from stream.core.targets import TargetsError, parse_targets
+
 ENV_PREFIX = "CXPULSE_"
 
 
@@ -398,3 +401,30 @@ def load_settings(
 
 #: `CXPULSE_*` variables that are not settings (the config file path itself).
 _IGNORED_ENV = frozenset({"CXPULSE_CONFIG"})
+
+
+def core_config(settings: Settings) -> CoreConfig:
+    """The core's `CoreConfig` from worker settings (targets file included).
+
+    The batch report builds its config from the same targets file, so the
+    worker and `cxpulse report` agree on every KPI definition.
+    """
+    kwargs: dict[str, Any] = {
+        "slice_ms": settings.slice_ms,
+        "windows_ms": settings.windows_ms,
+        "lateness_ms": settings.lateness_ms,
+        "retention_ms": settings.retention_ms,
+        "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
+    }
+    if settings.targets_file is not None:
+        with open(settings.targets_file, encoding="utf-8") as fh:
+            try:
+                targets = parse_targets(yaml.safe_load(fh) or {})
+            except (TargetsError, yaml.YAMLError) as exc:
+                raise SettingsError(f"targets_file: {settings.targets_file}: {exc}") from None
+        kwargs["min_sample"] = targets.min_sample
+        kwargs["frt_target_ms"] = round(targets.frt.target_seconds * 1000)
+        kwargs["frt_target_by_priority"] = {
+            k: round(v * 1000) for k, v in targets.frt.by_priority.items()
+        }
+    return CoreConfig(**kwargs)

@@ -39,7 +39,7 @@ from faust.types import TP
 from stream.core.deadletter import dead_letter
 from stream.core.decode import Rejection, decode
 from stream.core.events import SURVEYS, TICKETS, role_of
-from stream.settings import Settings
+from stream.settings import Settings, core_config
 from stream.worker.app import create_app
 from stream.worker.persistence import PartitionStore, Write, partition_prefix
 
@@ -56,36 +56,6 @@ class StartupError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def core_config(settings: Settings) -> Any:
-    """The core's `CoreConfig` from worker settings (targets file included).
-
-    The batch report builds its config from the same targets file, so the
-    worker and `cxpulse report` agree on every KPI definition.
-    """
-    from stream.core.config import DEFAULT_TOP_N, CoreConfig
-
-    kwargs: dict[str, Any] = {
-        "slice_ms": settings.slice_ms,
-        "windows_ms": settings.windows_ms,
-        "lateness_ms": settings.lateness_ms,
-        "retention_ms": settings.retention_ms,
-        "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
-    }
-    if settings.targets_file is not None:
-        import yaml
-
-        from stream.core.targets import parse_targets
-
-        with open(settings.targets_file, encoding="utf-8") as fh:
-            targets = parse_targets(yaml.safe_load(fh) or {})
-        kwargs["min_sample"] = targets.min_sample
-        kwargs["frt_target_ms"] = round(targets.frt.target_seconds * 1000)
-        kwargs["frt_target_by_priority"] = {
-            k: round(v * 1000) for k, v in targets.frt.by_priority.items()
-        }
-    return CoreConfig(**kwargs)
 
 
 def counter_name(kind: str, role: str, detail: str = "") -> str:
