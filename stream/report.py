@@ -41,8 +41,15 @@ def compute(
     config: CoreConfig | None = None,
     partitions: int = 1,
     at_ms: int | None = None,
+    final: bool = False,
 ) -> ReportResult:
-    """Decode, route and apply every line; evaluate at the end of the stream."""
+    """Decode, route and apply every line; evaluate at the end of the stream.
+
+    By default the result is what a live worker that consumed the same
+    messages shows (the reference the pipeline is checked against): surveys
+    still waiting for their ticket stream to pass them stay out. `final`
+    attributes those too, for a finished export where nothing more will come.
+    """
     cfg = config or CoreConfig()
     engines = [PartitionEngine(cfg, p) for p in range(partitions)]
     rejected: Counter[str] = Counter()
@@ -58,8 +65,9 @@ def compute(
             continue
         p = partition_for(key_of(event), partitions) if partitions > 1 else 0
         engines[p].apply(role_of(event), event)
-    for eng in engines:
-        eng.end_of_stream()
+    if final:
+        for eng in engines:
+            eng.end_of_stream()
     return ReportResult(evaluate(engines, at_ms), n, rejected)
 
 
@@ -84,6 +92,10 @@ def render_text(result: ReportResult, out: IO[str]) -> None:
     out.write(f"{sum(result.rejected.values())} rejected\n")
     for code, count in sorted(result.rejected.items()):
         out.write(f"  rejected {code}: {count}\n")
+    parked = sum(g.value for g in ev.gauges if g.name == "surveys_parked")
+    if parked:
+        out.write(f"  {parked:.0f} survey(s) wait for their ticket stream, as live; "
+                  "--final counts them\n")
     for window in ev.windows:
         out.write(f"\n== window {window} ==\n")
         rows = [k for k in ev.kpis if k.window == window]
@@ -175,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"cxpulse report: bad setting: {exc}", file=sys.stderr)
         return 2
     with handle:
-        result = compute(handle, partitions=args.partitions, at_ms=args.at, config=config)
+        result = compute(
+            handle, partitions=args.partitions, at_ms=args.at, config=config, final=args.final
+        )
     if args.json:
         json.dump(to_json(result), sys.stdout, ensure_ascii=False, sort_keys=True)
         sys.stdout.write("\n")
@@ -205,6 +219,11 @@ def register(subparsers: Any) -> None:
         "--config", metavar="YAML",
         help="worker settings file (windows, slice, lateness, label caps, targets_file); "
         "CXPULSE_* variables apply as for the worker",
+    )  # fmt: skip
+    parser.add_argument(
+        "--final", action="store_true",
+        help="also attribute surveys still waiting for their ticket stream (a finished "
+        "export); without it the report equals what a live worker shows",
     )  # fmt: skip
     parser.add_argument(
         "--targets", metavar="YAML", help="targets file (FRT target, min sample), e.g. targets.yaml"

@@ -47,8 +47,8 @@ def _kpi(doc: dict[str, object], name: str, window: str, **labels: str) -> dict[
 def test_report_json_on_the_contract_example(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(LINES) + b"\n")
-    out = subprocess.run([str(BIN), "report", str(path), "--json"], capture_output=True,
-                         check=True)  # fmt: skip
+    out = subprocess.run([str(BIN), "report", str(path), "--json", "--final"],
+                         capture_output=True, check=True)  # fmt: skip
     doc = json.loads(out.stdout)
     assert doc["lines"] == 8
     assert doc["rejected"] == {"naive_timestamp": 1, "not_json": 1}
@@ -63,6 +63,19 @@ def test_report_json_on_the_contract_example(tmp_path: Path) -> None:
                           capture_output=True, check=True, text=True).stdout  # fmt: skip
     assert "cxpulse report at 2026-11-22T09:10:00.000Z: 8 lines, 2 rejected" in text
     assert "== window 15m ==" in text and "resolution_count" in text
+
+
+def test_report_without_final_equals_the_live_view(tmp_path: Path) -> None:
+    # The CSAT response (09:30) lacks team/agent, so it waits until the tickets stream
+    # (at 09:20 when the file ends) passes 09:30 + lateness: a live worker would not show
+    # it yet, and neither does the default report; `--final` attributes it.
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(LINES) + b"\n")
+    live = json.loads(subprocess.run([str(BIN), "report", str(path), "--json"],
+                                     capture_output=True, check=True).stdout)  # fmt: skip
+    assert _kpi(live, "csat", "1h")["n"] == 0
+    parked = next(g for g in live["gauges"] if g["name"] == "surveys_parked")
+    assert parked["value"] == 1
 
 
 def test_report_rejects_bad_arguments(tmp_path: Path) -> None:
