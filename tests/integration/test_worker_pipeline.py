@@ -397,6 +397,14 @@ def test_live_equivalence_one_worker(kafka_bootstrap: str, topics: Topics, tmp_p
     capture = simulate(tmp_path / "sim.jsonl", seed=101)
     lines = list(read_lines(capture))
     exp = expected(lines)
+    # The offline reference is exactly what `cxpulse report --partitions N` prints.
+    from stream.report import compute
+
+    report = compute(capture.read_bytes().splitlines(), partitions=PARTITIONS).evaluation
+    assert (report.kpis, report.gauges, report.counters, report.histograms) == (
+        exp.evaluation.kpis, exp.evaluation.gauges, exp.evaluation.counters,
+        exp.evaluation.histograms,
+    )
     w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1").start()
     try:
         wait_for(lambda: totals([w]).consumed == 0 and "assigned" in w.log_text(), 60,
