@@ -27,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from stream.core.config import CoreConfig  # noqa: E402
-from stream.core.decode import Rejection, decode, route_of  # noqa: E402
+from stream.core.decode import Rejection, decode  # noqa: E402
 from stream.core.engine import PartitionEngine  # noqa: E402
+from stream.core.events import key_of, role_of  # noqa: E402
 from stream.core.partitioning import partition_for  # noqa: E402
 from stream.replay import read_lines  # noqa: E402
 from tests.integration.test_worker_pipeline import (  # noqa: E402
@@ -87,16 +88,69 @@ def core_only(lines: list[bytes]) -> float:
     engines = {p: PartitionEngine(config, p) for p in range(PARTITIONS)}
     t0 = time.perf_counter()
     for i, value in enumerate(lines):
-        role, key = route_of(value)
         event = decode(value)
-        if not isinstance(event, Rejection) and key is not None:
-            engines[partition_for(key, PARTITIONS)].apply(role, event)
+        if not isinstance(event, Rejection):
+            engines[partition_for(key_of(event), PARTITIONS)].apply(role_of(event), event)
         if i % 5000 == 4999:
             for e in engines.values():
                 e.drain_dirty()
     for e in engines.values():
         e.drain_dirty()
     return time.perf_counter() - t0
+
+
+def faust_noop(bootstrap: str, topics: list[str], n: int, batch: int) -> None:
+    """(subprocess) faust agent doing nothing but take_events: faust's own ceiling."""
+    import faust
+    from faust.worker import Worker as FaustWorker
+
+    from stream.settings import load_settings
+    from stream.worker.app import create_app
+
+    datadir = tempfile.mkdtemp(prefix="cxpulse-noop-")
+    settings = load_settings(
+        env={},
+        overrides={"bootstrap_servers": bootstrap, "group_id": f"noop-{uuid.uuid4().hex[:8]}",
+                   "datadir": datadir, "store": "memory://", "session_timeout": "6s",
+                   "heartbeat_interval": "1s", "log_level": "warning"},
+    )  # fmt: skip
+    app = create_app(settings)
+    # raw serializers as in the worker (without them this agent stalls: faust
+    # tries to decode the payloads with the app's default codec)
+    source = app.topic(
+        *topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    state = {"seen": 0, "t0": 0.0}
+
+    async def agent(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(batch, within=0.2):
+            if state["seen"] == 0:
+                state["t0"] = time.perf_counter()
+            state["seen"] += len(events)
+            if state["seen"] >= n:
+                print(f"NOOP {time.perf_counter() - state['t0']:.3f}", flush=True)
+                import os
+
+                os._exit(0)
+
+    app.agent(source, name="noop")(agent)
+    FaustWorker(
+        app, loglevel="warning", quiet=True, redirect_stdouts=False
+    ).execute_from_commandline()
+
+
+def run_faust_noop(bootstrap: str, topics: Topics, n: int, batch: int) -> float:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, __file__, "--faust-noop", bootstrap, topics.tickets, topics.surveys,
+         str(n), str(batch)],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )  # fmt: skip
+    for line in out.stdout.splitlines():
+        if "NOOP " in line:  # after faust's terminal spinner codes
+            return float(line.split("NOOP ", 1)[1].split()[0])
+    raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
 
 
 def run_worker(bootstrap: str, topics: Topics, n: int, workdir: Path, *extra: str) -> float:
@@ -125,7 +179,12 @@ def main() -> int:
     ap.add_argument("--tickets-per-day", type=int, default=20000)
     ap.add_argument("--span", default="24h")
     ap.add_argument("--batch-size", type=int, default=5000)
+    ap.add_argument("--faust-noop", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.faust_noop:
+        b, t1, t2, n_, batch = args.faust_noop
+        faust_noop(b, [t1, t2], int(n_), int(batch))
+        return 0
     broker = None
     workdir = Path(tempfile.mkdtemp(prefix="cxpulse-bench-"))
     try:
@@ -150,7 +209,11 @@ def main() -> int:
         core_s = core_only(lines)
         raw_s = asyncio.run(raw_consume(bootstrap, [topics.tickets, topics.surveys], n))
         results = [("raw aiokafka consumer (no processing)", raw_s)]
+        print(f"raw {raw_s:.2f}s core {core_s:.2f}s", file=sys.stderr, flush=True)
         results.append(("core in process (decode+apply+drain, no Kafka)", core_s))
+        noop_s = run_faust_noop(bootstrap, topics, n, args.batch_size)
+        results.append((f"faust agent, take_events({args.batch_size}), no processing", noop_s))
+        print(f"noop {noop_s:.2f}s", file=sys.stderr, flush=True)
         for store in ("rocksdb://", "memory://"):
             wt = Topics(
                 topics.tickets, topics.surveys, topics.deadletter, f"{topics.group}-{store[:3]}"
