@@ -487,14 +487,14 @@ class Worker:
         p, role = first.partition, self.role_by_topic[first.topic]
         lock = self._locks.setdefault(p, asyncio.Lock())
         async with lock:
-            if not self._owns(first.topic, p):
-                # buffered before a rebalance took the partition away: the new
-                # owner re-reads them from its committed offset (faust discards
-                # commits of revoked partitions), so dropping them loses nothing
+            if p not in self._engines or not self._owns(first.topic, p):
+                # Buffered before a rebalance took the partition away (or before
+                # its restore): never rebuild an engine here, the state may have
+                # moved on at the new owner. The owner re-reads these messages
+                # from the offsets in its marker (seeking back if faust committed
+                # past them), so dropping them loses nothing.
                 self.dropped_revoked += len(events)
                 return
-            if p not in self._engines:  # normally done at recovery completion
-                await self._restore(p)
             await self._apply_batch(p, role, events)
 
     async def _apply_batch(self, p: int, role: str, events: list[Any]) -> None:

@@ -171,8 +171,10 @@ class WorkerProc:
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.known_crashes = 0
 
     def start(self) -> WorkerProc:
+        self.stopping = False
         self.port = free_port()
         cmd = [
             *CXPULSE, "worker", "--bootstrap-servers", self.bootstrap,
@@ -189,12 +191,16 @@ class WorkerProc:
         self.starts += 1
         return self
 
+    stopping = False
+
     def kill(self) -> None:
         assert self.proc is not None
+        self.stopping = True
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
 
     def stop(self, timeout: float = 60) -> int:
+        self.stopping = True
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
@@ -207,6 +213,22 @@ class WorkerProc:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def supervise(self) -> None:
+        """Restart after a crash, as systemd/Kubernetes would (crash-only design).
+
+        Only the known faust/aiokafka fetcher race is tolerated (a KeyError in
+        aiokafka's `fetched_records` right after a rebalance, which kills the
+        faust Fetcher and the worker); any other exit fails the test.
+        """
+        if self.proc is None or self.proc.poll() is None or self.stopping:
+            return
+        tail = self.log_text()[-6000:]
+        if "fetched_records" in tail and "KeyError" in tail:
+            self.known_crashes += 1
+            self.start()
+            return
+        raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
 
     def scrape(self, path: str = "/metrics") -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
@@ -238,6 +260,7 @@ def totals(workers: Iterable[WorkerProc]) -> Totals:
     """Counters summed over workers, as `sum by (...)` in PromQL would."""
     t = Totals()
     for w in workers:
+        w.supervise()
         if not w.alive():
             continue
         try:
@@ -264,12 +287,22 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str, *workers: Work
 
 
 def wait_consumed(workers: list[WorkerProc], n: int, timeout: float = 180) -> Totals:
+    """Wait until at least n messages are counted, the same totals on two polls 1 s apart.
+
+    Workers are scraped one after the other, so during a rebalance a partition
+    can be counted by both (like a PromQL sum over instances during a
+    hand-over); a stable reading is what the assertions compare.
+    """
     box: list[Totals] = []
 
     def done() -> bool:
         t = totals(workers)
-        box[:] = [t]
-        return t.consumed >= n
+        if t.consumed < n:
+            return False
+        time.sleep(1.0)
+        again = totals(workers)
+        box[:] = [again]
+        return again.consumed == t.consumed and again.outcomes == t.outcomes
 
     wait_for(done, timeout, f"{n} messages consumed", *workers)
     return box[0]
@@ -402,7 +435,9 @@ def test_live_equivalence_one_worker(kafka_bootstrap: str, topics: Topics, tmp_p
 
     report = compute(capture.read_bytes().splitlines(), partitions=PARTITIONS).evaluation
     assert (report.kpis, report.gauges, report.counters, report.histograms) == (
-        exp.evaluation.kpis, exp.evaluation.gauges, exp.evaluation.counters,
+        exp.evaluation.kpis,
+        exp.evaluation.gauges,
+        exp.evaluation.counters,
         exp.evaluation.histograms,
     )
     w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1").start()
