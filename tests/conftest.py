@@ -32,7 +32,8 @@ def kafka_broker() -> Iterator[KafkaBroker]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
-    return kafka_broker.bootstrap
+    bootstrap: str = kafka_broker.bootstrap
+    return bootstrap
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int, **configs: str) -> None:
