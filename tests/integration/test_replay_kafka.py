@@ -9,12 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
 
 from stream.cli import main
 from stream.core.decode import Rejection, decode, route_of
 from stream.core.events import SURVEYS, TICKETS, SurveyResponse
+from tests.support.kafka_io import read_records
 
 pytestmark = pytest.mark.kafka
 
@@ -64,29 +63,6 @@ def test_java_murmur2_matches_kafka_test_vectors() -> None:
         assert java_murmur2(data) == expected
 
 
-async def _read_all(
-    bootstrap: str, topics: list[str], expected: int
-) -> list[ConsumerRecord[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    await consumer.start()
-    got: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        deadline = time.monotonic() + 60
-        while len(got) < expected and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                got.extend(records)
-        for records in (await consumer.getmany(timeout_ms=1500)).values():
-            got.extend(records)  # anything beyond the expected count
-    finally:
-        await consumer.stop()
-    return got
 
 
 def test_replay_puts_every_line_on_its_topic_key_and_partition(
@@ -101,7 +77,7 @@ def test_replay_puts_every_line_on_its_topic_key_and_partition(
     replay = ["replay", str(capture), "--bootstrap", kafka_bootstrap]
     assert main([*replay, "--tickets-topic", tickets, "--surveys-topic", surveys]) == 0
 
-    records = asyncio.run(_read_all(kafka_bootstrap, [tickets, surveys], len(lines)))
+    records = asyncio.run(read_records(kafka_bootstrap, [tickets, surveys], len(lines)))
     assert Counter(r.value for r in records) == Counter(lines)
     partitions = {tickets: 4, surveys: 3}
     malformed = 0

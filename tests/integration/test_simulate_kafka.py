@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
 
 from stream.cli import main
 from stream.core.decode import route_of
+from tests.support.kafka_io import read_records
 
 pytestmark = pytest.mark.kafka
 
 
-async def _read(
-    bootstrap: str, topics: list[str], expected: int
-) -> list[ConsumerRecord[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    await consumer.start()
-    got: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        deadline = time.monotonic() + 60
-        while len(got) < expected and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                got.extend(records)
-        for records in (await consumer.getmany(timeout_ms=1500)).values():
-            got.extend(records)
-    finally:
-        await consumer.stop()
-    return got
 
 
 def test_simulate_to_kafka_matches_the_file(
@@ -56,7 +31,7 @@ def test_simulate_to_kafka_matches_the_file(
     topics = ["--tickets-topic", tickets, "--surveys-topic", surveys]
     assert main([*args, "--kafka", kafka_bootstrap, *topics]) == 0
 
-    records = asyncio.run(_read(kafka_bootstrap, [tickets, surveys], len(lines)))
+    records = asyncio.run(read_records(kafka_bootstrap, [tickets, surveys], len(lines)))
     assert Counter(r.value for r in records) == Counter(lines)
     for record in records:
         assert record.value is not None
