@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from stream.core.config import CAPPED_DIMENSIONS, CoreConfig
 from stream.core.dimensions import OTHER, UNKNOWN, LabelGuard, top_n_caps
@@ -715,6 +715,23 @@ def _cap_view(view: Key, caps: _Caps) -> Key:
     return view
 
 
+_Mergeable = TypeVar("_Mergeable", TicketAgg, SurveyAgg)
+
+
+def _capped(views: Mapping[Key, _Mergeable], caps: _Caps) -> dict[Key, _Mergeable]:
+    """Views re-keyed by their capped label value; views capped alike (`other`) merge.
+    The aggregates are the window's fresh copies, so merging into them is safe."""
+    out: dict[Key, _Mergeable] = {}
+    for view, agg in views.items():
+        cv = _cap_view(view, caps)
+        mine = out.get(cv)
+        if mine is None:
+            out[cv] = agg
+        else:
+            mine.merge(agg)
+    return out
+
+
 def _labels(view: Key) -> dict[str, str]:
     """{} for an all-teams view, {dim: value} otherwise (survey views drop the kind)."""
     if view[0] in ("all", "team", "channel", "priority", "agent", "touchpoint"):
@@ -817,14 +834,7 @@ def _ticket_kpis(
     cfg: CoreConfig,
 ) -> list[KpiValue]:
     nb = len(cfg.histogram_buckets_ms) + 1
-    capped: dict[Key, TicketAgg] = {}
-    for view, agg in tv.items():
-        cv = _cap_view(view, caps)
-        mine = capped.get(cv)
-        if mine is None:
-            capped[cv] = agg
-        else:
-            mine.merge(agg)
+    capped = _capped(tv, caps)
     # Distinct active agents (raw ids: top-N must not merge people) per capped team.
     agents_all = {v[1] for v, a in av.items() if v[0] == "agent" and not a.is_empty()}
     agents_by_team: dict[str, set[str]] = {}
@@ -897,14 +907,7 @@ _SURVEY_KPIS = {
 def _survey_kpis(
     wl: str, sv: dict[Key, SurveyAgg], caps: _Caps, universe: set[Key], cfg: CoreConfig
 ) -> list[KpiValue]:
-    capped: dict[Key, SurveyAgg] = {}
-    for view, agg in sv.items():
-        cv = _cap_view(view, caps)
-        mine = capped.get(cv)
-        if mine is None:
-            capped[cv] = agg
-        else:
-            mine.merge(agg)
+    capped = _capped(sv, caps)
     out: list[KpiValue] = []
     for view in sorted(universe):
         kind = SurveyKind(view[0])
