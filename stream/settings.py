@@ -91,6 +91,7 @@ def format_duration_ms(ms: int) -> str:
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 STORES = ("rocksdb://", "memory://")
+RUNTIMES = ("direct", "faust")
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class Settings:
     web_enabled: bool = False
     web_port: int = 6066
     # --- processing
+    #: `direct`: aiokafka batches straight into the core (the fast default);
+    #: `faust`: a faust-streaming agent (see stream/worker/direct.py for why two).
+    runtime: str = "direct"
     datadir: str = "./cxpulse-data"
     store: str = "rocksdb://"
     batch_size: int = 5000
@@ -329,6 +333,8 @@ def _validate(s: Settings) -> None:
     for name in ("topic_tickets", "topic_surveys", "topic_deadletter", "group_id", "state_table"):
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", getattr(s, name)):
             raise SettingsError(f"{name}: {getattr(s, name)!r} has characters Kafka refuses")
+    if s.runtime not in RUNTIMES:
+        raise SettingsError(f"runtime: {s.runtime!r} is not one of {RUNTIMES}")
     if s.store not in STORES:
         raise SettingsError(f"store: {s.store!r} is not one of {STORES}")
     for port_name in ("metrics_port", "web_port"):

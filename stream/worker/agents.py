@@ -31,90 +31,24 @@ import os
 import time
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from faust.types import TP
 
-from stream.core.deadletter import dead_letter
-from stream.core.decode import Rejection, decode
-from stream.core.events import SURVEYS, TICKETS, role_of
+from stream.core.events import SURVEYS, TICKETS
 from stream.settings import Settings, core_config
 from stream.worker.app import create_app
 from stream.worker.persistence import PartitionStore, Write, partition_prefix
+from stream.worker.shared import (
+    ROLES,
+    PartitionStatus,
+    WorkerStatus,
+    counter_name,
+    handle_message,
+)
 
 log = logging.getLogger("cxpulse.worker")
-
-ROLES = (TICKETS, SURVEYS)
-#: Reason code for a valid event on the other role's topic (the worker's own code;
-#: `decode` cannot know which topic the bytes came from).
-WRONG_TOPIC = "wrong_topic"
-
-
-class StartupError(RuntimeError):
-    """The environment does not allow starting (topics missing, partition mismatch)."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def counter_name(kind: str, role: str, detail: str = "") -> str:
-    """Marker counter key, e.g. `consumed:tickets`, `deadletter:tickets:not_json`."""
-    return f"{kind}:{role}:{detail}" if detail else f"{kind}:{role}"
-
-
-async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str, int | None]:
-    """Partition count of each topic (None when it does not exist)."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
-    )
-    await admin.start()
-    try:
-        # describe only existing topics: a metadata request for a missing one
-        # makes a broker with auto.create.topics.enable create it, with the
-        # default partition count (a changelog with the wrong count)
-        existing = set(await admin.list_topics())
-        wanted = [n for n in names if n in existing]
-        described = await admin.describe_topics(wanted) if wanted else []
-    finally:
-        await admin.close()
-    out: dict[str, int | None] = dict.fromkeys(names)
-    for t in described:
-        ok = t.get("error_code", 0) == 0 and t.get("partitions")
-        out[t["topic"]] = len(t["partitions"]) if ok else None
-    return out
-
-
-async def check_topics(settings: Settings) -> int:
-    """Fail clearly unless the input topics exist and are co-partitioned.
-
-    Returns the common partition count. The changelog, when it exists already,
-    must have the same count: faust would otherwise crash the agent later with
-    PartitionsMismatch, in the middle of processing.
-    """
-    names = [settings.topic_tickets, settings.topic_surveys, settings.changelog_topic]
-    counts = await topic_partitions(settings, names)
-    nt, ns = counts.get(settings.topic_tickets), counts.get(settings.topic_surveys)
-    if nt is None:
-        raise StartupError(f"topic_tickets: topic {settings.topic_tickets!r} does not exist")
-    if ns is None:
-        raise StartupError(f"topic_surveys: topic {settings.topic_surveys!r} does not exist")
-    if nt != ns:
-        raise StartupError(
-            f"topic_surveys: {settings.topic_surveys!r} has {ns} partitions but "
-            f"{settings.topic_tickets!r} has {nt}; both must have the same count "
-            "(state of a ticket is kept per partition number)"
-        )
-    nc = counts.get(settings.changelog_topic)
-    if nc is not None and nc != nt:
-        raise StartupError(
-            f"group_id: changelog topic {settings.changelog_topic!r} has {nc} partitions but "
-            f"the input topics have {nt}; use a new group_id/state_table or recreate it"
-        )
-    return nt
-
 
 class _PartitionEvent:
     """Stands in for faust's current event while writing to the state table.
@@ -136,30 +70,6 @@ class _PartitionEvent:
 class _Msg:
     topic: str
     partition: int
-
-
-# --------------------------------------------------------------------------- status
-
-
-@dataclass
-class PartitionStatus:
-    partition: int
-    counters: dict[str, int]
-    stream_time_ms: dict[str, int | None]
-    last_event_ms: int | None
-    lag: dict[str, int]
-
-
-@dataclass
-class WorkerStatus:
-    """What the exporter reads besides the engines (self-metrics)."""
-
-    partitions: list[PartitionStatus] = field(default_factory=list)
-    #: wall clock (s) of the last batch made durable (None before the first)
-    last_success_s: float | None = None
-    #: now - event time of the last applied event, max over partitions (s)
-    processing_delay_s: float | None = None
-    topics: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- worker
@@ -522,21 +432,10 @@ class Worker:
                 if msg.offset > nxt:
                     break  # dropped; re-read from nxt after the seek
             nxt = msg.offset + 1
-            key = counter_name("consumed", role)
-            counts[key] = counts.get(key, 0) + 1
-            result = decode(msg.value)
-            if not isinstance(result, Rejection) and role_of(result) != role:
-                result = Rejection(WRONG_TOPIC, f"a {role_of(result)} event on the {role} topic")
-            if isinstance(result, Rejection):
-                record = dead_letter(
-                    key=msg.key,
-                    value=msg.value,
-                    source_topic=topic,
-                    source_partition=p,
-                    source_offset=msg.offset,
-                    rejection=result,
-                    rejected_at_ms=now_ms,
-                )
+            record, ts = handle_message(
+                engine, role, topic, p, msg.offset, msg.key, msg.value, counts, now_ms
+            )
+            if record is not None:
                 dl_futures.append(
                     await producer.send(
                         self.settings.topic_deadletter,
@@ -547,12 +446,8 @@ class Worker:
                         record.headers,
                     )
                 )
-                key = counter_name("deadletter", role, result.code)
-            else:
-                outcome = engine.apply(role, result)
-                key = counter_name(str(getattr(outcome, "name", outcome)).lower(), role)
-                last_event_ms = result.ts
-            counts[key] = counts.get(key, 0) + 1
+            elif ts is not None:
+                last_event_ms = ts
         marker.offsets[role] = nxt - 1
         for k, n in counts.items():
             store.count(k, n)

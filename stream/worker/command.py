@@ -1,4 +1,4 @@
-"""`cxpulse worker`: run one faust worker process and serve its `/metrics`.
+"""`cxpulse worker`: run one worker process (direct or faust runtime), serve `/metrics`.
 
 Why `/metrics` is served from the worker's own event loop (aiohttp) rather
 than `prometheus_client.start_http_server`'s thread: collectors read the live
@@ -223,17 +223,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_worker(settings: Settings) -> int:
-    from faust.worker import Worker as FaustWorker
-
-    from stream.worker.agents import StartupError, Worker, check_topics
+    from stream.worker.shared import StartupError, check_topics
 
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # faust's ProducerBuffer warns "producer buffer full" on every batch we
-    # write (it is its normal back-pressure when a batch writes thousands of keys)
-    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     log.info("starting: %s", settings.describe())
     try:
         partitions = asyncio.run(_wait_for_topics(settings, check_topics))
@@ -241,6 +236,27 @@ def run_worker(settings: Settings) -> int:
     except (StartupError, SettingsError) as exc:
         print(f"cxpulse worker: {exc}", file=sys.stderr)
         return 2
+    if settings.runtime == "faust":
+        return _run_faust(settings, partitions, sock)
+    from stream.worker.direct import run_direct
+
+    async def serve(worker: Any) -> Any:
+        registry, own = build_registries(worker)
+        runner = await serve_metrics(sock, registry, own)
+        log.info("serving /metrics on %s:%d", settings.metrics_host, settings.metrics_port)
+        return runner
+
+    return asyncio.run(run_direct(settings, partitions, serve))
+
+
+def _run_faust(settings: Settings, partitions: int, sock: socket.socket) -> int:
+    from faust.worker import Worker as FaustWorker
+
+    from stream.worker.agents import Worker
+
+    # faust's ProducerBuffer warns "producer buffer full" on every batch we
+    # write (it is its normal back-pressure when a batch writes thousands of keys)
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     worker = Worker(settings, partitions)
     registry, own = build_registries(worker)
     runners: list[Any] = []

@@ -1,0 +1,487 @@
+"""The default worker runtime: one aiokafka consumer loop around the core.
+
+Why not faust's stream machinery: measured on this project's 2-core machines,
+faust delivers about 10,000 messages/s to an agent that does *nothing*
+(conductor, per-message tasks and the take buffer cost ~100 µs a message,
+docs/benchmarks.md), half the 20,000 events/s a worker must sustain. This
+loop takes whole `getmany` batches straight from aiokafka and keeps
+everything else the faust runtime (`stream.worker.agents`) does: the same
+core, the same changelog records and commit marker (`persistence`), the same
+self-metrics. `runtime: faust` selects the faust agent instead.
+
+Per `getmany` batch, under one lock:
+
+1. per source TopicPartition: skip offsets at or below the partition's commit
+   marker (re-deliveries), decode, apply or dead-letter (`shared.handle_message`);
+2. per touched partition: each dirty state key once, then the marker, written
+   to changelog partition p in a few large producer batches;
+3. await every broker acknowledgement (changelog and dead letters), then copy
+   the writes into the local store with the changelog offset.
+
+Rebalances (eager, range assignor so tickets p and surveys p land together):
+`on_partitions_revoked` waits for the batch in flight (the lock); on
+assignment each partition's state is rebuilt from local store + changelog
+tail unless this worker still holds it and nobody wrote the changelog
+meanwhile, and the consumer is seeked to the marker's offsets. The group's
+committed offsets are written for monitoring tools only; the marker is the
+truth. Any failure inside a batch ends the process (exit 70): the engine may
+hold a half-applied batch, and a restart rebuilds exactly (crash-only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stream.core.engine import PartitionEngine
+from stream.settings import Settings, core_config
+from stream.worker.localstore import LocalStore, open_store
+from stream.worker.persistence import PartitionStore, Write, partition_prefix
+from stream.worker.shared import (
+    ROLES,
+    PartitionStatus,
+    WorkerStatus,
+    counter_name,
+    handle_message,
+)
+
+log = logging.getLogger("cxpulse.worker")
+
+#: Producer batch size for changelog writes (below the broker's 1 MiB default).
+_MAX_BATCH_BYTES = 512 * 1024
+_COMMIT_EVERY_S = 5.0
+
+
+@dataclass
+class _Partition:
+    """A partition this worker holds: its engine, commit bookkeeping, local copy."""
+
+    engine: PartitionEngine
+    store: PartitionStore
+    local: LocalStore
+    #: changelog offset of the last record this worker wrote (or read at restore)
+    changelog_end: int | None
+    last_event_ms: int | None = None
+
+
+class DirectWorker:
+    """One worker process: consumer group member, engines, changelog writer."""
+
+    def __init__(self, settings: Settings, partitions: int) -> None:
+        self.settings = settings
+        self.n_partitions = partitions
+        self.config = core_config(settings)
+        self.role_by_topic = {settings.topic_tickets: "tickets", settings.topic_surveys: "surveys"}
+        self.topic_by_role = {r: t for t, r in self.role_by_topic.items()}
+        self._parts: dict[int, _Partition] = {}
+        self._locals: dict[int, LocalStore] = {}
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._last_success_s: float | None = None
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._reader: Any = None
+        self._last_commit = 0.0
+        self.batches = 0
+        self.skipped_redeliveries = 0
+        self.dropped_revoked = 0
+
+    # -- the narrow interface the exporter reads (same as the faust runtime)
+
+    def engines(self) -> Mapping[int, Any]:
+        return {p: part.engine for p, part in self._parts.items()}
+
+    def status(self) -> WorkerStatus:
+        now_ms = int(time.time() * 1000)
+        parts, delays = [], []
+        for p, part in sorted(self._parts.items()):
+            st = {r: part.engine.stream_time(r) for r in ROLES}
+            if part.last_event_ms is not None:
+                delays.append((now_ms - part.last_event_ms) / 1000)
+            counters = dict(part.store.marker.counters)
+            parts.append(PartitionStatus(p, counters, st, part.last_event_ms, self._lag(p)))
+        return WorkerStatus(
+            partitions=parts,
+            last_success_s=self._last_success_s,
+            processing_delay_s=max(delays) if delays else None,
+            topics=dict(self.topic_by_role),
+        )
+
+    def _lag(self, p: int) -> dict[str, int]:
+        from aiokafka import TopicPartition
+
+        out: dict[str, int] = {}
+        part, consumer = self._parts.get(p), self._consumer
+        if part is None or consumer is None:
+            return out
+        for role, topic in self.topic_by_role.items():
+            tp = TopicPartition(topic, p)
+            try:
+                hw = consumer.highwater(tp)
+            except Exception:  # noqa: S112 - not assigned any more: no lag to report
+                continue
+            if hw is None:
+                continue
+            done = part.store.marker.offsets.get(role, -1) + 1
+            out[role] = max(0, int(hw) - done)
+        return out
+
+    # -- lifecycle
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka import ConsumerRebalanceListener
+        from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+        s = self.settings
+        sec = s.aiokafka_security()
+        await self._ensure_changelog()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=_MAX_BATCH_BYTES,
+            request_timeout_ms=max(40_000, s.session_timeout_ms + 5_000),
+            **sec,
+        )
+        self._reader = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **sec,
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            group_id=s.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.batch_size,
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            rebalance_timeout_ms=s.rebalance_timeout_ms,
+            request_timeout_ms=max(40_000, s.session_timeout_ms + 5_000),
+            **sec,
+        )
+        worker = self
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                await worker._on_revoked(revoked)
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                await worker._on_assigned(assigned)
+
+        await self._producer.start()
+        await self._reader.start()
+        await self._consumer.start()
+        try:
+            self._consumer.subscribe([s.topic_tickets, s.topic_surveys], listener=Listener())
+            await self._loop()
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        for client in (self._consumer, self._reader):  # leaving the group revokes (locked)
+            with contextlib.suppress(Exception):
+                await client.stop()
+        with contextlib.suppress(Exception):
+            await self._producer.stop()
+        for local in self._locals.values():
+            local.close()
+        log.info("stopped: batches=%d", self.batches)
+
+    async def _loop(self) -> None:
+        s = self.settings
+        consumer = self._consumer
+        next_log = time.monotonic() + 10
+        while not self._stop.is_set():
+            batch = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_size)
+            if batch:
+                try:
+                    await self._process(batch)
+                except asyncio.CancelledError:
+                    raise
+                except BaseException:
+                    log.exception("batch failed; exiting so the state is rebuilt exactly")
+                    logging.shutdown()
+                    os._exit(70)
+            now = time.monotonic()
+            if now - self._last_commit > _COMMIT_EVERY_S:
+                self._last_commit = now
+                await self._commit_for_monitoring()
+            if now > next_log:
+                next_log = now + 10
+                done = {p: dict(x.store.marker.offsets) for p, x in sorted(self._parts.items())}
+                log.info(
+                    "progress: batches=%d skipped_redeliveries=%d dropped_revoked=%d offsets=%s",
+                    self.batches, self.skipped_redeliveries, self.dropped_revoked, done,
+                )  # fmt: skip
+
+    async def _commit_for_monitoring(self) -> None:
+        """Commit the marker positions so `kafka-consumer-groups` shows a true lag."""
+        from aiokafka import TopicPartition
+        from aiokafka.errors import KafkaError
+
+        offsets = {}
+        assigned = self._consumer.assignment()
+        for p, part in self._parts.items():
+            for role, done in part.store.marker.offsets.items():
+                tp = TopicPartition(self.topic_by_role[role], p)
+                if tp in assigned:
+                    offsets[tp] = done + 1
+        if offsets:
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError as exc:  # rebalancing: the next commit will do
+                log.debug("monitoring commit skipped: %s", type(exc).__name__)
+
+    # -- processing
+
+    async def _process(self, batch: Mapping[Any, list[Any]]) -> None:
+        now_ms = int(time.time() * 1000)
+        async with self._lock:
+            touched: dict[int, _Partition] = {}
+            dead: list[Any] = []
+            for tp, records in batch.items():
+                part = self._parts.get(tp.partition)
+                if part is None:  # fetched before a rebalance took it away
+                    self.dropped_revoked += len(records)
+                    continue
+                touched[tp.partition] = part
+                dead += await self._apply(part, tp, records, now_ms)
+            sends: list[tuple[int, list[Write], list[tuple[Any, int]]]] = []
+            for p, part in touched.items():
+                writes = part.store.batch_writes(part.engine.drain_dirty(), now_ms)
+                sends.append((p, writes, await self._send_changelog(p, writes)))
+            await _await_all([f for _, _, fs in sends for f, _ in fs] + dead)
+            for p, writes, futures in sends:
+                part = touched[p]
+                part.changelog_end = _last_offset(futures)
+                part.local.apply(writes, part.changelog_end)
+            self._last_success_s = time.time()
+            self.batches += 1
+
+    async def _apply(self, part: _Partition, tp: Any, records: list[Any], now_ms: int) -> list[Any]:
+        role = self.role_by_topic[tp.topic]
+        marker = part.store.marker
+        done = marker.offsets.get(role)
+        counts: dict[str, int] = {}
+        dead: list[Any] = []
+        engine, p, topic = part.engine, tp.partition, tp.topic
+        last_ts: int | None = None
+        send = self._producer.send
+        for r in records:
+            off = r.offset
+            if done is not None and off <= done:
+                self.skipped_redeliveries += 1
+                continue
+            if done is not None and off > done + 1:
+                await self._count_lost(tp, role, done + 1, off, counts)
+            done = off
+            record, ts = handle_message(engine, role, topic, p, off, r.key, r.value, counts, now_ms)
+            if record is not None:
+                dead.append(
+                    await send(
+                        self.settings.topic_deadletter,
+                        value=record.value,
+                        key=record.key,
+                        headers=record.headers,
+                    )
+                )
+            elif ts is not None:
+                last_ts = ts
+        if done is not None:
+            marker.offsets[role] = done
+        for k, n in counts.items():
+            part.store.count(k, n)
+        if last_ts is not None:
+            part.last_event_ms = last_ts
+        return dead
+
+    async def _count_lost(
+        self, tp: Any, role: str, expected: int, got: int, counts: dict[str, int]
+    ) -> None:
+        """A jump in offsets: lost to retention only if the log no longer starts before it.
+
+        Transaction markers and compaction leave gaps too, which lose nothing.
+        """
+        earliest = (await self._consumer.beginning_offsets([tp]))[tp]
+        lost = min(earliest, got) - expected
+        if lost > 0:
+            key = counter_name("lost_to_retention", role)
+            counts[key] = counts.get(key, 0) + lost
+            log.warning("%s: %d messages deleted by retention before they were read", tp, lost)
+
+    async def _send_changelog(self, p: int, writes: list[Write]) -> list[tuple[Any, int]]:
+        """Queue writes to changelog partition p in large batches, in order.
+
+        One producer batch holds thousands of small records: a per-record
+        `send()` costs more than the KPI work of the event that caused it.
+        """
+        producer, topic = self._producer, self.settings.changelog_topic
+        out: list[tuple[Any, int]] = []
+        batch = producer.create_batch()
+        n = 0
+        for k, v in writes:
+            if batch.append(key=k, value=v, timestamp=None) is None:
+                out.append((await producer.send_batch(batch, topic, partition=p), n))
+                batch, n = producer.create_batch(), 0
+                if batch.append(key=k, value=v, timestamp=None) is None:
+                    raise ValueError(f"a state record of {len(v or b'')} bytes exceeds a batch")
+            n += 1
+        if n:
+            out.append((await producer.send_batch(batch, topic, partition=p), n))
+        return out
+
+    # -- rebalancing and recovery
+
+    async def _on_revoked(self, revoked: Any) -> None:
+        async with self._lock:  # the batch in flight finishes first
+            log.info("partitions revoked: %s", sorted({tp.partition for tp in revoked}))
+
+    async def _on_assigned(self, assigned: Any) -> None:
+        async with self._lock:
+            mine = {tp.partition for tp in assigned if tp.topic in self.role_by_topic}
+            for p in sorted(set(self._parts) - mine):
+                del self._parts[p]
+                log.info("partition %d handed over, engine dropped", p)
+            ends = await self._changelog_ends(mine)
+            for p in sorted(mine):
+                part = self._parts.get(p)
+                if part is not None and part.changelog_end is not None and (
+                    ends[p] == part.changelog_end + 1
+                ):
+                    continue  # still ours and nobody wrote meanwhile: keep the engine
+                await self._restore(p, ends[p])
+            for tp in assigned:
+                if tp.topic not in self.role_by_topic:
+                    continue
+                done = self._parts[tp.partition].store.marker.offsets.get(
+                    self.role_by_topic[tp.topic]
+                )
+                if done is None:
+                    await self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, done + 1)
+            log.info("partitions assigned: %s", sorted(mine))
+
+    async def _changelog_ends(self, partitions: set[int]) -> dict[int, int]:
+        from aiokafka import TopicPartition
+
+        tps = [TopicPartition(self.settings.changelog_topic, p) for p in partitions]
+        ends = await self._reader.end_offsets(tps) if tps else {}
+        return {tp.partition: int(off) for tp, off in ends.items()}
+
+    async def _restore(self, p: int, end: int) -> None:
+        """Local copy + changelog tail -> committed state -> engine (with repairs)."""
+        from aiokafka import TopicPartition
+
+        t0 = time.monotonic()
+        local = self._locals.get(p)
+        if local is None:
+            s = self.settings
+            local = self._locals[p] = open_store(s.store, s.datadir, s.changelog_topic, p)
+        have = local.offset()
+        if have is not None and have >= end:
+            log.warning("partition %d: local state is ahead of the changelog; rebuilding", p)
+            local.reset()
+            have = None
+        tp = TopicPartition(self.settings.changelog_topic, p)
+        reader = self._reader
+        reader.assign([tp])
+        if have is None:
+            await reader.seek_to_beginning(tp)
+        else:
+            reader.seek(tp, have + 1)
+        tail = 0
+        while await reader.position(tp) < end:
+            got = await reader.getmany(tp, timeout_ms=1000, max_records=20_000)
+            for records in got.values():
+                writes = [(r.key, r.value) for r in records if r.offset < end]
+                if writes:
+                    local.apply(writes, records[-1].offset if records[-1].offset < end else end - 1)
+                    tail += len(writes)
+        reader.pause(tp)  # assign() replaces it next time; unsubscribe() crashes the fetcher
+        prefix = partition_prefix(p)
+        items = [(k, v) for k, v in local.items() if k.startswith(prefix)]
+        store, rec = PartitionStore.recover(p, items)
+        engine = PartitionEngine.restore(self.config, p, rec.items.items())
+        futures = await self._send_changelog(p, rec.repairs)
+        await _await_all([f for f, _ in futures])
+        changelog_end = _last_offset(futures)
+        local.apply(rec.repairs, changelog_end)
+        self._parts[p] = _Partition(engine, store, local, changelog_end)
+        log.info(
+            "partition %d restored: %d keys (%d read from the changelog), %d reverted, "
+            "%d re-sent, seq %d, %.2fs",
+            p, len(rec.items), tail, rec.reverted, rec.resent, store.marker.seq,
+            time.monotonic() - t0,
+        )  # fmt: skip
+
+    async def _ensure_changelog(self) -> None:
+        """Create the compacted changelog topic (same partition count as the sources)."""
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError
+
+        s = self.settings
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap_servers, **s.aiokafka_security())
+        await admin.start()
+        try:
+            if s.changelog_topic in set(await admin.list_topics()):
+                return
+            topic = NewTopic(
+                s.changelog_topic,
+                self.n_partitions,
+                s.changelog_replication,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([topic])
+            log.info("created changelog topic with %d partitions", self.n_partitions)
+        finally:
+            await admin.close()
+
+
+def _last_offset(futures: list[tuple[Any, int]]) -> int | None:
+    if not futures:
+        return None
+    fut, n = futures[-1]
+    return int(fut.result().offset) + n - 1
+
+
+async def _await_all(futures: list[Any]) -> None:
+    """Wait for every write even when cancelled meanwhile (a batch is all or nothing)."""
+    if not futures:
+        return
+    done = asyncio.ensure_future(asyncio.gather(*futures))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await done
+        raise
+
+
+async def run_direct(settings: Settings, partitions: int, serve: Any) -> int:
+    """Run until SIGTERM/SIGINT; `serve(worker)` starts the metrics endpoint."""
+    worker = DirectWorker(settings, partitions)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.request_stop)
+    runner = await serve(worker)
+    try:
+        await worker.run()
+    finally:
+        await runner.cleanup()
+    return 0

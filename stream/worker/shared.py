@@ -1,0 +1,150 @@
+"""What both worker runtimes share: topic checks, one message's fate, status.
+
+The two runtimes (`stream.worker.direct`, the default, and the faust agent in
+`stream.worker.agents`) differ only in how messages reach a partition's
+engine and how the changelog is written. What happens to *one* message, which
+counter it moves and what the exporter reads back must not differ, so it
+lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.core.deadletter import DeadLetter, dead_letter
+from stream.core.decode import Rejection, decode
+from stream.core.events import SURVEYS, TICKETS, role_of
+from stream.settings import Settings
+
+ROLES = (TICKETS, SURVEYS)
+#: Reason code for a valid event on the other role's topic (the worker's own code;
+#: `decode` cannot know which topic the bytes came from).
+WRONG_TOPIC = "wrong_topic"
+
+
+class StartupError(RuntimeError):
+    """The environment does not allow starting (topics missing, partition mismatch)."""
+
+
+def counter_name(kind: str, role: str, detail: str = "") -> str:
+    """Marker counter key, e.g. `consumed:tickets`, `deadletter:tickets:not_json`."""
+    return f"{kind}:{role}:{detail}" if detail else f"{kind}:{role}"
+
+
+async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str, int | None]:
+    """Partition count of each topic (None when it does not exist)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
+    )
+    await admin.start()
+    try:
+        # describe only existing topics: a metadata request for a missing one
+        # makes a broker with auto.create.topics.enable create it, with the
+        # default partition count (a changelog with the wrong count)
+        existing = set(await admin.list_topics())
+        wanted = [n for n in names if n in existing]
+        described = await admin.describe_topics(wanted) if wanted else []
+    finally:
+        await admin.close()
+    out: dict[str, int | None] = dict.fromkeys(names)
+    for t in described:
+        ok = t.get("error_code", 0) == 0 and t.get("partitions")
+        out[t["topic"]] = len(t["partitions"]) if ok else None
+    return out
+
+
+async def check_topics(settings: Settings) -> int:
+    """Fail clearly unless the input topics exist and are co-partitioned.
+
+    Returns the common partition count. The changelog, when it exists already,
+    must have the same count: state of partition p lives in changelog
+    partition p (faust would otherwise crash the agent later with
+    PartitionsMismatch, in the middle of processing).
+    """
+    names = [settings.topic_tickets, settings.topic_surveys, settings.changelog_topic]
+    counts = await topic_partitions(settings, names)
+    nt, ns = counts.get(settings.topic_tickets), counts.get(settings.topic_surveys)
+    if nt is None:
+        raise StartupError(f"topic_tickets: topic {settings.topic_tickets!r} does not exist")
+    if ns is None:
+        raise StartupError(f"topic_surveys: topic {settings.topic_surveys!r} does not exist")
+    if nt != ns:
+        raise StartupError(
+            f"topic_surveys: {settings.topic_surveys!r} has {ns} partitions but "
+            f"{settings.topic_tickets!r} has {nt}; both must have the same count "
+            "(state of a ticket is kept per partition number)"
+        )
+    nc = counts.get(settings.changelog_topic)
+    if nc is not None and nc != nt:
+        raise StartupError(
+            f"group_id: changelog topic {settings.changelog_topic!r} has {nc} partitions but "
+            f"the input topics have {nt}; use a new group_id/state_table or recreate it"
+        )
+    return nt
+
+
+def handle_message(
+    engine: Any,
+    role: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    counts: dict[str, int],
+    now_ms: int,
+) -> tuple[DeadLetter | None, int | None]:
+    """Apply one source message to `engine`, or say how to dead-letter it.
+
+    Every message moves exactly one outcome counter besides `consumed`
+    (applied, duplicate, late, or deadletter by reason), so the counters
+    always add up to what was consumed. Returns (dead letter or None, event
+    time of the applied event or None).
+    """
+    k = counter_name("consumed", role)
+    counts[k] = counts.get(k, 0) + 1
+    result = decode(value)
+    if not isinstance(result, Rejection) and role_of(result) != role:
+        result = Rejection(WRONG_TOPIC, f"a {role_of(result)} event on the {role} topic")
+    if isinstance(result, Rejection):
+        k = counter_name("deadletter", role, result.code)
+        counts[k] = counts.get(k, 0) + 1
+        record = dead_letter(
+            key=key,
+            value=value,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            rejection=result,
+            rejected_at_ms=now_ms,
+        )
+        return record, None
+    outcome = engine.apply(role, result)
+    k = counter_name(str(getattr(outcome, "name", outcome)).lower(), role)
+    counts[k] = counts.get(k, 0) + 1
+    return None, result.ts
+
+
+@dataclass
+class PartitionStatus:
+    partition: int
+    counters: dict[str, int]
+    stream_time_ms: dict[str, int | None]
+    last_event_ms: int | None
+    lag: dict[str, int]
+
+
+@dataclass
+class WorkerStatus:
+    """What the exporter reads besides the engines (self-metrics)."""
+
+    partitions: list[PartitionStatus] = field(default_factory=list)
+    #: wall clock (s) of the last batch made durable (None before the first)
+    last_success_s: float | None = None
+    #: now - event time of the last applied event, max over partitions (s)
+    processing_delay_s: float | None = None
+    topics: dict[str, str] = field(default_factory=dict)
