@@ -55,6 +55,7 @@ from stream.core.events import (
     Event,
     SurveyKind,
     SurveyResponse,
+    TicketCreated,
     TicketEvent,
 )
 from stream.core.kpis import ratio, survey_stats
@@ -85,8 +86,10 @@ from stream.core.tickets import (
     Contribution,
     DeriveParams,
     TicketState,
+    TicketView,
     decode_event,
-    derive,
+    derive_all,
+    dumps,
     encode_event,
 )
 
@@ -125,7 +128,7 @@ def _survey_views(key: Key) -> tuple[Key, ...]:
 
 
 def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    return dumps(obj).encode()
 
 
 class PartitionEngine:
@@ -227,36 +230,90 @@ class PartitionEngine:
             state = self._tickets[tid] = TicketState()
         elif e.event_id in state.ids:
             return Outcome.DUPLICATE
-        state.insert(e, late)
+        appended = state.insert(e, late)
         advanced = False
         if not late and (st is None or e.ts > st):
             self._st[TICKETS] = e.ts
             advanced = True
-        self._recompute(tid, state)
+        d = state.derivation
+        if (
+            appended
+            and d is not None
+            and not state.late
+            and (d.created is not None or type(e) is not TicketCreated)
+        ):
+            self._resume(tid, state, e)
+        else:
+            self._rederive(tid, state)
         if advanced:
             self._on_tickets_time()
         return Outcome.LATE if late else Outcome.APPLIED
 
-    def _recompute(self, tid: str, state: TicketState, apply: bool = True) -> None:
+    def _rederive(self, tid: str, state: TicketState, apply: bool = True) -> None:
+        """Derive the ticket from all its events again (any change of its events)."""
         st = self._st[TICKETS]
         admit = self.guard.admit
         if state.late:
-            view, _, _ = derive(state.events, self._params, st, None)
+            view = derive_all(state.events, self._params, None).view
             ontime = [e for e in state.events if e.event_id not in state.late]
-            _, contribs, pending = derive(ontime, self._params, st, admit)
+            d = derive_all(ontime, self._params, admit)
+            state.derivation = None
         else:
-            view, contribs, pending = derive(state.events, self._params, st, admit)
-        if view.created_ts is not None:
+            d = derive_all(state.events, self._params, admit)
+            view = d.view
+            state.derivation = d
+        tail, pending = d.finish(st, admit)
+        if apply:
+            self._apply_diff([*state.contribs, *state.tail], [*d.contribs, *tail])
+        state.contribs, state.tail = d.contribs, tail
+        self._settle(tid, state, view, pending, apply)
+
+    def _resume(self, tid: str, state: TicketState, event: TicketEvent | None) -> None:
+        """Feed `event` (None: the stream time moved) to the ticket's derivation.
+
+        Only for a ticket without late events whose new event sorts after all
+        others and is not its first creation; `_apply_ticket` checks."""
+        d = state.derivation
+        assert d is not None
+        admit = self.guard.admit
+        contribs = d.contribs
+        n = len(contribs)
+        if event is not None:
+            d.step(event, admit)
+        tail, pending = d.finish(self._st[TICKETS], admit)
+        # The difference to apply: the contributions the step appended, and the
+        # tail if it changed (a step never emits a breach, so nothing cancels).
+        if tail != state.tail:
+            for c in state.tail:
+                self._add(c, -1)
+            state.tail = tail
+            for c in contribs[n:]:
+                self._add(c, 1)
+            for c in tail:
+                self._add(c, 1)
+        else:
+            for c in contribs[n:]:
+                self._add(c, 1)
+        self._settle(tid, state, d.view, pending, True)
+
+    def _settle(
+        self, tid: str, state: TicketState, view: TicketView, pending: int | None, apply: bool
+    ) -> None:
+        """Bookkeeping after a derivation: labels, deadline, backlog, expiry."""
+        admitted = (view.created_ts is not None, view.team, view.channel, view.assignee)
+        if admitted != state.admitted:
             # Admit the labels gauges will show (a late transfer adds no contribution).
-            admit("team", view.team or UNKNOWN)
-            admit("channel", view.channel or UNKNOWN)
-        if view.assignee is not None:
-            admit("agent", view.assignee)
+            # Admitting a value again changes nothing, so unchanged labels are skipped.
+            admit = self.guard.admit
+            if view.created_ts is not None:
+                admit("team", view.team or UNKNOWN)
+                admit("channel", view.channel or UNKNOWN)
+            if view.assignee is not None:
+                admit("agent", view.assignee)
+            state.admitted = admitted
         state.view = view
         if apply:
-            self._apply_diff(state.contribs, contribs)
             self._dirty.add("t:" + tid)
-        state.contribs = contribs
         state.pending = pending
         if pending is not None and state.pushed != pending:
             heapq.heappush(self._deadlines, (pending, tid))
@@ -309,7 +366,10 @@ class PartitionEngine:
                 continue
             state.pushed = None
             if state.pending == d:
-                self._recompute(tid, state)
+                if state.derivation is not None:
+                    self._resume(tid, state, None)
+                else:
+                    self._rederive(tid, state)
         heap = self._park_heap
         released = False
         while heap and heap[0][0] + cfg.lateness_ms < st:
@@ -531,7 +591,12 @@ class PartitionEngine:
         `D:<slice start>` survey ids seen in a slice (dedup), `P:<event>` a parked
         survey. Values are deterministic compact JSON."""
         out: dict[str, bytes | None] = {}
+        tickets = self._tickets
         for key in self._dirty:
+            state = tickets.get(key[2:]) if key[0] == "t" else None
+            if state is not None:
+                out[key] = state.encoded()
+                continue
             value = self._value(key)
             out[key] = None if value is None else _dumps(value)
         self._dirty.clear()
@@ -605,7 +670,7 @@ class PartitionEngine:
                 e = decode_event(raw)
                 assert not isinstance(e, SurveyResponse)
                 state.insert(e, e.event_id in late)
-            eng._recompute(tid, state, apply=False)
+            eng._rederive(tid, state, apply=False)
         for store in (eng.tickets_store, eng.agents_store):
             st = eng._st[TICKETS]
             store.evicted = eng._evict_before(st) if st is not None else store.evicted

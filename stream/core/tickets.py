@@ -26,7 +26,8 @@ Rules the catalogue leaves open, decided here (also in docs/kpis.md):
 
 from __future__ import annotations
 
-from bisect import insort
+import json
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,6 +163,184 @@ class DeriveParams:
         return self.frt_target_by_priority.get(priority, self.frt_target_ms)
 
 
+class Derivation:
+    """The derive loop stopped after some prefix of a ticket's sorted events.
+
+    Why resumable: on a busy day most ticket events are appended at the end of
+    their ticket's sorted events. Feeding just that event to the saved loop
+    state (`step`) gives exactly what re-running the loop over all events
+    would: the loop never looks ahead, and its only other input, the labeler,
+    returns for a value it has already seen what it returned the first time
+    (see `LabelGuard`). Re-deriving from scratch costs O(events) per event;
+    resuming costs O(1). Whatever the loop cannot resume from (an event sorted
+    before the last one, a first creation, which moves every clamped time) is
+    the caller's cue to start a new `Derivation` over all events.
+
+    The last step depends on the stream time (is an unanswered FRT deadline
+    breached yet, or still pending?), so it is `finish`, which leaves the
+    state untouched and may be called again as the stream time advances.
+    """
+
+    __slots__ = (
+        "before_solve", "c", "contribs", "created", "deadline", "emit", "key",
+        "slice_ms", "team_label", "view",
+    )  # fmt: skip
+
+    def __init__(
+        self, events: Sequence[TicketEvent], params: DeriveParams, label: Labeler | None
+    ) -> None:
+        """Start the loop: find the creation (the first in sorted order) and
+        emit its contribution. `events` are only searched, not fed."""
+        view = self.view = TicketView()
+        self.contribs: list[Contribution] = []
+        created: TicketCreated | None = None
+        for e in events:
+            if type(e) is TicketCreated:
+                created = e
+                break
+        self.created = created
+        self.c: int | None = None
+        self.emit = label is not None and created is not None
+        self.slice_ms = slice_ms = params.slice_ms
+        self.key: tuple[str, ...] = ()
+        self.deadline = 0
+        self.team_label = ""
+        #: Public agent replies before the first solve (FCR: one-touch if <= 1).
+        self.before_solve = 0
+        if created is not None:
+            self.c = c = created.ts
+            view.created_ts = c
+            view.by_customer = created.created_by is Creator.CUSTOMER
+            view.team = created.team
+            view.channel = created.channel
+            view.priority = created.priority  # a StrEnum is its string: no .value lookup
+            view.status_since = c
+            view.last_ts = c
+            view.team_tl.append((c, created.team))
+            self.deadline = c + params.target(view.priority)
+            if label is not None:
+                self.team_label = label("team", created.team)
+                self.key = (self.team_label, label("channel", created.channel), view.priority)
+                self.contribs.append((TICKET_STORE, c - c % slice_ms, self.key, CREATED, 1))
+
+    def step(self, e: TicketEvent, label: Labeler | None) -> None:
+        """Feed the next event in (ts, event_id) order (appending its contributions)."""
+        view = self.view
+        ts = e.ts
+        if ts > view.last_ts:
+            view.last_ts = ts
+        status = view.status
+        if status == "closed" or e is self.created:
+            return
+        c = self.c
+        t = ts if c is None or ts >= c else c
+        emit = self.emit
+        slice_ms = self.slice_ms
+        if isinstance(e, TicketMessage):
+            if not e.public:
+                return
+            if e.author is Author.CUSTOMER:
+                if emit:
+                    self.contribs.append(
+                        (TICKET_STORE, t - t % slice_ms, self.key, CUSTOMER_MSGS, 1)
+                    )
+            elif e.author is Author.AGENT:
+                view.public_agent_replies += 1
+                if view.first_solve_ts is None:
+                    self.before_solve += 1
+                s = t - t % slice_ms
+                if view.first_response_ts is None:
+                    view.first_response_ts = t
+                    if emit and view.by_customer:
+                        assert c is not None
+                        self.contribs.append((TICKET_STORE, s, self.key, F_FRT, t - c))
+                        if t <= self.deadline:
+                            self.contribs.append((TICKET_STORE, s, self.key, SLA_MET, 1))
+                agent = e.agent_id or view.assignee
+                if emit and agent is not None:
+                    assert label is not None
+                    akey = (self.team_label, label("agent", agent))
+                    self.contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
+        elif isinstance(e, TicketAssigned):
+            view.assignee = e.agent_id
+            view.agent_tl.append((t, e.agent_id))
+            if e.team is not None and e.team != view.team:
+                view.team = e.team
+                view.team_tl.append((t, e.team))
+                if label is not None and c is not None:
+                    self.team_label = label("team", e.team)
+                    key = self.key
+                    self.key = (self.team_label, key[1], key[2])
+        elif isinstance(e, StatusChanged):
+            new: str = e.status
+            if new == status:
+                return
+            since = view.status_since
+            tis = view.time_in_status
+            if since is not None:
+                tis[status] = tis.get(status, 0) + t - since
+            view.status_since = t
+            s = t - t % slice_ms
+            if new == "solved":
+                view.solves += 1
+                if emit:
+                    key = self.key
+                    self.contribs.append((TICKET_STORE, s, key, SOLVES, 1))
+                    if view.assignee is not None:
+                        assert label is not None
+                        akey = (self.team_label, label("agent", view.assignee))
+                        self.contribs.append((AGENT_STORE, s, akey, A_SOLVES, 1))
+                if view.first_solve_ts is None:
+                    view.first_solve_ts = t
+                    if emit:
+                        assert c is not None
+                        key = self.key
+                        wait = sum(tis.get(x, 0) for x in WAITING_STATUSES)
+                        self.contribs.append((TICKET_STORE, s, key, F_RESOLUTION, t - c))
+                        self.contribs.append((TICKET_STORE, s, key, F_WAIT, wait))
+                        if self.before_solve <= 1:
+                            self.contribs.append((TICKET_STORE, s, key, ONE_TOUCH, 1))
+            elif new == "open" and status == "solved":
+                view.reopens += 1
+                if self.emit:
+                    self.contribs.append((TICKET_STORE, s, self.key, REOPENS, 1))
+            view.status = new
+            if new == "closed":
+                view.closed_ts = t
+
+    def finish(
+        self, stream_time: int | None, label: Labeler | None
+    ) -> tuple[tuple[Contribution, ...], int | None]:
+        """The stream-time dependent contributions (an FRT breach) and the FRT
+        deadline still pending at `stream_time`, if any. Changes nothing."""
+        view = self.view
+        if not (self.emit and view.by_customer):
+            return (), None
+        deadline = self.deadline
+        first = view.first_response_ts
+        if first is not None and first <= deadline:
+            return (), None
+        if stream_time is None or stream_time <= deadline:
+            return (), deadline
+        assert label is not None
+        team_d = view.team_at(deadline) or ""
+        key = self.key
+        dkey = (label("team", team_d), key[1], key[2])
+        ds = deadline - deadline % self.slice_ms
+        return ((TICKET_STORE, ds, dkey, SLA_BREACHED, 1),), None
+
+
+def derive_all(
+    events: Sequence[TicketEvent], params: DeriveParams, label: Labeler | None
+) -> Derivation:
+    """A `Derivation` fed with all of `events` (sorted by (ts, event_id))."""
+    d = Derivation(events, params, label)
+    step = d.step
+    for e in events:
+        step(e, label)
+    return d
+
+
 def derive(
     events: Sequence[TicketEvent],
     params: DeriveParams,
@@ -170,124 +349,9 @@ def derive(
 ) -> tuple[TicketView, list[Contribution], int | None]:
     """Derive state, and (when `label` is given) contributions plus the pending
     FRT deadline (the deadline still to be judged at `stream_time`, if any)."""
-    view = TicketView()
-    contribs: list[Contribution] = []
-    created: TicketCreated | None = None
-    for e in events:
-        if type(e) is TicketCreated:
-            created = e
-            break
-    c: int | None = None
-    emit = label is not None and created is not None
-    slice_ms = params.slice_ms
-    key: tuple[str, ...] = ()
-    deadline = 0
-    team_label = ""
-    if created is not None:
-        c = created.ts
-        view.created_ts = c
-        view.by_customer = created.created_by is Creator.CUSTOMER
-        view.team = created.team
-        view.channel = created.channel
-        view.priority = created.priority  # a StrEnum is its string: no .value lookup
-        view.status_since = c
-        view.team_tl.append((c, created.team))
-        deadline = c + params.target(view.priority)
-        if label is not None:
-            team_label = label("team", created.team)
-            key = (team_label, label("channel", created.channel), view.priority)
-            contribs.append((TICKET_STORE, c - c % slice_ms, key, CREATED, 1))
-    status = "new"
-    since = c
-    tis = view.time_in_status
-    before_solve = 0
-    last_ts = created.ts if created is not None else 0
-    for e in events:
-        if e.ts > last_ts:
-            last_ts = e.ts
-        if status == "closed" or e is created:
-            continue
-        t = e.ts if c is None or e.ts >= c else c
-        if isinstance(e, TicketMessage):
-            if not e.public:
-                continue
-            if e.author is Author.CUSTOMER:
-                if emit:
-                    contribs.append((TICKET_STORE, t - t % slice_ms, key, CUSTOMER_MSGS, 1))
-            elif e.author is Author.AGENT:
-                view.public_agent_replies += 1
-                if view.first_solve_ts is None:
-                    before_solve += 1
-                s = t - t % slice_ms
-                if view.first_response_ts is None:
-                    view.first_response_ts = t
-                    if emit and view.by_customer:
-                        assert c is not None
-                        contribs.append((TICKET_STORE, s, key, F_FRT, t - c))
-                        if t <= deadline:
-                            contribs.append((TICKET_STORE, s, key, SLA_MET, 1))
-                agent = e.agent_id or view.assignee
-                if emit and agent is not None:
-                    assert label is not None
-                    akey = (team_label, label("agent", agent))
-                    contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
-        elif isinstance(e, TicketAssigned):
-            view.assignee = e.agent_id
-            view.agent_tl.append((t, e.agent_id))
-            if e.team is not None and e.team != view.team:
-                view.team = e.team
-                view.team_tl.append((t, e.team))
-                if label is not None and c is not None:
-                    team_label = label("team", e.team)
-                    key = (team_label, key[1], key[2])
-        elif isinstance(e, StatusChanged):
-            new: str = e.status
-            if new == status:
-                continue
-            if since is not None:
-                tis[status] = tis.get(status, 0) + t - since
-            since = t
-            s = t - t % slice_ms
-            if new == "solved":
-                view.solves += 1
-                if emit:
-                    contribs.append((TICKET_STORE, s, key, SOLVES, 1))
-                    if view.assignee is not None:
-                        assert label is not None
-                        akey = (team_label, label("agent", view.assignee))
-                        contribs.append((AGENT_STORE, s, akey, A_SOLVES, 1))
-                if view.first_solve_ts is None:
-                    view.first_solve_ts = t
-                    if emit:
-                        assert c is not None
-                        wait = sum(tis.get(x, 0) for x in WAITING_STATUSES)
-                        contribs.append((TICKET_STORE, s, key, F_RESOLUTION, t - c))
-                        contribs.append((TICKET_STORE, s, key, F_WAIT, wait))
-                        if before_solve <= 1:
-                            contribs.append((TICKET_STORE, s, key, ONE_TOUCH, 1))
-            elif new == "open" and status == "solved":
-                view.reopens += 1
-                if emit:
-                    contribs.append((TICKET_STORE, s, key, REOPENS, 1))
-            status = new
-            if new == "closed":
-                view.closed_ts = t
-    view.status = status
-    view.status_since = since
-    view.last_ts = last_ts
-    pending: int | None = None
-    if emit and view.by_customer:
-        first = view.first_response_ts
-        if first is None or first > deadline:
-            if stream_time is not None and stream_time > deadline:
-                assert label is not None
-                team_d = view.team_at(deadline) or ""
-                dkey = (label("team", team_d), key[1], key[2])
-                ds = deadline - deadline % slice_ms
-                contribs.append((TICKET_STORE, ds, dkey, SLA_BREACHED, 1))
-            else:
-                pending = deadline
-    return view, contribs, pending
+    d = derive_all(events, params, label)
+    tail, pending = d.finish(stream_time, label)
+    return d.view, d.contribs + list(tail), pending
 
 
 def event_order(e: Event) -> tuple[int, str]:
@@ -295,9 +359,19 @@ def event_order(e: Event) -> tuple[int, str]:
 
 
 class TicketState:
-    """A live ticket: sorted events, which of them arrived late, and derivations."""
+    """A live ticket: sorted events, which of them arrived late, and derivations.
 
-    __slots__ = ("contribs", "events", "expiry", "ids", "late", "pending", "pushed", "view")
+    `contribs` + `tail` are the contributions currently applied to the slice
+    aggregates (`tail`: the stream-time dependent FRT breach). `derivation` is
+    the resumable loop state over all `events`, kept only while no event is
+    late: a late event splits state (all events) from contributions (on-time
+    events only), and such tickets are re-derived from scratch.
+    """
+
+    __slots__ = (
+        "admitted", "contribs", "derivation", "enc", "events", "expiry", "ids", "late",
+        "n_enc", "pending", "pushed", "tail", "view",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.events: list[TicketEvent] = []
@@ -305,24 +379,57 @@ class TicketState:
         self.late: set[str] = set()
         self.view = TicketView()
         self.contribs: list[Contribution] = []
+        self.tail: tuple[Contribution, ...] = ()
+        self.derivation: Derivation | None = None
         self.pending: int | None = None
         self.pushed: int | None = None  # deadline already queued in the engine's heap
         self.expiry = 0
+        #: The labels last admitted for the gauges (the engine skips re-admitting them).
+        self.admitted: tuple[object, ...] = ()
+        #: JSON of events[:n_enc], comma-separated (see `encoded`).
+        self.enc = ""
+        self.n_enc = 0
 
-    def insert(self, event: TicketEvent, late: bool) -> None:
+    def insert(self, event: TicketEvent, late: bool) -> bool:
+        """Add an event in (ts, event_id) order; True if it went after all others."""
         self.ids.add(event.event_id)
         if late:
             self.late.add(event.event_id)
-        if not self.events or event_order(self.events[-1]) < event_order(event):
-            self.events.append(event)
-        else:
-            insort(self.events, event, key=event_order)
+        events = self.events
+        if not events or event_order(events[-1]) < event_order(event):
+            events.append(event)
+            return True
+        i = bisect_right(events, event_order(event), key=event_order)
+        events.insert(i, event)
+        if i < self.n_enc:
+            self.enc, self.n_enc = "", 0
+        return False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"e": [encode_event(e) for e in self.events]}
         if self.late:
             out["l"] = sorted(self.late)
         return out
+
+    def encoded(self) -> bytes:
+        """`dumps(self.to_json())`, without re-encoding events encoded before.
+
+        Why: a ticket is written out at every batch that touched it, and its
+        events are mostly appended in order, so keeping the JSON text of the
+        sorted prefix already encoded makes each write encode only the new
+        events. An insert before that prefix's end discards it."""
+        events = self.events
+        n = self.n_enc
+        if n < len(events):
+            more = dumps([encode_event(e) for e in events[n:]])[1:-1]
+            self.enc = f"{self.enc},{more}" if n else more
+            self.n_enc = len(events)
+        late = f',"l":{dumps(sorted(self.late))}' if self.late else ""
+        return f'{{"e":[{self.enc}]{late}}}'.encode()
+
+
+#: Deterministic compact JSON of state values (one encoder, built once).
+dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
 
 
 # --- compact, deterministic event encoding for state values ------------------
