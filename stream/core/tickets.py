@@ -213,7 +213,11 @@ class Derivation:
             view.by_customer = created.created_by is Creator.CUSTOMER
             view.team = created.team
             view.channel = created.channel
-            view.priority = created.priority  # a StrEnum is its string: no .value lookup
+            # The plain string, not the enum member: enum members are objects the
+            # garbage collector tracks, and a tuple holding one (every slice key,
+            # every contribution) stays tracked and is traversed by every full
+            # collection; a tuple of plain strings and ints is untracked.
+            view.priority = created.priority.value
             view.status_since = c
             view.last_ts = c
             view.team_tl.append((c, created.team))
