@@ -169,6 +169,7 @@ class PartitionEngine:
         self._open: set[str] = set()
         self._dedup: dict[str, int] = {}
         self._dedup_slices: dict[int, set[str]] = {}
+        self._dedup_heap: list[int] = []  # the keys of _dedup_slices, to evict the oldest
         self._dedup_evicted = -(2**62)
         self._parked: dict[str, SurveyResponse] = {}
         self._park_heap: list[tuple[int, str]] = []
@@ -468,7 +469,11 @@ class PartitionEngine:
             return Outcome.LATE
         s = cfg.slice_of(e.ts)
         self._dedup[e.event_id] = s
-        self._dedup_slices.setdefault(s, set()).add(e.event_id)
+        ids = self._dedup_slices.get(s)
+        if ids is None:
+            ids = self._dedup_slices[s] = set()
+            heapq.heappush(self._dedup_heap, s)
+        ids.add(e.event_id)
         self._dirty.add(f"D:{s}")
         if st is None or e.ts > st:
             self._st[SURVEYS] = st = e.ts
@@ -488,7 +493,9 @@ class PartitionEngine:
             self._release(eid)
         evict = cfg.slice_of(st - cfg.retention_ms)
         if evict > self._dedup_evicted:
-            for old in [x for x in self._dedup_slices if x < evict]:
+            dedup_heap = self._dedup_heap
+            while dedup_heap and dedup_heap[0] < evict:
+                old = heapq.heappop(dedup_heap)
                 for eid in self._dedup_slices.pop(old):
                     del self._dedup[eid]
                 self._dirty.add(f"D:{old}")
@@ -650,6 +657,7 @@ class PartitionEngine:
             elif tag == "D":
                 s = int(rest)
                 eng._dedup_slices[s] = set(value)
+                eng._dedup_heap.append(s)
                 for eid in value:
                     eng._dedup[eid] = s
             elif tag == "P":
@@ -658,6 +666,7 @@ class PartitionEngine:
                 eng._parked[e.event_id] = e
                 eng._park_heap.append((e.ts, e.event_id))
         heapq.heapify(eng._park_heap)
+        heapq.heapify(eng._dedup_heap)
         for key in sorted(k for k in latest if k.startswith("t:")):
             tid, value = key[2:], latest[key]
             if "x" in value:
