@@ -7,9 +7,13 @@ Same arithmetic as the Java client's `Utils.murmur2` and aiokafka's
 
 from __future__ import annotations
 
+from struct import Struct
+
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
 _MASK = 0xFFFFFFFF
+#: Little-endian unsigned 32-bit words, unpacked in C rather than byte by byte.
+_WORD = Struct("<I")
 
 
 def murmur2(data: bytes) -> int:
@@ -17,8 +21,7 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (_SEED ^ length) & _MASK
     n4 = length & ~3
-    for i in range(0, n4, 4):
-        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+    for (k,) in _WORD.iter_unpack(data[:n4]):
         k = (k * _M) & _MASK
         k ^= k >> 24
         k = (k * _M) & _MASK
