@@ -153,9 +153,12 @@ def run_faust_noop(bootstrap: str, topics: Topics, n: int, batch: int) -> float:
     raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
 
 
-def run_worker(bootstrap: str, topics: Topics, n: int, workdir: Path, *extra: str) -> float:
+def run_worker(
+    bootstrap: str, topics: Topics, n: int, workdir: Path, runtime: str, *extra: str
+) -> float:
     """Seconds from the worker's first consumed message to all n consumed and durable."""
-    w = WorkerProc(bootstrap, topics, workdir, f"bench-{uuid.uuid4().hex[:6]}", *extra).start()
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    w = WorkerProc(bootstrap, topics, workdir, name, *extra, runtime=runtime).start()
     try:
         t_first: float | None = None
         deadline = time.monotonic() + 900
@@ -179,6 +182,7 @@ def main() -> int:
     ap.add_argument("--tickets-per-day", type=int, default=20000)
     ap.add_argument("--span", default="24h")
     ap.add_argument("--batch-size", type=int, default=5000)
+    ap.add_argument("--runtimes", default="direct,faust", help="comma-separated: direct,faust")
     ap.add_argument("--faust-noop", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.faust_noop:
@@ -214,20 +218,24 @@ def main() -> int:
         noop_s = run_faust_noop(bootstrap, topics, n, args.batch_size)
         results.append((f"faust agent, take_events({args.batch_size}), no processing", noop_s))
         print(f"noop {noop_s:.2f}s", file=sys.stderr, flush=True)
-        for store in ("rocksdb://", "memory://"):
-            wt = Topics(
-                topics.tickets, topics.surveys, topics.deadletter, f"{topics.group}-{store[:3]}"
-            )
-            secs = run_worker(
-                bootstrap, wt, n, workdir, "--store", store,
-                "--set", f"batch_size={args.batch_size}",
-            )  # fmt: skip
-            results.append((f"cxpulse worker, {store}, batch {args.batch_size}", secs))
+        for runtime in args.runtimes.split(","):
+            for store in ("rocksdb://", "memory://"):
+                wt = Topics(
+                    topics.tickets, topics.surveys, topics.deadletter,
+                    f"{topics.group}-{runtime}-{store[:3]}",
+                )  # fmt: skip
+                secs = run_worker(
+                    bootstrap, wt, n, workdir, runtime, "--store", store,
+                    "--set", f"batch_size={args.batch_size}",
+                )  # fmt: skip
+                name = f"cxpulse worker, runtime {runtime}, {store}, batch {args.batch_size}"
+                results.append((name, secs))
+                print(f"{name}: {secs:.2f}s", file=sys.stderr, flush=True)
         print(f"{n} messages ({args.span}, {args.tickets_per_day} tickets/day)")
-        print("| pipeline | seconds | messages/s |")
-        print("|---|---:|---:|")
+        print("| pipeline | seconds | messages/s | share of raw consumer |")
+        print("|---|---:|---:|---:|")
         for name, secs in results:
-            print(f"| {name} | {secs:.2f} | {n / secs:,.0f} |")
+            print(f"| {name} | {secs:.2f} | {n / secs:,.0f} | {raw_s / secs:.3f} |")
         return 0
     finally:
         if broker is not None:

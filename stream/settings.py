@@ -335,6 +335,10 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name}: {getattr(s, name)!r} has characters Kafka refuses")
     if s.runtime not in RUNTIMES:
         raise SettingsError(f"runtime: {s.runtime!r} is not one of {RUNTIMES}")
+    if s.runtime == "direct" and s.standby_replicas:
+        raise SettingsError("standby_replicas: standby replicas need runtime: faust")
+    if s.runtime == "direct" and s.web_enabled:
+        raise SettingsError("web_enabled: faust's web server needs runtime: faust")
     if s.store not in STORES:
         raise SettingsError(f"store: {s.store!r} is not one of {STORES}")
     for port_name in ("metrics_port", "web_port"):

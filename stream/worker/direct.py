@@ -139,8 +139,7 @@ class DirectWorker:
         self._stop.set()
 
     async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-        from aiokafka import ConsumerRebalanceListener
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         s = self.settings

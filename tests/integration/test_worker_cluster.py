@@ -40,15 +40,15 @@ def owned(w: WorkerProc) -> int:
 
 
 def test_two_workers_then_one_takes_over(
-    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path, runtime: str
 ) -> None:
     topics = make_topics(topic_factory)
     day1 = simulate(tmp_path / "day1.jsonl", seed=505, span="3h")
     day2 = simulate(tmp_path / "day2.jsonl", seed=606, span="3h", start="2026-11-02T11:00:00Z")
     lines1, lines2 = list(read_lines(day1)), list(read_lines(day2))
     exp1, exp_all = expected(lines1), expected(lines1 + lines2)
-    w1 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1").start()
-    w2 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w2").start()
+    w1 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", runtime=runtime).start()
+    w2 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w2", runtime=runtime).start()
     try:
 
         def both_own() -> bool:
@@ -78,7 +78,7 @@ def test_two_workers_then_one_takes_over(
 
 
 def test_broker_restart_worker_reconnects(
-    kafka_broker: object, topic_factory: Callable[..., str], tmp_path: Path
+    kafka_broker: object, topic_factory: Callable[..., str], tmp_path: Path, runtime: str
 ) -> None:
     bootstrap: str = kafka_broker.bootstrap  # type: ignore[attr-defined]
     topics = make_topics(topic_factory)
@@ -86,7 +86,7 @@ def test_broker_restart_worker_reconnects(
     lines = list(read_lines(capture))
     half = len(lines) // 2
     exp_half, exp = expected(lines[:half]), expected(lines)
-    w = WorkerProc(bootstrap, topics, tmp_path, "w1").start()
+    w = WorkerProc(bootstrap, topics, tmp_path, "w1", runtime=runtime).start()
     try:
         replay(capture, bootstrap, topics, lines[:half])
         assert_counts(wait_consumed([w], exp_half.consumed), exp_half)
@@ -105,7 +105,7 @@ def test_broker_restart_worker_reconnects(
 
 
 def test_sigkill_one_of_two_then_it_returns(
-    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path, runtime: str
 ) -> None:
     """kill -9 of one worker mid-run: the other takes its partitions over from the
     changelog; the killed one restarts on its own RocksDB (which may hold writes the
@@ -115,8 +115,8 @@ def test_sigkill_one_of_two_then_it_returns(
     lines = list(read_lines(capture))
     exp = expected(lines)
     small = ("--set", "batch_size=300", "--set", "batch_timeout=50ms")
-    w1 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", *small).start()
-    w2 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w2", *small).start()
+    w1 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", *small, runtime=runtime).start()
+    w2 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w2", *small, runtime=runtime).start()
     try:
 
         def both_own() -> bool:

@@ -40,7 +40,11 @@ pytestmark = pytest.mark.kafka
 
 @pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
 def test_sigkill_twice_same_result(
-    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path, store: str
+    kafka_bootstrap: str,
+    topic_factory: Callable[..., str],
+    tmp_path: Path,
+    store: str,
+    runtime: str,
 ) -> None:
     topics = make_topics(topic_factory)
     seed = 4242 if store.startswith("rocks") else 4343
@@ -51,6 +55,7 @@ def test_sigkill_twice_same_result(
     w = WorkerProc(
         kafka_bootstrap, topics, tmp_path, "w1",
         "--store", store, "--set", "batch_size=400", "--set", "batch_timeout=50ms",
+        runtime=runtime,
     ).start()  # fmt: skip
     try:
         replay(capture, kafka_bootstrap, topics)

@@ -162,9 +162,16 @@ class WorkerProc:
     """One `cxpulse worker` subprocess with its own datadir, port and log file."""
 
     def __init__(
-        self, bootstrap: str, topics: Topics, workdir: Path, name: str, *extra: str
+        self,
+        bootstrap: str,
+        topics: Topics,
+        workdir: Path,
+        name: str,
+        *extra: str,
+        runtime: str = "direct",
     ) -> None:
         self.bootstrap, self.topics, self.name = bootstrap, topics, name
+        self.runtime = runtime
         self.datadir = workdir / f"{name}-data"
         self.log_path = workdir / f"{name}.log"
         self.port = free_port()
@@ -182,7 +189,7 @@ class WorkerProc:
             "--metrics-port", str(self.port), "--topic-tickets", self.topics.tickets,
             "--topic-surveys", self.topics.surveys, "--topic-deadletter", self.topics.deadletter,
             "--set", "session_timeout=6s", "--set", "heartbeat_interval=1s",
-            "--set", "rebalance_timeout=20s", *self.extra,
+            "--set", "rebalance_timeout=20s", "--set", f"runtime={self.runtime}", *self.extra,
         ]  # fmt: skip
         log = self.log_path.open("ab")
         log.write(f"\n===== start {self.starts} =====\n".encode())
@@ -217,14 +224,15 @@ class WorkerProc:
     def supervise(self) -> None:
         """Restart after a crash, as systemd/Kubernetes would (crash-only design).
 
-        Only the known faust/aiokafka fetcher race is tolerated (a KeyError in
-        aiokafka's `fetched_records` right after a rebalance, which kills the
-        faust Fetcher and the worker); any other exit fails the test.
+        Only the known faust/aiokafka fetcher race of the faust runtime is
+        tolerated (a KeyError in aiokafka's `fetched_records` right after a
+        rebalance, which kills the faust Fetcher and the worker); any other
+        exit, and any exit of the direct runtime, fails the test.
         """
         if self.proc is None or self.proc.poll() is None or self.stopping:
             return
         tail = self.log_text()[-6000:]
-        if "fetched_records" in tail and "KeyError" in tail:
+        if self.runtime == "faust" and "fetched_records" in tail and "KeyError" in tail:
             self.known_crashes += 1
             self.start()
             return
@@ -425,7 +433,9 @@ def assert_no_personal_data(lines: list[bytes], *texts: str) -> None:
 # ----------------------------------------------------------------------------- tests
 
 
-def test_live_equivalence_one_worker(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> None:
+def test_live_equivalence_one_worker(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, runtime: str
+) -> None:
     """Worker running while a simulated day is replayed: metrics = offline core."""
     capture = simulate(tmp_path / "sim.jsonl", seed=101)
     lines = list(read_lines(capture))
@@ -440,7 +450,7 @@ def test_live_equivalence_one_worker(kafka_bootstrap: str, topics: Topics, tmp_p
         exp.evaluation.counters,
         exp.evaluation.histograms,
     )
-    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1").start()
+    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", runtime=runtime).start()
     try:
         wait_for(lambda: totals([w]).consumed == 0 and "assigned" in w.log_text(), 60,
                  "worker up", w)  # fmt: skip
@@ -462,13 +472,15 @@ def test_live_equivalence_one_worker(kafka_bootstrap: str, topics: Topics, tmp_p
         w.stop()
 
 
-def test_catch_up_after_downtime(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> None:
+def test_catch_up_after_downtime(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, runtime: str
+) -> None:
     """Stopped while most of the day is produced, then started: same result as live."""
     capture = simulate(tmp_path / "sim.jsonl", seed=202)
     lines = list(read_lines(capture))
     exp = expected(lines)
     first = len(lines) // 5
-    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1").start()
+    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", runtime=runtime).start()
     try:
         replay(capture, kafka_bootstrap, topics, lines[:first])
         wait_consumed([w], first)

@@ -50,6 +50,9 @@ def test_precedence_file_env_overrides(tmp_path: Path) -> None:
         ({"CXPULSE_LABEL_CAPS": "team"}, "label_caps"),
         ({"CXPULSE_NO_SUCH_THING": "1"}, "no_such_thing"),
         ({"CXPULSE_HEARTBEAT_INTERVAL": "20s"}, "heartbeat_interval"),
+        ({"CXPULSE_RUNTIME": "spark"}, "runtime"),
+        ({"CXPULSE_STANDBY_REPLICAS": "1"}, "standby_replicas"),
+        ({"CXPULSE_WEB_ENABLED": "true"}, "web_enabled"),
     ],
 )
 def test_wrong_setting_fails_naming_it(env: dict[str, str], name: str) -> None:
@@ -119,6 +122,7 @@ def test_app_factory_uses_settings(tmp_path: Path) -> None:
             "heartbeat_interval": "1s",
             "web_enabled": "true",
             "web_port": "16066",
+            "runtime": "faust",
         },
     )
     app = create_app(s)
