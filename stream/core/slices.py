@@ -118,61 +118,74 @@ class TicketAgg:
         self.n_buckets = n_buckets
         self.with_sketch = with_sketch
         # Most slice aggregates hold a creation or a message and no duration:
-        # distributions are built on first use.
-        self.opt: list[Dist | None] = [None, None, None]
+        # distributions, and the list of them, are built on first use (a day of
+        # slices holds ~100k aggregates, and every list is one more object for
+        # each full garbage collection to traverse).
+        self.opt: list[Dist | None] | None = None
 
     @property
     def dists(self) -> list[Dist]:
         """All three distributions (empty ones materialised), for readers."""
-        return [d if d is not None else Dist(self.n_buckets, self.with_sketch) for d in self.opt]
+        return [
+            d if d is not None else Dist(self.n_buckets, self.with_sketch)
+            for d in self.opt or _NO_DISTS
+        ]
+
+    def _dist(self, i: int) -> Dist:
+        opt = self.opt
+        if opt is None:
+            opt = self.opt = [None, None, None]
+        d = opt[i]
+        if d is None:
+            d = opt[i] = Dist(self.n_buckets, self.with_sketch)
+        return d
 
     def add(self, field: int, value: int, sign: int, ctx: AggContext) -> None:
         if field < N_COUNTS:
             self.counts[field] += sign * value
-            return
-        i = field - N_COUNTS
-        d = self.opt[i]
-        if d is None:
-            d = self.opt[i] = Dist(self.n_buckets, self.with_sketch)
-        d.add(value, sign, ctx)
+        else:
+            self._dist(field - N_COUNTS).add(value, sign, ctx)
 
     def merge(self, other: TicketAgg, sign: int = 1) -> None:
         counts = self.counts
         for i, c in enumerate(other.counts):
             if c:
                 counts[i] += sign * c
-        for i, theirs in enumerate(other.opt):
-            if theirs is None or not theirs.n:
-                continue
-            mine = self.opt[i]
-            if mine is None:
-                mine = self.opt[i] = Dist(self.n_buckets, self.with_sketch)
-            mine.merge(theirs, sign)
+        if other.opt is not None:
+            for i, theirs in enumerate(other.opt):
+                if theirs is not None and theirs.n:
+                    self._dist(i).merge(theirs, sign)
 
     def copy(self) -> TicketAgg:
         a = TicketAgg.__new__(TicketAgg)
         a.counts = list(self.counts)
         a.n_buckets, a.with_sketch = self.n_buckets, self.with_sketch
-        a.opt = [d.copy() if d is not None else None for d in self.opt]
+        opt = self.opt
+        a.opt = None if opt is None else [d.copy() if d is not None else None for d in opt]
         return a
 
     def is_empty(self) -> bool:
-        return not any(self.counts) and all(d is None or d.n == 0 for d in self.opt)
+        return not any(self.counts) and all(d is None or d.n == 0 for d in self.opt or ())
 
     def weight(self) -> int:
         c = self.counts
-        frt = self.opt[FRT]
+        frt = self.opt[FRT] if self.opt is not None else None
         return c[CREATED] + c[CUSTOMER_MSGS] + c[SOLVES] + (frt.n if frt is not None else 0)
 
     def to_json(self) -> list[Any]:
-        return [self.counts, [d.to_json() if d is not None and d.n else None for d in self.opt]]
+        opt = self.opt or _NO_DISTS
+        return [self.counts, [d.to_json() if d is not None and d.n else None for d in opt]]
 
     @classmethod
     def from_json(cls, data: list[Any], n_buckets: int, with_sketch: bool = True) -> TicketAgg:
         a = cls(n_buckets, with_sketch)
         a.counts = [int(x) for x in data[0]]
-        a.opt = [Dist.from_json(d) if d is not None else None for d in data[1]]
+        if any(d is not None for d in data[1]):
+            a.opt = [Dist.from_json(d) if d is not None else None for d in data[1]]
         return a
+
+
+_NO_DISTS: tuple[None, None, None] = (None, None, None)
 
 
 # --- agent activity ----------------------------------------------------------

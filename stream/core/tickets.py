@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -362,6 +363,9 @@ def event_order(e: Event) -> tuple[int, str]:
     return (e.ts, e.event_id)
 
 
+_NONE_LATE: frozenset[str] = frozenset()
+
+
 class TicketState:
     """A live ticket: sorted events, which of them arrived late, and derivations.
 
@@ -380,7 +384,9 @@ class TicketState:
     def __init__(self) -> None:
         self.events: list[TicketEvent] = []
         self.ids: set[str] = set()
-        self.late: set[str] = set()
+        #: Ids of the late events; the shared empty frozenset until there is one
+        #: (one container less per ticket for the garbage collector to traverse).
+        self.late: AbstractSet[str] = _NONE_LATE
         self.view = TicketView()
         self.contribs: list[Contribution] = []
         self.tail: tuple[Contribution, ...] = ()
@@ -398,7 +404,7 @@ class TicketState:
         """Add an event in (ts, event_id) order; True if it went after all others."""
         self.ids.add(event.event_id)
         if late:
-            self.late.add(event.event_id)
+            self.late = {*self.late, event.event_id}
         events = self.events
         if not events or event_order(events[-1]) < event_order(event):
             events.append(event)
