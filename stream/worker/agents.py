@@ -368,9 +368,8 @@ class Worker:
         what arrives before it. Only data the broker no longer has (deleted by
         retention) is skipped, and counted.
         """
-        last = self._seeks.get(tp)
-        if last is not None and last[0] == nxt and time.monotonic() - last[1] < 5.0:
-            return nxt  # seek already issued; wait for the re-read
+        # Retention first: after a seek to a deleted offset the consumer resets to
+        # the log start, and waiting for a re-read of `nxt` would wait forever.
         earliest = await self._earliest(tp)
         if earliest > nxt:
             key = counter_name("lost_to_retention", role)
@@ -379,6 +378,9 @@ class Worker:
             nxt = earliest
             if offset <= nxt:
                 return nxt
+        last = self._seeks.get(tp)
+        if last is not None and last[0] == nxt and time.monotonic() - last[1] < 5.0:
+            return nxt  # seek already issued; wait for the re-read
         log.warning("%s: got offset %d, expected %d; seeking back", tp, offset, nxt)
         self.gaps += 1
         self._seeks[tp] = (nxt, time.monotonic())

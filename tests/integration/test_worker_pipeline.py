@@ -493,6 +493,11 @@ def test_catch_up_after_downtime(
         assert w.stop() == 0
         assert_durable_state(kafka_bootstrap, topics, exp)
         assert_deadletters(kafka_bootstrap, topics, exp, exactly_once=True)
+        if runtime == "direct":
+            # the restart came back from its RocksDB copy: no changelog record re-read
+            second = w.log_text().split("===== start 1 =====", 1)[1]
+            tails = re.findall(r"partition \d+ restored: \d+ keys \((\d+) read", second)
+            assert tails == ["0"] * PARTITIONS, tails
     finally:
         w.stop()
 
@@ -545,3 +550,61 @@ def test_metrics_port_taken_fails_clearly(
         )  # fmt: skip
     assert r.returncode == 2
     assert "metrics_port" in r.stderr
+
+
+async def _end_offset(bootstrap: str, topic: str, partition: int) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        return int((await c.end_offsets([tp]))[tp])
+    finally:
+        await c.stop()
+
+
+async def _delete_before(bootstrap: str, topic: str, partition: int, offset: int) -> None:
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, partition): RecordsToDelete(offset)})
+    finally:
+        await admin.close()
+
+
+def test_messages_deleted_before_reading_are_counted_not_hidden(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, runtime: str
+) -> None:
+    """Retention deleted messages the worker had not read yet (it was down too
+    long): it goes on from the log start and counts exactly what it lost."""
+    from tests.conftest import run_sync
+
+    capture = simulate(tmp_path / "sim.jsonl", seed=909, span="2h")
+    lines = list(read_lines(capture))
+    first = len(lines) // 3
+    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", runtime=runtime).start()
+    try:
+        replay(capture, kafka_bootstrap, topics, lines[:first])
+        read_upto = run_sync(_end_offset(kafka_bootstrap, topics.tickets, 0))
+        wait_consumed([w], first)
+        assert w.stop() == 0
+        replay(capture, kafka_bootstrap, topics, lines[first:])
+        end = run_sync(_end_offset(kafka_bootstrap, topics.tickets, 0))
+        lost = min(50, (end - read_upto) // 2)
+        assert lost > 0
+        run_sync(_delete_before(kafka_bootstrap, topics.tickets, 0, read_upto + lost))
+        w.start()
+        t = wait_consumed([w], len(lines) - lost)
+        assert t.consumed == len(lines) - lost
+        m = parse_metrics(w.scrape("/metrics/worker"))
+        counted = {
+            (labels["topic"], labels["partition"]): v
+            for labels, v in m.get("cxpulse_messages_lost_to_retention_total", [])
+        }
+        assert counted == {(topics.tickets, "0"): lost}
+    finally:
+        w.stop()
