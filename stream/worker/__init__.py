@@ -1,1 +1,2 @@
-"""The live shell: faust agents and the Prometheus exporter around the core."""
+"""The live shell around the core: two runtimes (direct aiokafka loop, faust agent), one
+persistence scheme, the Prometheus exporter and the `cxpulse worker` command."""

@@ -1,11 +1,12 @@
-"""The faust shell around the core: batches in, PartitionEngines, state table out.
+"""The faust runtime (`runtime: faust`): batches in, PartitionEngines, state table out.
 
-One agent consumes the tickets and the surveys topic with
-`isolated_partitions=True`: faust runs one actor per TopicPartition, so a
-`take_events` batch always belongs to one source partition `p`, and all state
-of `p` (tickets partition `p` and surveys partition `p`, co-partitioned by
-key) lives in one in-memory `PartitionEngine`. The two actors of `p` take
-turns through a per-partition lock.
+The default runtime is `stream.worker.direct`; this one keeps the issue's
+original design on faust-streaming and passes the same tests. One agent (one
+actor) consumes the tickets and the surveys topic; each `take_events` batch
+is split by source TopicPartition, and all state of partition `p` (tickets
+partition `p` and surveys partition `p`, co-partitioned by key) lives in one
+in-memory `PartitionEngine`, guarded by a per-partition lock.
+(`isolated_partitions=True` starved partitions, see docs/benchmarks.md.)
 
 Per batch: skip messages at or below the offsets recorded in `p`'s commit
 marker (re-deliveries after a crash), decode, dead-letter rejections, apply
