@@ -81,6 +81,9 @@ class DirectWorker:
         self.role_by_topic = {settings.topic_tickets: "tickets", settings.topic_surveys: "surveys"}
         self.topic_by_role = {r: t for t, r in self.role_by_topic.items()}
         self._parts: dict[int, _Partition] = {}
+        #: partitions assigned now; `_parts` may also hold revoked ones, kept in
+        #: case the next assignment gives them back unchanged
+        self._assigned: set[int] = set()
         self._locals: dict[int, LocalStore] = {}
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -96,12 +99,14 @@ class DirectWorker:
     # -- the narrow interface the exporter reads (same as the faust runtime)
 
     def engines(self) -> Mapping[int, Any]:
-        return {p: part.engine for p, part in self._parts.items()}
+        return {p: part.engine for p, part in self._parts.items() if p in self._assigned}
 
     def status(self) -> WorkerStatus:
         now_ms = int(time.time() * 1000)
         parts, delays = [], []
         for p, part in sorted(self._parts.items()):
+            if p not in self._assigned:
+                continue
             st = {r: part.engine.stream_time(r) for r in ROLES}
             if part.last_event_ms is not None:
                 delays.append((now_ms - part.last_event_ms) / 1000)
@@ -255,7 +260,9 @@ class DirectWorker:
             dead: list[Any] = []
             for tp, records in batch.items():
                 part = self._parts.get(tp.partition)
-                if part is None:  # fetched before a rebalance took it away
+                if part is None or tp.partition not in self._assigned:
+                    # fetched before a rebalance revoked it: the owner (maybe this
+                    # worker again, after a seek to the marker) re-reads them
                     self.dropped_revoked += len(records)
                     continue
                 touched[tp.partition] = part
@@ -348,7 +355,10 @@ class DirectWorker:
 
     async def _on_revoked(self, revoked: Any) -> None:
         async with self._lock:  # the batch in flight finishes first
-            log.info("partitions revoked: %s", sorted({tp.partition for tp in revoked}))
+            gone = {tp.partition for tp in revoked}
+            # From here until the next assignment another worker may own them.
+            self._assigned -= gone
+            log.info("partitions revoked: %s", sorted(gone))
 
     async def _on_assigned(self, assigned: Any) -> None:
         async with self._lock:
@@ -374,6 +384,7 @@ class DirectWorker:
                     await self._consumer.seek_to_beginning(tp)
                 else:
                     self._consumer.seek(tp, done + 1)
+            self._assigned = mine
             log.info("partitions assigned: %s", sorted(mine))
 
     async def _changelog_ends(self, partitions: set[int]) -> dict[int, int]:
