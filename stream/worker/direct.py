@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -57,6 +58,8 @@ log = logging.getLogger("cxpulse.worker")
 #: Producer batch size for changelog writes (below the broker's 1 MiB default).
 _MAX_BATCH_BYTES = 512 * 1024
 _COMMIT_EVERY_S = 5.0
+_FREEZE_EVERY_S = 1.0
+_UNFREEZE_EVERY_S = 600.0
 
 
 @dataclass
@@ -92,6 +95,7 @@ class DirectWorker:
         self._producer: Any = None
         self._reader: Any = None
         self._last_commit = 0.0
+        self._last_freeze = self._last_unfreeze = time.monotonic()
         self.batches = 0
         self.skipped_redeliveries = 0
         self.dropped_revoked = 0
@@ -222,6 +226,8 @@ class DirectWorker:
                     logging.shutdown()
                     os._exit(70)
             now = time.monotonic()
+            if now - self._last_freeze > _FREEZE_EVERY_S:
+                self._freeze_state(now)
             if now - self._last_commit > _COMMIT_EVERY_S:
                 self._last_commit = now
                 await self._commit_for_monitoring()
@@ -232,6 +238,26 @@ class DirectWorker:
                     "progress: batches=%d skipped_redeliveries=%d dropped_revoked=%d offsets=%s",
                     self.batches, self.skipped_redeliveries, self.dropped_revoked, done,
                 )  # fmt: skip
+
+    def _freeze_state(self, now: float) -> None:
+        """Keep Python's cyclic GC off the long-lived KPI state.
+
+        The state is millions of small tuples, lists and dicts that live for
+        hours; every full collection walks all of them again, about 40 % of
+        the core's time on a busy day (docs/benchmarks.md). The core makes no
+        reference cycles, so nothing in it ever needs the cyclic collector.
+        Once a second: collect what is not frozen yet (only objects made since
+        the last freeze, so it is cheap), then freeze the survivors. Cyclic
+        garbage that forms later among frozen objects (client internals after
+        a reconnect, say) would leak, so every 10 minutes everything is
+        unfrozen and collected once.
+        """
+        if now - self._last_unfreeze > _UNFREEZE_EVERY_S:
+            gc.unfreeze()
+            self._last_unfreeze = now
+        gc.collect()
+        gc.freeze()
+        self._last_freeze = now
 
     async def _commit_for_monitoring(self) -> None:
         """Commit the marker positions so `kafka-consumer-groups` shows a true lag."""
