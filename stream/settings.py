@@ -138,7 +138,10 @@ class Settings:
     runtime: str = "direct"
     datadir: str = "./cxpulse-data"
     store: str = "rocksdb://"
-    batch_size: int = 5000
+    #: a batch is at most this many messages; getmany returns early when fewer are
+    #: waiting, so it only fills during catch-up, where larger batches write each
+    #: dirty key once for more events (20,000: ~25 % faster than 5,000)
+    batch_size: int = 20000
     batch_timeout_ms: int = 200
     session_timeout_ms: int = 30_000
     heartbeat_interval_ms: int = 3_000
