@@ -68,7 +68,10 @@ class _Partition:
 
     engine: PartitionEngine
     store: PartitionStore
-    local: LocalStore
+    #: None with `memory://`: a copy in memory would double the state's
+    #: footprint to spare a changelog read in the rare case a partition
+    #: leaves and comes back changed; the restore reads the changelog instead
+    local: LocalStore | None
     #: changelog offset of the last record this worker wrote (or read at restore)
     changelog_end: int | None
     last_event_ms: int | None = None
@@ -301,7 +304,8 @@ class DirectWorker:
             for p, writes, futures in sends:
                 part = touched[p]
                 part.changelog_end = _last_offset(futures)
-                part.local.apply(writes, part.changelog_end)
+                if part.local is not None:
+                    part.local.apply(writes, part.changelog_end)
             self._last_success_s = time.time()
             self.batches += 1
 
@@ -458,7 +462,12 @@ class DirectWorker:
         await _await_all([f for f, _ in futures])
         changelog_end = _last_offset(futures)
         local.apply(rec.repairs, changelog_end)
-        self._parts[p] = _Partition(engine, store, local, changelog_end)
+        if self.settings.store == "memory://":
+            local.close()  # the engine and the store's `current` are the state now
+            del self._locals[p]
+        self._parts[p] = _Partition(
+            engine, store, self._locals.get(p), changelog_end
+        )
         log.info(
             "partition %d restored: %d keys (%d read from the changelog), %d reverted, "
             "%d re-sent, seq %d, %.2fs",

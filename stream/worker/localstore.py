@@ -44,7 +44,10 @@ class LocalStore(Protocol):
 
 
 class MemoryStore:
-    """`memory://`: lost with the process; a start reads the whole changelog."""
+    """`memory://`: holds a partition's records only while it is restored.
+
+    Every restore reads the whole changelog partition; the worker drops the
+    copy afterwards (see `direct._Partition.local`)."""
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
