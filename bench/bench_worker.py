@@ -153,10 +153,19 @@ def run_faust_noop(bootstrap: str, topics: Topics, n: int, batch: int) -> float:
     raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
 
 
+def peak_rss_mb(pid: int) -> float:
+    """High-water resident memory of a process (Linux /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def run_worker(
     bootstrap: str, topics: Topics, n: int, workdir: Path, runtime: str, *extra: str
-) -> float:
-    """Seconds from the worker's first consumed message to all n consumed and durable."""
+) -> tuple[float, float]:
+    """(seconds from the first consumed message to all n consumed and durable,
+    the worker's peak RSS in MB)."""
     name = f"bench-{uuid.uuid4().hex[:6]}"
     w = WorkerProc(bootstrap, topics, workdir, name, *extra, runtime=runtime).start()
     try:
@@ -168,8 +177,8 @@ def run_worker(
             if c > 0 and t_first is None:
                 t_first = now
             if c >= n:
-                assert t_first is not None
-                return now - t_first
+                assert t_first is not None and w.proc is not None
+                return now - t_first, peak_rss_mb(w.proc.pid)
             time.sleep(0.1)
         raise TimeoutError(w.log_text()[-3000:])
     finally:
@@ -212,11 +221,15 @@ def main() -> int:
         replay(capture, bootstrap, topics)
         core_s = core_only(lines, args.batch_size)
         raw_s = asyncio.run(raw_consume(bootstrap, [topics.tickets, topics.surveys], n))
-        results = [("raw aiokafka consumer (no processing)", raw_s)]
+        results: list[tuple[str, float, float | None]] = [
+            ("raw aiokafka consumer (no processing)", raw_s, None)
+        ]
         print(f"raw {raw_s:.2f}s core {core_s:.2f}s", file=sys.stderr, flush=True)
-        results.append(("core in process (decode+apply+drain, no Kafka)", core_s))
+        results.append(("core in process (decode+apply+drain, no Kafka)", core_s, None))
         noop_s = run_faust_noop(bootstrap, topics, n, args.batch_size)
-        results.append((f"faust agent, take_events({args.batch_size}), no processing", noop_s))
+        results.append(
+            (f"faust agent, take_events({args.batch_size}), no processing", noop_s, None)
+        )
         print(f"noop {noop_s:.2f}s", file=sys.stderr, flush=True)
         for runtime in args.runtimes.split(","):
             for store in ("rocksdb://", "memory://"):
@@ -224,18 +237,19 @@ def main() -> int:
                     topics.tickets, topics.surveys, topics.deadletter,
                     f"{topics.group}-{runtime}-{store[:3]}",
                 )  # fmt: skip
-                secs = run_worker(
+                secs, rss = run_worker(
                     bootstrap, wt, n, workdir, runtime, "--store", store,
                     "--set", f"batch_size={args.batch_size}",
                 )  # fmt: skip
                 name = f"cxpulse worker, runtime {runtime}, {store}, batch {args.batch_size}"
-                results.append((name, secs))
-                print(f"{name}: {secs:.2f}s", file=sys.stderr, flush=True)
+                results.append((name, secs, rss))
+                print(f"{name}: {secs:.2f}s {rss:.0f} MB", file=sys.stderr, flush=True)
         print(f"{n} messages ({args.span}, {args.tickets_per_day} tickets/day)")
-        print("| pipeline | seconds | messages/s | share of raw consumer |")
-        print("|---|---:|---:|---:|")
-        for name, secs in results:
-            print(f"| {name} | {secs:.2f} | {n / secs:,.0f} | {raw_s / secs:.3f} |")
+        print("| pipeline | seconds | messages/s | share of raw consumer | peak RSS MB |")
+        print("|---|---:|---:|---:|---:|")
+        for name, secs, rss in results:
+            mem = f"{rss:.0f}" if rss is not None else "-"
+            print(f"| {name} | {secs:.2f} | {n / secs:,.0f} | {raw_s / secs:.3f} | {mem} |")
         return 0
     finally:
         if broker is not None:

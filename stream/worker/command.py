@@ -31,6 +31,7 @@ _FLAGS = {
     "metrics_host": "metrics_host",
     "metrics_port": "metrics_port",
     "store": "store",
+    "runtime": "runtime",
     "topic_tickets": "topic_tickets",
     "topic_surveys": "topic_surveys",
     "topic_deadletter": "topic_deadletter",
