@@ -105,7 +105,7 @@ def handle_message(
     always add up to what was consumed. Returns (dead letter or None, event
     time of the applied event or None).
     """
-    k = counter_name("consumed", role)
+    k = _CONSUMED[role]
     counts[k] = counts.get(k, 0) + 1
     result = decode(value)
     if not isinstance(result, Rejection) and role_of(result) != role:
@@ -124,9 +124,20 @@ def handle_message(
         )
         return record, None
     outcome = engine.apply(role, result)
-    k = counter_name(str(getattr(outcome, "name", outcome)).lower(), role)
+    k = _OUTCOME[role].get(outcome) or _outcome_key(role, outcome)
     counts[k] = counts.get(k, 0) + 1
     return None, result.ts
+
+
+#: Counter keys computed once: `handle_message` runs 20,000 times a second.
+_CONSUMED = {role: counter_name("consumed", role) for role in ROLES}
+_OUTCOME: dict[str, dict[object, str]] = {role: {} for role in ROLES}
+
+
+def _outcome_key(role: str, outcome: object) -> str:
+    key = counter_name(str(getattr(outcome, "name", outcome)).lower(), role)
+    _OUTCOME[role][outcome] = key
+    return key
 
 
 @dataclass
