@@ -136,6 +136,10 @@ class Settings:
     #: `direct`: aiokafka batches straight into the core (the fast default);
     #: `faust`: a faust-streaming agent (see stream/worker/direct.py for why two).
     runtime: str = "direct"
+    #: direct runtime: each batch of a partition is one Kafka transaction of a
+    #: transactional id owned by that partition, which fences a worker that
+    #: lost the partition without noticing (needs transactions on the broker)
+    transactional_writes: bool = True
     datadir: str = "./cxpulse-data"
     store: str = "rocksdb://"
     #: a batch is at most this many messages; getmany returns early when fewer are
@@ -204,7 +208,7 @@ _DURATIONS = {
 #: External (file/env) name -> field name. Durations are written without `_ms`.
 _ALIASES = {ext: name for name, ext in _DURATIONS.items()} | {"windows": "windows_ms"}
 _INTS = ("batch_size", "metrics_port", "web_port", "changelog_replication", "standby_replicas")
-_BOOLS = ("web_enabled",)
+_BOOLS = ("web_enabled", "transactional_writes")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 

@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stream.core.deadletter import DeadLetter
 from stream.core.engine import PartitionEngine
 from stream.settings import Settings, core_config
 from stream.worker.localstore import LocalStore, open_store
@@ -68,6 +69,9 @@ class _Partition:
 
     engine: PartitionEngine
     store: PartitionStore
+    #: writes changelog partition p (and p's dead letters); with
+    #: `transactional_writes` a transactional producer owned by p alone
+    producer: Any
     #: None with `memory://`: a copy in memory would double the state's
     #: footprint to spare a changelog read in the rare case a partition
     #: leaves and comes back changed; the restore reads the changelog instead
@@ -95,7 +99,10 @@ class DirectWorker:
         self._stop = asyncio.Event()
         self._last_success_s: float | None = None
         self._consumer: Any = None
-        self._producer: Any = None
+        self._producer: Any = None  # shared, without transactional_writes
+        self._txn_producers: dict[int, Any] = {}
+        #: offset jumps seen while applying a batch, checked before it is written
+        self._gaps: dict[int, list[tuple[Any, str, int, int]]] = {}
         self._reader: Any = None
         self._last_commit = 0.0
         self._last_freeze = self._last_unfreeze = time.monotonic()
@@ -150,26 +157,59 @@ class DirectWorker:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def _new_producer(self, transactional_id: str | None) -> Any:
+        from aiokafka import AIOKafkaProducer
+
+        s = self.settings
+        return AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            transactional_id=transactional_id,
+            linger_ms=5,
+            max_batch_size=_MAX_BATCH_BYTES,
+            request_timeout_ms=max(40_000, s.session_timeout_ms + 5_000),
+            **s.aiokafka_security(),
+        )
+
+    def _producer_for(self, p: int) -> Any:
+        return self._txn_producers[p] if self.settings.transactional_writes else self._producer
+
+    async def _fence(self, p: int) -> None:
+        """Start partition p's transactional producer, fencing any earlier owner.
+
+        Kafka bumps the producer epoch of the transactional id and aborts the
+        earlier owner's open transaction, so after this nothing but this
+        worker can add to changelog partition p (until someone fences us).
+        """
+        if not self.settings.transactional_writes:
+            return
+        await self._drop_producer(p)
+        producer = self._new_producer(f"{self.settings.changelog_topic}-{p}")
+        await producer.start()
+        self._txn_producers[p] = producer
+
+    async def _drop_producer(self, p: int) -> None:
+        producer = self._txn_producers.pop(p, None)
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
     async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+        from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         s = self.settings
         sec = s.aiokafka_security()
         await self._ensure_changelog()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=_MAX_BATCH_BYTES,
-            request_timeout_ms=max(40_000, s.session_timeout_ms + 5_000),
-            **sec,
-        )
+        if not s.transactional_writes:
+            self._producer = self._new_producer(None)
         self._reader = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
             enable_auto_commit=False,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # aborted writes of a fenced or killed owner are not state
+            isolation_level="read_committed" if s.transactional_writes else "read_uncommitted",
             **sec,
         )
         self._consumer = AIOKafkaConsumer(
@@ -188,13 +228,17 @@ class DirectWorker:
         worker = self
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            """aiokafka logs and swallows a listener's exception; a worker that
+            failed to restore a partition must not go on without it."""
+
             async def on_partitions_revoked(self, revoked: Any) -> None:
-                await worker._on_revoked(revoked)
+                await _or_exit(worker._on_revoked(revoked))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
-                await worker._on_assigned(assigned)
+                await _or_exit(worker._on_assigned(assigned))
 
-        await self._producer.start()
+        if self._producer is not None:
+            await self._producer.start()
         await self._reader.start()
         await self._consumer.start()
         try:
@@ -207,8 +251,10 @@ class DirectWorker:
         for client in (self._consumer, self._reader):  # leaving the group revokes (locked)
             with contextlib.suppress(Exception):
                 await client.stop()
-        with contextlib.suppress(Exception):
-            await self._producer.stop()
+        for producer in [self._producer, *self._txn_producers.values()]:
+            if producer is not None:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
         for local in self._locals.values():
             local.close()
         log.info("stopped: batches=%d", self.batches)
@@ -224,8 +270,15 @@ class DirectWorker:
                     await self._process(batch)
                 except asyncio.CancelledError:
                     raise
-                except BaseException:
-                    log.exception("batch failed; exiting so the state is rebuilt exactly")
+                except BaseException as exc:
+                    if type(exc).__name__ in ("ProducerFenced", "TransactionCoordinatorFenced"):
+                        log.error(
+                            "fenced: another worker took a partition over while this one "
+                            "was not looking (paused or cut off); its batch was aborted. "
+                            "Exiting so the state is rebuilt exactly"
+                        )
+                    else:
+                        log.exception("batch failed; exiting so the state is rebuilt exactly")
                     logging.shutdown()
                     os._exit(70)
             now = time.monotonic()
@@ -286,56 +339,83 @@ class DirectWorker:
         now_ms = int(time.time() * 1000)
         async with self._lock:
             touched: dict[int, _Partition] = {}
-            dead: list[Any] = []
+            dead: dict[int, list[DeadLetter]] = {}
             for tp, records in batch.items():
-                part = self._parts.get(tp.partition)
-                if part is None or tp.partition not in self._assigned:
+                p = tp.partition
+                part = self._parts.get(p)
+                if part is None or p not in self._assigned:
                     # fetched before a rebalance revoked it: the owner (maybe this
                     # worker again, after a seek to the marker) re-reads them
                     self.dropped_revoked += len(records)
                     continue
-                touched[tp.partition] = part
-                dead += await self._apply(part, tp, records, now_ms)
-            sends: list[tuple[int, list[Write], list[tuple[Any, int]]]] = []
-            for p, part in touched.items():
-                writes = part.store.batch_writes(part.engine.drain_dirty(), now_ms)
-                sends.append((p, writes, await self._send_changelog(p, writes)))
-            await _await_all([f for _, _, fs in sends for f, _ in fs] + dead)
-            for p, writes, futures in sends:
-                part = touched[p]
-                part.changelog_end = _last_offset(futures)
+                touched[p] = part
+                dead.setdefault(p, []).extend(self._apply(part, tp, records, now_ms))
+            for p in list(dead):  # offsets jumped: ask the log start (a broker call)
+                if self._gaps.get(p):
+                    await self._count_lost(touched[p], self._gaps.pop(p))
+            writes = {
+                p: part.store.batch_writes(part.engine.drain_dirty(), now_ms)
+                for p, part in touched.items()
+            }
+            ends = await asyncio.gather(
+                *(self._write(touched[p], p, writes[p], dead.get(p, [])) for p in touched)
+            )
+            for (p, part), end in zip(touched.items(), ends, strict=True):
+                part.changelog_end = end
                 if part.local is not None:
-                    part.local.apply(writes, part.changelog_end)
+                    part.local.apply(writes[p], end)
             self._last_success_s = time.time()
             self.batches += 1
 
-    async def _apply(self, part: _Partition, tp: Any, records: list[Any], now_ms: int) -> list[Any]:
+    async def _write(
+        self, part: _Partition | None, p: int, writes: list[Write], dead: list[DeadLetter]
+    ) -> int | None:
+        """Make one partition's batch durable; returns its last changelog offset.
+
+        With `transactional_writes` the batch is one Kafka transaction of the
+        partition's own transactional id: when another worker takes the
+        partition over, its producer's start fences this one, so a worker that
+        lost the partition without noticing (paused past its session timeout,
+        cut off from the group) can no longer add to the changelog; its
+        commit fails and the process exits (exit 70) instead.
+        """
+        producer = part.producer if part is not None else self._producer_for(p)
+        txn = self.settings.transactional_writes
+        if txn:
+            await producer.begin_transaction()
+        futures = await self._send_changelog(producer, p, writes)
+        dl = [
+            await producer.send(
+                self.settings.topic_deadletter, value=d.value, key=d.key, headers=d.headers
+            )
+            for d in dead
+        ]
+        if txn:
+            await producer.commit_transaction()
+        await _await_all([f for f, _ in futures] + dl)
+        return _last_offset(futures)
+
+    def _apply(
+        self, part: _Partition, tp: Any, records: list[Any], now_ms: int
+    ) -> list[DeadLetter]:
         role = self.role_by_topic[tp.topic]
         marker = part.store.marker
         done = marker.offsets.get(role)
         counts: dict[str, int] = {}
-        dead: list[Any] = []
+        dead: list[DeadLetter] = []
         engine, p, topic = part.engine, tp.partition, tp.topic
         last_ts: int | None = None
-        send = self._producer.send
         for r in records:
             off = r.offset
             if done is not None and off <= done:
                 self.skipped_redeliveries += 1
                 continue
             if done is not None and off > done + 1:
-                await self._count_lost(tp, role, done + 1, off, counts)
+                self._gaps.setdefault(p, []).append((tp, role, done + 1, off))
             done = off
             record, ts = handle_message(engine, role, topic, p, off, r.key, r.value, counts, now_ms)
             if record is not None:
-                dead.append(
-                    await send(
-                        self.settings.topic_deadletter,
-                        value=record.value,
-                        key=record.key,
-                        headers=record.headers,
-                    )
-                )
+                dead.append(record)
             elif ts is not None:
                 last_ts = ts
         if done is not None:
@@ -346,27 +426,27 @@ class DirectWorker:
             part.last_event_ms = last_ts
         return dead
 
-    async def _count_lost(
-        self, tp: Any, role: str, expected: int, got: int, counts: dict[str, int]
-    ) -> None:
-        """A jump in offsets: lost to retention only if the log no longer starts before it.
+    async def _count_lost(self, part: _Partition, gaps: list[tuple[Any, str, int, int]]) -> None:
+        """Jumps in offsets: lost to retention only if the log no longer starts before them.
 
         Transaction markers and compaction leave gaps too, which lose nothing.
         """
-        earliest = (await self._consumer.beginning_offsets([tp]))[tp]
-        lost = min(earliest, got) - expected
-        if lost > 0:
-            key = counter_name("lost_to_retention", role)
-            counts[key] = counts.get(key, 0) + lost
-            log.warning("%s: %d messages deleted by retention before they were read", tp, lost)
+        for tp, role, expected, got in gaps:
+            earliest = (await self._consumer.beginning_offsets([tp]))[tp]
+            lost = min(earliest, got) - expected
+            if lost > 0:
+                part.store.count(counter_name("lost_to_retention", role), lost)
+                log.warning("%s: %d messages deleted by retention before they were read", tp, lost)
 
-    async def _send_changelog(self, p: int, writes: list[Write]) -> list[tuple[Any, int]]:
+    async def _send_changelog(
+        self, producer: Any, p: int, writes: list[Write]
+    ) -> list[tuple[Any, int]]:
         """Queue writes to changelog partition p in large batches, in order.
 
         One producer batch holds thousands of small records: a per-record
         `send()` costs more than the KPI work of the event that caused it.
         """
-        producer, topic = self._producer, self.settings.changelog_topic
+        topic = self.settings.changelog_topic
         out: list[tuple[Any, int]] = []
         batch = producer.create_batch()
         n = 0
@@ -395,14 +475,15 @@ class DirectWorker:
             mine = {tp.partition for tp in assigned if tp.topic in self.role_by_topic}
             for p in sorted(set(self._parts) - mine):
                 del self._parts[p]
+                await self._drop_producer(p)  # the new owner fences it anyway
                 log.info("partition %d handed over, engine dropped", p)
             ends = await self._changelog_ends(mine)
-            for p in sorted(mine):
-                part = self._parts.get(p)
-                if part is not None and part.changelog_end is not None and (
-                    ends[p] == part.changelog_end + 1
-                ):
-                    continue  # still ours and nobody wrote meanwhile: keep the engine
+            restore = [p for p in sorted(mine) if not self._unchanged(p, ends[p])]
+            for p in restore:
+                await self._fence(p)
+            if restore:  # after fencing nothing can land any more: read to the end
+                ends = await self._changelog_ends(set(restore))
+            for p in restore:
                 await self._restore(p, ends[p])
             for tp in assigned:
                 if tp.topic not in self.role_by_topic:
@@ -416,6 +497,14 @@ class DirectWorker:
                     self._consumer.seek(tp, done + 1)
             self._assigned = mine
             log.info("partitions assigned: %s", sorted(mine))
+
+    def _unchanged(self, p: int, end: int) -> bool:
+        """Still held, and nobody wrote changelog p since our last write?"""
+        part = self._parts.get(p)
+        if part is None or part.changelog_end is None:
+            return False
+        # a transaction's commit marker takes one offset after our last record
+        return end == part.changelog_end + (2 if self.settings.transactional_writes else 1)
 
     async def _changelog_ends(self, partitions: set[int]) -> dict[int, int]:
         from aiokafka import TopicPartition
@@ -458,15 +547,13 @@ class DirectWorker:
         items = [(k, v) for k, v in local.items() if k.startswith(prefix)]
         store, rec = PartitionStore.recover(p, items)
         engine = PartitionEngine.restore(self.config, p, rec.items.items())
-        futures = await self._send_changelog(p, rec.repairs)
-        await _await_all([f for f, _ in futures])
-        changelog_end = _last_offset(futures)
+        changelog_end = await self._write(None, p, rec.repairs, [])
         local.apply(rec.repairs, changelog_end)
         if self.settings.store == "memory://":
             local.close()  # the engine and the store's `current` are the state now
             del self._locals[p]
         self._parts[p] = _Partition(
-            engine, store, self._locals.get(p), changelog_end
+            engine, store, self._producer_for(p), self._locals.get(p), changelog_end
         )
         log.info(
             "partition %d restored: %d keys (%d read from the changelog), %d reverted, "
@@ -497,6 +584,17 @@ class DirectWorker:
             log.info("created changelog topic with %d partitions", self.n_partitions)
         finally:
             await admin.close()
+
+
+async def _or_exit(step: Any) -> None:
+    try:
+        await step
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        log.exception("rebalance step failed; exiting so the state is rebuilt exactly")
+        logging.shutdown()
+        os._exit(70)
 
 
 def _last_offset(futures: list[tuple[Any, int]]) -> int | None:

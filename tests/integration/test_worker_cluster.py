@@ -11,6 +11,8 @@ reconnects by itself (same process) and catches up.
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from tests.integration.test_worker_pipeline import (
     parse_metrics,
     replay,
     simulate,
+    totals,
     wait_consumed,
     wait_for,
 )
@@ -131,6 +134,52 @@ def test_sigkill_one_of_two_then_it_returns(
         w2.kill()
         wait_consumed([w1], exp.consumed * 2 // 3)
         w2.start()
+        t = wait_consumed([w1, w2], exp.consumed, timeout=240)
+        assert_counts(t, exp)
+        assert w1.stop() == 0 and w2.stop() == 0
+        assert_durable_state(kafka_bootstrap, topics, exp)
+        assert_deadletters(kafka_bootstrap, topics, exp, exactly_once=False)
+    finally:
+        w1.stop()
+        w2.stop()
+
+
+def test_frozen_worker_is_fenced_when_it_wakes(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """A worker frozen (SIGSTOP: a long GC pause, a stalled VM) past its session
+    timeout loses its partitions to the other; when it wakes up it still holds
+    their engines and a batch in hand. Its writes must not reach the changelog:
+    the new owner's transactional producer fenced it, so its batch aborts and it
+    exits (70) and restarts. Totals and durable state stay exact."""
+    topics = make_topics(topic_factory)
+    capture = simulate(tmp_path / "sim.jsonl", seed=919, span="24h")
+    lines = list(read_lines(capture))
+    exp = expected(lines)
+    # small batches: many transactions, so the freeze lands inside one
+    small = ("--set", "batch_size=100", "--set", "batch_timeout=50ms")
+    w1 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", *small).start()
+    w2 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w2", *small).start()
+    w2.expected_exit = (70, "fenced")
+    try:
+
+        def both_own() -> bool:
+            try:
+                return owned(w1) > 0 and owned(w2) > 0
+            except (OSError, KeyError):
+                return False
+
+        wait_for(both_own, 90, "both workers owning partitions", w1, w2)
+        replay(capture, kafka_bootstrap, topics)
+        wait_for(lambda: totals([w2]).consumed > 2000, 120, "w2 busy", w1, w2)
+        assert w2.proc is not None
+        w2.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: owned(w1) == 4, 90, "w1 taking over the frozen worker's share", w1)
+            wait_for(lambda: totals([w1]).consumed > exp.consumed // 2, 120, "w1 going on", w1)
+        finally:
+            w2.proc.send_signal(signal.SIGCONT)
+        time.sleep(2)
         t = wait_consumed([w1, w2], exp.consumed, timeout=240)
         assert_counts(t, exp)
         assert w1.stop() == 0 and w2.stop() == 0
