@@ -231,19 +231,25 @@ def main() -> int:
             (f"faust agent, take_events({args.batch_size}), no processing", noop_s, None)
         )
         print(f"noop {noop_s:.2f}s", file=sys.stderr, flush=True)
-        for runtime in args.runtimes.split(","):
-            for store in ("rocksdb://", "memory://"):
-                wt = Topics(
-                    topics.tickets, topics.surveys, topics.deadletter,
-                    f"{topics.group}-{runtime}-{store[:3]}",
-                )  # fmt: skip
-                secs, rss = run_worker(
-                    bootstrap, wt, n, workdir, runtime, "--store", store,
-                    "--set", f"batch_size={args.batch_size}",
-                )  # fmt: skip
-                name = f"cxpulse worker, runtime {runtime}, {store}, batch {args.batch_size}"
-                results.append((name, secs, rss))
-                print(f"{name}: {secs:.2f}s {rss:.0f} MB", file=sys.stderr, flush=True)
+        variants = [
+            (runtime, store, ()) for runtime in args.runtimes.split(",")
+            for store in ("rocksdb://", "memory://")
+        ]  # fmt: skip
+        if "direct" in args.runtimes:  # what zombie fencing costs
+            variants.insert(2, ("direct", "memory://", ("--set", "transactional_writes=false")))
+        for i, (runtime, store, more) in enumerate(variants):
+            wt = Topics(
+                topics.tickets, topics.surveys, topics.deadletter, f"{topics.group}-{i}"
+            )  # a group (and changelog) of its own per worker
+            secs, rss = run_worker(
+                bootstrap, wt, n, workdir, runtime, "--store", store,
+                "--set", f"batch_size={args.batch_size}", *more,
+            )  # fmt: skip
+            name = f"cxpulse worker, runtime {runtime}, {store}, batch {args.batch_size}"
+            if more:
+                name += ", " + more[-1]
+            results.append((name, secs, rss))
+            print(f"{name}: {secs:.2f}s {rss:.0f} MB", file=sys.stderr, flush=True)
         print(f"{n} messages ({args.span}, {args.tickets_per_day} tickets/day)")
         print("| pipeline | seconds | messages/s | share of raw consumer | peak RSS MB |")
         print("|---|---:|---:|---:|---:|")
