@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -47,6 +48,8 @@ from stream.worker.shared import (
     WorkerStatus,
     counter_name,
     handle_message,
+    partition_lag,
+    worker_status,
 )
 
 log = logging.getLogger("cxpulse.worker")
@@ -149,45 +152,30 @@ class Worker:
         return dict(self._engines)
 
     def status(self) -> WorkerStatus:
-        now_ms = int(time.time() * 1000)
         parts = []
-        delays = []
         for p, store in sorted(self._stores.items()):
             eng = self._engines.get(p)
+            lag = partition_lag(
+                functools.partial(self._highwater, p=p),
+                store.marker.offsets,
+                self.topic_by_role,
+            )
             st = {r: (eng.stream_time(r) if eng is not None else None) for r in ROLES}
             last = self._last_event_ms.get(p)
-            if last is not None:
-                delays.append((now_ms - last) / 1000)
-            parts.append(PartitionStatus(p, dict(store.marker.counters), st, last, self._lag(p)))
-        return WorkerStatus(
-            partitions=parts,
-            last_success_s=self._last_success_s,
-            processing_delay_s=max(delays) if delays else None,
-            topics=dict(self.topic_by_role),
-        )
+            parts.append(PartitionStatus(p, dict(store.marker.counters), st, last, lag))
+        return worker_status(parts, self._last_success_s, self.topic_by_role)
 
-    def _lag(self, p: int) -> dict[str, int]:
-        """highwater - position per role, from the live consumer (no broker call)."""
-        out: dict[str, int] = {}
+    def _highwater(self, topic: str, p: int) -> int | None:
+        """From the live consumer (no broker call); None before its first fetch."""
         try:
             consumer = self.app.consumer
-            assignment = consumer.assignment()
-        except Exception:  # consumer not started yet
-            return out
-        store = self._stores.get(p)
-        for role, topic in self.topic_by_role.items():
             tp = TP(topic, p)
-            if tp not in assignment:
-                continue
-            try:
-                hw = consumer.highwater(tp)
-            except Exception:  # noqa: S112 - no fetch yet for this partition: no lag to report
-                continue
-            if hw is None:
-                continue
-            done = store.marker.offsets.get(role, -1) + 1 if store else 0
-            out[role] = max(0, int(hw) - done)
-        return out
+            if tp not in consumer.assignment():
+                return None
+            hw = consumer.highwater(tp)
+        except Exception:  # consumer not started yet
+            return None
+        return None if hw is None else int(hw)
 
     async def _log_progress(self) -> None:
         """One line per 10 s: numbers only (no ids), so operators see it is alive."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -52,6 +53,8 @@ from stream.worker.shared import (
     WorkerStatus,
     counter_name,
     handle_message,
+    partition_lag,
+    worker_status,
 )
 
 log = logging.getLogger("cxpulse.worker")
@@ -116,41 +119,31 @@ class DirectWorker:
         return {p: part.engine for p, part in self._parts.items() if p in self._assigned}
 
     def status(self) -> WorkerStatus:
-        now_ms = int(time.time() * 1000)
-        parts, delays = [], []
-        for p, part in sorted(self._parts.items()):
-            if p not in self._assigned:
-                continue
-            st = {r: part.engine.stream_time(r) for r in ROLES}
-            if part.last_event_ms is not None:
-                delays.append((now_ms - part.last_event_ms) / 1000)
-            counters = dict(part.store.marker.counters)
-            parts.append(PartitionStatus(p, counters, st, part.last_event_ms, self._lag(p)))
-        return WorkerStatus(
-            partitions=parts,
-            last_success_s=self._last_success_s,
-            processing_delay_s=max(delays) if delays else None,
-            topics=dict(self.topic_by_role),
-        )
+        parts = [
+            PartitionStatus(
+                p,
+                dict(part.store.marker.counters),
+                {r: part.engine.stream_time(r) for r in ROLES},
+                part.last_event_ms,
+                partition_lag(
+                    functools.partial(self._highwater, p=p),
+                    part.store.marker.offsets,
+                    self.topic_by_role,
+                ),
+            )
+            for p, part in sorted(self._parts.items())
+            if p in self._assigned
+        ]
+        return worker_status(parts, self._last_success_s, self.topic_by_role)
 
-    def _lag(self, p: int) -> dict[str, int]:
+    def _highwater(self, topic: str, p: int) -> int | None:
         from aiokafka import TopicPartition
 
-        out: dict[str, int] = {}
-        part, consumer = self._parts.get(p), self._consumer
-        if part is None or consumer is None:
-            return out
-        for role, topic in self.topic_by_role.items():
-            tp = TopicPartition(topic, p)
-            try:
-                hw = consumer.highwater(tp)
-            except Exception:  # noqa: S112 - not assigned any more: no lag to report
-                continue
-            if hw is None:
-                continue
-            done = part.store.marker.offsets.get(role, -1) + 1
-            out[role] = max(0, int(hw) - done)
-        return out
+        try:
+            hw = self._consumer.highwater(TopicPartition(topic, p))
+        except Exception:  # not started, or not assigned any more
+            return None
+        return None if hw is None else int(hw)
 
     # -- lifecycle
 

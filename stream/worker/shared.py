@@ -9,7 +9,8 @@ lives here once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,3 +160,34 @@ class WorkerStatus:
     #: now - event time of the last applied event, max over partitions (s)
     processing_delay_s: float | None = None
     topics: dict[str, str] = field(default_factory=dict)
+
+
+def partition_lag(
+    highwater: Callable[[str], int | None], offsets: Mapping[str, int], topics: Mapping[str, str]
+) -> dict[str, int]:
+    """Per role: the live consumer's highwater minus the next offset to apply.
+
+    `highwater(topic)` is None when the consumer has not fetched the topic's
+    partition yet (or no longer owns it): no lag is reported then.
+    """
+    out: dict[str, int] = {}
+    for role, topic in topics.items():
+        hw = highwater(topic)
+        if hw is not None:
+            out[role] = max(0, int(hw) - (offsets.get(role, -1) + 1))
+    return out
+
+
+def worker_status(
+    partitions: Iterable[PartitionStatus], last_success_s: float | None, topics: Mapping[str, str]
+) -> WorkerStatus:
+    """The status both runtimes report; processing delay from the partitions."""
+    parts = list(partitions)
+    now_ms = int(time.time() * 1000)
+    delays = [(now_ms - ps.last_event_ms) / 1000 for ps in parts if ps.last_event_ms is not None]
+    return WorkerStatus(
+        partitions=parts,
+        last_success_s=last_success_s,
+        processing_delay_s=max(delays) if delays else None,
+        topics=dict(topics),
+    )

@@ -42,6 +42,16 @@ def owned(w: WorkerProc) -> int:
     return int(parse_metrics(w.scrape("/metrics/worker"))["cxpulse_worker_partitions_owned"][0][1])
 
 
+def wait_both_own(w1: WorkerProc, w2: WorkerProc) -> None:
+    def both_own() -> bool:
+        try:
+            return owned(w1) > 0 and owned(w2) > 0
+        except (OSError, KeyError):
+            return False
+
+    wait_for(both_own, 90, "both workers owning partitions", w1, w2)
+
+
 def test_two_workers_then_one_takes_over(
     kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path, runtime: str
 ) -> None:
@@ -121,14 +131,7 @@ def test_sigkill_one_of_two_then_it_returns(
     w1 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", *small, runtime=runtime).start()
     w2 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w2", *small, runtime=runtime).start()
     try:
-
-        def both_own() -> bool:
-            try:
-                return owned(w1) > 0 and owned(w2) > 0
-            except (OSError, KeyError):
-                return False
-
-        wait_for(both_own, 90, "both workers owning partitions", w1, w2)
+        wait_both_own(w1, w2)
         replay(capture, kafka_bootstrap, topics)
         wait_for(lambda: totals([w1, w2]).consumed > exp.consumed // 3, 120, "a third", w1, w2)
         before = totals([w1, w2]).consumed
@@ -164,14 +167,7 @@ def test_frozen_worker_is_fenced_when_it_wakes(
     w2 = WorkerProc(kafka_bootstrap, topics, tmp_path, "w2", *small).start()
     w2.expected_exit = (70, "fenced")
     try:
-
-        def both_own() -> bool:
-            try:
-                return owned(w1) > 0 and owned(w2) > 0
-            except (OSError, KeyError):
-                return False
-
-        wait_for(both_own, 90, "both workers owning partitions", w1, w2)
+        wait_both_own(w1, w2)
         replay(capture, kafka_bootstrap, topics)
         wait_for(lambda: totals([w2]).consumed > 2000, 120, "w2 busy", w1, w2)
         assert w2.proc is not None

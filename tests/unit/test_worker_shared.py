@@ -54,3 +54,17 @@ def test_counters_add_up_and_rejects_keep_their_bytes() -> None:
     headers = dict(dead[1].headers)
     assert headers["cxpulse.reason"] == b"wrong_topic"
     assert headers["cxpulse.source_offset"] == b"3"
+
+
+def test_lag_and_status_from_the_markers() -> None:
+    from stream.worker.shared import PartitionStatus, partition_lag, worker_status
+
+    topics = {"tickets": "t", "surveys": "s"}
+    hw = {"t": 120, "s": None}
+    lag = partition_lag(hw.get, {"tickets": 99}, topics)
+    assert lag == {"tickets": 20}  # next to apply is 100; no fetch yet on "s"
+    assert partition_lag(hw.get, {}, topics) == {"tickets": 120}  # nothing applied yet
+    ps = [PartitionStatus(0, {}, {}, None, lag), PartitionStatus(1, {}, {}, 0, {})]
+    st = worker_status(ps, 5.0, topics)
+    assert st.partitions == ps and st.last_success_s == 5.0 and st.topics == topics
+    assert st.processing_delay_s is not None and st.processing_delay_s > 1e9  # since 1970
