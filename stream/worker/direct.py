@@ -72,9 +72,6 @@ class _Partition:
 
     engine: PartitionEngine
     store: PartitionStore
-    #: writes changelog partition p (and p's dead letters); with
-    #: `transactional_writes` a transactional producer owned by p alone
-    producer: Any
     #: None with `memory://`: a copy in memory would double the state's
     #: footprint to spare a changelog read in the rare case a partition
     #: leaves and comes back changed; the restore reads the changelog instead
@@ -166,6 +163,8 @@ class DirectWorker:
         )
 
     def _producer_for(self, p: int) -> Any:
+        """Writes changelog partition p and p's dead letters: with
+        `transactional_writes` a transactional producer of p alone."""
         return self._txn_producers[p] if self.settings.transactional_writes else self._producer
 
     async def _fence(self, p: int) -> None:
@@ -353,7 +352,7 @@ class DirectWorker:
                 for p, part in touched.items()
             }
             ends = await asyncio.gather(
-                *(self._write(touched[p], p, writes[p], dead.get(p, [])) for p in touched)
+                *(self._write(p, writes[p], dead.get(p, [])) for p in touched)
             )
             for (p, part), end in zip(touched.items(), ends, strict=True):
                 part.changelog_end = end
@@ -362,9 +361,7 @@ class DirectWorker:
             self._last_success_s = time.time()
             self.batches += 1
 
-    async def _write(
-        self, part: _Partition | None, p: int, writes: list[Write], dead: list[DeadLetter]
-    ) -> int | None:
+    async def _write(self, p: int, writes: list[Write], dead: list[DeadLetter]) -> int | None:
         """Make one partition's batch durable; returns its last changelog offset.
 
         With `transactional_writes` the batch is one Kafka transaction of the
@@ -374,7 +371,7 @@ class DirectWorker:
         cut off from the group) can no longer add to the changelog; its
         commit fails and the process exits (exit 70) instead.
         """
-        producer = part.producer if part is not None else self._producer_for(p)
+        producer = self._producer_for(p)
         txn = self.settings.transactional_writes
         if txn:
             await producer.begin_transaction()
@@ -542,13 +539,13 @@ class DirectWorker:
         items = [(k, v) for k, v in local.items() if k.startswith(prefix)]
         store, rec = PartitionStore.recover(p, items)
         engine = PartitionEngine.restore(self.config, p, rec.items.items())
-        changelog_end = await self._write(None, p, rec.repairs, [])
+        changelog_end = await self._write(p, rec.repairs, [])
         local.apply(rec.repairs, changelog_end)
         if self.settings.store == "memory://":
             local.close()  # the engine and the store's `current` are the state now
             del self._locals[p]
         self._parts[p] = _Partition(
-            engine, store, self._producer_for(p), self._locals.get(p), changelog_end
+            engine, store, self._locals.get(p), changelog_end
         )
         log.info(
             "partition %d restored: %d keys (%d read from the changelog), %d reverted, "
