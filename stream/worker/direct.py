@@ -63,6 +63,7 @@ log = logging.getLogger("cxpulse.worker")
 _MAX_BATCH_BYTES = 512 * 1024
 _COMMIT_EVERY_S = 5.0
 _FREEZE_EVERY_S = 1.0
+_CLIENT_TIMEOUT_S = 10.0
 _UNFREEZE_EVERY_S = 600.0
 
 
@@ -240,13 +241,13 @@ class DirectWorker:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        for client in (self._consumer, self._reader):  # leaving the group revokes (locked)
-            with contextlib.suppress(Exception):
-                await client.stop()
-        for producer in [self._producer, *self._txn_producers.values()]:
-            if producer is not None:
+        """Leave the group and close the clients, each bounded: a stop must not
+        wait for a broker that is down (the state is durable batch by batch)."""
+        clients = [self._consumer, self._reader, self._producer, *self._txn_producers.values()]
+        for client in clients:  # leaving the group revokes (locked)
+            if client is not None:
                 with contextlib.suppress(Exception):
-                    await producer.stop()
+                    await asyncio.wait_for(client.stop(), _CLIENT_TIMEOUT_S)
         for local in self._locals.values():
             local.close()
         log.info("stopped: batches=%d", self.batches)
@@ -323,8 +324,10 @@ class DirectWorker:
                     offsets[tp] = done + 1
         if offsets:
             try:
-                await self._consumer.commit(offsets)
-            except KafkaError as exc:  # rebalancing: the next commit will do
+                # bounded: with the broker down a commit waits for the coordinator
+                # forever, and the loop (and SIGTERM) with it
+                await asyncio.wait_for(self._consumer.commit(offsets), _CLIENT_TIMEOUT_S)
+            except (KafkaError, TimeoutError) as exc:  # rebalancing or broker away
                 log.debug("monitoring commit skipped: %s", type(exc).__name__)
 
     # -- processing

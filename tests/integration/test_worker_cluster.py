@@ -187,3 +187,33 @@ def test_frozen_worker_is_fenced_when_it_wakes(
     finally:
         w1.stop()
         w2.stop()
+
+
+def test_stops_on_sigterm_while_the_broker_is_down(tmp_path: Path) -> None:
+    """Ops stop a worker during a broker outage: it must exit (0) within its stop
+    timeout, not hang on a commit or on leaving the group."""
+    import asyncio
+
+    from kafka_broker import KafkaBroker
+
+    from bench.bench_worker import create_topics
+    from tests.integration.test_worker_pipeline import Topics
+
+    broker = KafkaBroker(workdir=tmp_path / "k").start()
+    try:
+        topics = Topics("down.tickets", "down.surveys", "down.dl", "down-g")
+        names = [topics.tickets, topics.surveys, topics.deadletter]
+        asyncio.run(create_topics(broker.bootstrap, names))
+        capture = simulate(tmp_path / "sim.jsonl", seed=929, span="2h")
+        replay(capture, broker.bootstrap, topics)
+        w = WorkerProc(broker.bootstrap, topics, tmp_path, "w1").start()
+        n = len(list(read_lines(capture)))
+        wait_for(lambda: totals([w]).consumed == n, 120, "all consumed", w)
+        broker.stop()
+        time.sleep(8)  # the worker keeps looping: monitoring commits, fetches
+        assert w.alive()
+        t0 = time.monotonic()
+        assert w.stop(timeout=60) == 0
+        assert time.monotonic() - t0 < 45
+    finally:
+        broker.stop(remove_data=True)
