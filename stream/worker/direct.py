@@ -246,7 +246,9 @@ class DirectWorker:
         clients = [self._consumer, self._reader, self._producer, *self._txn_producers.values()]
         for client in clients:  # leaving the group revokes (locked)
             if client is not None:
-                with contextlib.suppress(Exception):
+                # aiokafka's stop can raise the CancelledError of its own
+                # fetcher task when the broker is away: we are leaving anyway
+                with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(client.stop(), _CLIENT_TIMEOUT_S)
         for local in self._locals.values():
             local.close()
@@ -260,7 +262,7 @@ class DirectWorker:
             batch = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_size)
             if batch:
                 try:
-                    await self._process(batch)
+                    await self._process_or_stop(batch)
                 except asyncio.CancelledError:
                     raise
                 except BaseException as exc:
@@ -287,6 +289,31 @@ class DirectWorker:
                     "progress: batches=%d skipped_redeliveries=%d dropped_revoked=%d offsets=%s",
                     self.batches, self.skipped_redeliveries, self.dropped_revoked, done,
                 )  # fmt: skip
+
+    async def _process_or_stop(self, batch: Mapping[Any, list[Any]]) -> None:
+        """`_process`, unless a stop is requested while the batch cannot become
+        durable (broker away): then exit after a grace period without it.
+
+        Safe because a batch counts only once its writes are acknowledged; its
+        messages are re-read from the commit marker at the next start.
+        """
+        task = asyncio.ensure_future(self._process(batch))
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), _CLIENT_TIMEOUT_S)
+            except TimeoutError:
+                log.warning(
+                    "stop requested while a batch could not be made durable (broker "
+                    "away?); exiting without it: it is re-read at the next start"
+                )
+                logging.shutdown()
+                os._exit(0)
+        task.result()
 
     def _freeze_state(self, now: float) -> None:
         """Keep Python's cyclic GC off the long-lived KPI state.
