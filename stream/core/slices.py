@@ -15,7 +15,7 @@ and order-insensitive. That gives the three properties the catalogue asks for:
   few slices), then adds the few unsealed slices fresh. A slice is sealed
   once no accepted event can change it any more: the engine guarantees that
   every contribution lands at an event time >= stream time - lateness (see
-  `engine.py`), so slices ending before that frontier are final. Sealed slices
+  `engine/partition.py`), so slices ending before that frontier are final. Sealed slices
   are also what the all-time cumulative counters are folded from, which is
   why those counters never decrease.
 """

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from stream.core.config import CoreConfig
 from stream.core.dimensions import LabelGuard
-from stream.core.engine import PartitionEngine, _dumps
+from stream.core.engine.partition import PartitionEngine, _dumps
 from stream.core.events import (
     Event,
     SurveyResponse,

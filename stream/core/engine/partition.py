@@ -41,38 +41,23 @@ from __future__ import annotations
 import heapq
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
-from stream.core.config import CAPPED_DIMENSIONS, CoreConfig
-from stream.core.dimensions import OTHER, UNKNOWN, LabelGuard, top_n_caps
-from stream.core.durations import window_label
+from stream.core.config import CoreConfig
+from stream.core.dimensions import UNKNOWN, LabelGuard
+from stream.core.evaluation.view import OpenTicket, open_ticket
 from stream.core.events import (
     SURVEYS,
     TICKETS,
     Event,
-    SurveyKind,
     SurveyResponse,
     TicketCreated,
     TicketEvent,
 )
-from stream.core.kpis import ratio, survey_stats
+from stream.core.outcome import ROLES, Outcome
 from stream.core.sketch import LogMapping
 from stream.core.slices import (
-    A_REPLIES,
-    A_SOLVES,
-    CREATED,
-    CUSTOMER_MSGS,
-    DIST_NAMES,
-    N_COUNTS,
-    ONE_TOUCH,
-    REOPENS,
-    RESOLUTION,
-    SLA_BREACHED,
-    SLA_MET,
-    SOLVES,
     AgentAgg,
     AggContext,
     Key,
@@ -93,17 +78,10 @@ from stream.core.tickets import (
     encode_event,
 )
 
-ROLES = (TICKETS, SURVEYS)
 _EXPIRY_BUCKET_MS = 3_600_000
 #: Extra slices kept beyond the longest window so window caches can subtract
 #: the slices that leave them instead of being rebuilt.
 _EVICT_MARGIN_SLICES = 16
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    LATE = "late"
 
 
 def _ticket_views(key: Key) -> tuple[Key, ...]:
@@ -692,463 +670,30 @@ class PartitionEngine:
         eng.guard.dirty = False
         return eng
 
+    # ------------------------------------------------------------- read model
+    # The evaluation (`stream.core.evaluation`) reads a partition only through
+    # these methods and the public stores/guard, the `PartitionView` protocol,
+    # so a read-only replica built from the changelog can stand in for it.
 
-# ================================================================ evaluation
+    def outcome_counts(self, role: str) -> Mapping[str, int]:
+        return self._outcomes[role]
 
-
-@dataclass(frozen=True, slots=True)
-class KpiValue:
-    """One windowed KPI. Base units: seconds, ratios 0-1, NPS -100..100.
-
-    `value` is None when undefined (a ratio or mean of nothing)."""
-
-    name: str
-    window: str
-    labels: Mapping[str, str]
-    value: float | None
-    n: int | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    below_min_sample: bool | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """A gauge or an all-time counter value."""
-
-    name: str
-    labels: Mapping[str, str]
-    value: float
-
-
-@dataclass(frozen=True, slots=True)
-class HistogramValue:
-    """Classic cumulative histogram: `buckets` are (upper bound in s, cumulative count),
-    the last bound being +inf."""
-
-    name: str
-    labels: Mapping[str, str]
-    buckets: tuple[tuple[float, int], ...]
-    sum: float
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    at_ms: int | None
-    windows: tuple[str, ...]
-    kpis: tuple[KpiValue, ...] = ()
-    gauges: tuple[Sample, ...] = ()
-    counters: tuple[Sample, ...] = ()
-    histograms: tuple[HistogramValue, ...] = ()
-
-    def kpi(self, name: str, window: str, **labels: str) -> KpiValue:
-        """The KPI with exactly these labels (tests and the report use it)."""
-        for k in self.kpis:
-            if k.name == name and k.window == window and dict(k.labels) == labels:
-                return k
-        raise KeyError((name, window, labels))
-
-    def sample(self, kind: str, name: str, **labels: str) -> float:
-        for s in self.gauges if kind == "gauge" else self.counters:
-            if s.name == name and dict(s.labels) == labels:
-                return s.value
-        raise KeyError((kind, name, labels))
-
-
-_QS = (0.5, 0.9, 0.99)
-_DIM_OF_VIEW = {"team": "team", "channel": "channel", "agent": "agent", "touchpoint": "touchpoint"}
-
-
-def _merge_into(target: dict[Key, Any], source: Mapping[Key, Any]) -> None:
-    for k, v in source.items():
-        mine = target.get(k)
-        if mine is None:
-            target[k] = v
-        else:
-            mine.merge(v)
-
-
-@dataclass
-class _Caps:
-    maps: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def __call__(self, dim: str, value: str) -> str:
-        m = self.maps.get(dim)
-        if m is None:
-            return value
-        return m.get(value, OTHER)
-
-
-def _cap_view(view: Key, caps: _Caps) -> Key:
-    """Capped form of a ticket/survey view key (the last element is the label value)."""
-    if view[0] in _DIM_OF_VIEW:
-        return (view[0], caps(view[0], view[1]))
-    if len(view) == 3 and view[1] in _DIM_OF_VIEW:
-        return (view[0], view[1], caps(view[1], view[2]))
-    return view
-
-
-_Mergeable = TypeVar("_Mergeable", TicketAgg, SurveyAgg)
-
-
-def _capped(views: Mapping[Key, _Mergeable], caps: _Caps) -> dict[Key, _Mergeable]:
-    """Views re-keyed by their capped label value; views capped alike (`other`) merge.
-    The aggregates are the window's fresh copies, so merging into them is safe."""
-    out: dict[Key, _Mergeable] = {}
-    for view, agg in views.items():
-        cv = _cap_view(view, caps)
-        mine = out.get(cv)
-        if mine is None:
-            out[cv] = agg
-        else:
-            mine.merge(agg)
-    return out
-
-
-def _labels(view: Key) -> dict[str, str]:
-    """{} for an all-teams view, {dim: value} otherwise (survey views drop the kind)."""
-    if view[0] in ("all", "team", "channel", "priority", "agent", "touchpoint"):
-        return {} if view[0] == "all" else {view[0]: view[1]}
-    return {} if view[1] == "all" else {view[1]: view[2]}
-
-
-def evaluate(engines: Sequence[PartitionEngine], at_ms: int | None = None) -> Evaluation:
-    """Every KPI for every window and dimension, gauges, and all-time counters.
-
-    `at_ms` None = the largest stream time of any engine and role."""
-    if not engines:
-        return Evaluation(None, ())
-    cfg = engines[0].config
-    windows = tuple(window_label(w) for w in cfg.windows_ms)
-    if at_ms is None:
-        times = [t for e in engines for t in e._st.values() if t is not None]
-        at_ms = max(times) if times else None
-    counters, histograms = _counters(engines, cfg)
-    if at_ms is None:
-        return Evaluation(None, windows, (), (), tuple(counters), tuple(histograms))
-    end = cfg.slice_of(at_ms) + cfg.slice_ms
-    per_window: list[tuple[str, dict[Key, TicketAgg], dict[Key, AgentAgg], dict[Key, SurveyAgg]]]
-    per_window = []
-    for w in cfg.windows_ms:
-        tv: dict[Key, TicketAgg] = {}
-        av: dict[Key, AgentAgg] = {}
-        sv: dict[Key, SurveyAgg] = {}
-        for eng in engines:
-            _merge_into(tv, eng.tickets_store.window_views(w, end))
-            _merge_into(av, eng.agents_store.window_views(w, end))
-            _merge_into(sv, eng.surveys_store.window_views(w, end))
-        per_window.append((window_label(w), tv, av, sv))
-    backlog = _backlog(engines, at_ms)
-    # Read-time top-N: rank on the longest window plus the backlog.
-    longest = per_window[cfg.windows_ms.index(cfg.longest_window_ms)]
-    weights: dict[str, Counter[str]] = {d: Counter() for d in CAPPED_DIMENSIONS}
-    for view, agg in longest[1].items():
-        if view[0] in ("team", "channel"):
-            weights[view[0]][view[1]] += agg.weight()
-    for view, aagg in longest[2].items():
-        if view[0] == "agent":
-            weights["agent"][view[1]] += aagg.weight()
-    for view, sagg in longest[3].items():
-        if view[1] in _DIM_OF_VIEW:
-            weights[view[1]][view[2]] += sagg.weight()
-    for (dim, value), n in backlog.weights.items():
-        weights[dim][value] += n
-    caps = _Caps({d: top_n_caps(weights[d], cfg.top_n.get(d)) for d in CAPPED_DIMENSIONS})
-    kpis: list[KpiValue] = []
-    t_universe: set[Key] = {("all",)}
-    s_universe: set[Key] = {(k.value, "all") for k in SurveyKind}
-    a_universe: set[str] = set()
-    for _, tv, av, sv in per_window:
-        t_universe.update(_cap_view(v, caps) for v in tv)
-        s_universe.update(_cap_view(v, caps) for v in sv)
-        a_universe.update(caps("agent", v[1]) for v in av if v[0] == "agent")
-    for wl, tv, av, sv in per_window:
-        kpis.extend(_ticket_kpis(wl, tv, av, caps, t_universe, cfg))
-        kpis.extend(_agent_kpis(wl, av, caps, a_universe))
-        kpis.extend(_survey_kpis(wl, sv, caps, s_universe, cfg))
-    gauges = backlog.samples(caps, cfg)
-    for eng in engines:
-        for role in ROLES:
-            st = eng._st[role]
-            if st is not None:
-                labels = {"role": role, "partition": str(eng.partition)}
-                gauges.append(Sample("stream_time_seconds", labels, st / 1000.0))
-    gauges.append(Sample("surveys_parked", {}, float(sum(len(e._parked) for e in engines))))
-    gauges.append(Sample("tickets_tracked", {}, float(sum(len(e._tickets) for e in engines))))
-    return Evaluation(
-        at_ms, windows, tuple(kpis), tuple(gauges), tuple(counters), tuple(histograms)
-    )
-
-
-def _dist_kpis(
-    prefix: str, agg: TicketAgg, idx: int, wl: str, labels: dict[str, str], mapping: LogMapping
-) -> list[KpiValue]:
-    d = agg.dists[idx]
-    mean = d.total / d.n / 1000.0 if d.n else None
-    assert d.sketch is not None
-    qs = d.sketch.quantiles(_QS, mapping)
-    out = [
-        KpiValue(f"{prefix}_count", wl, labels, float(d.n), n=d.n),
-        KpiValue(f"{prefix}_mean_seconds", wl, labels, mean, n=d.n),
-    ]
-    for q, v in zip(("p50", "p90", "p99"), qs, strict=True):
-        out.append(
-            KpiValue(f"{prefix}_{q}_seconds", wl, labels, None if v is None else v / 1000.0, n=d.n)
-        )
-    return out
-
-
-def _ticket_kpis(
-    wl: str,
-    tv: dict[Key, TicketAgg],
-    av: dict[Key, AgentAgg],
-    caps: _Caps,
-    universe: set[Key],
-    cfg: CoreConfig,
-) -> list[KpiValue]:
-    nb = len(cfg.histogram_buckets_ms) + 1
-    capped = _capped(tv, caps)
-    # Distinct active agents (raw ids: top-N must not merge people) per capped team.
-    agents_all = {v[1] for v, a in av.items() if v[0] == "agent" and not a.is_empty()}
-    agents_by_team: dict[str, set[str]] = {}
-    for v, a in av.items():
-        if v[0] == "ta" and not a.is_empty():
-            agents_by_team.setdefault(caps("team", v[1]), set()).add(v[2])
-    mapping = LogMapping(cfg.sketch_relative_accuracy)
-    out: list[KpiValue] = []
-    for view in sorted(universe):
-        agg = capped.get(view) or TicketAgg(nb)
-        labels = _labels(view)
-        c = agg.counts
-        first_solves = agg.dists[RESOLUTION].n
-        met, breached = c[SLA_MET], c[SLA_BREACHED]
-        out.append(KpiValue("tickets_created", wl, labels, float(c[CREATED])))
-        out.append(KpiValue("contacts", wl, labels, float(c[CREATED] + c[CUSTOMER_MSGS])))
-        out.extend(_dist_kpis("frt", agg, 0, wl, labels, mapping))
-        out.append(KpiValue("frt_sla_met", wl, labels, float(met)))
-        out.append(KpiValue("frt_sla_breached", wl, labels, float(breached)))
-        out.append(
-            KpiValue("frt_sla_compliance", wl, labels, ratio(met, met + breached), n=met + breached)
-        )
-        out.extend(_dist_kpis("resolution", agg, 1, wl, labels, mapping))
-        out.extend(_dist_kpis("wait", agg, 2, wl, labels, mapping))
-        out.append(KpiValue("first_solves", wl, labels, float(first_solves)))
-        out.append(
-            KpiValue("fcr", wl, labels, ratio(c[ONE_TOUCH], first_solves), n=first_solves)
-        )
-        out.append(KpiValue("solves", wl, labels, float(c[SOLVES])))
-        out.append(KpiValue("reopens", wl, labels, float(c[REOPENS])))
-        out.append(
-            KpiValue("reopen_rate", wl, labels, ratio(c[REOPENS], c[SOLVES]), n=c[SOLVES])
-        )
-        if view[0] in ("all", "team"):
-            active = agents_all if view[0] == "all" else agents_by_team.get(view[1], set())
-            out.append(KpiValue("active_agents", wl, labels, float(len(active))))
-            out.append(
-                KpiValue(
-                    "tickets_per_agent", wl, labels, ratio(first_solves, len(active)),
-                    n=len(active),
-                )
-            )
-    return out
-
-
-def _agent_kpis(
-    wl: str, av: dict[Key, AgentAgg], caps: _Caps, universe: set[str]
-) -> list[KpiValue]:
-    per: dict[str, list[int]] = {a: [0, 0] for a in universe}
-    for v, a in av.items():
-        if v[0] == "agent":
-            counts = per.setdefault(caps("agent", v[1]), [0, 0])
-            counts[0] += a.counts[A_REPLIES]
-            counts[1] += a.counts[A_SOLVES]
-    out: list[KpiValue] = []
-    for agent in sorted(per):
-        replies, solves = per[agent]
-        out.append(KpiValue("agent_replies", wl, {"agent": agent}, float(replies)))
-        out.append(KpiValue("agent_solves", wl, {"agent": agent}, float(solves)))
-    return out
-
-
-_SURVEY_KPIS = {
-    SurveyKind.CSAT: ("csat", "csat_mean"),
-    SurveyKind.NPS: ("nps", None),
-    SurveyKind.CES: ("ces", "ces_mean"),
-}
-
-
-def _survey_kpis(
-    wl: str, sv: dict[Key, SurveyAgg], caps: _Caps, universe: set[Key], cfg: CoreConfig
-) -> list[KpiValue]:
-    capped = _capped(sv, caps)
-    out: list[KpiValue] = []
-    for view in sorted(universe):
-        kind = SurveyKind(view[0])
-        agg = capped.get(view) or SurveyAgg()
-        stats = survey_stats(kind, agg.counts, cfg.min_sample)
-        labels = _labels(view)
-        share_name, mean_name = _SURVEY_KPIS[kind]
-        out.append(
-            KpiValue(
-                share_name, wl, labels, stats.value, n=stats.n, ci_low=stats.ci_low,
-                ci_high=stats.ci_high, below_min_sample=stats.below_min_sample,
-            )
-        )
-        if mean_name is not None:
-            out.append(
-                KpiValue(
-                    mean_name, wl, labels, stats.mean, n=stats.n,
-                    below_min_sample=stats.below_min_sample,
-                )
-            )
-    return out
-
-
-@dataclass
-class _Backlog:
-    """Open-ticket gauges by raw (team, channel, priority), plus per-agent open assigned."""
-
-    rows: list[tuple[str, str, str, int, bool, bool, int]] = field(default_factory=list)
-    agents: Counter[str] = field(default_factory=Counter)
-    weights: Counter[tuple[str, str]] = field(default_factory=Counter)
-
-    def samples(self, caps: _Caps, cfg: CoreConfig) -> list[Sample]:
-        width = 4 + len(cfg.at_risk_fractions)
-        views: dict[Key, list[int]] = {("all",): [0] * width}
-        for team, channel, priority, age, unassigned, unanswered, target in self.rows:
-            row_views: tuple[Key, ...] = (
-                ("all",),
-                ("team", caps("team", team)),
-                ("channel", caps("channel", channel)),
-                ("priority", priority),
-            )
-            for view in row_views:
-                v = views.setdefault(view, [0] * width)
-                v[0] += 1
-                v[1] += unassigned
-                if unanswered:
-                    v[2] += 1
-                    v[3] = max(v[3], age)
-                    for i, f in enumerate(cfg.at_risk_fractions):
-                        if f * target <= age <= target:
-                            v[4 + i] += 1
-        out: list[Sample] = []
-        for view in sorted(views):
-            v = views[view]
-            labels = _labels(view)
-            out.append(Sample("backlog_open", labels, float(v[0])))
-            out.append(Sample("backlog_unassigned", labels, float(v[1])))
-            out.append(Sample("backlog_unanswered", labels, float(v[2])))
-            out.append(Sample("oldest_unanswered_age_seconds", labels, v[3] / 1000.0))
-            for i, f in enumerate(cfg.at_risk_fractions):
-                risk_labels = {**labels, "threshold": f"{f:g}"}
-                out.append(Sample("frt_at_risk", risk_labels, float(v[4 + i])))
-        per_agent: Counter[str] = Counter()
-        for agent, n in self.agents.items():
-            per_agent[caps("agent", agent)] += n
-        for agent in sorted(per_agent):
-            out.append(Sample("agent_open_assigned", {"agent": agent}, float(per_agent[agent])))
-        return out
-
-
-def _backlog(engines: Sequence[PartitionEngine], at_ms: int) -> _Backlog:
-    b = _Backlog()
-    for eng in engines:
-        peek = eng.guard.peek
-        for tid in eng._open:
-            state = eng._tickets[tid]
+    def open_tickets(self, at_ms: int) -> Iterator[OpenTicket]:
+        """Open tickets still live at `at_ms` (raw label values, not yet capped)."""
+        for tid in self._open:
+            state = self._tickets[tid]
             if state.expiry < at_ms:
                 continue  # stale, only not swept yet
-            v = state.view
-            assert v.created_ts is not None
-            team = peek("team", v.team or UNKNOWN)
-            channel = peek("channel", v.channel or UNKNOWN)
-            unanswered = v.by_customer and v.first_response_ts is None
-            age = max(0, at_ms - v.created_ts)
-            target = eng.config.frt_target_for(v.priority)
-            b.rows.append(
-                (team, channel, v.priority, age, v.assignee is None, unanswered, target)
-            )
-            b.weights[("team", team)] += 1
-            b.weights[("channel", channel)] += 1
-            if v.assignee is not None:
-                agent = peek("agent", v.assignee)
-                b.agents[agent] += 1
-                b.weights[("agent", agent)] += 1
-    return b
+            yield open_ticket(state.view)
 
+    def cumulative_tickets(self) -> Mapping[Key, TicketAgg]:
+        return self._cum_tickets
 
-_COUNTERS = (
-    ("tickets_created_total", CREATED),
-    ("customer_messages_total", CUSTOMER_MSGS),
-    ("frt_sla_met_total", SLA_MET),
-    ("frt_sla_breached_total", SLA_BREACHED),
-    ("one_touch_solves_total", ONE_TOUCH),
-    ("solves_total", SOLVES),
-    ("reopens_total", REOPENS),
-)
+    def cumulative_surveys(self) -> Mapping[str, Sequence[int]]:
+        return self._cum_surveys
 
+    def parked_surveys(self) -> int:
+        return len(self._parked)
 
-def _counters(
-    engines: Sequence[PartitionEngine], cfg: CoreConfig
-) -> tuple[list[Sample], list[HistogramValue]]:
-    """All-time counters (final: folded from sealed slices only, so they never decrease)."""
-    counters: list[Sample] = []
-    for role in ROLES:
-        for o in Outcome:
-            n = sum(e._outcomes[role][o] for e in engines)
-            counters.append(Sample("events_total", {"role": role, "outcome": o.value}, float(n)))
-    dropped = sum(e.dropped_contributions for e in engines)
-    counters.append(Sample("dropped_contributions_total", {}, float(dropped)))
-    merged: dict[Key, TicketAgg] = {}
-    for eng in engines:
-        for key, agg in eng._cum_tickets.items():
-            mine = merged.get(key)
-            if mine is None:
-                merged[key] = mine = TicketAgg(len(cfg.histogram_buckets_ms) + 1, False)
-            mine.merge(agg)
-    weights: dict[str, Counter[str]] = {"team": Counter(), "channel": Counter()}
-    for (team, channel, _), agg in merged.items():
-        weights["team"][team] += agg.counts[CREATED] + 1
-        weights["channel"][channel] += agg.counts[CREATED] + 1
-    caps = _Caps({d: top_n_caps(weights[d], cfg.top_n.get(d)) for d in weights})
-    capped: dict[Key, TicketAgg] = {}
-    for (team, channel, priority), agg in merged.items():
-        ck = (caps("team", team), caps("channel", channel), priority)
-        mine = capped.get(ck)
-        if mine is None:
-            capped[ck] = agg
-        else:
-            mine.merge(agg)
-    histograms: list[HistogramValue] = []
-    bounds = [b / 1000.0 for b in cfg.histogram_buckets_ms] + [float("inf")]
-    for key in sorted(capped):
-        agg = capped[key]
-        labels = {"team": key[0], "channel": key[1], "priority": key[2]}
-        for name, idx in _COUNTERS:
-            counters.append(Sample(name, labels, float(agg.counts[idx])))
-        counters.append(Sample("first_responses_total", labels, float(agg.dists[0].n)))
-        counters.append(Sample("first_solves_total", labels, float(agg.dists[RESOLUTION].n)))
-        for i, dname in enumerate(DIST_NAMES):
-            d = agg.dists[i]
-            cumulative, acc = [], 0
-            for b, c in zip(bounds, d.hist, strict=True):
-                acc += c
-                cumulative.append((b, acc))
-            histograms.append(
-                HistogramValue(f"{dname}_seconds", labels, tuple(cumulative), d.total / 1000.0, d.n)
-            )
-    surveys: dict[str, list[int]] = {}
-    for eng in engines:
-        for kind, counts in eng._cum_surveys.items():
-            mine_s = surveys.setdefault(kind, [0] * 11)
-            for i, c in enumerate(counts):
-                mine_s[i] += c
-    for kind in sorted(surveys):
-        for score, n in enumerate(surveys[kind]):
-            if n:
-                labels = {"survey": kind, "score": str(score)}
-                counters.append(Sample("survey_responses_total", labels, float(n)))
-    assert N_COUNTS == 7
-    return counters, histograms
+    def tickets_tracked(self) -> int:
+        return len(self._tickets)
