@@ -105,6 +105,31 @@ def _survey_views(key: Key) -> tuple[Key, ...]:
     )
 
 
+def slice_stores(
+    config: CoreConfig,
+) -> tuple[SliceStore[TicketAgg], SliceStore[AgentAgg], SliceStore[SurveyAgg]]:
+    """The three empty slice stores of a partition (engine and replica alike)."""
+    ctx = AggContext(
+        LogMapping(config.sketch_relative_accuracy), tuple(config.histogram_buckets_ms)
+    )
+    nb = len(config.histogram_buckets_ms) + 1
+    s = config.slice_ms
+    return (
+        SliceStore(s, ctx, lambda: TicketAgg(nb), lambda d: TicketAgg.from_json(d, nb),
+                   _ticket_views),
+        SliceStore(s, ctx, AgentAgg, AgentAgg.from_json, _agent_views),
+        SliceStore(s, ctx, SurveyAgg, SurveyAgg.from_json, _survey_views),
+    )  # fmt: skip
+
+
+def evict_before(cfg: CoreConfig, st: int) -> int:
+    """Slices starting before this may be evicted at stream time `st`."""
+    return (
+        cfg.slice_of(st) - cfg.longest_window_ms + cfg.slice_ms
+        - _EVICT_MARGIN_SLICES * cfg.slice_ms
+    )  # fmt: skip
+
+
 def _dumps(obj: object) -> bytes:
     return dumps(obj).encode()
 
@@ -119,21 +144,12 @@ class PartitionEngine:
         self._params = DeriveParams(
             config.slice_ms, config.frt_target_ms, dict(config.frt_target_by_priority)
         )
-        ctx = AggContext(
-            LogMapping(config.sketch_relative_accuracy), tuple(config.histogram_buckets_ms)
-        )
-        self.ctx = ctx
+        self.tickets_store: SliceStore[TicketAgg]
+        self.agents_store: SliceStore[AgentAgg]
+        self.surveys_store: SliceStore[SurveyAgg]
+        self.tickets_store, self.agents_store, self.surveys_store = slice_stores(config)
+        self.ctx = self.tickets_store.ctx
         nb = len(config.histogram_buckets_ms) + 1
-        s = config.slice_ms
-        self.tickets_store: SliceStore[TicketAgg] = SliceStore(
-            s, ctx, lambda: TicketAgg(nb), lambda d: TicketAgg.from_json(d, nb), _ticket_views
-        )
-        self.agents_store: SliceStore[AgentAgg] = SliceStore(
-            s, ctx, AgentAgg, AgentAgg.from_json, _agent_views
-        )
-        self.surveys_store: SliceStore[SurveyAgg] = SliceStore(
-            s, ctx, SurveyAgg, SurveyAgg.from_json, _survey_views
-        )
         self._nb = nb
         self.guard = LabelGuard(config)
         self._st: dict[str, int | None] = {TICKETS: None, SURVEYS: None}
@@ -367,11 +383,7 @@ class PartitionEngine:
             self._seal_surveys()
 
     def _evict_before(self, st: int) -> int:
-        cfg = self.config
-        return (
-            cfg.slice_of(st) - cfg.longest_window_ms + cfg.slice_ms
-            - _EVICT_MARGIN_SLICES * cfg.slice_ms
-        )  # fmt: skip
+        return evict_before(self.config, st)
 
     def _fold_tickets(self, sealed: list[tuple[int, dict[Key, TicketAgg]]]) -> None:
         cum = self._cum_tickets
