@@ -16,6 +16,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from stream.core.decode import Rejection, decode, format_ts, parse_ts
 from stream.core.engine import Evaluation, PartitionEngine, evaluate
 from stream.core.events import key_of, role_of
 from stream.core.partitioning import partition_for
+from stream.core.timeguard import time_rejection
 from stream.settings import SettingsError, core_config, load_settings
 
 
@@ -42,6 +44,7 @@ def compute(
     partitions: int = 1,
     at_ms: int | None = None,
     final: bool = False,
+    received_ms: int | None = None,
 ) -> ReportResult:
     """Decode, route and apply every line; evaluate at the end of the stream.
 
@@ -49,10 +52,13 @@ def compute(
     messages shows (the reference the pipeline is checked against): surveys
     still waiting for their ticket stream to pass them stay out. `final`
     attributes those too, for a finished export where nothing more will come.
+    `received_ms` (default: now) stands in for the Kafka record timestamp the
+    worker checks event times against (`stream.core.timeguard`).
     """
     cfg = config or CoreConfig()
     engines = [PartitionEngine(cfg, p) for p in range(partitions)]
     rejected: Counter[str] = Counter()
+    received = received_ms if received_ms is not None else int(time.time() * 1000)
     n = 0
     for raw in lines:
         line = raw.rstrip(b"\r\n")
@@ -62,6 +68,10 @@ def compute(
         event = decode(line)
         if isinstance(event, Rejection):
             rejected[event.code] += 1
+            continue
+        bad_time = time_rejection(event.ts, received, cfg.max_event_ahead_ms)
+        if bad_time is not None:
+            rejected[bad_time[0]] += 1
             continue
         p = partition_for(key_of(event), partitions) if partitions > 1 else 0
         engines[p].apply(role_of(event), event)
@@ -188,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with handle:
         result = compute(
-            handle, partitions=args.partitions, at_ms=args.at, config=config, final=args.final
+            handle, partitions=args.partitions, at_ms=args.at, config=config, final=args.final,
+            received_ms=args.received_at,
         )
     if args.json:
         json.dump(to_json(result), sys.stdout, ensure_ascii=False, sort_keys=True)
@@ -213,6 +224,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--at", type=_at, default=None, metavar="TIMESTAMP",
         help="RFC 3339 time to evaluate at (default: the largest event time)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--received-at", type=_at, default=None, metavar="TIMESTAMP",
+        help="when the events were received, for the event-time bound (default: now); events "
+        "stamped more than max_event_ahead (1h) after it are rejected as timestamp_ahead",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(

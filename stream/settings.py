@@ -124,6 +124,8 @@ class Settings:
     slice_ms: int = 60_000
     lateness_ms: int = 300_000
     retention_ms: int = 7 * 86_400_000
+    #: events stamped further ahead of their Kafka record timestamp are dead-lettered
+    max_event_ahead_ms: int = 3_600_000
     #: label value caps: dimension -> max distinct values before `other`
     label_caps: Mapping[str, int] = field(default_factory=dict)
     targets_file: str | None = None
@@ -200,6 +202,7 @@ _DURATIONS = {
     "slice_ms": "slice",
     "lateness_ms": "lateness",
     "retention_ms": "retention",
+    "max_event_ahead_ms": "max_event_ahead",
     "batch_timeout_ms": "batch_timeout",
     "session_timeout_ms": "session_timeout",
     "heartbeat_interval_ms": "heartbeat_interval",
@@ -431,6 +434,7 @@ def core_config(settings: Settings) -> CoreConfig:
         "windows_ms": settings.windows_ms,
         "lateness_ms": settings.lateness_ms,
         "retention_ms": settings.retention_ms,
+        "max_event_ahead_ms": settings.max_event_ahead_ms,
         "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
     }
     if settings.targets_file is not None:

@@ -59,6 +59,9 @@ class CoreConfig:
     allowed_labels: Mapping[str, frozenset[str]] = field(default_factory=dict)
     top_n: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_TOP_N))
     max_label_values: int = 10_000
+    #: Events stamped more than this after they were received are rejected
+    #: (`stream.core.timeguard`): they would poison stream time.
+    max_event_ahead_ms: int = 3_600_000
 
     def __post_init__(self) -> None:
         if self.slice_ms <= 0:

@@ -424,7 +424,8 @@ class Worker:
                     break  # dropped; re-read from nxt after the seek
             nxt = msg.offset + 1
             record, ts = handle_message(
-                engine, role, topic, p, msg.offset, msg.key, msg.value, counts, now_ms
+                engine, role, topic, p, msg.offset, msg.key, msg.value, counts, now_ms,
+                round(msg.timestamp * 1000) if msg.timestamp else None,
             )
             if record is not None:
                 dl_futures.append(

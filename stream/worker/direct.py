@@ -437,7 +437,9 @@ class DirectWorker:
             if done is not None and off > done + 1:
                 self._gaps.setdefault(p, []).append((tp, role, done + 1, off))
             done = off
-            record, ts = handle_message(engine, role, topic, p, off, r.key, r.value, counts, now_ms)
+            record, ts = handle_message(
+                engine, role, topic, p, off, r.key, r.value, counts, now_ms, r.timestamp
+            )
             if record is not None:
                 dead.append(record)
             elif ts is not None:

@@ -17,6 +17,7 @@ from typing import Any
 from stream.core.deadletter import DeadLetter, dead_letter
 from stream.core.decode import Rejection, decode
 from stream.core.events import SURVEYS, TICKETS, role_of
+from stream.core.timeguard import time_rejection
 from stream.settings import Settings
 
 ROLES = (TICKETS, SURVEYS)
@@ -98,19 +99,32 @@ def handle_message(
     value: bytes | None,
     counts: dict[str, int],
     now_ms: int,
+    received_ms: int | None = None,
 ) -> tuple[DeadLetter | None, int | None]:
     """Apply one source message to `engine`, or say how to dead-letter it.
 
     Every message moves exactly one outcome counter besides `consumed`
     (applied, duplicate, late, or deadletter by reason), so the counters
     always add up to what was consumed. Returns (dead letter or None, event
-    time of the applied event or None).
+    time of the applied event or None). `received_ms` is the Kafka record
+    timestamp (the batch's wall clock when unknown): an event stamped too far
+    after it, or before the contract's floor, is dead-lettered
+    (`stream.core.timeguard`) so it cannot poison stream time.
     """
     k = _CONSUMED[role]
     counts[k] = counts.get(k, 0) + 1
     result = decode(value)
-    if not isinstance(result, Rejection) and role_of(result) != role:
-        result = Rejection(WRONG_TOPIC, f"a {role_of(result)} event on the {role} topic")
+    if not isinstance(result, Rejection):
+        if role_of(result) != role:
+            result = Rejection(WRONG_TOPIC, f"a {role_of(result)} event on the {role} topic")
+        else:
+            bad_time = time_rejection(
+                result.ts,
+                now_ms if received_ms is None or received_ms <= 0 else received_ms,
+                engine.config.max_event_ahead_ms,
+            )
+            if bad_time is not None:
+                result = Rejection(*bad_time)
     if isinstance(result, Rejection):
         k = counter_name("deadletter", role, result.code)
         counts[k] = counts.get(k, 0) + 1
