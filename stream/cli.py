@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.replay",
     "stream.report",
     "stream.worker.command",
+    "stream.exporter.command",
 )
 
 

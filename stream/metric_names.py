@@ -68,6 +68,16 @@ CONSUMED_TOTAL = f"{PREFIX}_messages_consumed_total"  # labels: topic
 EVENTS_TOTAL = f"{PREFIX}_events_total"  # labels: role, outcome=applied|duplicate|late
 DEADLETTER_TOTAL = f"{PREFIX}_deadletter_messages_total"  # labels: reason
 STREAM_TIME = f"{PREFIX}_stream_time_seconds"  # labels: role, partition
-PROCESSING_DELAY = f"{PREFIX}_processing_delay_seconds"
+PROCESSING_DELAY = f"{PREFIX}_processing_delay_seconds"  # worker: now - last event time (debug)
+
+# -- the exporter (`cxpulse exporter`: every partition, from the changelog) --------------
+#: now - the latest instant at which every input message then present was applied
+KPI_DELAY = f"{PREFIX}_kpi_delay_seconds"
+#: event-time instant the windows are evaluated at (idle time advances it)
+EVALUATION_TIMESTAMP = f"{PREFIX}_evaluation_timestamp_seconds"
+EXPORTER_EVAL_SECONDS = f"{PREFIX}_exporter_evaluation_duration_seconds"
+EXPORTER_PARTITIONS = f"{PREFIX}_exporter_partitions"
+EXPORTER_RECORDS = f"{PREFIX}_exporter_changelog_records_total"
+EXPORTER_CORRUPT = f"{PREFIX}_exporter_corrupt_records_total"
 CONSUMER_LAG = f"{PREFIX}_consumer_lag_messages"  # labels: topic, partition
 LAST_PROCESSED = f"{PREFIX}_last_processed_timestamp_seconds"

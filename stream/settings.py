@@ -149,6 +149,11 @@ class Settings:
     #: dirty key once for more events (20,000: ~25 % faster than 5,000)
     batch_size: int = 20000
     batch_timeout_ms: int = 200
+    # --- exporter (`cxpulse exporter`)
+    #: how often the exporter evaluates every KPI (scrapes read the last evaluation)
+    eval_interval_ms: int = 5_000
+    #: caught up and no stream time progress for this long: windows move with the wall clock
+    idle_timeout_ms: int = 60_000
     session_timeout_ms: int = 30_000
     heartbeat_interval_ms: int = 3_000
     rebalance_timeout_ms: int = 60_000
@@ -204,6 +209,8 @@ _DURATIONS = {
     "retention_ms": "retention",
     "max_event_ahead_ms": "max_event_ahead",
     "batch_timeout_ms": "batch_timeout",
+    "eval_interval_ms": "eval_interval",
+    "idle_timeout_ms": "idle_timeout",
     "session_timeout_ms": "session_timeout",
     "heartbeat_interval_ms": "heartbeat_interval",
     "rebalance_timeout_ms": "rebalance_timeout",
@@ -369,6 +376,12 @@ def _validate(s: Settings) -> None:
         raise SettingsError("heartbeat_interval: must be at most a third of session_timeout")
     if s.batch_timeout_ms <= 0:
         raise SettingsError("batch_timeout: must be positive")
+    if s.eval_interval_ms <= 0:
+        raise SettingsError("eval_interval: must be positive")
+    if s.idle_timeout_ms < 0:
+        raise SettingsError("idle_timeout: must be >= 0")
+    if s.max_event_ahead_ms <= 0:
+        raise SettingsError("max_event_ahead: must be positive")
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise SettingsError(f"log_level: {s.log_level!r} is not a log level")
 

@@ -1,4 +1,4 @@
-"""`cxpulse worker`: run one worker process (direct or faust runtime), serve `/metrics`.
+"""`cxpulse worker`: run one worker process (direct or faust runtime), serve its health.
 
 Why `/metrics` is served from the worker's own event loop (aiohttp) rather
 than `prometheus_client.start_http_server`'s thread: collectors read the live
@@ -46,6 +46,12 @@ def register(sub: Any) -> None:
         description="Run one worker. Settings: defaults < --config YAML (or CXPULSE_CONFIG) "
         "< CXPULSE_* environment < flags/--set.",
     )
+    add_settings_flags(p)
+    p.set_defaults(func=run)
+
+
+def add_settings_flags(p: argparse.ArgumentParser) -> None:
+    """The settings flags every long-running command shares (worker, exporter)."""
     p.add_argument("--config", help="YAML settings file")
     for flag in _FLAGS:
         p.add_argument("--" + flag.replace("_", "-"), dest=flag)
@@ -56,10 +62,9 @@ def register(sub: Any) -> None:
         metavar="NAME=VALUE",
         help="any setting, e.g. --set batch_size=2000 --set session_timeout=6s",
     )
-    p.set_defaults(func=run)
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
+def settings_overrides(args: argparse.Namespace) -> dict[str, object]:
     out: dict[str, object] = {ext: getattr(args, flag) for flag, ext in _FLAGS.items()}
     for item in args.set:
         name, sep, value = item.partition("=")
@@ -165,12 +170,22 @@ class SelfMetrics:
         yield owned
 
 
-def build_registries(worker: Any) -> tuple[Any, Any]:
-    """(full registry for /metrics, self-metrics only for /metrics/worker).
+_INDEX = """<!doctype html><title>cxpulse worker</title><h1>cxpulse worker</h1><ul>
+<li><a href="/metrics">/metrics</a> this worker's health: lag, owned partitions, counters</li>
+<li><a href="/metrics/partitions">/metrics/partitions</a> KPIs of the partitions this worker
+owns right now (debugging only: organisation-wide KPIs come from <code>cxpulse exporter</code>)</li>
+<li><a href="/healthz">/healthz</a> liveness</li></ul>"""
 
-    Evaluating every KPI costs O(state) (about 0.5 s at the end of a busy
-    day), so progress probes (tests, benchmarks, liveness checks) scrape the
-    cheap worker-only registry instead.
+
+def build_registries(worker: Any) -> tuple[Any, Any]:
+    """(KPIs of the owned partitions + self-metrics, self-metrics only).
+
+    `/metrics` serves only the worker's own health: a worker holds some
+    partitions, so its KPI values are partial, and Prometheus must get each
+    KPI series once, from `cxpulse exporter`. The partial view stays on
+    `/metrics/partitions` for debugging and for single-worker tests; it
+    evaluates every KPI (O(state), about 0.5 s at the end of a busy day) on
+    the worker's loop, so nothing should scrape it routinely.
     """
     from prometheus_client import CollectorRegistry
 
@@ -202,9 +217,14 @@ async def serve_metrics(sock: socket.socket, registry: Any, own: Any) -> Any:
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(content_type="text/html", text=_INDEX)
+
     webapp = web.Application()
-    webapp.router.add_get("/metrics", metrics)
+    webapp.router.add_get("/", index)
+    webapp.router.add_get("/metrics", worker_metrics)
     webapp.router.add_get("/metrics/worker", worker_metrics)
+    webapp.router.add_get("/metrics/partitions", metrics)
     webapp.router.add_get("/healthz", health)
     runner = web.AppRunner(webapp, access_log=None)
     await runner.setup()
@@ -215,7 +235,7 @@ async def serve_metrics(sock: socket.socket, registry: Any, own: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(
-            args.config or os.environ.get("CXPULSE_CONFIG"), None, _overrides(args)
+            args.config or os.environ.get("CXPULSE_CONFIG"), None, settings_overrides(args)
         )
     except SettingsError as exc:
         print(f"cxpulse worker: bad setting: {exc}", file=sys.stderr)

@@ -46,7 +46,7 @@ from stream.core.deadletter import DeadLetter
 from stream.core.engine import PartitionEngine
 from stream.settings import Settings, core_config
 from stream.worker.localstore import LocalStore, open_store
-from stream.worker.persistence import PartitionStore, Write, partition_prefix
+from stream.worker.persistence import PartitionStore, Recovery, Write, partition_prefix
 from stream.worker.shared import (
     ROLES,
     PartitionStatus,
@@ -566,15 +566,22 @@ class DirectWorker:
             for records in got.values():
                 writes = [(r.key, r.value) for r in records if r.offset < end]
                 if writes:
-                    local.apply(writes, records[-1].offset if records[-1].offset < end else end - 1)
+                    last = records[-1].offset if records[-1].offset < end else end - 1
+                    await asyncio.to_thread(local.apply, writes, last)
                     tail += len(writes)
         reader.pause(tp)  # assign() replaces it next time; unsubscribe() crashes the fetcher
         prefix = partition_prefix(p)
-        items = [(k, v) for k, v in local.items() if k.startswith(prefix)]
-        store, rec = PartitionStore.recover(p, items)
-        engine = PartitionEngine.restore(self.config, p, rec.items.items())
+
+        def rebuild() -> tuple[PartitionStore, Recovery, PartitionEngine]:
+            items = [(k, v) for k, v in local.items() if k.startswith(prefix)]
+            store, rec = PartitionStore.recover(p, items)
+            return store, rec, PartitionEngine.restore(self.config, p, rec.items.items())
+
+        # Seconds of CPU for a big partition: off the event loop, so the group
+        # heartbeat (an aiokafka task on this loop) keeps this member alive.
+        store, rec, engine = await asyncio.to_thread(rebuild)
         changelog_end = await self._write(p, rec.repairs, [])
-        local.apply(rec.repairs, changelog_end)
+        await asyncio.to_thread(local.apply, rec.repairs, changelog_end)
         if self.settings.store == "memory://":
             local.close()  # the engine and the store's `current` are the state now
             del self._locals[p]

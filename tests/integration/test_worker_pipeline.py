@@ -180,9 +180,13 @@ class WorkerProc:
         self.starts = 0
         self.known_crashes = 0
 
+    #: keep the port across restarts (a test whose Prometheus scrapes a fixed target)
+    keep_port = False
+
     def start(self) -> WorkerProc:
         self.stopping = False
-        self.port = free_port()
+        if not self.keep_port:
+            self.port = free_port()
         cmd = [
             *CXPULSE, "worker", "--bootstrap-servers", self.bootstrap,
             "--group-id", self.topics.group, "--datadir", str(self.datadir),
@@ -247,7 +251,7 @@ class WorkerProc:
             return
         raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
 
-    def scrape(self, path: str = "/metrics") -> str:
+    def scrape(self, path: str = "/metrics/partitions") -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
             body: bytes = r.read()
             return body.decode()

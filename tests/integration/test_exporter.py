@@ -1,0 +1,260 @@
+"""`cxpulse exporter`: one exact value per KPI series, whatever the number of workers.
+
+Users run several workers behind one Prometheus and read KPIs through
+Prometheus. So these tests do exactly that: real Kafka, real workers (SIGKILL
+and a worker added mid-run), two exporter replicas (HA), a real Prometheus
+2.42 scraping every second, and the values read back through its HTTP API,
+compared with `cxpulse report` of the same events (rendered by the same
+exporter code into a second Prometheus, so both sides go through PromQL).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.replay import read_lines
+from tests.integration.test_worker_pipeline import (
+    CXPULSE,
+    ROOT,
+    Expected,
+    Topics,
+    WorkerProc,
+    expected,
+    free_port,
+    make_topics,
+    parse_metrics,
+    replay,
+    simulate,
+    wait_consumed,
+    wait_for,
+)
+from tests.support.prom import LoopbackServer
+
+pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]
+
+
+class ExporterProc:
+    """One `cxpulse exporter` subprocess."""
+
+    def __init__(self, bootstrap: str, topics: Topics, workdir: Path, name: str,
+                 *extra: str) -> None:  # fmt: skip
+        self.bootstrap, self.topics, self.name, self.extra = bootstrap, topics, name, extra
+        self.port = free_port()
+        self.log_path = workdir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ExporterProc:
+        cmd = [
+            *CXPULSE, "exporter", "--bootstrap-servers", self.bootstrap,
+            "--group-id", self.topics.group, "--metrics-port", str(self.port),
+            "--topic-tickets", self.topics.tickets, "--topic-surveys", self.topics.surveys,
+            "--set", "eval_interval=1s", *self.extra,
+        ]  # fmt: skip
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def scrape(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=30) as r:
+            body: bytes = r.read()
+            return body.decode()
+
+    def gauge(self, name: str) -> float | None:
+        try:
+            samples = parse_metrics(self.scrape()).get(name)
+        except OSError:
+            return None
+        return samples[0][1] if samples else None
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            return self.proc.wait(30)
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def prometheus(jobs: dict[str, list[int]], interval: str = "1s") -> LoopbackServer:
+    scrape = "".join(
+        f"  - job_name: {job}\n    scrape_interval: {interval}\n    static_configs:\n"
+        f"      - targets: [{', '.join(repr(f'127.0.0.1:{p}') for p in ports)}]\n"
+        for job, ports in jobs.items()
+    )
+    return LoopbackServer("prometheus", f"global:\n  scrape_interval: {interval}\n"
+                          f"scrape_configs:\n{scrape}").start()  # fmt: skip
+
+
+def query(server: LoopbackServer, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
+    url = f"{server.url}/api/v1/query?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        body = json.load(resp)
+    assert body["status"] == "success", (expr, body)
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def as_map(result: list[dict[str, Any]]) -> dict[tuple[Any, ...], str]:
+    """Label set (without `instance`) -> value; replicas may repeat a series, never disagree."""
+    out: dict[tuple[Any, ...], str] = {}
+    for r in result:
+        labels = tuple(sorted((k, v) for k, v in r["metric"].items() if k != "instance"))
+        value = r["value"][1]
+        assert out.setdefault(labels, value) == value, f"replicas disagree: {labels}"
+    return out
+
+
+class StaticMetrics:
+    """Serves fixed Prometheus text (the report's evaluation) for a reference Prometheus."""
+
+    def __init__(self, body: bytes) -> None:
+        import http.server
+        import threading
+
+        payload = body
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def report_text(exp: Expected) -> bytes:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from stream.worker.exporter import KpiCollector
+
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: exp.evaluation))
+    return generate_latest(registry)
+
+
+#: every KPI family the exporter serves, read deduplicated across replicas
+KPI_SELECTOR = ('{job="cxpulse-exporter",__name__=~"cxpulse_.+",'
+                '__name__!~"cxpulse_(kpi_delay|exporter|evaluation).*"}')
+
+
+def wait_settled(exporters: list[ExporterProc], exp: Expected, timeout: float = 180) -> None:
+    """Every exporter evaluates at the report's instant and is caught up."""
+    want = exp.evaluation.at_ms / 1000 if exp.evaluation.at_ms is not None else None
+
+    def settled() -> bool:
+        for e in exporters:
+            if e.gauge("cxpulse_evaluation_timestamp_seconds") != want:
+                return False
+            delay = e.gauge("cxpulse_kpi_delay_seconds")
+            if delay is None or delay > 5:
+                return False
+        return True
+
+    wait_for(settled, timeout, "exporters at the report's stream time and fresh")
+
+
+def test_workers_come_and_go_prometheus_holds_one_exact_value_per_series(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """1 -> 3 workers, then one SIGKILLed, over a dirty 6 h; 2 exporters; Prometheus = report.
+
+    Every worker exit fails the test (`supervise`), so the rebalances converge
+    without any worker being fenced or evicted by its own restore."""
+    topics = make_topics(topic_factory)
+    capture = simulate(tmp_path / "sim.jsonl", seed=909)
+    lines = list(read_lines(capture))
+    exp = expected(lines)
+    half = len(lines) // 2
+    idle = ("--set", "idle_timeout=1h")  # the reference is at the last event's time
+    workers = [WorkerProc(kafka_bootstrap, topics, tmp_path, f"w{i}") for i in range(3)]
+    exporters = [ExporterProc(kafka_bootstrap, topics, tmp_path, f"x{i}", *idle)
+                 for i in range(2)]  # fmt: skip
+    for w in workers:  # ports are fixed for Prometheus' static config
+        w.keep_port = True
+    live = prometheus({
+        "cxpulse-worker": [w.port for w in workers],
+        "cxpulse-exporter": [e.port for e in exporters],
+    })  # fmt: skip
+    ref_http = StaticMetrics(report_text(exp))
+    ref = prometheus({"cxpulse-exporter": [ref_http.port]})
+    started = time.time()
+    try:
+        workers[0].start()
+        for e in exporters:
+            e.start()
+        wait_for(lambda: "assigned" in workers[0].log_text(), 60, "first worker", workers[0])
+        replay(capture, kafka_bootstrap, topics, lines[:half])
+        workers[1].start()  # workers added mid-run: rebalances up to three members
+        workers[2].start()
+        wait_for(lambda: all("partitions assigned" in w.log_text() for w in workers), 120,
+                 "three workers in the group", *workers)  # fmt: skip
+        wait_consumed(workers, half // 2)
+        workers[0].kill()  # SIGKILL mid-run: its partitions move to the other two
+        replay(capture, kafka_bootstrap, topics, lines[half:])
+        wait_consumed(workers[1:], exp.consumed - half // 2, timeout=300)
+        wait_settled(exporters, exp)
+        time.sleep(3)  # a few scrapes of the settled values
+        now = time.time()
+        # 1. Every KPI series: one value per label set once `instance` is dropped
+        # (the two replicas agree), equal to the report's.
+        got = query(live, KPI_SELECTOR, now)
+        want = query(ref, KPI_SELECTOR, now)
+        assert len(want) > 2000
+        assert len(got) == 2 * len(want)  # both replicas serve every series
+        assert as_map(got) == as_map(want)
+        # 2. Every dashboard panel query and alert expression evaluates the same
+        # on live data as on the report's (instant values; range functions over
+        # counters see the live history, so only their presence is compared).
+        from tests.unit.test_mixin import panel_queries
+
+        compared = 0
+        for expr in panel_queries():
+            live_result = query(live, expr, now)
+            ref_result = query(ref, expr, now)
+            if "[" in expr or not ref_result:
+                continue  # range over live history, or pipeline panels (no KPI in them)
+            assert as_map(live_result) == as_map(ref_result), expr
+            compared += 1
+        assert compared > 10
+        # 3. No `_total` series ever went backwards over the whole run.
+        span = int(time.time() - started) + 5
+        named = 'label_replace({__name__=~"cxpulse_.+_total"}, "name", "$1", "__name__", "(.+)")'
+        resets = query(live, f"resets(({named})[{span}s:1s]) > 0")
+        assert resets == []
+        counters = query(live, 'count({__name__=~"cxpulse_.+_total"})')
+        assert float(counters[0]["value"][1]) > 100
+        # 4. Per-worker and per-exporter series counts (for the note).
+        per_job = query(live, 'count by (job, instance) ({__name__=~"cxpulse_.+"})')
+        print("series per instance:", {(r["metric"]["job"], r["metric"]["instance"]):
+                                       r["value"][1] for r in per_job})  # fmt: skip
+    finally:
+        for w in workers:
+            if w.proc is not None and w.alive():
+                w.stop()
+        for e in exporters:
+            if e.proc is not None:
+                e.stop()
+        live.stop()
+        ref.stop()
+        ref_http.close()
