@@ -23,6 +23,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.replay",
     "stream.report",
     "stream.worker.command",
+    "stream.wall.server",
+    "stream.top",
+    "stream.demo",
 )
 
 
