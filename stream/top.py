@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -52,10 +53,11 @@ def render(snap: dict[str, Any]) -> Group:
     parts: list[Any] = [head]
     if snap["status"] != "ok":
         parts.append(Text(snap["message"], style="bold black on dark_orange"))
-    table = Table(expand=True, show_lines=False, pad_edge=False)
-    table.add_column("team", style="bold", no_wrap=True)
+    # SIMPLE box and folded headers: the ten columns still fit an 80-column SSH terminal.
+    table = Table(expand=True, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    table.add_column("team", style="bold", no_wrap=True, max_width=12)
     for col in snap["columns"]:
-        table.add_column(col["title"], justify="right", no_wrap=True)
+        table.add_column(col["title"], justify="right", overflow="fold", min_width=6)
     for row in snap["rows"]:
         cells: list[Any] = [Text(row["label"])]
         for c in row["tiles"]:
