@@ -202,7 +202,19 @@ async def serve_metrics(sock: socket.socket, registry: Any, own: Any) -> Any:
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def index(request: web.Request) -> web.Response:
+        # A browser pointed at the metrics port finds its way instead of a 404.
+        host = request.host.rsplit(":", 1)[0]
+        return web.Response(content_type="text/html", text=(
+            "<!doctype html><title>cxpulse worker</title><h1>cxpulse worker</h1><ul>"
+            '<li><a href="/metrics">/metrics</a> (Prometheus)</li>'
+            '<li><a href="/metrics/worker">/metrics/worker</a> (worker self-metrics)</li>'
+            '<li><a href="/healthz">/healthz</a></li>'
+            f'<li><a href="http://{host}:9470/">the wall</a> (when <code>cxpulse wall</code> '
+            "runs on its default port)</li></ul>"))
+
     webapp = web.Application()
+    webapp.router.add_get("/", index)
     webapp.router.add_get("/metrics", metrics)
     webapp.router.add_get("/metrics/worker", worker_metrics)
     webapp.router.add_get("/healthz", health)
