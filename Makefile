@@ -29,8 +29,10 @@ unit: setup
 integration: setup
 	$(VENV)/bin/pytest -q tests/integration
 
+# SPEED=60 compresses an hour into a minute; Ctrl-C stops every part.
+SPEED ?= 1
 demo: setup
-	scripts/demo
+	scripts/demo --speed $(SPEED)
 
 demo-stop:
 	scripts/demo stop

@@ -32,7 +32,10 @@ KAFKA_VERSION = "3.9.2"
 SLF4J_VERSION = "1.7.36"
 # Not CXPULSE_* variables: those are the worker's settings, which refuse unknown names.
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cxpulse"
-STATE_FILE = CACHE_ROOT / "kafka-broker.json"
+# The jars are shared (read-only once fetched); the running broker's state is per clone,
+# so one clone's `scripts/kafka stop` (or `make demo-stop`) never stops another's broker.
+STATE_FILE = Path(os.environ.get(
+    "KAFKA_BROKER_STATE", Path(__file__).resolve().parent.parent / "var" / "kafka-broker.json"))
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>

@@ -24,6 +24,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.report",
     "stream.worker.command",
     "stream.exporter.command",
+    "stream.wall.server",
+    "stream.top",
+    "stream.demo",
 )
 
 

@@ -12,23 +12,33 @@ lines are printed, never their content (it may hold personal data).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import json
 import math
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from stream.core.config import CoreConfig
 from stream.core.decode import Rejection, decode, format_ts, parse_ts
+from stream.core.durations import window_label
 from stream.core.engine import Evaluation, PartitionEngine, evaluate
 from stream.core.events import key_of, role_of
 from stream.core.partitioning import partition_for
 from stream.core.timeguard import time_rejection
+from stream.mixin import tiles as tl
 from stream.settings import SettingsError, core_config, load_settings
+
+#: No line of the input was a valid event (a CSV or gzip file given by mistake).
+EXIT_NO_VALID_LINE = 3
+GZIP_MAGIC = b"\x1f\x8b"
+MARK = {tl.OK: "ok", tl.WARN: "near", tl.BAD: "MISS", tl.LOW_SAMPLE: "few", tl.NO_DATA: "",
+        tl.INFO: ""}
 
 
 @dataclass
@@ -95,7 +105,79 @@ def _num(value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def render_text(result: ReportResult, out: IO[str]) -> None:
+def _human(name: str, value: float | None) -> str:
+    """Durations as people read them (`42m 17s`); JSON and CSV keep seconds."""
+    if value is not None and name.endswith("_seconds") and not math.isinf(value):
+        return tl.human_duration(value)
+    if value is not None and not math.isinf(value) and value != int(value):
+        return f"{value:.3f}"
+    return _num(value)
+
+
+def _core_team(labels: dict[str, str]) -> str | None:
+    """The team of a team roll-up series (other dimensions at `all`), or None."""
+    if set(labels) - {"team", "threshold"}:
+        return None
+    return labels.get("team", tl.ORG)
+
+
+def summary_rows(result: ReportResult, targets: Any) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Headline KPIs per team (the wall's tiles) with their colour against the targets."""
+    ev = result.evaluation
+    found: dict[tuple[str, str | None, str, str], tuple[float | None, int | None]] = {}
+    for k in ev.kpis:
+        team = _core_team(dict(k.labels))
+        if team is not None:
+            found[(k.name, k.window, team, dict(k.labels).get("threshold", ""))] = (k.value, k.n)
+    for g in ev.gauges:
+        team = _core_team(dict(g.labels))
+        if team is not None:
+            found[(g.name, None, team, dict(g.labels).get("threshold", ""))] = (g.value, None)
+    teams = sorted({key[2] for key in found} - {tl.ORG})
+    rows = []
+    for team in [tl.ORG, *teams]:
+        cells = []
+        for tile in tl.tiles(targets):
+            value, n = found.get((tile.core_name, tile.core_window, team,
+                                  tile.core_labels.get("threshold", "")), (None, None))
+            colour = tile.colour(value, n, team)
+            cells.append((tile.format(value), MARK[colour]))
+        rows.append(("Organisation" if team == tl.ORG else team, cells))
+    return rows
+
+
+def render_summary(result: ReportResult, targets: Any, out: IO[str],
+                   team: str | None = None) -> None:
+    columns = tl.tiles(targets)
+    rows = [r for r in summary_rows(result, targets)
+            if team is None or r[0] == team or (team == tl.ORG and r[0] == "Organisation")]
+    out.write("== summary: headline KPIs per team against targets ==\n")
+    widths = [max(len(c.title), 11) for c in columns]
+    out.write(f"{'team':<14}" + "".join(f"{c.title:>{w + 2}}" for c, w in
+                                         zip(columns, widths, strict=True)) + "\n")
+    for name, cells in rows:
+        line = f"{name:<14}"
+        for (text, mark), w in zip(cells, widths, strict=True):
+            cell = f"{text} {mark}".strip() if mark else text
+            line += f"{cell:>{w + 2}}"
+        out.write(line + "\n")
+    out.write("targets: " + ", ".join(
+        f"{c.title} {'<=' if c.kind == 'ceiling' else '>='} {c.format(c.target())}"
+        for c in columns if c.kind != "info" and c.target() is not None))
+    out.write(f"; few = fewer than the minimum sample ({targets.min_sample} survey "
+              f"responses / first solves, {targets.frt.min_count} first responses)\n\n")
+
+
+def _keep(labels: dict[str, str], team: str | None) -> bool:
+    if team is None:
+        return True
+    if team == tl.ORG:
+        return "team" not in labels
+    return labels.get("team") == team
+
+
+def render_text(result: ReportResult, out: IO[str], window: str | None = None,
+                team: str | None = None) -> None:
     ev = result.evaluation
     at = format_ts(ev.at_ms) if ev.at_ms is not None else "-"
     out.write(f"cxpulse report at {at}: {result.lines} lines, ")
@@ -106,26 +188,35 @@ def render_text(result: ReportResult, out: IO[str]) -> None:
     if parked:
         out.write(f"  {parked:.0f} survey(s) wait for their ticket stream, as live; "
                   "--final counts them\n")
-    for window in ev.windows:
-        out.write(f"\n== window {window} ==\n")
-        rows = [k for k in ev.kpis if k.window == window]
+    for w in ev.windows:
+        if window is not None and w != window:
+            continue
+        out.write(f"\n== window {w} ==\n")
+        rows = [k for k in ev.kpis if k.window == w and _keep(dict(k.labels), team)]
         width = max((len(k.name) for k in rows), default=10)
         for k in rows:
-            line = f"{k.name:<{width}}  {_labels(dict(k.labels)):<28} {_num(k.value):>14}"
+            line = f"{k.name:<{width}}  {_labels(dict(k.labels)):<28} {_human(k.name, k.value):>14}"
             if k.n is not None:
                 line += f"  n={k.n}"
             if k.ci_low is not None:
-                line += f"  95%=[{_num(k.ci_low)}, {_num(k.ci_high)}]"
+                line += f"  95%=[{_human(k.name, k.ci_low)}, {_human(k.name, k.ci_high)}]"
             if k.below_min_sample:
                 line += "  (below min sample)"
             out.write(line + "\n")
+    if window is not None:
+        return
     out.write("\n== gauges ==\n")
     for s in ev.gauges:
-        out.write(f"{s.name:<32} {_labels(dict(s.labels)):<36} {_num(s.value):>14}\n")
+        if _keep(dict(s.labels), team):
+            out.write(f"{s.name:<32} {_labels(dict(s.labels)):<36} "
+                      f"{_human(s.name, s.value):>14}\n")
     out.write("\n== all-time counters ==\n")
     for s in ev.counters:
-        out.write(f"{s.name:<32} {_labels(dict(s.labels)):<36} {_num(s.value):>14}\n")
+        if _keep(dict(s.labels), team):
+            out.write(f"{s.name:<32} {_labels(dict(s.labels)):<36} {_num(s.value):>14}\n")
     for h in ev.histograms:
+        if not _keep(dict(h.labels), team):
+            continue
         buckets = " ".join(f"le{_num(b)}:{c}" for b, c in h.buckets)
         out.write(f"{h.name} {_labels(dict(h.labels))} count={h.count} sum={_num(h.sum)} "
                   f"{buckets}\n")  # fmt: skip
@@ -163,6 +254,39 @@ def to_json(result: ReportResult) -> dict[str, Any]:
     }
 
 
+def write_csv(result: ReportResult, out: IO[str], window: str | None = None,
+              team: str | None = None) -> None:
+    """One row per windowed KPI: spreadsheet-friendly, values in base units."""
+    dims = ("team", "channel", "priority", "agent", "touchpoint")
+    writer = csv.writer(out)
+    writer.writerow(["kpi", "window", *dims, "value", "n", "ci_low", "ci_high"])
+    for k in result.evaluation.kpis:
+        labels = dict(k.labels)
+        if (window is not None and k.window != window) or not _keep(labels, team):
+            continue
+        writer.writerow([k.name, k.window, *(labels.get(d, "all") for d in dims),
+                         "" if k.value is None else k.value, "" if k.n is None else k.n,
+                         "" if k.ci_low is None else k.ci_low,
+                         "" if k.ci_high is None else k.ci_high])
+
+
+def _with_progress(handle: Any, enabled: bool) -> Iterator[bytes]:
+    """Lines of the input, with a byte progress bar on stderr for files worth waiting for."""
+    size = 0
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        size = os.fstat(handle.fileno()).st_size
+    if not enabled or size < 20_000_000:
+        yield from handle
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr,
+              desc="report", dynamic_ncols=True) as bar:
+        for line in handle:
+            bar.update(len(line))
+            yield line
+
+
 def _at(text: str) -> int:
     ts = parse_ts(text)
     if isinstance(ts, Rejection):
@@ -196,17 +320,45 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"cxpulse report: bad setting: {exc}", file=sys.stderr)
         return 2
+    windows = [window_label(w) for w in config.windows_ms]
+    if args.window is not None and args.window not in windows:
+        print(f"cxpulse report: --window {args.window}: the configured windows are "
+              f"{', '.join(windows)}", file=sys.stderr)
+        return 2
     with handle:
+        head = handle.peek(2)[:2] if hasattr(handle, "peek") else b""
+        show = args.progress or sys.stderr.isatty()
         result = compute(
-            handle, partitions=args.partitions, at_ms=args.at, config=config, final=args.final,
+            _with_progress(handle, show), partitions=args.partitions, at_ms=args.at,
+            config=config, final=args.final,
             received_ms=args.received_at,
         )
+    if result.lines and sum(result.rejected.values()) == result.lines:
+        hint = ("it is gzip-compressed: `zcat FILE | cxpulse report -`" if head == GZIP_MAGIC
+                else "is it a JSONL export of contract-v1 events (not CSV or another format)?")
+        codes = ", ".join(f"{c} {n}" for c, n in result.rejected.most_common(3))
+        print(f"cxpulse report: no valid event in {args.file} ({result.lines} lines rejected: "
+              f"{codes}); {hint}", file=sys.stderr)
+        return EXIT_NO_VALID_LINE
     if args.json:
         json.dump(to_json(result), sys.stdout, ensure_ascii=False, sort_keys=True)
         sys.stdout.write("\n")
+    elif args.csv:
+        write_csv(result, sys.stdout, args.window, args.team)
     else:
-        render_text(result, sys.stdout)
+        render_summary(result, _targets_of(args), sys.stdout, args.team)
+        render_text(result, sys.stdout, args.window, args.team)
     return 0
+
+
+def _targets_of(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from stream.core.targets import DEFAULT_TARGETS
+    from stream.mixin.command import load_targets
+
+    path = args.targets or ("targets.yaml" if Path("targets.yaml").is_file() else None)
+    return load_targets(Path(path)) if path else DEFAULT_TARGETS
 
 
 def register(subparsers: Any) -> None:
@@ -214,7 +366,11 @@ def register(subparsers: Any) -> None:
         "report",
         help="every KPI of a JSONL event file (the batch reference)",
         description="Decode a JSONL file of contract-v1 events, route them to partitions "
-        "like Kafka would, and print every KPI per window and dimension at the end.",
+        "like Kafka would, and print a summary per team against targets, then every KPI "
+        "per window and dimension. Exit codes: 0 ok, 2 bad option or file, "
+        f"{EXIT_NO_VALID_LINE} no line of the input is a valid event.",
+        epilog="examples: cxpulse report day.jsonl --team tech --window 1h   |   "
+        "cxpulse report day.jsonl --csv > kpis.csv   |   zcat day.jsonl.gz | cxpulse report -",
     )
     parser.add_argument("file", metavar="FILE", help="JSONL events, one per line ('-' = stdin)")
     parser.add_argument(
@@ -230,7 +386,18 @@ def register(subparsers: Any) -> None:
         help="when the events were received, for the event-time bound (default: now); events "
         "stamped more than max_event_ahead (1h) after it are rejected as timestamp_ahead",
     )  # fmt: skip
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help="machine-readable output (every series, durations in seconds)")
+    out.add_argument("--csv", action="store_true",
+                     help="windowed KPIs as CSV (one row per KPI and dimension; seconds)")
+    parser.add_argument("--window", metavar="W", default=None,
+                        help="only this window (e.g. 1h) in text and CSV output")
+    parser.add_argument("--team", metavar="TEAM", default=None,
+                        help="only this team ('all' = the organisation roll-up)")
+    parser.add_argument("--progress", action="store_true",
+                        help="progress bar on stderr (default: when stderr is a terminal "
+                        "and the file is over 20 MB)")
     parser.add_argument(
         "--config", metavar="YAML",
         help="worker settings file (windows, slice, lateness, label caps, targets_file); "

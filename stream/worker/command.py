@@ -174,7 +174,9 @@ _INDEX = """<!doctype html><title>cxpulse worker</title><h1>cxpulse worker</h1><
 <li><a href="/metrics">/metrics</a> this worker's health: lag, owned partitions, counters</li>
 <li><a href="/metrics/partitions">/metrics/partitions</a> KPIs of the partitions this worker
 owns right now (debugging only: organisation-wide KPIs come from <code>cxpulse exporter</code>)</li>
-<li><a href="/healthz">/healthz</a> liveness</li></ul>"""
+<li><a href="/healthz">/healthz</a> liveness</li>
+<li><a href="http://{host}:9470/">the wall</a> (when <code>cxpulse wall</code> runs on its
+default port)</li></ul>"""
 
 
 def build_registries(worker: Any) -> tuple[Any, Any]:
@@ -217,8 +219,10 @@ async def serve_metrics(sock: socket.socket, registry: Any, own: Any) -> Any:
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
-    async def index(_: web.Request) -> web.Response:
-        return web.Response(content_type="text/html", text=_INDEX)
+    async def index(request: web.Request) -> web.Response:
+        # A browser pointed at the metrics port finds its way instead of a 404.
+        host = request.host.rsplit(":", 1)[0]
+        return web.Response(content_type="text/html", text=_INDEX.format(host=host))
 
     webapp = web.Application()
     webapp.router.add_get("/", index)

@@ -1,0 +1,1 @@
+"""`cxpulse wall`: the live wall for a TV, served without Grafana (see server.py)."""

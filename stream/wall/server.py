@@ -1,0 +1,157 @@
+"""`cxpulse wall`: a small aiohttp server for the TV across the room.
+
+Why no JavaScript build step: the page is three static files shipped in the
+package (`static/`), so `pip install` is the whole deployment and nothing can
+drift between a build and the Python that serves the data. The page polls
+`/api/wall`, which runs the tile queries of `stream.mixin.tiles` against the
+Prometheus HTTP API (see data.py); colours are decided there, once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from stream.core.targets import Targets, TargetsError
+from stream.wall.data import PromClient, safe_snapshot
+
+DEFAULT_PROMETHEUS = "http://127.0.0.1:9090"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9470
+EXIT_USAGE = 2
+
+_TYPES = {".html": "text/html", ".css": "text/css", ".js": "application/javascript"}
+
+
+def _static(name: str) -> bytes:
+    return resources.files("stream.wall").joinpath("static", name).read_bytes()
+
+
+def build_app(prometheus_url: str, targets: Targets, refresh_s: float) -> web.Application:
+    client = PromClient(prometheus_url, timeout_s=min(5.0, max(1.0, refresh_s)))
+    cache: dict[str, Any] = {"at": 0.0, "body": b""}
+    lock = asyncio.Lock()
+
+    async def api(_: web.Request) -> web.Response:
+        # Several screens polling at once share one round of queries.
+        async with lock:
+            if time.monotonic() - cache["at"] > refresh_s / 2:
+                snap = await safe_snapshot(client, targets)
+                snap["refresh_s"] = refresh_s
+                snap["prometheus_url"] = prometheus_url
+                cache["body"] = json.dumps(snap).encode()
+                cache["at"] = time.monotonic()
+        return web.Response(body=cache["body"], content_type="application/json",
+                            headers={"Cache-Control": "no-store"})
+
+    async def page(request: web.Request) -> web.Response:
+        name = request.match_info.get("name", "index.html")
+        suffix = Path(name).suffix
+        if suffix not in _TYPES or "/" in name:
+            raise web.HTTPNotFound()
+        try:
+            body = _static(name)
+        except FileNotFoundError:
+            raise web.HTTPNotFound() from None
+        if name == "index.html":
+            body = body.replace(b"__REFRESH_S__", f"{refresh_s:g}".encode())
+        return web.Response(body=body, content_type=_TYPES[suffix],
+                            headers={"Cache-Control": "no-cache"})
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_get("/static/{name}", page)
+    app.router.add_get("/api/wall", api)
+    app.router.add_get("/healthz", health)
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind before serving so a taken port is one clear line, not a traceback."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(addr)
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(sock: socket.socket, app: web.Application,
+                stop: asyncio.Event | None = None) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await runner.cleanup()
+
+
+def load_targets_or_exit(path: str, prog: str) -> Targets | None:
+    from stream.mixin.command import load_targets
+
+    try:
+        return load_targets(Path(path))
+    except TargetsError as exc:
+        print(f"{prog}: bad targets file: {exc}", file=sys.stderr)
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    targets = load_targets_or_exit(args.targets, "cxpulse wall")
+    if targets is None:
+        return EXIT_USAGE
+    if args.refresh <= 0:
+        print("cxpulse wall: --refresh must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"cxpulse wall: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    app = build_app(args.prometheus_url, targets, args.refresh)
+    print(f"cxpulse wall: http://{args.host}:{sock.getsockname()[1]}/ "
+          f"(Prometheus {args.prometheus_url})", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(sock, app))
+    return 0
+
+
+def add_prometheus_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prometheus-url", default=DEFAULT_PROMETHEUS, metavar="URL",
+                   help="Prometheus to read the KPIs from")
+    p.add_argument("--targets", default="targets.yaml", metavar="YAML",
+                   help="targets file the tiles are coloured by")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "wall", help="serve the live KPI wall (a web page for a TV) from Prometheus",
+        description="Serve a 1920x1080 wall page: a row of KPI tiles per team plus the "
+        "organisation, coloured by targets.yaml, with freshness and firing pages. "
+        "Exit codes: 0 stopped, 2 bad option / targets file / port taken.",
+        epilog="example: cxpulse wall --prometheus-url http://127.0.0.1:9090 --port 9470",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_prometheus_arg(p)
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    p.add_argument("--refresh", type=float, default=15.0, metavar="SECONDS",
+                   help="how often the page reloads its data")
+    p.set_defaults(func=run)

@@ -1,0 +1,73 @@
+"""`cxpulse top` in a real terminal (tmux), read back with capture-pane."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from stream.core.targets import DEFAULT_TARGETS
+from tests.support.wallfeed import TEAMS, FedPrometheus
+
+pytestmark = pytest.mark.prometheus
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def _screen(session: str) -> str:
+    out = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                         capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def _wait_for(session: str, predicate: object, timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = _screen(session)
+        if predicate(screen):  # type: ignore[operator]
+            return screen
+        time.sleep(0.5)
+    pytest.fail(f"screen never matched:\n{screen}")
+
+
+def test_top_shows_every_team_and_follows_an_incident() -> None:
+    assert shutil.which("tmux"), ".ci/run installs tmux"
+    fed = FedPrometheus().start()
+    session = f"cxpulse-top-{uuid.uuid4().hex[:8]}"
+    cmd = (f"{sys.executable} -m stream.cli top --prometheus-url {fed.url} --refresh 1 "
+           f"--targets {ROOT / 'targets.yaml'}")
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "40",
+                    "-c", str(ROOT)], check=True)
+    # Detached sessions keep tmux's default 80x24 unless sized explicitly; size the
+    # window first, then type the command as a person would.
+    subprocess.run(["tmux", "resize-window", "-t", session, "-x", "160", "-y", "40"],
+                   check=True)
+    subprocess.run(["tmux", "send-keys", "-t", session, cmd, "Enter"], check=True)
+    try:
+        def line_of(screen: str, team: str) -> str:
+            return next((ln for ln in screen.splitlines() if ln.strip().startswith(team)), "")
+
+        screen = _wait_for(session, lambda s: all(line_of(s, t) for t in TEAMS))
+        for team in ("Organisation", *TEAMS):
+            row = line_of(screen, team)
+            # FRT p90 320 s, SLA 96 %, backlog 42, CSAT 91 %, NPS +76: every KPI of the row.
+            for text in ("5m 20s", "96 %", "42", "91 %", "+76"):
+                assert text in row, (team, text, row)
+        assert "data age" in screen and "none" in screen
+        target = DEFAULT_TARGETS.frt.target_seconds
+        fed.feed.set("tech", frt=target * 3.5)
+        screen = _wait_for(session, lambda s: "52m 30s!!" in line_of(s, "tech"))
+        assert "CxpulseTestFrtPage (tech)" in _wait_for(
+            session, lambda s: "CxpulseTestFrtPage" in s)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "top.txt").write_text(_screen(session))
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        fed.stop()

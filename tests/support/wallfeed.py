@@ -1,0 +1,119 @@
+"""A real Prometheus fed by a tiny exporter whose KPI values a test sets.
+
+The wall and `cxpulse top` read Prometheus' HTTP API; to see them in known
+states (healthy, one team in an incident, Prometheus gone) the test serves
+series with the exporter's names and label scheme from `prometheus_client`,
+lets a real Prometheus 2.42 scrape them every second, and changes values.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+
+from stream import metric_names as m
+from tests.support.prom import LoopbackServer, free_port
+
+TEAMS = ("accounts", "billing", "shipping", "tech")
+TICKET = {"channel": "all", "priority": "all"}
+SURVEY = {"channel": "all", "agent": "all", "touchpoint": "all"}
+
+#: A healthy team against the default targets (FRT 900 s, SLA 90 %, CSAT 80 %, NPS 70,
+#: CES 85 %, FCR 80 %, min sample 30).
+HEALTHY: dict[str, float] = {
+    "frt": 320.0, "frt_n": 60, "sla": 0.96, "met": 96, "breached": 4, "backlog": 42,
+    "oldest": 240.0, "at_risk": 1, "csat": 0.91, "csat_n": 80, "nps": 76, "nps_n": 80,
+    "ces": 0.9, "ces_n": 80, "fcr": 0.86, "fcr_n": 70,
+}
+
+
+class Feed:
+    """Per-team KPI values served as Prometheus series; `set()` changes them live."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: dict[str, dict[str, float]] = {
+            team: dict(HEALTHY) for team in (*TEAMS, m.ALL)
+        }
+        self.delay = 4.0
+
+    def set(self, team: str, **kpis: float) -> None:
+        with self.lock:
+            self.values[team].update(kpis)
+
+    def collect(self) -> Iterator[Any]:
+        with self.lock:
+            values = {t: dict(v) for t, v in self.values.items()}
+            delay = self.delay
+
+        def fam(name: str, extra: dict[str, str], key: str, labels: dict[str, str]) -> Any:
+            names = ["team", *labels, *extra]
+            g = GaugeMetricFamily(name, name, labels=names)
+            for team, v in values.items():
+                g.add_metric([team, *labels.values(), *extra.values()], v[key])
+            return g
+
+        w1 = {"window": "1h"}
+        w24 = {"window": "24h"}
+        yield fam(m.FRT, {"percentile": "90"}, "frt", {**w1, **TICKET})
+        yield fam(m.FRT_COUNT, {}, "frt_n", {**w1, **TICKET})
+        yield fam(m.SLA_COMPLIANCE, {}, "sla", {**w1, **TICKET})
+        yield fam(m.SLA_MET, {}, "met", {**w1, **TICKET})
+        yield fam(m.SLA_BREACHED, {}, "breached", {**w1, **TICKET})
+        yield fam(m.BACKLOG, {}, "backlog", TICKET)
+        yield fam(m.OLDEST_UNANSWERED, {}, "oldest", TICKET)
+        yield fam(m.AT_RISK, {"threshold": "0.75"}, "at_risk", TICKET)
+        for kpi, metric in (("csat", m.CSAT), ("nps", m.NPS), ("ces", m.CES)):
+            yield fam(metric, {}, kpi, {**w24, **SURVEY})
+            yield fam(m.SURVEY_RESPONSES[kpi], {}, f"{kpi}_n", {**w24, **SURVEY})
+        yield fam(m.FCR, {}, "fcr", {**w24, **TICKET})
+        yield fam(m.FIRST_SOLVES, {}, "fcr_n", {**w24, **TICKET})
+        d = GaugeMetricFamily("cxpulse_kpi_delay_seconds", "KPI delay")
+        d.add_metric([], delay)
+        yield d
+
+
+PAGE_RULE = """groups:
+- name: test-pages
+  rules:
+  - alert: CxpulseTestFrtPage
+    expr: max without (instance) (cxpulse_first_response_time_seconds{window="1h",team!="all",channel="all",priority="all",percentile="90"}) > 900
+    labels: {severity: page}
+"""  # noqa: E501
+
+
+class FedPrometheus:
+    """The feed's exporter on a free port and a real Prometheus scraping it every second."""
+
+    def __init__(self) -> None:
+        self.feed = Feed()
+        self.registry = CollectorRegistry()
+        self.registry.register(self.feed)  # type: ignore[arg-type]
+        self.exporter_port = free_port()
+        self.server, self.thread = start_http_server(
+            self.exporter_port, addr="127.0.0.1", registry=self.registry)
+        config = (
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "rule_files: [rules.yml]\n"
+            "scrape_configs:\n"
+            "- job_name: cxpulse-exporter\n"
+            f"  static_configs: [{{targets: ['127.0.0.1:{self.exporter_port}']}}]\n"
+        )
+        self.prom = LoopbackServer("prometheus", config, extra_files={"rules.yml": PAGE_RULE})
+
+    def start(self) -> FedPrometheus:
+        self.prom.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.prom.url
+
+    def stop(self) -> None:
+        self.prom.stop()
+        self.server.shutdown()
+        self.server.server_close()

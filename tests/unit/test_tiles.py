@@ -1,0 +1,132 @@
+"""The one tile definition (stream.mixin.tiles) and the dashboards generated from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.core.targets import parse_targets
+from stream.mixin import tiles as tl
+from stream.mixin.dashboards import oncall, teamlead, wall
+
+DEFAULT = parse_targets({})
+VIP = parse_targets({"teams": {"vip": {"csat": 0.95, "nps": 50}}})
+
+
+def _tile(t: Any, key: str) -> tl.Tile:
+    return next(x for x in tl.tiles(t) if x.key == key)
+
+
+def test_human_duration_reads_like_a_person_writes() -> None:
+    assert tl.human_duration(2537.0381) == "42m 17s"
+    assert tl.human_duration(59.6) == "1m 00s"
+    assert tl.human_duration(7 * 3600 + 5 * 60) == "7h 05m"
+    assert tl.human_duration(2 * 86400 + 3600 * 4 + 9) == "2d 04h"
+    assert tl.human_duration(3) == "3s"
+
+
+def test_ceiling_tile_is_amber_from_three_quarters_and_red_over_the_target() -> None:
+    frt = _tile(DEFAULT, "frt")
+    target = DEFAULT.frt.target_seconds
+    n = DEFAULT.frt.min_count
+    assert frt.colour(0.5 * target, n) == tl.OK
+    assert frt.colour(0.8 * target, n) == tl.WARN
+    assert frt.colour(target + 1, n) == tl.BAD
+    # Too few first responses in the window: shown, but not judged.
+    assert frt.colour(10 * target, n - 1) == tl.LOW_SAMPLE
+    assert frt.colour(None, n) == tl.NO_DATA
+
+
+def test_at_risk_is_not_amber_at_one_ticket() -> None:
+    risk = _tile(DEFAULT, "at_risk")
+    assert risk.colour(1) == tl.OK
+    assert risk.colour(tl.AT_RISK_WARN) == tl.WARN
+    assert risk.colour(tl.AT_RISK_BAD) == tl.BAD
+
+
+def test_survey_tiles_are_grey_below_min_sample_and_use_team_overrides() -> None:
+    csat = _tile(VIP, "csat")
+    ok_n = VIP.min_sample
+    assert csat.n_query("billing") is not None
+    assert csat.colour(0.9, ok_n, "billing") == tl.OK  # default target 0.80
+    assert csat.colour(0.9, ok_n, "vip") == tl.BAD  # vip's own target 0.95
+    assert csat.colour(0.2, ok_n - 1, "billing") == tl.LOW_SAMPLE
+    nps = _tile(VIP, "nps")
+    assert nps.target("vip") == 50 and nps.target("billing") == 70
+
+
+def test_every_kpi_query_collapses_exporter_replicas_and_selects_one_team() -> None:
+    for tile in tl.tiles(DEFAULT):
+        q = tile.query("tech")
+        assert q.startswith("max without (instance) ("), q
+        assert 'team="tech"' in q and "{team}" not in q
+        trend = tile.trend_query("tech")
+        assert trend.count("offset 1d") == 1 and trend.count('team="tech"') == 2
+
+
+def test_tiles_fill_one_grafana_row() -> None:
+    assert sum(t.width for t in tl.tiles(DEFAULT)) == 24
+
+
+def _stats(model: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in model["panels"] if p["type"] == "stat"]
+
+
+def test_wall_has_org_row_repeated_team_rows_and_own_rows_for_overridden_teams() -> None:
+    model = wall(VIP)
+    rows = [p for p in model["panels"] if p["type"] == "row"]
+    assert [r["title"] for r in rows] == ["Organisation", "vip", "$team"]
+    assert rows[-1]["repeat"] == "team"
+    team_var = next(v for v in model["templating"]["list"] if v["name"] == "team")
+    assert "vip" in team_var["regex"] and "all" in team_var["regex"]
+    vip_csat = next(p for p in _stats(model) if p["title"] == "CSAT"
+                    and 'team="vip"' in p["targets"][0]["expr"])
+    assert vip_csat["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 0.95
+    org_csat = next(p for p in _stats(model) if p["title"] == "CSAT"
+                    and 'team="all"' in p["targets"][0]["expr"])
+    assert org_csat["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 0.80
+
+
+def test_wall_grid_fits_a_1080p_screen() -> None:
+    # Grafana rows are 30 px each plus 8 px gaps; the header bar takes about 60 px.
+    model = wall(DEFAULT)
+    bottom = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in model["panels"])
+    teams = 4  # the repeated row expands once per team
+    rows_per_team = 1 + 4
+    height_units = bottom + (teams - 1) * rows_per_team
+    assert height_units * 30 + 60 <= 1080
+
+
+def test_survey_panels_carry_n_and_grey_below_min_sample() -> None:
+    for model in (wall(DEFAULT), teamlead(DEFAULT)):
+        for p in _stats(model):
+            if p["title"] in ("CSAT", "NPS", "CES easy", "FCR"):
+                legends = {t["legendFormat"] for t in p["targets"]}
+                assert "n" in legends, p["title"]
+                assert f"n < {DEFAULT.min_sample}" in legends
+                assert any(f">= {DEFAULT.min_sample}" in t["expr"] for t in p["targets"])
+
+
+def test_teamlead_agents_table_follows_team_and_frt_panel_shows_only_frt() -> None:
+    model = teamlead(DEFAULT)
+    agents = next(p for p in model["panels"] if p["title"] == "Agents")
+    for t in agents["targets"]:
+        assert 'team="$team"' in t["expr"] and '"$agent"' in t["expr"]
+    frt = next(p for p in model["panels"] if p["title"] == "First reply time")
+    exprs = " ".join(t["expr"] for t in frt["targets"])
+    assert "resolution" not in exprs and "wait" not in exprs
+    names = {v["name"] for v in model["templating"]["list"]}
+    assert {"team", "agent", "window"} <= names
+
+
+def test_oncall_breach_share_turns_red_where_the_burn_rate_alert_fires() -> None:
+    model = oncall(DEFAULT)
+    budget = 1 - DEFAULT.frt.objective
+    for burn in DEFAULT.frt.burn_rates:
+        panel = next(p for p in model["panels"] if p["title"].startswith(
+            f"SLA breach share, {burn.long} and {burn.short}"))
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert steps[-1]["color"] == "red"
+        assert abs(steps[-1]["value"] - burn.factor * budget) < 1e-9
+        exprs = [t["expr"] for t in panel["targets"]]
+        assert any(f"[{burn.long}]" in e for e in exprs)
+        assert any(f"[{burn.short}]" in e for e in exprs)
