@@ -253,12 +253,8 @@ def _overrides(t: Targets, kpi: str) -> dict[str, float]:
 
 # -- the wall's header: freshness and firing pages -------------------------------------
 
-#: How far behind real time the KPIs are. `cxpulse_kpi_delay_seconds` comes from the
-#: exporter; until one runs, the workers' processing delay is the best available proxy
-#: (clamped at 0: a simulator running faster than real time produces "future" events).
-FRESHNESS_EXPR = (
-    f"max(cxpulse_kpi_delay_seconds) or clamp_min(max({m.PROCESSING_DELAY}), 0)"
-)
+#: How far behind real time the KPIs are (the exporter's freshness; the worst replica).
+FRESHNESS_EXPR = f"max({m.KPI_DELAY})"
 PAGES_EXPR = 'ALERTS{alertstate="firing",severity="page"}'
 
 #: Teams present in the data (label values of the backlog gauge); the org roll-up excluded.

@@ -33,7 +33,7 @@ def test_counters_add_up_and_rejects_keep_their_bytes() -> None:
     dead: list[DeadLetter] = []
     for offset, (role, value) in enumerate(msgs):
         record, ts = handle_message(
-            engine, role, f"topic-{role}", 0, offset, b"k", value, counts, 123
+            engine, role, f"topic-{role}", 0, offset, b"k", value, counts, 1_700_000_001_000
         )
         if record is not None:
             assert ts is None
