@@ -163,6 +163,15 @@ class SelfMetrics:
         )
         owned.add_metric([], len(st.partitions))
         yield owned
+        rebuilds = CounterMetricFamily(
+            "cxpulse_local_store_rebuilds",
+            "Local state copies found corrupt, moved aside and rebuilt from the changelog "
+            "(reason: open, read, record)",
+            labels=["partition", "reason"],
+        )
+        for (p, reason), n in sorted(st.local_store_rebuilds.items()):
+            rebuilds.add_metric([str(p), reason], n)
+        yield rebuilds
 
 
 def build_registries(worker: Any) -> tuple[Any, Any]:

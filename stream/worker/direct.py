@@ -45,8 +45,8 @@ from typing import Any
 from stream.core.deadletter import DeadLetter
 from stream.core.engine import PartitionEngine
 from stream.settings import Settings, core_config
-from stream.worker.localstore import LocalStore, open_store
-from stream.worker.persistence import PartitionStore, Write, partition_prefix
+from stream.worker.localstore import LocalStore, LocalStoreCorrupt, open_or_quarantine
+from stream.worker.persistence import CorruptState, PartitionStore, Write, partition_prefix
 from stream.worker.shared import (
     ROLES,
     PartitionStatus,
@@ -110,6 +110,8 @@ class DirectWorker:
         self.batches = 0
         self.skipped_redeliveries = 0
         self.dropped_revoked = 0
+        #: (partition, reason) -> local copies found corrupt and rebuilt (this process)
+        self.local_store_rebuilds: dict[tuple[int, str], int] = {}
 
     # -- the narrow interface the exporter reads (same as the faust runtime)
 
@@ -132,7 +134,9 @@ class DirectWorker:
             for p, part in sorted(self._parts.items())
             if p in self._assigned
         ]
-        return worker_status(parts, self._last_success_s, self.topic_by_role)
+        return worker_status(
+            parts, self._last_success_s, self.topic_by_role, self.local_store_rebuilds
+        )
 
     def _highwater(self, topic: str, p: int) -> int | None:
         from aiokafka import TopicPartition
@@ -538,14 +542,63 @@ class DirectWorker:
         return {tp.partition: int(off) for tp, off in ends.items()}
 
     async def _restore(self, p: int, end: int) -> None:
-        """Local copy + changelog tail -> committed state -> engine (with repairs)."""
-        from aiokafka import TopicPartition
+        """Local copy + changelog tail -> committed state -> engine (with repairs).
 
+        A local copy RocksDB reports corrupt (at open or while it is read), or
+        that holds a record this code cannot decode, is moved aside and
+        rebuilt from the whole changelog partition, loudly (log line and
+        `cxpulse_local_store_rebuilds_total`). That happens before anything
+        is written, so a corrupt copy never feeds the changelog. A second
+        failure (the changelog itself is bad) ends the process as before.
+        """
         t0 = time.monotonic()
         local = self._locals.get(p)
         if local is None:
             s = self.settings
-            local = self._locals[p] = open_store(s.store, s.datadir, s.changelog_topic, p)
+            local, bad, aside = open_or_quarantine(s.store, s.datadir, s.changelog_topic, p)
+            self._locals[p] = local
+            if bad is not None:
+                self._count_rebuild(p, bad.reason, str(bad), aside)
+        try:
+            tail, items = await self._read_local(p, local, end)
+            store, rec = PartitionStore.recover(p, items)
+        except (LocalStoreCorrupt, CorruptState) as exc:
+            if self.settings.store == "memory://":
+                raise  # that copy was read from the changelog: nothing better to read
+            reason = exc.reason if isinstance(exc, LocalStoreCorrupt) else "record"
+            self._count_rebuild(p, reason, str(exc), local.quarantine())
+            tail, items = await self._read_local(p, local, end)
+            store, rec = PartitionStore.recover(p, items)
+        engine = PartitionEngine.restore(self.config, p, rec.items.items())
+        changelog_end = await self._write(p, rec.repairs, [])
+        local.apply(rec.repairs, changelog_end)
+        if self.settings.store == "memory://":
+            local.close()  # the engine and the store's `current` are the state now
+            del self._locals[p]
+        self._parts[p] = _Partition(
+            engine, store, self._locals.get(p), changelog_end
+        )
+        log.info(
+            "partition %d restored: %d keys (%d read from the changelog), %d reverted, "
+            "%d re-sent, seq %d, %.2fs",
+            p, len(rec.items), tail, rec.reverted, rec.resent, store.marker.seq,
+            time.monotonic() - t0,
+        )  # fmt: skip
+
+    def _count_rebuild(self, p: int, reason: str, cause: str, aside: str | None) -> None:
+        self.local_store_rebuilds[(p, reason)] = self.local_store_rebuilds.get((p, reason), 0) + 1
+        log.error(
+            "partition %d: local state store is corrupt (%s); moved it aside to %s and "
+            "rebuilding it from the changelog (runbook: 'Local state store corrupt')",
+            p, cause, aside or "(nothing on disk)",
+        )  # fmt: skip
+
+    async def _read_local(
+        self, p: int, local: LocalStore, end: int
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Bring the local copy up to changelog offset `end`; (records read, p's items)."""
+        from aiokafka import TopicPartition
+
         have = local.offset()
         if have is not None and have >= end:
             log.warning("partition %d: local state is ahead of the changelog; rebuilding", p)
@@ -568,23 +621,7 @@ class DirectWorker:
                     tail += len(writes)
         reader.pause(tp)  # assign() replaces it next time; unsubscribe() crashes the fetcher
         prefix = partition_prefix(p)
-        items = [(k, v) for k, v in local.items() if k.startswith(prefix)]
-        store, rec = PartitionStore.recover(p, items)
-        engine = PartitionEngine.restore(self.config, p, rec.items.items())
-        changelog_end = await self._write(p, rec.repairs, [])
-        local.apply(rec.repairs, changelog_end)
-        if self.settings.store == "memory://":
-            local.close()  # the engine and the store's `current` are the state now
-            del self._locals[p]
-        self._parts[p] = _Partition(
-            engine, store, self._locals.get(p), changelog_end
-        )
-        log.info(
-            "partition %d restored: %d keys (%d read from the changelog), %d reverted, "
-            "%d re-sent, seq %d, %.2fs",
-            p, len(rec.items), tail, rec.reverted, rec.resent, store.marker.seq,
-            time.monotonic() - t0,
-        )  # fmt: skip
+        return tail, [(k, v) for k, v in local.items() if k.startswith(prefix)]
 
     async def _ensure_changelog(self) -> None:
         """Create the compacted changelog topic (same partition count as the sources)."""

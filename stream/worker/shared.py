@@ -160,6 +160,9 @@ class WorkerStatus:
     #: now - event time of the last applied event, max over partitions (s)
     processing_delay_s: float | None = None
     topics: dict[str, str] = field(default_factory=dict)
+    #: (partition, reason) -> local state copies found corrupt and rebuilt from
+    #: the changelog by this process (direct runtime; `localstore`)
+    local_store_rebuilds: dict[tuple[int, str], int] = field(default_factory=dict)
 
 
 def partition_lag(
@@ -179,7 +182,10 @@ def partition_lag(
 
 
 def worker_status(
-    partitions: Iterable[PartitionStatus], last_success_s: float | None, topics: Mapping[str, str]
+    partitions: Iterable[PartitionStatus],
+    last_success_s: float | None,
+    topics: Mapping[str, str],
+    local_store_rebuilds: Mapping[tuple[int, str], int] | None = None,
 ) -> WorkerStatus:
     """The status both runtimes report; processing delay from the partitions."""
     parts = list(partitions)
@@ -190,4 +196,5 @@ def worker_status(
         last_success_s=last_success_s,
         processing_delay_s=max(delays) if delays else None,
         topics=dict(topics),
+        local_store_rebuilds=dict(local_store_rebuilds or {}),
     )
