@@ -151,6 +151,11 @@ class Settings:
     heartbeat_interval_ms: int = 3_000
     rebalance_timeout_ms: int = 60_000
     log_level: str = "info"
+    #: largest dead-letter record (bytes, envelope headers included); a rejected
+    #: message whose copy would be larger is dead-lettered as a pointer (source
+    #: topic/partition/offset, size, SHA-256: `stream.core.deadletter.bounded`).
+    #: The direct runtime also keeps under the dead-letter topic's max.message.bytes.
+    deadletter_max_bytes: int = 1_000_000
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
@@ -207,7 +212,10 @@ _DURATIONS = {
 }
 #: External (file/env) name -> field name. Durations are written without `_ms`.
 _ALIASES = {ext: name for name, ext in _DURATIONS.items()} | {"windows": "windows_ms"}
-_INTS = ("batch_size", "metrics_port", "web_port", "changelog_replication", "standby_replicas")
+_INTS: tuple[str, ...] = (
+    "batch_size", "metrics_port", "web_port", "changelog_replication", "standby_replicas",
+)
+_INTS += ("deadletter_max_bytes",)
 _BOOLS = ("web_enabled", "transactional_writes")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -366,6 +374,10 @@ def _validate(s: Settings) -> None:
         raise SettingsError("heartbeat_interval: must be at most a third of session_timeout")
     if s.batch_timeout_ms <= 0:
         raise SettingsError("batch_timeout: must be positive")
+    if not 4096 <= s.deadletter_max_bytes <= 1_048_576:
+        raise SettingsError(
+            "deadletter_max_bytes: must be 4096..1048576 (the producer's max_request_size)"
+        )
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise SettingsError(f"log_level: {s.log_level!r} is not a log level")
 

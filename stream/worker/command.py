@@ -130,11 +130,18 @@ class SelfMetrics:
             "Messages deleted by topic retention before this worker could read them",
             labels=["topic", "partition"],
         )
+        pointers = CounterMetricFamily(
+            "cxpulse_deadletter_pointers",
+            "Dead letters too large to copy, sent as a pointer (source offset, size, SHA-256)",
+            labels=["role", "partition"],
+        )
         for ps in st.partitions:
             part = str(ps.partition)
             for key, value in sorted(ps.counters.items()):
                 kind, role, *rest = key.split(":")
-                if kind == "consumed":
+                if kind == "deadletter_pointer":
+                    pointers.add_metric([role, part], value)
+                elif kind == "consumed":
                     consumed.add_metric([st.topics.get(role, role), part], value)
                 elif kind == "lost_to_retention":
                     lost.add_metric([st.topics.get(role, role), part], value)
@@ -147,7 +154,7 @@ class SelfMetrics:
                     stream_time.add_metric([role, part], t / 1000)
             for role, n in ps.lag.items():
                 lag.add_metric([st.topics.get(role, role), part], n)
-        yield from (consumed, outcomes, dead, lost, stream_time, lag)
+        yield from (consumed, outcomes, dead, pointers, lost, stream_time, lag)
         delay = GaugeMetricFamily(
             mn.PROCESSING_DELAY, "Wall clock minus event time of the last applied event"
         )

@@ -54,6 +54,7 @@ from stream.worker.shared import (
     counter_name,
     handle_message,
     partition_lag,
+    topic_max_message_bytes,
     worker_status,
 )
 
@@ -112,6 +113,8 @@ class DirectWorker:
         self.dropped_revoked = 0
         #: (partition, reason) -> local copies found corrupt and rebuilt (this process)
         self.local_store_rebuilds: dict[tuple[int, str], int] = {}
+        #: largest dead letter sent as a copy (`_deadletter_limit`)
+        self._dl_max = settings.deadletter_max_bytes
 
     # -- the narrow interface the exporter reads (same as the faust runtime)
 
@@ -199,6 +202,7 @@ class DirectWorker:
         s = self.settings
         sec = s.aiokafka_security()
         await self._ensure_changelog()
+        await self._deadletter_limit()
         if not s.transactional_writes:
             self._producer = self._new_producer(None)
         self._reader = AIOKafkaConsumer(
@@ -441,7 +445,9 @@ class DirectWorker:
             if done is not None and off > done + 1:
                 self._gaps.setdefault(p, []).append((tp, role, done + 1, off))
             done = off
-            record, ts = handle_message(engine, role, topic, p, off, r.key, r.value, counts, now_ms)
+            record, ts = handle_message(
+                engine, role, topic, p, off, r.key, r.value, counts, now_ms, self._dl_max
+            )
             if record is not None:
                 dead.append(record)
             elif ts is not None:
@@ -622,6 +628,14 @@ class DirectWorker:
         reader.pause(tp)  # assign() replaces it next time; unsubscribe() crashes the fetcher
         prefix = partition_prefix(p)
         return tail, [(k, v) for k, v in local.items() if k.startswith(prefix)]
+
+    async def _deadletter_limit(self) -> None:
+        """Keep dead letters under the dead-letter topic's own limit as well."""
+        s = self.settings
+        topic_max = await topic_max_message_bytes(s, s.topic_deadletter)
+        if topic_max is not None and topic_max < self._dl_max:
+            self._dl_max = topic_max
+        log.info("dead letters above %d bytes are sent as pointers", self._dl_max)
 
     async def _ensure_changelog(self) -> None:
         """Create the compacted changelog topic (same partition count as the sources)."""

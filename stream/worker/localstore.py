@@ -140,10 +140,11 @@ class RocksStore:
         self._options = Options(raw_mode=True)
         # detect a bad file at open (not only when a block is read)
         self._options.set_paranoid_checks(True)
-        if self._path.is_dir() and not (self._path / "CURRENT").exists():
-            # RocksDB would silently create an empty database next to the old files
-            if any(self._path.glob("*.sst")) or any(self._path.glob("MANIFEST-*")):
-                raise LocalStoreCorrupt("open", f"{self._path}: CURRENT is missing")
+        # without CURRENT RocksDB would silently create an empty database next
+        # to the old files
+        old_files = any(self._path.glob("*.sst")) or any(self._path.glob("MANIFEST-*"))
+        if old_files and not (self._path / "CURRENT").exists():
+            raise LocalStoreCorrupt("open", f"{self._path}: CURRENT is missing")
         try:
             return Rdict(str(self._path), options=self._options)
         except Exception as exc:

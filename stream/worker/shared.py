@@ -14,15 +14,24 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.core.deadletter import DeadLetter, dead_letter
+from stream.core.deadletter import DEFAULT_MAX_BYTES, DeadLetter, bounded, dead_letter
 from stream.core.decode import Rejection, decode
-from stream.core.events import SURVEYS, TICKETS, role_of
+from stream.core.events import SURVEYS, TICKETS, key_of, role_of
 from stream.settings import Settings
 
 ROLES = (TICKETS, SURVEYS)
 #: Reason code for a valid event on the other role's topic (the worker's own code;
 #: `decode` cannot know which topic the bytes came from).
 WRONG_TOPIC = "wrong_topic"
+#: Reason code for a valid event whose Kafka key is absent or is not the key the
+#: contract prescribes (`key_of`: the ticket id, else the event id). Such an
+#: event may sit on another partition than the rest of its ticket, where it
+#: would silently split the ticket in two (a reply that never meets its
+#: ticket: no first response, a ticket unanswered forever). The worker cannot
+#: move it to the right partition's state without breaking the per-partition
+#: exactness, so it is dead-lettered (counted, original bytes kept); the fix
+#: is the producer's key, then a re-produce of the dead letters.
+KEY_MISMATCH = "key_mismatch"
 
 
 class StartupError(RuntimeError):
@@ -56,6 +65,33 @@ async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str
         ok = t.get("error_code", 0) == 0 and t.get("partitions")
         out[t["topic"]] = len(t["partitions"]) if ok else None
     return out
+
+
+async def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
+    """The topic's `max.message.bytes` (None: not readable, e.g. no DescribeConfigs ACL)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
+    )
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, ["max.message.bytes"])]
+        )
+    except Exception:  # an authorization or version error: the setting alone then
+        return None
+    finally:
+        await admin.close()
+    for resp in responses:
+        for resource in resp.resources:
+            if resource[0] != 0:  # error code
+                return None
+            for entry in resource[4]:
+                if entry[0] == "max.message.bytes" and entry[1] is not None:
+                    return int(entry[1])
+    return None
 
 
 async def check_topics(settings: Settings) -> int:
@@ -98,19 +134,31 @@ def handle_message(
     value: bytes | None,
     counts: dict[str, int],
     now_ms: int,
+    deadletter_max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[DeadLetter | None, int | None]:
     """Apply one source message to `engine`, or say how to dead-letter it.
 
     Every message moves exactly one outcome counter besides `consumed`
     (applied, duplicate, late, or deadletter by reason), so the counters
-    always add up to what was consumed. Returns (dead letter or None, event
-    time of the applied event or None).
+    always add up to what was consumed. A dead letter larger than
+    `deadletter_max_bytes` becomes a pointer record and also moves
+    `deadletter_pointer:<role>` (never a record the producer or broker
+    refuses: that failed the batch again at every restart). Returns (dead
+    letter or None, event time of the applied event or None).
     """
     k = _CONSUMED[role]
     counts[k] = counts.get(k, 0) + 1
     result = decode(value)
-    if not isinstance(result, Rejection) and role_of(result) != role:
-        result = Rejection(WRONG_TOPIC, f"a {role_of(result)} event on the {role} topic")
+    if not isinstance(result, Rejection):
+        if role_of(result) != role:
+            result = Rejection(WRONG_TOPIC, f"a {role_of(result)} event on the {role} topic")
+        elif key != key_of(result).encode("utf-8"):
+            result = Rejection(
+                KEY_MISMATCH,
+                "the message has no Kafka key; the key must be the ticket_id (else event_id)"
+                if key is None
+                else "the Kafka key is not the event's ticket_id (else event_id)",
+            )
     if isinstance(result, Rejection):
         k = counter_name("deadletter", role, result.code)
         counts[k] = counts.get(k, 0) + 1
@@ -123,6 +171,10 @@ def handle_message(
             rejection=result,
             rejected_at_ms=now_ms,
         )
+        record, is_pointer = bounded(record, deadletter_max_bytes)
+        if is_pointer:
+            k = _POINTER[role]
+            counts[k] = counts.get(k, 0) + 1
         return record, None
     outcome = engine.apply(role, result)
     k = _OUTCOME[role].get(outcome) or _outcome_key(role, outcome)
@@ -133,6 +185,7 @@ def handle_message(
 #: Counter keys computed once: `handle_message` runs 20,000 times a second.
 _CONSUMED = {role: counter_name("consumed", role) for role in ROLES}
 _OUTCOME: dict[str, dict[object, str]] = {role: {} for role in ROLES}
+_POINTER = {role: counter_name("deadletter_pointer", role) for role in ROLES}
 
 
 def _outcome_key(role: str, outcome: object) -> str:

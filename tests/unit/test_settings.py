@@ -134,3 +134,12 @@ def test_app_factory_uses_settings(tmp_path: Path) -> None:
     assert app.conf.web_enabled is True and app.conf.web_port == 16066
     assert app.conf.processing_guarantee.value == "at_least_once"
     assert create_app(load_settings(env={})).conf.web_enabled is False
+
+
+def test_deadletter_max_bytes_is_settable_and_bounded() -> None:
+    assert load_settings(env={}).deadletter_max_bytes == 1_000_000
+    s = load_settings(env={"CXPULSE_DEADLETTER_MAX_BYTES": "200000"})
+    assert s.deadletter_max_bytes == 200_000
+    for bad in ("100", "2000000", "x"):
+        with pytest.raises(SettingsError, match=r"^deadletter_max_bytes"):
+            load_settings(env={"CXPULSE_DEADLETTER_MAX_BYTES": bad})
