@@ -408,7 +408,7 @@ def load_settings(
         except OSError as exc:
             raise SettingsError(f"config: cannot read {p}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise SettingsError(f"config: {p} is not valid YAML: {exc}") from None
+            raise SettingsError(f"config: {p} is not valid YAML: {yaml_error_text(exc)}") from None
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
@@ -426,6 +426,23 @@ def load_settings(
     settings = Settings(**values)  # type: ignore[arg-type]
     _validate(settings)
     return settings
+
+
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """Where and what, without PyYAML's snippet of the offending line.
+
+    `str(exc)` quotes the line it choked on, which in a settings file is as
+    likely as not the `sasl_password:` line: printed to a terminal or a log
+    collector, that leaks the secret. The line and column are enough to find it.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    problem = str(getattr(exc, "problem", None) or type(exc).__name__)
+    # a few problems quote a token of the file ("found undefined alias 'x'":
+    # a password starting with `*`); keep single characters, hide the rest
+    problem = re.sub(r"'[^']{2,}'", "'...'", problem)
+    if mark is None:
+        return str(problem)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 #: `CXPULSE_*` variables that are not settings (the config file path itself).

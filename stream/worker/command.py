@@ -240,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_worker(settings: Settings) -> int:
+    from stream.kafkaconn import KafkaAccessError
     from stream.worker.shared import StartupError, check_topics
 
     logging.basicConfig(
@@ -253,6 +254,9 @@ def run_worker(settings: Settings) -> int:
     except (StartupError, SettingsError) as exc:
         print(f"cxpulse worker: {exc}", file=sys.stderr)
         return 2
+    except KafkaAccessError as exc:  # one line naming the cause; code in docs/runbook.md
+        print(f"cxpulse worker: kafka: {exc}", file=sys.stderr)
+        return exc.code
     if settings.runtime == "faust":
         return _run_faust(settings, partitions, sock)
     from stream.worker.direct import run_direct
@@ -263,7 +267,11 @@ def run_worker(settings: Settings) -> int:
         log.info("serving /metrics on %s:%d", settings.metrics_host, settings.metrics_port)
         return runner
 
-    return asyncio.run(run_direct(settings, partitions, serve))
+    try:
+        return asyncio.run(run_direct(settings, partitions, serve))
+    except KafkaAccessError as exc:  # e.g. no Create ACL on the changelog topic
+        print(f"cxpulse worker: kafka: {exc}", file=sys.stderr)
+        return exc.code
 
 
 def _run_faust(settings: Settings, partitions: int, sock: socket.socket) -> int:
@@ -295,15 +303,42 @@ def _run_faust(settings: Settings, partitions: int, sock: socket.socket) -> int:
 
 
 async def _wait_for_topics(settings: Settings, check: Any) -> int:
-    """Check topics, retrying while the broker is unreachable (up to ~60 s)."""
-    from aiokafka.errors import KafkaConnectionError
+    """Check topics, retrying while the broker is unreachable (up to ~60 s).
 
-    for attempt in range(30):
-        try:
-            n: int = await check(settings)
-            return n
-        except KafkaConnectionError:
-            if attempt == 29:
-                raise
-            await asyncio.sleep(2)
-    raise AssertionError("unreachable")
+    A failure that retrying cannot heal (credentials refused, TLS or protocol
+    mismatch, an ACL missing) raises `KafkaAccessError` at once, with the
+    cause `stream.kafkaconn.diagnose` found; aiokafka's own per-attempt error
+    lines are kept out of the output meanwhile (they only say "Unable to
+    bootstrap").
+    """
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    from stream.kafkaconn import EXIT_UNAVAILABLE, KafkaAccessError, classify, diagnose, security_of
+
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    sec = security_of(settings)
+    try:
+        for _attempt in range(30):
+            try:
+                n: int = await check(settings)
+                return n
+            except KafkaConnectionError:
+                found = await diagnose(sec)
+                if found is not None:
+                    raise found from None
+                await asyncio.sleep(2)
+            except KafkaError as exc:
+                found = classify(
+                    exc, settings.bootstrap_servers, sec.security_protocol, sec.sasl_mechanism
+                )
+                if found is None:
+                    raise
+                raise found from None
+    finally:
+        quiet.setLevel(level)
+    raise KafkaAccessError(
+        EXIT_UNAVAILABLE,
+        f"bootstrap_servers: no broker answered at {settings.bootstrap_servers} for 60 s",
+    )

@@ -655,10 +655,34 @@ class DirectWorker:
                 topic_configs={"cleanup.policy": "compact"},
             )
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([topic])
+                response = await admin.create_topics([topic])
+                _check_created(response, s.changelog_topic)
             log.info("created changelog topic with %d partitions", self.n_partitions)
         finally:
             await admin.close()
+
+
+def _check_created(response: Any, topic: str) -> None:
+    """aiokafka returns the broker's per-topic error codes instead of raising:
+    without Create on the changelog topic the worker used to log "created"
+    and fail 40 s later. Error 36 (already exists: another worker won the race)
+    is fine."""
+    from aiokafka.errors import for_code
+
+    from stream.kafkaconn import EXIT_NOPERM, KafkaAccessError
+
+    for entry in getattr(response, "topic_errors", []):
+        code = entry[1]
+        if code in (0, 36):
+            continue
+        err = for_code(code)
+        if code == 29:  # TOPIC_AUTHORIZATION_FAILED
+            raise KafkaAccessError(
+                EXIT_NOPERM,
+                f"not authorized to create the changelog topic {topic!r}: grant Create on it "
+                "(or create it beforehand, compacted, with the input topics' partition count)",
+            )
+        raise RuntimeError(f"creating the changelog topic {topic!r} failed: {err.__name__}")
 
 
 async def _or_exit(step: Any) -> None:

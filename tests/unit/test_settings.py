@@ -143,3 +143,24 @@ def test_deadletter_max_bytes_is_settable_and_bounded() -> None:
     for bad in ("100", "2000000", "x"):
         with pytest.raises(SettingsError, match=r"^deadletter_max_bytes"):
             load_settings(env={"CXPULSE_DEADLETTER_MAX_BYTES": bad})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'sasl_password: "Hunter2-s3cret" x: y\n',  # junk after the value
+        "sasl_password: *Hunter2-s3cret\n",  # read as an undefined alias
+        "sasl_password: [Hunter2-s3cret\n",  # unclosed flow sequence
+        'sasl_password: "Hunter2-s3cret\n',  # unclosed quote
+        "sasl_password: Hunter2-s3cret\n\tbatch_size: 3\n",  # a tab
+    ],
+)
+def test_yaml_syntax_error_does_not_print_the_password(tmp_path: Path, text: str) -> None:
+    """PyYAML's message quotes the offending line: the error names the place only."""
+    path = tmp_path / "cxpulse.yml"
+    path.write_text("bootstrap_servers: k:9092\n" + text)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, env={})
+    message = str(err.value)
+    assert message.startswith("config:") and "line " in message
+    assert "Hunter2" not in message and "s3cret" not in message
