@@ -156,6 +156,9 @@ class Settings:
     #: topic/partition/offset, size, SHA-256: `stream.core.deadletter.bounded`).
     #: The direct runtime also keeps under the dead-letter topic's max.message.bytes.
     deadletter_max_bytes: int = 1_000_000
+    #: exporter-toolkit web-config file (TLS and basic auth for /metrics and every
+    #: HTTP endpoint of the process; `stream.web.server`); none: plain HTTP
+    web_config_file: str | None = None
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
@@ -331,7 +334,7 @@ def _validate(s: Settings) -> None:
             raise SettingsError("sasl_username: required with a SASL security_protocol")
         if s.sasl_password is None:
             raise SettingsError("sasl_password: required with a SASL security_protocol")
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "targets_file"):
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "targets_file", "web_config_file"):
         path = getattr(s, name)
         if path is not None and not Path(path).is_file():
             raise SettingsError(f"{name}: no such file: {path}")

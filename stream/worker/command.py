@@ -203,9 +203,15 @@ def build_registries(worker: Any) -> tuple[Any, Any]:
     return registry, own
 
 
-async def serve_metrics(sock: socket.socket, registry: Any, own: Any) -> Any:
+async def serve_metrics(
+    sock: socket.socket, registry: Any, own: Any, web_config: Any = None
+) -> Any:
+    """`/metrics`, `/metrics/worker`, `/healthz`, behind the web-config's TLS and
+    basic auth when one is given (`stream.web.server`)."""
     from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from stream.web.server import serve
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
@@ -218,14 +224,8 @@ async def serve_metrics(sock: socket.socket, registry: Any, own: Any) -> Any:
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
-    webapp = web.Application()
-    webapp.router.add_get("/metrics", metrics)
-    webapp.router.add_get("/metrics/worker", worker_metrics)
-    webapp.router.add_get("/healthz", health)
-    runner = web.AppRunner(webapp, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    return runner
+    routes = {"/metrics": metrics, "/metrics/worker": worker_metrics, "/healthz": health}
+    return await serve(sock, routes, web_config)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,23 +248,30 @@ def run_worker(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.info("starting: %s", settings.describe())
+    from stream.web.server import WebConfigError, load_web_config
+
     try:
+        web_config = load_web_config(settings.web_config_file)
         partitions = asyncio.run(_wait_for_topics(settings, check_topics))
         sock = bind_metrics_socket(settings)
-    except (StartupError, SettingsError) as exc:
+    except (StartupError, SettingsError, WebConfigError) as exc:
         print(f"cxpulse worker: {exc}", file=sys.stderr)
         return 2
     except KafkaAccessError as exc:  # one line naming the cause; code in docs/runbook.md
         print(f"cxpulse worker: kafka: {exc}", file=sys.stderr)
         return exc.code
     if settings.runtime == "faust":
-        return _run_faust(settings, partitions, sock)
+        return _run_faust(settings, partitions, sock, web_config)
     from stream.worker.direct import run_direct
 
     async def serve(worker: Any) -> Any:
         registry, own = build_registries(worker)
-        runner = await serve_metrics(sock, registry, own)
-        log.info("serving /metrics on %s:%d", settings.metrics_host, settings.metrics_port)
+        runner = await serve_metrics(sock, registry, own, web_config)
+        log.info(
+            "serving /metrics on %s://%s:%d%s", "https" if web_config.tls else "http",
+            settings.metrics_host, settings.metrics_port,
+            " (basic auth)" if web_config.users else "",
+        )  # fmt: skip
         return runner
 
     try:
@@ -274,7 +281,9 @@ def run_worker(settings: Settings) -> int:
         return exc.code
 
 
-def _run_faust(settings: Settings, partitions: int, sock: socket.socket) -> int:
+def _run_faust(
+    settings: Settings, partitions: int, sock: socket.socket, web_config: Any = None
+) -> int:
     from faust.worker import Worker as FaustWorker
 
     from stream.worker.agents import Worker
@@ -288,7 +297,7 @@ def _run_faust(settings: Settings, partitions: int, sock: socket.socket) -> int:
 
     @worker.app.task  # type: ignore[untyped-decorator,misc]
     async def _metrics_server() -> None:
-        runners.append(await serve_metrics(sock, registry, own))
+        runners.append(await serve_metrics(sock, registry, own, web_config))
         log.info("serving /metrics on %s:%d", settings.metrics_host, settings.metrics_port)
 
     fw = FaustWorker(
