@@ -114,8 +114,15 @@ class KafkaBroker:
     workdir: Path | None = None
     heap: str = "512m"
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: extra SASL_PLAINTEXT listener with SCRAM-SHA-512 users (name -> password),
+    #: created at format time; `sasl_bootstrap` is its address. The PLAINTEXT
+    #: listener stays (inter-broker traffic, admin in tests).
+    scram_users: dict[str, str] | None = None
+    sasl_port: int = 0
 
     def __post_init__(self) -> None:
+        if self.scram_users:
+            self.sasl_port = self.sasl_port or free_port()
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
         if self.workdir is None:
@@ -125,6 +132,10 @@ class KafkaBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def _dir(self) -> Path:
@@ -140,8 +151,24 @@ class KafkaBroker:
             "-cp", f"{libs_dir()}/*", main, *args,
         ]
 
+    def _sasl_lines(self) -> tuple[str, str, str, list[str]]:
+        """(extra listener, extra advertised, extra protocol map, extra properties)."""
+        if not self.scram_users:
+            return "", "", "", []
+        return (
+            f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            ",SASL_PLAINTEXT:SASL_PLAINTEXT",
+            [
+                "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            ],
+        )
+
     def _write_config(self) -> Path:
         props = self._dir / "server.properties"
+        listener, advertised, protomap, sasl_props = self._sasl_lines()
         props.write_text(
             "\n".join(
                 [
@@ -149,11 +176,13 @@ class KafkaBroker:
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}{listener}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{advertised}",
                     "inter.broker.listener.name=PLAINTEXT",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+                    f"{protomap}",
+                    *sasl_props,
                     f"log.dirs={self._dir / 'data'}",
                     "num.partitions=1",
                     "offsets.topic.replication.factor=1",
@@ -176,10 +205,16 @@ class KafkaBroker:
         props = self._write_config()
         if not (self._dir / "data" / "meta.properties").exists():
             cluster_id = uuid.uuid4().hex[:22]
+            scram = [
+                arg
+                for name, password in (self.scram_users or {}).items()
+                for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+            ]
             subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+                           *scram),
                 check=True, capture_output=True,
-            )
+            )  # fmt: skip
         out = open(self._dir / "stdout.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             self._java("kafka.Kafka", str(props)),

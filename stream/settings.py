@@ -158,6 +158,14 @@ class Settings:
     heartbeat_interval_ms: int = 3_000
     rebalance_timeout_ms: int = 60_000
     log_level: str = "info"
+    #: largest dead-letter record (bytes, envelope headers included); a rejected
+    #: message whose copy would be larger is dead-lettered as a pointer (source
+    #: topic/partition/offset, size, SHA-256: `stream.core.deadletter.bounded`).
+    #: The direct runtime also keeps under the dead-letter topic's max.message.bytes.
+    deadletter_max_bytes: int = 1_000_000
+    #: exporter-toolkit web-config file (TLS and basic auth for /metrics and every
+    #: HTTP endpoint of the process; `stream.web.server`); none: plain HTTP
+    web_config_file: str | None = None
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
@@ -217,7 +225,10 @@ _DURATIONS = {
 }
 #: External (file/env) name -> field name. Durations are written without `_ms`.
 _ALIASES = {ext: name for name, ext in _DURATIONS.items()} | {"windows": "windows_ms"}
-_INTS = ("batch_size", "metrics_port", "web_port", "changelog_replication", "standby_replicas")
+_INTS: tuple[str, ...] = (
+    "batch_size", "metrics_port", "web_port", "changelog_replication", "standby_replicas",
+)
+_INTS += ("deadletter_max_bytes",)
 _BOOLS = ("web_enabled", "transactional_writes")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -333,7 +344,7 @@ def _validate(s: Settings) -> None:
             raise SettingsError("sasl_username: required with a SASL security_protocol")
         if s.sasl_password is None:
             raise SettingsError("sasl_password: required with a SASL security_protocol")
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "targets_file"):
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "targets_file", "web_config_file"):
         path = getattr(s, name)
         if path is not None and not Path(path).is_file():
             raise SettingsError(f"{name}: no such file: {path}")
@@ -382,6 +393,10 @@ def _validate(s: Settings) -> None:
         raise SettingsError("idle_timeout: must be >= 0")
     if s.max_event_ahead_ms <= 0:
         raise SettingsError("max_event_ahead: must be positive")
+    if not 4096 <= s.deadletter_max_bytes <= 1_048_576:
+        raise SettingsError(
+            "deadletter_max_bytes: must be 4096..1048576 (the producer's max_request_size)"
+        )
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise SettingsError(f"log_level: {s.log_level!r} is not a log level")
 
@@ -412,7 +427,7 @@ def load_settings(
         except OSError as exc:
             raise SettingsError(f"config: cannot read {p}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise SettingsError(f"config: {p} is not valid YAML: {exc}") from None
+            raise SettingsError(f"config: {p} is not valid YAML: {yaml_error_text(exc)}") from None
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
@@ -430,6 +445,23 @@ def load_settings(
     settings = Settings(**values)  # type: ignore[arg-type]
     _validate(settings)
     return settings
+
+
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """Where and what, without PyYAML's snippet of the offending line.
+
+    `str(exc)` quotes the line it choked on, which in a settings file is as
+    likely as not the `sasl_password:` line: printed to a terminal or a log
+    collector, that leaks the secret. The line and column are enough to find it.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    problem = str(getattr(exc, "problem", None) or type(exc).__name__)
+    # a few problems quote a token of the file ("found undefined alias 'x'":
+    # a password starting with `*`); keep single characters, hide the rest
+    problem = re.sub(r"'[^']{2,}'", "'...'", problem)
+    if mark is None:
+        return str(problem)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 #: `CXPULSE_*` variables that are not settings (the config file path itself).

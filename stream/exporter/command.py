@@ -4,7 +4,8 @@ Takes the worker's settings (same file, environment and flags): it needs the
 broker and its security settings, the group id and state table (to name the
 changelog), the input topics (for freshness), the KPI time model and targets
 (to evaluate like the workers), and `metrics_host`/`metrics_port` to serve.
-Exit codes: 0 stopped, 2 bad setting or port taken.
+Serves behind the same web-config (TLS, basic auth) as the worker. Exit codes: 0
+stopped, 2 bad setting, web config or port taken.
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stream.web.server import WebConfigError, load_web_config
+
     try:
         settings = load_settings(
             args.config or os.environ.get("CXPULSE_CONFIG"), None, settings_overrides(args)
         )
         config = core_config(settings)
+        web_config = load_web_config(settings.web_config_file)
         sock = bind_metrics_socket(settings)
-    except SettingsError as exc:
+    except (SettingsError, WebConfigError) as exc:
         print(f"cxpulse exporter: bad setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -52,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
     from stream.exporter.service import run_exporter
 
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_exporter(settings, config, sock))
+        return asyncio.run(run_exporter(settings, config, sock, web_config))
     return 0

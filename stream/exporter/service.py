@@ -147,7 +147,9 @@ class _Static:
         return []
 
 
-async def run_exporter(settings: Settings, config: CoreConfig, sock: Any) -> int:
+async def run_exporter(
+    settings: Settings, config: CoreConfig, sock: Any, web_config: Any = None
+) -> int:
     """Serve until cancelled (SIGINT/SIGTERM handled by the caller's asyncio.run)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -168,7 +170,7 @@ async def run_exporter(settings: Settings, config: CoreConfig, sock: Any) -> int
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         initial_end = await consumer.end_offsets(tps)
-        runner = await _serve(sock, state)
+        runner = await _serve(sock, state, web_config)
         log.info(
             "following %s (%d partitions), serving /metrics on %s:%d",
             settings.changelog_topic, partitions, settings.metrics_host, settings.metrics_port,
@@ -227,7 +229,7 @@ async def _tick(
         await asyncio.sleep(interval)
 
 
-async def _serve(sock: Any, state: ExporterState) -> Any:
+async def _serve(sock: Any, state: ExporterState, web_config: Any) -> Any:
     from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -253,15 +255,10 @@ async def _serve(sock: Any, state: ExporterState) -> Any:
             "<li><a href='/readyz'>/readyz</a> readiness (changelog read up to its end)</li></ul>",
         )
 
-    app = web.Application()
-    app.router.add_get("/", index)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", health)
-    app.router.add_get("/readyz", ready)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    return runner
+    from stream.web.server import serve
+
+    routes = {"/": index, "/metrics": metrics, "/healthz": health, "/readyz": ready}
+    return await serve(sock, routes, web_config)
 
 
 async def _wait_for_changelog(settings: Settings) -> int:

@@ -135,11 +135,18 @@ class SelfMetrics:
             "Messages deleted by topic retention before this worker could read them",
             labels=["topic", "partition"],
         )
+        pointers = CounterMetricFamily(
+            "cxpulse_deadletter_pointers",
+            "Dead letters too large to copy, sent as a pointer (source offset, size, SHA-256)",
+            labels=["role", "partition"],
+        )
         for ps in st.partitions:
             part = str(ps.partition)
             for key, value in sorted(ps.counters.items()):
                 kind, role, *rest = key.split(":")
-                if kind == "consumed":
+                if kind == "deadletter_pointer":
+                    pointers.add_metric([role, part], value)
+                elif kind == "consumed":
                     consumed.add_metric([st.topics.get(role, role), part], value)
                 elif kind == "lost_to_retention":
                     lost.add_metric([st.topics.get(role, role), part], value)
@@ -152,7 +159,7 @@ class SelfMetrics:
                     stream_time.add_metric([role, part], t / 1000)
             for role, n in ps.lag.items():
                 lag.add_metric([st.topics.get(role, role), part], n)
-        yield from (consumed, outcomes, dead, lost, stream_time, lag)
+        yield from (consumed, outcomes, dead, pointers, lost, stream_time, lag)
         delay = GaugeMetricFamily(
             mn.PROCESSING_DELAY, "Wall clock minus event time of the last applied event"
         )
@@ -168,6 +175,15 @@ class SelfMetrics:
         )
         owned.add_metric([], len(st.partitions))
         yield owned
+        rebuilds = CounterMetricFamily(
+            "cxpulse_local_store_rebuilds",
+            "Local state copies found corrupt, moved aside and rebuilt from the changelog "
+            "(reason: open, read, record)",
+            labels=["partition", "reason"],
+        )
+        for (p, reason), n in sorted(st.local_store_rebuilds.items()):
+            rebuilds.add_metric([str(p), reason], n)
+        yield rebuilds
 
 
 _INDEX = """<!doctype html><title>cxpulse worker</title><h1>cxpulse worker</h1><ul>
@@ -204,9 +220,15 @@ def build_registries(worker: Any) -> tuple[Any, Any]:
     return registry, own
 
 
-async def serve_metrics(sock: socket.socket, registry: Any, own: Any) -> Any:
+async def serve_metrics(
+    sock: socket.socket, registry: Any, own: Any, web_config: Any = None
+) -> Any:
+    """`/metrics`, `/metrics/worker`, `/healthz`, behind the web-config's TLS and
+    basic auth when one is given (`stream.web.server`)."""
     from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from stream.web.server import serve
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
@@ -224,16 +246,14 @@ async def serve_metrics(sock: socket.socket, registry: Any, own: Any) -> Any:
         host = request.host.rsplit(":", 1)[0]
         return web.Response(content_type="text/html", text=_INDEX.format(host=host))
 
-    webapp = web.Application()
-    webapp.router.add_get("/", index)
-    webapp.router.add_get("/metrics", worker_metrics)
-    webapp.router.add_get("/metrics/worker", worker_metrics)
-    webapp.router.add_get("/metrics/partitions", metrics)
-    webapp.router.add_get("/healthz", health)
-    runner = web.AppRunner(webapp, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    return runner
+    routes = {
+        "/": index,
+        "/metrics": worker_metrics,
+        "/metrics/worker": worker_metrics,
+        "/metrics/partitions": metrics,
+        "/healthz": health,
+    }
+    return await serve(sock, routes, web_config)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,6 +268,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_worker(settings: Settings) -> int:
+    from stream.kafkaconn import KafkaAccessError
     from stream.worker.shared import StartupError, check_topics
 
     logging.basicConfig(
@@ -255,26 +276,42 @@ def run_worker(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.info("starting: %s", settings.describe())
+    from stream.web.server import WebConfigError, load_web_config
+
     try:
+        web_config = load_web_config(settings.web_config_file)
         partitions = asyncio.run(_wait_for_topics(settings, check_topics))
         sock = bind_metrics_socket(settings)
-    except (StartupError, SettingsError) as exc:
+    except (StartupError, SettingsError, WebConfigError) as exc:
         print(f"cxpulse worker: {exc}", file=sys.stderr)
         return 2
+    except KafkaAccessError as exc:  # one line naming the cause; code in docs/runbook.md
+        print(f"cxpulse worker: kafka: {exc}", file=sys.stderr)
+        return exc.code
     if settings.runtime == "faust":
-        return _run_faust(settings, partitions, sock)
+        return _run_faust(settings, partitions, sock, web_config)
     from stream.worker.direct import run_direct
 
     async def serve(worker: Any) -> Any:
         registry, own = build_registries(worker)
-        runner = await serve_metrics(sock, registry, own)
-        log.info("serving /metrics on %s:%d", settings.metrics_host, settings.metrics_port)
+        runner = await serve_metrics(sock, registry, own, web_config)
+        log.info(
+            "serving /metrics on %s://%s:%d%s", "https" if web_config.tls else "http",
+            settings.metrics_host, settings.metrics_port,
+            " (basic auth)" if web_config.users else "",
+        )  # fmt: skip
         return runner
 
-    return asyncio.run(run_direct(settings, partitions, serve))
+    try:
+        return asyncio.run(run_direct(settings, partitions, serve))
+    except KafkaAccessError as exc:  # e.g. no Create ACL on the changelog topic
+        print(f"cxpulse worker: kafka: {exc}", file=sys.stderr)
+        return exc.code
 
 
-def _run_faust(settings: Settings, partitions: int, sock: socket.socket) -> int:
+def _run_faust(
+    settings: Settings, partitions: int, sock: socket.socket, web_config: Any = None
+) -> int:
     from faust.worker import Worker as FaustWorker
 
     from stream.worker.agents import Worker
@@ -288,7 +325,7 @@ def _run_faust(settings: Settings, partitions: int, sock: socket.socket) -> int:
 
     @worker.app.task  # type: ignore[untyped-decorator,misc]
     async def _metrics_server() -> None:
-        runners.append(await serve_metrics(sock, registry, own))
+        runners.append(await serve_metrics(sock, registry, own, web_config))
         log.info("serving /metrics on %s:%d", settings.metrics_host, settings.metrics_port)
 
     fw = FaustWorker(
@@ -303,15 +340,42 @@ def _run_faust(settings: Settings, partitions: int, sock: socket.socket) -> int:
 
 
 async def _wait_for_topics(settings: Settings, check: Any) -> int:
-    """Check topics, retrying while the broker is unreachable (up to ~60 s)."""
-    from aiokafka.errors import KafkaConnectionError
+    """Check topics, retrying while the broker is unreachable (up to ~60 s).
 
-    for attempt in range(30):
-        try:
-            n: int = await check(settings)
-            return n
-        except KafkaConnectionError:
-            if attempt == 29:
-                raise
-            await asyncio.sleep(2)
-    raise AssertionError("unreachable")
+    A failure that retrying cannot heal (credentials refused, TLS or protocol
+    mismatch, an ACL missing) raises `KafkaAccessError` at once, with the
+    cause `stream.kafkaconn.diagnose` found; aiokafka's own per-attempt error
+    lines are kept out of the output meanwhile (they only say "Unable to
+    bootstrap").
+    """
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    from stream.kafkaconn import EXIT_UNAVAILABLE, KafkaAccessError, classify, diagnose, security_of
+
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    sec = security_of(settings)
+    try:
+        for _attempt in range(30):
+            try:
+                n: int = await check(settings)
+                return n
+            except KafkaConnectionError:
+                found = await diagnose(sec)
+                if found is not None:
+                    raise found from None
+                await asyncio.sleep(2)
+            except KafkaError as exc:
+                found = classify(
+                    exc, settings.bootstrap_servers, sec.security_protocol, sec.sasl_mechanism
+                )
+                if found is None:
+                    raise
+                raise found from None
+    finally:
+        quiet.setLevel(level)
+    raise KafkaAccessError(
+        EXIT_UNAVAILABLE,
+        f"bootstrap_servers: no broker answered at {settings.bootstrap_servers} for 60 s",
+    )

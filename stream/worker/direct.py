@@ -45,8 +45,8 @@ from typing import Any
 from stream.core.deadletter import DeadLetter
 from stream.core.engine import PartitionEngine
 from stream.settings import Settings, core_config
-from stream.worker.localstore import LocalStore, open_store
-from stream.worker.persistence import PartitionStore, Recovery, Write, partition_prefix
+from stream.worker.localstore import LocalStore, LocalStoreCorrupt, open_or_quarantine
+from stream.worker.persistence import CorruptState, PartitionStore, Write, partition_prefix
 from stream.worker.shared import (
     ROLES,
     PartitionStatus,
@@ -54,6 +54,7 @@ from stream.worker.shared import (
     counter_name,
     handle_message,
     partition_lag,
+    topic_max_message_bytes,
     worker_status,
 )
 
@@ -110,6 +111,10 @@ class DirectWorker:
         self.batches = 0
         self.skipped_redeliveries = 0
         self.dropped_revoked = 0
+        #: (partition, reason) -> local copies found corrupt and rebuilt (this process)
+        self.local_store_rebuilds: dict[tuple[int, str], int] = {}
+        #: largest dead letter sent as a copy (`_deadletter_limit`)
+        self._dl_max = settings.deadletter_max_bytes
 
     # -- the narrow interface the exporter reads (same as the faust runtime)
 
@@ -132,7 +137,9 @@ class DirectWorker:
             for p, part in sorted(self._parts.items())
             if p in self._assigned
         ]
-        return worker_status(parts, self._last_success_s, self.topic_by_role)
+        return worker_status(
+            parts, self._last_success_s, self.topic_by_role, self.local_store_rebuilds
+        )
 
     def _highwater(self, topic: str, p: int) -> int | None:
         from aiokafka import TopicPartition
@@ -195,6 +202,7 @@ class DirectWorker:
         s = self.settings
         sec = s.aiokafka_security()
         await self._ensure_changelog()
+        await self._deadletter_limit()
         if not s.transactional_writes:
             self._producer = self._new_producer(None)
         self._reader = AIOKafkaConsumer(
@@ -438,7 +446,8 @@ class DirectWorker:
                 self._gaps.setdefault(p, []).append((tp, role, done + 1, off))
             done = off
             record, ts = handle_message(
-                engine, role, topic, p, off, r.key, r.value, counts, now_ms, r.timestamp
+                engine, role, topic, p, off, r.key, r.value, counts, now_ms,
+                received_ms=r.timestamp, deadletter_max_bytes=self._dl_max,
             )
             if record is not None:
                 dead.append(record)
@@ -540,14 +549,68 @@ class DirectWorker:
         return {tp.partition: int(off) for tp, off in ends.items()}
 
     async def _restore(self, p: int, end: int) -> None:
-        """Local copy + changelog tail -> committed state -> engine (with repairs)."""
-        from aiokafka import TopicPartition
+        """Local copy + changelog tail -> committed state -> engine (with repairs).
 
+        A local copy RocksDB reports corrupt (at open or while it is read), or
+        that holds a record this code cannot decode, is moved aside and
+        rebuilt from the whole changelog partition, loudly (log line and
+        `cxpulse_local_store_rebuilds_total`). That happens before anything
+        is written, so a corrupt copy never feeds the changelog. A second
+        failure (the changelog itself is bad) ends the process as before.
+        """
         t0 = time.monotonic()
         local = self._locals.get(p)
         if local is None:
             s = self.settings
-            local = self._locals[p] = open_store(s.store, s.datadir, s.changelog_topic, p)
+            local, bad, aside = open_or_quarantine(s.store, s.datadir, s.changelog_topic, p)
+            self._locals[p] = local
+            if bad is not None:
+                self._count_rebuild(p, bad.reason, str(bad), aside)
+        # The CPU-heavy steps (seconds for a big partition) run in a thread, off
+        # the event loop, so the group heartbeat (an aiokafka task on this loop)
+        # keeps this member alive while it restores: no eviction, no fencing.
+        try:
+            tail, items = await self._read_local(p, local, end)
+            store, rec = await asyncio.to_thread(PartitionStore.recover, p, items)
+        except (LocalStoreCorrupt, CorruptState) as exc:
+            if self.settings.store == "memory://":
+                raise  # that copy was read from the changelog: nothing better to read
+            reason = exc.reason if isinstance(exc, LocalStoreCorrupt) else "record"
+            self._count_rebuild(p, reason, str(exc), local.quarantine())
+            tail, items = await self._read_local(p, local, end)
+            store, rec = await asyncio.to_thread(PartitionStore.recover, p, items)
+        engine = await asyncio.to_thread(
+            PartitionEngine.restore, self.config, p, rec.items.items()
+        )
+        changelog_end = await self._write(p, rec.repairs, [])
+        await asyncio.to_thread(local.apply, rec.repairs, changelog_end)
+        if self.settings.store == "memory://":
+            local.close()  # the engine and the store's `current` are the state now
+            del self._locals[p]
+        self._parts[p] = _Partition(
+            engine, store, self._locals.get(p), changelog_end
+        )
+        log.info(
+            "partition %d restored: %d keys (%d read from the changelog), %d reverted, "
+            "%d re-sent, seq %d, %.2fs",
+            p, len(rec.items), tail, rec.reverted, rec.resent, store.marker.seq,
+            time.monotonic() - t0,
+        )  # fmt: skip
+
+    def _count_rebuild(self, p: int, reason: str, cause: str, aside: str | None) -> None:
+        self.local_store_rebuilds[(p, reason)] = self.local_store_rebuilds.get((p, reason), 0) + 1
+        log.error(
+            "partition %d: local state store is corrupt (%s); moved it aside to %s and "
+            "rebuilding it from the changelog (runbook: 'Local state store corrupt')",
+            p, cause, aside or "(nothing on disk)",
+        )  # fmt: skip
+
+    async def _read_local(
+        self, p: int, local: LocalStore, end: int
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Bring the local copy up to changelog offset `end`; (records read, p's items)."""
+        from aiokafka import TopicPartition
+
         have = local.offset()
         if have is not None and have >= end:
             log.warning("partition %d: local state is ahead of the changelog; rebuilding", p)
@@ -572,28 +635,18 @@ class DirectWorker:
         reader.pause(tp)  # assign() replaces it next time; unsubscribe() crashes the fetcher
         prefix = partition_prefix(p)
 
-        def rebuild() -> tuple[PartitionStore, Recovery, PartitionEngine]:
-            items = [(k, v) for k, v in local.items() if k.startswith(prefix)]
-            store, rec = PartitionStore.recover(p, items)
-            return store, rec, PartitionEngine.restore(self.config, p, rec.items.items())
+        def items() -> list[tuple[bytes, bytes]]:
+            return [(k, v) for k, v in local.items() if k.startswith(prefix)]
 
-        # Seconds of CPU for a big partition: off the event loop, so the group
-        # heartbeat (an aiokafka task on this loop) keeps this member alive.
-        store, rec, engine = await asyncio.to_thread(rebuild)
-        changelog_end = await self._write(p, rec.repairs, [])
-        await asyncio.to_thread(local.apply, rec.repairs, changelog_end)
-        if self.settings.store == "memory://":
-            local.close()  # the engine and the store's `current` are the state now
-            del self._locals[p]
-        self._parts[p] = _Partition(
-            engine, store, self._locals.get(p), changelog_end
-        )
-        log.info(
-            "partition %d restored: %d keys (%d read from the changelog), %d reverted, "
-            "%d re-sent, seq %d, %.2fs",
-            p, len(rec.items), tail, rec.reverted, rec.resent, store.marker.seq,
-            time.monotonic() - t0,
-        )  # fmt: skip
+        return tail, await asyncio.to_thread(items)
+
+    async def _deadletter_limit(self) -> None:
+        """Keep dead letters under the dead-letter topic's own limit as well."""
+        s = self.settings
+        topic_max = await topic_max_message_bytes(s, s.topic_deadletter)
+        if topic_max is not None and topic_max < self._dl_max:
+            self._dl_max = topic_max
+        log.info("dead letters above %d bytes are sent as pointers", self._dl_max)
 
     async def _ensure_changelog(self) -> None:
         """Create the compacted changelog topic (same partition count as the sources)."""
@@ -613,10 +666,34 @@ class DirectWorker:
                 topic_configs={"cleanup.policy": "compact"},
             )
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([topic])
+                response = await admin.create_topics([topic])
+                _check_created(response, s.changelog_topic)
             log.info("created changelog topic with %d partitions", self.n_partitions)
         finally:
             await admin.close()
+
+
+def _check_created(response: Any, topic: str) -> None:
+    """aiokafka returns the broker's per-topic error codes instead of raising:
+    without Create on the changelog topic the worker used to log "created"
+    and fail 40 s later. Error 36 (already exists: another worker won the race)
+    is fine."""
+    from aiokafka.errors import for_code
+
+    from stream.kafkaconn import EXIT_NOPERM, KafkaAccessError
+
+    for entry in getattr(response, "topic_errors", []):
+        code = entry[1]
+        if code in (0, 36):
+            continue
+        err = for_code(code)
+        if code == 29:  # TOPIC_AUTHORIZATION_FAILED
+            raise KafkaAccessError(
+                EXIT_NOPERM,
+                f"not authorized to create the changelog topic {topic!r}: grant Create on it "
+                "(or create it beforehand, compacted, with the input topics' partition count)",
+            )
+        raise RuntimeError(f"creating the changelog topic {topic!r} failed: {err.__name__}")
 
 
 async def _or_exit(step: Any) -> None:

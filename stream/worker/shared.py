@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.core.deadletter import DeadLetter, dead_letter
+from stream.core.deadletter import DEFAULT_MAX_BYTES, DeadLetter, bounded, dead_letter
 from stream.core.decode import Rejection, decode
-from stream.core.events import SURVEYS, TICKETS, role_of
+from stream.core.events import SURVEYS, TICKETS, key_of, role_of
 from stream.core.timeguard import time_rejection
 from stream.settings import Settings
 
@@ -24,6 +24,15 @@ ROLES = (TICKETS, SURVEYS)
 #: Reason code for a valid event on the other role's topic (the worker's own code;
 #: `decode` cannot know which topic the bytes came from).
 WRONG_TOPIC = "wrong_topic"
+#: Reason code for a valid event whose Kafka key is absent or is not the key the
+#: contract prescribes (`key_of`: the ticket id, else the event id). Such an
+#: event may sit on another partition than the rest of its ticket, where it
+#: would silently split the ticket in two (a reply that never meets its
+#: ticket: no first response, a ticket unanswered forever). The worker cannot
+#: move it to the right partition's state without breaking the per-partition
+#: exactness, so it is dead-lettered (counted, original bytes kept); the fix
+#: is the producer's key, then a re-produce of the dead letters.
+KEY_MISMATCH = "key_mismatch"
 
 
 class StartupError(RuntimeError):
@@ -57,6 +66,33 @@ async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str
         ok = t.get("error_code", 0) == 0 and t.get("partitions")
         out[t["topic"]] = len(t["partitions"]) if ok else None
     return out
+
+
+async def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
+    """The topic's `max.message.bytes` (None: not readable, e.g. no DescribeConfigs ACL)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
+    )
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, ["max.message.bytes"])]
+        )
+    except Exception:  # an authorization or version error: the setting alone then
+        return None
+    finally:
+        await admin.close()
+    for resp in responses:
+        for resource in resp.resources:
+            if resource[0] != 0:  # error code
+                return None
+            for entry in resource[4]:
+                if entry[0] == "max.message.bytes" and entry[1] is not None:
+                    return int(entry[1])
+    return None
 
 
 async def check_topics(settings: Settings) -> int:
@@ -100,15 +136,19 @@ def handle_message(
     counts: dict[str, int],
     now_ms: int,
     received_ms: int | None = None,
+    deadletter_max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[DeadLetter | None, int | None]:
     """Apply one source message to `engine`, or say how to dead-letter it.
 
     Every message moves exactly one outcome counter besides `consumed`
     (applied, duplicate, late, or deadletter by reason), so the counters
-    always add up to what was consumed. Returns (dead letter or None, event
-    time of the applied event or None). `received_ms` is the Kafka record
-    timestamp (the batch's wall clock when unknown): an event stamped too far
-    after it, or before the contract's floor, is dead-lettered
+    always add up to what was consumed. A dead letter larger than
+    `deadletter_max_bytes` becomes a pointer record and also moves
+    `deadletter_pointer:<role>` (never a record the producer or broker
+    refuses: that failed the batch again at every restart). Returns (dead
+    letter or None, event time of the applied event or None). `received_ms` is
+    the Kafka record timestamp (the batch's wall clock when unknown): an event
+    stamped too far after it, or before the contract's floor, is dead-lettered
     (`stream.core.timeguard`) so it cannot poison stream time.
     """
     k = _CONSUMED[role]
@@ -117,6 +157,13 @@ def handle_message(
     if not isinstance(result, Rejection):
         if role_of(result) != role:
             result = Rejection(WRONG_TOPIC, f"a {role_of(result)} event on the {role} topic")
+        elif key != key_of(result).encode("utf-8"):
+            result = Rejection(
+                KEY_MISMATCH,
+                "the message has no Kafka key; the key must be the ticket_id (else event_id)"
+                if key is None
+                else "the Kafka key is not the event's ticket_id (else event_id)",
+            )
         else:
             bad_time = time_rejection(
                 result.ts,
@@ -137,6 +184,10 @@ def handle_message(
             rejection=result,
             rejected_at_ms=now_ms,
         )
+        record, is_pointer = bounded(record, deadletter_max_bytes)
+        if is_pointer:
+            k = _POINTER[role]
+            counts[k] = counts.get(k, 0) + 1
         return record, None
     outcome = engine.apply(role, result)
     k = _OUTCOME[role].get(outcome) or _outcome_key(role, outcome)
@@ -147,6 +198,7 @@ def handle_message(
 #: Counter keys computed once: `handle_message` runs 20,000 times a second.
 _CONSUMED = {role: counter_name("consumed", role) for role in ROLES}
 _OUTCOME: dict[str, dict[object, str]] = {role: {} for role in ROLES}
+_POINTER = {role: counter_name("deadletter_pointer", role) for role in ROLES}
 
 
 def _outcome_key(role: str, outcome: object) -> str:
@@ -174,6 +226,9 @@ class WorkerStatus:
     #: now - event time of the last applied event, max over partitions (s)
     processing_delay_s: float | None = None
     topics: dict[str, str] = field(default_factory=dict)
+    #: (partition, reason) -> local state copies found corrupt and rebuilt from
+    #: the changelog by this process (direct runtime; `localstore`)
+    local_store_rebuilds: dict[tuple[int, str], int] = field(default_factory=dict)
 
 
 def partition_lag(
@@ -193,7 +248,10 @@ def partition_lag(
 
 
 def worker_status(
-    partitions: Iterable[PartitionStatus], last_success_s: float | None, topics: Mapping[str, str]
+    partitions: Iterable[PartitionStatus],
+    last_success_s: float | None,
+    topics: Mapping[str, str],
+    local_store_rebuilds: Mapping[tuple[int, str], int] | None = None,
 ) -> WorkerStatus:
     """The status both runtimes report; processing delay from the partitions."""
     parts = list(partitions)
@@ -204,4 +262,5 @@ def worker_status(
         last_success_s=last_success_s,
         processing_delay_s=max(delays) if delays else None,
         topics=dict(topics),
+        local_store_rebuilds=dict(local_store_rebuilds or {}),
     )

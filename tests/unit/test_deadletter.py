@@ -123,3 +123,78 @@ def test_malformed_header_is_an_error(name: str, raw: bytes) -> None:
     headers = [(n, raw if n == name else v) for n, v in record.headers]
     with pytest.raises(dl.EnvelopeError):
         dl.Envelope.from_headers(headers)
+
+
+# ----------------------------------------------------------------------------- size bound
+
+
+def _rejected(value: bytes, key: bytes | None = b"T-1") -> dl.DeadLetter:
+    return dl.dead_letter(
+        key=key,
+        value=value,
+        source_topic="support.tickets",
+        source_partition=3,
+        source_offset=123456,
+        rejection=Rejection("too_large", f"message of {len(value)} bytes exceeds 65536"),
+        rejected_at_ms=1_700_000_000_000,
+    )
+
+
+@pytest.mark.parametrize("n", [0, 100, 70_000, 1_048_000])
+def test_record_size_bounds_what_the_producer_and_broker_count(n: int) -> None:
+    """Our bound >= aiokafka's estimate (what `max_request_size` is checked against)
+    and >= the real one-record batch (what the broker's max.message.bytes sees)."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    from stream.core.deadletter import record_size
+
+    rec = _rejected(b"x" * n)
+    ours = record_size(rec.key, rec.value, rec.headers)
+    assert ours >= DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        rec.key, rec.value, rec.headers
+    )
+    builder = DefaultRecordBatchBuilder(2, 0, 0, 0, 0, 0, 10**9)
+    assert builder.append(0, 1_700_000_000_000, rec.key, rec.value, rec.headers) is not None
+    assert ours >= len(builder.build())
+    assert ours < len(builder.build()) + 64  # a bound, not a guess
+
+
+def test_a_dead_letter_that_fits_keeps_the_original_bytes() -> None:
+    from stream.core.deadletter import bounded, is_pointer
+
+    rec = _rejected(bytes(range(256)) * 400)  # 100 KiB, not UTF-8
+    out, pointer = bounded(rec, 1_000_000)
+    assert not pointer and out is rec and not is_pointer(out.headers)
+
+
+@pytest.mark.parametrize("key", [b"T-1", b"k" * 5000, None])
+def test_a_dead_letter_too_large_becomes_a_pointer(key: bytes | None) -> None:
+    import hashlib
+    import json
+
+    from stream.core.deadletter import (
+        ORIGINAL_SHA256,
+        ORIGINAL_SIZE,
+        bounded,
+        is_pointer,
+        record_size,
+    )
+
+    original = b"\xff" * 1_048_000
+    rec = _rejected(original, key)
+    out, pointer = bounded(rec, 1_000_000)
+    assert pointer and is_pointer(out.headers)
+    assert record_size(out.key, out.value, out.headers) < 4096
+    env = out.envelope  # still a valid envelope: ops tooling reads it unchanged
+    assert (env.source_topic, env.source_partition, env.source_offset) == (
+        "support.tickets", 3, 123456,
+    )  # fmt: skip
+    headers = dict(out.headers)
+    digest = hashlib.sha256(original).hexdigest()
+    assert headers[ORIGINAL_SHA256] == digest.encode()
+    assert headers[ORIGINAL_SIZE] == b"1048000"
+    assert json.loads(out.value or b"") == {
+        "pointer": True, "source_topic": "support.tickets", "source_partition": 3,
+        "source_offset": 123456, "size": 1048000, "sha256": digest,
+    }  # fmt: skip
+    assert out.key == (key if key is not None and len(key) <= 1024 else None)

@@ -47,3 +47,80 @@ def test_memory_store_rebuilds_the_same_partition_state() -> None:
     store.apply(writes, len(writes) - 1)
     _, rec = PartitionStore.recover(0, store.items(), epoch=6)
     assert rec.items == {"t:2": b"b"}
+
+
+# ----------------------------------------------------------------------------- corruption
+
+
+def _filled(path: Path, n: int = 20_000) -> dict[bytes, bytes]:
+    """A closed RocksDB copy with `n` records in `.sst` files (close flushes)."""
+    import random
+
+    rng = random.Random(7)
+    data = {f"0/s/t{i:06d}".encode(): rng.randbytes(100) for i in range(n)}
+    store = RocksStore(path)
+    store.apply(list(data.items()), n)
+    store.close()
+    assert list(path.glob("*.sst")), "close() must flush the memtable to .sst files"
+    return data
+
+
+def test_corrupt_block_is_reported_not_a_short_read(tmp_path: Path) -> None:
+    """Random bytes over part of an `.sst`: reading raises instead of ending early
+    (rocksdict's `items()` stops silently at the bad block)."""
+    import os
+
+    from stream.worker.localstore import LocalStoreCorrupt
+
+    path = tmp_path / "p0"
+    data = _filled(path)
+    sst = max(path.glob("*.sst"), key=lambda f: f.stat().st_size)
+    with sst.open("r+b") as fh:
+        fh.seek(sst.stat().st_size // 3)
+        fh.write(os.urandom(64 * 1024))
+    store = RocksStore(path)
+    with pytest.raises(LocalStoreCorrupt) as err:
+        got = dict(store.items())
+        assert len(got) < len(data)  # only reached if the scan was silently cut short
+    assert err.value.reason == "read"
+    assert "checksum" in str(err.value)
+    aside = store.quarantine()
+    assert aside is not None and Path(aside).is_dir() and ".corrupt-" in aside
+    assert store.offset() is None and list(store.items()) == []  # a fresh, empty copy
+    store.apply([(b"0/s/x", b"1")], 3)
+    assert dict(store.items()) == {b"0/s/x": b"1"}
+    store.close()
+
+
+@pytest.mark.parametrize("damage", ["missing_current", "removed_sst"])
+def test_copy_that_does_not_open_is_moved_aside(tmp_path: Path, damage: str) -> None:
+    from stream.worker.localstore import LocalStoreCorrupt, open_or_quarantine, store_path
+
+    path = store_path(str(tmp_path), "cl", 2)
+    _filled(path, 2000)
+    if damage == "missing_current":
+        (path / "CURRENT").unlink()
+    else:
+        for sst in path.glob("*.sst"):
+            sst.unlink()
+    with pytest.raises(LocalStoreCorrupt):
+        RocksStore(path)
+    store, bad, aside = open_or_quarantine("rocksdb://", str(tmp_path), "cl", 2)
+    assert bad is not None and bad.reason == "open"
+    assert aside is not None and Path(aside).is_dir()
+    assert store.offset() is None and list(store.items()) == []
+    store.close()
+
+
+def test_a_held_lock_is_not_corruption(tmp_path: Path) -> None:
+    """Two workers on one datadir: an error, but the healthy copy stays where it is."""
+    from stream.worker.localstore import LocalStoreCorrupt, open_or_quarantine
+
+    first = open_store("rocksdb://", str(tmp_path), "cl", 0)
+    first.apply([(b"0/s/a", b"1")], 0)
+    with pytest.raises(Exception) as err:
+        open_or_quarantine("rocksdb://", str(tmp_path), "cl", 0)
+    assert not isinstance(err.value, LocalStoreCorrupt)
+    assert not list((tmp_path / "direct").glob("*.corrupt-*"))
+    assert dict(first.items()) == {b"0/s/a": b"1"}
+    first.close()

@@ -134,3 +134,33 @@ def test_app_factory_uses_settings(tmp_path: Path) -> None:
     assert app.conf.web_enabled is True and app.conf.web_port == 16066
     assert app.conf.processing_guarantee.value == "at_least_once"
     assert create_app(load_settings(env={})).conf.web_enabled is False
+
+
+def test_deadletter_max_bytes_is_settable_and_bounded() -> None:
+    assert load_settings(env={}).deadletter_max_bytes == 1_000_000
+    s = load_settings(env={"CXPULSE_DEADLETTER_MAX_BYTES": "200000"})
+    assert s.deadletter_max_bytes == 200_000
+    for bad in ("100", "2000000", "x"):
+        with pytest.raises(SettingsError, match=r"^deadletter_max_bytes"):
+            load_settings(env={"CXPULSE_DEADLETTER_MAX_BYTES": bad})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'sasl_password: "Hunter2-s3cret" x: y\n',  # junk after the value
+        "sasl_password: *Hunter2-s3cret\n",  # read as an undefined alias
+        "sasl_password: [Hunter2-s3cret\n",  # unclosed flow sequence
+        'sasl_password: "Hunter2-s3cret\n',  # unclosed quote
+        "sasl_password: Hunter2-s3cret\n\tbatch_size: 3\n",  # a tab
+    ],
+)
+def test_yaml_syntax_error_does_not_print_the_password(tmp_path: Path, text: str) -> None:
+    """PyYAML's message quotes the offending line: the error names the place only."""
+    path = tmp_path / "cxpulse.yml"
+    path.write_text("bootstrap_servers: k:9092\n" + text)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, env={})
+    message = str(err.value)
+    assert message.startswith("config:") and "line " in message
+    assert "Hunter2" not in message and "s3cret" not in message

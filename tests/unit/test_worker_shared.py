@@ -33,7 +33,7 @@ def test_counters_add_up_and_rejects_keep_their_bytes() -> None:
     dead: list[DeadLetter] = []
     for offset, (role, value) in enumerate(msgs):
         record, ts = handle_message(
-            engine, role, f"topic-{role}", 0, offset, b"k", value, counts, 1_700_000_001_000
+            engine, role, f"topic-{role}", 0, offset, b"t1", value, counts, 1_700_000_001_000
         )
         if record is not None:
             assert ts is None
@@ -50,10 +50,58 @@ def test_counters_add_up_and_rejects_keep_their_bytes() -> None:
         "applied:surveys": 1,
     }
     assert [d.value for d in dead] == [b"{not json", _bytes(survey)]
-    assert all(d.key == b"k" for d in dead)
+    assert all(d.key == b"t1" for d in dead)
     headers = dict(dead[1].headers)
     assert headers["cxpulse.reason"] == b"wrong_topic"
     assert headers["cxpulse.source_offset"] == b"3"
+
+
+def test_keyless_or_wrongly_keyed_events_are_dead_lettered_not_split() -> None:
+    """The key rule: a valid event whose key is not its ticket_id (else event_id)
+    is dead-lettered as `key_mismatch`, never applied (it may be on another
+    partition than the rest of its ticket)."""
+    engine = PartitionEngine(CoreConfig(), 0)
+    created = TicketCreated("e1", 1_700_000_000_000, "t1", "tech", "email", Priority.NORMAL, None)
+    no_ticket = SurveyResponse("e9", 1_700_000_000_500, SurveyKind.NPS, 9, None, None, None,
+                               None, None, None)  # fmt: skip
+    counts: dict[str, int] = {}
+    cases = [
+        ("tickets", None, _bytes(created), "key_mismatch"),
+        ("tickets", b"t2", _bytes(created), "key_mismatch"),
+        ("tickets", b"T1", _bytes(created), "key_mismatch"),  # keys are exact bytes
+        ("surveys", b"t1", _bytes(no_ticket), "key_mismatch"),  # no ticket: event id
+        ("surveys", b"e9", _bytes(no_ticket), None),
+        ("tickets", b"t1", _bytes(created), None),
+        ("tickets", None, b"{not json", "not_json"),  # garbage: its key is not checked
+    ]
+    for offset, (role, key, value, reason) in enumerate(cases):
+        record, _ = handle_message(engine, role, f"topic-{role}", 0, offset, key, value, counts, 1)
+        got = None if record is None else dict(record.headers)["cxpulse.reason"].decode()
+        assert got == reason, (offset, got)
+        if record is not None:
+            assert record.value == value and record.key == key
+    assert counts["deadletter:tickets:key_mismatch"] == 3
+    assert counts["deadletter:surveys:key_mismatch"] == 1
+    assert counts["applied:tickets"] == 1 and counts["applied:surveys"] == 1
+
+
+def test_too_large_dead_letter_is_a_pointer_and_counted() -> None:
+    from stream.core.deadletter import is_pointer, record_size
+
+    engine = PartitionEngine(CoreConfig(), 0)
+    counts: dict[str, int] = {}
+    small, _ = handle_message(engine, "tickets", "t", 0, 0, b"k", b"x" * 70_000, counts, 1,
+                              deadletter_max_bytes=100_000)  # fmt: skip
+    big, _ = handle_message(engine, "tickets", "t", 0, 1, b"k", b"x" * 100_000, counts, 1,
+                            deadletter_max_bytes=100_000)  # fmt: skip
+    assert small is not None and small.value == b"x" * 70_000 and not is_pointer(small.headers)
+    assert big is not None and is_pointer(big.headers)
+    assert record_size(big.key, big.value, big.headers) <= 100_000
+    assert counts == {
+        "consumed:tickets": 2,
+        "deadletter:tickets:too_large": 2,
+        "deadletter_pointer:tickets": 1,
+    }
 
 
 def test_lag_and_status_from_the_markers() -> None:
