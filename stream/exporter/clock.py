@@ -13,11 +13,15 @@ stopped worker, a lagging one, or an exporter behind on the changelog does.
 **Evaluation instant** (`cxpulse_evaluation_timestamp_seconds`). Windows are
 evaluated at the largest stream time of any partition, as `cxpulse report`
 does. When every source is caught up and stream time has not moved for
-`idle_timeout`, the instant advances with the wall clock from there (the idle
-notion of Flink's `withIdleness` and Kafka Streams' wall-clock punctuation),
-so windows empty out in a quiet hour instead of freezing on the last busy
-minutes. It never goes backwards while the exporter runs. `cxpulse report
---at <that instant>` computes the same numbers.
+`idle_timeout`, nothing is on its way, so the instant follows the wall clock:
+`max(stream time, now - idle_timeout)` (the idle notion of Flink's
+`withIdleness`, and Kafka Streams' wall-clock punctuation). Windows then
+empty out in a quiet hour instead of freezing on the last busy minutes; with
+live events stamped near real time this is continuous, and a replay of old
+data leaves the live windows once it is done (they show the last 15 minutes
+of real time, which had no events). The instant never goes backwards while
+the exporter runs, and `cxpulse report --at <that instant>` computes the same
+numbers.
 """
 
 from __future__ import annotations
@@ -84,9 +88,8 @@ class EvaluationClock:
         if max_stream_time != self._last_st:
             self._last_st, self._since_wall = max_stream_time, wall_ms
         at = max_stream_time
-        idle = wall_ms - self._since_wall
-        if all_caught_up and idle >= self.idle_timeout_ms:
-            at = max_stream_time + idle
+        if all_caught_up and wall_ms - self._since_wall >= self.idle_timeout_ms:
+            at = max(at, wall_ms - self.idle_timeout_ms)
         if self._last_at is not None:
             at = max(at, self._last_at)
         self._last_at = at

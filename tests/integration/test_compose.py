@@ -26,7 +26,7 @@ def test_compose_file_is_valid_for_docker_compose() -> None:
 def test_worker_environment_is_accepted_by_the_settings_loader() -> None:
     from stream.settings import load_settings
 
-    env = {k: str(v) for k, v in COMPOSE["services"]["worker"]["environment"].items()}
+    env = {k: str(v) for k, v in COMPOSE["services"]["worker-a"]["environment"].items()}
     # The image copies targets.yaml to /app (Dockerfile); here it is the repository's.
     assert env["CXPULSE_TARGETS_FILE"] == "/app/targets.yaml"
     assert "COPY targets.yaml ./" in (ROOT / "Dockerfile").read_text()
@@ -37,7 +37,7 @@ def test_worker_environment_is_accepted_by_the_settings_loader() -> None:
 
 
 def test_compose_commands_parse_with_the_cli() -> None:
-    for name in ("worker", "simulator"):
+    for name in ("worker-a", "worker-b", "exporter-a", "exporter-b", "simulator"):
         command = COMPOSE["services"][name]["command"]
         args = build_parser().parse_args(command)
         assert callable(args.func), name
@@ -49,3 +49,16 @@ def test_compose_mounts_the_generated_rules_and_dashboards() -> None:
                  "./grafana/dashboards", "./grafana/provisioning"):
         assert path in mounts
         assert (ROOT / path).exists()
+
+
+def test_prometheus_scrapes_every_worker_and_exporter_of_the_compose_file() -> None:
+    """The scrape jobs the generated rules use, with every service of each kind."""
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus-compose.yml").read_text())
+    jobs = {j["job_name"]: [t for c in j["static_configs"] for t in c["targets"]]
+            for j in prom["scrape_configs"]}  # fmt: skip
+    services = COMPOSE["services"]
+    for job, kind in (("cxpulse-worker", "worker"), ("cxpulse-exporter", "exporter")):
+        names = sorted(n for n, s in services.items() if s.get("command") == [kind])
+        assert len(names) == 2, kind
+        ports = {n: services[n]["environment"]["CXPULSE_METRICS_PORT"] for n in names}
+        assert sorted(jobs[job]) == sorted(f"{n}:{ports[n]}" for n in names)

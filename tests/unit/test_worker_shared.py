@@ -75,7 +75,8 @@ def test_keyless_or_wrongly_keyed_events_are_dead_lettered_not_split() -> None:
         ("tickets", None, b"{not json", "not_json"),  # garbage: its key is not checked
     ]
     for offset, (role, key, value, reason) in enumerate(cases):
-        record, _ = handle_message(engine, role, f"topic-{role}", 0, offset, key, value, counts, 1)
+        record, _ = handle_message(engine, role, f"topic-{role}", 0, offset, key, value,
+                                   counts, 1_700_000_001_000)
         got = None if record is None else dict(record.headers)["cxpulse.reason"].decode()
         assert got == reason, (offset, got)
         if record is not None:
