@@ -48,12 +48,14 @@ def test_follower_releases_what_recovery_restores(batches: list[dict[str, bytes 
             log += writes[:cut]
             if cut == len(writes):
                 truth = apply_truth(truth, batch)
+            assert follow(log) == truth  # half a batch is never visible
             store, rec = PartitionStore.recover(P, compact(log).items())
             log += rec.repairs
             assert rec.items == truth
         else:
             log += writes
             truth = apply_truth(truth, batch)
+        assert follow(log) == truth
     assert follow(log) == truth
     assert follow(compacted(log)) == truth
 
