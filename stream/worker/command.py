@@ -220,8 +220,43 @@ def build_registries(worker: Any) -> tuple[Any, Any]:
     return registry, own
 
 
+class _Throttled:
+    """`/metrics/partitions` rendered at most once per `_BUSY_EVERY_S` while batches flow.
+
+    Each render evaluates every KPI on the worker's loop (up to 0.5 s at the end
+    of a busy day), so scrapes in a loop could stall consumption. While the
+    worker is busy the last render is served (at most 10 s old); once it has
+    been quiet for a second, or nothing changed, the render is exact.
+    """
+
+    def __init__(self, render: Any, worker: Any) -> None:
+        self._render, self._worker = render, worker
+        self._body: bytes | None = None
+        self._key: object = None
+        self._at = 0.0
+
+    def body(self) -> bytes:
+        import time
+
+        last: float | None = None
+        key: object = None
+        if self._worker is not None:
+            st = self._worker.status()
+            last = st.last_success_s
+            key = (last, tuple(ps.partition for ps in st.partitions))
+        now = time.time()
+        fresh = self._body is not None and key == self._key and self._worker is not None
+        busy = last is not None and now - last < 1.0 and now - self._at < _BUSY_EVERY_S
+        if self._body is None or not (fresh or busy):
+            self._body, self._key, self._at = self._render(), key, now
+        return self._body
+
+
+_BUSY_EVERY_S = 10.0
+
+
 async def serve_metrics(
-    sock: socket.socket, registry: Any, own: Any, web_config: Any = None
+    sock: socket.socket, registry: Any, own: Any, web_config: Any = None, worker: Any = None
 ) -> Any:
     """`/metrics`, `/metrics/worker`, `/healthz`, behind the web-config's TLS and
     basic auth when one is given (`stream.web.server`)."""
@@ -230,9 +265,10 @@ async def serve_metrics(
 
     from stream.web.server import serve
 
+    partial = _Throttled(lambda: generate_latest(registry), worker)
+
     async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=partial.body(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def worker_metrics(_: web.Request) -> web.Response:
         body = generate_latest(own)
@@ -294,7 +330,7 @@ def run_worker(settings: Settings) -> int:
 
     async def serve(worker: Any) -> Any:
         registry, own = build_registries(worker)
-        runner = await serve_metrics(sock, registry, own, web_config)
+        runner = await serve_metrics(sock, registry, own, web_config, worker)
         log.info(
             "serving /metrics on %s://%s:%d%s", "https" if web_config.tls else "http",
             settings.metrics_host, settings.metrics_port,
@@ -325,7 +361,7 @@ def _run_faust(
 
     @worker.app.task  # type: ignore[untyped-decorator,misc]
     async def _metrics_server() -> None:
-        runners.append(await serve_metrics(sock, registry, own, web_config))
+        runners.append(await serve_metrics(sock, registry, own, web_config, worker))
         log.info("serving /metrics on %s:%d", settings.metrics_host, settings.metrics_port)
 
     fw = FaustWorker(
