@@ -79,5 +79,6 @@ EXPORTER_EVAL_SECONDS = f"{PREFIX}_exporter_evaluation_duration_seconds"
 EXPORTER_PARTITIONS = f"{PREFIX}_exporter_partitions"
 EXPORTER_RECORDS = f"{PREFIX}_exporter_changelog_records_total"
 EXPORTER_CORRUPT = f"{PREFIX}_exporter_corrupt_records_total"
+EXPORTER_BYTES = f"{PREFIX}_exporter_changelog_bytes_total"
 CONSUMER_LAG = f"{PREFIX}_consumer_lag_messages"  # labels: topic, partition
 LAST_PROCESSED = f"{PREFIX}_last_processed_timestamp_seconds"

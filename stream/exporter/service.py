@@ -53,6 +53,7 @@ class ExporterState:
     clock: EvaluationClock = field(default_factory=EvaluationClock)
     snapshot: Snapshot = field(default_factory=Snapshot)
     records: int = 0
+    record_bytes: int = 0
     batches: int = 0
     eval_seconds: float = 0.0
     caught_up_once: bool = False
@@ -64,6 +65,7 @@ class ExporterState:
 
     def apply(self, partition: int, key: bytes | None, value: bytes | None) -> None:
         self.records += 1
+        self.record_bytes += len(key or b"") + len(value or b"")
         changes = self.followers[partition].feed(key, value)
         if changes is None:
             return
@@ -125,6 +127,12 @@ class ExporterState:
             mn.EXPORTER_RECORDS.removesuffix("_total"), "Changelog records read"
         )
         records.add_metric([], self.records)
+        nbytes = CounterMetricFamily(
+            mn.EXPORTER_BYTES.removesuffix("_total"),
+            "Changelog bytes read (keys + values): the design's extra Kafka traffic",
+        )
+        nbytes.add_metric([], self.record_bytes)
+        out.append(nbytes)
         corrupt = CounterMetricFamily(
             mn.EXPORTER_CORRUPT.removesuffix("_total"),
             "Changelog records that did not decode (skipped)",

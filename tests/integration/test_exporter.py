@@ -249,6 +249,11 @@ def test_workers_come_and_go_prometheus_holds_one_exact_value_per_series(
         per_job = query(live, 'count by (job, instance) ({__name__=~"cxpulse_.+"})')
         print("series per instance:", {(r["metric"]["job"], r["metric"]["instance"]):
                                        r["value"][1] for r in per_job})  # fmt: skip
+        m = parse_metrics(exporters[0].scrape())
+        nbytes = m["cxpulse_exporter_changelog_bytes_total"][0][1]
+        nrec = m["cxpulse_exporter_changelog_records_total"][0][1]
+        print(f"changelog read per exporter: {nrec:.0f} records, {nbytes:.0f} bytes for "
+              f"{exp.consumed} input messages ({nbytes / exp.consumed:.0f} B/message)")
     finally:
         for w in workers:
             if w.proc is not None and w.alive():
