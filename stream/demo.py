@@ -100,10 +100,9 @@ class Demo:
 
     # -- the parts ----------------------------------------------------------------------
     def parts(self, bootstrap: str, am_port: int, prom_port: int) -> list[Part]:
-        """Every process after Kafka, in start order. KPIs are scraped from the workers
-        until `cxpulse exporter` exists; then add its entry here with job
-        `cxpulse-exporter` (same flags as the worker) and it is started, scraped,
-        supervised and stopped like the rest."""
+        """Every process after Kafka, in start order: workers (job `cxpulse-worker`, their
+        health), one exporter (job `cxpulse-exporter`, every KPI of all partitions), then
+        Alertmanager, Prometheus, the simulator and the wall."""
         a = self.args
         targets = str(self.root / a.targets)
         out: list[Part] = []
@@ -117,6 +116,14 @@ class Demo:
                  "--set", f"targets_file={targets}"],
                 ready_url=f"http://127.0.0.1:{port}/healthz", metrics_port=port,
                 scrape_job="cxpulse-worker", where=f"http://127.0.0.1:{port}/metrics"))
+        port = free_port()
+        out.append(Part(
+            "exporter",
+            [*PY, "exporter", "--bootstrap-servers", bootstrap,
+             "--group-id", "cxpulse-demo", "--metrics-host", "127.0.0.1",
+             "--metrics-port", str(port), "--set", f"targets_file={targets}"],
+            ready_url=f"http://127.0.0.1:{port}/healthz", metrics_port=port,
+            scrape_job="cxpulse-exporter", where=f"http://127.0.0.1:{port}/metrics"))
         out.append(Part(
             "alertmanager",
             ["prometheus-alertmanager", f"--config.file={self.dir / 'alertmanager.yml'}",
@@ -326,14 +333,20 @@ class Demo:
 # -- the simulator part: produces at the current time ------------------------------------
 def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
                  tickets_per_day: float, days: float) -> int:
-    """Simulate from now on and produce each event when its time comes (at `speed`x)."""
+    """Simulate and produce each event when its time comes (at `speed`x).
+
+    At speed 1 the simulation starts now. Faster, it starts in the past so that
+    its clock reaches the wall clock when it ends: events are never stamped
+    ahead of the time they are sent (workers dead-letter events more than
+    `max_event_ahead` after their Kafka timestamp, `stream.core.timeguard`)."""
     from stream.core.events import SURVEYS, TICKETS
     from stream.replay import plan, produce
     from stream.sim.dirt import generate
     from stream.sim.model import SimConfig
 
-    now_ms = int(time.time() * 1000)
-    cfg = SimConfig(seed=seed, start_ms=now_ms, duration_ms=int(days * 86_400_000),
+    duration_ms = int(days * 86_400_000)
+    start_ms = int(time.time() * 1000) - int(duration_ms * (1 - 1 / speed))
+    cfg = SimConfig(seed=seed, start_ms=start_ms, duration_ms=duration_ms,
                     tickets_per_day=tickets_per_day, scenario=scenario)
     topics = {TICKETS: TOPICS[0], SURVEYS: TOPICS[1]}
     outgoing = plan((r.value for r in generate(cfg)), topics, speed)
