@@ -225,8 +225,8 @@ class _Throttled:
 
     Each render evaluates every KPI on the worker's loop (up to 0.5 s at the end
     of a busy day), so scrapes in a loop could stall consumption. While the
-    worker is busy the last render is served (at most 10 s old); once it has
-    been quiet for a second, or nothing changed, the render is exact.
+    worker is behind (consumer lag > 0) the last render is served (at most
+    10 s old); once it has caught up, or when nothing changed, it is exact.
     """
 
     def __init__(self, render: Any, worker: Any) -> None:
@@ -238,15 +238,15 @@ class _Throttled:
     def body(self) -> bytes:
         import time
 
-        last: float | None = None
         key: object = None
+        behind = False
         if self._worker is not None:
             st = self._worker.status()
-            last = st.last_success_s
-            key = (last, tuple(ps.partition for ps in st.partitions))
+            key = (st.last_success_s, tuple(ps.partition for ps in st.partitions))
+            behind = any(n > 0 for ps in st.partitions for n in ps.lag.values())
         now = time.time()
         fresh = self._body is not None and key == self._key and self._worker is not None
-        busy = last is not None and now - last < 1.0 and now - self._at < _BUSY_EVERY_S
+        busy = behind and now - self._at < _BUSY_EVERY_S
         if self._body is None or not (fresh or busy):
             self._body, self._key, self._at = self._render(), key, now
         return self._body

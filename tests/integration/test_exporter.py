@@ -296,11 +296,12 @@ def created_15m(samples: dict[str, Any]) -> float:
 
 
 def test_quiet_half_hour_empties_windows_and_poison_times_change_nothing(
-    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path, runtime: str
 ) -> None:
     """Events up to 30 min ago, then nothing: the 15m window empties (= report --at),
     freshness stays low; then a duplicate of an old event, one stamped next year and
-    one stamped 0001: no window moves, freshness does not move, reasons are counted."""
+    one stamped 0001: no window moves, freshness does not move, reasons are counted.
+    Both runtimes write the changelog the exporter follows."""
     from stream.sim.dirt import generate
     from stream.sim.model import SimConfig
 
@@ -311,7 +312,7 @@ def test_quiet_half_hour_empties_windows_and_poison_times_change_nothing(
     lines = [rec.value for rec in generate(sim)]
     capture = tmp_path / "recent.jsonl"
     capture.write_bytes(b"".join(v + b"\n" for v in lines))
-    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w0").start()
+    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w0", runtime=runtime).start()
     x = ExporterProc(kafka_bootstrap, topics, tmp_path, "x0", "--set", "idle_timeout=3s").start()
     try:
         wait_for(lambda: "assigned" in w.log_text(), 60, "worker up", w)
