@@ -4,8 +4,9 @@ Takes the worker's settings (same file, environment and flags): it needs the
 broker and its security settings, the group id and state table (to name the
 changelog), the input topics (for freshness), the KPI time model and targets
 (to evaluate like the workers), and `metrics_host`/`metrics_port` to serve.
-Serves behind the same web-config (TLS, basic auth) as the worker. Exit codes: 0
-stopped, 2 bad setting, web config or port taken.
+Serves behind the same web-config (TLS, basic auth) as the worker. Exit codes as the
+worker's (docs/runbook.md): 0 stopped, 2 bad setting, web config, port or topics,
+69 broker unreachable, 77 credentials or ACL, 78 TLS or protocol mismatch.
 """
 
 from __future__ import annotations
@@ -54,6 +55,18 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from stream.exporter.service import run_exporter
+    from stream.kafkaconn import KafkaAccessError
+    from stream.worker.command import wait_for_topics
+    from stream.worker.shared import StartupError, check_topics
+
+    try:  # the input topics: the same checks (and one-line errors) as the worker's
+        asyncio.run(wait_for_topics(settings, check_topics))
+    except StartupError as exc:
+        print(f"cxpulse exporter: {exc}", file=sys.stderr)
+        return 2
+    except KafkaAccessError as exc:
+        print(f"cxpulse exporter: kafka: {exc}", file=sys.stderr)
+        return exc.code
 
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(run_exporter(settings, config, sock, web_config))

@@ -316,7 +316,7 @@ def run_worker(settings: Settings) -> int:
 
     try:
         web_config = load_web_config(settings.web_config_file)
-        partitions = asyncio.run(_wait_for_topics(settings, check_topics))
+        partitions = asyncio.run(wait_for_topics(settings, check_topics))
         sock = bind_metrics_socket(settings)
     except (StartupError, SettingsError, WebConfigError) as exc:
         print(f"cxpulse worker: {exc}", file=sys.stderr)
@@ -375,7 +375,7 @@ def _run_faust(
     return 0
 
 
-async def _wait_for_topics(settings: Settings, check: Any) -> int:
+async def wait_for_topics(settings: Settings, check: Any) -> int:
     """Check topics, retrying while the broker is unreachable (up to ~60 s).
 
     A failure that retrying cannot heal (credentials refused, TLS or protocol

@@ -354,3 +354,21 @@ def test_quiet_half_hour_empties_windows_and_poison_times_change_nothing(
     finally:
         w.stop()
         x.stop()
+
+
+def test_exporter_user_errors_are_one_line(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """A missing input topic, a bad setting: one line naming it, exit 2, no traceback."""
+    cases = [
+        (["--topic-tickets", "no.such.topic"], "no.such.topic"),
+        (["--set", "eval_interval=0s"], "eval_interval"),
+    ]
+    for extra, named in cases:
+        out = subprocess.run(
+            [*CXPULSE, "exporter", "--bootstrap-servers", kafka_bootstrap,
+             "--metrics-port", str(free_port()), *extra],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 2, out.stderr
+        lines = [x for x in out.stderr.splitlines() if x.startswith("cxpulse exporter:")]
+        assert len(lines) == 1 and named in lines[0], out.stderr
+        assert "Traceback" not in out.stderr
