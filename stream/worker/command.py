@@ -221,12 +221,13 @@ def build_registries(worker: Any) -> tuple[Any, Any]:
 
 
 class _Throttled:
-    """`/metrics/partitions` rendered at most once per `_BUSY_EVERY_S` while batches flow.
+    """`/metrics/partitions` rendered at most once a minute while the worker is behind.
 
     Each render evaluates every KPI on the worker's loop (up to 0.5 s at the end
     of a busy day), so scrapes in a loop could stall consumption. While the
-    worker is behind (consumer lag > 0) the last render is served (at most
-    10 s old); once it has caught up, or when nothing changed, it is exact.
+    worker is behind (consumer lag > 0) the last render is served (at most a
+    minute old: the exporter is what dashboards read); once it has caught up,
+    or when nothing changed, it is exact.
     """
 
     def __init__(self, render: Any, worker: Any) -> None:
@@ -252,7 +253,7 @@ class _Throttled:
         return self._body
 
 
-_BUSY_EVERY_S = 10.0
+_BUSY_EVERY_S = 60.0
 
 
 async def serve_metrics(
