@@ -299,15 +299,18 @@ def run_rules(
 
 def replay(
     targets: Targets, scenario: str, seed: int, hours: int = 24, start_hour: int = 0,
-    workdir: Path | None = None, replicas: int = 1,
-) -> tuple[SimConfig, list[DayAlerts]]:
+    workdir: Path | None = None, replicas: int = 1, keep_minutes: bool = False,
+) -> Any:
     """Simulate `hours` of a scenario from `start_hour` of its first day and return what
-    the generated rules fired each day (alert times in seconds since the run's start)."""
+    the generated rules fired each day (alert times in seconds since the run's start);
+    with `keep_minutes`, also the recorded minutes."""
     start = SimConfig().start_ms + start_hour * HOUR
     cfg = SimConfig(seed=seed, scenario=scenario, start_ms=start, duration_ms=hours * HOUR)
     rules = alert_rules(targets)
-    minutes = record_minutes(cfg, rule_metric_names(rules), core_config(targets))
-    return cfg, run_rules(rules, minutes, workdir, replicas)
+    wanted = rule_metric_names(rules) | {m.SLA_BREACHED_TOTAL}
+    minutes = record_minutes(cfg, wanted, core_config(targets))
+    days = run_rules(rules, minutes, workdir, replicas)
+    return (cfg, days, minutes) if keep_minutes else (cfg, days)
 
 
 def core_config(targets: Targets) -> CoreConfig:
