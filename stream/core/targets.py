@@ -50,6 +50,8 @@ class FrtTarget:
     quantile: float = 0.9
     window: str = "1h"
     min_count: int = 10
+    #: Window of the chronic-slowness ticket (p-quantile over a long window).
+    ticket_window: str = "24h"
     objective: float = 0.90
     burn_rates: tuple[BurnRate, ...] = ()
     by_priority: Mapping[str, float] = field(default_factory=dict)
@@ -68,10 +70,56 @@ class ScoreTarget:
 
 @dataclass(frozen=True)
 class PipelineLimits:
-    max_processing_delay_seconds: float = 300.0
+    max_kpi_delay_seconds: float = 300.0
     max_consumer_lag: int = 10_000
     max_deadletter_ratio: float = 0.05
     max_late_ratio: float = 0.05
+
+    @property
+    def max_processing_delay_seconds(self) -> float:
+        """The former name of `max_kpi_delay_seconds` (cxpulse_processing_delay_seconds
+        was replaced by cxpulse_kpi_delay_seconds); kept for readers of the old name."""
+        return self.max_kpi_delay_seconds
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    """The predictive page: a team's queue stalls before any of its tickets breaches.
+
+    Fires when the team's unanswered tickets are `ratio` times their usual level
+    (the average over `baseline`, ending `baseline_offset` ago, never below
+    `min_usual`), above `ratio` times what the current demand explains
+    (tickets created in the last 15 minutes x `usual_wait_seconds` / 15 min)
+    and at least `min_unanswered`, while at least `min_at_risk` tickets are
+    already past `threshold` of their FRT target unanswered."""
+
+    threshold: float = 0.5
+    min_at_risk: int = 1
+    min_unanswered: int = 8
+    ratio: float = 2.0
+    min_usual: float = 2.0
+    #: How long a ticket usually waits unanswered: with the tickets created in the
+    #: last 15 minutes it gives the level the current demand explains (a surge).
+    usual_wait_seconds: float = 270.0
+    baseline: str = "1h"
+    baseline_offset: str = "15m"
+    for_: str = "1m"
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How alerts behave over time, independent of the KPI they watch."""
+
+    #: KPI alerts stay firing this long after their condition stops being true (or
+    #: their series vanish), so a dead exporter never sends a false RESOLVED: the
+    #: dead-target page arrives and inhibits them first.
+    keep_firing_for: str = "3m"
+    #: Ticket-severity KPI alerts hold this long (hysteresis against flapping).
+    ticket_keep_firing_for: str = "1h"
+    at_risk: AtRisk = field(default_factory=AtRisk)
+
+
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/cxpulse/cxpulse/blob/main/docs/runbook.md"
 
 
 @dataclass(frozen=True)
@@ -81,6 +129,9 @@ class Targets:
     scores: Mapping[str, ScoreTarget]  # csat, nps, ces, fcr
     teams: Mapping[str, Mapping[str, float]]
     pipeline: PipelineLimits
+    paging: Paging = field(default_factory=Paging)
+    #: Absolute URL of docs/runbook.md as on-call opens it; alerts link `<base>#<alert>`.
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
 
     def score_for(self, kpi: str, team: str | None = None) -> float:
         if team is not None and kpi in self.teams.get(team, {}):
@@ -116,15 +167,15 @@ def _score_range(kpi: str) -> tuple[float, float]:
 
 def parse_targets(raw: Mapping[str, Any]) -> Targets:
     raw = _map(raw, "targets")
-    _check_keys(raw, {"version", "min_sample", "frt", *SURVEY_KPIS, "fcr", "teams", "pipeline"},
-                "targets")
+    _check_keys(raw, {"version", "min_sample", "frt", *SURVEY_KPIS, "fcr", "teams", "pipeline",
+                      "paging", "runbook_base_url"}, "targets")
     if raw.get("version", 1) != 1:
         raise TargetsError(f"targets.version: {raw.get('version')!r} is not supported (1)")
     min_sample = int(_num(raw.get("min_sample", 30), "min_sample", 1))
 
     f = _map(raw.get("frt"), "frt")
     _check_keys(f, {"target_seconds", "quantile", "window", "min_count", "objective",
-                    "burn_rates", "by_priority"}, "frt")
+                    "burn_rates", "by_priority", "ticket_window"}, "frt")
     burns = []
     for i, b in enumerate(f.get("burn_rates") or []):
         where = f"frt.burn_rates[{i}]"
@@ -147,6 +198,7 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
         quantile=_num(f.get("quantile", 0.9), "frt.quantile", 0.5, 0.99),
         window=window,
         min_count=int(_num(f.get("min_count", 10), "frt.min_count", 1)),
+        ticket_window=_window(f.get("ticket_window", "24h"), "frt.ticket_window"),
         objective=_num(f.get("objective", 0.9), "frt.objective", 0.5, 0.9999),
         burn_rates=tuple(burns),
         by_priority=by_priority,
@@ -170,18 +222,58 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
         }
 
     p = _map(raw.get("pipeline"), "pipeline")
-    _check_keys(p, {"max_processing_delay_seconds", "max_consumer_lag", "max_deadletter_ratio",
-                    "max_late_ratio"}, "pipeline")
+    _check_keys(p, {"max_kpi_delay_seconds", "max_processing_delay_seconds", "max_consumer_lag",
+                    "max_deadletter_ratio", "max_late_ratio"}, "pipeline")
+    delay_key = (
+        "max_processing_delay_seconds" if "max_processing_delay_seconds" in p
+        else "max_kpi_delay_seconds"
+    )
     pipeline = PipelineLimits(
-        max_processing_delay_seconds=_num(p.get("max_processing_delay_seconds", 300),
-                                          "pipeline.max_processing_delay_seconds", 1),
+        max_kpi_delay_seconds=_num(p.get(delay_key, 300), f"pipeline.{delay_key}", 1),
         max_consumer_lag=int(_num(p.get("max_consumer_lag", 10_000),
                                   "pipeline.max_consumer_lag", 1)),
         max_deadletter_ratio=_num(p.get("max_deadletter_ratio", 0.05),
                                   "pipeline.max_deadletter_ratio", 0, 1),
         max_late_ratio=_num(p.get("max_late_ratio", 0.05), "pipeline.max_late_ratio", 0, 1),
     )
-    return Targets(min_sample, frt, scores, teams, pipeline)
+    url = raw.get("runbook_base_url", DEFAULT_RUNBOOK_BASE_URL)
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")) or "#" in url:
+        raise TargetsError(
+            "runbook_base_url: must be an absolute http(s) URL without '#' "
+            "(pagers cannot open a repository path)"
+        )
+    return Targets(min_sample, frt, scores, teams, pipeline, _paging(raw.get("paging")), url)
+
+
+def _paging(raw: Any) -> Paging:
+    g = _map(raw, "paging")
+    _check_keys(g, {"keep_firing_for", "ticket_keep_firing_for", "at_risk"}, "paging")
+    a = _map(g.get("at_risk"), "paging.at_risk")
+    fields = {"threshold", "min_at_risk", "min_unanswered", "ratio", "min_usual", "baseline",
+              "baseline_offset", "for", "usual_wait_seconds"}
+    _check_keys(a, fields, "paging.at_risk")
+    d = AtRisk()
+    w = "paging.at_risk"
+    at_risk = AtRisk(
+        threshold=_num(a.get("threshold", d.threshold), f"{w}.threshold", 0.05, 1),
+        min_at_risk=int(_num(a.get("min_at_risk", d.min_at_risk), f"{w}.min_at_risk", 0)),
+        min_unanswered=int(_num(a.get("min_unanswered", d.min_unanswered),
+                                f"{w}.min_unanswered", 1)),
+        ratio=_num(a.get("ratio", d.ratio), f"{w}.ratio", 1),
+        min_usual=_num(a.get("min_usual", d.min_usual), f"{w}.min_usual", 0),
+        usual_wait_seconds=_num(a.get("usual_wait_seconds", d.usual_wait_seconds),
+                                f"{w}.usual_wait_seconds", 1),
+        baseline=_window(a.get("baseline", d.baseline), f"{w}.baseline"),
+        baseline_offset=_window(a.get("baseline_offset", d.baseline_offset),
+                                f"{w}.baseline_offset"),
+        for_=_window(a.get("for", d.for_), f"{w}.for"),
+    )
+    return Paging(
+        keep_firing_for=_window(g.get("keep_firing_for", "3m"), "paging.keep_firing_for"),
+        ticket_keep_firing_for=_window(g.get("ticket_keep_firing_for", "1h"),
+                                       "paging.ticket_keep_firing_for"),
+        at_risk=at_risk,
+    )
 
 
 DEFAULT_TARGETS = parse_targets({})

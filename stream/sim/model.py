@@ -58,6 +58,12 @@ def _score(rng: random.Random, table: dict[int, float]) -> int:
     return rng.choices(list(table), weights=list(table.values()))[0]
 
 
+def first_midnight(start_ms: int) -> int:
+    """Scenario events are placed from the UTC midnight of the simulation's first day,
+    so a run that starts at 06:00 still has its incident at 09:00."""
+    return start_ms - start_ms % DAY
+
+
 def _on_shift(hour: int, shift: tuple[int, int]) -> bool:
     start, end = shift
     return start <= hour < end if start < end else hour >= start or hour < end
@@ -68,6 +74,7 @@ class Operation:
 
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
+        self.scenario = p.SCENARIO_TABLE[cfg.scenario]
         total = sum(p.HOURLY_PROFILE)
         self.profile = [w / total for w in p.HOURLY_PROFILE]
         scale = cfg.tickets_per_day / p.STAFF_REFERENCE_VOLUME
@@ -98,12 +105,31 @@ class Operation:
             for team, spec in p.TEAMS.items()
         }
 
+    def team_weights(self, t: int) -> dict[str, float]:
+        """Relative arrivals per team at `t`: the usual shares, times any surge."""
+        weights = {name: spec.share for name, spec in p.TEAMS.items()}
+        for surge in self.scenario.surges:
+            begin = first_midnight(self.cfg.start_ms) + surge.start_after
+            if begin <= t < begin + surge.length:
+                weights[surge.team] *= surge.volume
+        return weights
+
     def tickets_rate(self, t: int) -> float:
-        """Expected ticket arrivals per millisecond in the hour containing `t`."""
+        """Expected ticket arrivals per millisecond at `t` (constant within an hour
+        and within a surge)."""
         hour = (t // HOUR) % 24
         weekday = (t // DAY + 3) % 7  # 1970-01-01 was a Thursday
         per_hour = self.cfg.tickets_per_day * p.WEEKDAY_FACTOR[weekday] * self.profile[hour]
+        per_hour *= self.scenario.volume * sum(self.team_weights(t).values())
         return per_hour / HOUR
+
+    def next_change(self, t: int) -> int:
+        """The next instant after `t` at which the arrival rate may change."""
+        edges = [(t // HOUR + 1) * HOUR]
+        for surge in self.scenario.surges:
+            begin = first_midnight(self.cfg.start_ms) + surge.start_after
+            edges += [e for e in (begin, begin + surge.length) if e > t]
+        return min(edges)
 
     def load(self, team: str, t: int) -> float:
         """Delay multiplier from demand per agent on shift, relative to a typical hour."""
@@ -135,6 +161,8 @@ class _Life:
         self.ticket_id = ticket_id
         self.t0 = t0
         self.events: list[Event] = []
+        self.first_team = ""  # the team the ticket was created for
+        self.slowed = False  # its first reply was delayed by a slowdown
 
     def eid(self) -> str:
         return self.sim.event_id()
@@ -159,11 +187,18 @@ class _Life:
         return self.rng.choice([name for name in p.TEAMS if name != team])
 
     def delay_factor(self, team: str, t: int) -> float:
-        return self.sim.op.load(team, t) * self.sim.incident_factor(team, t)
+        """Work needed for a reply, relative to a typical hour: load and chronic slowness.
+        Slowdowns and surges act later, on the clock of work (`Simulation.finish`)."""
+        return self.sim.op.load(team, t) * self.sim.chronic_frt(team)
+
+    def after_work(self, team: str, t: int, spec: tuple[float, float], factor: float) -> int:
+        """When a piece of work of the team drawn from `spec`, started at `t`, is done."""
+        return self.sim.finish(team, t, self.minutes(spec, factor))
 
     def draw(self) -> list[Event]:
         rng, t0 = self.rng, self.t0
-        team = _weighted(rng, {name: spec.share for name, spec in p.TEAMS.items()})
+        team = _weighted(rng, self.sim.op.team_weights(t0))
+        self.first_team = team
         channel = _weighted(rng, p.CHANNELS)
         priority = Priority(_weighted(rng, p.PRIORITIES))
         customer = f"c-{rng.randrange(self.sim.customers):06d}"
@@ -180,7 +215,6 @@ class _Life:
                 created_by=Creator.AGENT if by_agent else Creator.CUSTOMER,
             )
         )
-        in_incident = self.sim.incident_factor(team, t0) > 1.0
         agent = self.sim.op.agent(rng, team, t0)
         if by_agent:
             self.assign(t0 + 1000, agent)
@@ -192,13 +226,13 @@ class _Life:
         t, team, agent = self._conversation(t, team, agent, channel)
         solved = t + self.minutes(p.SOLVE_AFTER_REPLY[channel])
         self.status(solved, Status.SOLVED)
-        self._surveys(solved, team, agent, channel, customer, in_incident)
+        self._surveys(solved, team, agent, channel, customer)
         last = solved
         if rng.random() < p.REOPEN:
             t = solved + self.minutes(p.REOPEN_AFTER)
             self.message(t, Author.CUSTOMER)
             self.status(t, Status.OPEN)
-            t += self.minutes(p.NEXT_REPLY[channel], self.delay_factor(team, t))
+            t = self.after_work(team, t, p.NEXT_REPLY[channel], self.delay_factor(team, t))
             self.message(t, Author.AGENT, agent)
             last = t + self.minutes(p.SOLVE_AFTER_REPLY[channel])
             self.status(last, Status.SOLVED)
@@ -213,9 +247,13 @@ class _Life:
         if channel in p.BOT_GREETING and rng.random() < p.BOT_GREETING[channel]:
             self.message(t0 + rng.randint(2000, 20_000), Author.BOT)
         factor = p.PRIORITY_FACTOR[priority.value] * self.delay_factor(team, t0)
-        frt = self.minutes(p.FRT[channel], factor)
-        if rng.random() < p.TRANSFER_BEFORE_REPLY:
-            frt = int(frt * p.TRANSFER_FRT_FACTOR)
+        work = self.minutes(p.FRT[channel], factor)
+        transfer = rng.random() < p.TRANSFER_BEFORE_REPLY
+        if transfer:
+            work = int(work * p.TRANSFER_FRT_FACTOR)
+        frt = self.sim.finish(team, t0, work) - t0
+        self.slowed = frt > work
+        if transfer:
             self.assign(t0 + int(frt * rng.uniform(0.05, 0.3)), agent)
             team = self.other_team(team)
             agent = self.sim.op.agent(rng, team, t0)
@@ -257,15 +295,13 @@ class _Life:
                 agent = self.sim.op.agent(rng, team, t)
                 t += MINUTE
                 self.assign(t, agent, team)
-            t += self.minutes(p.NEXT_REPLY[channel], self.delay_factor(team, t))
+            t = self.after_work(team, t, p.NEXT_REPLY[channel], self.delay_factor(team, t))
             self.message(t, Author.AGENT, agent)
         return t, team, agent
 
-    def _surveys(
-        self, solved: int, team: str, agent: str, channel: str, customer: str, incident: bool
-    ) -> None:
+    def _surveys(self, solved: int, team: str, agent: str, channel: str, customer: str) -> None:
         rng = self.rng
-        share = p.INCIDENT.csat_share if incident else p.CSAT_SHARE
+        share = self.sim.csat_share(self.first_team, self.slowed)
         if rng.random() < p.CSAT_RESPONSE:
             table = p.CSAT_SATISFIED if rng.random() < share else p.CSAT_UNSATISFIED
             score = _score(rng, table)
@@ -315,26 +351,57 @@ class Simulation:
         self.rng = random.Random(cfg.seed)
         self.op = Operation(cfg)
         self.customers = max(1, int(cfg.tickets_per_day * p.CUSTOMER_POOL_PER_TICKET))
-        begin = cfg.start_ms + p.INCIDENT.start_after
-        self.incident_window = (
-            (begin, begin + p.INCIDENT.length) if cfg.scenario == "incident" else None
-        )
+        scenario = p.SCENARIO_TABLE[cfg.scenario]
+        #: team -> [(begin, end, factor)], sorted: when the team's work runs slower
+        self.slow: dict[str, list[tuple[int, int, float]]] = {}
+        slows: list[p.Slowdown | p.Surge] = [*scenario.slowdowns, *scenario.surges]
+        for slow in slows:
+            begin = first_midnight(cfg.start_ms) + slow.start_after
+            self.slow.setdefault(slow.team, []).append((begin, begin + slow.length, slow.factor))
+        for spans in self.slow.values():
+            spans.sort()
+        self.slow_csat = {s.team: s.csat_share for s in scenario.slowdowns}
+        self.chronic = scenario.chronic or {}
+
+    def chronic_frt(self, team: str) -> float:
+        return self.chronic[team][1] if team in self.chronic else 1.0
+
+    def csat_share(self, team: str, slowed: bool) -> float:
+        if slowed and team in self.slow_csat:
+            return self.slow_csat[team]
+        return self.chronic[team][0] if team in self.chronic else p.CSAT_SHARE
+
+    def finish(self, team: str, t: int, work: int) -> int:
+        """When `work` ms of the team's work started at `t` is done: inside a slowdown
+        the work progresses `factor` times slower, so work already under way when the
+        slowdown starts is delayed too."""
+        left = float(work)
+        now = float(t)
+        for begin, end, factor in self.slow.get(team, ()):
+            if end <= now:
+                continue
+            if now < begin:
+                if now + left <= begin:
+                    break
+                left -= begin - now
+                now = float(begin)
+            if now + left * factor <= end:
+                now += left * factor
+                left = 0.0
+                break
+            left -= (end - now) / factor
+            now = float(end)
+        return int(now + left)
 
     def event_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def incident_factor(self, team: str, t: int) -> float:
-        window = self.incident_window
-        if window is None or team != p.INCIDENT.team or not window[0] <= t < window[1]:
-            return 1.0
-        return p.INCIDENT.delay_factor
-
     def arrivals(self) -> Iterator[int]:
-        """Arrival times: exponential gaps, redrawn at each hour boundary (memoryless)."""
+        """Arrival times: exponential gaps, redrawn where the rate changes (memoryless)."""
         rng, end = self.rng, self.cfg.end_ms
         t = float(self.cfg.start_ms)
         while t < end:
-            hour_end = (int(t) // HOUR + 1) * HOUR
+            hour_end = self.op.next_change(int(t))
             rate = self.op.tickets_rate(int(t)) * (1.0 + p.STANDALONE_NPS_PER_TICKET)
             gap = rng.expovariate(rate) if rate > 0 else math.inf
             if t + gap >= hour_end:

@@ -1,9 +1,13 @@
 """Parameters of the simulated support operation, and the targets they are tuned to.
 
-The numbers are plausible for a mid-size B2C helpdesk (orders of magnitude
-from public Zendesk/Freshdesk benchmark reports), and tuned so the stream
-exercises every KPI: most first replies beat the 15-minute target, some
-breach it, peaks and thin night shifts make delays vary during the day.
+The numbers are plausible for a well-run mid-size B2C helpdesk (orders of
+magnitude from public Zendesk/Freshdesk benchmark reports). A `normal` day
+is *healthy*: it meets the default targets of `targets.yaml` (FRT p90 under
+15 minutes per team in most hours, CSAT > 0.80, NPS > 70, CES > 0.85,
+FCR > 0.80) with the variance of real traffic: peaks, thin night shifts,
+quiet hours, a quieter weekend. Alerts are only worth something if a normal
+day does not trigger them, so the named scenarios (`SCENARIOS`) add one
+clearly defined problem each on top of this healthy operation.
 The simulated operation runs on UTC: its local hour is the UTC hour.
 
 Targets the defaults are tested against (tests/unit/test_simulate.py), for
@@ -22,9 +26,9 @@ MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
-FRT_MEDIAN_RANGE_MIN = (5.0, 12.0)
-FRT_P90_MAX_MIN = 40.0
-CSAT_SHARE = 0.86
+FRT_MEDIAN_RANGE_MIN = (1.5, 6.0)
+FRT_P90_MAX_MIN = 13.0
+CSAT_SHARE = 0.88
 
 #: Share of the day's tickets arriving in each UTC hour (normalised on use).
 HOURLY_PROFILE: tuple[float, ...] = (
@@ -63,15 +67,15 @@ STAFF_REFERENCE_VOLUME = 2000.0
 
 # ---- delays: lognormal (median in minutes, sigma) -------------------------
 FRT: dict[str, tuple[float, float]] = {
-    "phone": (1.0, 0.6),
-    "chat": (2.5, 0.8),
-    "web": (11.0, 0.85),
-    "email": (16.0, 0.8),
+    "phone": (0.6, 0.5),
+    "chat": (1.2, 0.6),
+    "web": (3.5, 0.65),
+    "email": (4.5, 0.65),
 }
 PRIORITY_FACTOR: dict[str, float] = {"low": 1.3, "normal": 1.0, "high": 0.7, "urgent": 0.4}
 #: Delay multiplier = (relative load) ** LOAD_EXPONENT, clamped to LOAD_CLAMP.
-LOAD_EXPONENT = 0.8
-LOAD_CLAMP = (0.5, 3.0)
+LOAD_EXPONENT = 0.5
+LOAD_CLAMP = (0.6, 1.6)
 CUSTOMER_REPLY: dict[str, tuple[float, float]] = {
     "phone": (3.0, 0.8),
     "chat": (2.0, 0.8),
@@ -99,7 +103,7 @@ CLOSE_AFTER_HOURS = (24.0, 72.0)  # uniform
 AGENT_CREATED = 0.04
 BOT_GREETING = {"chat": 0.7, "web": 0.5}
 INTERNAL_NOTE = 0.12
-ONE_TOUCH = {"phone": 0.85, "chat": 0.80, "web": 0.68, "email": 0.62}
+ONE_TOUCH = {"phone": 0.93, "chat": 0.90, "web": 0.85, "email": 0.82}
 EXTRA_ROUND = 0.4  # chance of one more back-and-forth, repeated, at most MAX_ROUNDS
 MAX_ROUNDS = 5
 ASK_PENDING = 0.6
@@ -112,7 +116,7 @@ CUSTOMER_POOL_PER_TICKET = 20  # distinct customers ~ this x tickets/day
 
 CSAT_RESPONSE = 0.25
 CES_RESPONSE = 0.08
-NPS_RESPONSE = 0.04
+NPS_RESPONSE = 0.06
 #: Relationship NPS surveys not tied to a ticket, per ticket created.
 STANDALONE_NPS_PER_TICKET = 0.03
 #: Share of surveys the helpdesk already enriched with team/agent/channel.
@@ -122,25 +126,87 @@ SURVEY_ENRICHED = 0.5
 CSAT_SATISFIED = {5: 0.72, 4: 0.28}
 CSAT_UNSATISFIED = {3: 0.45, 2: 0.25, 1: 0.30}
 NPS_SCORES = {
-    10: 0.33, 9: 0.22, 8: 0.15, 7: 0.12, 6: 0.06,
-    5: 0.04, 4: 0.02, 3: 0.02, 2: 0.01, 1: 0.01, 0: 0.02,
-}  # fmt: skip
-CES_SCORES = {7: 0.35, 6: 0.30, 5: 0.17, 4: 0.08, 3: 0.05, 2: 0.03, 1: 0.02}
+    10: 0.52, 9: 0.30, 8: 0.08, 7: 0.05, 6: 0.015,
+    5: 0.01, 4: 0.005, 3: 0.005, 2: 0.005, 1: 0.005, 0: 0.005,
+}  # fmt: skip  (promoters 82 %, detractors 5 %: NPS about 77)
+CES_SCORES = {7: 0.45, 6: 0.32, 5: 0.15, 4: 0.04, 3: 0.02, 2: 0.01, 1: 0.01}  # easy 92 %
 
 
 @dataclass(frozen=True, slots=True)
-class Incident:
-    """One team's replies slow down and its customers get unhappy, then it recovers."""
+class Slowdown:
+    """One team works slower than usual for a while: its replies take `factor` times longer.
 
-    team: str = "tech"
-    start_after: int = 9 * HOUR  # from the simulation start
-    length: int = 3 * HOUR
-    delay_factor: float = 4.0
-    csat_share: float = 0.45
+    It acts on the team's *clock of work*, not on tickets created during the
+    window only: a reply still owed when the slowdown starts has its remaining
+    work stretched too, the way a tool outage or a team pulled into an
+    escalation stalls the queue that is already waiting. That is what makes
+    the problem visible (tickets ageing unanswered) before any ticket breaches.
+    """
+
+    team: str
+    start_after: int  # from the UTC midnight of the simulation's first day
+    length: int
+    factor: float
+    csat_share: float = CSAT_SHARE  # for tickets whose first reply it delayed
 
 
-INCIDENT = Incident()
-SCENARIOS = ("normal", "incident")
+@dataclass(frozen=True, slots=True)
+class Surge:
+    """`volume` times the usual arrivals of one team for a while, with `staff` times
+    its agents on shift (callbacks from a rota). Replies slow down by the load
+    per agent to the power `SURGE_EXPONENT` (a queue grows faster than linearly)."""
+
+    team: str
+    start_after: int
+    length: int
+    volume: float
+    staff: float
+
+    @property
+    def factor(self) -> float:
+        slowdown: float = (self.volume / self.staff) ** SURGE_EXPONENT
+        return max(1.0, slowdown)
+
+
+SURGE_EXPONENT = 1.3
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """What a named scenario adds to the healthy operation (every field optional)."""
+
+    description: str
+    slowdowns: tuple[Slowdown, ...] = ()
+    surges: tuple[Surge, ...] = ()
+    #: team -> (CSAT satisfied share, FRT delay factor), every day
+    chronic: dict[str, tuple[float, float]] | None = None
+    volume: float = 1.0  # of the whole operation
+
+
+#: The `incident` scenario: team tech stalls from 09:00 to 12:00 on the first day.
+INCIDENT = Slowdown("tech", 9 * HOUR, 3 * HOUR, factor=5.0, csat_share=0.45)
+
+SCENARIO_TABLE: dict[str, Scenario] = {
+    "normal": Scenario("a healthy, well-run operation"),
+    "incident": Scenario(
+        "team tech stalls (replies 5x slower) from 09:00 to 12:00", slowdowns=(INCIDENT,)
+    ),
+    "chronic": Scenario(
+        "team billing misses its CSAT target every day (satisfied share 0.62; no acute "
+        "incident: its replies are as fast as usual)",
+        chronic={"billing": (0.62, 1.0)},
+    ),
+    "surge": Scenario(
+        "team tech gets 3x its volume 14:00-16:00, absorbed by 2.5x its staff",
+        surges=(Surge("tech", 14 * HOUR, 2 * HOUR, volume=3.0, staff=2.5),),
+    ),
+    "surge-overload": Scenario(
+        "team tech gets 3x its volume 14:00-16:00 with the usual staff: overwhelmed",
+        surges=(Surge("tech", 14 * HOUR, 2 * HOUR, volume=3.0, staff=1.0),),
+    ),
+    "quiet": Scenario("a holiday: a tenth of the usual volume, all day", volume=0.1),
+}
+SCENARIOS = tuple(SCENARIO_TABLE)
 
 #: Dirt: share of events held back when --disorder is on.
 DISORDER_SHARE = 0.2

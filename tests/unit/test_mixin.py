@@ -9,6 +9,7 @@ threshold fails here, not at 3 a.m.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,24 +62,38 @@ def _labels(**kv: str) -> str:
 
 
 def _survey_series(kpi: str, team: str, value: float, n: int) -> list[dict[str, str]]:
+    """Served by two exporter replicas (identical but `instance`): one alert, not two."""
     window = TARGETS.scores[kpi].window
-    lab = _labels(window=window, team=team, channel="all", agent="all", touchpoint="all")
-    return [
-        {"series": f"{m.SURVEY_VALUE[kpi]}{lab}", "values": f"{value}x60"},
-        {"series": f"{m.SURVEY_RESPONSES[kpi]}{lab}", "values": f"{n}x60"},
-    ]
+    margin = 20.0 if kpi == "nps" else 0.2
+    out = []
+    for inst in ("e1", "e2"):
+        lab = _labels(window=window, team=team, channel="all", agent="all", touchpoint="all",
+                      instance=inst)
+        out += [
+            {"series": f"{m.SURVEY_VALUE[kpi]}{lab}", "values": f"{value}x60"},
+            {"series": f"{m.SURVEY_RESPONSES[kpi]}{lab}", "values": f"{n}x60"},
+            # an interval that clears the target only for the `unsure` team
+            {"series": f"{m.SURVEY_CI_UPPER[kpi]}{lab}",
+             "values": f"{value + (margin if team == 'unsure' else margin / 100)}x60"},
+        ]
+    return out
 
 
 def _score_case(kpi: str, title: str) -> dict[str, Any]:
     """Team `low` is under target with enough samples (fires); `small` is under target
-    with too few (must not fire); `ok` sits exactly on the target (must not fire)."""
+    with too few (must not fire); `ok` sits exactly on the target (must not fire);
+    `unsure` is under target but its interval reaches it (must not fire); `all` is the
+    organisation, which no rule may match."""
     target = TARGETS.score_for(kpi)
     step = 5.0 if kpi == "nps" else 0.05
     n_ok, n_small = TARGETS.min_sample, TARGETS.min_sample - 1
     if kpi == "fcr":
         series = []
-        for team, value, n in (("low", target - step, n_ok), ("small", target - step, n_small),
-                               ("ok", target, n_ok)):
+        # FCR's interval comes from n in the rule: 1,000 first solves make 5 points clear,
+        # 30 do not (the `unsure` case of the surveys)
+        for team, value, n in (("low", target - step, 1000), ("small", target - step, n_small),
+                               ("ok", target, 1000), ("unsure", target - step, n_ok),
+                               ("all", target - step, 1000)):
             lab = _labels(window=TARGETS.scores["fcr"].window, team=team, channel="all",
                           priority="all")
             series += [{"series": f"{m.FCR}{lab}", "values": f"{value}x60"},
@@ -86,7 +101,9 @@ def _score_case(kpi: str, title: str) -> dict[str, Any]:
     else:
         series = (_survey_series(kpi, "low", target - step, n_ok)
                   + _survey_series(kpi, "small", target - step, n_small)
-                  + _survey_series(kpi, "ok", target, n_ok))
+                  + _survey_series(kpi, "ok", target, n_ok)
+                  + _survey_series(kpi, "unsure", target - step, n_ok)
+                  + _survey_series(kpi, "all", target - step, n_ok))
     return {
         "interval": "1m",
         "input_series": series,
@@ -94,7 +111,7 @@ def _score_case(kpi: str, title: str) -> dict[str, Any]:
             {"eval_time": "20m", "alertname": f"Cxpulse{title}BelowTarget", "exp_alerts": []},
             {"eval_time": "45m", "alertname": f"Cxpulse{title}BelowTarget",
              "exp_alerts": [{"exp_labels": {
-                 "severity": "ticket", "team": "low",
+                 "severity": "ticket", "component": "kpi", "team": "low",
                  "window": TARGETS.scores[kpi].window, "channel": "all",
                  **({"priority": "all"} if kpi == "fcr" else {"agent": "all", "touchpoint": "all"}),
              }}]},
@@ -106,23 +123,24 @@ def _frt_case() -> dict[str, Any]:
     frt = TARGETS.frt
     q = f"{frt.quantile * 100:g}"
     series = []
-    for team, value, n in (("slow", frt.target_seconds + 60, frt.min_count),
-                           ("quiet", frt.target_seconds + 60, frt.min_count - 1),
-                           ("fast", frt.target_seconds - 60, frt.min_count)):
-        base = {"window": frt.window, "team": team, "channel": "all", "priority": "all"}
+    for team, value, n in (("slow", frt.target_seconds + 60, TARGETS.min_sample),
+                           ("quiet", frt.target_seconds + 60, TARGETS.min_sample - 1),
+                           ("fast", frt.target_seconds - 60, TARGETS.min_sample)):
+        base = {"window": frt.ticket_window, "team": team, "channel": "all", "priority": "all"}
         series += [
-            {"series": f"{m.FRT}{_labels(**base, percentile=q)}", "values": f"{value}x40"},
-            {"series": f"{m.FRT_COUNT}{_labels(**base)}", "values": f"{n}x40"},
+            {"series": f"{m.FRT}{_labels(**base, percentile=q)}", "values": f"{value}x90"},
+            {"series": f"{m.FRT_COUNT}{_labels(**base)}", "values": f"{n}x90"},
         ]
     return {
         "interval": "1m",
         "input_series": series,
         "alert_rule_test": [
-            {"eval_time": "5m", "alertname": "CxpulseFirstResponseTimeHigh", "exp_alerts": []},
-            {"eval_time": "15m", "alertname": "CxpulseFirstResponseTimeHigh",
-             "exp_alerts": [{"exp_labels": {"severity": "page", "team": "slow",
-                                            "window": frt.window, "channel": "all",
-                                            "priority": "all", "percentile": q}}]},
+            {"eval_time": "30m", "alertname": "CxpulseFirstResponseTimeHigh", "exp_alerts": []},
+            {"eval_time": "75m", "alertname": "CxpulseFirstResponseTimeHigh",
+             "exp_alerts": [{"exp_labels": {"severity": "ticket", "component": "kpi",
+                                            "team": "slow", "window": frt.ticket_window,
+                                            "channel": "all", "priority": "all",
+                                            "percentile": q}}]},
         ],
     }
 
@@ -149,23 +167,33 @@ def _burn_case() -> dict[str, Any]:
         ],
         "alert_rule_test": [
             {"eval_time": "90m", "alertname": f"CxpulseFrtSlaBurnRate{page.long}",
-             "exp_alerts": [{"exp_labels": {"severity": "page", "team": "burning"}}]},
+             "exp_alerts": [{"exp_labels": {"severity": "page", "component": "kpi",
+                                            "team": "burning"}}]},
         ],
     }
 
 
 def _pipeline_case() -> dict[str, Any]:
+    """WorkerDown pages within 2 minutes of the first failed scrape (1 m for: + 30 s
+    evaluation); the exporters all down fires KpisUnavailable, one down only a ticket."""
     return {
-        "interval": "1m",
+        "interval": "30s",
         "input_series": [
-            {"series": 'up{job="cxpulse",instance="w1"}', "values": "1x10 0x10"},
-            {"series": 'up{job="cxpulse",instance="w2"}', "values": "1x20"},
+            {"series": 'up{job="cxpulse-worker",instance="w1"}', "values": "1x20 0x20"},
+            {"series": 'up{job="cxpulse-worker",instance="w2"}', "values": "1x40"},
+            {"series": 'up{job="cxpulse-exporter",instance="e1"}', "values": "1x20 0x20"},
+            {"series": 'up{job="cxpulse-exporter",instance="e2"}', "values": "1x30 0x10"},
         ],
         "alert_rule_test": [
-            {"eval_time": "11m", "alertname": "CxpulseWorkerDown", "exp_alerts": []},
-            {"eval_time": "15m", "alertname": "CxpulseWorkerDown",
-             "exp_alerts": [{"exp_labels": {"severity": "page", "job": "cxpulse",
-                                            "instance": "w1"}}]},
+            {"eval_time": "10m", "alertname": "CxpulseWorkerDown", "exp_alerts": []},
+            {"eval_time": "12m", "alertname": "CxpulseWorkerDown",
+             "exp_alerts": [{"exp_labels": {"severity": "page", "component": "pipeline",
+                                            "job": "cxpulse-worker", "instance": "w1"}}]},
+            {"eval_time": "15m", "alertname": "CxpulseKpisUnavailable", "exp_alerts": []},
+            {"eval_time": "17m", "alertname": "CxpulseKpisUnavailable",
+             "exp_alerts": [{"exp_labels": {"severity": "page", "component": "pipeline"}}]},
+            {"eval_time": "5m", "alertname": "CxpulseWatchdog",
+             "exp_alerts": [{"exp_labels": {"severity": "none", "component": "pipeline"}}]},
         ],
     }
 
@@ -199,6 +227,33 @@ def test_team_override_gets_its_own_rule_and_is_excluded_from_the_default() -> N
     assert len(csat) == 2
     assert any('team!~"vip"' in r["expr"] and "< 0.8\n" in r["expr"] for r in csat)
     assert any('team="vip"' in r["expr"] and "< 0.95\n" in r["expr"] for r in csat)
+
+
+def test_every_alert_has_an_owner_a_severity_and_an_absolute_runbook() -> None:
+    from stream.mixin.alerts import alert_rules
+
+    t = parse_targets({"runbook_base_url": "https://wiki.example.com/cxpulse/runbook"})
+    rules = [r for g in alert_rules(t)["groups"] for r in g["rules"]]
+    runbook = (ROOT / "docs/runbook.md").read_text()
+    for r in rules:
+        assert r["labels"]["severity"] in ("page", "ticket", "none"), r["alert"]
+        url = r["annotations"]["runbook_url"]
+        assert url == f"https://wiki.example.com/cxpulse/runbook#{r['alert'].lower()}"
+        assert f"## {r['alert']}\n" in runbook, f"docs/runbook.md lacks {r['alert']}"
+        if r["labels"].get("component") == "kpi":
+            assert "keep_firing_for" in r, r["alert"]  # no false RESOLVED on stale series
+            # one owner: never the organisation roll-up (every selector excludes it)
+            for sel in re.findall(r"cxpulse_[a-z_]+\{([^}]*)\}", r["expr"]):
+                assert 'team!="all"' in sel or 'team="' in sel, (r["alert"], sel)
+            # every KPI selector goes through the replica dedup
+            assert r["expr"].count("max without (instance)") >= r["expr"].count("cxpulse_")
+
+
+def test_runbook_base_url_must_be_absolute() -> None:
+    from stream.core.targets import TargetsError
+
+    with pytest.raises(TargetsError, match="runbook_base_url"):
+        parse_targets({"runbook_base_url": "docs/runbook.md"})
 
 
 def _panels() -> list[tuple[str, dict[str, Any]]]:
