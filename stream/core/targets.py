@@ -75,12 +75,6 @@ class PipelineLimits:
     max_deadletter_ratio: float = 0.05
     max_late_ratio: float = 0.05
 
-    @property
-    def max_processing_delay_seconds(self) -> float:
-        """The former name of `max_kpi_delay_seconds` (cxpulse_processing_delay_seconds
-        was replaced by cxpulse_kpi_delay_seconds); kept for readers of the old name."""
-        return self.max_kpi_delay_seconds
-
 
 @dataclass(frozen=True)
 class AtRisk:

@@ -34,8 +34,9 @@ from typing import Any
 
 from stream import metric_names as m
 from stream.core.targets import Targets
+from stream.mixin.promql import one_replica
 
-KPI_DELAY = f"{m.PREFIX}_kpi_delay_seconds"
+KPI_DELAY = m.KPI_DELAY
 LATE_EVENTS = m.EVENTS_TOTAL + '{outcome="late"}'
 WORKER_JOB = "cxpulse-worker"
 EXPORTER_JOB = "cxpulse-exporter"
@@ -52,16 +53,16 @@ KPI, PIPELINE = "kpi", "pipeline"
 def dedup(selector: str, func: str | None = None, window: str | None = None,
           offset: str | None = None) -> str:
     """A KPI selector (optionally `func(selector[window] offset o)`) with the exporter
-    replicas' `instance` dropped: `max without (instance) (...)`.
+    replicas collapsed (`stream.mixin.promql.one_replica`).
 
     Replicas serve identical values, so `max` is exact; for counters the
     function (`increase`, `rate`) is applied per replica first, then deduplicated.
-    This is the only place that knows about replicas: change it here."""
+    The rules' form of the one replica helper the dashboards use too."""
     inner = selector
     if func is not None:
         rng = f"{selector}[{window}]" + (f" offset {offset}" if offset else "")
         inner = f"{func}({rng})"
-    return f"max without (instance) ({inner})"
+    return one_replica(inner)
 
 
 def _alert(

@@ -263,7 +263,7 @@ TEAMS_EXPR = f'group by (team) ({m.BACKLOG}{{team!="{ORG}",{TICKET_ROLLUP}}})'
 
 def freshness_tile(t: Targets) -> Tile:
     """Data age: green while within the pipeline's allowed delay, then amber and red."""
-    limit = t.pipeline.max_processing_delay_seconds
+    limit = t.pipeline.max_kpi_delay_seconds
     return Tile(
         "freshness", "Data age", "How far the KPIs lag behind real time",
         "seconds", "ceiling", FRESHNESS_EXPR, 4, default_target=limit,
