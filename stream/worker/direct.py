@@ -45,6 +45,7 @@ from typing import Any
 from stream.core.deadletter import DeadLetter
 from stream.core.engine import PartitionEngine
 from stream.settings import Settings, core_config
+from stream.worker.crashpoint import crash_point
 from stream.worker.localstore import LocalStore, open_store
 from stream.worker.persistence import PartitionStore, Write, partition_prefix
 from stream.worker.shared import (
@@ -408,6 +409,8 @@ class DirectWorker:
         if txn:
             await producer.begin_transaction()
         futures = await self._send_changelog(producer, p, writes)
+        if dead:
+            crash_point("state-written")
         dl = [
             await producer.send(
                 self.settings.topic_deadletter, value=d.value, key=d.key, headers=d.headers
