@@ -209,6 +209,11 @@ class Worker:
         do: the local store write and the changelog record; `_durable` then
         records the changelog offset as faust's send callback would.
         """
+        self._write_local(p, writes)
+        return await self._send(p, writes)
+
+    def _write_local(self, p: int, writes: list[Write]) -> None:
+        """The local store half of `_write` (RocksDB keeps it across a kill -9)."""
         from faust.streams import _current_event
 
         ev, token = self._context(p)
@@ -223,6 +228,9 @@ class Worker:
         finally:
             _current_event.reset(token)
             del ev
+
+    async def _send(self, p: int, writes: list[Write]) -> list[Any]:
+        """Send writes to changelog partition `p`; returns the broker-ack futures."""
         send = self.app.producer.send
         topic = self.settings.changelog_topic
         return [await send(topic, k, v, p, None, None) for k, v in writes]
@@ -470,7 +478,7 @@ class Worker:
         """
         await self._await(dead_letters)
         writes = store.batch_writes(engine.drain_dirty(), now_ms)
-        changelog = await self._write(p, writes)
+        self._write_local(p, writes)
         if dead_letters:
             crash_point("state-written")
-        await self._durable(p, changelog)
+        await self._durable(p, await self._send(p, writes))

@@ -11,11 +11,11 @@ a crash point costs one string comparison and does nothing.
 
 Named points (both runtimes, only in a batch that rejected a message):
 
-* `state-written`: the batch's state records and commit marker have been
-  handed to the producer, their broker acknowledgements not awaited yet. In
-  the direct runtime the dead letters are not sent yet either (they follow
-  in the same transaction); in the faust runtime the local store already
-  holds the marker, and the dead letters must be acknowledged by then.
+* `state-written`: the batch's state records and commit marker are written,
+  not yet acknowledged. faust runtime: written to the local store (RocksDB
+  keeps them across the crash), not sent to the changelog yet; the dead
+  letters must be acknowledged by then. direct runtime: handed to the
+  producer in the batch's transaction, before the dead letters are.
 """
 
 from __future__ import annotations
