@@ -125,7 +125,7 @@ def test_kill_after_state_write_keeps_every_dead_letter(
     topics = make_topics(topic_factory)
     capture = simulate(tmp_path / "sim.jsonl", seed=1313, span="2h")
     exp = expected(read_lines(capture))
-    assert sum(exp.deadletters.values()) >= 5  # rejected messages in the first batches
+    assert sum(exp.deadletters.values()) >= 5  # ~1 in 100: an early batch rejects one
     replay(capture, kafka_bootstrap, topics)  # all there: the first batches are full
     w = WorkerProc(
         kafka_bootstrap, topics, tmp_path, "w1",
