@@ -10,11 +10,13 @@ in-memory `PartitionEngine`, guarded by a per-partition lock.
 
 Per batch: skip messages at or below the offsets recorded in `p`'s commit
 marker (re-deliveries after a crash), decode, dead-letter rejections, apply
-the rest to the engine, then write each dirty state key *once* plus the
-marker to the faust table (`persistence.PartitionStore` decides the bytes)
-and await every write's broker acknowledgement before the batch ends. Only
-then does `take_events` ack the batch to faust, so faust can never commit a
-source offset whose effect is not durable in the changelog. (faust's own
+the rest to the engine, await the dead letters' broker acknowledgements,
+then write each dirty state key *once* plus the marker to the faust table
+(`persistence.PartitionStore` decides the bytes) and await every write's
+broker acknowledgement before the batch ends (dead letters first: the marker
+commits the batch, see `Worker._commit`). Only then does `take_events` ack
+the batch to faust, so faust can never commit a source offset whose effect
+is not durable in the changelog. (faust's own
 flush-before-commit is not enough: `ProducerBuffer.flush` gives up after
 0.1 s with messages still queued, see docs/benchmarks.md.)
 
@@ -32,7 +34,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,7 @@ from faust.types import TP
 from stream.core.events import SURVEYS, TICKETS
 from stream.settings import Settings, core_config
 from stream.worker.app import create_app
+from stream.worker.crashpoint import crash_point
 from stream.worker.persistence import PartitionStore, Write, partition_prefix
 from stream.worker.shared import (
     ROLES,
@@ -206,6 +209,11 @@ class Worker:
         do: the local store write and the changelog record; `_durable` then
         records the changelog offset as faust's send callback would.
         """
+        self._write_local(p, writes)
+        return await self._send(p, writes)
+
+    def _write_local(self, p: int, writes: list[Write]) -> None:
+        """The local store half of `_write` (RocksDB keeps it across a kill -9)."""
         from faust.streams import _current_event
 
         ev, token = self._context(p)
@@ -220,13 +228,16 @@ class Worker:
         finally:
             _current_event.reset(token)
             del ev
+
+    async def _send(self, p: int, writes: list[Write]) -> list[Any]:
+        """Send writes to changelog partition `p`; returns the broker-ack futures."""
         send = self.app.producer.send
         topic = self.settings.changelog_topic
         return [await send(topic, k, v, p, None, None) for k, v in writes]
 
-    async def _durable(self, p: int, changelog: list[Any], other: Iterable[Any] = ()) -> None:
+    async def _durable(self, p: int, changelog: list[Any]) -> None:
         """Await every write; then remember the changelog offset for faust's recovery."""
-        await self._await([*changelog, *other])
+        await self._await(changelog)
         if changelog:
             last = max(f.result().offset for f in changelog)
             self.table.data.set_persisted_offset(TP(self.settings.changelog_topic, p), last)
@@ -443,9 +454,32 @@ class Worker:
         marker.offsets[role] = nxt - 1
         for k, n in counts.items():
             store.count(k, n)
-        writes = store.batch_writes(engine.drain_dirty(), now_ms)
-        await self._durable(p, await self._write(p, writes), dl_futures)
+        # one step a cancellation cannot cut short (see `_await`)
+        await self._await([self._commit(p, store, engine, dl_futures, now_ms)])
         if last_event_ms is not None:
             self._last_event_ms[p] = last_event_ms
         self._last_success_s = time.time()
         self.batches += 1
+
+    async def _commit(
+        self, p: int, store: PartitionStore, engine: Any, dead_letters: list[Any], now_ms: int
+    ) -> None:
+        """Make a batch durable: its dead letters acknowledged first, then state and marker.
+
+        The marker write commits the batch: it moves the recorded offsets past
+        the rejected messages, in the local store at once (which survives a
+        kill -9) and then in the changelog. A dead letter still in flight at
+        that point would be lost to a kill -9, since the restart skips its
+        message. Sent together, the changelog's partition could be
+        acknowledged before the dead-letter topic's (issue 13: one lost
+        dead letter in several CI runs). A kill after the dead letters and
+        before the marker re-processes the batch and sends them again: at
+        least once. Costs one broker round trip per batch that rejected a
+        message.
+        """
+        await self._await(dead_letters)
+        writes = store.batch_writes(engine.drain_dirty(), now_ms)
+        self._write_local(p, writes)
+        if dead_letters:
+            crash_point("state-written")
+        await self._durable(p, await self._send(p, writes))

@@ -45,6 +45,7 @@ from typing import Any
 from stream.core.deadletter import DeadLetter
 from stream.core.engine import PartitionEngine
 from stream.settings import Settings, core_config
+from stream.worker.crashpoint import crash_point
 from stream.worker.localstore import LocalStore, LocalStoreCorrupt, open_or_quarantine
 from stream.worker.persistence import CorruptState, PartitionStore, Write, partition_prefix
 from stream.worker.shared import (
@@ -412,18 +413,29 @@ class DirectWorker:
         commit fails and the process exits (exit 70) instead.
         """
         producer = self._producer_for(p)
-        txn = self.settings.transactional_writes
-        if txn:
-            await producer.begin_transaction()
+
+        async def send_dead() -> list[Any]:
+            return [
+                await producer.send(
+                    self.settings.topic_deadletter, value=d.value, key=d.key, headers=d.headers
+                )
+                for d in dead
+            ]
+
+        if not self.settings.transactional_writes:
+            # No transaction ties them together: the dead letters must be
+            # acknowledged before the marker that counts their messages as done
+            # is even sent, or a kill in between loses them.
+            await _await_all(await send_dead())
+            futures = await self._send_changelog(producer, p, writes)
+            await _await_all([f for f, _ in futures])
+            return _last_offset(futures)
+        await producer.begin_transaction()
         futures = await self._send_changelog(producer, p, writes)
-        dl = [
-            await producer.send(
-                self.settings.topic_deadletter, value=d.value, key=d.key, headers=d.headers
-            )
-            for d in dead
-        ]
-        if txn:
-            await producer.commit_transaction()
+        if dead:
+            crash_point("state-written")
+        dl = await send_dead()
+        await producer.commit_transaction()
         await _await_all([f for f, _ in futures] + dl)
         return _last_offset(futures)
 
