@@ -13,7 +13,7 @@ then with four clients scraping every endpoint of both in a loop. Prints the
 catch-up seconds of each run and the ratio scraped / quiet.
 
 Usage:
-    .venv/bin/python bench/bench_scrape.py [--bootstrap HOST:PORT] [--rounds 2]
+    .venv/bin/python bench/bench_scrape.py [--bootstrap-servers HOST:PORT] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def catch_up(bootstrap: str, capture: Path, n: int, workdir: Path, scrapers: int
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bootstrap")
+    ap.add_argument("--bootstrap-servers", dest="bootstrap")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--tickets-per-day", type=int, default=6000)
     args = ap.parse_args()

@@ -7,7 +7,7 @@ what a deployment gets (faust, batching, durable changelog writes included).
 A regression shows up as a drop of the worker relative to the two others.
 
 Usage:
-    .venv/bin/python bench/bench_worker.py [--bootstrap HOST:PORT] [--tickets-per-day N]
+    .venv/bin/python bench/bench_worker.py [--bootstrap-servers HOST:PORT] [--tickets-per-day N]
 Without --bootstrap a throw-away broker is started with scripts/kafka_broker.py.
 """
 
@@ -187,7 +187,7 @@ def run_worker(
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bootstrap")
+    ap.add_argument("--bootstrap-servers", dest="bootstrap")
     ap.add_argument("--tickets-per-day", type=int, default=20000)
     ap.add_argument("--span", default="24h")
     ap.add_argument("--batch-size", type=int, default=20000)

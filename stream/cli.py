@@ -30,6 +30,22 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every flag's help ends with its default, unless it has none or says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and default not in (None, False, [], argparse.SUPPRESS)
+            and "default" not in text
+            and text != argparse.SUPPRESS
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxpulse",
@@ -39,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_path in COMMAND_MODULES:
         importlib.import_module(module_path).register(sub)
+    for command in sub.choices.values():  # one convention for every command's help
+        command.formatter_class = DefaultsHelpFormatter
     return parser
 
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from stream.core.decode import Rejection, decode, route_of
 from stream.core.events import SURVEYS, TICKETS
+from stream.settings import SettingsError
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_TOPICS = {TICKETS: "support.tickets", SURVEYS: "support.surveys"}
@@ -43,12 +44,14 @@ async def produce(
     *,
     progress: tqdm[Any] | None = None,
     max_request_size: int = 4 * 1024 * 1024,
+    security: dict[str, Any] | None = None,
 ) -> int:
     """Send every message, wait for all acknowledgements, return how many were sent.
 
     Futures are gathered in chunks: awaiting each send would cap throughput
     at one round trip per message, gathering all at the end would hold every
-    pending future in memory.
+    pending future in memory. `security` is the worker settings'
+    `aiokafka_security()` (TLS/SASL pass through the same way).
     """
     from aiokafka import AIOKafkaProducer
 
@@ -59,6 +62,7 @@ async def produce(
         linger_ms=20,
         max_batch_size=256 * 1024,
         max_request_size=max_request_size,
+        **(security or {}),
     )
     await producer.start()
     sent = 0
@@ -123,13 +127,74 @@ def progress_bar(enabled: bool, unit: str) -> tqdm[Any] | None:
     return tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True)
 
 
-def add_topic_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tickets-topic", default=DEFAULT_TOPICS[TICKETS])
-    parser.add_argument("--surveys-topic", default=DEFAULT_TOPICS[SURVEYS])
+def add_kafka_args(parser: argparse.ArgumentParser, bootstrap_default: str | None) -> None:
+    """The Kafka client flags, named as the worker's (`cxpulse worker --help`)."""
+    parser.add_argument(
+        "--bootstrap-servers", default=bootstrap_default, metavar="HOST:PORT",
+        help="Kafka bootstrap servers (default: the settings', 127.0.0.1:9092)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--topic-tickets", default=None,
+        help=f"ticket events topic (default: the settings', {DEFAULT_TOPICS[TICKETS]})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--topic-surveys", default=None,
+        help=f"survey events topic (default: the settings', {DEFAULT_TOPICS[SURVEYS]})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--config", metavar="YAML",
+        help="the worker's settings file (or CXPULSE_CONFIG): bootstrap_servers, topics and "
+        "security_protocol / sasl_* / ssl_* are taken from it, so a TLS/SASL broker works",
+    )  # fmt: skip
 
 
-def topics_of(args: argparse.Namespace) -> dict[str, str]:
-    return {TICKETS: args.tickets_topic, SURVEYS: args.surveys_topic}
+@dataclass(frozen=True)
+class KafkaTarget:
+    bootstrap: str
+    topics: dict[str, str]
+    security: dict[str, Any]
+
+
+def kafka_target(args: argparse.Namespace) -> KafkaTarget:
+    """Broker, topics and security from the worker's settings, flags overriding.
+
+    Raises `SettingsError` (a one-line message naming the setting)."""
+    import os
+
+    from stream.settings import load_settings
+
+    overrides: dict[str, object] = {"bootstrap_servers": args.bootstrap_servers}
+    settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None, overrides)
+    # Topic flags are taken as given (a test may send both roles to one topic).
+    return KafkaTarget(
+        settings.bootstrap_servers,
+        {TICKETS: args.topic_tickets or settings.topic_tickets,
+         SURVEYS: args.topic_surveys or settings.topic_surveys},
+        settings.aiokafka_security(),
+    )  # fmt: skip
+
+
+def send(command: str, target: KafkaTarget, messages: Iterable[Outgoing],
+         progress: tqdm[Any] | None = None) -> int | None:  # fmt: skip
+    """`produce`, or one line naming the problem on stderr and None (exit 69)."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        return asyncio.run(
+            produce(target.bootstrap, messages, progress=progress, security=target.security)
+        )
+    except KafkaError as exc:
+        print(f"{command}: kafka at {target.bootstrap}: {type(exc).__name__}: {exc} "
+              "(is the broker up, and are the security settings right?)",
+              file=sys.stderr)  # fmt: skip
+        return None
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return None
+
+
+#: Exit code when the broker cannot be reached or refuses (sysexits EX_UNAVAILABLE).
+EXIT_KAFKA = 69
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,14 +205,21 @@ def run(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed <= 0:
         print("replay: --speed must be positive", file=sys.stderr)
         return 2
+    try:
+        target = kafka_target(args)
+    except SettingsError as exc:
+        print(f"replay: bad setting: {exc}", file=sys.stderr)
+        return 2
     bar = progress_bar(args.progress, "msg")
     started = time.monotonic()
     try:
-        messages = plan(read_lines(path), topics_of(args), args.speed)
-        sent = asyncio.run(produce(args.bootstrap, messages, progress=bar))
+        messages = plan(read_lines(path), target.topics, args.speed)
+        sent = send("replay", target, messages, bar)
     finally:
         if bar is not None:
             bar.close()
+    if sent is None:
+        return EXIT_KAFKA
     elapsed = time.monotonic() - started
     print(f"replay: {sent} messages in {elapsed:.1f}s", file=sys.stderr)
     return 0
@@ -157,11 +229,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "replay",
         help="produce a JSONL capture to the tickets/surveys topics",
-        description="Produce each line of FILE as one message, keyed per the event contract.",
+        description="Produce each line of FILE as one message, keyed per the event contract. "
+        f"Exit codes: 0 sent, 2 bad file or setting, {EXIT_KAFKA} broker unreachable or refusing.",
+        epilog="example: cxpulse replay day.jsonl --bootstrap-servers 127.0.0.1:9092 --speed 60",
     )
-    parser.add_argument("file", metavar="FILE")
-    parser.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP)
-    add_topic_args(parser)
+    parser.add_argument("file", metavar="FILE", help="JSONL events, one per line")
+    add_kafka_args(parser, None)
     parser.add_argument(
         "--speed",
         type=float,

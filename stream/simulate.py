@@ -10,7 +10,6 @@ writes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,15 @@ from typing import IO, Any
 
 from stream.core.decode import Rejection, parse_ts
 from stream.core.durations import DurationError, parse_duration_ms
-from stream.replay import Outgoing, add_topic_args, produce, progress_bar, topics_of
+from stream.replay import (
+    EXIT_KAFKA,
+    Outgoing,
+    add_kafka_args,
+    kafka_target,
+    progress_bar,
+    send,
+)
+from stream.settings import SettingsError
 from stream.sim import params as p
 from stream.sim.dirt import SimRecord, generate
 from stream.sim.model import SimConfig
@@ -85,8 +92,10 @@ def _paced(
 
 
 def run(args: argparse.Namespace) -> int:
-    if (args.out is None) == (args.kafka is None):
-        print("simulate: give exactly one of --out FILE or --kafka BOOTSTRAP", file=sys.stderr)
+    to_kafka = args.bootstrap_servers is not None or args.config is not None
+    if (args.out is None) == (not to_kafka):
+        print("simulate: give exactly one of --out FILE or --bootstrap-servers HOST:PORT "
+              "(or --config)", file=sys.stderr)  # fmt: skip
         return 2
     if args.disorder >= p.DEFAULT_LATENESS_S and not args.allow_late:
         print(
@@ -104,9 +113,16 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         records = _tracked(records, bar)
     try:
-        if args.kafka is not None:
-            outgoing = _paced(records, topics_of(args), args.rate)
-            n = asyncio.run(produce(args.kafka, outgoing))
+        if to_kafka:
+            try:
+                target = kafka_target(args)
+            except SettingsError as exc:
+                print(f"simulate: bad setting: {exc}", file=sys.stderr)
+                return 2
+            sent = send("simulate", target, _paced(records, target.topics, args.rate))
+            if sent is None:
+                return EXIT_KAFKA
+            n = sent
         elif args.out == "-":
             n = write_jsonl(records, sys.stdout.buffer)
         else:
@@ -129,12 +145,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "arguments give a byte-identical output."
         ),
     )
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="random seed (same seed, same output)")
     parser.add_argument("--start", type=_start, default=_start(DEFAULT_START), help="RFC 3339")
-    parser.add_argument("--duration", type=parse_duration, default=parse_duration("24h"))
+    parser.add_argument("--duration", type=parse_duration, default=parse_duration("24h"),
+                        help="simulated span, e.g. 6h, 7d (default: 24h)")
     parser.add_argument("--tickets-per-day", type=float, default=2000.0, help="weekday volume")
-    parser.add_argument("--scenario", choices=p.SCENARIOS, default="normal")
-    parser.add_argument("--duplicates", type=_share, default=0.0, metavar="RATE")
+    parser.add_argument("--scenario", choices=p.SCENARIOS, default="normal",
+                        help="a healthy operation, or one with a named problem")
+    parser.add_argument("--duplicates", type=_share, default=0.0, metavar="RATE",
+                        help="share of events delivered twice")
     parser.add_argument(
         "--disorder",
         type=float,
@@ -145,10 +164,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--allow-late", action="store_true", help="allow --disorder beyond the 5-minute lateness"
     )
-    parser.add_argument("--malformed", type=_share, default=0.0, metavar="RATE")
+    parser.add_argument("--malformed", type=_share, default=0.0, metavar="RATE",
+                        help="malformed messages injected per valid event")
     parser.add_argument("--out", metavar="FILE", help="write JSONL ('-' for stdout)")
-    parser.add_argument("--kafka", metavar="BOOTSTRAP", help="produce to Kafka instead")
-    add_topic_args(parser)
+    add_kafka_args(parser, None)
     parser.add_argument("--rate", type=float, default=None, help="events/s to Kafka (default: max)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     parser.set_defaults(func=run)

@@ -52,9 +52,15 @@ def register(sub: Any) -> None:
 
 def add_settings_flags(p: argparse.ArgumentParser) -> None:
     """The settings flags every long-running command shares (worker, exporter)."""
-    p.add_argument("--config", help="YAML settings file")
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    p.add_argument("--config", help="YAML settings file (or CXPULSE_CONFIG)")
     for flag in _FLAGS:
-        p.add_argument("--" + flag.replace("_", "-"), dest=flag)
+        p.add_argument(
+            "--" + flag.replace("_", "-"), dest=flag, metavar=flag.upper(),
+            help=f"setting {flag} (default: {defaults.get(flag)})",
+        )  # fmt: skip
     p.add_argument(
         "--set",
         action="append",

@@ -74,8 +74,8 @@ def test_replay_puts_every_line_on_its_topic_key_and_partition(
     lines = [line for line in capture.read_bytes().split(b"\n") if line]
     tickets, surveys = topic_factory("rp-tickets", 4), topic_factory("rp-surveys", 3)
 
-    replay = ["replay", str(capture), "--bootstrap", kafka_bootstrap]
-    assert main([*replay, "--tickets-topic", tickets, "--surveys-topic", surveys]) == 0
+    replay = ["replay", str(capture), "--bootstrap-servers", kafka_bootstrap]
+    assert main([*replay, "--topic-tickets", tickets, "--topic-surveys", surveys]) == 0
 
     records = asyncio.run(read_records(kafka_bootstrap, [tickets, surveys], len(lines)))
     assert Counter(r.value for r in records) == Counter(lines)
@@ -112,7 +112,31 @@ def test_replay_speed_paces_by_event_time(
     assert span_s > 60
     topic = topic_factory("rp-paced", 1)
     started = time.monotonic()
-    replay = ["replay", str(capture), "--bootstrap", kafka_bootstrap, "--speed", "60"]
-    assert main([*replay, "--tickets-topic", topic, "--surveys-topic", topic]) == 0
+    replay = ["replay", str(capture), "--bootstrap-servers", kafka_bootstrap, "--speed", "60"]
+    assert main([*replay, "--topic-tickets", topic, "--topic-surveys", topic]) == 0
     elapsed = time.monotonic() - started
     assert span_s / 60 - 0.5 <= elapsed <= span_s / 60 + 10
+
+
+def test_replay_and_simulate_to_a_broker_that_is_down_say_so_in_one_line(tmp_path: Path) -> None:
+    """No traceback: one line naming the broker, exit 69 (as the worker's unreachable broker)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    capture = tmp_path / "one.jsonl"
+    capture.write_text('{"event_id":"e-1","type":"ticket.created","ts":"2026-11-22T09:00:00Z",'
+                       '"ticket_id":"T-1","team":"billing","channel":"email","priority":"high"}\n')
+    root = Path(__file__).resolve().parents[2]
+    for cmd in (["replay", str(capture)], ["simulate", "--duration", "1m"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "stream.cli", *cmd, "--bootstrap-servers", f"127.0.0.1:{port}"],
+            cwd=root, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 69, out.stderr
+        assert "Traceback" not in out.stderr
+        lines = [x for x in out.stderr.splitlines() if x.startswith(f"{cmd[0]}: kafka at")]
+        assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], out.stderr

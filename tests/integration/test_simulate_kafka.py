@@ -1,4 +1,5 @@
-"""`cxpulse simulate --kafka` sends exactly what `--out` would write, to the right topics."""
+"""`cxpulse simulate --bootstrap-servers` sends exactly what `--out` would write, to the
+right topics."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def test_simulate_to_kafka_matches_the_file(
     lines = [line for line in capture.read_bytes().split(b"\n") if line]
 
     tickets, surveys = topic_factory("sim-tickets", 2), topic_factory("sim-surveys", 2)
-    topics = ["--tickets-topic", tickets, "--surveys-topic", surveys]
-    assert main([*args, "--kafka", kafka_bootstrap, *topics]) == 0
+    topics = ["--topic-tickets", tickets, "--topic-surveys", surveys]
+    assert main([*args, "--bootstrap-servers", kafka_bootstrap, *topics]) == 0
 
     records = asyncio.run(read_records(kafka_bootstrap, [tickets, surveys], len(lines)))
     assert Counter(r.value for r in records) == Counter(lines)

@@ -78,8 +78,8 @@ def replay(
         src = path.with_suffix(f".part{random.randrange(10**9)}.jsonl")
         src.write_bytes(b"".join(line + b"\n" for line in lines))
     subprocess.run(
-        [*CXPULSE, "replay", "--bootstrap", bootstrap, "--tickets-topic", topics.tickets,
-         "--surveys-topic", topics.surveys, str(src)],
+        [*CXPULSE, "replay", "--bootstrap-servers", bootstrap, "--topic-tickets", topics.tickets,
+         "--topic-surveys", topics.surveys, str(src)],
         check=True, cwd=ROOT, capture_output=True,
     )  # fmt: skip
 

@@ -362,7 +362,8 @@ def test_cli_needs_exactly_one_destination(tmp_path: Path) -> None:
     assert main(["simulate", "--duration", "1h"]) == 2
     assert (
         main(
-            ["simulate", "--duration", "1h", "--out", str(tmp_path / "x"), "--kafka", "127.0.0.1:1"]
+            ["simulate", "--duration", "1h", "--out", str(tmp_path / "x"),
+             "--bootstrap-servers", "127.0.0.1:1"]
         )
         == 2
     )
