@@ -374,7 +374,10 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     from stream.sim import params
+    from stream.wall.server import load_targets_or_exit
 
+    if load_targets_or_exit(str(root / args.targets), "cxpulse demo") is None:
+        return EXIT_USAGE
     if args.scenario not in params.SCENARIOS:
         print(f"cxpulse demo: --scenario: choose from {', '.join(params.SCENARIOS)}",
               file=sys.stderr)

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from stream.core.config import DEFAULT_TOP_N, CoreConfig
-from stream.core.targets import TargetsError, parse_targets
+from stream.core.targets import Targets, TargetsError, parse_targets
 
 ENV_PREFIX = "CXPULSE_"
 
@@ -387,6 +387,11 @@ def _validate(s: Settings) -> None:
         raise SettingsError("heartbeat_interval: must be at most a third of session_timeout")
     if s.batch_timeout_ms <= 0:
         raise SettingsError("batch_timeout: must be positive")
+    if s.lateness_ms >= max(s.windows_ms):
+        raise SettingsError(
+            f"lateness: {s.lateness_ms // 1000}s must be shorter than the longest window "
+            f"({max(s.windows_ms) // 1000}s)"
+        )
     if s.eval_interval_ms <= 0:
         raise SettingsError("eval_interval: must be positive")
     if s.idle_timeout_ms < 0:
@@ -458,7 +463,7 @@ def yaml_error_text(exc: yaml.YAMLError) -> str:
     problem = str(getattr(exc, "problem", None) or type(exc).__name__)
     # a few problems quote a token of the file ("found undefined alias 'x'":
     # a password starting with `*`); keep single characters, hide the rest
-    problem = re.sub(r"'[^']{2,}'", "'...'", problem)
+    problem = re.sub(r"'[^'\s]{2,}'", "'...'", problem)
     if mark is None:
         return str(problem)
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
@@ -483,14 +488,38 @@ def core_config(settings: Settings) -> CoreConfig:
         "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
     }
     if settings.targets_file is not None:
-        with open(settings.targets_file, encoding="utf-8") as fh:
-            try:
-                targets = parse_targets(yaml.safe_load(fh) or {})
-            except (TargetsError, yaml.YAMLError) as exc:
-                raise SettingsError(f"targets_file: {settings.targets_file}: {exc}") from None
+        try:
+            targets = load_targets_file(settings.targets_file)
+        except TargetsError as exc:
+            raise SettingsError(f"targets_file: {exc}") from None
         kwargs["min_sample"] = targets.min_sample
         kwargs["frt_target_ms"] = round(targets.frt.target_seconds * 1000)
         kwargs["frt_target_by_priority"] = {
             k: round(v * 1000) for k, v in targets.frt.by_priority.items()
         }
-    return CoreConfig(**kwargs)
+    try:
+        return CoreConfig(**kwargs)
+    except ValueError as exc:  # a combination `_validate` does not know about
+        raise SettingsError(f"KPI time model: {exc}") from None
+
+
+def load_targets_file(path: str | Path) -> Targets:
+    """Read a targets file: the one reader every command uses.
+
+    Errors are one line naming the file and the key (YAML errors by line and
+    column, without PyYAML's snippet of the line)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TargetsError(f"{p}: cannot read it: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise TargetsError(f"{p}: not valid YAML: {yaml_error_text(exc)}") from None
+    if not isinstance(raw, Mapping):
+        raise TargetsError(f"{p}: must be a mapping of settings, got {type(raw).__name__}")
+    try:
+        return parse_targets(raw)
+    except TargetsError as exc:
+        raise TargetsError(f"{p}: {exc}") from None

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from stream.core.targets import Targets, TargetsError, parse_targets
+from stream.core.targets import Targets, TargetsError
 from stream.mixin.alerts import alert_rules
 from stream.mixin.dashboards import dashboards
 
@@ -34,11 +34,10 @@ _RuleDumper.add_representer(str, _str_representer)
 
 
 def load_targets(path: Path) -> Targets:
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise TargetsError(f"{path}: {exc}") from exc
-    return parse_targets(raw)
+    """`stream.settings.load_targets_file` (one reader, one-line errors)."""
+    from stream.settings import load_targets_file
+
+    return load_targets_file(path)
 
 
 def render(targets: Targets) -> dict[str, str]:

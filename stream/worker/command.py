@@ -319,9 +319,11 @@ def run_worker(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.info("starting: %s", settings.describe())
+    from stream.settings import core_config
     from stream.web.server import WebConfigError, load_web_config
 
     try:
+        core_config(settings)  # targets file and time model: fail before connecting
         web_config = load_web_config(settings.web_config_file)
         partitions = asyncio.run(wait_for_topics(settings, check_topics))
         sock = bind_metrics_socket(settings)

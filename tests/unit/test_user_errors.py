@@ -1,0 +1,68 @@
+"""Every command answers a user error with one line naming the problem and exit 2.
+
+Cases from issue #12: a bad targets file (for every command that reads one),
+a KPI time model that cannot work (`CXPULSE_LATENESS=2d`), a secret on the
+line a YAML error points at. Commands run as users run them (a subprocess of
+the CLI); none may print a traceback or PyYAML's snippet of the line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=120, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def one_line(out: subprocess.CompletedProcess[str], prog: str, *named: str) -> None:
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = [x for x in out.stderr.splitlines() if x.startswith(f"cxpulse {prog}:")]
+    assert len(lines) == 1, out.stderr
+    for n in named:
+        assert n in lines[0], out.stderr
+
+
+@pytest.fixture
+def bad_targets(tmp_path: Path) -> str:
+    path = tmp_path / "targets.yaml"
+    path.write_text("frt:\n  target_seconds: [900\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("command", [
+    ["worker", "--bootstrap-servers", "127.0.0.1:1", "--set", "targets_file={t}"],
+    ["exporter", "--bootstrap-servers", "127.0.0.1:1", "--set", "targets_file={t}"],
+    ["report", "/dev/null", "--targets", "{t}"],
+    ["wall", "--targets", "{t}", "--port", "0"],
+    ["top", "--once", "--targets", "{t}"],
+    ["generate", "--targets", "{t}", "--check"],
+    ["demo", "--targets", "{t}"],
+])  # fmt: skip
+def test_bad_targets_file(command: list[str], bad_targets: str) -> None:
+    out = cli(*[a.format(t=bad_targets) for a in command])
+    one_line(out, command[0], bad_targets, "not valid YAML: line ")
+
+
+def test_lateness_longer_than_the_longest_window() -> None:
+    out = cli("worker", "--bootstrap-servers", "127.0.0.1:1", env={"CXPULSE_LATENESS": "2d"})
+    one_line(out, "worker", "lateness")
+
+
+def test_yaml_error_does_not_print_the_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "worker.yaml"
+    cfg.write_text("sasl_username: u\nsasl_password: s3cr3t-pw: [\n")
+    out = cli("worker", "--config", str(cfg))
+    one_line(out, "worker", "line 2")
+    assert "s3cr3t" not in out.stderr + out.stdout
