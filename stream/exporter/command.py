@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from stream.exporter.service import run_exporter
     from stream.kafkaconn import KafkaAccessError
-    from stream.worker.command import wait_for_topics
+    from stream.worker.command import EXIT_INTERRUPTED, wait_for_topics
     from stream.worker.shared import StartupError, check_topics
 
     try:  # the input topics: the same checks (and one-line errors) as the worker's
@@ -67,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     except KafkaAccessError as exc:
         print(f"cxpulse exporter: kafka: {exc}", file=sys.stderr)
         return exc.code
+    except KeyboardInterrupt:
+        print(f"cxpulse exporter: interrupted while connecting to {settings.bootstrap_servers}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
 
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(run_exporter(settings, config, sock, web_config))

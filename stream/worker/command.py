@@ -23,6 +23,9 @@ from stream.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("cxpulse.worker")
 
+#: Ctrl-C before the worker started (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
 #: CLI flag -> setting (external name). Everything else via --set or file/env.
 _FLAGS = {
     "bootstrap_servers": "bootstrap_servers",
@@ -333,6 +336,10 @@ def run_worker(settings: Settings) -> int:
     except KafkaAccessError as exc:  # one line naming the cause; code in docs/runbook.md
         print(f"cxpulse worker: kafka: {exc}", file=sys.stderr)
         return exc.code
+    except KeyboardInterrupt:
+        print(f"cxpulse worker: interrupted while connecting to {settings.bootstrap_servers}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     if settings.runtime == "faust":
         return _run_faust(settings, partitions, sock, web_config)
     from stream.worker.direct import run_direct
@@ -401,8 +408,11 @@ async def wait_for_topics(settings: Settings, check: Any) -> int:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
     sec = security_of(settings)
+    task = asyncio.current_task()
     try:
         for _attempt in range(30):
+            if task is not None and task.cancelling():  # Ctrl-C: the client swallowed it
+                raise asyncio.CancelledError
             try:
                 n: int = await check(settings)
                 return n

@@ -66,3 +66,27 @@ def test_yaml_error_does_not_print_the_line(tmp_path: Path) -> None:
     out = cli("worker", "--config", str(cfg))
     one_line(out, "worker", "line 2")
     assert "s3cr3t" not in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize("command", ["worker", "exporter"])
+def test_ctrl_c_while_connecting(command: str) -> None:
+    """Ctrl-C while the broker does not answer: one line, exit 130, no traceback."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", command, "--bootstrap-servers", "127.0.0.1:1",
+         "--metrics-port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = [x for x in err.splitlines() if x.startswith(f"cxpulse {command}:")]
+    assert len(lines) == 1 and "interrupted" in lines[0], err
