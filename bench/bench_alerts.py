@@ -38,14 +38,14 @@ for _name in ("surge", "surge-overload"):
 def describe(scenario: str, seed: int, days: list[DayAlerts], start_hour: int = 0) -> str:
     lines = [f"{scenario} seed {seed}:"]
     for d in days:
-        pages = {t: int(v["episodes"]) for t, v in d.pages.items()}
+        pages = {t: int(v.get("episodes", 0)) for t, v in d.pages.items()}
         tickets = sorted(f"{a}/{t}" for a, t in d.fired("ticket"))
         lines.append(f"  day {d.day}: pages {pages or 0}  tickets {tickets or '-'}")
         for (alert, team, sev), v in sorted(d.per_alert.items()):
             if sev == "none":
                 continue
             lines.append(
-                f"    {alert} {team} {sev}: {int(v['episodes'])} episode(s), "
+                f"    {alert} {team} {sev}: {int(v.get('episodes', 0))} episode(s), "
                 f"first {v['first'] / 60:.1f} min, last {v['last'] / 60:.1f} min"
             )
     if scenario in KNOWN_ONSET:

@@ -160,19 +160,27 @@ KPI_SELECTOR = ('{job="cxpulse-exporter",__name__=~"cxpulse_.+",'
 
 
 def wait_settled(exporters: list[ExporterProc], exp: Expected, timeout: float = 180) -> None:
-    """Every exporter evaluates at the report's instant and is caught up."""
-    want = exp.evaluation.at_ms / 1000 if exp.evaluation.at_ms is not None else None
+    """Every exporter serves exactly the report's KPI series (every partition applied).
+
+    Stream time alone is not enough: one partition can reach the last event time
+    while another is still being applied, so the served series are compared."""
+    want = kpi_samples(report_text(exp).decode())
+    assert want
 
     def settled() -> bool:
         for e in exporters:
-            if e.gauge("cxpulse_evaluation_timestamp_seconds") != want:
+            try:
+                text = e.scrape()
+            except OSError:
                 return False
-            delay = e.gauge("cxpulse_kpi_delay_seconds")
-            if delay is None or delay > 5:
+            if kpi_samples(text) != want:
+                return False
+            delay = parse_metrics(text).get("cxpulse_kpi_delay_seconds")
+            if not delay or delay[0][1] > 5:
                 return False
         return True
 
-    wait_for(settled, timeout, "exporters at the report's stream time and fresh")
+    wait_for(settled, timeout, "both exporters serving the report's KPI series")
 
 
 def test_workers_come_and_go_prometheus_holds_one_exact_value_per_series(
