@@ -156,6 +156,9 @@ class DirectWorker:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def _new_producer(self, transactional_id: str | None) -> Any:
         from aiokafka import AIOKafkaProducer
 
@@ -234,10 +237,10 @@ class DirectWorker:
             failed to restore a partition must not go on without it."""
 
             async def on_partitions_revoked(self, revoked: Any) -> None:
-                await _or_exit(worker._on_revoked(revoked))
+                await _or_exit(worker._on_revoked(revoked), worker.stopping)
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
-                await _or_exit(worker._on_assigned(assigned))
+                await _or_exit(worker._on_assigned(assigned), worker.stopping)
 
         if self._producer is not None:
             await self._producer.start()
@@ -708,12 +711,18 @@ def _check_created(response: Any, topic: str) -> None:
         raise RuntimeError(f"creating the changelog topic {topic!r} failed: {err.__name__}")
 
 
-async def _or_exit(step: Any) -> None:
+async def _or_exit(step: Any, stopping: Any) -> None:
+    """A failed rebalance step ends the process (70), unless the worker is stopping:
+    a restore runs off the loop, so a SIGTERM can close the clients under it; the
+    state is durable batch by batch, so that stop is clean (exit 0)."""
     try:
         await step
     except asyncio.CancelledError:
         raise
-    except BaseException:
+    except BaseException as exc:
+        if stopping():
+            log.info("rebalance step interrupted by the stop (%s)", type(exc).__name__)
+            return
         log.exception("rebalance step failed; exiting so the state is rebuilt exactly")
         logging.shutdown()
         os._exit(70)
