@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from stream.settings import SettingsError, core_config, load_settings
-from stream.worker.command import add_settings_flags, bind_metrics_socket, settings_overrides
+from stream.worker.command import add_settings_flags, prepare_serving, settings_overrides
 
 
 def register(sub: Any) -> None:
@@ -38,16 +38,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.web.server import WebConfigError, load_web_config
-
     try:
         settings = load_settings(
             args.config or os.environ.get("CXPULSE_CONFIG"), None, settings_overrides(args)
         )
         config = core_config(settings)
-        web_config = load_web_config(settings.web_config_file)
-        sock = bind_metrics_socket(settings)
-    except (SettingsError, WebConfigError) as exc:
+    except SettingsError as exc:
         print(f"cxpulse exporter: bad setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -55,23 +51,10 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from stream.exporter.service import run_exporter
-    from stream.kafkaconn import KafkaAccessError
-    from stream.worker.command import EXIT_INTERRUPTED, wait_for_topics
-    from stream.worker.shared import StartupError, check_topics
 
-    try:  # the input topics: the same checks (and one-line errors) as the worker's
-        asyncio.run(wait_for_topics(settings, check_topics))
-    except StartupError as exc:
-        print(f"cxpulse exporter: {exc}", file=sys.stderr)
-        return 2
-    except KafkaAccessError as exc:
-        print(f"cxpulse exporter: kafka: {exc}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print(f"cxpulse exporter: interrupted while connecting to {settings.bootstrap_servers}",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
-
+    prepared = prepare_serving("cxpulse exporter", settings)
+    if isinstance(prepared, int):
+        return prepared
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_exporter(settings, config, sock, web_config))
+        return asyncio.run(run_exporter(settings, config, prepared.sock, prepared.web_config))
     return 0

@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from stream.settings import Settings, SettingsError, load_settings
@@ -313,33 +314,59 @@ def run(args: argparse.Namespace) -> int:
     return run_worker(settings)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a serving command (worker, exporter) has checked and holds before it runs."""
+
+    partitions: int
+    web_config: Any
+    sock: socket.socket
+
+
+def prepare_serving(prog: str, settings: Settings) -> Prepared | int:
+    """The start-up checks of every serving command, each failure one line + exit code.
+
+    Targets and time model, web-config, the metrics port, then the input topics
+    (retrying while the broker is unreachable), in that order, so a user error
+    is reported at once rather than after a minute of waiting for a broker. Returns the exit code
+    (documented in docs/runbook.md) after printing the line, or what was
+    prepared. Why one function: the worker and the exporter must fail the same
+    way for the same cause, and did not when each had its own copy."""
+    from stream.kafkaconn import KafkaAccessError
+    from stream.settings import core_config
+    from stream.web.server import WebConfigError, load_web_config
+    from stream.worker.shared import StartupError, check_topics
+
+    try:
+        core_config(settings)  # targets file and time model: fail before connecting
+        web_config = load_web_config(settings.web_config_file)
+        sock = bind_metrics_socket(settings)
+        partitions = asyncio.run(wait_for_topics(settings, check_topics))
+    except (StartupError, SettingsError, WebConfigError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except KafkaAccessError as exc:  # one line naming the cause
+        print(f"{prog}: kafka: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted while connecting to {settings.bootstrap_servers}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    return Prepared(partitions, web_config, sock)
+
+
 def run_worker(settings: Settings) -> int:
     from stream.kafkaconn import KafkaAccessError
-    from stream.worker.shared import StartupError, check_topics
 
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.info("starting: %s", settings.describe())
-    from stream.settings import core_config
-    from stream.web.server import WebConfigError, load_web_config
-
-    try:
-        core_config(settings)  # targets file and time model: fail before connecting
-        web_config = load_web_config(settings.web_config_file)
-        partitions = asyncio.run(wait_for_topics(settings, check_topics))
-        sock = bind_metrics_socket(settings)
-    except (StartupError, SettingsError, WebConfigError) as exc:
-        print(f"cxpulse worker: {exc}", file=sys.stderr)
-        return 2
-    except KafkaAccessError as exc:  # one line naming the cause; code in docs/runbook.md
-        print(f"cxpulse worker: kafka: {exc}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print(f"cxpulse worker: interrupted while connecting to {settings.bootstrap_servers}",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
+    prepared = prepare_serving("cxpulse worker", settings)
+    if isinstance(prepared, int):
+        return prepared
+    partitions, web_config, sock = prepared.partitions, prepared.web_config, prepared.sock
     if settings.runtime == "faust":
         return _run_faust(settings, partitions, sock, web_config)
     from stream.worker.direct import run_direct
