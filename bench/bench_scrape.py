@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench.kafka_setup import broker, create_topics  # noqa: E402
 from stream.replay import read_lines  # noqa: E402
 from tests.integration.test_exporter import ExporterProc  # noqa: E402
 from tests.integration.test_worker_pipeline import (  # noqa: E402
@@ -42,19 +43,6 @@ from tests.integration.test_worker_pipeline import (  # noqa: E402
     simulate,
     totals,
 )
-
-PARTITIONS = 4
-
-
-async def create_topics(bootstrap: str, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
-    finally:
-        await admin.close()
 
 
 def scraper(urls: list[str], stop: threading.Event, counts: list[int]) -> None:
@@ -77,8 +65,10 @@ def catch_up(bootstrap: str, capture: Path, n: int, workdir: Path, scrapers: int
     x = ExporterProc(bootstrap, topics, workdir, f"x-{suffix}").start()
     stop = threading.Event()
     counts = [0]
-    urls = [f"http://127.0.0.1:{w.port}{p}" for p in
-            ("/metrics", "/metrics/partitions", "/metrics/worker", "/healthz")]
+    urls = [
+        f"http://127.0.0.1:{w.port}{p}"
+        for p in ("/metrics", "/metrics/partitions", "/metrics/worker", "/healthz")
+    ]
     urls += [f"http://127.0.0.1:{x.port}{p}" for p in ("/metrics", "/healthz", "/readyz")]
     threads = [threading.Thread(target=scraper, args=(urls, stop, counts), daemon=True)
                for _ in range(scrapers)]  # fmt: skip
@@ -105,31 +95,19 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--tickets-per-day", type=int, default=6000)
     args = ap.parse_args()
-    broker = None
-    if args.bootstrap is None:
-        from kafka_broker import KafkaBroker
-
-        broker = KafkaBroker().start()
-        bootstrap = broker.bootstrap
-    else:
-        bootstrap = args.bootstrap
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            capture = simulate(work / "3d.jsonl", seed=3, span="72h",
-                               per_day=args.tickets_per_day)  # fmt: skip
-            n = sum(1 for _ in read_lines(capture))
-            print(f"backlog: {n} messages over 3 days", flush=True)
-            quiet, loaded = [], []
-            for _ in range(args.rounds):
-                quiet.append(catch_up(bootstrap, capture, n, work, 0))
-                loaded.append(catch_up(bootstrap, capture, n, work, 4))
-            q, ld = statistics.median(quiet), statistics.median(loaded)
-            print(f"median catch-up: quiet {q:.1f} s, 4 scrapers {ld:.1f} s, "
-                  f"ratio {ld / q:.3f}")  # fmt: skip
-    finally:
-        if broker is not None:
-            broker.stop(remove_data=True)
+    with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        capture = simulate(work / "3d.jsonl", seed=3, span="72h",
+                           per_day=args.tickets_per_day)  # fmt: skip
+        n = sum(1 for _ in read_lines(capture))
+        print(f"backlog: {n} messages over 3 days", flush=True)
+        quiet, loaded = [], []
+        for _ in range(args.rounds):
+            quiet.append(catch_up(bootstrap, capture, n, work, 0))
+            loaded.append(catch_up(bootstrap, capture, n, work, 4))
+        q, ld = statistics.median(quiet), statistics.median(loaded)
+        print(f"median catch-up: quiet {q:.1f} s, 4 scrapers {ld:.1f} s, "
+              f"ratio {ld / q:.3f}")  # fmt: skip
     return 0
 
 

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench.kafka_setup import PARTITIONS, broker, create_topics  # noqa: E402
 from stream.core.config import CoreConfig  # noqa: E402
 from stream.core.decode import Rejection, decode  # noqa: E402
 from stream.core.engine import PartitionEngine  # noqa: E402
@@ -40,19 +41,6 @@ from tests.integration.test_worker_pipeline import (  # noqa: E402
     simulate,
     totals,
 )
-
-PARTITIONS = 4
-
-
-async def create_topics(bootstrap: str, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
-    finally:
-        await admin.close()
 
 
 async def raw_consume(bootstrap: str, topics: list[str], n: int) -> float:
@@ -198,69 +186,61 @@ def main() -> int:
         b, t1, t2, n_, batch = args.faust_noop
         faust_noop(b, [t1, t2], int(n_), int(batch))
         return 0
-    broker = None
     workdir = Path(tempfile.mkdtemp(prefix="cxpulse-bench-"))
     try:
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            from kafka_broker import KafkaBroker
-
-            broker = KafkaBroker().start()
-            bootstrap = broker.bootstrap
-        capture = simulate(
-            workdir / "sim.jsonl", seed=1, span=args.span, per_day=args.tickets_per_day
-        )
-        lines = list(read_lines(capture))
-        n = len(lines)
-        suffix = uuid.uuid4().hex[:8]
-        topics = Topics(
-            f"bench.tickets.{suffix}", f"bench.surveys.{suffix}", f"bench.dl.{suffix}",
-            f"bench-{suffix}",
-        )  # fmt: skip
-        asyncio.run(create_topics(bootstrap, [topics.tickets, topics.surveys, topics.deadletter]))
-        replay(capture, bootstrap, topics)
-        core_s = core_only(lines, args.batch_size)
-        raw_s = asyncio.run(raw_consume(bootstrap, [topics.tickets, topics.surveys], n))
-        results: list[tuple[str, float, float | None]] = [
-            ("raw aiokafka consumer (no processing)", raw_s, None)
-        ]
-        print(f"raw {raw_s:.2f}s core {core_s:.2f}s", file=sys.stderr, flush=True)
-        results.append(("core in process (decode+apply+drain, no Kafka)", core_s, None))
-        noop_s = run_faust_noop(bootstrap, topics, n, args.batch_size)
-        results.append(
-            (f"faust agent, take_events({args.batch_size}), no processing", noop_s, None)
-        )
-        print(f"noop {noop_s:.2f}s", file=sys.stderr, flush=True)
-        variants = [
-            (runtime, store, ()) for runtime in args.runtimes.split(",")
-            for store in ("rocksdb://", "memory://")
-        ]  # fmt: skip
-        if "direct" in args.runtimes:  # what zombie fencing costs
-            variants.insert(2, ("direct", "memory://", ("--set", "transactional_writes=false")))
-        for i, (runtime, store, more) in enumerate(variants):
-            wt = Topics(
-                topics.tickets, topics.surveys, topics.deadletter, f"{topics.group}-{i}"
-            )  # a group (and changelog) of its own per worker
-            secs, rss = run_worker(
-                bootstrap, wt, n, workdir, runtime, "--store", store,
-                "--set", f"batch_size={args.batch_size}", *more,
-            )  # fmt: skip
-            name = f"cxpulse worker, runtime {runtime}, {store}, batch {args.batch_size}"
-            if more:
-                name += ", " + more[-1]
-            results.append((name, secs, rss))
-            print(f"{name}: {secs:.2f}s {rss:.0f} MB", file=sys.stderr, flush=True)
-        print(f"{n} messages ({args.span}, {args.tickets_per_day} tickets/day)")
-        print("| pipeline | seconds | messages/s | share of raw consumer | peak RSS MB |")
-        print("|---|---:|---:|---:|---:|")
-        for name, secs, rss in results:
-            mem = f"{rss:.0f}" if rss is not None else "-"
-            print(f"| {name} | {secs:.2f} | {n / secs:,.0f} | {raw_s / secs:.3f} | {mem} |")
-        return 0
+        with broker(args.bootstrap) as bootstrap:
+            return measure(args, bootstrap, workdir)
     finally:
-        if broker is not None:
-            broker.stop(remove_data=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
+    capture = simulate(workdir / "sim.jsonl", seed=1, span=args.span, per_day=args.tickets_per_day)
+    lines = list(read_lines(capture))
+    n = len(lines)
+    suffix = uuid.uuid4().hex[:8]
+    topics = Topics(
+        f"bench.tickets.{suffix}", f"bench.surveys.{suffix}", f"bench.dl.{suffix}",
+        f"bench-{suffix}",
+    )  # fmt: skip
+    asyncio.run(create_topics(bootstrap, [topics.tickets, topics.surveys, topics.deadletter]))
+    replay(capture, bootstrap, topics)
+    core_s = core_only(lines, args.batch_size)
+    raw_s = asyncio.run(raw_consume(bootstrap, [topics.tickets, topics.surveys], n))
+    results: list[tuple[str, float, float | None]] = [
+        ("raw aiokafka consumer (no processing)", raw_s, None)
+    ]
+    print(f"raw {raw_s:.2f}s core {core_s:.2f}s", file=sys.stderr, flush=True)
+    results.append(("core in process (decode+apply+drain, no Kafka)", core_s, None))
+    noop_s = run_faust_noop(bootstrap, topics, n, args.batch_size)
+    results.append((f"faust agent, take_events({args.batch_size}), no processing", noop_s, None))
+    print(f"noop {noop_s:.2f}s", file=sys.stderr, flush=True)
+    variants = [
+        (runtime, store, ()) for runtime in args.runtimes.split(",")
+        for store in ("rocksdb://", "memory://")
+    ]  # fmt: skip
+    if "direct" in args.runtimes:  # what zombie fencing costs
+        variants.insert(2, ("direct", "memory://", ("--set", "transactional_writes=false")))
+    for i, (runtime, store, more) in enumerate(variants):
+        wt = Topics(
+            topics.tickets, topics.surveys, topics.deadletter, f"{topics.group}-{i}"
+        )  # a group (and changelog) of its own per worker
+        secs, rss = run_worker(
+            bootstrap, wt, n, workdir, runtime, "--store", store,
+            "--set", f"batch_size={args.batch_size}", *more,
+        )  # fmt: skip
+        name = f"cxpulse worker, runtime {runtime}, {store}, batch {args.batch_size}"
+        if more:
+            name += ", " + more[-1]
+        results.append((name, secs, rss))
+        print(f"{name}: {secs:.2f}s {rss:.0f} MB", file=sys.stderr, flush=True)
+    print(f"{n} messages ({args.span}, {args.tickets_per_day} tickets/day)")
+    print("| pipeline | seconds | messages/s | share of raw consumer | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, secs, rss in results:
+        mem = f"{rss:.0f}" if rss is not None else "-"
+        print(f"| {name} | {secs:.2f} | {n / secs:,.0f} | {raw_s / secs:.3f} | {mem} |")
+    return 0
 
 
 if __name__ == "__main__":
