@@ -10,6 +10,11 @@ One asyncio loop, two tasks: `_consume` applies changelog batches to the
 replicas; `_tick` evaluates every `eval_interval` and renders the Prometheus
 text once. A scrape returns those bytes: however many clients scrape however
 often, no evaluation runs for them, and no worker is involved at all.
+
+The evaluation (up to about half a second at the end of a busy day) runs in a
+thread, holding a lock `_consume` also takes per batch: the replicas never
+change under it, and the loop stays free to answer scrapes and health checks
+meanwhile (a scrape that waited for an evaluation could time out).
 """
 
 from __future__ import annotations
@@ -188,9 +193,10 @@ async def run_exporter(
             for role, topic in settings.topics.items()
             for p in range(partitions)
         ]
-        consume = asyncio.create_task(_consume(consumer, state))
+        lock = asyncio.Lock()
+        consume = asyncio.create_task(_consume(consumer, state, lock))
         try:
-            await _tick(consumer, state, tps, initial_end, sources, consume)
+            await _tick(consumer, state, tps, initial_end, sources, consume, lock)
         finally:
             consume.cancel()
             await asyncio.gather(consume, return_exceptions=True)
@@ -201,12 +207,13 @@ async def run_exporter(
     return 0
 
 
-async def _consume(consumer: Any, state: ExporterState) -> None:
+async def _consume(consumer: Any, state: ExporterState, lock: asyncio.Lock) -> None:
     while True:
         batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
-        for tp, records in batch.items():
-            for r in records:
-                state.apply(tp.partition, r.key, r.value)
+        async with lock:
+            for tp, records in batch.items():
+                for r in records:
+                    state.apply(tp.partition, r.key, r.value)
 
 
 async def _tick(
@@ -216,6 +223,7 @@ async def _tick(
     initial_end: dict[Any, int],
     sources: list[tuple[str, Any]],
     consume: asyncio.Task[None],
+    lock: asyncio.Lock,
 ) -> None:
     interval = state.settings.eval_interval_ms / 1000
     while True:
@@ -233,7 +241,8 @@ async def _tick(
                 state.caught_up_once = True
                 log.info("changelog read up to its end at start: serving KPIs")
         if state.caught_up_once:
-            state.evaluate_and_render(wall_ms)
+            async with lock:
+                await asyncio.to_thread(state.evaluate_and_render, wall_ms)
         await asyncio.sleep(interval)
 
 
