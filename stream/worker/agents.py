@@ -49,13 +49,16 @@ from stream.worker.shared import (
     ROLES,
     PartitionStatus,
     WorkerStatus,
+    await_all,
     counter_name,
+    deadletter_limit,
     handle_message,
     partition_lag,
     worker_status,
 )
 
 log = logging.getLogger("cxpulse.worker")
+
 
 class _PartitionEvent:
     """Stands in for faust's current event while writing to the state table.
@@ -106,6 +109,8 @@ class Worker:
         self.skipped_redeliveries = 0
         self.dropped_revoked = 0
         self.gaps = 0
+        #: largest dead letter sent as a copy (lowered to the topic's limit at start)
+        self._dl_max = settings.deadletter_max_bytes
         self._seeks: dict[Any, tuple[int, float]] = {}
         self._pending_seek: asyncio.Future[None] | None = None
         worker = self
@@ -147,6 +152,7 @@ class Worker:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.agent(self.source, name="cxpulse-process")(self._agent)
         self.app.timer(10.0, name="cxpulse-progress")(self._log_progress)
+        self.app.task(self._deadletter_limit)
 
     # -- the narrow interface the exporter reads
 
@@ -237,7 +243,7 @@ class Worker:
 
     async def _durable(self, p: int, changelog: list[Any]) -> None:
         """Await every write; then remember the changelog offset for faust's recovery."""
-        await self._await(changelog)
+        await await_all(changelog)
         if changelog:
             last = max(f.result().offset for f in changelog)
             self.table.data.set_persisted_offset(TP(self.settings.changelog_topic, p), last)
@@ -336,21 +342,10 @@ class Worker:
                 logging.shutdown()
                 os._exit(70)
 
-    async def _await(self, futures: list[Any]) -> None:
-        """Wait until every write is acknowledged, even if we are cancelled meanwhile.
-
-        Cancellation (shutdown, revocation) must not cut a batch short: faust
-        acks the batch's messages on the way out regardless, so its writes
-        have to land first.
-        """
-        if not futures:
-            return
-        done = asyncio.ensure_future(asyncio.gather(*futures))
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            await done
-            raise
+    async def _deadletter_limit(self) -> None:
+        """Keep dead letters under the dead-letter topic's own limit as well."""
+        self._dl_max = await deadletter_limit(self.settings)
+        log.info("dead letters above %d bytes are sent as pointers", self._dl_max)
 
     async def _earliest(self, tp: Any) -> int:
         offsets = await self.app.consumer.earliest_offsets(tp)
@@ -437,6 +432,7 @@ class Worker:
             record, ts = handle_message(
                 engine, role, topic, p, msg.offset, msg.key, msg.value, counts, now_ms,
                 round(msg.timestamp * 1000) if msg.timestamp else None,
+                deadletter_max_bytes=self._dl_max,
             )
             if record is not None:
                 dl_futures.append(
@@ -455,7 +451,7 @@ class Worker:
         for k, n in counts.items():
             store.count(k, n)
         # one step a cancellation cannot cut short (see `_await`)
-        await self._await([self._commit(p, store, engine, dl_futures, now_ms)])
+        await await_all([self._commit(p, store, engine, dl_futures, now_ms)])
         if last_event_ms is not None:
             self._last_event_ms[p] = last_event_ms
         self._last_success_s = time.time()
@@ -477,7 +473,7 @@ class Worker:
         least once. Costs one broker round trip per batch that rejected a
         message.
         """
-        await self._await(dead_letters)
+        await await_all(dead_letters)
         writes = store.batch_writes(engine.drain_dirty(), now_ms)
         self._write_local(p, writes)
         if dead_letters:

@@ -52,10 +52,11 @@ from stream.worker.shared import (
     ROLES,
     PartitionStatus,
     WorkerStatus,
+    await_all,
     counter_name,
+    deadletter_limit,
     handle_message,
     partition_lag,
-    topic_max_message_bytes,
     worker_status,
 )
 
@@ -429,9 +430,9 @@ class DirectWorker:
             # No transaction ties them together: the dead letters must be
             # acknowledged before the marker that counts their messages as done
             # is even sent, or a kill in between loses them.
-            await _await_all(await send_dead())
+            await await_all(await send_dead())
             futures = await self._send_changelog(producer, p, writes)
-            await _await_all([f for f, _ in futures])
+            await await_all([f for f, _ in futures])
             return _last_offset(futures)
         await producer.begin_transaction()
         futures = await self._send_changelog(producer, p, writes)
@@ -439,7 +440,7 @@ class DirectWorker:
             crash_point("state-written")
         dl = await send_dead()
         await producer.commit_transaction()
-        await _await_all([f for f, _ in futures] + dl)
+        await await_all([f for f, _ in futures] + dl)
         return _last_offset(futures)
 
     def _apply(
@@ -657,10 +658,7 @@ class DirectWorker:
 
     async def _deadletter_limit(self) -> None:
         """Keep dead letters under the dead-letter topic's own limit as well."""
-        s = self.settings
-        topic_max = await topic_max_message_bytes(s, s.topic_deadletter)
-        if topic_max is not None and topic_max < self._dl_max:
-            self._dl_max = topic_max
+        self._dl_max = await deadletter_limit(self.settings)
         log.info("dead letters above %d bytes are sent as pointers", self._dl_max)
 
     async def _ensure_changelog(self) -> None:
@@ -733,18 +731,6 @@ def _last_offset(futures: list[tuple[Any, int]]) -> int | None:
         return None
     fut, n = futures[-1]
     return int(fut.result().offset) + n - 1
-
-
-async def _await_all(futures: list[Any]) -> None:
-    """Wait for every write even when cancelled meanwhile (a batch is all or nothing)."""
-    if not futures:
-        return
-    done = asyncio.ensure_future(asyncio.gather(*futures))
-    try:
-        await asyncio.shield(done)
-    except asyncio.CancelledError:
-        await done
-        raise
 
 
 async def run_direct(settings: Settings, partitions: int, serve: Any) -> int:

@@ -9,6 +9,7 @@ lives here once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,20 +69,32 @@ async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str
     return out
 
 
+async def deadletter_limit(settings: Settings) -> int:
+    """The largest dead letter to send as a copy: `deadletter_max_bytes`, or the
+    dead-letter topic's own `max.message.bytes` if that is smaller (a copy the
+    topic refuses would fail the batch and crash-loop the worker)."""
+    topic_max = await topic_max_message_bytes(settings, settings.topic_deadletter)
+    limit = settings.deadletter_max_bytes
+    return topic_max if topic_max is not None and topic_max < limit else limit
+
+
 async def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
     """The topic's `max.message.bytes` (None: not readable, e.g. no DescribeConfigs ACL)."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+    from aiokafka.errors import KafkaError
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
     )
     await admin.start()
     try:
+        # `configs` is a mapping (a list raised inside aiokafka, and a bare
+        # `except Exception` here hid that: the topic's limit was never read)
         responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, ["max.message.bytes"])]
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})]
         )
-    except Exception:  # an authorization or version error: the setting alone then
+    except KafkaError:  # an authorization or version error: the setting alone then
         return None
     finally:
         await admin.close()
@@ -264,3 +277,19 @@ def worker_status(
         topics=dict(topics),
         local_store_rebuilds=dict(local_store_rebuilds or {}),
     )
+
+
+async def await_all(futures: list[Any]) -> None:
+    """Wait until every write is acknowledged, even if cancelled meanwhile.
+
+    A batch is all or nothing: cancellation (shutdown, revocation) must not cut
+    it short, since the faust runtime acks the batch's messages on the way out
+    regardless and the direct runtime's marker must follow its records."""
+    if not futures:
+        return
+    done = asyncio.ensure_future(asyncio.gather(*futures))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await done
+        raise

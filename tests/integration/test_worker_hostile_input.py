@@ -58,16 +58,21 @@ async def _produce(bootstrap: str, msgs: list[tuple[str, bytes | None, bytes]]) 
         await producer.stop()
 
 
+#: the dead-letter topic's own limit, below the `deadletter_max_bytes` default (1 MB)
+DL_TOPIC_MAX = 300_000
+
+
 def test_oversized_and_wrongly_keyed_messages_are_accounted_for(
-    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path, runtime: str
 ) -> None:
-    # tickets: limit raised for the 2 MB message; surveys and dead letters: broker defaults
+    # tickets: limit raised for the 2 MB message; surveys: broker default; dead letters:
+    # lowered, so a copy the setting allows but the topic refuses must become a pointer
     t = topic_factory("wh.tickets", PARTITIONS, **{"max.message.bytes": str(3 * MB)})
     suffix = t.rsplit(".", 1)[1]
     topics = Topics(
         tickets=t,
         surveys=topic_factory("wh.surveys", PARTITIONS),
-        deadletter=topic_factory("wh.dl", PARTITIONS),
+        deadletter=topic_factory("wh.dl", PARTITIONS, **{"max.message.bytes": str(DL_TOPIC_MAX)}),
         group=f"wh-{suffix}",
     )
     capture = simulate(tmp_path / "sim.jsonl", seed=3030, span="1h")
@@ -88,12 +93,15 @@ def test_oversized_and_wrongly_keyed_messages_are_accounted_for(
         ev = TicketCreated(f"wk-c{i}", at + i, f"T-WRONGKEY-{i}", "tech", "web")
         crafted.append((t, f"T-OTHER-{i}".encode(), encode_bytes(ev)))
     medium = b"m" * 100_000  # too large for the contract, small enough to copy
+    over_dl_topic = b"d" * 400_000  # under the setting, over the dead-letter topic's limit
     near_1mb = b"s" * 1_048_000  # accepted by a default topic; copy + headers are not
     two_mb = b"t" * 2_000_000
-    crafted += [(t, b"big-1", medium), (topics.surveys, b"big-2", near_1mb), (t, b"big-3", two_mb)]
+    crafted += [(t, b"big-1", medium), (t, b"big-0", over_dl_topic),
+                (topics.surveys, b"big-2", near_1mb), (t, b"big-3", two_mb)]  # fmt: skip
+    oversized = 4
 
     exp = expected(lines + accepted)
-    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1").start()
+    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", runtime=runtime).start()
     try:
         replay(capture, kafka_bootstrap, topics)
         offsets = asyncio.run(_produce(kafka_bootstrap, crafted))
@@ -102,16 +110,14 @@ def test_oversized_and_wrongly_keyed_messages_are_accounted_for(
         assert w.alive() and w.starts == 1
         exp.consumed = total
         exp.deadletters += Counter({("tickets", "key_mismatch"): 9,
-                                    ("tickets", "too_large"): 2, ("surveys", "too_large"): 1})
+                                    ("tickets", "too_large"): 3, ("surveys", "too_large"): 1})
         assert_counts(got, exp)
         metrics = w.scrape()
         assert_kpi_series(metrics, exp)  # the keyless creations split nothing
-        pointers = {
-            labels["role"]: v
-            for labels, v in parse_metrics(metrics).get("cxpulse_deadletter_pointers_total", [])
-            if v
-        }
-        assert pointers == {"tickets": 1, "surveys": 1}
+        pointers: Counter[str] = Counter()  # summed over the series of each role
+        for labels, v in parse_metrics(metrics).get("cxpulse_deadletter_pointers_total", []):
+            pointers[labels["role"]] += int(v)
+        assert pointers == {"tickets": 2, "surveys": 1}
         assert w.stop() == 0
     finally:
         w.stop()
@@ -120,7 +126,7 @@ def test_oversized_and_wrongly_keyed_messages_are_accounted_for(
                for r in read_topic(kafka_bootstrap, topics.deadletter)]  # fmt: skip
     by_source = {(d.envelope.source_topic, d.envelope.source_offset, d.envelope.reason): d
                  for d in records}  # fmt: skip
-    for (topic, key, value), offset in zip(crafted[-3:], offsets[-3:], strict=True):
+    for (topic, key, value), offset in zip(crafted[-oversized:], offsets[-oversized:], strict=True):
         d = by_source[(topic, offset, "too_large")]
         if value is medium:
             assert d.value == medium and d.key == key and not is_pointer(d.headers)
@@ -132,5 +138,5 @@ def test_oversized_and_wrongly_keyed_messages_are_accounted_for(
     mismatched = [d for d in records if d.envelope.reason == "key_mismatch"]
     assert len(mismatched) == 9
     assert sorted(d.value or b"" for d in mismatched) == sorted(
-        v for _, k, v in crafted[:-3] if v not in accepted
+        v for _, k, v in crafted[:-oversized] if v not in accepted
     )
