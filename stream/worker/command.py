@@ -55,9 +55,7 @@ def register(sub: Any) -> None:
 
 def add_settings_flags(p: argparse.ArgumentParser) -> None:
     """The settings flags every long-running command shares (worker, exporter)."""
-    import dataclasses
-
-    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    defaults = {name: info.default for name, info in Settings.model_fields.items()}
     p.add_argument("--config", help="YAML settings file (or CXPULSE_CONFIG)")
     for flag in _FLAGS:
         p.add_argument(
@@ -96,7 +94,7 @@ def bind_metrics_socket(settings: Settings) -> socket.socket:
     except OSError as exc:
         raise SettingsError(
             f"metrics_port: cannot listen on {settings.metrics_host}:{settings.metrics_port}: "
-            f"{exc.strerror}"
+            f"{exc.strerror} ({settings.source_of('metrics_port')})"
         ) from None
     sock.setblocking(False)
     return sock
