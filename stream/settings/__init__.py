@@ -22,21 +22,22 @@ A wrong value stops the process at start with that line (exit 2), never as a
 traceback minutes later. Secrets (`sasl_password`) are `Secret`: `repr`,
 `describe()` and errors never show them; `.reveal()` where they are used.
 
-Adding a setting (a field of `Settings` in `model.py`; the name is its file
-key and, prefixed, its variable; the README table documents it):
+Adding a setting is one field of `Settings` in `model.py` (its name is the file
+key and, upper-cased with `CXPULSE_`, the variable), plus a row of the README
+table and a test. By kind:
 
-* integer with bounds: `max_record_bytes: Int = Field(default=1_000_000, ge=1024, le=10_000_000)`
-* duration (external name without `_ms`):
-  `auth_failure_exit_after_ms: Duration = Field(default=ms("5m"),
-  alias="auth_failure_exit_after")`
-  (`DurationOrZero` where `0s` means none)
-* mapping name -> positive int: `label_caps: Caps = Field(default_factory=dict)`;
-  another value type: `Annotated[Mapping[str, list[str]], BeforeValidator(...)]` in
-  `types.py` with a parser for the one-line environment form
-* file that must exist: `sasl_password_file: OptionalStr = None` and add its
-  name to `FILES`
-* a check against other settings: a line in `Settings._check` calling
-  `_fail("field", "what is wrong", "other_field")`
+    max_record_bytes: Int = Field(default=1_000_000, ge=1024, le=10_000_000)
+    auth_failure_exit_after_ms: Duration = Field(
+        default=ms("5m"), alias="auth_failure_exit_after")  # `_ms` in code only
+    sasl_password_file: ExistingFile = None  # must exist when set
+    label_caps: Caps = Field(default_factory=dict)  # name -> positive int
+
+`DurationOrZero` where `0s` means none. A mapping of another value type (say
+dimension -> list of label values) is one more `Annotated` type in `types.py`:
+the value type plus a `BeforeValidator` reading the one-line form used in the
+environment. A check against other settings is a line in `Settings._check`:
+`_fail("field", "what is wrong", "other_field")`; the error then names both
+fields' sources.
 """
 
 from stream.core.durations import format_duration_ms

@@ -11,7 +11,6 @@ each failing with the setting at fault (`_fail`). Loading and error messages:
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -25,6 +24,7 @@ from stream.settings.types import (
     Caps,
     Duration,
     DurationOrZero,
+    ExistingFile,
     Int,
     OptionalSecret,
     OptionalStr,
@@ -41,8 +41,6 @@ SASL_MECHANISMS = get_args(SaslMechanism)
 STORES = get_args(Store)
 RUNTIMES = get_args(Runtime)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-#: File settings whose file must exist when set (checked at start, not at first use).
-FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "targets_file", "web_config_file")
 
 
 def _fail(setting: str, message: str, *related: str) -> NoReturn:
@@ -72,9 +70,9 @@ class Settings(BaseSettings):
     sasl_mechanism: SaslMechanism | None = None
     sasl_username: OptionalStr = None
     sasl_password: OptionalSecret = None
-    ssl_cafile: OptionalStr = None
-    ssl_certfile: OptionalStr = None
-    ssl_keyfile: OptionalStr = None
+    ssl_cafile: ExistingFile = None
+    ssl_certfile: ExistingFile = None
+    ssl_keyfile: ExistingFile = None
     # --- topics and group
     topic_tickets: str = "support.tickets"
     topic_surveys: str = "support.surveys"
@@ -96,7 +94,7 @@ class Settings(BaseSettings):
     max_event_ahead_ms: Duration = Field(default=ms("1h"), alias="max_event_ahead")
     #: label value caps: dimension -> max distinct values before `other`
     label_caps: Caps = Field(default_factory=dict)
-    targets_file: OptionalStr = None
+    targets_file: ExistingFile = None
     # --- serving
     metrics_host: str = "127.0.0.1"
     metrics_port: Int = Field(default=9464, ge=1, le=65535)
@@ -134,7 +132,7 @@ class Settings(BaseSettings):
     deadletter_max_bytes: Int = Field(default=1_000_000, ge=4096, le=1_048_576)
     #: exporter-toolkit web-config file (TLS and basic auth for /metrics and every
     #: HTTP endpoint of the process; `stream.web.server`); none: plain HTTP
-    web_config_file: OptionalStr = None
+    web_config_file: ExistingFile = None
 
     #: external name -> where its value came from (`load_settings` fills it)
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -172,10 +170,6 @@ class Settings(BaseSettings):
                 if getattr(self, name) is None:
                     _fail(name, f"required with security_protocol {self.security_protocol}",
                           "security_protocol")  # fmt: skip
-        for name in FILES:
-            path = getattr(self, name)
-            if path is not None and not Path(path).is_file():
-                _fail(name, f"no such file: {path}")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             _fail("ssl_certfile", "ssl_certfile and ssl_keyfile go together", "ssl_keyfile")
         for hostport in self.bootstrap_servers.split(","):

@@ -9,6 +9,7 @@ the setting's name or source: `load.py` adds both to every error.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
@@ -99,6 +100,13 @@ def _pairs(value: object) -> object:
     return pairs
 
 
+def _is_file(path: str | None) -> str | None:
+    """Checked at start: a missing CA file should not wait for the first TLS handshake."""
+    if path is not None and not Path(path).is_file():
+        raise ValueError(f"no such file: {path}")
+    return path
+
+
 def _empty_is_none(value: object) -> object:
     """`CXPULSE_SSL_CAFILE=` unsets an optional setting rather than naming file ''."""
     return None if isinstance(value, str) and not value.strip() else value
@@ -112,12 +120,14 @@ DurationOrZero = Annotated[int, BeforeValidator(_duration_or_zero)]
 Windows = Annotated[
     tuple[Duration, ...], BeforeValidator(_windows), AfterValidator(_distinct_sorted)
 ]
-#: An integer; bounds go on the field: `Field(20000, ge=1, le=1_000_000)`.
+#: An integer; bounds go on the field: `Field(default=20000, ge=1, le=1_000_000)`.
 Int = Annotated[int, BeforeValidator(_not_a_bool)]
 #: Name -> positive integer: `{team: 50}` or `team=50,agent=200`.
 Caps = Annotated[Mapping[str, Annotated[Int, Field(ge=1)]], BeforeValidator(_pairs)]
 #: Optional text where empty means unset (file paths, user names).
 OptionalStr = Annotated[str | None, BeforeValidator(_empty_is_none)]
+#: Optional path of a file that must exist when set (kept as text).
+ExistingFile = Annotated[OptionalStr, AfterValidator(_is_file)]
 #: Optional secret; never printed.
 OptionalSecret = Annotated[Secret | None, BeforeValidator(_empty_is_none)]
 

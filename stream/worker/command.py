@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from stream.settings import Settings, SettingsError, load_settings
 
@@ -55,12 +55,14 @@ def register(sub: Any) -> None:
 
 def add_settings_flags(p: argparse.ArgumentParser) -> None:
     """The settings flags every long-running command shares (worker, exporter)."""
-    defaults = {name: info.default for name, info in Settings.model_fields.items()}
     p.add_argument("--config", help="YAML settings file (or CXPULSE_CONFIG)")
     for flag in _FLAGS:
+        info = Settings.model_fields[flag]
+        choices = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
+        one_of = f": {', '.join(choices)}" if choices else ""
         p.add_argument(
             "--" + flag.replace("_", "-"), dest=flag, metavar=flag.upper(),
-            help=f"setting {flag} (default: {defaults.get(flag)})",
+            help=f"setting {flag}{one_of} (default: {info.default})",
         )  # fmt: skip
     p.add_argument(
         "--set",
