@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from stream.core.config import CAPPED_DIMENSIONS
 from stream.core.durations import format_duration_ms as human
 from stream.core.durations import parse_duration_ms as ms
 from stream.settings.sources import CURRENT, Inputs, RawSource
@@ -204,6 +205,10 @@ class Settings(BaseSettings):
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             _fail("heartbeat_interval_ms", "must be at most a third of session_timeout "
                   f"({human(self.session_timeout_ms)})", "session_timeout_ms")  # fmt: skip
+        for dim in self.label_caps:
+            if dim not in CAPPED_DIMENSIONS:
+                _fail("label_caps", f"{dim!r} is not a capped dimension "
+                      f"({', '.join(CAPPED_DIMENSIONS)})")  # fmt: skip
         if self.log_level.lower() not in LOG_LEVELS:
             _fail("log_level", f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         return self

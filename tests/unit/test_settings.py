@@ -56,6 +56,7 @@ def test_precedence_file_env_overrides(tmp_path: Path) -> None:
         ({"CXPULSE_RETENTION": "1h"}, "retention"),
         ({"CXPULSE_SSL_CAFILE": "/nonexistent/ca.pem"}, "ssl_cafile"),
         ({"CXPULSE_LABEL_CAPS": "team"}, "label_caps"),
+        ({"CXPULSE_LABEL_CAPS": "teams=5"}, "label_caps"),
         ({"CXPULSE_NO_SUCH_THING": "1"}, "no_such_thing"),
         ({"CXPULSE_HEARTBEAT_INTERVAL": "20s"}, "heartbeat_interval"),
         ({"CXPULSE_RUNTIME": "spark"}, "runtime"),
