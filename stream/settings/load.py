@@ -2,7 +2,7 @@
 
 The line is `<setting>: <what is wrong> (<where it was set>)`, e.g.
 `lateness: 2d must be shorter than the longest window (1d) (set by environment
-variable CXPULSE_LATENESS; windows: default)`. pydantic's `ValidationError`
+variable CXPULSE_LATENESS; windows: default value)`. pydantic's `ValidationError`
 is never shown as such: its text is several lines and starts with the model.
 """
 
@@ -80,8 +80,9 @@ def _problem(err: ErrorDetails, name: str) -> str:
         shown = "the value given"
     else:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    if kind == "value_error":
-        return str(ctx["error"])
+    if kind == "value_error":  # our validators' own words; a secret's value masked anyway
+        text = str(ctx["error"])
+        return text.replace(str(value), "***") if _is_secret(name) and value else text
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return f"{shown} is not an integer"
     if kind in ("greater_than_equal", "greater_than"):

@@ -315,3 +315,7 @@ def test_an_error_of_any_kind_on_a_secret_does_not_quote_it() -> None:
                                     env_names={"sasl_password": "CXPULSE_SASL_PASSWORD"}))
     assert line.startswith("sasl_password: string should match pattern, got the value given")
     assert "CXPULSE_SASL_PASSWORD" in line and "hunter2" not in line
+    err = {"type": "value_error", "loc": ("sasl_password",), "msg": "Value error, ...",
+           "input": "hunter2-s3cret", "ctx": {"error": ValueError("'hunter2-s3cret' is short")}}
+    line = error_line([err], Inputs())  # type: ignore[list-item]
+    assert line == "sasl_password: '***' is short (default value)", line
