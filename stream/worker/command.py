@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
 from stream.settings import Settings, SettingsError, load_settings
 
@@ -55,6 +55,8 @@ def register(sub: Any) -> None:
 
 def add_settings_flags(p: argparse.ArgumentParser) -> None:
     """The settings flags every long-running command shares (worker, exporter)."""
+    from typing import Literal, get_args, get_origin
+
     p.add_argument("--config", help="YAML settings file (or CXPULSE_CONFIG)")
     for flag in _FLAGS:
         info = Settings.model_fields[flag]
