@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from stream.core.config import CoreConfig
 from stream.core.decode import Rejection, decode, format_ts, parse_ts
-from stream.core.durations import window_label
+from stream.core.durations import DurationError, parse_duration_ms, window_label
 from stream.core.engine import Evaluation, PartitionEngine, evaluate
 from stream.core.events import key_of, role_of
 from stream.core.partitioning import partition_for
@@ -294,6 +294,15 @@ def _at(text: str) -> int:
     return ts
 
 
+def _window(text: str) -> str:
+    """`--window 1d` or `60m`: the engine's label of that window (`24h`, `1h`), read with
+    the project's one duration format, so any spelling of a window selects it."""
+    try:
+        return window_label(parse_duration_ms(text))
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(text: str) -> int:
     n = int(text)
     if n < 1:
@@ -391,7 +400,7 @@ def register(subparsers: Any) -> None:
                      help="machine-readable output (every series, durations in seconds)")
     out.add_argument("--csv", action="store_true",
                      help="windowed KPIs as CSV (one row per KPI and dimension; seconds)")
-    parser.add_argument("--window", metavar="W", default=None,
+    parser.add_argument("--window", metavar="W", default=None, type=_window,
                         help="only this window (e.g. 1h) in text and CSV output")
     parser.add_argument("--team", metavar="TEAM", default=None,
                         help="only this team ('all' = the organisation roll-up)")

@@ -17,9 +17,10 @@ class DurationError(ValueError):
     """Not a duration; the message says what is expected."""
 
 
-def parse_duration_ms(text: object) -> int:
+def parse_duration_ms(text: object, *, allow_zero: bool = False) -> int:
     """`"15m"` -> 900000; `"1h30m"` -> 5400000. A unit is required: a bare `15` is
-    refused rather than guessed (seconds? minutes?)."""
+    refused rather than guessed (seconds? minutes?). Zero (`0s`) only where the
+    caller says it means something (a lateness of none, an idle timeout of none)."""
     if not isinstance(text, str):
         raise DurationError(f"expected a duration like '15m', got {type(text).__name__}")
     s = text.strip()
@@ -29,9 +30,18 @@ def parse_duration_ms(text: object) -> int:
             break
         total += int(m.group(1)) * UNIT_MS[m.group(2)]
         pos = m.end()
-    if not s or pos != len(s) or total <= 0:
+    if not s or pos != len(s) or (total == 0 and not allow_zero):
         raise DurationError(f"{text!r} is not a duration like '500ms', '30s', '15m', '1h', '7d'")
     return total
+
+
+def format_duration_ms(ms: int) -> str:
+    """For people (messages, logs): `1d`, `90m`, `250ms`, the largest exact unit.
+    `parse_duration_ms` reads it back."""
+    for unit in ("d", "h", "m", "s"):
+        if ms and ms % UNIT_MS[unit] == 0:
+            return f"{ms // UNIT_MS[unit]}{unit}"
+    return f"{ms}ms"
 
 
 def window_label(ms: int) -> str:

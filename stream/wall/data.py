@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from stream.core.durations import parse_duration_ms
 from stream.core.targets import Targets
 from stream.mixin import tiles as tl
 
@@ -31,11 +32,6 @@ class PrometheusError(Exception):
 
 def _all_teams(expr: str) -> str:
     return expr.replace('team="{team}"', ALL_TEAMS)
-
-
-def _seconds(duration: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    return int(duration[:-1]) * units[duration[-1]]
 
 
 @dataclass
@@ -93,7 +89,7 @@ async def snapshot(client: PromClient, targets: Targets) -> dict[str, Any]:
     tiles = tl.tiles(targets)
     fresh = tl.freshness_tile(targets)
     end = time.time()
-    span = _seconds(tl.SPARK_RANGE)
+    span = parse_duration_ms(tl.SPARK_RANGE) // 1000
     step = max(span / SPARK_POINTS, 15)
     timeout = aiohttp.ClientTimeout(total=client.timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as session:

@@ -56,14 +56,16 @@ def register(sub: Any) -> None:
 
 def add_settings_flags(p: argparse.ArgumentParser) -> None:
     """The settings flags every long-running command shares (worker, exporter)."""
-    import dataclasses
+    from typing import Literal, get_args, get_origin
 
-    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
     p.add_argument("--config", help="YAML settings file (or CXPULSE_CONFIG)")
     for flag in _FLAGS:
+        info = Settings.model_fields[flag]
+        choices = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
+        one_of = f": {', '.join(choices)}" if choices else ""
         p.add_argument(
             "--" + flag.replace("_", "-"), dest=flag, metavar=flag.upper(),
-            help=f"setting {flag} (default: {defaults.get(flag)})",
+            help=f"setting {flag}{one_of} (default: {info.default})",
         )  # fmt: skip
     p.add_argument(
         "--set",
@@ -97,7 +99,7 @@ def bind_metrics_socket(settings: Settings) -> socket.socket:
     except OSError as exc:
         raise SettingsError(
             f"metrics_port: cannot listen on {settings.metrics_host}:{settings.metrics_port}: "
-            f"{exc.strerror}"
+            f"{exc.strerror} ({settings.source_of('metrics_port')})"
         ) from None
     sock.setblocking(False)
     return sock

@@ -49,6 +49,11 @@ def test_window_and_team_filters(tmp_path: Path) -> None:
     assert "team=billing" in detail and "(all)" not in detail
     bad = _run(str(_file(tmp_path)), "--window", "2h")
     assert bad.returncode == 2 and "configured windows are 15m, 1h, 24h" in bad.stderr
+    # the project's one duration format: `1d` is the engine's `24h` window
+    day = _run(str(_file(tmp_path)), "--window", "1d", "--team", "billing").stdout
+    assert "== window 24h ==" in day and "== window 1h ==" not in day
+    bare = _run(str(_file(tmp_path)), "--window", "60")
+    assert bare.returncode == 2 and "--window" in bare.stderr and "Traceback" not in bare.stderr
 
 
 def test_csv_export_in_seconds(tmp_path: Path) -> None:

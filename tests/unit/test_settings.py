@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from stream.settings import Secret, SettingsError, load_settings, parse_duration_ms
+from stream.settings import (
+    Secret,
+    Settings,
+    SettingsError,
+    external_names,
+    format_duration_ms,
+    load_settings,
+    parse_duration_ms,
+)
 from stream.worker.app import create_app
 
 
@@ -48,6 +56,7 @@ def test_precedence_file_env_overrides(tmp_path: Path) -> None:
         ({"CXPULSE_RETENTION": "1h"}, "retention"),
         ({"CXPULSE_SSL_CAFILE": "/nonexistent/ca.pem"}, "ssl_cafile"),
         ({"CXPULSE_LABEL_CAPS": "team"}, "label_caps"),
+        ({"CXPULSE_LABEL_CAPS": "teams=5"}, "label_caps"),
         ({"CXPULSE_NO_SUCH_THING": "1"}, "no_such_thing"),
         ({"CXPULSE_HEARTBEAT_INTERVAL": "20s"}, "heartbeat_interval"),
         ({"CXPULSE_RUNTIME": "spark"}, "runtime"),
@@ -164,3 +173,149 @@ def test_yaml_syntax_error_does_not_print_the_password(tmp_path: Path, text: str
     message = str(err.value)
     assert message.startswith("config:") and "line " in message
     assert "Hunter2" not in message and "s3cret" not in message
+
+
+# --- every error names the setting and where its value came from (issue #12)
+
+
+@pytest.mark.parametrize(
+    ("file", "env", "overrides", "start", "source"),
+    [
+        ("batch_size: lots\n", {}, {}, "batch_size: 'lots' is not an integer", "set in "),
+        ("", {"CXPULSE_BATCH_SIZE": "0"}, {}, "batch_size: '0' is below the minimum",
+         "set by environment variable CXPULSE_BATCH_SIZE"),
+        ("", {}, {"batch_size": "x"}, "batch_size: 'x' is not an integer",
+         "set on the command line"),
+        # the highest source is the one named
+        ("lateness: 1h\n", {"CXPULSE_LATENESS": "2h"}, {"lateness": "2d"}, "lateness: 2d ",
+         "set on the command line"),
+        ("lateness: 2d\n", {"CXPULSE_GROUP_ID": "g"}, {}, "lateness: 2d must be shorter",
+         "set in "),
+        ("", {}, {"windows": "15m,90s"}, "windows: 90s is not a whole number of slices",
+         "set on the command line; slice: default value"),
+        ("windows: [1h]\n", {"CXPULSE_RETENTION": "1h"}, {}, "retention: 1h must cover",
+         "set by environment variable CXPULSE_RETENTION; windows: set in "),
+        ("", {"CXPULSE_SECURITY_PROTOCOL": "SASL_SSL"}, {}, "sasl_mechanism: required",
+         "security_protocol: set by environment variable CXPULSE_SECURITY_PROTOCOL"),
+        ("", {}, {"label_caps": "team=0"}, "label_caps.team: '0' is below the minimum",
+         "set on the command line"),
+    ],
+)  # fmt: skip
+def test_error_names_setting_and_source(
+    tmp_path: Path, file: str, env: dict[str, str], overrides: dict[str, object], start: str,
+    source: str,
+) -> None:
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text(file)
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg, env=env, overrides=overrides)
+    message = str(err.value)
+    assert message.startswith(start), message
+    assert source in message, message
+    if source == "set in ":
+        assert f"set in {cfg}" in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("file", "env", "overrides", "source"),
+    [
+        ("slice: 30\n", {}, {}, "set in "),
+        ("", {"CXPULSE_SLICE": "30"}, {}, "set by environment variable CXPULSE_SLICE"),
+        ("", {}, {"slice": "30"}, "set on the command line"),
+        ("", {}, {"slice": 30}, "set on the command line"),
+    ],
+)
+def test_bare_number_duration_is_refused(
+    tmp_path: Path, file: str, env: dict[str, str], overrides: dict[str, object], source: str
+) -> None:
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text(file)
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg, env=env, overrides=overrides)
+    assert str(err.value).startswith("slice: "), str(err.value)
+    assert "needs a unit" in str(err.value) or "is not a duration" in str(err.value)
+    assert source in str(err.value), str(err.value)
+
+
+def test_unknown_names_are_errors_naming_the_variable_or_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(env={"CXPULSE_LATENES": "5m"})
+    assert str(err.value) == (
+        "latenes: unknown setting (did you mean lateness?) "
+        "(set by environment variable CXPULSE_LATENES)"
+    )
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text("lateness_ms: 300000\n")  # the internal name is not a setting
+    with pytest.raises(SettingsError, match=r"^lateness_ms: unknown setting .*set in "):
+        load_settings(cfg, env={})
+    with pytest.raises(SettingsError, match=r"^no_such: unknown setting; known: .*command line"):
+        load_settings(env={}, overrides={"no_such": "1"})
+
+
+def test_errors_never_quote_a_secret() -> None:
+    """A misspelt password variable, a password of the wrong type: named, never shown."""
+    pw = "hunter2-s3cret"
+    for env in ({"CXPULSE_SASL_PASWORD": pw},
+                {"CXPULSE_SASL_PASSWORD": pw, "CXPULSE_SECURITY_PROTOCOL": "TLS"},
+                {"CXPULSE_SASL_PASSWORD": pw, "CXPULSE_BATCH_SIZE": "x"}):  # fmt: skip
+        with pytest.raises(SettingsError) as err:
+            load_settings(env=env)
+        assert "hunter2" not in str(err.value), str(err.value)
+    with pytest.raises(SettingsError) as err:
+        load_settings(env={}, overrides={"sasl_password": ["hunter2-s3cret"]})
+    assert str(err.value).startswith("sasl_password: expected text")
+    assert "hunter2" not in str(err.value)
+
+
+def test_one_duration_format_with_the_targets_file() -> None:
+    """Settings read durations with `stream.core.durations`, like targets and simulate."""
+    s = load_settings(env={"CXPULSE_SESSION_TIMEOUT": "1m30s", "CXPULSE_LATENESS": "0s",
+                           "CXPULSE_IDLE_TIMEOUT": "0s"})  # fmt: skip
+    assert s.session_timeout_ms == 90_000 and s.lateness_ms == 0 and s.idle_timeout_ms == 0
+    for text in ("15 m", "1.5h", "-5m", "15"):
+        with pytest.raises(SettingsError, match=r"^slice: "):
+            load_settings(env={"CXPULSE_SLICE": text})
+    with pytest.raises(SettingsError, match=r"^slice: '0s' must be longer than zero"):
+        load_settings(env={"CXPULSE_SLICE": "0s"})
+    assert format_duration_ms(86_400_000) == "1d" and format_duration_ms(1500) == "1500ms"
+    for ms in (250, 90_000, 5_400_000, 86_400_000):
+        assert parse_duration_ms("x", format_duration_ms(ms)) == ms
+
+
+def test_external_names_and_sources_of_a_loaded_settings(tmp_path: Path) -> None:
+    names = external_names()
+    assert "lateness" in names and "windows" in names and "lateness_ms" not in names
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text("batch_size: 10\n")
+    s = load_settings(cfg, env={"CXPULSE_GROUP_ID": "g"}, overrides={"runtime": "faust"})
+    assert s.source_of("batch_size") == f"set in {cfg}"
+    assert s.source_of("group_id") == "set by environment variable CXPULSE_GROUP_ID"
+    assert s.source_of("runtime") == "set on the command line"
+    assert s.source_of("slice") == "default value"
+
+
+def test_environment_is_os_environ_by_default_and_settings_alone_ignore_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CXPULSE_BATCH_SIZE", "7")
+    monkeypatch.setenv("CXPULSE_CONFIG", "/not/read/here")  # the file's path, not a setting
+    assert load_settings().batch_size == 7
+    assert Settings().batch_size == 20000  # sources come from `load_settings` only
+    assert Settings(batch_size=3).batch_size == 3
+
+
+def test_an_error_of_any_kind_on_a_secret_does_not_quote_it() -> None:
+    from stream.settings import error_line
+    from stream.settings.sources import Inputs
+
+    err = {"type": "string_pattern_mismatch", "loc": ("sasl_password",),
+           "msg": "String should match pattern", "input": "hunter2-s3cret"}  # fmt: skip
+    line = error_line([err], Inputs(env={"sasl_password": "hunter2-s3cret"},  # type: ignore[list-item]
+                                    env_names={"sasl_password": "CXPULSE_SASL_PASSWORD"}))
+    assert line.startswith("sasl_password: string should match pattern, got the value given")
+    assert "CXPULSE_SASL_PASSWORD" in line and "hunter2" not in line
+    err = {"type": "value_error", "loc": ("sasl_password",), "msg": "Value error, ...",
+           "input": "hunter2-s3cret", "ctx": {"error": ValueError("'hunter2-s3cret' is short")}}
+    line = error_line([err], Inputs())  # type: ignore[list-item]
+    assert line == "sasl_password: '***' is short (default value)", line

@@ -57,7 +57,27 @@ def test_bad_targets_file(command: list[str], bad_targets: str) -> None:
 
 def test_lateness_longer_than_the_longest_window() -> None:
     out = cli("worker", "--bootstrap-servers", "127.0.0.1:1", env={"CXPULSE_LATENESS": "2d"})
-    one_line(out, "worker", "lateness")
+    one_line(out, "worker", "lateness: 2d must be shorter than the longest window",
+             "environment variable CXPULSE_LATENESS")  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "env", "named"), [
+    (["--set", "slice=60"], {}, ["slice: ", "needs a unit", "command line"]),
+    (["--metrics-port", "http"], {}, ["metrics_port: 'http' is not an integer", "command line"]),
+    ([], {"CXPULSE_SLICE": "60"}, ["slice: ", "environment variable CXPULSE_SLICE"]),
+    ([], {"CXPULSE_BATCHSIZE": "1"}, ["batchsize: unknown setting", "batch_size",
+                                      "environment variable CXPULSE_BATCHSIZE"]),
+    (["--config", "{cfg}"], {}, ["session_timeout: '30' needs a unit", "set in {cfg}"]),
+])  # fmt: skip
+def test_setting_errors_name_the_setting_and_its_source(
+    tmp_path: Path, args: list[str], env: dict[str, str], named: list[str]
+) -> None:
+    cfg = tmp_path / "worker.yaml"
+    cfg.write_text("session_timeout: '30'\n")
+    args = [a.format(cfg=cfg) for a in args]
+    for command in ("worker", "exporter"):
+        out = cli(command, "--bootstrap-servers", "127.0.0.1:1", *args, env=env)
+        one_line(out, command, *[n.format(cfg=cfg) for n in named])
 
 
 def test_yaml_error_does_not_print_the_line(tmp_path: Path) -> None:
