@@ -30,10 +30,12 @@ from typing import Any
 
 import yaml
 
-from stream.core.config import DEFAULT_TOP_N, CoreConfig
+from stream.core.config import CAPPED_DIMENSIONS, DEFAULT_TOP_N, CoreConfig
 from stream.core.targets import Targets, TargetsError, parse_targets
 
 ENV_PREFIX = "CXPULSE_"
+#: `stream.worker.persistence.MIN_MAX_RECORD_BYTES` (not imported: no worker code here)
+MIN_MAX_RECORD_BYTES = 16 * 1024
 
 
 class SettingsError(ValueError):
@@ -128,6 +130,14 @@ class Settings:
     max_event_ahead_ms: int = 3_600_000
     #: label value caps: dimension -> max distinct values before `other`
     label_caps: Mapping[str, int] = field(default_factory=dict)
+    #: memory guard against hostile input: per partition and dimension, at most
+    #: this many distinct label values are ever admitted (first come), later
+    #: newcomers aggregate as `other` (counted: cxpulse_label_values_capped_total)
+    max_label_values: int = 10_000
+    #: static allow-list per dimension (team, channel, agent, touchpoint): any
+    #: other value aggregates as `other` (counted). The only cap identical on
+    #: every worker. YAML: a mapping dim -> list; env: `team=a|b;channel=email|web`
+    allowed_labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     targets_file: str | None = None
     # --- serving
     metrics_host: str = "127.0.0.1"
@@ -163,6 +173,11 @@ class Settings:
     #: topic/partition/offset, size, SHA-256: `stream.core.deadletter.bounded`).
     #: The direct runtime also keeps under the dead-letter topic's max.message.bytes.
     deadletter_max_bytes: int = 1_000_000
+    #: largest state record the worker writes to the changelog (header, key,
+    #: new and previous value): larger values are split into parts
+    #: (`stream.worker.persistence`). The direct runtime also keeps under the
+    #: changelog topic's max.message.bytes.
+    max_record_bytes: int = 262_144
     #: exporter-toolkit web-config file (TLS and basic auth for /metrics and every
     #: HTTP endpoint of the process; `stream.web.server`); none: plain HTTP
     web_config_file: str | None = None
@@ -228,7 +243,7 @@ _ALIASES = {ext: name for name, ext in _DURATIONS.items()} | {"windows": "window
 _INTS: tuple[str, ...] = (
     "batch_size", "metrics_port", "web_port", "changelog_replication", "standby_replicas",
 )
-_INTS += ("deadletter_max_bytes",)
+_INTS += ("deadletter_max_bytes", "max_record_bytes", "max_label_values")
 _BOOLS = ("web_enabled", "transactional_writes")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -309,6 +324,32 @@ def _parse_caps(name: str, value: object) -> dict[str, int]:
     return {str(k): _parse_int(f"{name}.{k}", v, 1) for k, v in value.items()}
 
 
+def _parse_allowed(name: str, value: object) -> dict[str, tuple[str, ...]]:
+    """dim -> label values. Env form: `team=billing|tech;channel=email|web`."""
+    if isinstance(value, str):
+        pairs: dict[str, object] = {}
+        for part in value.split(";"):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise SettingsError(f"{name}: {part.strip()!r} is not dimension=a|b|c")
+            k, v = part.split("=", 1)
+            pairs[k.strip()] = [x.strip() for x in v.split("|") if x.strip()]
+        value = pairs
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"{name}: expected a mapping dimension -> list of label values")
+    out: dict[str, tuple[str, ...]] = {}
+    for k, v in value.items():
+        if str(k) not in CAPPED_DIMENSIONS:
+            raise SettingsError(f"{name}.{k}: not one of {CAPPED_DIMENSIONS}")
+        if isinstance(v, str) or not isinstance(v, list | tuple) or not v:
+            raise SettingsError(f"{name}.{k}: expected a non-empty list of label values")
+        if not all(isinstance(x, str | int) and not isinstance(x, bool) for x in v):
+            raise SettingsError(f"{name}.{k}: label values must be strings")
+        out[str(k)] = tuple(sorted({str(x) for x in v}))
+    return out
+
+
 def _parse_one(name: str, ext: str, value: object) -> object:
     """Parse a raw value (from YAML or env) of field `name`; errors use `ext`."""
     if name in _DURATIONS:
@@ -321,6 +362,8 @@ def _parse_one(name: str, ext: str, value: object) -> object:
         return _parse_bool(ext, value)
     if name == "label_caps":
         return _parse_caps(ext, value)
+    if name == "allowed_labels":
+        return _parse_allowed(ext, value)
     if name == "sasl_password":
         text = _parse_str(ext, value, optional=True)
         return Secret(text) if text is not None else None
@@ -401,6 +444,11 @@ def _validate(s: Settings) -> None:
     if not 4096 <= s.deadletter_max_bytes <= 1_048_576:
         raise SettingsError(
             "deadletter_max_bytes: must be 4096..1048576 (the producer's max_request_size)"
+        )
+    if not MIN_MAX_RECORD_BYTES <= s.max_record_bytes <= 1_000_000:
+        raise SettingsError(
+            f"max_record_bytes: must be {MIN_MAX_RECORD_BYTES}..1000000 (the broker's default "
+            "message.max.bytes and the producer's max_request_size are about 1 MB)"
         )
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise SettingsError(f"log_level: {s.log_level!r} is not a log level")
@@ -486,6 +534,8 @@ def core_config(settings: Settings) -> CoreConfig:
         "retention_ms": settings.retention_ms,
         "max_event_ahead_ms": settings.max_event_ahead_ms,
         "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
+        "max_label_values": settings.max_label_values,
+        "allowed_labels": {d: frozenset(v) for d, v in settings.allowed_labels.items()},
     }
     if settings.targets_file is not None:
         try:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from stream.exporter.clock import EvaluationClock, Freshness
 from stream.exporter.follow import PartitionFollower
-from stream.worker.persistence import PartitionStore, Write
+from stream.worker.persistence import Write
 from tests.unit.test_persistence import P, apply_truth, batches_st, compact, recover
 
 
