@@ -174,12 +174,16 @@ def test_label_guard_settings_reach_the_core_config(tmp_path: Path) -> None:
     s = load_settings(env={})
     assert s.max_label_values == 10_000 and dict(s.allowed_labels) == {}
     assert s.max_record_bytes == persistence.DEFAULT_MAX_RECORD_BYTES
-    s = load_settings(env={"CXPULSE_MAX_LABEL_VALUES": "50",
-                           "CXPULSE_ALLOWED_LABELS": "team=billing|tech; channel=email"})  # fmt: skip
+    env = {
+        "CXPULSE_MAX_LABEL_VALUES": "50",
+        "CXPULSE_ALLOWED_LABELS": "team=billing|tech; channel=email",
+    }
+    s = load_settings(env=env)
     cfg = core_config(s)
     assert cfg.max_label_values == 50
     assert dict(cfg.allowed_labels) == {
-        "team": frozenset({"billing", "tech"}), "channel": frozenset({"email"})
+        "team": frozenset({"billing", "tech"}),
+        "channel": frozenset({"email"}),
     }
     path = tmp_path / "c.yaml"
     path.write_text("allowed_labels: {touchpoint: [csat_mail, 7]}\nmax_record_bytes: 65536\n")
