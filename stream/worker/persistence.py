@@ -72,8 +72,9 @@ DEFAULT_MAX_RECORD_BYTES = 256 * 1024
 MIN_MAX_RECORD_BYTES = 16 * 1024
 #: Upper bound of a part. Small parts keep the rewrite of an append-mostly value
 #: small (each batch rewrites the last part, 2x for new + prev); larger ones
-#: cost fewer keys. 16 KiB: a 1,000-event ticket is a handful of parts.
-MAX_PART_BYTES = 16 * 1024
+#: cost fewer keys. 1,000 tickets x 1,000 events wrote 901 B of changelog per
+#: event with 16 KiB parts, 300 B with 4 KiB (bench/bench_hostile_volume.py).
+MAX_PART_BYTES = 4 * 1024
 #: Room kept in a record for its header, key and Kafka's per-record overhead.
 _RECORD_SLACK = 4 * 1024
 
@@ -496,23 +497,37 @@ class PartitionStore:
             records.append((state_key(p, name), encode_record(head)))
         # last batch's committed deletes become real tombstones, written before
         # this batch's records (a key written again in this batch needs none)
-        tombstones = [
-            name
-            for name in self._deleted_last_batch
-            if name not in self.current and name not in dirty
-        ]
-        part_tombstones = [
-            (name, i)
-            for name, i in self._deleted_parts_last_batch
-            if (name, i) not in written_parts and i >= len(self.parts.get(name, ()))
-        ]
+        # The marker names them (for recovery from a local store), so their
+        # number per batch is bounded by bytes: the rest wait for a later batch
+        # (their committed delete records say "deleted" meanwhile).
+        budget = self.max_record_bytes // 4
+        tombstones: list[str] = []
+        deferred: list[str] = []
+        for name in self._deleted_last_batch:
+            if name in self.current or name in dirty:
+                continue
+            if budget - (len(name) + 4) < 0:
+                deferred.append(name)
+                continue
+            budget -= len(name) + 4
+            tombstones.append(name)
+        part_tombstones: list[tuple[str, int]] = []
+        deferred_parts: list[tuple[str, int]] = []
+        for name, i in self._deleted_parts_last_batch:
+            if (name, i) in written_parts or i < len(self.parts.get(name, ())):
+                continue
+            if budget - (len(name) + 12) < 0:
+                deferred_parts.append((name, i))
+                continue
+            budget -= len(name) + 12
+            part_tombstones.append((name, i))
         writes: list[Write] = [(state_key(p, name), None) for name in tombstones]
         writes += [(part_key(p, name, i), None) for name, i in part_tombstones]
         writes += records
         m.tombstones = tombstones
         m.part_tombstones = [f"{i}/{name}" for name, i in part_tombstones]
-        self._deleted_last_batch = deleted
-        self._deleted_parts_last_batch = deleted_parts
+        self._deleted_last_batch = deferred + deleted
+        self._deleted_parts_last_batch = deferred_parts + deleted_parts
         m.seq = seq
         m.wall_ms = wall_ms
         writes.append((marker_key(p), m.encode()))

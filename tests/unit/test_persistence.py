@@ -296,3 +296,25 @@ def test_a_changed_part_that_does_not_match_its_descriptor_is_corrupt() -> None:
     except CorruptState:
         return
     raise AssertionError("a part that does not match its descriptor was accepted")
+
+
+def test_tombstones_named_by_a_marker_are_bounded_and_the_rest_follow_later() -> None:
+    """Thousands of keys deleted in one batch (tickets evicted at once): the marker
+    names the tombstones it writes, so it would outgrow the record bound."""
+    store, _ = PartitionStore.recover(P, [], epoch=3, max_record_bytes=16 * 1024)
+    names = {f"t:{i:05d}-{'x' * 40}": b"v" for i in range(2_000)}
+    log = store.batch_writes(names, 0)
+    log += store.batch_writes(dict.fromkeys(names), 1)  # delete records
+    batches = 0
+    while True:
+        w = store.batch_writes({}, 2 + batches)
+        log += w
+        marker = dict(w)[marker_key(P)]
+        assert marker is not None and len(marker) <= store.max_record_bytes // 2
+        batches += 1
+        if not any(v is None for _, v in w):
+            break
+    assert batches > 3  # spread over several batches
+    assert set(compact(log)) == {marker_key(P)}
+    _, rec = PartitionStore.recover(P, compact(log).items(), epoch=4)
+    assert rec.items == {}
