@@ -465,12 +465,8 @@ class PartitionStore:
                 self.current[name] = new
                 chunks = []
             else:
-                chunks = [new[o : o + pb] for o in range(0, len(new), pb)]
-                if len(chunks) > self.max_parts:
-                    raise ValueTooLarge(
-                        f"a state value of {len(new)} bytes needs more than "
-                        f"{self.max_parts} parts (max_record_bytes {self.max_record_bytes})"
-                    )
+                size = self._part_size(len(new))
+                chunks = [new[o : o + size] for o in range(0, len(new), size)]
                 old_digests = decode_descriptor(prev)[1] if prev_split and prev else []
                 digests = []
                 for i, chunk in enumerate(chunks):
@@ -532,6 +528,21 @@ class PartitionStore:
         m.wall_ms = wall_ms
         writes.append((marker_key(p), m.encode()))
         return writes
+
+    def _part_size(self, length: int) -> int:
+        """`part_bytes`, doubled (up to what a record holds) while a value of
+        `length` would need more parts than a descriptor lists: boundaries stay
+        put while the value grows within one size, so appends stay cheap."""
+        size = self.part_bytes
+        cap = max(size, (self.max_record_bytes - _RECORD_SLACK) // 2)
+        while -(-length // size) > self.max_parts and size < cap:
+            size = min(size * 2, cap)
+        if -(-length // size) > self.max_parts:
+            raise ValueTooLarge(
+                f"a state value of {length} bytes needs more than {self.max_parts} parts "
+                f"of {size} bytes (max_record_bytes {self.max_record_bytes})"
+            )
+        return size
 
     def count(self, name: str, n: int = 1) -> None:
         self.marker.counters[name] = self.marker.counters.get(name, 0) + n

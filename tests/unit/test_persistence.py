@@ -26,6 +26,7 @@ from stream.worker.persistence import (
     PartitionStore,
     Record,
     Recovery,
+    ValueTooLarge,
     Write,
     decode_record,
     encode_record,
@@ -318,3 +319,20 @@ def test_tombstones_named_by_a_marker_are_bounded_and_the_rest_follow_later() ->
     assert set(compact(log)) == {marker_key(P)}
     _, rec = PartitionStore.recover(P, compact(log).items(), epoch=4)
     assert rec.items == {}
+
+
+def test_values_beyond_the_descriptors_reach_get_larger_parts() -> None:
+    """Small records (16 KiB): 766 parts of 4 KiB would hold 3 MB; larger values
+    use larger parts (up to what a record holds), and still fit and join."""
+    store, _ = PartitionStore.recover(P, [], epoch=3, max_record_bytes=16 * 1024)
+    value = bytes(range(256)) * (4_000_000 // 256)
+    log = store.batch_writes({"c": value}, 0)
+    assert max(_record_sizes(log)) <= 16 * 1024
+    assert len(log) < 1_000
+    _, rec = PartitionStore.recover(P, compact(log).items(), epoch=4)
+    assert rec.items == {"c": value}
+    try:
+        store.batch_writes({"c": value * 3}, 1)
+    except ValueTooLarge:
+        return
+    raise AssertionError("a value beyond every part size was accepted")
