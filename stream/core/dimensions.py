@@ -25,14 +25,23 @@ OTHER = "other"
 UNKNOWN = "unknown"
 
 
+#: `LabelGuard.capped` cause: the value is not in the dimension's allow-list.
+CAP_ALLOWED = "allowed_labels"
+#: `LabelGuard.capped` cause: the dimension already admitted `max_label_values`.
+CAP_MAX_VALUES = "max_label_values"
+
+
 class LabelGuard:
-    __slots__ = ("_allowed", "_limit", "dirty", "seen")
+    __slots__ = ("_allowed", "_limit", "capped", "dirty", "seen")
 
     def __init__(self, config: CoreConfig) -> None:
         self._allowed = {d: frozenset(v) for d, v in config.allowed_labels.items()}
         self._limit = config.max_label_values
         self.seen: dict[str, set[str]] = {d: set() for d in CAPPED_DIMENSIONS}
         self.dirty = False
+        #: (dimension, cause) -> admissions mapped to `other` since the shell last
+        #: took them (`take_capped`): every cap that bites is counted on /metrics
+        self.capped: dict[tuple[str, str], int] = {}
 
     def admit(self, dim: str, value: str) -> str:
         """The label to aggregate `value` under (admitting it if there is room)."""
@@ -40,7 +49,11 @@ class LabelGuard:
             return value
         allowed = self._allowed.get(dim)
         if allowed is not None:
-            return value if value in allowed else OTHER
+            if value in allowed:
+                return value
+            key = (dim, CAP_ALLOWED)
+            self.capped[key] = self.capped.get(key, 0) + 1
+            return OTHER
         seen = self.seen[dim]
         if value in seen:
             return value
@@ -48,7 +61,14 @@ class LabelGuard:
             seen.add(value)
             self.dirty = True
             return value
+        key = (dim, CAP_MAX_VALUES)
+        self.capped[key] = self.capped.get(key, 0) + 1
         return OTHER
+
+    def take_capped(self) -> dict[tuple[str, str], int]:
+        """The cap counts since the last call (the worker adds them to its marker)."""
+        out, self.capped = self.capped, {}
+        return out
 
     def peek(self, dim: str, value: str) -> str:
         """Like `admit` without admitting (used by read-only evaluation)."""

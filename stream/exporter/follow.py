@@ -10,6 +10,12 @@ until the next marker and then releases the committed value of every key the
 batch touched. A replica fed those values holds exactly the state the owning
 worker would restore, whoever owns the partition and however often it moved.
 
+A value split into parts (`persistence`: a descriptor under the key, the
+bytes under part keys) is released whole: each part's committed value is
+decided by the same rule, kept (a later batch may rewrite only its last
+part), and joined when the key's descriptor changes. A split value therefore
+costs the follower one copy of its bytes besides the replica's parsed state.
+
 With `read_committed` and transactional writes (the direct runtime's
 default) aborted batches are never even seen; the marker rule makes the
 non-transactional writers (faust runtime) exact too.
@@ -20,7 +26,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from stream.worker.persistence import CorruptState, Marker, Record, decode_record
+from stream.worker.persistence import (
+    CorruptState,
+    Marker,
+    Record,
+    decode_record,
+    join_parts,
+    parse_part_suffix,
+)
 
 #: A committed state change: (state key name, value or None when deleted).
 Change = tuple[str, bytes | None]
@@ -34,6 +47,12 @@ class PartitionFollower:
     marker: Marker | None = None
     #: records seen since the last marker, in log order (None value: tombstone)
     pending: list[tuple[str, Record | None]] = field(default_factory=list)
+    #: part records seen since the last marker: (name, index, record or None)
+    pending_parts: list[tuple[str, int, Record | None]] = field(default_factory=list)
+    #: committed descriptor of every key whose value is split
+    descriptors: dict[str, bytes] = field(default_factory=dict)
+    #: committed parts of split values: name -> index -> bytes
+    parts: dict[str, dict[int, bytes]] = field(default_factory=dict)
     #: records that did not decode (counted, skipped: a replica must not crash)
     corrupt: int = 0
 
@@ -56,6 +75,18 @@ class PartitionFollower:
                 self.corrupt += 1
                 return None
             return self._commit(marker)
+        if rest.startswith("x/"):
+            parsed = parse_part_suffix(rest[2:])
+            if parsed is None:
+                self.corrupt += 1
+                return None
+            try:
+                rec = None if value is None else decode_record(value)
+            except CorruptState:
+                self.corrupt += 1
+                return None
+            self.pending_parts.append((parsed[0], parsed[1], rec))
+            return None
         if not rest.startswith("s/"):
             self.corrupt += 1
             return None
@@ -70,15 +101,45 @@ class PartitionFollower:
         return None
 
     def _commit(self, marker: Marker) -> list[Change]:
+        touched: set[str] = set()
+        for name, i, prec in self.pending_parts:
+            value = None
+            if prec is not None:
+                value = prec.new if marker.is_committed(prec) else prec.prev
+            have = self.parts.setdefault(name, {})
+            if value is None:
+                have.pop(i, None)
+                if not have:
+                    del self.parts[name]
+            else:
+                have[i] = value
+            touched.add(name)
         out: list[Change] = []
         for name, rec in self.pending:
-            if rec is None:
-                out.append((name, None))
-            elif marker.is_committed(rec):
-                out.append((name, rec.new))
-            else:
-                out.append((name, rec.prev))
+            raw: bytes | None = None
+            split = False
+            if rec is not None:
+                if marker.is_committed(rec):
+                    raw, split = rec.new, rec.new_split
+                else:
+                    raw, split = rec.prev, rec.prev_split
+            if raw is not None and split:
+                self.descriptors[name] = raw
+                touched.add(name)  # joined below, once this batch's parts are in
+                continue
+            self.descriptors.pop(name, None)
+            touched.discard(name)
+            out.append((name, raw))
+        for name in sorted(touched):
+            desc = self.descriptors.get(name)
+            if desc is None:
+                continue  # parts of a value no longer split (deleted just now)
+            try:
+                out.append((name, join_parts(desc, self.parts.get(name, {}))))
+            except CorruptState:
+                self.corrupt += 1
         self.pending = []
+        self.pending_parts = []
         self.marker = marker
         return out
 

@@ -42,13 +42,21 @@ fields' sources.
 
 from stream.core.durations import format_duration_ms
 from stream.settings.load import core_config, error_line, load_settings, load_targets_file
-from stream.settings.model import RUNTIMES, SASL_MECHANISMS, SECURITY_PROTOCOLS, STORES, Settings
+from stream.settings.model import (
+    MIN_MAX_RECORD_BYTES,
+    RUNTIMES,
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    STORES,
+    Settings,
+)
 from stream.settings.model import external_names as external_names
 from stream.settings.sources import ENV_PREFIX, yaml_error_text
 from stream.settings.types import Secret, SettingsError, parse_duration_ms
 
 __all__ = [
     "ENV_PREFIX",
+    "MIN_MAX_RECORD_BYTES",
     "RUNTIMES",
     "SASL_MECHANISMS",
     "SECURITY_PROTOCOLS",

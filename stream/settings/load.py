@@ -127,6 +127,8 @@ def core_config(settings: Settings) -> CoreConfig:
         "retention_ms": settings.retention_ms,
         "max_event_ahead_ms": settings.max_event_ahead_ms,
         "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
+        "max_label_values": settings.max_label_values,
+        "allowed_labels": {d: frozenset(v) for d, v in settings.allowed_labels.items()},
     }
     if settings.targets_file is not None:
         try:

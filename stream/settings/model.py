@@ -27,6 +27,7 @@ from stream.settings.types import (
     DurationOrZero,
     ExistingFile,
     Int,
+    LabelLists,
     OptionalSecret,
     OptionalStr,
     Secret,
@@ -41,6 +42,8 @@ SECURITY_PROTOCOLS = get_args(SecurityProtocol)
 SASL_MECHANISMS = get_args(SaslMechanism)
 STORES = get_args(Store)
 RUNTIMES = get_args(Runtime)
+#: `stream.worker.persistence.MIN_MAX_RECORD_BYTES` (not imported: no worker code here)
+MIN_MAX_RECORD_BYTES = 16 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -95,6 +98,14 @@ class Settings(BaseSettings):
     max_event_ahead_ms: Duration = Field(default=ms("1h"), alias="max_event_ahead")
     #: label value caps: dimension -> max distinct values before `other`
     label_caps: Caps = Field(default_factory=dict)
+    #: memory guard against hostile input: per partition and dimension, at most
+    #: this many distinct label values are ever admitted (first come), later
+    #: newcomers aggregate as `other` (counted: cxpulse_label_values_capped_total)
+    max_label_values: Int = Field(default=10_000, ge=1)
+    #: static allow-list per dimension (team, channel, agent, touchpoint): any
+    #: other value aggregates as `other` (counted). The only cap identical on
+    #: every worker.
+    allowed_labels: LabelLists = Field(default_factory=dict)
     targets_file: ExistingFile = None
     # --- serving
     metrics_host: str = "127.0.0.1"
@@ -131,6 +142,12 @@ class Settings(BaseSettings):
     #: The direct runtime also keeps under the dead-letter topic's max.message.bytes.
     #: At most the producer's max_request_size.
     deadletter_max_bytes: Int = Field(default=1_000_000, ge=4096, le=1_048_576)
+    #: largest state record the worker writes to the changelog (header, key, new
+    #: and previous value): larger values are split into parts
+    #: (`stream.worker.persistence`); at most the broker's default message.max.bytes
+    #: and the producer's max_request_size (about 1 MB). The direct runtime also
+    #: keeps under the changelog topic's max.message.bytes.
+    max_record_bytes: Int = Field(default=262_144, ge=MIN_MAX_RECORD_BYTES, le=1_000_000)
     #: exporter-toolkit web-config file (TLS and basic auth for /metrics and every
     #: HTTP endpoint of the process; `stream.web.server`); none: plain HTTP
     web_config_file: ExistingFile = None
@@ -205,6 +222,10 @@ class Settings(BaseSettings):
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             _fail("heartbeat_interval_ms", "must be at most a third of session_timeout "
                   f"({human(self.session_timeout_ms)})", "session_timeout_ms")  # fmt: skip
+        for dim in self.allowed_labels:
+            if dim not in CAPPED_DIMENSIONS:
+                _fail("allowed_labels", f"{dim!r} is not a capped dimension "
+                      f"({', '.join(CAPPED_DIMENSIONS)})")  # fmt: skip
         for dim in self.label_caps:
             if dim not in CAPPED_DIMENSIONS:
                 _fail("label_caps", f"{dim!r} is not a capped dimension "

@@ -100,6 +100,32 @@ def _pairs(value: object) -> object:
     return pairs
 
 
+def _label_lists(value: object) -> object:
+    """`team=billing|tech;channel=email` (environment, command line) or a YAML mapping
+    of lists; values are kept sorted and distinct. (`;` and `|`, not `,` and `=`
+    alone: a list of values per name needs a second separator.)"""
+    if isinstance(value, str):
+        pairs: dict[str, list[str]] = {}
+        for part in value.split(";"):
+            if not part.strip():
+                continue
+            key, sep, items = part.partition("=")
+            if not sep:
+                raise ValueError(f"{part.strip()!r} is not dimension=a|b|c")
+            pairs[key.strip()] = [x.strip() for x in items.split("|") if x.strip()]
+        value = pairs
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a mapping dimension -> list of label values")
+    out: dict[str, tuple[str, ...]] = {}
+    for key, items in value.items():
+        if isinstance(items, str) or not isinstance(items, list | tuple) or not items:
+            raise ValueError(f"{key}: expected a non-empty list of label values")
+        if not all(isinstance(x, str | int) and not isinstance(x, bool) for x in items):
+            raise ValueError(f"{key}: label values must be strings")
+        out[str(key)] = tuple(sorted({str(x) for x in items}))
+    return out
+
+
 def _is_file(path: str | None) -> str | None:
     """Checked at start: a missing CA file should not wait for the first TLS handshake."""
     if path is not None and not Path(path).is_file():
@@ -124,6 +150,8 @@ Windows = Annotated[
 Int = Annotated[int, BeforeValidator(_not_a_bool)]
 #: Name -> positive integer: `{team: 50}` or `team=50,agent=200`.
 Caps = Annotated[Mapping[str, Annotated[Int, Field(ge=1)]], BeforeValidator(_pairs)]
+#: Name -> distinct label values: `{team: [billing, tech]}` or `team=billing|tech;channel=email`.
+LabelLists = Annotated[Mapping[str, tuple[str, ...]], BeforeValidator(_label_lists)]
 #: Optional text where empty means unset (file paths, user names).
 OptionalStr = Annotated[str | None, BeforeValidator(_empty_is_none)]
 #: Optional path of a file that must exist when set (kept as text).

@@ -50,6 +50,7 @@ from stream.worker.shared import (
     PartitionStatus,
     WorkerStatus,
     await_all,
+    count_label_caps,
     counter_name,
     deadletter_limit,
     handle_message,
@@ -298,8 +299,11 @@ class Worker:
 
     async def _restore(self, p: int) -> None:
         t0 = time.monotonic()
-        store, rec = PartitionStore.recover(p, self._partition_items(p))
+        store, rec = PartitionStore.recover(
+            p, self._partition_items(p), max_record_bytes=self.settings.max_record_bytes
+        )
         engine = self._engine_cls.restore(self.config, p, rec.items.items())
+        engine.guard.take_capped()  # re-deriving at restore is not new input
         await self._durable(p, await self._write(p, rec.repairs))
         self._stores[p] = store
         self._engines[p] = engine
@@ -448,6 +452,7 @@ class Worker:
             elif ts is not None:
                 last_event_ms = ts
         marker.offsets[role] = nxt - 1
+        count_label_caps(engine, counts)
         for k, n in counts.items():
             store.count(k, n)
         # one step a cancellation cannot cut short (see `_await`)

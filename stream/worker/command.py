@@ -152,11 +152,19 @@ class SelfMetrics:
             "Dead letters too large to copy, sent as a pointer (source offset, size, SHA-256)",
             labels=["role", "partition"],
         )
+        capped = CounterMetricFamily(
+            "cxpulse_label_values_capped",
+            "Label values aggregated as `other` because a cap bit (cap: allowed_labels, "
+            "max_label_values), counted per admission",
+            labels=["dimension", "cap", "partition"],
+        )
         for ps in st.partitions:
             part = str(ps.partition)
             for key, value in sorted(ps.counters.items()):
                 kind, role, *rest = key.split(":")
-                if kind == "deadletter_pointer":
+                if kind == "label_capped":
+                    capped.add_metric([role, rest[0] if rest else "unknown", part], value)
+                elif kind == "deadletter_pointer":
                     pointers.add_metric([role, part], value)
                 elif kind == "consumed":
                     consumed.add_metric([st.topics.get(role, role), part], value)
@@ -171,7 +179,7 @@ class SelfMetrics:
                     stream_time.add_metric([role, part], t / 1000)
             for role, n in ps.lag.items():
                 lag.add_metric([st.topics.get(role, role), part], n)
-        yield from (consumed, outcomes, dead, pointers, lost, stream_time, lag)
+        yield from (consumed, outcomes, dead, pointers, capped, lost, stream_time, lag)
         delay = GaugeMetricFamily(
             mn.PROCESSING_DELAY, "Wall clock minus event time of the last applied event"
         )

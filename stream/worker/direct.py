@@ -47,23 +47,36 @@ from stream.core.engine import PartitionEngine
 from stream.settings import Settings, core_config
 from stream.worker.crashpoint import crash_point
 from stream.worker.localstore import LocalStore, LocalStoreCorrupt, open_or_quarantine
-from stream.worker.persistence import CorruptState, PartitionStore, Write, partition_prefix
+from stream.worker.persistence import (
+    MIN_MAX_RECORD_BYTES,
+    CorruptState,
+    PartitionStore,
+    Recovery,
+    Write,
+    partition_prefix,
+)
 from stream.worker.shared import (
     ROLES,
     PartitionStatus,
     WorkerStatus,
     await_all,
+    count_label_caps,
     counter_name,
     deadletter_limit,
     handle_message,
     partition_lag,
+    topic_max_message_bytes,
     worker_status,
 )
 
 log = logging.getLogger("cxpulse.worker")
 
-#: Producer batch size for changelog writes (below the broker's 1 MiB default).
+#: Producer batch size for changelog writes (below the broker's 1 MiB default);
+#: raised to hold the largest state record when `max_record_bytes` is larger,
+#: lowered to the changelog topic's max.message.bytes when that is smaller.
 _MAX_BATCH_BYTES = 512 * 1024
+#: A record batch's header and a record's framing, kept free under the topic's limit.
+_RECORD_BATCH_OVERHEAD = 1024
 _COMMIT_EVERY_S = 5.0
 _FREEZE_EVERY_S = 1.0
 _CLIENT_TIMEOUT_S = 10.0
@@ -117,6 +130,10 @@ class DirectWorker:
         self.local_store_rebuilds: dict[tuple[int, str], int] = {}
         #: largest dead letter sent as a copy (`_deadletter_limit`)
         self._dl_max = settings.deadletter_max_bytes
+        #: largest state record (`_record_limit`): the setting, or less if the
+        #: changelog topic's max.message.bytes is smaller
+        self._record_max = settings.max_record_bytes
+        self._batch_bytes = max(_MAX_BATCH_BYTES, self._record_max + _RECORD_BATCH_OVERHEAD)
 
     # -- the narrow interface the exporter reads (same as the faust runtime)
 
@@ -170,7 +187,7 @@ class DirectWorker:
             enable_idempotence=True,
             transactional_id=transactional_id,
             linger_ms=5,
-            max_batch_size=_MAX_BATCH_BYTES,
+            max_batch_size=self._batch_bytes,
             request_timeout_ms=max(40_000, s.session_timeout_ms + 5_000),
             **s.aiokafka_security(),
         )
@@ -208,6 +225,7 @@ class DirectWorker:
         sec = s.aiokafka_security()
         await self._ensure_changelog()
         await self._deadletter_limit()
+        await self._record_limit()
         if not s.transactional_writes:
             self._producer = self._new_producer(None)
         self._reader = AIOKafkaConsumer(
@@ -471,6 +489,7 @@ class DirectWorker:
                 last_ts = ts
         if done is not None:
             marker.offsets[role] = done
+        count_label_caps(engine, counts)
         for k, n in counts.items():
             part.store.count(k, n)
         if last_ts is not None:
@@ -587,17 +606,18 @@ class DirectWorker:
         # keeps this member alive while it restores: no eviction, no fencing.
         try:
             tail, items = await self._read_local(p, local, end)
-            store, rec = await asyncio.to_thread(PartitionStore.recover, p, items)
+            store, rec = await asyncio.to_thread(self._recover, p, items)
         except (LocalStoreCorrupt, CorruptState) as exc:
             if self.settings.store == "memory://":
                 raise  # that copy was read from the changelog: nothing better to read
             reason = exc.reason if isinstance(exc, LocalStoreCorrupt) else "record"
             self._count_rebuild(p, reason, str(exc), local.quarantine())
             tail, items = await self._read_local(p, local, end)
-            store, rec = await asyncio.to_thread(PartitionStore.recover, p, items)
+            store, rec = await asyncio.to_thread(self._recover, p, items)
         engine = await asyncio.to_thread(
             PartitionEngine.restore, self.config, p, rec.items.items()
         )
+        engine.guard.take_capped()  # re-deriving at restore is not new input
         changelog_end = await self._write(p, rec.repairs, [])
         await asyncio.to_thread(local.apply, rec.repairs, changelog_end)
         if self.settings.store == "memory://":
@@ -612,6 +632,11 @@ class DirectWorker:
             p, len(rec.items), tail, rec.reverted, rec.resent, store.marker.seq,
             time.monotonic() - t0,
         )  # fmt: skip
+
+    def _recover(
+        self, p: int, items: list[tuple[bytes, bytes]]
+    ) -> tuple[PartitionStore, Recovery]:
+        return PartitionStore.recover(p, items, max_record_bytes=self._record_max)
 
     def _count_rebuild(self, p: int, reason: str, cause: str, aside: str | None) -> None:
         self.local_store_rebuilds[(p, reason)] = self.local_store_rebuilds.get((p, reason), 0) + 1
@@ -660,6 +685,22 @@ class DirectWorker:
         """Keep dead letters under the dead-letter topic's own limit as well."""
         self._dl_max = await deadletter_limit(self.settings)
         log.info("dead letters above %d bytes are sent as pointers", self._dl_max)
+
+    async def _record_limit(self) -> None:
+        """Keep state records under the changelog topic's own limit as well.
+
+        A topic created with a small max.message.bytes (or a broker default
+        lowered below 1 MB) would refuse records the setting allows, failing
+        every batch that writes one; parts are then made smaller instead.
+        """
+        s = self.settings
+        topic_max = await topic_max_message_bytes(s, s.changelog_topic)
+        if topic_max is not None and topic_max - _RECORD_BATCH_OVERHEAD < self._record_max:
+            self._record_max = max(MIN_MAX_RECORD_BYTES, topic_max - _RECORD_BATCH_OVERHEAD)
+        self._batch_bytes = max(_MAX_BATCH_BYTES, self._record_max + _RECORD_BATCH_OVERHEAD)
+        if topic_max is not None:
+            self._batch_bytes = min(self._batch_bytes, topic_max)
+        log.info("state records are at most %d bytes (values split into parts)", self._record_max)
 
     async def _ensure_changelog(self) -> None:
         """Create the compacted changelog topic (same partition count as the sources)."""

@@ -208,6 +208,22 @@ def handle_message(
     return None, result.ts
 
 
+def count_label_caps(engine: Any, counts: dict[str, int]) -> None:
+    """Move the label guard's cap counts (`LabelGuard.take_capped`) into `counts`.
+
+    Stored in the commit marker like every other worker counter, so
+    `cxpulse_label_values_capped_total{dimension,cap,partition}` is exact
+    across restarts and moves with the partition. The key is
+    `label_capped:<dimension>:<cap>` (the role slot holds the dimension).
+    """
+    for (dim, cap), n in engine.guard.take_capped().items():
+        k = f"{LABEL_CAPPED}:{dim}:{cap}"
+        counts[k] = counts.get(k, 0) + n
+
+
+#: Marker counter kind of `count_label_caps`.
+LABEL_CAPPED = "label_capped"
+
 #: Counter keys computed once: `handle_message` runs 20,000 times a second.
 _CONSUMED = {role: counter_name("consumed", role) for role in ROLES}
 _OUTCOME: dict[str, dict[object, str]] = {role: {} for role in ROLES}

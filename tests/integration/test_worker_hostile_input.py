@@ -20,22 +20,36 @@ from pathlib import Path
 
 import pytest
 
+from stream.core.config import CoreConfig
 from stream.core.deadletter import ORIGINAL_SHA256, ORIGINAL_SIZE, DeadLetter, is_pointer
 from stream.core.decode import encode_bytes, parse_ts
+from stream.core.engine import evaluate
 from stream.core.events import Author, TicketCreated, TicketMessage
+from stream.core.replica import PartitionReplica
+from stream.exporter.follow import PartitionFollower
 from stream.replay import read_lines
+from stream.worker.persistence import DEFAULT_MAX_RECORD_BYTES
 from tests.integration.test_worker_pipeline import (
     PARTITIONS,
     Topics,
     WorkerProc,
     assert_counts,
+    assert_durable_state,
     assert_kpi_series,
     expected,
+    make_topics,
     parse_metrics,
     read_topic,
     replay,
     simulate,
     wait_consumed,
+)
+from tests.support.hostile_volume import (
+    changelog_stats,
+    long_tickets,
+    many_labels,
+    peak_rss_bytes,
+    write_lines,
 )
 
 pytestmark = pytest.mark.kafka
@@ -139,4 +153,77 @@ def test_oversized_and_wrongly_keyed_messages_are_accounted_for(
     assert len(mismatched) == 9
     assert sorted(d.value or b"" for d in mismatched) == sorted(
         v for _, k, v in crafted[:-oversized] if v not in accepted
+    )
+
+
+#: Peak RSS a worker may reach on the volume test below (measured: see
+#: docs/benchmarks.md, "Hostile volumes"); a bound, not a timing.
+VOLUME_RSS_BOUND = 1_000_000_000
+#: Small enough for the 20,000 agents (about 5,000 per partition) to bite.
+VOLUME_MAX_LABEL_VALUES = 4_000
+
+
+def test_label_and_ticket_volumes_fit_the_broker_limits(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path, runtime: str
+) -> None:
+    """5,000 team names with 20,000 agents, and one ticket with 20,000 events.
+
+    Before: one per-partition state value (a minute slice, a ticket) passed
+    1 MB and its changelog record was refused at every restart (a crash
+    loop). Now such values are split into parts: the worker never exits,
+    every message is accounted for, its KPIs equal the offline core (what
+    `cxpulse report` computes) and so does a rebuild from the changelog, the
+    exporter's follower joins the parts into the same state, and no
+    changelog record exceeds `max_record_bytes`. The cap on distinct agents
+    bites and is counted.
+    """
+    topics = make_topics(topic_factory)
+    capture = simulate(tmp_path / "sim.jsonl", seed=4040, span="1h")
+    crafted = many_labels(5_000, 20_000) + list(long_tickets(1, 20_000))
+    lines = list(read_lines(capture)) + crafted
+    config = CoreConfig(max_label_values=VOLUME_MAX_LABEL_VALUES)
+    exp = expected(lines, config=config)
+    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1",
+                   "--set", f"max_label_values={VOLUME_MAX_LABEL_VALUES}",
+                   runtime=runtime).start()  # fmt: skip
+    try:
+        replay(capture, kafka_bootstrap, topics)
+        replay(write_lines(tmp_path / "crafted.jsonl", crafted), kafka_bootstrap, topics)
+        got = wait_consumed([w], exp.consumed, timeout=600)  # supervise(): fails on any exit
+        assert w.alive() and w.starts == 1 and w.known_crashes == 0
+        assert_counts(got, exp)
+        assert_kpi_series(w.scrape(), exp)
+        health = parse_metrics(w.scrape("/metrics/worker"))
+        capped: Counter[tuple[str, str]] = Counter()
+        for labels, v in health.get("cxpulse_label_values_capped_total", []):
+            capped[(labels["dimension"], labels["cap"])] += int(v)
+        want: Counter[tuple[str, str]] = Counter()
+        for engine in exp.engines.values():
+            want.update(engine.guard.capped)
+        assert capped[("agent", "max_label_values")] > 0
+        assert +capped == +want
+        rss = peak_rss_bytes(w.proc.pid)  # type: ignore[union-attr]
+        assert w.stop() == 0
+    finally:
+        w.stop()
+    assert_durable_state(kafka_bootstrap, topics, exp, config)
+    records = read_topic(kafka_bootstrap, topics.changelog)
+    stats = changelog_stats(records)
+    assert stats.part_records > 0  # the large values were split
+    assert stats.largest <= DEFAULT_MAX_RECORD_BYTES
+    # the exporter's follower joins the parts into exactly the same state
+    replicas = {p: PartitionReplica(config, p) for p in range(PARTITIONS)}
+    followers = {p: PartitionFollower(p) for p in range(PARTITIONS)}
+    for r in records:
+        for name, value in followers[r.partition].feed(r.key, r.value) or []:
+            replicas[r.partition].apply(name, value)
+    assert all(f.corrupt == 0 for f in followers.values())
+    got_eval = evaluate([replicas[p] for p in range(PARTITIONS)])
+    assert got_eval.kpis == exp.evaluation.kpis and got_eval.counters == exp.evaluation.counters
+    assert rss < VOLUME_RSS_BOUND, rss
+    print(
+        f"\n[{runtime}] {len(lines)} input lines: peak RSS {rss / 1e6:.0f} MB; changelog "
+        f"{stats.records} records, {stats.bytes / 1e6:.1f} MB "
+        f"({stats.bytes / len(lines):.0f} B per input line), largest {stats.largest} B, "
+        f"{stats.part_records} part records"
     )

@@ -96,9 +96,11 @@ class Expected:
         self.evaluation = evaluate([self.engines[p] for p in sorted(self.engines)])
 
 
-def expected(lines: Iterable[bytes], partitions: int = PARTITIONS) -> Expected:
+def expected(
+    lines: Iterable[bytes], partitions: int = PARTITIONS, config: CoreConfig | None = None
+) -> Expected:
     """The offline reference: the core fed each partition's messages in order."""
-    config = CoreConfig()
+    config = config or CoreConfig()
     engines = {p: PartitionEngine(config, p) for p in range(partitions)}
     outcomes: Counter[tuple[str, str]] = Counter()
     dls: Counter[tuple[str, str]] = Counter()
@@ -364,7 +366,9 @@ def read_topic(bootstrap: str, topic: str) -> list[Any]:
     return asyncio.run(_read_topic(bootstrap, topic))
 
 
-def durable_engines(bootstrap: str, topics: Topics) -> dict[int, PartitionEngine]:
+def durable_engines(
+    bootstrap: str, topics: Topics, config: CoreConfig | None = None
+) -> dict[int, PartitionEngine]:
     """Engines rebuilt from the changelog alone, with the worker's recovery code."""
     tables: dict[int, dict[bytes, bytes]] = {}
     for r in read_topic(bootstrap, topics.changelog):
@@ -373,7 +377,7 @@ def durable_engines(bootstrap: str, topics: Topics) -> dict[int, PartitionEngine
             t.pop(r.key, None)
         else:
             t[r.key] = r.value
-    config = CoreConfig()
+    config = config or CoreConfig()
     engines = {}
     for p in range(PARTITIONS):
         _, rec = PartitionStore.recover(p, tables.get(p, {}).items())
@@ -409,8 +413,10 @@ def assert_kpi_series(metrics_text: str, exp: Expected) -> None:
         assert got.get(name) == samples, name
 
 
-def assert_durable_state(bootstrap: str, topics: Topics, exp: Expected) -> None:
-    engines = durable_engines(bootstrap, topics)
+def assert_durable_state(
+    bootstrap: str, topics: Topics, exp: Expected, config: CoreConfig | None = None
+) -> None:
+    engines = durable_engines(bootstrap, topics, config)
     got = evaluate([engines[p] for p in sorted(engines)])
     assert got.at_ms == exp.evaluation.at_ms
     assert got.counters == exp.evaluation.counters

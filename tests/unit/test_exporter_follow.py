@@ -12,18 +12,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.exporter.clock import EvaluationClock, Freshness
-from stream.exporter.follow import PartitionFollower, committed_changes
-from stream.worker.persistence import PartitionStore, Write
-from tests.unit.test_persistence import P, apply_truth, batches_st, compact
+from stream.exporter.follow import PartitionFollower
+from stream.worker.persistence import Write
+from tests.unit.test_persistence import P, apply_truth, batches_st, compact, recover
 
 
 def follow(log: list[Write]) -> dict[str, bytes]:
+    f = PartitionFollower(P)
     state: dict[str, bytes] = {}
-    for name, value in committed_changes(P, log):
-        if value is None:
-            state.pop(name, None)
-        else:
-            state[name] = value
+    for k, v in log:
+        for name, value in f.feed(k, v) or []:
+            if value is None:
+                state.pop(name, None)
+            else:
+                state[name] = value
+    assert f.corrupt == 0  # split values always join (parts match their descriptor)
     return state
 
 
@@ -38,7 +41,7 @@ def compacted(log: list[Write]) -> list[Write]:
 def test_follower_releases_what_recovery_restores(batches: list[dict[str, bytes | None]],
                                                   data: st.DataObject) -> None:  # fmt: skip
     log: list[Write] = []
-    store, rec = PartitionStore.recover(P, [])
+    store, rec = recover(P, [])
     log += rec.repairs
     truth: dict[str, bytes] = {}
     for i, batch in enumerate(batches):
@@ -49,7 +52,7 @@ def test_follower_releases_what_recovery_restores(batches: list[dict[str, bytes 
             if cut == len(writes):
                 truth = apply_truth(truth, batch)
             assert follow(log) == truth  # half a batch is never visible
-            store, rec = PartitionStore.recover(P, compact(log).items())
+            store, rec = recover(P, compact(log).items())
             log += rec.repairs
             assert rec.items == truth
         else:

@@ -6,6 +6,10 @@ a table is the compacted changelog (last value per key, None = tombstone);
 the *local store* (RocksDB) receives every write at once, before the
 changelog, and survives a kill. Each test crashes at every possible point and
 checks that recovery yields exactly the state of the last committed batch.
+
+Values are drawn around the part size (`PART`, tiny here), often sharing a
+prefix with earlier ones, so splits, unchanged parts, growth, shrinking and
+the switch between whole and split values are all crashed into.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.worker.persistence import (
+    DEFAULT_MAX_RECORD_BYTES,
     CorruptState,
     Marker,
     PartitionStore,
     Record,
+    Recovery,
+    ValueTooLarge,
     Write,
     decode_record,
     encode_record,
@@ -29,15 +36,32 @@ from stream.worker.persistence import (
 
 P = 3
 KEYS = [f"k{i}" for i in range(6)]
+#: part size of the stores under test: values up to ~18 bytes make up to 6 parts
+PART = 3
 
 Batch = dict[str, bytes | None]
-batches_st = st.lists(
-    st.dictionaries(
-        st.sampled_from(KEYS), st.one_of(st.none(), st.binary(min_size=0, max_size=4)), max_size=4
+#: short values, and values with a shared (append-mostly) prefix plus a tail
+values_st = st.one_of(
+    st.none(),
+    st.binary(min_size=0, max_size=4),
+    st.builds(
+        bytes.__add__,
+        st.sampled_from([b"abcdef", b"abcdefghi", b"abcdefghijkl", b"xbcdefghijkl"]),
+        st.binary(max_size=6),
     ),
+)
+batches_st = st.lists(
+    st.dictionaries(st.sampled_from(KEYS), values_st, max_size=4),
     min_size=1,
     max_size=6,
 )
+
+
+def recover(
+    partition: int, items: Iterable[tuple[bytes, bytes | None]], epoch: int | None = None
+) -> tuple[PartitionStore, Recovery]:
+    """`PartitionStore.recover` with tiny parts."""
+    return PartitionStore.recover(partition, items, epoch=epoch, part_bytes=PART)
 
 
 def compact(writes: Iterable[Write], base: dict[bytes, bytes] | None = None) -> dict[bytes, bytes]:
@@ -73,7 +97,7 @@ def run(store: PartitionStore, batches: list[Batch]) -> tuple[list[Write], list[
 
 
 def fresh(epoch: int = 11) -> tuple[PartitionStore, list[Write]]:
-    store, rec = PartitionStore.recover(P, [], epoch=epoch)
+    store, rec = recover(P, [], epoch=epoch)
     assert rec.items == {}
     return store, rec.repairs
 
@@ -86,7 +110,8 @@ def truths(batches: list[Batch]) -> list[dict[str, bytes]]:
 
 
 def test_record_roundtrip_and_corruption() -> None:
-    for rec in (Record(1, 2, b"n", b"p"), Record(3, 4, None, b""), Record(5, 6, b"", None)):
+    split = (Record(7, 8, b"d", b"p", True, False), Record(9, 9, b"n", b"d", False, True))
+    for rec in (Record(1, 2, b"n", b"p"), Record(3, 4, None, b""), Record(5, 6, b"", None), *split):
         assert decode_record(encode_record(rec)) == rec
     for bad in (b"", b"XX" + bytes(30), encode_record(Record(1, 1, b"abc", None))[:-1]):
         try:
@@ -107,7 +132,7 @@ def test_changelog_prefix_recovers_last_committed_batch(batches: list[Batch]) ->
     base = len(init)
     for cut in range(base, len(log) + 1):
         committed = sum(1 for e in ends if base + e <= cut)
-        rebuilt, rec = PartitionStore.recover(P, compact(log[:cut]).items(), epoch=99)
+        rebuilt, rec = recover(P, compact(log[:cut]).items(), epoch=99)
         assert rec.items == truth[committed], (cut, committed)
         assert rebuilt.marker.offsets.get("tickets", -1) == committed - 1
         assert rebuilt.marker.counters.get("applied:tickets", 0) == sum(
@@ -115,7 +140,7 @@ def test_changelog_prefix_recovers_last_committed_batch(batches: list[Batch]) ->
         )
         # after the repairs land, the table alone says the same
         healed = compact(rec.repairs, compact(log[:cut]))
-        _again, rec2 = PartitionStore.recover(P, healed.items(), epoch=100)
+        _again, rec2 = recover(P, healed.items(), epoch=100)
         assert rec2.items == truth[committed]
         assert rec2.reverted == 0
 
@@ -140,13 +165,13 @@ def test_local_store_ahead_of_changelog_same_worker(
     changelog = log[:cut]
     truth = truths(first)[-1]
     # restart on the local store (faust replays changelog[persisted:], a subset of local)
-    w, rec = PartitionStore.recover(P, local.items(), epoch=21)
+    w, rec = recover(P, local.items(), epoch=21)
     assert rec.items == truth
     if data.draw(st.booleans()):  # killed again while the repairs were in flight
         cut2 = data.draw(st.integers(0, len(rec.repairs)))
         changelog += rec.repairs[:cut2]
         local = compact(rec.repairs, local)
-        w, rec = PartitionStore.recover(P, local.items(), epoch=24)
+        w, rec = recover(P, local.items(), epoch=24)
         assert rec.items == truth
     changelog += rec.repairs
     local = compact(rec.repairs, local)
@@ -155,9 +180,9 @@ def test_local_store_ahead_of_changelog_same_worker(
     final = truth
     for b in later:
         final = apply_truth(final, b)
-    _, from_changelog = PartitionStore.recover(P, compact(changelog).items(), epoch=22)
+    _, from_changelog = recover(P, compact(changelog).items(), epoch=22)
     assert from_changelog.items == final
-    _, from_local = PartitionStore.recover(P, compact(more, local).items(), epoch=23)
+    _, from_local = recover(P, compact(more, local).items(), epoch=23)
     assert from_local.items == final
 
 
@@ -180,7 +205,7 @@ def test_phantoms_after_takeover_fall_back(
     cut = data.draw(st.integers(start_last, len(log)))
     w1_local = compact(log)
     changelog = log[:cut]
-    w2, rec = PartitionStore.recover(P, compact(changelog).items(), epoch=32)
+    w2, rec = recover(P, compact(changelog).items(), epoch=32)
     committed = sum(1 for e in ends if len(init) + e <= cut)
     truth = truths(first)[committed]
     assert rec.items == truth
@@ -191,7 +216,7 @@ def test_phantoms_after_takeover_fall_back(
         truth = apply_truth(truth, b)
     # W1 returns: local store + changelog replay from its persisted offset (= cut)
     w1_view = compact(changelog[cut:], w1_local)
-    _, back = PartitionStore.recover(P, w1_view.items(), epoch=33)
+    _, back = recover(P, w1_view.items(), epoch=33)
     assert back.items == truth
 
 
@@ -205,7 +230,7 @@ def test_deletes_become_tombstones_one_batch_later() -> None:
     assert (state_key(P, "a"), None) in w3  # real tombstone now that the delete is committed
     table = compact(w1 + w2 + w3)
     assert set(table) == {marker_key(P)}
-    _, rec = PartitionStore.recover(P, table.items(), epoch=5)
+    _, rec = recover(P, table.items(), epoch=5)
     assert rec.items == {}
 
 
@@ -213,7 +238,7 @@ def test_other_partitions_keys_are_ignored() -> None:
     store, _ = fresh()
     writes = store.batch_writes({"x": b"1"}, 0)
     foreign: list[Write] = [(b"13/s/x", b"garbage"), (b"4/m", b"garbage")]
-    _, rec = PartitionStore.recover(P, compact(writes + foreign).items(), epoch=7)
+    _, rec = recover(P, compact(writes + foreign).items(), epoch=7)
     assert rec.items == {"x": b"1"}
 
 
@@ -226,3 +251,88 @@ def test_marker_roundtrip() -> None:
         pass
     else:
         raise AssertionError("accepted an empty marker")
+
+
+def _record_sizes(writes: list[Write]) -> list[int]:
+    return [len(k) + len(v or b"") for k, v in writes]
+
+
+def test_large_values_are_split_under_the_record_bound_and_rewritten_by_what_changed() -> None:
+    """A value of several MB (a slice of 20,000 agents, a ticket of 20,000 events)
+    used to be one record the broker refused. Split: every record stays under
+    `max_record_bytes`; appending writes the changed last part, not the history."""
+    store, _ = PartitionStore.recover(P, [], epoch=3)
+    assert store.max_record_bytes == DEFAULT_MAX_RECORD_BYTES
+    value = b"".join(b'{"id":"ev-%06d","ts":%d},' % (i, i * 1000) for i in range(100_000))
+    assert len(value) > 3_000_000
+    log = store.batch_writes({"t:big": value, "small": b"s"}, 0)
+    assert max(_record_sizes(log)) <= DEFAULT_MAX_RECORD_BYTES
+    for i in range(5):  # append-mostly: the prefix is stable
+        value += b'{"id":"late-%d"},' % i
+        w = store.batch_writes({"t:big": value}, i + 1)
+        # the last part (new + prev), the descriptor (new + prev), the marker
+        assert sum(_record_sizes(w)) < 4 * store.part_bytes + 2 * 8 * 400 + 1_000
+        log += w
+    _, rec = PartitionStore.recover(P, compact(log).items(), epoch=4)
+    assert rec.items == {"t:big": value, "small": b"s"}
+    # shrink to two parts, then to a whole value: stale parts are deleted and
+    # tombstoned one batch later; nothing else is left in the table
+    for i, v in enumerate((value[: store.part_bytes + 5], b"tiny")):
+        log += store.batch_writes({"t:big": v}, 10 + i)
+        _, rec = PartitionStore.recover(P, compact(log).items(), epoch=5)
+        assert rec.items == {"t:big": v, "small": b"s"}
+    log += store.batch_writes({}, 20)
+    table = compact(log)
+    assert sorted(table) == sorted([marker_key(P), state_key(P, "small"), state_key(P, "t:big")])
+
+
+def test_a_changed_part_that_does_not_match_its_descriptor_is_corrupt() -> None:
+    store, _ = recover(P, [], epoch=3)
+    table = compact(store.batch_writes({"k": b"abcdefghij"}, 0))
+    part = next(k for k in table if b"/x/" in k)
+    rec = decode_record(table[part])
+    table[part] = encode_record(Record(rec.epoch, rec.seq, b"zzz", rec.prev))
+    try:
+        recover(P, table.items(), epoch=4)
+    except CorruptState:
+        return
+    raise AssertionError("a part that does not match its descriptor was accepted")
+
+
+def test_tombstones_named_by_a_marker_are_bounded_and_the_rest_follow_later() -> None:
+    """Thousands of keys deleted in one batch (tickets evicted at once): the marker
+    names the tombstones it writes, so it would outgrow the record bound."""
+    store, _ = PartitionStore.recover(P, [], epoch=3, max_record_bytes=16 * 1024)
+    names = {f"t:{i:05d}-{'x' * 40}": b"v" for i in range(2_000)}
+    log = store.batch_writes(names, 0)
+    log += store.batch_writes(dict.fromkeys(names), 1)  # delete records
+    batches = 0
+    while True:
+        w = store.batch_writes({}, 2 + batches)
+        log += w
+        marker = dict(w)[marker_key(P)]
+        assert marker is not None and len(marker) <= store.max_record_bytes // 2
+        batches += 1
+        if not any(v is None for _, v in w):
+            break
+    assert batches > 3  # spread over several batches
+    assert set(compact(log)) == {marker_key(P)}
+    _, rec = PartitionStore.recover(P, compact(log).items(), epoch=4)
+    assert rec.items == {}
+
+
+def test_values_beyond_the_descriptors_reach_get_larger_parts() -> None:
+    """Small records (16 KiB): 766 parts of 4 KiB would hold 3 MB; larger values
+    use larger parts (up to what a record holds), and still fit and join."""
+    store, _ = PartitionStore.recover(P, [], epoch=3, max_record_bytes=16 * 1024)
+    value = bytes(range(256)) * (4_000_000 // 256)
+    log = store.batch_writes({"c": value}, 0)
+    assert max(_record_sizes(log)) <= 16 * 1024
+    assert len(log) < 1_000
+    _, rec = PartitionStore.recover(P, compact(log).items(), epoch=4)
+    assert rec.items == {"c": value}
+    try:
+        store.batch_writes({"c": value * 3}, 1)
+    except ValueTooLarge:
+        return
+    raise AssertionError("a value beyond every part size was accepted")

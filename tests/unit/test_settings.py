@@ -319,3 +319,39 @@ def test_an_error_of_any_kind_on_a_secret_does_not_quote_it() -> None:
            "input": "hunter2-s3cret", "ctx": {"error": ValueError("'hunter2-s3cret' is short")}}
     line = error_line([err], Inputs())  # type: ignore[list-item]
     assert line == "sasl_password: '***' is short (default value)", line
+
+
+def test_label_guard_settings_reach_the_core_config(tmp_path: Path) -> None:
+    from stream.settings import MIN_MAX_RECORD_BYTES, core_config
+    from stream.worker import persistence
+
+    assert MIN_MAX_RECORD_BYTES == persistence.MIN_MAX_RECORD_BYTES
+    s = load_settings(env={})
+    assert s.max_label_values == 10_000 and dict(s.allowed_labels) == {}
+    assert s.max_record_bytes == persistence.DEFAULT_MAX_RECORD_BYTES
+    env = {
+        "CXPULSE_MAX_LABEL_VALUES": "50",
+        "CXPULSE_ALLOWED_LABELS": "team=billing|tech; channel=email",
+    }
+    s = load_settings(env=env)
+    cfg = core_config(s)
+    assert cfg.max_label_values == 50
+    assert dict(cfg.allowed_labels) == {
+        "team": frozenset({"billing", "tech"}),
+        "channel": frozenset({"email"}),
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text("allowed_labels: {touchpoint: [csat_mail, 7]}\nmax_record_bytes: 65536\n")
+    s = load_settings(path, env={})
+    assert dict(s.allowed_labels) == {"touchpoint": ("7", "csat_mail")}
+    assert s.max_record_bytes == 65_536
+    for env, name in [
+        ({"CXPULSE_MAX_LABEL_VALUES": "0"}, "max_label_values"),
+        ({"CXPULSE_ALLOWED_LABELS": "priority=high"}, "allowed_labels: 'priority'"),
+        ({"CXPULSE_ALLOWED_LABELS": "team"}, "allowed_labels"),
+        ({"CXPULSE_ALLOWED_LABELS": "team="}, "allowed_labels: team"),
+        ({"CXPULSE_MAX_RECORD_BYTES": "1000"}, "max_record_bytes"),
+        ({"CXPULSE_MAX_RECORD_BYTES": "2000000"}, "max_record_bytes"),
+    ]:
+        with pytest.raises(SettingsError, match=rf"^{name}"):
+            load_settings(env=env)

@@ -117,3 +117,25 @@ def test_lag_and_status_from_the_markers() -> None:
     st = worker_status(ps, 5.0, topics)
     assert st.partitions == ps and st.last_success_s == 5.0 and st.topics == topics
     assert st.processing_delay_s is not None and st.processing_delay_s > 1e9  # since 1970
+
+
+def test_label_caps_that_bite_are_counted() -> None:
+    """allowed_labels and max_label_values map values to `other`; each time is counted
+    (`label_capped:<dimension>:<cap>`, exported as cxpulse_label_values_capped_total)."""
+    from stream.worker.shared import count_label_caps
+
+    cfg = CoreConfig(max_label_values=2, allowed_labels={"channel": frozenset({"email"})})
+    engine = PartitionEngine(cfg, 0)
+    counts: dict[str, int] = {}
+    for i in range(5):
+        ev = TicketCreated(f"e{i}", 1_700_000_000_000 + i, f"t{i}", f"team-{i}",
+                           "email" if i < 1 else "web", Priority.NORMAL, None)  # fmt: skip
+        record, _ = handle_message(engine, "tickets", "t", 0, i, f"t{i}".encode(), _bytes(ev),
+                                   counts, 1_700_000_001_000)  # fmt: skip
+        assert record is None
+    count_label_caps(engine, counts)
+    assert counts["label_capped:team:max_label_values"] >= 3
+    assert counts["label_capped:channel:allowed_labels"] >= 4
+    again: dict[str, int] = {}
+    count_label_caps(engine, again)
+    assert again == {}  # taken once
