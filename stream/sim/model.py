@@ -44,6 +44,9 @@ class SimConfig:
     disorder_s: float = 0.0  # max hold-back of a delayed event, seconds
     malformed: float = 0.0  # malformed messages injected per valid event
     max_bytes: int = 65536  # the decoder limit an oversized message must exceed
+    #: slowdowns on top of the scenario's (the demo's incident schedule); they must not
+    #: overlap each other or the scenario's slowdowns of the same team
+    slowdowns: tuple[p.Slowdown, ...] = ()
 
     @property
     def end_ms(self) -> int:
@@ -354,13 +357,14 @@ class Simulation:
         scenario = p.SCENARIO_TABLE[cfg.scenario]
         #: team -> [(begin, end, factor)], sorted: when the team's work runs slower
         self.slow: dict[str, list[tuple[int, int, float]]] = {}
-        slows: list[p.Slowdown | p.Surge] = [*scenario.slowdowns, *scenario.surges]
+        slowdowns = (*scenario.slowdowns, *cfg.slowdowns)
+        slows: list[p.Slowdown | p.Surge] = [*slowdowns, *scenario.surges]
         for slow in slows:
             begin = first_midnight(cfg.start_ms) + slow.start_after
             self.slow.setdefault(slow.team, []).append((begin, begin + slow.length, slow.factor))
         for spans in self.slow.values():
             spans.sort()
-        self.slow_csat = {s.team: s.csat_share for s in scenario.slowdowns}
+        self.slow_csat = {s.team: s.csat_share for s in slowdowns}
         self.chronic = scenario.chronic or {}
 
     def chronic_frt(self, team: str) -> float:

@@ -1,0 +1,75 @@
+"""The demo's incident schedule: offsets in simulated time from the simulation's start,
+turned into simulator slowdowns; bad `--incident-*` flags are one line and exit 2.
+
+Why offsets from the start: the `incident` scenario's incident is fixed at 09:00 of
+the first day, which a demo started in the evening never reaches (the live demo test
+found no incident at all in a 7-day run started at 22:50)."""
+
+from __future__ import annotations
+
+from stream.core.events import Author, TicketCreated, TicketMessage
+from stream.demo import INCIDENT_FACTOR, IncidentPlan
+from stream.sim.model import SimConfig, Simulation
+from tests.unit.test_user_errors import cli, one_line
+
+MIN = 60_000
+HOUR = 60 * MIN
+START = 1_793_577_600_000 + 22 * HOUR + 50 * MIN  # a Monday, 22:50 UTC
+
+
+def test_spans_repeat_inside_the_run_and_are_clipped_at_its_end() -> None:
+    plan = IncidentPlan("tech", after_ms=HOUR, length_ms=3 * HOUR, every_ms=12 * HOUR)
+    assert plan.spans(START, 26 * HOUR) == [
+        (START + HOUR, START + 4 * HOUR),
+        (START + 13 * HOUR, START + 16 * HOUR),
+        (START + 25 * HOUR, START + 26 * HOUR),
+    ]
+    once = IncidentPlan("tech", after_ms=HOUR, length_ms=3 * HOUR, every_ms=0)
+    assert once.spans(START, 48 * HOUR) == [(START + HOUR, START + 4 * HOUR)]
+    assert once.spans(START, HOUR) == []  # starts after the run
+
+
+def test_the_team_stalls_during_the_incident_only() -> None:
+    """First replies of the incident team's tickets created in the incident are much
+    slower than before it; other teams are untouched (same seed, same draws)."""
+    plan = IncidentPlan("billing", after_ms=2 * HOUR, length_ms=3 * HOUR, every_ms=0)
+    slow = plan.slowdowns(START, 6 * HOUR)
+    assert [(s.team, s.factor) for s in slow] == [("billing", INCIDENT_FACTOR)]
+
+    def first_replies(cfg: SimConfig) -> dict[str, tuple[str, int, int]]:
+        created: dict[str, tuple[str, int]] = {}
+        out: dict[str, tuple[str, int, int]] = {}
+        for e in Simulation(cfg).events():
+            if isinstance(e, TicketCreated):
+                created[e.ticket_id] = (e.team, e.ts)
+            elif (isinstance(e, TicketMessage) and e.author is Author.AGENT and e.public
+                  and e.ticket_id in created and e.ticket_id not in out):
+                team, ts = created[e.ticket_id]
+                out[e.ticket_id] = (team, ts, e.ts - ts)
+        return out
+
+    base = SimConfig(seed=3, start_ms=START, duration_ms=6 * HOUR, tickets_per_day=4000)
+    with_incident = SimConfig(seed=3, start_ms=START, duration_ms=6 * HOUR,
+                              tickets_per_day=4000, slowdowns=slow)
+    normal, stalled = first_replies(base), first_replies(with_incident)
+    begin, end = START + 2 * HOUR, START + 5 * HOUR
+    inside = [t for t, (team, ts, _) in stalled.items()
+              if team == "billing" and begin <= ts < end - HOUR]
+    assert len(inside) >= 10
+    breached = [t for t in inside if stalled[t][2] > 15 * MIN]
+    assert len(breached) >= 0.8 * len(inside), (len(breached), len(inside))
+    before = [frt for team, ts, frt in stalled.values() if team == "billing" and ts < begin]
+    assert before and sorted(before)[len(before) // 2] < 15 * MIN
+    others = {t: v for t, v in stalled.items() if v[0] != "billing"}
+    assert others and all(normal.get(t) == v for t, v in others.items())
+
+
+def test_bad_incident_flags_are_one_line() -> None:
+    one_line(cli("demo", "--incident-team", "sales"), "demo", "--incident-team", "sales")
+    one_line(cli("demo", "--incident-every", "1h", "--incident-length", "3h"), "demo",
+             "--incident-every")
+
+
+def test_stop_without_a_demo(tmp_path: object) -> None:
+    out = cli("demo", "--stop", "--dir", str(tmp_path))
+    assert out.returncode == 0 and "no demo running in" in out.stdout, out
