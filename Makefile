@@ -21,7 +21,7 @@ typecheck: setup
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
 test: lint typecheck
-	$(VENV)/bin/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test"; exit 1; fi; exit $$rc
+	$(VENV)/bin/pytest -q --durations=25; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test"; exit 1; fi; exit $$rc
 
 unit: setup
 	$(VENV)/bin/pytest -q tests/unit
