@@ -104,6 +104,12 @@ class Settings:
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: Secret | None = None
+    #: file holding the SASL password (first line; e.g. a mounted Kubernetes
+    #: secret): keeps it out of `ps`, the environment and the config file
+    sasl_password_file: str | None = None
+    #: the broker refuses this worker's credentials (or TLS) while it runs, e.g.
+    #: a password rotated on the broker: not ready at once, exit 77 after this long
+    auth_failure_exit_after_ms: int = 300_000
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
@@ -222,6 +228,7 @@ _DURATIONS = {
     "session_timeout_ms": "session_timeout",
     "heartbeat_interval_ms": "heartbeat_interval",
     "rebalance_timeout_ms": "rebalance_timeout",
+    "auth_failure_exit_after_ms": "auth_failure_exit_after",
 }
 #: External (file/env) name -> field name. Durations are written without `_ms`.
 _ALIASES = {ext: name for name, ext in _DURATIONS.items()} | {"windows": "windows_ms"}
@@ -344,7 +351,10 @@ def _validate(s: Settings) -> None:
             raise SettingsError("sasl_username: required with a SASL security_protocol")
         if s.sasl_password is None:
             raise SettingsError("sasl_password: required with a SASL security_protocol")
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "targets_file", "web_config_file"):
+    if s.auth_failure_exit_after_ms < 1000:
+        raise SettingsError("auth_failure_exit_after: must be at least 1s")
+    names = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "targets_file", "web_config_file")
+    for name in (*names, "sasl_password_file"):
         path = getattr(s, name)
         if path is not None and not Path(path).is_file():
             raise SettingsError(f"{name}: no such file: {path}")
@@ -447,9 +457,49 @@ def load_settings(
         if value is not None:
             put(key, value, "command line")
     values = {name: _parse_one(name, ext, value) for name, (ext, value) in raw.items()}
+    if values.get("sasl_password_file") is not None:
+        if values.get("sasl_password") is not None:
+            raise SettingsError(
+                "sasl_password_file: set either sasl_password_file or sasl_password, not both"
+            )
+        values["sasl_password"] = read_secret_file(
+            "sasl_password_file", values["sasl_password_file"]
+        )
     settings = Settings(**values)  # type: ignore[arg-type]
     _validate(settings)
     return settings
+
+
+def read_secret_file(name: str, path: object) -> Secret:
+    """The first line of a secret file (a trailing newline is not part of the secret).
+
+    Errors name the setting and the path, never the content."""
+    p = Path(str(path))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{name}: cannot read {p}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{name}: {p} is not UTF-8 text") from None
+    lines = text.splitlines()
+    secret = lines[0] if lines else ""
+    if not secret:
+        raise SettingsError(f"{name}: {p} is empty (the secret is its first line)")
+    return Secret(secret)
+
+
+#: Settings refused on the command line: any user can read a process's
+#: arguments (`ps`, /proc/<pid>/cmdline), so a secret there is disclosed.
+SECRET_SETTINGS = {"sasl_password": "CXPULSE_SASL_PASSWORD or sasl_password_file"}
+
+
+def refuse_secret_on_command_line(name: str) -> None:
+    """`--set sasl_password=...`: one line naming the setting and the safe ways."""
+    if name in SECRET_SETTINGS:
+        raise SettingsError(
+            f"{name}: not accepted on the command line (any user can read it with ps); "
+            f"use {SECRET_SETTINGS[name]}"
+        )
 
 
 def yaml_error_text(exc: yaml.YAMLError) -> str:
