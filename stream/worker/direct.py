@@ -710,35 +710,52 @@ class DirectWorker:
                 s.changelog_replication,
                 topic_configs={"cleanup.policy": "compact"},
             )
+            created = False
             with contextlib.suppress(TopicAlreadyExistsError):
                 response = await admin.create_topics([topic])
-                _check_created(response, s.changelog_topic)
-            log.info("created changelog topic with %d partitions", self.n_partitions)
+                created = _check_created(response, s.changelog_topic)
+            if created:
+                log.info("created changelog topic with %d partitions", self.n_partitions)
+            else:
+                log.info("changelog topic created meanwhile by another worker")
         finally:
             await admin.close()
 
 
-def _check_created(response: Any, topic: str) -> None:
-    """aiokafka returns the broker's per-topic error codes instead of raising:
+def _check_created(response: Any, topic: str) -> bool:
+    """True: created; False: it exists already (error 36: another worker won the race).
+
+    aiokafka returns the broker's per-topic error codes instead of raising:
     without Create on the changelog topic the worker used to log "created"
-    and fail 40 s later. Error 36 (already exists: another worker won the race)
-    is fine."""
+    and fail 40 s later. Any other code ends the start with one line naming
+    the topic: 77 for a missing permission, 2 for a setting the broker
+    refuses (e.g. `changelog_replication` above the number of brokers)."""
     from aiokafka.errors import for_code
 
-    from stream.kafkaconn import EXIT_NOPERM, KafkaAccessError
+    from stream.kafkaconn import EXIT_NOPERM, EXIT_SETTINGS, KafkaAccessError
 
+    created = True
     for entry in getattr(response, "topic_errors", []):
         code = entry[1]
-        if code in (0, 36):
+        if code == 0:
             continue
-        err = for_code(code)
-        if code == 29:  # TOPIC_AUTHORIZATION_FAILED
+        if code == 36:  # TOPIC_ALREADY_EXISTS
+            created = False
+            continue
+        if code in (29, 31):  # TOPIC_ / CLUSTER_AUTHORIZATION_FAILED
             raise KafkaAccessError(
                 EXIT_NOPERM,
                 f"not authorized to create the changelog topic {topic!r}: grant Create on it "
                 "(or create it beforehand, compacted, with the input topics' partition count)",
             )
-        raise RuntimeError(f"creating the changelog topic {topic!r} failed: {err.__name__}")
+        detail = entry[2] if len(entry) > 2 and entry[2] else ""
+        setting = "changelog_replication: " if code == 38 else ""  # INVALID_REPLICATION_FACTOR
+        raise KafkaAccessError(
+            EXIT_SETTINGS,
+            f"{setting}creating the changelog topic {topic!r} failed: "
+            f"{for_code(code).__name__}{': ' + detail if detail else ''}",
+        )
+    return created
 
 
 def _exit_with(err: KafkaAccessError) -> NoReturn:

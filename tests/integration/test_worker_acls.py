@@ -81,10 +81,13 @@ _ROW = re.compile(
 )
 
 
-def readme_acls(t: Topics) -> list[Acl]:
-    """The ACL table of README.md, with the placeholders filled for `t`."""
+def readme_acls(t: Topics, runtime: str = "direct") -> list[Acl]:
+    """The ACL table of README.md, with the placeholders filled for `t` (for the
+    faust runtime, plus the rows of its own table)."""
     text = (ROOT / "README.md").read_text()
     section = text.split("### Kafka permissions (ACLs)", 1)[1].split("\n#", 1)[0]
+    if runtime == "direct":
+        section = section.split("runtime: faust", 1)[0]
     names = {
         "<topic_tickets>": t.tickets, "<topic_surveys>": t.surveys,
         "<topic_deadletter>": t.deadletter, "<group_id>": t.group,
@@ -225,7 +228,9 @@ def test_each_missing_acl_is_one_line_and_77(
     assert PASSWORD not in log
 
 
-def test_wrong_password_and_wrong_ca(broker: KafkaBroker, tmp_path: Path) -> None:
+def test_wrong_password_wrong_ca_bad_changelog(broker: KafkaBroker, tmp_path: Path) -> None:
+    """77 and 78 at start; a changelog the broker refuses to create (replication 3
+    on one broker): the CreateTopics error code is read, one line naming the setting, 2."""
     t = fresh_topics(broker, "bad")
     asyncio.run(alter_acls(broker.bootstrap, add=readme_acls(t)))
     other = tmp_path / "other-ca.pem"
@@ -237,6 +242,8 @@ def test_wrong_password_and_wrong_ca(broker: KafkaBroker, tmp_path: Path) -> Non
     cases = [
         (secure_args(broker, tmp_path, password="Not-" + PASSWORD), 77, "authentication failed"),
         (secure_args(broker, tmp_path, ca=other), 78, "ssl_cafile"),
+        ([*secure_args(broker, tmp_path), "--set", "changelog_replication=3"], 2,
+         "changelog_replication: creating the changelog topic"),
     ]
     for i, (args, code, phrase) in enumerate(cases):
         w = WorkerProc(broker.sasl_bootstrap, t, tmp_path, f"w{i}", *args).start()
@@ -258,16 +265,16 @@ def _auth_metrics(w: WorkerProc) -> tuple[float, float]:
 
 
 def test_password_rotated_while_running(
-    broker: KafkaBroker, capture: Path, tmp_path: Path
+    broker: KafkaBroker, capture: Path, tmp_path: Path, runtime: str
 ) -> None:
     lines = list(read_lines(capture))
     half = len(lines) // 2
     exp = expected(lines)
     t = fresh_topics(broker, "rot")
-    asyncio.run(alter_acls(broker.bootstrap, add=readme_acls(t)))
+    asyncio.run(alter_acls(broker.bootstrap, add=readme_acls(t, runtime)))
     replay(capture, broker.bootstrap, t, lines[:half])
     w = WorkerProc(broker.sasl_bootstrap, t, tmp_path, "w", *secure_args(broker, tmp_path),
-                   "--set", "auth_failure_exit_after=30s")  # fmt: skip
+                   "--set", "auth_failure_exit_after=30s", runtime=runtime)  # fmt: skip
     w.start()
     ready = f"http://127.0.0.1:{w.port}/readyz"
     try:

@@ -71,3 +71,25 @@ def test_missing_acls_are_named_as_the_readme_names_them() -> None:
         assert authorization_error(outer, s) is not None
     assert authorization_error(ke.KafkaTimeoutError(), s) is None
     assert authorization_error(ValueError("x"), s) is None
+
+
+def test_create_topics_error_codes_are_read() -> None:
+    """CreateTopics answers per topic with an error code (aiokafka does not raise)."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from stream.worker.direct import _check_created
+
+    def resp(code: int, message: str = "") -> SimpleNamespace:
+        return SimpleNamespace(topic_errors=[("g-state-changelog", code, message)])
+
+    assert _check_created(resp(0), "g-state-changelog") is True
+    assert _check_created(resp(36), "g-state-changelog") is False  # another worker won
+    with pytest.raises(KafkaAccessError) as err:
+        _check_created(resp(29, "Authorization failed."), "g-state-changelog")
+    assert err.value.code == EXIT_NOPERM and "grant Create on it" in str(err.value)
+    with pytest.raises(KafkaAccessError) as err:
+        _check_created(resp(38, "Replication factor: 3 larger than available brokers: 1."),
+                       "g-state-changelog")  # fmt: skip
+    assert err.value.code == 2 and str(err.value).startswith("changelog_replication: ")
