@@ -73,5 +73,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_exporter(settings, config, sock, web_config))
+        try:
+            return asyncio.run(run_exporter(settings, config, sock, web_config))
+        except KafkaAccessError as exc:  # credentials refused while running, a missing ACL
+            print(f"cxpulse exporter: kafka: {exc}", file=sys.stderr)
+            return exc.code
     return 0

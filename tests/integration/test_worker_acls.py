@@ -34,6 +34,7 @@ from kafka_broker import Acl, KafkaBroker, alter_acls, create_topics
 
 from stream.replay import read_lines
 from tests.integration.test_worker_pipeline import (
+    CXPULSE,
     PARTITIONS,
     ROOT,
     Topics,
@@ -41,6 +42,7 @@ from tests.integration.test_worker_pipeline import (
     assert_counts,
     assert_kpi_series,
     expected,
+    free_port,
     parse_metrics,
     replay,
     simulate,
@@ -264,9 +266,39 @@ def _auth_metrics(w: WorkerProc) -> tuple[float, float]:
     return m["cxpulse_kafka_auth_failing"][0][1], m["cxpulse_kafka_auth_failures_total"][0][1]
 
 
+class ExporterProc:
+    """`cxpulse exporter` with the worker's user and security settings."""
+
+    def __init__(self, broker: KafkaBroker, t: Topics, tmp_path: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.log_path = tmp_path / "exporter.log"
+        cmd = [
+            *CXPULSE, "exporter", "--bootstrap-servers", broker.sasl_bootstrap,
+            "--group-id", t.group, "--topic-tickets", t.tickets, "--topic-surveys", t.surveys,
+            "--topic-deadletter", t.deadletter, "--metrics-port", str(self.port), *extra,
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def ready(self) -> int:
+        try:
+            return get(f"http://127.0.0.1:{self.port}/readyz")[0]
+        except OSError:
+            return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 def test_password_rotated_while_running(
     broker: KafkaBroker, capture: Path, tmp_path: Path, runtime: str
 ) -> None:
+    """Worker (both runtimes) and, with the direct runtime, an exporter with the same user."""
     lines = list(read_lines(capture))
     half = len(lines) // 2
     exp = expected(lines)
@@ -277,19 +309,28 @@ def test_password_rotated_while_running(
                    "--set", "auth_failure_exit_after=30s", runtime=runtime)  # fmt: skip
     w.start()
     ready = f"http://127.0.0.1:{w.port}/readyz"
+    e: ExporterProc | None = None
     try:
         wait_for(lambda: totals([w]).consumed == half, 120, "first half consumed", w)
         assert get(ready)[0] == 200 and _auth_metrics(w) == (0, 0)
+        if runtime == "direct":
+            e = ExporterProc(broker, t, tmp_path, *secure_args(broker, tmp_path),
+                             "--set", "auth_failure_exit_after=30s")  # fmt: skip
+            wait_for(lambda: e is not None and e.ready() == 200, 120, "exporter ready", w)
         broker.set_scram_password(USER, ROTATED)  # the worker still has the old one
         wait_for(lambda: get(ready)[0] == 503, 60, "not ready within a minute", w)
         _, body = get(ready)
         assert "credentials" in body and PASSWORD not in body and ROTATED not in body
         failing, failures = _auth_metrics(w)
         assert failing == 1 and failures >= 1
+        if e is not None:
+            wait_for(lambda: e is not None and e.ready() == 503, 60, "exporter not ready", w)
         # the credentials work again before auth_failure_exit_after: it recovers
         broker.set_scram_password(USER, PASSWORD)
         wait_for(lambda: get(ready)[0] == 200, 60, "ready again", w)
         assert _auth_metrics(w)[0] == 0
+        if e is not None:
+            wait_for(lambda: e is not None and e.ready() == 200, 60, "exporter ready again", w)
         replay(capture, broker.bootstrap, t, lines[half:])
         assert_counts(wait_consumed([w], exp.consumed), exp)
         # rotated for good: not ready, then exit 77 after auth_failure_exit_after
@@ -297,8 +338,17 @@ def test_password_rotated_while_running(
         wait_for(lambda: get(ready)[0] == 503, 60, "not ready within a minute", w)
         assert w.proc is not None
         rc = w.proc.wait(120)
+        if e is not None:
+            assert e.proc.wait(120) == 77, e.log_text()[-3000:]
+            elog = e.log_text()
+            assert elog.strip().splitlines()[-1].startswith(
+                "cxpulse exporter: kafka: authentication failed"
+            ), elog[-3000:]
+            assert "Traceback" not in elog and PASSWORD not in elog and ROTATED not in elog
     finally:
         w.stop()
+        if e is not None:
+            e.stop()
     log = w.log_text()
     assert rc == 77, log[-3000:]
     assert "Traceback" not in log
