@@ -254,14 +254,10 @@ def authorization_error(exc: BaseException, settings: Any) -> KafkaAccessError |
             "a cluster permission (IdempotentWrite: Write on any topic implies it since Kafka 3.0)"
         )
     else:
-        arg = found.args[0] if found.args else None
-        names = (
-            {arg}
-            if isinstance(arg, str)
-            else set(arg)
-            if isinstance(arg, set | list | tuple)
-            else set()
-        )
+        arg = found.args[0] if found.args else None  # a topic, or a set of them
+        names = set(arg) if isinstance(arg, set | frozenset | list | tuple) else set()
+        if isinstance(arg, str):
+            names = {arg}
         need = {
             s.topic_tickets: "Read on topic {!r} (topic_tickets)",
             s.topic_surveys: "Read on topic {!r} (topic_surveys)",

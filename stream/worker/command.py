@@ -344,11 +344,7 @@ def not_ready_reason(worker: Any) -> str | None:
     st = worker.status()
     if st.kafka_auth_failing:
         last = getattr(getattr(worker, "auth", None), "last", None)
-        return (
-            f"kafka refuses this worker's credentials: {last}"
-            if last
-            else ("kafka refuses this worker's credentials")
-        )
+        return "kafka refuses this worker's credentials" + (f": {last}" if last else "")
     return None
 
 
