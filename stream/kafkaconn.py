@@ -133,6 +133,11 @@ async def probe(sec: Security, timeout_s: float = 15.0) -> tuple[bool, KafkaAcce
     hostport = sec.bootstrap_servers.split(",")[0].strip()
     host, _, port = hostport.rpartition(":")
     conn = None
+    # aiokafka logs "Authenticated as ..." (INFO) per connection: 4 lines a
+    # minute from `AuthWatch` alone; the probe's outcome is logged by its caller
+    conn_log = logging.getLogger("aiokafka.conn")
+    level = conn_log.level
+    conn_log.setLevel(max(level, logging.WARNING))
     try:
         conn = await asyncio.wait_for(
             create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **sec.kwargs),
@@ -142,6 +147,7 @@ async def probe(sec: Security, timeout_s: float = 15.0) -> tuple[bool, KafkaAcce
     except Exception as exc:  # classified: unknown ones count as transient
         return False, classify(exc, hostport, sec.security_protocol, sec.sasl_mechanism)
     finally:
+        conn_log.setLevel(level)
         if conn is not None:
             conn.close()
     return True, None

@@ -349,6 +349,7 @@ def test_password_rotated_while_running(
         w.stop()
         if e is not None:
             e.stop()
+        broker.set_scram_password(USER, PASSWORD)  # the broker is the module's
     log = w.log_text()
     assert rc == 77, log[-3000:]
     assert "Traceback" not in log
