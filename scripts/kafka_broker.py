@@ -119,6 +119,15 @@ class KafkaBroker:
     #: listener stays (inter-broker traffic, admin in tests).
     scram_users: dict[str, str] | None = None
     sasl_port: int = 0
+    #: the SCRAM listener is SASL_SSL (a CA and a server certificate for
+    #: 127.0.0.1 are generated in the workdir with openssl: `ca_file`) instead
+    #: of SASL_PLAINTEXT
+    sasl_tls: bool = False
+    #: StandardAuthorizer on: no ACL, no access, except for the super users
+    #: (`User:ANONYMOUS`, i.e. the PLAINTEXT and controller listeners, which the
+    #: tests use as their admin, plus these SCRAM users)
+    authorizer: bool = False
+    super_users: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.scram_users:
@@ -151,18 +160,64 @@ class KafkaBroker:
             "-cp", f"{libs_dir()}/*", main, *args,
         ]
 
+    @property
+    def ca_file(self) -> Path:
+        """PEM of the CA that signed the SASL_SSL listener's certificate (`sasl_tls`)."""
+        return self._dir / "tls" / "ca.pem"
+
+    def _make_tls(self) -> Path:
+        """CA + server certificate (SAN IP:127.0.0.1) -> PKCS12 keystore; returns it."""
+        tls = self._dir / "tls"
+        store = tls / "server.p12"
+        if store.exists():
+            return store
+        tls.mkdir(parents=True, exist_ok=True)
+
+        def run(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=tls, check=True, capture_output=True)
+
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.pem", "-days", "2", "-subj", "/CN=cxpulse-test-ca")  # fmt: skip
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+            "server.csr", "-subj", "/CN=127.0.0.1")  # fmt: skip
+        (tls / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2",
+            "-extfile", "san.ext")  # fmt: skip
+        run("pkcs12", "-export", "-in", "server.pem", "-inkey", "server.key", "-certfile",
+            "ca.pem", "-out", store.name, "-passout", "pass:changeit")  # fmt: skip
+        return store
+
     def _sasl_lines(self) -> tuple[str, str, str, list[str]]:
         """(extra listener, extra advertised, extra protocol map, extra properties)."""
+        extra: list[str] = []
+        if self.authorizer:
+            supers = ";".join(["User:ANONYMOUS", *(f"User:{u}" for u in self.super_users)])
+            extra += [
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                f"super.users={supers}",
+                "allow.everyone.if.no.acl.found=false",
+            ]
         if not self.scram_users:
-            return "", "", "", []
+            return "", "", "", extra
+        proto = "SASL_SSL" if self.sasl_tls else "SASL_PLAINTEXT"
+        if self.sasl_tls:
+            store = self._make_tls()
+            extra += [
+                "listener.name.sasl_ssl.ssl.keystore.type=PKCS12",
+                f"listener.name.sasl_ssl.ssl.keystore.location={store}",
+                "listener.name.sasl_ssl.ssl.keystore.password=changeit",
+                "listener.name.sasl_ssl.ssl.key.password=changeit",
+            ]
         return (
-            f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
-            f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
-            ",SASL_PLAINTEXT:SASL_PLAINTEXT",
+            f",{proto}://127.0.0.1:{self.sasl_port}",
+            f",{proto}://127.0.0.1:{self.sasl_port}",
+            f",{proto}:{proto}",
             [
                 "sasl.enabled.mechanisms=SCRAM-SHA-512",
-                "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
+                f"listener.name.{proto.lower()}.scram-sha-512.sasl.jaas.config="
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                *extra,
             ],
         )
 
@@ -257,6 +312,18 @@ class KafkaBroker:
         time.sleep(down_seconds)
         self.start()
 
+    def set_scram_password(self, user: str, password: str) -> None:
+        """Create or change a SCRAM-SHA-512 credential on the running broker
+        (`kafka-configs --alter --entity-type users`, through the PLAINTEXT
+        listener, which is a super user when `authorizer` is on)."""
+        cmd = self._java(
+            "kafka.admin.ConfigCommand", "--bootstrap-server", self.bootstrap, "--alter",
+            "--add-config", f"SCRAM-SHA-512=[iterations=4096,password={password}]",
+            "--entity-type", "users", "--entity-name", user,
+        )  # fmt: skip
+        cmd[1:3] = ["-Xmx128m", "-Xms32m"]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
@@ -289,6 +356,58 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
                for n in names if n not in existing]
         if new:
             await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+#: Kafka's AclOperation / ResourceType / PatternType codes (CreateAcls/DeleteAcls requests)
+ACL_OPERATIONS = {
+    "All": 2, "Read": 3, "Write": 4, "Create": 5, "Delete": 6, "Alter": 7, "Describe": 8,
+    "ClusterAction": 9, "DescribeConfigs": 10, "AlterConfigs": 11, "IdempotentWrite": 12,
+}  # fmt: skip
+ACL_RESOURCES = {"Topic": 2, "Group": 3, "Cluster": 4, "TransactionalId": 5}
+ACL_PATTERNS = {"literal": 3, "prefixed": 4}
+
+
+@dataclass(frozen=True)
+class Acl:
+    """One ALLOW rule: `Acl("User:alice", "Topic", "support.tickets", "Read")`."""
+
+    principal: str
+    resource: str
+    name: str
+    operation: str
+    pattern: str = "literal"
+
+    def fields(self) -> tuple[int, str, int, str, str, int, int]:
+        return (
+            ACL_RESOURCES[self.resource], self.name, ACL_PATTERNS[self.pattern],
+            self.principal, "*", ACL_OPERATIONS[self.operation], 3,  # ALLOW
+        )  # fmt: skip
+
+
+async def alter_acls(bootstrap: str, add: list[Acl] | None = None,
+                     remove: list[Acl] | None = None) -> None:  # fmt: skip
+    """Create and delete ALLOW ACLs with the admin API's CreateAcls/DeleteAcls
+    (aiokafka's admin client has them as protocol classes only); raises on any
+    error code. `bootstrap` must be a super user's listener (PLAINTEXT here)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        node = admin._client.get_random_node()
+        for acl in add or []:
+            resp = await admin._client.send(node, CreateAclsRequest(*acl.fields()))
+            errors = [(c, m) for c, m in resp.creation_responses if c]
+            if errors:
+                raise RuntimeError(f"CreateAcls {acl}: {errors}")
+        for acl in remove or []:
+            resp = await admin._client.send(node, DeleteAclsRequest(*acl.fields()))
+            errors = [(f[0], f[1]) for f in resp.filter_responses if f[0]]
+            if errors:
+                raise RuntimeError(f"DeleteAcls {acl}: {errors}")
     finally:
         await admin.close()
 

@@ -16,9 +16,13 @@ Exit codes (sysexits.h, documented in docs/runbook.md "Worker exit codes"):
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger("cxpulse.kafka")
 
 #: a setting is wrong, a topic is missing (not a connection problem)
 EXIT_SETTINGS = 2
@@ -113,12 +117,27 @@ def classify(
 
 async def diagnose(sec: Security, timeout_s: float = 15.0) -> KafkaAccessError | None:
     """Connect to the first bootstrap server and send one metadata request."""
+    return (await probe(sec, timeout_s))[1]
+
+
+async def probe(sec: Security, timeout_s: float = 15.0) -> tuple[bool, KafkaAccessError | None]:
+    """(connected and answered, definite cause of a failure or None when transient).
+
+    (True, None): the broker accepts these settings; (False, error): it refuses
+    them (credentials, TLS, protocol); (False, None): no answer (down, starting,
+    timeout), which says nothing about the credentials.
+    """
     from aiokafka.conn import create_conn
     from aiokafka.protocol.metadata import MetadataRequest
 
     hostport = sec.bootstrap_servers.split(",")[0].strip()
     host, _, port = hostport.rpartition(":")
     conn = None
+    # aiokafka logs "Authenticated as ..." (INFO) per connection: 4 lines a
+    # minute from `AuthWatch` alone; the probe's outcome is logged by its caller
+    conn_log = logging.getLogger("aiokafka.conn")
+    level = conn_log.level
+    conn_log.setLevel(max(level, logging.WARNING))
     try:
         conn = await asyncio.wait_for(
             create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **sec.kwargs),
@@ -126,11 +145,136 @@ async def diagnose(sec: Security, timeout_s: float = 15.0) -> KafkaAccessError |
         )
         await asyncio.wait_for(conn.send(MetadataRequest([])), timeout_s)
     except Exception as exc:  # classified: unknown ones count as transient
-        return classify(exc, hostport, sec.security_protocol, sec.sasl_mechanism)
+        return False, classify(exc, hostport, sec.security_protocol, sec.sasl_mechanism)
     finally:
+        conn_log.setLevel(level)
         if conn is not None:
             conn.close()
+    return True, None
+
+
+class AuthWatch:
+    """Does the broker still accept this process's credentials? Checked while it runs.
+
+    Why a probe of its own: aiokafka authenticates a connection once, when it
+    opens it. A password rotated (or a user deleted, a certificate changed) on
+    the broker shows only when a connection is re-opened, and then aiokafka
+    logs the refusal and retries for ever (3 lines a second) while the
+    consumer merely looks idle: lag 0, /healthz ok, no alert. Every `every_s`
+    this opens one fresh connection with the same settings (`probe`): a
+    refusal marks the process failing at once (readiness not-ready,
+    `cxpulse_kafka_auth_failing` 1, `cxpulse_kafka_auth_failures_total` +1);
+    `exit_after_s` of uninterrupted refusals end it with the refusal's exit
+    code (77, or 78 for TLS), since retrying cannot heal a wrong credential;
+    an accepted probe before that clears the state (the clients reconnect by
+    themselves). A broker that does not answer changes nothing: that is not
+    a credential problem (lag and CxpulseWorkerDown cover it).
+    """
+
+    def __init__(self, sec: Security, exit_after_s: float, every_s: float = 15.0) -> None:
+        self.sec, self.exit_after_s, self.every_s = sec, exit_after_s, every_s
+        #: monotonic time of the first refusal of the current run of refusals
+        self.failing_since: float | None = None
+        #: probes the broker refused, since the start of the process
+        self.failures = 0
+        self.last: KafkaAccessError | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.failing_since is not None
+
+    def observe(
+        self, ok: bool, found: KafkaAccessError | None, now: float
+    ) -> KafkaAccessError | None:
+        """Fold one probe result in; returns the error to exit with when it is time."""
+        if ok:
+            if self.failing_since is not None:
+                log.warning("kafka: the broker accepts the credentials again; ready")
+            self.failing_since, self.last = None, None
+            return None
+        if found is None:  # no answer: unknown, keep the state as it is
+            return None
+        self.failures += 1
+        self.last = found
+        if self.failing_since is None:
+            self.failing_since = now
+            log.error(
+                "kafka: %s; not ready, exiting in %.0fs unless it heals "
+                "(runbook: CxpulseKafkaAuthFailing)", found, self.exit_after_s,
+            )  # fmt: skip
+        if now - self.failing_since >= self.exit_after_s:
+            return KafkaAccessError(
+                found.code, f"{found} (refused for {now - self.failing_since:.0f}s while running)"
+            )
+        return None
+
+    async def run(self) -> KafkaAccessError:
+        """Probe until the refusals last `exit_after_s`; returns the error to exit with."""
+        while True:
+            await asyncio.sleep(self.every_s)
+            ok, found = await probe(self.sec, min(15.0, self.every_s * 2))
+            verdict = self.observe(ok, found, time.monotonic())
+            if verdict is not None:
+                return verdict
+
+
+def _auth_exception(exc: BaseException | None) -> BaseException | None:
+    """The aiokafka authorization error in `exc` or its causes (a gather, a future)."""
+    from aiokafka import errors as ke
+
+    kinds = (
+        ke.TopicAuthorizationFailedError, ke.GroupAuthorizationFailedError,
+        ke.TransactionalIdAuthorizationFailed, ke.ClusterAuthorizationFailedError,
+    )  # fmt: skip
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kinds):
+            found: BaseException = exc
+            return found
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
     return None
+
+
+def authorization_error(exc: BaseException, settings: Any) -> KafkaAccessError | None:
+    """A missing ACL, named as the README's ACL table names it (None: not an ACL error).
+
+    The broker answers an operation without its ACL with an error code, which
+    aiokafka raises wherever the operation happens (a fetch, a send, joining
+    the group, a transaction): this turns it into one line saying which
+    permission on which resource to grant, instead of a traceback and exit 70
+    (or 1) that a restart repeats for ever.
+    """
+    from aiokafka import errors as ke
+
+    found = _auth_exception(exc)
+    if found is None:
+        return None
+    s = settings
+    if isinstance(found, ke.GroupAuthorizationFailedError):
+        what = f"Read on group {s.group_id!r} (group_id)"
+    elif isinstance(found, ke.TransactionalIdAuthorizationFailed):
+        what = f"Write on TransactionalId prefix {s.changelog_topic + '-'!r} (transactional_writes)"
+    elif isinstance(found, ke.ClusterAuthorizationFailedError):
+        what = (
+            "a cluster permission (IdempotentWrite: Write on any topic implies it since Kafka 3.0)"
+        )
+    else:
+        arg = found.args[0] if found.args else None  # a topic, or a set of them
+        names = set(arg) if isinstance(arg, set | frozenset | list | tuple) else set()
+        if isinstance(arg, str):
+            names = {arg}
+        need = {
+            s.topic_tickets: "Read on topic {!r} (topic_tickets)",
+            s.topic_surveys: "Read on topic {!r} (topic_surveys)",
+            s.changelog_topic: "Read and Write on topic {!r} (the state changelog)",
+            s.topic_deadletter: "Write on topic {!r} (topic_deadletter)",
+        }
+        known = [need[n].format(n) for n in sorted(names) if n in need]
+        what = " and ".join(known) if known else f"access to topic(s) {sorted(names)}"
+    return KafkaAccessError(
+        EXIT_NOPERM, f"not authorized: the broker refused {type(found).__name__}; grant {what}"
+    )
 
 
 def security_of(settings: Any) -> Security:

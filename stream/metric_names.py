@@ -82,3 +82,7 @@ EXPORTER_CORRUPT = f"{PREFIX}_exporter_corrupt_records_total"
 EXPORTER_BYTES = f"{PREFIX}_exporter_changelog_bytes_total"
 CONSUMER_LAG = f"{PREFIX}_consumer_lag_messages"  # labels: topic, partition
 LAST_PROCESSED = f"{PREFIX}_last_processed_timestamp_seconds"
+#: 1 while the broker refuses the worker's credentials or TLS (probed while it runs)
+KAFKA_AUTH_FAILING = f"{PREFIX}_kafka_auth_failing"
+#: probes of the worker's credentials the broker refused
+KAFKA_AUTH_FAILURES_TOTAL = f"{PREFIX}_kafka_auth_failures_total"

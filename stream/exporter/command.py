@@ -51,10 +51,17 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from stream.exporter.service import run_exporter
+    from stream.kafkaconn import KafkaAccessError
 
     prepared = prepare_serving("cxpulse exporter", settings)
     if isinstance(prepared, int):
         return prepared
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_exporter(settings, config, prepared.sock, prepared.web_config))
+        try:
+            return asyncio.run(
+                run_exporter(settings, config, prepared.sock, prepared.web_config)
+            )
+        except KafkaAccessError as exc:  # credentials refused while running, a missing ACL
+            print(f"cxpulse exporter: kafka: {exc}", file=sys.stderr)
+            return exc.code
     return 0

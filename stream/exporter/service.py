@@ -62,6 +62,8 @@ class ExporterState:
     batches: int = 0
     eval_seconds: float = 0.0
     caught_up_once: bool = False
+    #: does the broker still accept our credentials (`stream.kafkaconn.AuthWatch`)
+    auth: Any = None
 
     def __post_init__(self) -> None:
         self.followers = [PartitionFollower(p) for p in range(self.partitions)]
@@ -144,6 +146,18 @@ class ExporterState:
         )
         corrupt.add_metric([], sum(f.corrupt for f in self.followers))
         out += [records, corrupt]
+        if self.auth is not None:  # the worker's names: one alert covers both
+            out.append(GaugeMetricFamily(
+                mn.KAFKA_AUTH_FAILING,
+                "1 while the broker refuses this exporter's Kafka credentials or TLS",
+                value=1 if self.auth.failing else 0,
+            ))  # fmt: skip
+            refused = CounterMetricFamily(
+                mn.KAFKA_AUTH_FAILURES_TOTAL,
+                "Connection probes (one every 15 s) the broker refused: credentials or TLS",
+            )
+            refused.add_metric([], self.auth.failures)
+            out.append(refused)
         return out
 
 
@@ -166,8 +180,11 @@ async def run_exporter(
     """Serve until cancelled (SIGINT/SIGTERM handled by the caller's asyncio.run)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from stream.kafkaconn import AuthWatch, authorization_error, security_of
+
     partitions = await _wait_for_changelog(settings)
     state = ExporterState(settings, config, partitions)
+    state.auth = AuthWatch(security_of(settings), settings.auth_failure_exit_after_ms / 1000)
     sec = settings.aiokafka_security()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -195,11 +212,18 @@ async def run_exporter(
         ]
         lock = asyncio.Lock()
         consume = asyncio.create_task(_consume(consumer, state, lock))
+        watch = asyncio.create_task(state.auth.run())
         try:
-            await _tick(consumer, state, tps, initial_end, sources, consume, lock)
+            await _tick(consumer, state, tps, initial_end, sources, consume, lock, watch)
+        except Exception as exc:  # a missing ACL: one line naming it (the caller prints it)
+            found = authorization_error(exc, settings)
+            if found is None:
+                raise
+            raise found from None
         finally:
             consume.cancel()
-            await asyncio.gather(consume, return_exceptions=True)
+            watch.cancel()
+            await asyncio.gather(consume, watch, return_exceptions=True)
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -224,9 +248,12 @@ async def _tick(
     sources: list[tuple[str, Any]],
     consume: asyncio.Task[None],
     lock: asyncio.Lock,
+    watch: asyncio.Task[Any] | None = None,
 ) -> None:
     interval = state.settings.eval_interval_ms / 1000
     while True:
+        if watch is not None and watch.done():
+            raise watch.result()  # credentials refused for auth_failure_exit_after: 77/78
         if consume.done():
             consume.result()  # re-raise what stopped the consumer
             raise RuntimeError("changelog consumer stopped")
@@ -259,6 +286,11 @@ async def _serve(sock: Any, state: ExporterState, web_config: Any) -> Any:
         return web.Response(text="ok\n")
 
     async def ready(_: web.Request) -> web.Response:
+        if state.auth is not None and state.auth.failing:
+            return web.Response(
+                status=503, text=f"not ready: kafka refuses this exporter's credentials: "
+                f"{state.auth.last}\n",
+            )  # fmt: skip
         if state.snapshot.ready:
             return web.Response(text="ready\n")
         return web.Response(status=503, text="catching up on the changelog\n")

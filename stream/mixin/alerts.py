@@ -245,6 +245,13 @@ def _pipeline_alerts(targets: Targets) -> list[dict[str, Any]]:
                PIPELINE, "cxpulse worker {{ $labels.instance }} is down",
                "Prometheus cannot scrape the worker: its partitions are not processed until "
                "it restarts or the group rebalances; KPIs freeze at their last value."),
+        _alert(targets, "CxpulseKafkaAuthFailing",
+               f"{m.KAFKA_AUTH_FAILING} == 1", "1m", "page", PIPELINE,
+               "Kafka refuses the credentials of {{ $labels.job }} {{ $labels.instance }}",
+               "The broker refuses the SASL credentials or TLS of a worker or exporter (a "
+               "password rotated or a user deleted on the broker, a changed certificate): it "
+               "cannot reconnect and exits 77 after auth_failure_exit_after (default 5m), so "
+               "KPIs stop. Give it the current credentials and restart it."),
         _alert(targets, "CxpulseKpisUnavailable", f"absent({exporters} == 1)", "1m", "page",
                PIPELINE, "No cxpulse exporter is up: every KPI alert is blind",
                "No replica of the KPI exporter can be scraped. KPI alerts keep their state "

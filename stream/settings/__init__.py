@@ -49,6 +49,7 @@ from stream.settings.model import (
     SECURITY_PROTOCOLS,
     STORES,
     Settings,
+    refuse_secret_on_command_line,
 )
 from stream.settings.model import external_names as external_names
 from stream.settings.sources import ENV_PREFIX, yaml_error_text
@@ -71,5 +72,6 @@ __all__ = [
     "load_settings",
     "load_targets_file",
     "parse_duration_ms",
+    "refuse_secret_on_command_line",
     "yaml_error_text",
 ]

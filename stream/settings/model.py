@@ -11,6 +11,7 @@ each failing with the setting at fault (`_fail`). Loading and error messages:
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -55,6 +56,39 @@ def _fail(setting: str, message: str, *related: str) -> NoReturn:
     )
 
 
+def _read_secret_file(path: str) -> Secret:
+    """The first line of a secret file (a trailing newline is not part of the secret).
+
+    Errors name the path, never the content."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail("sasl_password_file", f"cannot read {p}: {exc.strerror}")
+    except UnicodeDecodeError:
+        _fail("sasl_password_file", f"{p} is not UTF-8 text")
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        _fail("sasl_password_file", f"{p} is empty (the secret is its first line)")
+    return Secret(lines[0])
+
+
+#: Settings refused on the command line: any user can read a process's
+#: arguments (`ps`, /proc/<pid>/cmdline), so a secret there is disclosed.
+SECRET_SETTINGS = {"sasl_password": "CXPULSE_SASL_PASSWORD or sasl_password_file"}
+
+
+def refuse_secret_on_command_line(name: str) -> None:
+    """`--set sasl_password=...`: one line naming the setting and the safe ways."""
+    from stream.settings.types import SettingsError
+
+    if name in SECRET_SETTINGS:
+        raise SettingsError(
+            f"{name}: not accepted on the command line (any user can read it with ps); "
+            f"use {SECRET_SETTINGS[name]}"
+        )
+
+
 class Settings(BaseSettings):
     """All knobs of one worker. Build with `load_settings` (file, environment, flags)."""
 
@@ -73,6 +107,9 @@ class Settings(BaseSettings):
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
     sasl_username: OptionalStr = None
+    #: file holding the SASL password (its first line; e.g. a mounted Kubernetes
+    #: secret): keeps it out of `ps`, the environment and the config file
+    sasl_password_file: ExistingFile = None
     sasl_password: OptionalSecret = None
     ssl_cafile: ExistingFile = None
     ssl_certfile: ExistingFile = None
@@ -142,6 +179,11 @@ class Settings(BaseSettings):
     #: The direct runtime also keeps under the dead-letter topic's max.message.bytes.
     #: At most the producer's max_request_size.
     deadletter_max_bytes: Int = Field(default=1_000_000, ge=4096, le=1_048_576)
+    #: the broker refuses this worker's credentials (or TLS) while it runs, e.g.
+    #: a password rotated on the broker: not ready at once, exit 77 after this long
+    auth_failure_exit_after_ms: Duration = Field(
+        default=ms("5m"), alias="auth_failure_exit_after"
+    )
     #: largest state record the worker writes to the changelog (header, key, new
     #: and previous value): larger values are split into parts
     #: (`stream.worker.persistence`); at most the broker's default message.max.bytes
@@ -183,6 +225,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         """Checks between settings; each error names the setting at fault."""
+        if self.sasl_password_file is not None:
+            if self.sasl_password is not None:
+                _fail("sasl_password_file", "set either sasl_password_file or sasl_password, "
+                      "not both", "sasl_password")  # fmt: skip
+            # frozen model: the one place a value is derived from another
+            object.__setattr__(self, "sasl_password", _read_secret_file(self.sasl_password_file))
+        if self.auth_failure_exit_after_ms < 1000:
+            _fail("auth_failure_exit_after_ms", "must be at least 1s")
         if self.security_protocol.startswith("SASL"):
             for name in ("sasl_mechanism", "sasl_username", "sasl_password"):
                 if getattr(self, name) is None:

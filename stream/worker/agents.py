@@ -41,6 +41,7 @@ from typing import Any
 from faust.types import TP
 
 from stream.core.events import SURVEYS, TICKETS
+from stream.kafkaconn import AuthWatch, security_of
 from stream.settings import Settings, core_config
 from stream.worker.app import create_app
 from stream.worker.crashpoint import crash_point
@@ -154,6 +155,9 @@ class Worker:
         self.app.agent(self.source, name="cxpulse-process")(self._agent)
         self.app.timer(10.0, name="cxpulse-progress")(self._log_progress)
         self.app.task(self._deadletter_limit)
+        #: does the broker still accept our credentials (`stream.kafkaconn.AuthWatch`)
+        self.auth = AuthWatch(security_of(settings), settings.auth_failure_exit_after_ms / 1000)
+        self.app.task(self._watch_auth)
 
     # -- the narrow interface the exporter reads
 
@@ -173,7 +177,10 @@ class Worker:
             st = {r: (eng.stream_time(r) if eng is not None else None) for r in ROLES}
             last = self._last_event_ms.get(p)
             parts.append(PartitionStatus(p, dict(store.marker.counters), st, last, lag))
-        return worker_status(parts, self._last_success_s, self.topic_by_role)
+        return worker_status(
+            parts, self._last_success_s, self.topic_by_role,
+            kafka_auth_failing=self.auth.failing, kafka_auth_failures=self.auth.failures,
+        )  # fmt: skip
 
     def _highwater(self, topic: str, p: int) -> int | None:
         """From the live consumer (no broker call); None before its first fetch."""
@@ -327,6 +334,13 @@ class Worker:
                 self._stores.pop(p, None)
                 self._last_event_ms.pop(p, None)
                 log.info("partition %d revoked, engine dropped", p)
+
+    async def _watch_auth(self) -> None:
+        """Credentials refused for `auth_failure_exit_after`: one line, exit 77/78
+        (faust has no stop path that returns an exit code; state is durable per batch)."""
+        from stream.worker.direct import _exit_with
+
+        _exit_with(await self.auth.run())
 
     # -- processing
 

@@ -20,7 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from stream.settings import Settings, SettingsError, load_settings
+from stream.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    refuse_secret_on_command_line,
+)
 
 log = logging.getLogger("cxpulse.worker")
 
@@ -82,6 +87,7 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, object]:
         name, sep, value = item.partition("=")
         if not sep:
             raise SettingsError(f"{item}: --set takes NAME=VALUE")
+        refuse_secret_on_command_line(name.strip())
         out[name.strip()] = value
     return out
 
@@ -204,6 +210,20 @@ class SelfMetrics:
         for (p, reason), n in sorted(st.local_store_rebuilds.items()):
             rebuilds.add_metric([str(p), reason], n)
         yield rebuilds
+        failing = GaugeMetricFamily(
+            mn.KAFKA_AUTH_FAILING,
+            "1 while the broker refuses this worker's Kafka credentials or TLS (a rotated "
+            "password, a deleted user, a changed certificate); it exits after "
+            "auth_failure_exit_after",
+        )
+        failing.add_metric([], 1 if st.kafka_auth_failing else 0)
+        yield failing
+        refused = CounterMetricFamily(
+            mn.KAFKA_AUTH_FAILURES_TOTAL,
+            "Connection probes (one every 15 s) the broker refused: credentials or TLS",
+        )
+        refused.add_metric([], st.kafka_auth_failures)
+        yield refused
 
 
 _INDEX = """<!doctype html><title>cxpulse worker</title><h1>cxpulse worker</h1><ul>
@@ -211,6 +231,8 @@ _INDEX = """<!doctype html><title>cxpulse worker</title><h1>cxpulse worker</h1><
 <li><a href="/metrics/partitions">/metrics/partitions</a> KPIs of the partitions this worker
 owns right now (debugging only: organisation-wide KPIs come from <code>cxpulse exporter</code>)</li>
 <li><a href="/healthz">/healthz</a> liveness</li>
+<li><a href="/readyz">/readyz</a> readiness (503 while the broker refuses this worker's
+credentials)</li>
 <li><a href="http://{host}:9470/">the wall</a> (when <code>cxpulse wall</code> runs on its
 default port)</li></ul>"""
 
@@ -298,6 +320,12 @@ async def serve_metrics(
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def ready(_: web.Request) -> web.Response:
+        reason = not_ready_reason(worker)
+        if reason is not None:
+            return web.Response(status=503, text=f"not ready: {reason}\n")
+        return web.Response(text="ready\n")
+
     async def index(request: web.Request) -> web.Response:
         # A browser pointed at the metrics port finds its way instead of a 404.
         host = request.host.rsplit(":", 1)[0]
@@ -309,8 +337,26 @@ async def serve_metrics(
         "/metrics/worker": worker_metrics,
         "/metrics/partitions": metrics,
         "/healthz": health,
+        "/readyz": ready,
     }
     return await serve(sock, routes, web_config)
+
+
+def not_ready_reason(worker: Any) -> str | None:
+    """Why the worker is not ready (None: ready).
+
+    `/healthz` stays liveness (the process and its loop answer: restarting
+    it would not help); `/readyz` says whether it can do its job now. A
+    broker that refuses its credentials (a password rotated while it runs)
+    makes it not ready at once; `auth_failure_exit_after` later it exits 77.
+    """
+    if worker is None:
+        return None
+    st = worker.status()
+    if st.kafka_auth_failing:
+        last = getattr(getattr(worker, "auth", None), "last", None)
+        return "kafka refuses this worker's credentials" + (f": {last}" if last else "")
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

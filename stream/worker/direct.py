@@ -37,13 +37,15 @@ import gc
 import logging
 import os
 import signal
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from stream.core.deadletter import DeadLetter
 from stream.core.engine import PartitionEngine
+from stream.kafkaconn import AuthWatch, KafkaAccessError, authorization_error, probe, security_of
 from stream.settings import Settings, core_config
 from stream.worker.crashpoint import crash_point
 from stream.worker.localstore import LocalStore, LocalStoreCorrupt, open_or_quarantine
@@ -134,6 +136,10 @@ class DirectWorker:
         #: changelog topic's max.message.bytes is smaller
         self._record_max = settings.max_record_bytes
         self._batch_bytes = max(_MAX_BATCH_BYTES, self._record_max + _RECORD_BATCH_OVERHEAD)
+        #: does the broker still accept our credentials (rotation while running)
+        self.auth = AuthWatch(security_of(settings), settings.auth_failure_exit_after_ms / 1000)
+        #: why the worker stopped itself (credentials refused too long): exit code + line
+        self.fatal: KafkaAccessError | None = None
 
     # -- the narrow interface the exporter reads (same as the faust runtime)
 
@@ -157,8 +163,9 @@ class DirectWorker:
             if p in self._assigned
         ]
         return worker_status(
-            parts, self._last_success_s, self.topic_by_role, self.local_store_rebuilds
-        )
+            parts, self._last_success_s, self.topic_by_role, self.local_store_rebuilds,
+            kafka_auth_failing=self.auth.failing, kafka_auth_failures=self.auth.failures,
+        )  # fmt: skip
 
     def _highwater(self, topic: str, p: int) -> int | None:
         from aiokafka import TopicPartition
@@ -256,20 +263,38 @@ class DirectWorker:
             failed to restore a partition must not go on without it."""
 
             async def on_partitions_revoked(self, revoked: Any) -> None:
-                await _or_exit(worker._on_revoked(revoked), worker.stopping)
+                await _or_exit(worker._on_revoked(revoked), worker.stopping, worker._access)
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
-                await _or_exit(worker._on_assigned(assigned), worker.stopping)
+                await _or_exit(worker._on_assigned(assigned), worker.stopping, worker._access)
 
         if self._producer is not None:
             await self._producer.start()
         await self._reader.start()
         await self._consumer.start()
+        watch = asyncio.ensure_future(self._watch_auth())
         try:
             self._consumer.subscribe([s.topic_tickets, s.topic_surveys], listener=Listener())
             await self._loop()
         finally:
+            watch.cancel()
             await self._shutdown()
+
+    async def _watch_auth(self) -> None:
+        """Stop the worker once the broker has refused its credentials for
+        `auth_failure_exit_after` (`AuthWatch`); `run_direct` then exits 77/78."""
+        self.fatal = await self.auth.run()
+        self.request_stop()
+
+    async def _access(self, exc: BaseException) -> KafkaAccessError | None:
+        """Why a failed step is a permission or credential problem, if it is one:
+        a missing ACL (named), or credentials/TLS the broker refuses now (a fresh
+        probe: a batch that failed because a rotated password stopped every
+        reconnection should say so, not 'batch failed')."""
+        found = authorization_error(exc, self.settings)
+        if found is None:
+            found = (await probe(self.auth.sec))[1]
+        return found
 
     async def _shutdown(self) -> None:
         """Leave the group and close the clients, each bounded: a stop must not
@@ -299,6 +324,9 @@ class DirectWorker:
                 except asyncio.CancelledError:
                     raise
                 except BaseException as exc:
+                    access = await self._access(exc)
+                    if access is not None:
+                        _exit_with(access)
                     if type(exc).__name__ in ("ProducerFenced", "TransactionCoordinatorFenced"):
                         log.error(
                             "fenced: another worker took a partition over while this one "
@@ -340,6 +368,8 @@ class DirectWorker:
             try:
                 await asyncio.wait_for(asyncio.shield(task), _CLIENT_TIMEOUT_S)
             except TimeoutError:
+                if self.fatal is not None:
+                    _exit_with(self.fatal)
                 log.warning(
                     "stop requested while a batch could not be made durable (broker "
                     "away?); exiting without it: it is re-read at the next start"
@@ -719,41 +749,72 @@ class DirectWorker:
                 s.changelog_replication,
                 topic_configs={"cleanup.policy": "compact"},
             )
+            created = False
             with contextlib.suppress(TopicAlreadyExistsError):
                 response = await admin.create_topics([topic])
-                _check_created(response, s.changelog_topic)
-            log.info("created changelog topic with %d partitions", self.n_partitions)
+                created = _check_created(response, s.changelog_topic)
+            if created:
+                log.info("created changelog topic with %d partitions", self.n_partitions)
+            else:
+                log.info("changelog topic created meanwhile by another worker")
         finally:
             await admin.close()
 
 
-def _check_created(response: Any, topic: str) -> None:
-    """aiokafka returns the broker's per-topic error codes instead of raising:
+def _check_created(response: Any, topic: str) -> bool:
+    """True: created; False: it exists already (error 36: another worker won the race).
+
+    aiokafka returns the broker's per-topic error codes instead of raising:
     without Create on the changelog topic the worker used to log "created"
-    and fail 40 s later. Error 36 (already exists: another worker won the race)
-    is fine."""
+    and fail 40 s later. Any other code ends the start with one line naming
+    the topic: 77 for a missing permission, 2 for a setting the broker
+    refuses (e.g. `changelog_replication` above the number of brokers)."""
     from aiokafka.errors import for_code
 
-    from stream.kafkaconn import EXIT_NOPERM, KafkaAccessError
+    from stream.kafkaconn import EXIT_NOPERM, EXIT_SETTINGS, KafkaAccessError
 
+    created = True
     for entry in getattr(response, "topic_errors", []):
         code = entry[1]
-        if code in (0, 36):
+        if code == 0:
             continue
-        err = for_code(code)
-        if code == 29:  # TOPIC_AUTHORIZATION_FAILED
+        if code == 36:  # TOPIC_ALREADY_EXISTS
+            created = False
+            continue
+        if code in (29, 31):  # TOPIC_ / CLUSTER_AUTHORIZATION_FAILED
             raise KafkaAccessError(
                 EXIT_NOPERM,
                 f"not authorized to create the changelog topic {topic!r}: grant Create on it "
                 "(or create it beforehand, compacted, with the input topics' partition count)",
             )
-        raise RuntimeError(f"creating the changelog topic {topic!r} failed: {err.__name__}")
+        detail = entry[2] if len(entry) > 2 and entry[2] else ""
+        setting = "changelog_replication: " if code == 38 else ""  # INVALID_REPLICATION_FACTOR
+        raise KafkaAccessError(
+            EXIT_SETTINGS,
+            f"{setting}creating the changelog topic {topic!r} failed: "
+            f"{for_code(code).__name__}{': ' + detail if detail else ''}",
+        )
+    return created
 
 
-async def _or_exit(step: Any, stopping: Any) -> None:
+def _exit_with(err: KafkaAccessError) -> NoReturn:
+    """End the process at once with the one line and exit code of `err` (77/78).
+
+    Used where the worker cannot unwind normally (a batch half applied, a
+    rebalance step inside aiokafka's listener); no traceback: a missing ACL or
+    a refused password is a user error, and a restart repeats it."""
+    print(f"cxpulse worker: kafka: {err}", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(err.code)
+
+
+async def _or_exit(
+    step: Any, stopping: Any, access: Callable[[BaseException], Any] | None = None
+) -> None:
     """A failed rebalance step ends the process (70), unless the worker is stopping:
     a restore runs off the loop, so a SIGTERM can close the clients under it; the
-    state is durable batch by batch, so that stop is clean (exit 0)."""
+    state is durable batch by batch, so that stop is clean (exit 0). A missing
+    ACL or refused credentials end it with their one line and 77/78 instead."""
     try:
         await step
     except asyncio.CancelledError:
@@ -762,6 +823,9 @@ async def _or_exit(step: Any, stopping: Any) -> None:
         if stopping():
             log.info("rebalance step interrupted by the stop (%s)", type(exc).__name__)
             return
+        found = await access(exc) if access is not None else None
+        if found is not None:
+            _exit_with(found)
         log.exception("rebalance step failed; exiting so the state is rebuilt exactly")
         logging.shutdown()
         os._exit(70)
@@ -783,6 +847,13 @@ async def run_direct(settings: Settings, partitions: int, serve: Any) -> int:
     runner = await serve(worker)
     try:
         await worker.run()
+    except Exception as exc:  # a missing ACL met outside a batch (e.g. joining the group)
+        found = authorization_error(exc, settings)
+        if found is None:
+            raise
+        raise found from None
     finally:
         await runner.cleanup()
+    if worker.fatal is not None:  # credentials refused for auth_failure_exit_after
+        raise worker.fatal
     return 0

@@ -45,10 +45,19 @@ def counter_name(kind: str, role: str, detail: str = "") -> str:
     return f"{kind}:{role}:{detail}" if detail else f"{kind}:{role}"
 
 
-async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str, int | None]:
-    """Partition count of each topic (None when it does not exist)."""
-    from aiokafka.admin import AIOKafkaAdminClient
+async def topic_partitions(
+    settings: Settings, names: Iterable[str], unauthorized: set[str] | None = None
+) -> dict[str, int | None]:
+    """Partition count of each topic (None when it does not exist or is not visible).
 
+    Topics the broker hides because this user may not Describe them (no ACL)
+    are added to `unauthorized`: with ACLs, "does not exist" would send the
+    reader looking for a typo instead of a missing grant.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    names = list(names)
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
     )
@@ -60,6 +69,14 @@ async def topic_partitions(settings: Settings, names: Iterable[str]) -> dict[str
         existing = set(await admin.list_topics())
         wanted = [n for n in names if n in existing]
         described = await admin.describe_topics(wanted) if wanted else []
+        hidden = [n for n in names if n not in existing]
+        if hidden and unauthorized is not None:
+            # named, without auto-creation: TOPIC_AUTHORIZATION_FAILED (29) when
+            # not allowed to see it, whether it exists or not
+            meta = await admin._send_request(MetadataRequest(hidden, False))
+            for t in meta.to_object()["topics"]:
+                if t.get("error_code") == 29:
+                    unauthorized.add(t["topic"])
     finally:
         await admin.close()
     out: dict[str, int | None] = dict.fromkeys(names)
@@ -116,8 +133,19 @@ async def check_topics(settings: Settings) -> int:
     partition p (faust would otherwise crash the agent later with
     PartitionsMismatch, in the middle of processing).
     """
+    from stream.kafkaconn import EXIT_NOPERM, KafkaAccessError
+
     names = [settings.topic_tickets, settings.topic_surveys, settings.changelog_topic]
-    counts = await topic_partitions(settings, names)
+    hidden: set[str] = set()
+    counts = await topic_partitions(settings, names, hidden)
+    for setting in ("topic_tickets", "topic_surveys"):
+        name = getattr(settings, setting)
+        if name in hidden:
+            raise KafkaAccessError(
+                EXIT_NOPERM,
+                f"not authorized: the broker hides topic {name!r} from this user; "
+                f"grant Read on topic {name!r} ({setting})",
+            )
     nt, ns = counts.get(settings.topic_tickets), counts.get(settings.topic_surveys)
     if nt is None:
         raise StartupError(f"topic_tickets: topic {settings.topic_tickets!r} does not exist")
@@ -258,6 +286,10 @@ class WorkerStatus:
     #: (partition, reason) -> local state copies found corrupt and rebuilt from
     #: the changelog by this process (direct runtime; `localstore`)
     local_store_rebuilds: dict[tuple[int, str], int] = field(default_factory=dict)
+    #: the broker refuses this worker's credentials or TLS now (`kafkaconn.AuthWatch`)
+    kafka_auth_failing: bool = False
+    #: probes the broker refused since the process started
+    kafka_auth_failures: int = 0
 
 
 def partition_lag(
@@ -281,6 +313,8 @@ def worker_status(
     last_success_s: float | None,
     topics: Mapping[str, str],
     local_store_rebuilds: Mapping[tuple[int, str], int] | None = None,
+    kafka_auth_failing: bool = False,
+    kafka_auth_failures: int = 0,
 ) -> WorkerStatus:
     """The status both runtimes report; processing delay from the partitions."""
     parts = list(partitions)
@@ -292,6 +326,8 @@ def worker_status(
         processing_delay_s=max(delays) if delays else None,
         topics=dict(topics),
         local_store_rebuilds=dict(local_store_rebuilds or {}),
+        kafka_auth_failing=kafka_auth_failing,
+        kafka_auth_failures=kafka_auth_failures,
     )
 
 

@@ -175,7 +175,8 @@ def _burn_case() -> dict[str, Any]:
 
 def _pipeline_case() -> dict[str, Any]:
     """WorkerDown pages within 2 minutes of the first failed scrape (1 m for: + 30 s
-    evaluation); the exporters all down fires KpisUnavailable, one down only a ticket."""
+    evaluation); the exporters all down fires KpisUnavailable, one down only a ticket;
+    a worker whose credentials the broker refuses pages KafkaAuthFailing (1 m for:)."""
     return {
         "interval": "30s",
         "input_series": [
@@ -183,10 +184,19 @@ def _pipeline_case() -> dict[str, Any]:
             {"series": 'up{job="cxpulse-worker",instance="w2"}', "values": "1x40"},
             {"series": 'up{job="cxpulse-exporter",instance="e1"}', "values": "1x20 0x20"},
             {"series": 'up{job="cxpulse-exporter",instance="e2"}', "values": "1x30 0x10"},
+            # the broker refuses w1's credentials from minute 10 (a rotated password)
+            {"series": f'{m.KAFKA_AUTH_FAILING}{{job="cxpulse-worker",instance="w1"}}',
+             "values": "0x20 1x20"},
+            {"series": f'{m.KAFKA_AUTH_FAILING}{{job="cxpulse-worker",instance="w2"}}',
+             "values": "0x40"},
         ],
         "alert_rule_test": [
             {"eval_time": "10m", "alertname": "CxpulseWorkerDown", "exp_alerts": []},
             {"eval_time": "12m", "alertname": "CxpulseWorkerDown",
+             "exp_alerts": [{"exp_labels": {"severity": "page", "component": "pipeline",
+                                            "job": "cxpulse-worker", "instance": "w1"}}]},
+            {"eval_time": "10m", "alertname": "CxpulseKafkaAuthFailing", "exp_alerts": []},
+            {"eval_time": "12m", "alertname": "CxpulseKafkaAuthFailing",
              "exp_alerts": [{"exp_labels": {"severity": "page", "component": "pipeline",
                                             "job": "cxpulse-worker", "instance": "w1"}}]},
             {"eval_time": "15m", "alertname": "CxpulseKpisUnavailable", "exp_alerts": []},

@@ -110,3 +110,51 @@ def test_ctrl_c_while_connecting(command: str) -> None:
     assert "Traceback" not in err
     lines = [x for x in err.splitlines() if x.startswith(f"cxpulse {command}:")]
     assert len(lines) == 1 and "interrupted" in lines[0], err
+
+
+@pytest.mark.parametrize("command", ["worker", "exporter"])
+def test_secret_on_the_command_line_is_refused(command: str) -> None:
+    """`--set sasl_password=...` is readable by every user in `ps`: refused, one line
+    naming the setting and the two safe ways, the value never echoed."""
+    out = cli(command, "--bootstrap-servers", "127.0.0.1:1",
+              "--set", "sasl_password=Cmd-line-s3cret")  # fmt: skip
+    one_line(out, command, "sasl_password", "CXPULSE_SASL_PASSWORD", "sasl_password_file")
+    assert "Cmd-line-s3cret" not in out.stderr + out.stdout
+
+
+def test_sasl_password_file(tmp_path: Path) -> None:
+    """The password is the file's first line; a missing or empty file is one line
+    naming `sasl_password_file`; the file and `sasl_password` together are refused."""
+    from stream.settings import SettingsError, load_settings
+
+    base = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": "alice"}  # fmt: skip
+    secret = tmp_path / "pw"
+    secret.write_text("File-s3cret\n")
+    s = load_settings(None, {}, {**base, "sasl_password_file": str(secret)})
+    assert s.sasl_password is not None and s.sasl_password.reveal() == "File-s3cret"
+    assert "File-s3cret" not in s.describe()
+    (tmp_path / "empty").write_text("\n")
+    for name, phrase in [("absent", "no such file"), ("empty", "is empty")]:
+        with pytest.raises(SettingsError, match=rf"^sasl_password_file: .*{phrase}"):
+            load_settings(None, {}, {**base, "sasl_password_file": str(tmp_path / name)})
+    with pytest.raises(SettingsError, match=r"^sasl_password_file: .*not both"):
+        load_settings(None, {"CXPULSE_SASL_PASSWORD": "x"},
+                      {**base, "sasl_password_file": str(secret)})  # fmt: skip
+    # from the environment too (the usual way with a mounted secret)
+    s = load_settings(None, {"CXPULSE_SASL_PASSWORD_FILE": str(secret)}, base)
+    assert s.sasl_password is not None and s.sasl_password.reveal() == "File-s3cret"
+
+
+def test_auth_failure_exit_after_is_a_duration() -> None:
+    from stream.settings import SettingsError, load_settings
+
+    assert load_settings(None, {}, {}).auth_failure_exit_after_ms == 300_000
+    assert (
+        load_settings(None, {}, {"auth_failure_exit_after": "20s"}).auth_failure_exit_after_ms
+        == 20_000
+    )
+    with pytest.raises(SettingsError, match=r"^auth_failure_exit_after: "):
+        load_settings(None, {}, {"auth_failure_exit_after": "300"})
+    with pytest.raises(SettingsError, match=r"^auth_failure_exit_after: "):
+        load_settings(None, {}, {"auth_failure_exit_after": "0s"})
