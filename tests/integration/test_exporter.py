@@ -154,9 +154,11 @@ def report_text(exp: Expected) -> bytes:
     return generate_latest(registry)
 
 
+#: the exporter's own families (freshness, timestamps, its Kafka credentials), not KPIs
+SELF_PREFIXES = ("kpi_delay", "exporter", "evaluation", "kafka_auth")
 #: every KPI family the exporter serves, read deduplicated across replicas
 KPI_SELECTOR = ('{job="cxpulse-exporter",__name__=~"cxpulse_.+",'
-                '__name__!~"cxpulse_(kpi_delay|exporter|evaluation).*"}')
+                f'__name__!~"cxpulse_({"|".join(SELF_PREFIXES)}).*"}}')
 
 
 def wait_settled(exporters: list[ExporterProc], exp: Expected, timeout: float = 180) -> None:
@@ -282,7 +284,7 @@ def kpi_samples(text: str) -> dict[str, set[tuple[tuple[tuple[str, str], ...], f
     """Series of a scrape without the exporter's own (freshness, timestamps)."""
     from tests.integration.test_worker_pipeline import _samples
 
-    skip = ("cxpulse_kpi_delay", "cxpulse_exporter", "cxpulse_evaluation")
+    skip = tuple(f"cxpulse_{p}" for p in SELF_PREFIXES)
     return {n: v for n, v in _samples(text).items() if not n.startswith(skip)}
 
 
