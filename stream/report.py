@@ -70,6 +70,8 @@ def compute(
     rejected: Counter[str] = Counter()
     received = received_ms if received_ms is not None else int(time.time() * 1000)
     n = 0
+    for eng in engines:
+        eng.begin_batch()  # the whole input is one batch (`PartitionEngine.begin_batch`)
     for raw in lines:
         line = raw.rstrip(b"\r\n")
         if not line.strip():
@@ -85,6 +87,8 @@ def compute(
             continue
         p = partition_for(key_of(event), partitions) if partitions > 1 else 0
         engines[p].apply(role_of(event), event)
+    for eng in engines:
+        eng.end_batch()
     if final:
         for eng in engines:
             eng.end_of_stream()
