@@ -86,7 +86,9 @@ def compute(
             rejected[bad_time[0]] += 1
             continue
         p = partition_for(key_of(event), partitions) if partitions > 1 else 0
-        engines[p].apply(role_of(event), event)
+        outcome = engines[p].apply(role_of(event), event)
+        if isinstance(outcome, Rejection):  # refused like the worker does (ticket_event_cap)
+            rejected[outcome.code] += 1
     for eng in engines:
         eng.end_batch()
     if final:

@@ -126,6 +126,9 @@ class Settings:
     retention_ms: int = 7 * 86_400_000
     #: events stamped further ahead of their Kafka record timestamp are dead-lettered
     max_event_ahead_ms: int = 3_600_000
+    #: events kept per ticket; a ticket's further events are dead-lettered as
+    #: `ticket_event_cap` (bounds its state record and cost; docs/kpis.md)
+    max_events_per_ticket: int = 1000
     #: label value caps: dimension -> max distinct values before `other`
     label_caps: Mapping[str, int] = field(default_factory=dict)
     targets_file: str | None = None
@@ -228,7 +231,7 @@ _ALIASES = {ext: name for name, ext in _DURATIONS.items()} | {"windows": "window
 _INTS: tuple[str, ...] = (
     "batch_size", "metrics_port", "web_port", "changelog_replication", "standby_replicas",
 )
-_INTS += ("deadletter_max_bytes",)
+_INTS += ("deadletter_max_bytes", "max_events_per_ticket")
 _BOOLS = ("web_enabled", "transactional_writes")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -398,6 +401,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError("idle_timeout: must be >= 0")
     if s.max_event_ahead_ms <= 0:
         raise SettingsError("max_event_ahead: must be positive")
+    if not 1 <= s.max_events_per_ticket <= 100_000:
+        raise SettingsError("max_events_per_ticket: must be 1..100000")
     if not 4096 <= s.deadletter_max_bytes <= 1_048_576:
         raise SettingsError(
             "deadletter_max_bytes: must be 4096..1048576 (the producer's max_request_size)"
@@ -485,6 +490,7 @@ def core_config(settings: Settings) -> CoreConfig:
         "lateness_ms": settings.lateness_ms,
         "retention_ms": settings.retention_ms,
         "max_event_ahead_ms": settings.max_event_ahead_ms,
+        "max_events_per_ticket": settings.max_events_per_ticket,
         "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
     }
     if settings.targets_file is not None:

@@ -46,6 +46,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from stream.core.config import CoreConfig
+from stream.core.decode import Rejection
 from stream.core.dimensions import UNKNOWN, LabelGuard
 from stream.core.evaluation.view import OpenTicket, open_ticket
 from stream.core.events import (
@@ -55,8 +56,10 @@ from stream.core.events import (
     Status,
     StatusChanged,
     SurveyResponse,
+    TicketAssigned,
     TicketCreated,
     TicketEvent,
+    TicketMessage,
 )
 from stream.core.outcome import ROLES, Outcome
 from stream.core.sketch import LogMapping
@@ -80,6 +83,9 @@ from stream.core.tickets import (
     dumps,
     encode_event,
 )
+
+#: Dead-letter reason of a ticket event beyond `CoreConfig.max_events_per_ticket`.
+TICKET_EVENT_CAP = "ticket_event_cap"
 
 _EXPIRY_BUCKET_MS = 3_600_000
 #: Extra slices kept beyond the longest window so window caches can subtract
@@ -186,11 +192,17 @@ class PartitionEngine:
     def stream_time(self, role: str) -> int | None:
         return self._st[role]
 
-    def apply(self, role: str, event: Event) -> Outcome:
+    def apply(self, role: str, event: Event) -> Outcome | Rejection:
+        """Apply one valid event: its outcome, or a `Rejection` when the event
+        must be dead-lettered instead (`TICKET_EVENT_CAP`): the engine then
+        changed nothing and counted nothing, the caller counts the rejection."""
         if role == TICKETS:
             if isinstance(event, SurveyResponse):
                 raise ValueError("a survey event on the tickets role")
-            outcome = self._apply_ticket(event)
+            ticket_outcome = self._apply_ticket(event)
+            if isinstance(ticket_outcome, Rejection):
+                return ticket_outcome
+            outcome = ticket_outcome
         elif role == SURVEYS:
             if not isinstance(event, SurveyResponse):
                 raise ValueError("a ticket event on the surveys role")
@@ -242,7 +254,8 @@ class PartitionEngine:
           life at once);
         * only while the label guard has room for every label value the
           deferred and the eager order could admit until the re-derivation
-          (`_label_cost`: two per event involved), so first-come admission
+          (`_label_cost`: the values not admitted yet among the events
+          involved), so first-come admission
           never reaches its cap in either order and every value maps to
           itself. Otherwise the engine re-derives everything stale and the
           event eagerly, in the eager order.
@@ -288,14 +301,14 @@ class PartitionEngine:
             self.settle()  # eagerly, and in the eager order of label admissions
             return False
         if tid in stale:
-            cost = 2
+            cost = 0  # this event's values are counted by `_apply_ticket`
         else:
             if not stale:
                 self._label_room = self.guard.room()
                 self._label_cost = 0
             # any label value of the ticket's events may be admitted by some
-            # derivation of it (at most two per event), in either order
-            cost = 2 * len(state.events)
+            # derivation of it, in either order
+            cost = self._unseen_labels(state.events)
         if self._label_cost + cost > self._label_room:
             self.settle()
             return False
@@ -304,7 +317,29 @@ class PartitionEngine:
         stale[tid] = state
         return True
 
-    def _apply_ticket(self, e: TicketEvent) -> Outcome:
+    def _unseen_labels(self, events: Iterable[TicketEvent]) -> int:
+        """Distinct label values in `events` that the guard has not admitted: an
+        upper bound of what deriving them can newly admit (`_defer`)."""
+        seen = self.guard.seen
+        new: set[tuple[str, str]] = set()
+        for e in events:
+            if isinstance(e, TicketMessage):
+                a = e.agent_id
+                if a is not None and a not in seen["agent"]:
+                    new.add(("agent", a))
+            elif isinstance(e, TicketAssigned):
+                if e.agent_id not in seen["agent"]:
+                    new.add(("agent", e.agent_id))
+                if e.team is not None and e.team not in seen["team"]:
+                    new.add(("team", e.team))
+            elif isinstance(e, TicketCreated):
+                if e.team not in seen["team"]:
+                    new.add(("team", e.team))
+                if e.channel not in seen["channel"]:
+                    new.add(("channel", e.channel))
+        return len(new)
+
+    def _apply_ticket(self, e: TicketEvent) -> Outcome | Rejection:
         cfg = self.config
         st = self._st[TICKETS]
         late = st is not None and e.ts < st - cfg.lateness_ms
@@ -312,7 +347,9 @@ class PartitionEngine:
             if not late and (st is None or e.ts > st):
                 self.settle()  # the stream time is about to move
             else:
-                self._label_cost += 2  # this event's own labels (see `_defer`)
+                self._label_cost += self._unseen_labels((e,))  # see `_defer`
+                if self._label_cost > self._label_room:
+                    self.settle()  # admit in the eager order from here on
         tid = e.ticket_id
         state = self._tickets.get(tid)
         if state is not None and st is not None and state.expiry < st:
@@ -336,6 +373,14 @@ class PartitionEngine:
             state = self._tickets[tid] = TicketState()
         elif e.event_id in state.ids:
             return Outcome.DUPLICATE
+        elif len(state.events) >= cfg.max_events_per_ticket:
+            # Bounded state and cost whatever a producer sends; counted, never
+            # silent: the caller dead-letters it (docs/kpis.md, the effect).
+            return Rejection(
+                TICKET_EVENT_CAP,
+                f"the ticket already has max_events_per_ticket "
+                f"({cfg.max_events_per_ticket}) events",
+            )
         appended = state.insert(e, late)
         advanced = False
         if not late and (st is None or e.ts > st):
