@@ -48,6 +48,7 @@ from typing import Any
 from stream.core.config import CoreConfig
 from stream.core.decode import Rejection
 from stream.core.dimensions import UNKNOWN, LabelGuard
+from stream.core.duplicates import Verdict, resolve
 from stream.core.evaluation.view import OpenTicket, open_ticket
 from stream.core.events import (
     SURVEYS,
@@ -179,6 +180,9 @@ class PartitionEngine:
         self._cum_tickets: dict[Key, TicketAgg] = {}
         self._cum_surveys: dict[str, list[int]] = {}
         self.dropped_contributions = 0
+        #: Per role: copies of a kept event_id with different content (see
+        #: `stream.core.duplicates`); counted, the rule picks the copy that counts.
+        self.duplicate_conflicts: dict[str, int] = dict.fromkeys(ROLES, 0)
         self._dirty: set[str] = {"m"}
         # Deferred re-derivation (see `begin_batch`): tickets whose derived state
         # lags their events, and the label budget of the current deferral period.
@@ -375,7 +379,7 @@ class PartitionEngine:
                 return Outcome.LATE
             state = self._tickets[tid] = TicketState()
         elif e.event_id in state.ids:
-            return Outcome.DUPLICATE
+            return self._duplicate(tid, state, e, late)
         elif len(state.events) >= cfg.max_events_per_ticket:
             # Bounded state and cost whatever a producer sends; counted, never
             # silent: the caller dead-letters it (docs/kpis.md, the effect).
@@ -402,6 +406,45 @@ class PartitionEngine:
         if advanced:
             self._on_tickets_time()
         return Outcome.LATE if late else Outcome.APPLIED
+
+    def _duplicate(self, tid: str, state: TicketState, e: TicketEvent, late: bool) -> Outcome:
+        """A ticket event whose event_id the ticket holds already (`DUPLICATE`).
+
+        Different content is a conflict (counted): of all copies the one with
+        the byte-wise smallest canonical encoding counts
+        (`stream.core.duplicates`), so the result does not depend on arrival
+        order, while every copy is within the lateness. Like any change it
+        must land at or after stream time - lateness (sealing), so a late
+        copy, or one replacing a copy now older than that or late itself,
+        changes nothing but the count. An on-time conflicting copy moves the
+        stream time like an applied event (either copy may arrive first and
+        would have moved it)."""
+        kept = state.ids[e.event_id]
+        if kept == e:
+            return Outcome.DUPLICATE
+        verdict = resolve(kept, e).verdict
+        if verdict is Verdict.SAME:
+            return Outcome.DUPLICATE
+        self.duplicate_conflicts[TICKETS] += 1
+        st = self._st[TICKETS]
+        assert st is not None  # the ticket holds an event
+        if late:
+            return Outcome.DUPLICATE
+        advanced = e.ts > st
+        if advanced:
+            self._st[TICKETS] = e.ts
+        if (
+            verdict is Verdict.REPLACE
+            and kept.event_id not in state.late
+            and kept.ts >= st - self.config.lateness_ms
+        ):
+            state.replace(kept, e)
+            # never stale across a stream-time advance (see `begin_batch`)
+            if advanced or not (self._deferring and self._defer(tid, state, False, e)):
+                self._rederive(tid, state)
+        if advanced:
+            self._on_tickets_time()
+        return Outcome.DUPLICATE
 
     def _rederive(self, tid: str, state: TicketState, apply: bool = True) -> None:
         """Derive the ticket from all its events again (any change of its events)."""
@@ -716,6 +759,7 @@ class PartitionEngine:
             "sealed": [self.tickets_store.sealed, self.surveys_store.sealed],
             "dd": self._dedup_evicted,
             "dropped": self.dropped_contributions,
+            "dc": [self.duplicate_conflicts[r] for r in ROLES],
         }
 
     def _cum_json(self) -> dict[str, Any]:
@@ -795,6 +839,7 @@ class PartitionEngine:
             eng.surveys_store.sealed = meta["sealed"][1]
             eng._dedup_evicted = meta["dd"]
             eng.dropped_contributions = meta["dropped"]
+            eng.duplicate_conflicts = dict(zip(ROLES, meta.get("dc", (0, 0)), strict=True))
         if "l" in latest:
             eng.guard.load(latest["l"])
         if "c" in latest:
