@@ -20,10 +20,10 @@ correction channel. Copies that differ only in how the JSON was written
 (key order, `+00:00` vs `Z`, whitespace) decode to the same event and are
 plain duplicates, not conflicts.
 
-Pure functions only (no engine state). `PartitionEngine._duplicate` applies
-the rule to ticket events (replace within the lateness, count every
-conflict); the reference (`tests/unit/kpi_reference.py`) applies the same.
-Surveys are not covered yet: their dedup keeps only the event_id.
+Pure functions only (no engine state). `PartitionEngine._duplicate` and
+`_survey_duplicate` apply the rule to ticket and survey events (replace
+within the lateness, count every conflict); the reference
+(`tests/unit/kpi_reference.py`) applies the same.
 """
 
 from __future__ import annotations
@@ -61,12 +61,7 @@ def canonical(event: Event) -> bytes:
 
 
 def resolve(kept: Event, arriving: Event) -> Resolution:
-    """The copy to keep when `arriving` has the same event_id as `kept`.
-
-    Surveys would need the kept survey (or its slice contribution) stored per
-    event_id to retract it on REPLACE; the engine's `_dedup` keeps only the
-    slice today, so surveys are not resolved yet.
-    """
+    """The copy to keep when `arriving` has the same event_id as `kept`."""
     if kept.event_id != arriving.event_id:
         raise ValueError("resolve compares copies of one event_id")
     a, b = canonical(kept), canonical(arriving)

@@ -40,6 +40,7 @@ class Accepted:
     surveys: list[SurveyResponse] = field(default_factory=list)
     st: dict[tuple[int, str], int] = field(default_factory=dict)
     conflicts: int = 0
+    survey_conflicts: int = 0
 
 
 def accept(arrivals: list[tuple[str, Event]], cfg: CoreConfig, partitions: int = 1) -> Accepted:
@@ -49,8 +50,7 @@ def accept(arrivals: list[tuple[str, Event]], cfg: CoreConfig, partitions: int =
     kept one was not late); an on-time conflicting copy moves stream time."""
     out = Accepted()
     seen_ticket: dict[str, dict[str, int]] = defaultdict(dict)  # ticket -> id -> index
-    seen_survey: set[str] = set()
-    out.conflicts = 0
+    seen_survey: dict[str, int] = {}  # event_id -> index in out.surveys
     for role, e in arrivals:
         p = partition_for(e.ticket_id or e.event_id, partitions)
         st = out.st.get((p, role))
@@ -80,9 +80,23 @@ def accept(arrivals: list[tuple[str, Event]], cfg: CoreConfig, partitions: int =
             items.append((e, late))
         else:
             assert isinstance(e, SurveyResponse)
-            if e.event_id in seen_survey or late:
+            index = seen_survey.get(e.event_id)
+            if index is not None:
+                kept_s = out.surveys[index]
+                if canonical(kept_s) == canonical(e):
+                    continue
+                out.survey_conflicts += 1
+                if late:
+                    continue
+                assert st is not None
+                if canonical(e) < canonical(kept_s) and kept_s.ts >= st - cfg.lateness_ms:
+                    out.surveys[index] = e
+                if e.ts > st:
+                    out.st[(p, role)] = e.ts
                 continue
-            seen_survey.add(e.event_id)
+            if late:
+                continue
+            seen_survey[e.event_id] = len(out.surveys)
             out.surveys.append(e)
         if not late and (st is None or e.ts > st):
             out.st[(p, role)] = e.ts

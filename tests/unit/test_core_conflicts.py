@@ -1,4 +1,4 @@
-"""Conflicting duplicates of ticket events: one rule, any arrival order.
+"""Conflicting duplicates of ticket and survey events: one rule, any arrival order.
 
 The same event_id with different content (a producer bug) used to count as
 whichever copy arrived first. The engine now keeps the copy with the
@@ -18,6 +18,7 @@ from stream.core.config import CoreConfig
 from stream.core.duplicates import winner_of
 from stream.core.engine import Outcome, PartitionEngine, evaluate
 from stream.core.events import (
+    SCALES,
     SURVEYS,
     TICKETS,
     Author,
@@ -25,26 +26,68 @@ from stream.core.events import (
     Priority,
     Status,
     StatusChanged,
+    SurveyKind,
+    SurveyResponse,
     TicketAssigned,
     TicketCreated,
     TicketMessage,
     role_of,
 )
 from stream.core.replica import PartitionReplica
-from tests.unit.core_helpers import created, msg
+from tests.unit.core_helpers import at, created, msg
 from tests.unit.kpi_reference import accept, reference
-from tests.unit.test_core_reference import CFG, MIN, arrivals, check_backlog, check_tickets
+from tests.unit.test_core_reference import (
+    CFG,
+    MIN,
+    arrivals,
+    check_backlog,
+    check_surveys,
+    check_tickets,
+)
 
 
-def _run(events: list[Event], batched: bool = False) -> PartitionEngine:
+def _run(events: list[Event], batched: bool = False, restore_at: int = -1) -> PartitionEngine:
     eng = PartitionEngine(CoreConfig(), 0)
+    store: dict[str, bytes] = {}
     if batched:
         eng.begin_batch()
-    for e in events:
+    for i, e in enumerate(events):
+        if i == restore_at:  # the kept copies survive a restore
+            if batched:
+                eng.end_batch()
+            for k, v in eng.drain_dirty().items():
+                if v is None:
+                    store.pop(k, None)
+                else:
+                    store[k] = v
+            eng = PartitionEngine.restore(CoreConfig(), 0, store.items())
+            if batched:
+                eng.begin_batch()
         eng.apply(role_of(e), e)
     if batched:
         eng.end_batch()
     return eng
+
+
+def test_survey_copies_in_both_orders() -> None:
+    """CSAT 1 one way, CSAT 5 the other: now the same, attributed or parked."""
+    c = created("T", "10:00:00")
+    s1 = SurveyResponse("s", at("10:30:00"), SurveyKind.CSAT, 1, "T", None, None, None, None,
+                        None)  # fmt: skip
+    s5 = dataclasses.replace(s1, score=5, ts=at("10:30:30"))
+    later = created("U", "10:40:00")  # releases the parked surveys
+    one, two = [c, s1, s5, later], [c, s5, s1, later]
+    ev1, ev2 = evaluate([_run(one)]), evaluate([_run(two)])
+    assert ev1 == ev2
+    assert ev1.sample("counter", "duplicate_conflicts_total", role=SURVEYS) == 1
+    winner = winner_of([s1, s5])
+    assert ev1.kpi("csat_mean", "1h").value == float(winner.score)  # type: ignore[union-attr]
+    assert ev1.kpi("csat", "1h").n == 1
+    # not parked (team, agent, channel given): replaced in its slice
+    full = [dataclasses.replace(s, team="x", agent_id="a", channel="web") for s in (s1, s5)]
+    assert evaluate([_run([c, *full])]) == evaluate([_run([c, *full[::-1]])])
+    for restore_at in range(1, 4):
+        assert evaluate([_run(one, restore_at=restore_at)]) == ev1
 
 
 def test_the_issue_example_in_both_orders() -> None:
@@ -111,6 +154,13 @@ def conflicting(draw: st.DrawFn, e: Event) -> Event:
         )  # fmt: skip
     if isinstance(e, TicketAssigned):
         return dataclasses.replace(e, ts=e.ts + dt, agent_id=draw(st.sampled_from(["a-1", "a-3"])))
+    if isinstance(e, SurveyResponse):
+        lo, hi = SCALES[e.survey]
+        return dataclasses.replace(
+            e, ts=e.ts + dt, score=draw(st.integers(lo, hi)),
+            team=draw(st.sampled_from([None, "billing", "tech"])),
+            agent_id=draw(st.sampled_from([None, "a-1"])),
+        )  # fmt: skip
     assert isinstance(e, StatusChanged)
     return dataclasses.replace(e, ts=e.ts + dt, status=draw(st.sampled_from(list(Status))))
 
@@ -122,28 +172,31 @@ def with_conflicts(draw: st.DrawFn) -> list[tuple[str, Event]]:
     events = list(draw(arrivals()))
     for i in range(len(events) - 1, -1, -1):
         role, e = events[i]
-        if role != TICKETS or draw(st.integers(0, 3)) > 0:
+        if draw(st.integers(0, 3)) > 0:
             continue
         copy = draw(conflicting(e))
         j = draw(st.integers(i + 1, min(len(events), i + 6)))
-        events.insert(j, (TICKETS, copy))
+        events.insert(j, (role, copy))
     return events
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(with_conflicts(), st.booleans())
+@given(with_conflicts(), st.booleans(), st.integers(-1, 40))
 def test_engine_matches_reference_with_conflicts(
-    events: list[tuple[str, Event]], batched: bool
+    events: list[tuple[str, Event]], batched: bool, restore_at: int
 ) -> None:
     if not events:
         return
-    eng = _run([e for _, e in events], batched)
+    eng = _run([e for _, e in events], batched, restore_at)
     eng.end_of_stream()
     ev = evaluate([eng])
     ref = reference(events, CFG)
     check_tickets(ev, ref, CFG)
     check_backlog(ev, ref, CFG)
-    conflicts = accept(events, CFG).conflicts
+    check_surveys(ev, ref, CFG)
+    acc = accept(events, CFG)
+    assert ev.sample("counter", "duplicate_conflicts_total", role=SURVEYS) == acc.survey_conflicts
+    conflicts = acc.conflicts
     counted = ev.sample("counter", "duplicate_conflicts_total", role=TICKETS)
     if eng._tombs:  # a finished ticket keeps no events: its stragglers are ignored
         assert counted <= conflicts
@@ -161,11 +214,11 @@ def test_both_arrival_orders_give_identical_evaluations(
     swapping every pair's order changes no KPI, gauge or counter."""
     pairs: list[tuple[int, Event]] = []
     ids = [e.event_id for _, e in events]
-    for i, (role, e) in enumerate(events):
+    for i, (_, e) in enumerate(events):
         # one conflicting copy per event_id (with re-deliveries of both copies the
         # KPIs are still order-free, but how many arrivals found the other copy
         # kept, the conflict count, depends on the order of the repeats)
-        if role == TICKETS and ids.count(e.event_id) == 1 and data.draw(st.integers(0, 2)) == 0:
+        if ids.count(e.event_id) == 1 and data.draw(st.integers(0, 2)) == 0:
             pairs.append((i, data.draw(conflicting(e))))
     one: list[Event] = []
     two: list[Event] = []
@@ -179,6 +232,8 @@ def test_both_arrival_orders_give_identical_evaluations(
     # arrivals() keeps every event within the lateness; a copy up to 2 minutes
     # away can still arrive late in one order and not in the other: skip those
     e1, e2 = _run(one), _run(two)
-    if e1.outcome_counts(TICKETS)["late"] or e2.outcome_counts(TICKETS)["late"]:
+    if any(e.outcome_counts(r)["late"] for e in (e1, e2) for r in (TICKETS, SURVEYS)):
         return
+    for e in (e1, e2):
+        e.end_of_stream()
     assert evaluate([e1]) == evaluate([e2])

@@ -140,6 +140,10 @@ def evict_before(cfg: CoreConfig, st: int) -> int:
     )  # fmt: skip
 
 
+def _key_json(key: Key | None) -> list[str] | None:
+    return None if key is None else list(key)
+
+
 def _dumps(obj: object) -> bytes:
     return dumps(obj).encode()
 
@@ -176,7 +180,12 @@ class PartitionEngine:
         self._dedup_heap: list[int] = []  # the keys of _dedup_slices, to evict the oldest
         self._dedup_evicted = -(2**62)
         self._parked: dict[str, SurveyResponse] = {}
+        #: (ts, event_id) of parked surveys; an entry whose survey was released
+        #: or replaced by a conflicting copy is skipped (`_parked_head`)
         self._park_heap: list[tuple[int, str]] = []
+        #: Per survey event_id in `_dedup`: the copy kept and the slice key it
+        #: was added under (None while parked), to resolve a conflicting copy.
+        self._survey_kept: dict[str, tuple[SurveyResponse, Key | None]] = {}
         self._cum_tickets: dict[Key, TicketAgg] = {}
         self._cum_surveys: dict[str, list[int]] = {}
         self.dropped_contributions = 0
@@ -222,7 +231,7 @@ class PartitionEngine:
 
         Not needed live, where the tickets stream keeps advancing."""
         self.settle()
-        while self._park_heap:
+        while self._parked_head() is not None:
             _, eid = heapq.heappop(self._park_heap)
             self._release(eid)
         self._seal_surveys()
@@ -571,7 +580,7 @@ class PartitionEngine:
                     self._rederive(tid, state)
         heap = self._park_heap
         released = False
-        while heap and heap[0][0] + cfg.lateness_ms < st:
+        while (head := self._parked_head()) is not None and head + cfg.lateness_ms < st:
             _, eid = heapq.heappop(heap)
             self._release(eid)
             released = True
@@ -659,10 +668,56 @@ class PartitionEngine:
         if self._stale:
             self.settle()  # attribution reads ticket state; releases admit labels
         if e.event_id in self._dedup:
-            return Outcome.DUPLICATE
+            return self._survey_duplicate(e)
         st = self._st[SURVEYS]
         if st is not None and e.ts < st - cfg.lateness_ms:
             return Outcome.LATE
+        self._accept_survey(e)
+        return Outcome.APPLIED
+
+    def _survey_duplicate(self, e: SurveyResponse) -> Outcome:
+        """A survey whose event_id is known: the rule of `_duplicate` for surveys
+        (the smallest canonical copy counts, within the lateness; conflicts
+        counted). Replacing retracts the kept copy from its slice (or its parking
+        place) and applies the winner as if it arrived alone."""
+        eid = e.event_id
+        entry = self._survey_kept.get(eid)
+        if entry is None:  # restored from a value without the copy: cannot compare
+            return Outcome.DUPLICATE
+        kept, key = entry
+        if kept == e:
+            return Outcome.DUPLICATE
+        verdict = resolve(kept, e).verdict
+        if verdict is Verdict.SAME:
+            return Outcome.DUPLICATE
+        self.duplicate_conflicts[SURVEYS] += 1
+        cfg = self.config
+        st = self._st[SURVEYS]
+        assert st is not None  # the kept copy was applied
+        if e.ts < st - cfg.lateness_ms:
+            return Outcome.DUPLICATE
+        if verdict is Verdict.REPLACE and kept.ts >= st - cfg.lateness_ms:
+            if key is None:
+                del self._parked[eid]  # its heap entry is skipped from now on
+                self._dirty.add("P:" + eid)
+            elif not self.surveys_store.add(cfg.slice_of(kept.ts), key, kept.score, 1, -1):
+                self.dropped_contributions += 1
+            s = self._dedup.pop(eid)
+            self._dedup_slices[s].discard(eid)
+            self._dirty.add(f"D:{s}")
+            del self._survey_kept[eid]
+            self._accept_survey(e)
+        elif e.ts > st:
+            # either copy could have arrived first and moved the stream time
+            self._st[SURVEYS] = e.ts
+            self._survey_tail(e.ts)
+        return Outcome.DUPLICATE
+
+    def _accept_survey(self, e: SurveyResponse) -> None:
+        """Record an on-time survey (dedup), move the stream time, park or
+        attribute it."""
+        cfg = self.config
+        st = self._st[SURVEYS]
         s = cfg.slice_of(e.ts)
         self._dedup[e.event_id] = s
         ids = self._dedup_slices.get(s)
@@ -679,12 +734,19 @@ class PartitionEngine:
         st_t = self._st[TICKETS]
         if needs and (st_t is None or st_t <= e.ts + cfg.lateness_ms):
             self._parked[e.event_id] = e
+            self._survey_kept[e.event_id] = (e, None)
             heapq.heappush(self._park_heap, (e.ts, e.event_id))
             self._dirty.add("P:" + e.event_id)
         else:
             self._attribute(e)
+        self._survey_tail(st)
+
+    def _survey_tail(self, st: int) -> None:
+        """After the surveys stream time moved to `st`: release surveys parked too
+        long, forget ids beyond the retention, seal."""
+        cfg = self.config
         heap = self._park_heap
-        while heap and st - heap[0][0] > cfg.survey_park_max_ms:
+        while (head := self._parked_head()) is not None and st - head > cfg.survey_park_max_ms:
             _, eid = heapq.heappop(heap)
             self._release(eid)
         evict = cfg.slice_of(st - cfg.retention_ms)
@@ -694,10 +756,23 @@ class PartitionEngine:
                 old = heapq.heappop(dedup_heap)
                 for eid in self._dedup_slices.pop(old):
                     del self._dedup[eid]
+                    self._survey_kept.pop(eid, None)
                 self._dirty.add(f"D:{old}")
             self._dedup_evicted = evict
         self._seal_surveys()
-        return Outcome.APPLIED
+
+    def _parked_head(self) -> int | None:
+        """Time of the oldest parked survey, dropping heap entries of surveys no
+        longer parked under that time (released, or replaced by a copy)."""
+        heap = self._park_heap
+        parked = self._parked
+        while heap:
+            ts, eid = heap[0]
+            e = parked.get(eid)
+            if e is not None and e.ts == ts:
+                return ts
+            heapq.heappop(heap)
+        return None
 
     def _release(self, eid: str) -> None:
         e = self._parked.pop(eid)
@@ -730,6 +805,10 @@ class PartitionEngine:
         )
         if not self.surveys_store.add(self.config.slice_of(e.ts), key, e.score, 1, 1):
             self.dropped_contributions += 1
+        s = self._dedup.get(e.event_id)
+        if s is not None:
+            self._survey_kept[e.event_id] = (e, key)
+            self._dirty.add(f"D:{s}")
 
     def _seal_surveys(self) -> None:
         st = self._st[SURVEYS]
@@ -737,8 +816,9 @@ class PartitionEngine:
             return
         cfg = self.config
         frontier = st - cfg.lateness_ms
-        if self._park_heap:
-            frontier = min(frontier, self._park_heap[0][0])
+        head = self._parked_head()
+        if head is not None:
+            frontier = min(frontier, head)
         upto = cfg.slice_of(frontier)
         sealed = self.surveys_store.seal(upto)
         if sealed:
@@ -781,8 +861,17 @@ class PartitionEngine:
             tomb = self._tombs.get(rest)
             return {"x": tomb[0], "a": tomb[1].to_json()} if tomb is not None else None
         if tag == "D":
+            # [event_id, the copy kept, its slice key or None while parked]
             ids = self._dedup_slices.get(int(rest))
-            return sorted(ids) if ids else None
+            if not ids:
+                return None
+            kept = self._survey_kept
+            return [
+                [eid, encode_event(kept[eid][0]), _key_json(kept[eid][1])]
+                if eid in kept
+                else eid
+                for eid in sorted(ids)
+            ]
         if tag == "P":
             e = self._parked.get(rest)
             return encode_event(e) if e is not None else None
@@ -794,8 +883,9 @@ class PartitionEngine:
         Keys: `m` meta (stream times, outcome counts, frontiers), `c` cumulative
         counters, `l` admitted labels, `t:<ticket>` a ticket or its tombstone,
         `T:/A:/S:<slice start>` a slice of ticket / agent / survey aggregates,
-        `D:<slice start>` survey ids seen in a slice (dedup), `P:<event>` a parked
-        survey. Values are deterministic compact JSON."""
+        `D:<slice start>` survey ids seen in a slice (dedup) with the copy kept
+        and its slice key, `P:<event>` a parked survey. Values are
+        deterministic compact JSON."""
         self.settle()
         out: dict[str, bytes | None] = {}
         tickets = self._tickets
@@ -857,10 +947,19 @@ class PartitionEngine:
                 stores[tag].load_slice(int(rest), value)
             elif tag == "D":
                 s = int(rest)
-                eng._dedup_slices[s] = set(value)
-                eng._dedup_heap.append(s)
-                for eid in value:
+                ids: set[str] = set()
+                for item in value:
+                    if isinstance(item, str):  # an id alone (values written before copies)
+                        eid = item
+                    else:
+                        eid, raw, k = item
+                        kept = decode_event(raw)
+                        assert isinstance(kept, SurveyResponse)
+                        eng._survey_kept[eid] = (kept, None if k is None else tuple(k))
+                    ids.add(eid)
                     eng._dedup[eid] = s
+                eng._dedup_slices[s] = ids
+                eng._dedup_heap.append(s)
             elif tag == "P":
                 e = decode_event(value)
                 assert isinstance(e, SurveyResponse)
