@@ -7,7 +7,8 @@ per role.
 
 How an event flows:
 
-* Ticket event: deduplicated by event_id within its ticket; judged late
+* Ticket event: deduplicated by event_id within its ticket (a copy with
+  other content: `_duplicate`, `stream.core.duplicates`); judged late
   against the tickets stream time of the partition; inserted into the
   ticket's sorted events; the ticket is re-derived (`tickets.derive`) and the
   *difference* between its previous and new contributions is applied to the
