@@ -70,6 +70,8 @@ def compute(
     rejected: Counter[str] = Counter()
     received = received_ms if received_ms is not None else int(time.time() * 1000)
     n = 0
+    for eng in engines:
+        eng.begin_batch()  # the whole input is one batch (`PartitionEngine.begin_batch`)
     for raw in lines:
         line = raw.rstrip(b"\r\n")
         if not line.strip():
@@ -84,7 +86,11 @@ def compute(
             rejected[bad_time[0]] += 1
             continue
         p = partition_for(key_of(event), partitions) if partitions > 1 else 0
-        engines[p].apply(role_of(event), event)
+        outcome = engines[p].apply(role_of(event), event)
+        if isinstance(outcome, Rejection):  # refused like the worker does (ticket_event_cap)
+            rejected[outcome.code] += 1
+    for eng in engines:
+        eng.end_batch()
     if final:
         for eng in engines:
             eng.end_of_stream()

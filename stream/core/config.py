@@ -62,6 +62,10 @@ class CoreConfig:
     #: Events stamped more than this after they were received are rejected
     #: (`stream.core.timeguard`): they would poison stream time.
     max_event_ahead_ms: int = 3_600_000
+    #: Events kept per ticket (its state record and its derivation cost grow
+    #: with them). Beyond it a ticket's new events are rejected, as
+    #: `TICKET_EVENT_CAP` dead letters (`PartitionEngine.apply`); docs/kpis.md.
+    max_events_per_ticket: int = 1000
 
     def __post_init__(self) -> None:
         if self.slice_ms <= 0:
@@ -90,6 +94,8 @@ class CoreConfig:
             raise ValueError("sketch_relative_accuracy must be in (0, 1)")
         if self.survey_park_max_ms < 0:
             raise ValueError("survey_park_max_ms must be >= 0")
+        if self.max_events_per_ticket < 1:
+            raise ValueError("max_events_per_ticket must be >= 1")
         if self.max_label_values < 1:
             raise ValueError("max_label_values must be >= 1")
         for dim in (*self.allowed_labels, *self.top_n):

@@ -70,6 +70,17 @@ class LabelGuard:
         out, self.capped = self.capped, {}
         return out
 
+    def room(self) -> float:
+        """How many more values first-come admission can take before a cap bites
+        (the least over dimensions without an allow-list; inf when all have one).
+
+        While more new values than this cannot occur, admission maps every value
+        to itself whatever the order of the calls (`PartitionEngine.begin_batch`)."""
+        free = [
+            self._limit - len(self.seen[d]) for d in self.seen if d not in self._allowed
+        ]
+        return float(min(free)) if free else float("inf")
+
     def peek(self, dim: str, value: str) -> str:
         """Like `admit` without admitting (used by read-only evaluation)."""
         if value in RESERVED_LABELS:

@@ -20,8 +20,10 @@ correction channel. Copies that differ only in how the JSON was written
 (key order, `+00:00` vs `Z`, whitespace) decode to the same event and are
 plain duplicates, not conflicts.
 
-Pure functions only (no engine state); the engine calls them where it now
-detects a duplicate event_id (see the hook described in `resolve`).
+Pure functions only (no engine state). `PartitionEngine._duplicate` and
+`_survey_duplicate` apply the rule to ticket and survey events (replace
+within the lateness, count every conflict); the reference
+(`tests/unit/kpi_reference.py`) applies the same.
 """
 
 from __future__ import annotations
@@ -59,16 +61,7 @@ def canonical(event: Event) -> bytes:
 
 
 def resolve(kept: Event, arriving: Event) -> Resolution:
-    """The copy to keep when `arriving` has the same event_id as `kept`.
-
-    Engine hook (for the lead): in `PartitionEngine._apply_ticket`, where
-    `e.event_id in state.ids` now returns DUPLICATE, look the kept event up in
-    `state.events`, call `resolve(kept, e)`; SAME/KEEP -> DUPLICATE as now
-    (count `duplicate_conflict` for KEEP); REPLACE -> swap the event in
-    `state.events` (re-insert at its ts position), `_rederive`, count the
-    conflict. Surveys need the kept survey (or its slice contribution) stored
-    per event_id to retract it on REPLACE; `_dedup` keeps only the slice today.
-    """
+    """The copy to keep when `arriving` has the same event_id as `kept`."""
     if kept.event_id != arriving.event_id:
         raise ValueError("resolve compares copies of one event_id")
     a, b = canonical(kept), canonical(arriving)

@@ -46,6 +46,7 @@ class PartitionReplica:
         self._nb = len(config.histogram_buckets_ms) + 1
         self.guard = LabelGuard(config)
         self.dropped_contributions = 0
+        self.duplicate_conflicts: dict[str, int] = dict.fromkeys(ROLES, 0)
         self._st: dict[str, int | None] = {TICKETS: None, SURVEYS: None}
         self._outcomes: dict[str, dict[str, int]] = {r: {o: 0 for o in Outcome} for r in ROLES}
         self._open: dict[str, tuple[int, OpenTicket]] = {}  # ticket -> (expiry, row)
@@ -97,6 +98,7 @@ class PartitionReplica:
         self.tickets_store.sealed = self.agents_store.sealed = meta["sealed"][0]
         self.surveys_store.sealed = meta["sealed"][1]
         self.dropped_contributions = meta["dropped"]
+        self.duplicate_conflicts = dict(zip(ROLES, meta.get("dc", (0, 0)), strict=True))
         # Deleted slices lie before the engine's eviction frontier, which trails
         # this one: caches then rebuild rather than subtract a slice now gone.
         cfg = self.config

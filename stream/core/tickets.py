@@ -27,7 +27,7 @@ Rules the catalogue leaves open, decided here (also in docs/kpis.md):
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -383,7 +383,8 @@ class TicketState:
 
     def __init__(self) -> None:
         self.events: list[TicketEvent] = []
-        self.ids: set[str] = set()
+        #: event_id -> the copy kept (`stream.core.duplicates` decides which)
+        self.ids: dict[str, TicketEvent] = {}
         #: Ids of the late events; the shared empty frozenset until there is one
         #: (one container less per ticket for the garbage collector to traverse).
         self.late: AbstractSet[str] = _NONE_LATE
@@ -402,7 +403,7 @@ class TicketState:
 
     def insert(self, event: TicketEvent, late: bool) -> bool:
         """Add an event in (ts, event_id) order; True if it went after all others."""
-        self.ids.add(event.event_id)
+        self.ids[event.event_id] = event
         if late:
             self.late = {*self.late, event.event_id}
         events = self.events
@@ -414,6 +415,18 @@ class TicketState:
         if i < self.n_enc:
             self.enc, self.n_enc = "", 0
         return False
+
+    def replace(self, kept: TicketEvent, winner: TicketEvent) -> None:
+        """Swap the kept copy of an event_id for `winner` (same id; lateness kept)."""
+        events = self.events
+        i = bisect_left(events, event_order(kept), key=event_order)
+        assert events[i] is kept
+        del events[i]
+        if i < self.n_enc:
+            self.enc, self.n_enc = "", 0
+        late = self.late
+        self.insert(winner, False)
+        self.late = late
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"e": [encode_event(e) for e in self.events]}

@@ -128,6 +128,7 @@ def core_config(settings: Settings) -> CoreConfig:
         "max_event_ahead_ms": settings.max_event_ahead_ms,
         "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
         "max_label_values": settings.max_label_values,
+        "max_events_per_ticket": settings.max_events_per_ticket,
         "allowed_labels": {d: frozenset(v) for d, v in settings.allowed_labels.items()},
     }
     if settings.targets_file is not None:

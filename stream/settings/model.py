@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     #: other value aggregates as `other` (counted). The only cap identical on
     #: every worker.
     allowed_labels: LabelLists = Field(default_factory=dict)
+    #: events kept per ticket; a ticket's further events are dead-lettered as
+    #: `ticket_event_cap` (bounds its state record and cost; docs/kpis.md)
+    max_events_per_ticket: Int = Field(default=1000, ge=1, le=100_000)
     targets_file: ExistingFile = None
     # --- serving
     metrics_host: str = "127.0.0.1"

@@ -437,6 +437,7 @@ class Worker:
         last_event_ms = None
         producer = self.app.producer
         topic = self.topic_by_role[role]
+        engine.begin_batch()  # one re-derivation per touched ticket per batch
         for ev in events:
             msg = ev.message
             if msg.offset < nxt:
@@ -465,6 +466,7 @@ class Worker:
                 )
             elif ts is not None:
                 last_event_ms = ts
+        engine.end_batch()
         marker.offsets[role] = nxt - 1
         count_label_caps(engine, counts)
         for k, n in counts.items():

@@ -501,6 +501,7 @@ class DirectWorker:
         dead: list[DeadLetter] = []
         engine, p, topic = part.engine, tp.partition, tp.topic
         last_ts: int | None = None
+        engine.begin_batch()  # one re-derivation per touched ticket per batch
         for r in records:
             off = r.offset
             if done is not None and off <= done:
@@ -517,6 +518,7 @@ class DirectWorker:
                 dead.append(record)
             elif ts is not None:
                 last_ts = ts
+        engine.end_batch()
         if done is not None:
             marker.offsets[role] = done
         count_label_caps(engine, counts)

@@ -147,6 +147,11 @@ COUNTER_FAMILIES: dict[str, Family | None] = {
         f"{m.PREFIX}_dropped_contributions_total",
         "Ticket KPI changes that arrived after their slice left the longest window", (),
     ),
+    "duplicate_conflicts_total": Family(
+        f"{m.PREFIX}_duplicate_conflicts_total",
+        "Copies of an event_id with different content (stream/core/duplicates.py decides)",
+        ("role",),
+    ),
     "events_total": None,  # per partition from the worker's own status (self-metrics)
 }
 

@@ -213,27 +213,29 @@ def handle_message(
             )
             if bad_time is not None:
                 result = Rejection(*bad_time)
-    if isinstance(result, Rejection):
-        k = counter_name("deadletter", role, result.code)
-        counts[k] = counts.get(k, 0) + 1
-        record = dead_letter(
-            key=key,
-            value=value,
-            source_topic=topic,
-            source_partition=partition,
-            source_offset=offset,
-            rejection=result,
-            rejected_at_ms=now_ms,
-        )
-        record, is_pointer = bounded(record, deadletter_max_bytes)
-        if is_pointer:
-            k = _POINTER[role]
+    if not isinstance(result, Rejection):
+        outcome = engine.apply(role, result)
+        if not isinstance(outcome, Rejection):
+            k = _OUTCOME[role].get(outcome) or _outcome_key(role, outcome)
             counts[k] = counts.get(k, 0) + 1
-        return record, None
-    outcome = engine.apply(role, result)
-    k = _OUTCOME[role].get(outcome) or _outcome_key(role, outcome)
+            return None, result.ts
+        result = outcome  # refused by the engine (`ticket_event_cap`): dead-lettered
+    k = counter_name("deadletter", role, result.code)
     counts[k] = counts.get(k, 0) + 1
-    return None, result.ts
+    record = dead_letter(
+        key=key,
+        value=value,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        rejection=result,
+        rejected_at_ms=now_ms,
+    )
+    record, is_pointer = bounded(record, deadletter_max_bytes)
+    if is_pointer:
+        k = _POINTER[role]
+        counts[k] = counts.get(k, 0) + 1
+    return record, None
 
 
 def count_label_caps(engine: Any, counts: dict[str, int]) -> None:

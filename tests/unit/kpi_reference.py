@@ -1,8 +1,10 @@
 """Brute-force reference: every KPI recomputed from the raw event list, by the
 catalogue's definitions, without slices, sketches, caches or incremental state.
 
-It shares no code with the engine except the event model and the interval
-formulas of `stream.core.kpis` (those are checked by hand-worked tests).
+It shares no code with the engine except the event model, the interval
+formulas of `stream.core.kpis` (those are checked by hand-worked tests) and
+the canonical encoding that decides between conflicting copies of an event
+(`stream.core.duplicates.canonical`: the rule itself, tested on its own).
 Quantiles here are exact: the item of rank floor(q (n - 1)).
 """
 
@@ -13,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from stream.core.config import CoreConfig
+from stream.core.duplicates import canonical
 from stream.core.durations import window_label
 from stream.core.events import (
     TICKETS,
@@ -36,27 +39,64 @@ class Accepted:
     tickets: dict[str, list[tuple[Event, bool]]] = field(default_factory=dict)
     surveys: list[SurveyResponse] = field(default_factory=list)
     st: dict[tuple[int, str], int] = field(default_factory=dict)
+    conflicts: int = 0
+    survey_conflicts: int = 0
 
 
 def accept(arrivals: list[tuple[str, Event]], cfg: CoreConfig, partitions: int = 1) -> Accepted:
+    """Dedup and lateness, written out plainly. Copies of a ticket event_id with
+    different content: the byte-wise smallest canonical encoding wins while
+    the kept copy and the arriving one are both within the lateness (and the
+    kept one was not late); an on-time conflicting copy moves stream time."""
     out = Accepted()
-    seen_ticket: dict[str, set[str]] = defaultdict(set)
-    seen_survey: set[str] = set()
+    seen_ticket: dict[str, dict[str, int]] = defaultdict(dict)  # ticket -> id -> index
+    seen_survey: dict[str, int] = {}  # event_id -> index in out.surveys
     for role, e in arrivals:
         p = partition_for(e.ticket_id or e.event_id, partitions)
         st = out.st.get((p, role))
         late = st is not None and e.ts < st - cfg.lateness_ms
         if role == TICKETS:
             assert not isinstance(e, SurveyResponse)
-            if e.event_id in seen_ticket[e.ticket_id]:
+            items = out.tickets.setdefault(e.ticket_id, [])
+            index = seen_ticket[e.ticket_id].get(e.event_id)
+            if index is not None:
+                kept, kept_late = items[index]
+                if canonical(kept) == canonical(e):
+                    continue  # a plain duplicate
+                out.conflicts += 1
+                if late:
+                    continue
+                assert st is not None
+                if (
+                    canonical(e) < canonical(kept)
+                    and not kept_late
+                    and kept.ts >= st - cfg.lateness_ms
+                ):
+                    items[index] = (e, False)
+                if e.ts > st:
+                    out.st[(p, role)] = e.ts
                 continue
-            seen_ticket[e.ticket_id].add(e.event_id)
-            out.tickets.setdefault(e.ticket_id, []).append((e, late))
+            seen_ticket[e.ticket_id][e.event_id] = len(items)
+            items.append((e, late))
         else:
             assert isinstance(e, SurveyResponse)
-            if e.event_id in seen_survey or late:
+            index = seen_survey.get(e.event_id)
+            if index is not None:
+                kept_s = out.surveys[index]
+                if canonical(kept_s) == canonical(e):
+                    continue
+                out.survey_conflicts += 1
+                if late:
+                    continue
+                assert st is not None
+                if canonical(e) < canonical(kept_s) and kept_s.ts >= st - cfg.lateness_ms:
+                    out.surveys[index] = e
+                if e.ts > st:
+                    out.st[(p, role)] = e.ts
                 continue
-            seen_survey.add(e.event_id)
+            if late:
+                continue
+            seen_survey[e.event_id] = len(out.surveys)
             out.surveys.append(e)
         if not late and (st is None or e.ts > st):
             out.st[(p, role)] = e.ts

@@ -10,6 +10,7 @@ from stream.settings import (
     Secret,
     Settings,
     SettingsError,
+    core_config,
     external_names,
     format_duration_ms,
     load_settings,
@@ -152,6 +153,15 @@ def test_deadletter_max_bytes_is_settable_and_bounded() -> None:
     for bad in ("100", "2000000", "x"):
         with pytest.raises(SettingsError, match=r"^deadletter_max_bytes"):
             load_settings(env={"CXPULSE_DEADLETTER_MAX_BYTES": bad})
+
+
+def test_max_events_per_ticket_is_settable_bounded_and_reaches_the_core() -> None:
+    assert load_settings(env={}).max_events_per_ticket == 1000
+    s = load_settings(env={"CXPULSE_MAX_EVENTS_PER_TICKET": "5000"})
+    assert core_config(s).max_events_per_ticket == 5000
+    for bad in ("0", "100001", "x"):
+        with pytest.raises(SettingsError, match=r"^max_events_per_ticket"):
+            load_settings(env={"CXPULSE_MAX_EVENTS_PER_TICKET": bad})
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ per role.
 
 How an event flows:
 
-* Ticket event: deduplicated by event_id within its ticket; judged late
+* Ticket event: deduplicated by event_id within its ticket (a copy with
+  other content: `_duplicate`, `stream.core.duplicates`); judged late
   against the tickets stream time of the partition; inserted into the
   ticket's sorted events; the ticket is re-derived (`tickets.derive`) and the
   *difference* between its previous and new contributions is applied to the
@@ -42,18 +43,25 @@ import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from stream.core.config import CoreConfig
+from stream.core.decode import Rejection
 from stream.core.dimensions import UNKNOWN, LabelGuard
+from stream.core.duplicates import Verdict, resolve
 from stream.core.evaluation.view import OpenTicket, open_ticket
 from stream.core.events import (
     SURVEYS,
     TICKETS,
     Event,
+    Status,
+    StatusChanged,
     SurveyResponse,
+    TicketAssigned,
     TicketCreated,
     TicketEvent,
+    TicketMessage,
 )
 from stream.core.outcome import ROLES, Outcome
 from stream.core.sketch import LogMapping
@@ -77,6 +85,9 @@ from stream.core.tickets import (
     dumps,
     encode_event,
 )
+
+#: Dead-letter reason of a ticket event beyond `CoreConfig.max_events_per_ticket`.
+TICKET_EVENT_CAP = "ticket_event_cap"
 
 _EXPIRY_BUCKET_MS = 3_600_000
 #: Extra slices kept beyond the longest window so window caches can subtract
@@ -130,6 +141,10 @@ def evict_before(cfg: CoreConfig, st: int) -> int:
     )  # fmt: skip
 
 
+def _key_json(key: Key | None) -> list[str] | None:
+    return None if key is None else list(key)
+
+
 def _dumps(obj: object) -> bytes:
     return dumps(obj).encode()
 
@@ -166,22 +181,42 @@ class PartitionEngine:
         self._dedup_heap: list[int] = []  # the keys of _dedup_slices, to evict the oldest
         self._dedup_evicted = -(2**62)
         self._parked: dict[str, SurveyResponse] = {}
+        #: (ts, event_id) of parked surveys; an entry whose survey was released
+        #: or replaced by a conflicting copy is skipped (`_parked_head`)
         self._park_heap: list[tuple[int, str]] = []
+        #: Per survey event_id in `_dedup`: the copy kept and the slice key it
+        #: was added under (None while parked), to resolve a conflicting copy.
+        self._survey_kept: dict[str, tuple[SurveyResponse, Key | None]] = {}
         self._cum_tickets: dict[Key, TicketAgg] = {}
         self._cum_surveys: dict[str, list[int]] = {}
         self.dropped_contributions = 0
+        #: Per role: copies of a kept event_id with different content (see
+        #: `stream.core.duplicates`); counted, the rule picks the copy that counts.
+        self.duplicate_conflicts: dict[str, int] = dict.fromkeys(ROLES, 0)
         self._dirty: set[str] = {"m"}
+        # Deferred re-derivation (see `begin_batch`): tickets whose derived state
+        # lags their events, and the label budget of the current deferral period.
+        self._deferring = False
+        self._stale: dict[str, TicketState] = {}
+        self._label_room = 0.0
+        self._label_cost = 0
 
     # ------------------------------------------------------------------ input
 
     def stream_time(self, role: str) -> int | None:
         return self._st[role]
 
-    def apply(self, role: str, event: Event) -> Outcome:
+    def apply(self, role: str, event: Event) -> Outcome | Rejection:
+        """Apply one valid event: its outcome, or a `Rejection` when the event
+        must be dead-lettered instead (`TICKET_EVENT_CAP`): the engine then
+        changed nothing and counted nothing, the caller counts the rejection."""
         if role == TICKETS:
             if isinstance(event, SurveyResponse):
                 raise ValueError("a survey event on the tickets role")
-            outcome = self._apply_ticket(event)
+            ticket_outcome = self._apply_ticket(event)
+            if isinstance(ticket_outcome, Rejection):
+                return ticket_outcome
+            outcome = ticket_outcome
         elif role == SURVEYS:
             if not isinstance(event, SurveyResponse):
                 raise ValueError("a ticket event on the surveys role")
@@ -196,20 +231,150 @@ class PartitionEngine:
         """The input is complete (batch report): attribute every parked survey now.
 
         Not needed live, where the tickets stream keeps advancing."""
-        while self._park_heap:
+        self.settle()
+        while self._parked_head() is not None:
             _, eid = heapq.heappop(self._park_heap)
             self._release(eid)
         self._seal_surveys()
 
-    def _apply_ticket(self, e: TicketEvent) -> Outcome:
+    # -- deferred re-derivation --
+
+    def begin_batch(self) -> None:
+        """From now on, a ticket event that cannot resume its ticket's derivation
+        (out of order, late, a first creation) may leave the ticket *stale*
+        instead of re-deriving all its events at once; `end_batch` (or
+        `settle`) re-derives every stale ticket once.
+
+        Why: re-deriving per event costs O(events of the ticket) each, so a
+        ticket whose n events arrive in reverse order cost O(n^2) (4,000
+        events: 5.9 s). Deferred, it costs one derivation per batch.
+
+        Why it is exact (`tests/unit/test_core_deferred.py` checks it against
+        one event at a time): a ticket's derived state is a function of its
+        events, the stream time and the labels admitted; the slices receive
+        the *difference* of its contributions, and differences telescope. So
+        a stale ticket only has to be re-derived before anything reads its
+        derived state or could depend on it:
+
+        * before the tickets stream time advances (deadlines, sealing,
+          expiry sweeps and survey releases all happen then; while it stands
+          still nothing is sealed, and every deferred change lands at or after
+          stream time - lateness, like an eager one). With the stream time
+          standing still, a stale ticket's expiry cannot pass it (it is
+          checked anyway, on the up-to-date expiry);
+        * before a survey event, `attribution_of`, `drain_dirty`,
+          `end_of_stream`, `end_batch`;
+        * a late creation or close is never deferred (it can end the ticket's
+          life at once);
+        * only while the label guard has room for every label value the
+          deferred and the eager order could admit until the re-derivation
+          (`_label_cost`: the values not admitted yet among the events
+          involved), so first-come admission
+          never reaches its cap in either order and every value maps to
+          itself. Otherwise the engine re-derives everything stale and the
+          event eagerly, in the eager order.
+
+        The one visible difference: an eager intermediate derivation may have
+        admitted a label value that the final derivation no longer uses (an
+        assignee replaced by an earlier assignment arriving later); deferred,
+        it is not admitted. No label of any KPI differs (none reached its cap).
+
+        Evaluating an engine between `begin_batch` and `end_batch` is a
+        caller error (the slices may lack a stale ticket's change)."""
+        self._deferring = True
+
+    def end_batch(self) -> None:
+        """Re-derive every stale ticket and stop deferring (see `begin_batch`)."""
+        self.settle()
+        self._deferring = False
+
+    @contextmanager
+    def batch(self) -> Iterator[PartitionEngine]:
+        """`begin_batch` ... `end_batch` around a block of `apply` calls."""
+        self.begin_batch()
+        try:
+            yield self
+        finally:
+            self.end_batch()
+
+    def settle(self) -> None:
+        """Re-derive every stale ticket now (the end of a deferral period)."""
+        stale = self._stale
+        while stale:
+            tid = next(iter(stale))
+            self._rederive(tid, stale[tid])  # removes it from `stale`
+        self._label_cost = 0
+
+    def _defer(self, tid: str, state: TicketState, late: bool, e: TicketEvent) -> bool:
+        """Leave the ticket stale instead of re-deriving it now, if that is exact
+        (see `begin_batch`); False: the caller re-derives it now."""
+        stale = self._stale
+        if late and (
+            type(e) is TicketCreated or (type(e) is StatusChanged and e.status is Status.CLOSED)
+        ):
+            self.settle()  # eagerly, and in the eager order of label admissions
+            return False
+        if tid in stale:
+            cost = 0  # this event's values are counted by `_apply_ticket`
+        else:
+            if not stale:
+                self._label_room = self.guard.room()
+                self._label_cost = 0
+            # any label value of the ticket's events may be admitted by some
+            # derivation of it, in either order: at most two per event, or
+            # exactly those not admitted yet (the cheap bound first)
+            cost = 2 * len(state.events)
+            if self._label_cost + cost > self._label_room:
+                cost = self._unseen_labels(state.events)
+        if self._label_cost + cost > self._label_room:
+            self.settle()
+            return False
+        self._label_cost += cost
+        state.derivation = None
+        stale[tid] = state
+        return True
+
+    def _unseen_labels(self, events: Iterable[TicketEvent]) -> int:
+        """Distinct label values in `events` that the guard has not admitted: an
+        upper bound of what deriving them can newly admit (`_defer`)."""
+        seen = self.guard.seen
+        new: set[tuple[str, str]] = set()
+        for e in events:
+            if isinstance(e, TicketMessage):
+                a = e.agent_id
+                if a is not None and a not in seen["agent"]:
+                    new.add(("agent", a))
+            elif isinstance(e, TicketAssigned):
+                if e.agent_id not in seen["agent"]:
+                    new.add(("agent", e.agent_id))
+                if e.team is not None and e.team not in seen["team"]:
+                    new.add(("team", e.team))
+            elif isinstance(e, TicketCreated):
+                if e.team not in seen["team"]:
+                    new.add(("team", e.team))
+                if e.channel not in seen["channel"]:
+                    new.add(("channel", e.channel))
+        return len(new)
+
+    def _apply_ticket(self, e: TicketEvent) -> Outcome | Rejection:
         cfg = self.config
         st = self._st[TICKETS]
         late = st is not None and e.ts < st - cfg.lateness_ms
+        if self._stale:
+            if not late and (st is None or e.ts > st):
+                self.settle()  # the stream time is about to move
+            else:
+                self._label_cost += self._unseen_labels((e,))  # see `_defer`
+                if self._label_cost > self._label_room:
+                    self.settle()  # admit in the eager order from here on
         tid = e.ticket_id
         state = self._tickets.get(tid)
         if state is not None and st is not None and state.expiry < st:
-            self._drop(tid, state)
-            state = None
+            if tid in self._stale:  # judged on its up-to-date expiry, as eagerly
+                self._rederive(tid, state)
+            if state.expiry < st:
+                self._drop(tid, state)
+                state = None
         if state is None:
             if tid in self._tombs:
                 # A finished (closed or expired) ticket: nothing of it can change any
@@ -224,7 +389,15 @@ class PartitionEngine:
                 return Outcome.LATE
             state = self._tickets[tid] = TicketState()
         elif e.event_id in state.ids:
-            return Outcome.DUPLICATE
+            return self._duplicate(tid, state, e, late)
+        elif len(state.events) >= cfg.max_events_per_ticket:
+            # Bounded state and cost whatever a producer sends; counted, never
+            # silent: the caller dead-letters it (docs/kpis.md, the effect).
+            return Rejection(
+                TICKET_EVENT_CAP,
+                f"the ticket already has max_events_per_ticket "
+                f"({cfg.max_events_per_ticket}) events",
+            )
         appended = state.insert(e, late)
         advanced = False
         if not late and (st is None or e.ts > st):
@@ -238,14 +411,55 @@ class PartitionEngine:
             and (d.created is not None or type(e) is not TicketCreated)
         ):
             self._resume(tid, state, e)
-        else:
+        elif not (self._deferring and self._defer(tid, state, late, e)):
             self._rederive(tid, state)
         if advanced:
             self._on_tickets_time()
         return Outcome.LATE if late else Outcome.APPLIED
 
+    def _duplicate(self, tid: str, state: TicketState, e: TicketEvent, late: bool) -> Outcome:
+        """A ticket event whose event_id the ticket holds already (`DUPLICATE`).
+
+        Different content is a conflict (counted): of all copies the one with
+        the byte-wise smallest canonical encoding counts
+        (`stream.core.duplicates`), so the result does not depend on arrival
+        order, while every copy is within the lateness. Like any change it
+        must land at or after stream time - lateness (sealing), so a late
+        copy, or one replacing a copy now older than that or late itself,
+        changes nothing but the count. An on-time conflicting copy moves the
+        stream time like an applied event (either copy may arrive first and
+        would have moved it)."""
+        kept = state.ids[e.event_id]
+        if kept == e:
+            return Outcome.DUPLICATE
+        verdict = resolve(kept, e).verdict
+        if verdict is Verdict.SAME:
+            return Outcome.DUPLICATE
+        self.duplicate_conflicts[TICKETS] += 1
+        st = self._st[TICKETS]
+        assert st is not None  # the ticket holds an event
+        if late:
+            return Outcome.DUPLICATE
+        advanced = e.ts > st
+        if advanced:
+            self._st[TICKETS] = e.ts
+        if (
+            verdict is Verdict.REPLACE
+            and kept.event_id not in state.late
+            and kept.ts >= st - self.config.lateness_ms
+        ):
+            state.replace(kept, e)
+            # never stale across a stream-time advance (see `begin_batch`)
+            if advanced or not (self._deferring and self._defer(tid, state, False, e)):
+                self._rederive(tid, state)
+        if advanced:
+            self._on_tickets_time()
+        return Outcome.DUPLICATE
+
     def _rederive(self, tid: str, state: TicketState, apply: bool = True) -> None:
         """Derive the ticket from all its events again (any change of its events)."""
+        if self._stale:
+            self._stale.pop(tid, None)
         st = self._st[TICKETS]
         admit = self.guard.admit
         if state.late:
@@ -367,7 +581,7 @@ class PartitionEngine:
                     self._rederive(tid, state)
         heap = self._park_heap
         released = False
-        while heap and heap[0][0] + cfg.lateness_ms < st:
+        while (head := self._parked_head()) is not None and head + cfg.lateness_ms < st:
             _, eid = heapq.heappop(heap)
             self._release(eid)
             released = True
@@ -452,11 +666,59 @@ class PartitionEngine:
 
     def _apply_survey(self, e: SurveyResponse) -> Outcome:
         cfg = self.config
+        if self._stale:
+            self.settle()  # attribution reads ticket state; releases admit labels
         if e.event_id in self._dedup:
-            return Outcome.DUPLICATE
+            return self._survey_duplicate(e)
         st = self._st[SURVEYS]
         if st is not None and e.ts < st - cfg.lateness_ms:
             return Outcome.LATE
+        self._accept_survey(e)
+        return Outcome.APPLIED
+
+    def _survey_duplicate(self, e: SurveyResponse) -> Outcome:
+        """A survey whose event_id is known: the rule of `_duplicate` for surveys
+        (the smallest canonical copy counts, within the lateness; conflicts
+        counted). Replacing retracts the kept copy from its slice (or its parking
+        place) and applies the winner as if it arrived alone."""
+        eid = e.event_id
+        entry = self._survey_kept.get(eid)
+        if entry is None:  # restored from a value without the copy: cannot compare
+            return Outcome.DUPLICATE
+        kept, key = entry
+        if kept == e:
+            return Outcome.DUPLICATE
+        verdict = resolve(kept, e).verdict
+        if verdict is Verdict.SAME:
+            return Outcome.DUPLICATE
+        self.duplicate_conflicts[SURVEYS] += 1
+        cfg = self.config
+        st = self._st[SURVEYS]
+        assert st is not None  # the kept copy was applied
+        if e.ts < st - cfg.lateness_ms:
+            return Outcome.DUPLICATE
+        if verdict is Verdict.REPLACE and kept.ts >= st - cfg.lateness_ms:
+            if key is None:
+                del self._parked[eid]  # its heap entry is skipped from now on
+                self._dirty.add("P:" + eid)
+            elif not self.surveys_store.add(cfg.slice_of(kept.ts), key, kept.score, 1, -1):
+                self.dropped_contributions += 1
+            s = self._dedup.pop(eid)
+            self._dedup_slices[s].discard(eid)
+            self._dirty.add(f"D:{s}")
+            del self._survey_kept[eid]
+            self._accept_survey(e)
+        elif e.ts > st:
+            # either copy could have arrived first and moved the stream time
+            self._st[SURVEYS] = e.ts
+            self._survey_tail(e.ts)
+        return Outcome.DUPLICATE
+
+    def _accept_survey(self, e: SurveyResponse) -> None:
+        """Record an on-time survey (dedup), move the stream time, park or
+        attribute it."""
+        cfg = self.config
+        st = self._st[SURVEYS]
         s = cfg.slice_of(e.ts)
         self._dedup[e.event_id] = s
         ids = self._dedup_slices.get(s)
@@ -473,12 +735,19 @@ class PartitionEngine:
         st_t = self._st[TICKETS]
         if needs and (st_t is None or st_t <= e.ts + cfg.lateness_ms):
             self._parked[e.event_id] = e
+            self._survey_kept[e.event_id] = (e, None)
             heapq.heappush(self._park_heap, (e.ts, e.event_id))
             self._dirty.add("P:" + e.event_id)
         else:
             self._attribute(e)
+        self._survey_tail(st)
+
+    def _survey_tail(self, st: int) -> None:
+        """After the surveys stream time moved to `st`: release surveys parked too
+        long, forget ids beyond the retention, seal."""
+        cfg = self.config
         heap = self._park_heap
-        while heap and st - heap[0][0] > cfg.survey_park_max_ms:
+        while (head := self._parked_head()) is not None and st - head > cfg.survey_park_max_ms:
             _, eid = heapq.heappop(heap)
             self._release(eid)
         evict = cfg.slice_of(st - cfg.retention_ms)
@@ -488,10 +757,23 @@ class PartitionEngine:
                 old = heapq.heappop(dedup_heap)
                 for eid in self._dedup_slices.pop(old):
                     del self._dedup[eid]
+                    self._survey_kept.pop(eid, None)
                 self._dirty.add(f"D:{old}")
             self._dedup_evicted = evict
         self._seal_surveys()
-        return Outcome.APPLIED
+
+    def _parked_head(self) -> int | None:
+        """Time of the oldest parked survey, dropping heap entries of surveys no
+        longer parked under that time (released, or replaced by a copy)."""
+        heap = self._park_heap
+        parked = self._parked
+        while heap:
+            ts, eid = heap[0]
+            e = parked.get(eid)
+            if e is not None and e.ts == ts:
+                return ts
+            heapq.heappop(heap)
+        return None
 
     def _release(self, eid: str) -> None:
         e = self._parked.pop(eid)
@@ -501,6 +783,8 @@ class PartitionEngine:
     def attribution_of(self, ticket_id: str) -> Attribution | None:
         state = self._tickets.get(ticket_id)
         if state is not None:
+            if ticket_id in self._stale:
+                self._rederive(ticket_id, state)
             return state.view.attribution()
         tomb = self._tombs.get(ticket_id)
         return tomb[1] if tomb is not None else None
@@ -522,6 +806,10 @@ class PartitionEngine:
         )
         if not self.surveys_store.add(self.config.slice_of(e.ts), key, e.score, 1, 1):
             self.dropped_contributions += 1
+        s = self._dedup.get(e.event_id)
+        if s is not None:
+            self._survey_kept[e.event_id] = (e, key)
+            self._dirty.add(f"D:{s}")
 
     def _seal_surveys(self) -> None:
         st = self._st[SURVEYS]
@@ -529,8 +817,9 @@ class PartitionEngine:
             return
         cfg = self.config
         frontier = st - cfg.lateness_ms
-        if self._park_heap:
-            frontier = min(frontier, self._park_heap[0][0])
+        head = self._parked_head()
+        if head is not None:
+            frontier = min(frontier, head)
         upto = cfg.slice_of(frontier)
         sealed = self.surveys_store.seal(upto)
         if sealed:
@@ -551,6 +840,7 @@ class PartitionEngine:
             "sealed": [self.tickets_store.sealed, self.surveys_store.sealed],
             "dd": self._dedup_evicted,
             "dropped": self.dropped_contributions,
+            "dc": [self.duplicate_conflicts[r] for r in ROLES],
         }
 
     def _cum_json(self) -> dict[str, Any]:
@@ -572,8 +862,17 @@ class PartitionEngine:
             tomb = self._tombs.get(rest)
             return {"x": tomb[0], "a": tomb[1].to_json()} if tomb is not None else None
         if tag == "D":
+            # [event_id, the copy kept, its slice key or None while parked]
             ids = self._dedup_slices.get(int(rest))
-            return sorted(ids) if ids else None
+            if not ids:
+                return None
+            kept = self._survey_kept
+            return [
+                [eid, encode_event(kept[eid][0]), _key_json(kept[eid][1])]
+                if eid in kept
+                else eid
+                for eid in sorted(ids)
+            ]
         if tag == "P":
             e = self._parked.get(rest)
             return encode_event(e) if e is not None else None
@@ -585,8 +884,10 @@ class PartitionEngine:
         Keys: `m` meta (stream times, outcome counts, frontiers), `c` cumulative
         counters, `l` admitted labels, `t:<ticket>` a ticket or its tombstone,
         `T:/A:/S:<slice start>` a slice of ticket / agent / survey aggregates,
-        `D:<slice start>` survey ids seen in a slice (dedup), `P:<event>` a parked
-        survey. Values are deterministic compact JSON."""
+        `D:<slice start>` survey ids seen in a slice (dedup) with the copy kept
+        and its slice key, `P:<event>` a parked survey. Values are
+        deterministic compact JSON."""
+        self.settle()
         out: dict[str, bytes | None] = {}
         tickets = self._tickets
         for key in self._dirty:
@@ -629,6 +930,7 @@ class PartitionEngine:
             eng.surveys_store.sealed = meta["sealed"][1]
             eng._dedup_evicted = meta["dd"]
             eng.dropped_contributions = meta["dropped"]
+            eng.duplicate_conflicts = dict(zip(ROLES, meta.get("dc", (0, 0)), strict=True))
         if "l" in latest:
             eng.guard.load(latest["l"])
         if "c" in latest:
@@ -646,10 +948,19 @@ class PartitionEngine:
                 stores[tag].load_slice(int(rest), value)
             elif tag == "D":
                 s = int(rest)
-                eng._dedup_slices[s] = set(value)
-                eng._dedup_heap.append(s)
-                for eid in value:
+                ids: set[str] = set()
+                for item in value:
+                    if isinstance(item, str):  # an id alone (values written before copies)
+                        eid = item
+                    else:
+                        eid, raw, k = item
+                        kept = decode_event(raw)
+                        assert isinstance(kept, SurveyResponse)
+                        eng._survey_kept[eid] = (kept, None if k is None else tuple(k))
+                    ids.add(eid)
                     eng._dedup[eid] = s
+                eng._dedup_slices[s] = ids
+                eng._dedup_heap.append(s)
             elif tag == "P":
                 e = decode_event(value)
                 assert isinstance(e, SurveyResponse)

@@ -48,6 +48,9 @@ def all_time(
             counters.append(Sample("events_total", {"role": role, "outcome": o.value}, float(n)))
     dropped = sum(e.dropped_contributions for e in engines)
     counters.append(Sample("dropped_contributions_total", {}, float(dropped)))
+    for role in ROLES:
+        n = sum(e.duplicate_conflicts.get(role, 0) for e in engines)
+        counters.append(Sample("duplicate_conflicts_total", {"role": role}, float(n)))
     merged: dict[Key, TicketAgg] = {}
     for eng in engines:
         for key, agg in eng.cumulative_tickets().items():
