@@ -114,6 +114,9 @@ def expected(
             continue
         assert key is not None
         outcome = engines[partition_for(key, partitions)].apply(role, event)
+        if isinstance(outcome, Rejection):  # refused by the engine: dead-lettered
+            dls[(role, outcome.code)] += 1
+            continue
         outcomes[(role, str(outcome))] += 1
     return Expected(engines, outcomes, dls, n)
 
