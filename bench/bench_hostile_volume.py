@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench.kafka_setup import broker, create_topics  # noqa: E402
 from tests.integration.test_worker_pipeline import (  # noqa: E402
     Topics,
     WorkerProc,
@@ -51,8 +52,6 @@ from tests.support.hostile_volume import (  # noqa: E402
     write_lines,
 )
 
-PARTITIONS = 4
-
 
 def inputs(name: str) -> Iterable[bytes]:
     if name == "labels":
@@ -62,17 +61,6 @@ def inputs(name: str) -> Iterable[bytes]:
     if name == "tickets":
         return long_tickets(1_000, 1_000, step_ms=10)
     raise SystemExit(f"unknown input {name!r}")
-
-
-async def create_topics(bootstrap: str, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
-    finally:
-        await admin.close()
 
 
 def run_one(bootstrap: str, workdir: Path, name: str, runtime: str) -> dict[str, object]:
@@ -123,31 +111,23 @@ def main() -> int:
     ap.add_argument("--inputs", default="labels,ticket,tickets")
     ap.add_argument("--runtime", default="direct", choices=("direct", "faust"))
     args = ap.parse_args()
-    broker = None
     workdir = Path(tempfile.mkdtemp(prefix="cxpulse-hv-"))
     try:
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            from kafka_broker import KafkaBroker
-
-            broker = KafkaBroker().start()
-            bootstrap = broker.bootstrap
-        print(f"runtime {args.runtime}, 4 partitions, max_record_bytes default (262144)")
-        print("| input | events | exit | accounted | peak RSS | changelog records | "
-              "changelog | bytes/event | largest record | part records | time |")  # fmt: skip
-        print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-        for name in args.inputs.split(","):
-            r = run_one(bootstrap, workdir, name, args.runtime)
-            print(
-                f"| {r['input']} | {r['events']:,} | {r['exit']} | {r['accounted']} | "
-                f"{r['rss_mb']:.0f} MB | {r['records']:,} | {r['changelog_mb']:.1f} MB | "
-                f"{r['bytes_per_event']:.0f} B | {r['largest']:,} B | {r['parts']:,} | "
-                f"{r['seconds']:.0f} s |",
-                flush=True,
-            )
+        with broker(args.bootstrap) as bootstrap:
+            print(f"runtime {args.runtime}, 4 partitions, max_record_bytes default (262144)")
+            print("| input | events | exit | accounted | peak RSS | changelog records | "
+                  "changelog | bytes/event | largest record | part records | time |")  # fmt: skip
+            print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+            for name in args.inputs.split(","):
+                r = run_one(bootstrap, workdir, name, args.runtime)
+                print(
+                    f"| {r['input']} | {r['events']:,} | {r['exit']} | {r['accounted']} | "
+                    f"{r['rss_mb']:.0f} MB | {r['records']:,} | {r['changelog_mb']:.1f} MB | "
+                    f"{r['bytes_per_event']:.0f} B | {r['largest']:,} B | {r['parts']:,} | "
+                    f"{r['seconds']:.0f} s |",
+                    flush=True,
+                )
     finally:
-        if broker is not None:
-            broker.stop(remove_data=True)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
