@@ -236,14 +236,17 @@ def _auth_exception(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-def authorization_error(exc: BaseException, settings: Any) -> KafkaAccessError | None:
-    """A missing ACL, named as the README's ACL table names it (None: not an ACL error).
+def authorization_error(
+    exc: BaseException, settings: Any, *, exporter: bool = False
+) -> KafkaAccessError | None:
+    """A missing ACL, named as the README's ACL tables name it (None: not an ACL error).
 
     The broker answers an operation without its ACL with an error code, which
     aiokafka raises wherever the operation happens (a fetch, a send, joining
     the group, a transaction): this turns it into one line saying which
     permission on which resource to grant, instead of a traceback and exit 70
-    (or 1) that a restart repeats for ever.
+    (or 1) that a restart repeats for ever. `exporter`: the grant the exporter
+    needs (it only reads the changelog and the input topics' end offsets).
     """
     from aiokafka import errors as ke
 
@@ -262,19 +265,43 @@ def authorization_error(exc: BaseException, settings: Any) -> KafkaAccessError |
     else:
         arg = found.args[0] if found.args else None  # a topic, or a set of them
         names = set(arg) if isinstance(arg, set | frozenset | list | tuple) else set()
-        if isinstance(arg, str):
-            names = {arg}
         need = {
-            s.topic_tickets: "Read on topic {!r} (topic_tickets)",
-            s.topic_surveys: "Read on topic {!r} (topic_surveys)",
-            s.changelog_topic: "Read and Write on topic {!r} (the state changelog)",
-            s.topic_deadletter: "Write on topic {!r} (topic_deadletter)",
+            s.topic_tickets: ("Read", "topic_tickets"),
+            s.topic_surveys: ("Read", "topic_surveys"),
+            s.changelog_topic: ("Read and Write", "the state changelog"),
+            s.topic_deadletter: ("Write", "topic_deadletter"),
+            # faust's leader-election topic
+            f"{s.group_id}-__assignor-__leader": (
+                "Create and Read", "faust's leader topic, runtime: faust"
+            ),
         }
-        known = [need[n].format(n) for n in sorted(names) if n in need]
-        what = " and ".join(known) if known else f"access to topic(s) {sorted(names)}"
+        if exporter:
+            need = {
+                s.topic_tickets: ("Describe", "topic_tickets; end offsets"),
+                s.topic_surveys: ("Describe", "topic_surveys; end offsets"),
+                s.changelog_topic: ("Read", "the state changelog"),
+            }
+        creating = False
+        if isinstance(arg, str):
+            # a bare topic name (aiokafka), or a sentence naming it (faust:
+            # "Cannot create topic: <name> (29): Authorization failed.")
+            names = {arg} if arg in need else {n for n in need if _names_topic(arg, n)}
+            creating = "create topic" in arg.lower()
+        known = [
+            f"{'Create' if creating else need[n][0]} on topic {n!r} ({need[n][1]})"
+            for n in sorted(names) if n in need
+        ]  # fmt: skip
+        what = " and ".join(known) if known else f"access to topic(s) {sorted(names or {arg})}"
     return KafkaAccessError(
         EXIT_NOPERM, f"not authorized: the broker refused {type(found).__name__}; grant {what}"
     )
+
+
+def _names_topic(text: str, topic: str) -> bool:
+    """`topic` appears in `text` as a whole name (not as part of a longer one)."""
+    import re
+
+    return re.search(rf"(?<![\w.-]){re.escape(topic)}(?![\w.-])", text) is not None
 
 
 def security_of(settings: Any) -> Security:

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from stream.exporter.service import run_exporter
     from stream.kafkaconn import KafkaAccessError
 
-    prepared = prepare_serving("cxpulse exporter", settings)
+    # the exporter reads only end offsets of the input topics: Describe is its grant
+    prepared = prepare_serving("cxpulse exporter", settings, input_grant="Describe")
     if isinstance(prepared, int):
         return prepared
     with contextlib.suppress(KeyboardInterrupt):

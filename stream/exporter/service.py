@@ -215,15 +215,15 @@ async def run_exporter(
         watch = asyncio.create_task(state.auth.run())
         try:
             await _tick(consumer, state, tps, initial_end, sources, consume, lock, watch)
-        except Exception as exc:  # a missing ACL: one line naming it (the caller prints it)
-            found = authorization_error(exc, settings)
-            if found is None:
-                raise
-            raise found from None
         finally:
             consume.cancel()
             watch.cancel()
             await asyncio.gather(consume, watch, return_exceptions=True)
+    except Exception as exc:  # a missing ACL: one line naming it (the caller prints it)
+        found = authorization_error(exc, settings, exporter=True)
+        if found is None:
+            raise
+        raise found from None
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -312,14 +312,23 @@ async def _serve(sock: Any, state: ExporterState, web_config: Any) -> Any:
 
 async def _wait_for_changelog(settings: Settings) -> int:
     """Partition count of the changelog, waiting for a worker to create it."""
+    from stream.kafkaconn import EXIT_NOPERM, KafkaAccessError
     from stream.worker.shared import topic_partitions
 
     warned = False
+    name = settings.changelog_topic
     while True:
-        counts = await topic_partitions(settings, [settings.changelog_topic])
-        n = counts.get(settings.changelog_topic)
+        hidden: set[str] = set()
+        counts = await topic_partitions(settings, [name], hidden)
+        n = counts.get(name)
         if n:
             return n
+        if name in hidden:  # not "does not exist yet": it would wait for ever
+            raise KafkaAccessError(
+                EXIT_NOPERM,
+                f"not authorized: the broker hides topic {name!r} from this user; "
+                f"grant Read on topic {name!r} (the state changelog)",
+            )
         if not warned:
             log.warning(
                 "changelog topic %r does not exist yet (no worker of group %r has started): "

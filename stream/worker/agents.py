@@ -41,7 +41,7 @@ from typing import Any
 from faust.types import TP
 
 from stream.core.events import SURVEYS, TICKETS
-from stream.kafkaconn import AuthWatch, security_of
+from stream.kafkaconn import AuthWatch, authorization_error, security_of
 from stream.settings import Settings, core_config
 from stream.worker.app import create_app
 from stream.worker.crashpoint import crash_point
@@ -82,6 +82,54 @@ class _PartitionEvent:
 class _Msg:
     topic: str
     partition: int
+
+
+# --------------------------------------------------------------------------- missing ACLs
+
+
+def exit_on_missing_acl(settings: Settings) -> None:
+    """A missing ACL anywhere in faust ends the process: one line, exit 77.
+
+    Why here and not around one call: faust surfaces a refused operation
+    wherever it happens (joining the group: the consumer; reading the
+    changelog: the fetcher; creating its leader topic: start-up; writing:
+    the producer), and each of those paths logs the traceback and then stops
+    the worker with exit 1 (a supervisor restarts it into the same
+    traceback). They all pass through two places: the log record with the
+    exception (`log.exception("Drain messages raised")`, mode's
+    `"Error: %r"`, asyncio's "Task exception was never retrieved") and
+    `mode.Service.crash`. Both are hooked: an authorization error is named
+    as the README's ACL table names it (`authorization_error`) and the
+    process exits the way the direct runtime does (`_exit_with`), before the
+    traceback is written; anything else keeps faust's own handling.
+    Process-wide on purpose: only the faust runtime calls this, once, before
+    faust starts.
+    """
+    from mode import Service
+
+    from stream.worker.direct import _exit_with
+
+    def check(exc: BaseException | None) -> None:
+        found = authorization_error(exc, settings) if exc is not None else None
+        if found is not None:
+            _exit_with(found)
+
+    class _MissingAcl(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.exc_info:
+                check(record.exc_info[1])
+            return True
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_MissingAcl())
+
+    original = Service.crash
+
+    async def crash(self: Service, reason: BaseException) -> None:
+        check(reason)
+        await original(self, reason)
+
+    Service.crash = crash  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- worker
@@ -130,7 +178,18 @@ class Worker:
 
             async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
                 await super().on_recovery_completed(active_tps, standby_tps)
-                await worker._on_recovered({tp.partition for tp in active_tps})
+                try:
+                    await worker._on_recovered({tp.partition for tp in active_tps})
+                except Exception as exc:
+                    # faust runs this as a task nobody awaits: a refused repair
+                    # write (no Write on the changelog) would only be logged at
+                    # garbage collection, and the worker idle for ever
+                    found = authorization_error(exc, worker.settings)
+                    if found is not None:
+                        from stream.worker.direct import _exit_with
+
+                        _exit_with(found)
+                    raise
 
         self.table = StateTable(
             self.app,
@@ -355,7 +414,12 @@ class Worker:
                     await self._batch(group)
             except asyncio.CancelledError:
                 raise
-            except BaseException:
+            except BaseException as exc:
+                found = authorization_error(exc, self.settings)
+                if found is not None:  # no Write on the changelog or dead-letter topic
+                    from stream.worker.direct import _exit_with
+
+                    _exit_with(found)
                 log.exception("batch failed; exiting so the state is rebuilt exactly")
                 logging.shutdown()
                 os._exit(70)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -379,7 +380,7 @@ class Prepared:
     sock: socket.socket
 
 
-def prepare_serving(prog: str, settings: Settings) -> Prepared | int:
+def prepare_serving(prog: str, settings: Settings, input_grant: str = "Read") -> Prepared | int:
     """The start-up checks of every serving command, each failure one line + exit code.
 
     Targets and time model, web-config, the metrics port, then the input topics
@@ -397,7 +398,8 @@ def prepare_serving(prog: str, settings: Settings) -> Prepared | int:
         core_config(settings)  # targets file and time model: fail before connecting
         web_config = load_web_config(settings.web_config_file)
         sock = bind_metrics_socket(settings)
-        partitions = asyncio.run(wait_for_topics(settings, check_topics))
+        check = functools.partial(check_topics, input_grant=input_grant)
+        partitions = asyncio.run(wait_for_topics(settings, check))
     except (StartupError, SettingsError, WebConfigError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
@@ -449,8 +451,19 @@ def _run_faust(
 ) -> int:
     from faust.worker import Worker as FaustWorker
 
-    from stream.worker.agents import Worker
+    from stream.kafkaconn import authorization_error
+    from stream.worker.agents import Worker, exit_on_missing_acl
+    from stream.worker.shared import check_group_access
 
+    try:  # faust would wait for ever without the group ACL (`check_group_access`)
+        asyncio.run(check_group_access(settings))
+    except Exception as exc:
+        found = authorization_error(exc, settings)
+        if found is None:
+            raise
+        print(f"cxpulse worker: kafka: {found}", file=sys.stderr)
+        return found.code
+    exit_on_missing_acl(settings)
     # faust's ProducerBuffer warns "producer buffer full" on every batch we
     # write (it is its normal back-pressure when a batch writes thousands of keys)
     logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)

@@ -86,6 +86,33 @@ async def topic_partitions(
     return out
 
 
+async def check_group_access(settings: Settings) -> None:
+    """Raise the aiokafka authorization error when the broker refuses `group_id`.
+
+    One FindCoordinator request (it needs Describe on the group, which the
+    README's Read implies). Why before faust starts: faust's consumer keeps
+    aiokafka's GroupAuthorizationFailedError pending until the next fetch, and
+    faust only fetches once the group has assigned partitions, so without this
+    a faust worker missing the group ACL waits for ever, silently. Any other
+    answer (a coordinator not available yet) is left to the consumer.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import GroupAuthorizationFailedError
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
+    )
+    try:
+        await admin.start()
+        await admin.find_coordinator(settings.group_id)
+    except GroupAuthorizationFailedError:
+        raise
+    except Exception:  # noqa: S110 - not an ACL answer: the consumer deals with it
+        pass
+    finally:
+        await admin.close()
+
+
 async def deadletter_limit(settings: Settings) -> int:
     """The largest dead letter to send as a copy: `deadletter_max_bytes`, or the
     dead-letter topic's own `max.message.bytes` if that is smaller (a copy the
@@ -125,10 +152,12 @@ async def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
     return None
 
 
-async def check_topics(settings: Settings) -> int:
+async def check_topics(settings: Settings, input_grant: str = "Read") -> int:
     """Fail clearly unless the input topics exist and are co-partitioned.
 
-    Returns the common partition count. The changelog, when it exists already,
+    Returns the common partition count. `input_grant` is the ACL a hidden
+    input topic lacks: Read for a worker, Describe for the exporter (end
+    offsets only). The changelog, when it exists already,
     must have the same count: state of partition p lives in changelog
     partition p (faust would otherwise crash the agent later with
     PartitionsMismatch, in the middle of processing).
@@ -144,7 +173,7 @@ async def check_topics(settings: Settings) -> int:
             raise KafkaAccessError(
                 EXIT_NOPERM,
                 f"not authorized: the broker hides topic {name!r} from this user; "
-                f"grant Read on topic {name!r} ({setting})",
+                f"grant {input_grant} on topic {name!r} ({setting})",
             )
     nt, ns = counts.get(settings.topic_tickets), counts.get(settings.topic_surveys)
     if nt is None:

@@ -11,7 +11,11 @@ an operator on the broker host; the worker only ever uses the SASL_SSL port.
   from README.md, so the documentation cannot drift from what is tested):
   its metrics equal the offline reference (`cxpulse report`).
 * Each of those ACLs removed in turn: one line naming the grant, exit 77,
-  no traceback.
+  no traceback; with the faust runtime too (`FAUST_ROWS`: its own leader
+  topic rows and the worker's rows it surfaces in places of its own).
+* `cxpulse exporter` as a second SCRAM user (`bob`) with exactly the
+  README's exporter table, next to a worker (`alice`) with the worker's: it
+  serves the report's KPIs; each exporter row removed: one line, exit 77.
 * Wrong password (77), wrong CA (78): one line, no secret in any output.
 * A password rotated on the broker while the worker runs: `/readyz` turns 503
   within a minute and `cxpulse_kafka_auth_failing` is 1; restoring the
@@ -56,12 +60,15 @@ pytestmark = pytest.mark.kafka
 PASSWORD = "Alice-acl-s3cret"
 ROTATED = "Alice-rotated-s3cret"
 USER = "alice"
+#: the exporter's own user (its README table only)
+EXPORTER_USER, EXPORTER_PASSWORD = "bob", "Bob-acl-s3cret"
 
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[KafkaBroker]:
     b = KafkaBroker(
-        scram_users={USER: PASSWORD, "admin": "Admin-acl-s3cret"},
+        scram_users={USER: PASSWORD, EXPORTER_USER: EXPORTER_PASSWORD,
+                     "admin": "Admin-acl-s3cret"},
         sasl_tls=True,
         authorizer=True,
         super_users=("admin",),
@@ -83,26 +90,34 @@ _ROW = re.compile(
 )
 
 
-def readme_acls(t: Topics, runtime: str = "direct") -> list[Acl]:
-    """The ACL table of README.md, with the placeholders filled for `t` (for the
-    faust runtime, plus the rows of its own table)."""
+#: where each of the README's ACL tables starts, within "Kafka permissions (ACLs)"
+_TABLE_STARTS = {"exporter": "`cxpulse exporter` only reads", "faust": "With `runtime: faust`"}
+
+
+def readme_acls(t: Topics, who: str = "direct", user: str = USER) -> list[Acl]:
+    """An ACL table of README.md, with the placeholders filled for `t`: `direct`
+    (the worker's table), `faust` (plus faust's own rows) or `exporter`."""
     text = (ROOT / "README.md").read_text()
     section = text.split("### Kafka permissions (ACLs)", 1)[1].split("\n#", 1)[0]
-    if runtime == "direct":
-        section = section.split("runtime: faust", 1)[0]
+    starts = sorted([(0, "direct")] + [(section.index(m), k) for k, m in _TABLE_STARTS.items()])
+    tables = {
+        k: section[a:b]
+        for (a, k), (b, _) in zip(starts, [*starts[1:], (len(section), "")], strict=True)
+    }
+    wanted = {"direct": ["direct"], "faust": ["direct", "faust"], "exporter": ["exporter"]}[who]
     names = {
         "<topic_tickets>": t.tickets, "<topic_surveys>": t.surveys,
         "<topic_deadletter>": t.deadletter, "<group_id>": t.group,
     }  # fmt: skip
     out = []
-    for line in section.splitlines():
+    for line in "".join(tables[k] for k in wanted).splitlines():
         m = _ROW.match(line)
         if m:
             name = m.group(2)
             for k, v in names.items():
                 name = name.replace(k, v)
-            out.append(Acl(f"User:{USER}", m.group(1), name, m.group(4), m.group(3)))
-    assert len(out) >= 7, section
+            out.append(Acl(f"User:{user}", m.group(1), name, m.group(4), m.group(3)))
+    assert len(out) >= {"direct": 7, "faust": 9, "exporter": 3}[who], section
     return out
 
 
@@ -116,12 +131,12 @@ def fresh_topics(broker: KafkaBroker, tag: str) -> Topics:
 
 
 def secure_args(broker: KafkaBroker, tmp_path: Path, *, ca: Path | None = None,
-                password: str = PASSWORD) -> list[str]:  # fmt: skip
+                password: str = PASSWORD, user: str = USER) -> list[str]:  # fmt: skip
     pw = tmp_path / f"sasl-password-{len(list(tmp_path.glob('sasl-password-*')))}"
     pw.write_text(password + "\n")
     return [
         "--set", "security_protocol=SASL_SSL", "--set", "sasl_mechanism=SCRAM-SHA-512",
-        "--set", f"sasl_username={USER}", "--set", f"sasl_password_file={pw}",
+        "--set", f"sasl_username={user}", "--set", f"sasl_password_file={pw}",
         "--set", f"ssl_cafile={ca or broker.ca_file}",
     ]  # fmt: skip
 
@@ -195,26 +210,41 @@ ROWS = [
     ("Topic", "changelog", "Create"), ("Topic", "deadletter", "Write"),
     ("TransactionalId", "txn", "Write"),
 ]  # fmt: skip
+#: with the faust runtime: every row it uses but `surveys` Read (the same
+#: pre-start check as `tickets`), plus faust's leader topic Create; each one
+#: surfaces in a place of faust's own (group join, fetcher, producer, agent,
+#: start-up). Not the leader topic's Read: without it faust either fails the
+#: fetch (77) or leaves the topic out of the assignment and runs, by timing.
+FAUST_ROWS = [
+    ("Topic", "tickets", "Read"), ("Group", "group", "Read"),
+    ("Topic", "changelog", "Read"), ("Topic", "changelog", "Write"),
+    ("Topic", "changelog", "Create"), ("Topic", "deadletter", "Write"),
+    ("Topic", "leader", "Create"),
+]  # fmt: skip
+CASES = [(*r, "direct") for r in ROWS] + [(*r, "faust") for r in FAUST_ROWS]
 
 
-@pytest.mark.parametrize(("resource", "which", "operation"), ROWS,
-                         ids=[f"{o}-{w}" for _, w, o in ROWS])  # fmt: skip
+@pytest.mark.parametrize(("resource", "which", "operation", "worker_runtime"), CASES,
+                         ids=[f"{o}-{w}-{rt}" for _, w, o, rt in CASES])  # fmt: skip
 def test_each_missing_acl_is_one_line_and_77(
-    broker: KafkaBroker, capture: Path, tmp_path: Path, resource: str, which: str, operation: str
-) -> None:
+    broker: KafkaBroker, capture: Path, tmp_path: Path, resource: str, which: str,
+    operation: str, worker_runtime: str,
+) -> None:  # fmt: skip
     t = fresh_topics(broker, which[:4])
     name = {
         "tickets": t.tickets, "surveys": t.surveys, "group": t.group,
         "changelog": t.changelog, "deadletter": t.deadletter, "txn": t.changelog + "-",
+        "leader": t.group + "-__assignor-__leader",
     }[which]  # fmt: skip
-    acls = readme_acls(t)
+    acls = readme_acls(t, worker_runtime)
     missing = [a for a in acls if (a.resource, a.name, a.operation) == (resource, name, operation)]
     assert len(missing) == 1, "the README lists this ACL exactly once"
     asyncio.run(alter_acls(broker.bootstrap, add=[a for a in acls if a not in missing]))
     if which == "changelog" and operation == "Read":
         _changelog_with_records(broker, t)  # the first start reads nothing
     replay(capture, broker.bootstrap, t)  # includes malformed lines: dead letters
-    w = WorkerProc(broker.sasl_bootstrap, t, tmp_path, "w", *secure_args(broker, tmp_path))
+    w = WorkerProc(broker.sasl_bootstrap, t, tmp_path, "w", *secure_args(broker, tmp_path),
+                   runtime=worker_runtime)  # fmt: skip
     w.start()
     try:
         assert w.proc is not None
@@ -271,7 +301,7 @@ class ExporterProc:
 
     def __init__(self, broker: KafkaBroker, t: Topics, tmp_path: Path, *extra: str) -> None:
         self.port = free_port()
-        self.log_path = tmp_path / "exporter.log"
+        self.log_path = tmp_path / f"exporter-{len(list(tmp_path.glob('exporter-*.log')))}.log"
         cmd = [
             *CXPULSE, "exporter", "--bootstrap-servers", broker.sasl_bootstrap,
             "--group-id", t.group, "--topic-tickets", t.tickets, "--topic-surveys", t.surveys,
@@ -279,6 +309,12 @@ class ExporterProc:
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def scrape(self) -> str:
+        status, body = get(f"http://127.0.0.1:{self.port}/metrics")
+        if status != 200:
+            raise OSError(f"/metrics answered {status}")
+        return body
 
     def ready(self) -> int:
         try:
@@ -357,3 +393,63 @@ def test_password_rotated_while_running(
     assert last.startswith("cxpulse worker: kafka: authentication failed"), log[-3000:]
     assert "while running" in last
     assert PASSWORD not in log and ROTATED not in log
+
+
+def _exporter_args(broker: KafkaBroker, tmp_path: Path) -> list[str]:
+    return secure_args(broker, tmp_path, user=EXPORTER_USER, password=EXPORTER_PASSWORD)
+
+
+def test_exporter_works_with_exactly_its_readme_acls(
+    broker: KafkaBroker, capture: Path, tmp_path: Path
+) -> None:
+    """Worker `alice` with the worker's table, exporter `bob` with the exporter's only:
+    the exporter serves exactly the report's KPI series."""
+    from tests.integration.test_exporter import wait_settled
+
+    lines = list(read_lines(capture))
+    exp = expected(lines)
+    t = fresh_topics(broker, "exp")
+    asyncio.run(alter_acls(broker.bootstrap, add=readme_acls(t) + readme_acls(
+        t, "exporter", EXPORTER_USER)))  # fmt: skip
+    replay(capture, broker.bootstrap, t)
+    w = WorkerProc(broker.sasl_bootstrap, t, tmp_path, "w", *secure_args(broker, tmp_path))
+    w.start()
+    e: ExporterProc | None = None
+    try:
+        e = ExporterProc(broker, t, tmp_path, *_exporter_args(broker, tmp_path),
+                         "--set", "idle_timeout=1h")  # the reference is at the last event
+        wait_consumed([w], exp.consumed)
+        wait_settled([e], exp)
+        assert e.ready() == 200
+    finally:
+        w.stop()
+        if e is not None:
+            e.stop()
+    elog = e.log_text()
+    assert "Traceback" not in elog and "not authorized" not in elog, elog[-3000:]
+    assert EXPORTER_PASSWORD not in elog
+
+
+def test_each_missing_exporter_acl_is_one_line_and_77(
+    broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """Each row of the exporter's table removed in turn (the changelog exists)."""
+    t = fresh_topics(broker, "xmiss")
+    _changelog_with_records(broker, t)
+    acls = readme_acls(t, "exporter", EXPORTER_USER)
+    for missing in acls:
+        granted = [a for a in acls if a != missing]
+        asyncio.run(alter_acls(broker.bootstrap, add=granted))
+        e = ExporterProc(broker, t, tmp_path, *_exporter_args(broker, tmp_path))
+        try:
+            rc = e.proc.wait(120)
+        finally:
+            e.stop()
+            asyncio.run(alter_acls(broker.bootstrap, remove=granted))
+        log = e.log_text()
+        assert rc == 77, (missing, log[-3000:])
+        assert "Traceback" not in log, log[-3000:]
+        last = log.strip().splitlines()[-1]
+        assert last.startswith("cxpulse exporter: kafka: not authorized"), log[-3000:]
+        assert f"grant {missing.operation} on topic {missing.name!r}" in last, last
+        assert EXPORTER_PASSWORD not in log

@@ -56,11 +56,29 @@ def test_missing_acls_are_named_as_the_readme_names_them() -> None:
          "Write on topic 'g-state-changelog'"),
         (ke.TopicAuthorizationFailedError("dl"), "Write on topic 'dl' (topic_deadletter)"),
         (ke.TopicAuthorizationFailedError("t"), "Read on topic 't' (topic_tickets)"),
+        (ke.TopicAuthorizationFailedError("g-__assignor-__leader"),
+         "Create and Read on topic 'g-__assignor-__leader'"),
+        # faust names the topic in a sentence when it cannot create it
+        (ke.TopicAuthorizationFailedError(
+            "Cannot create topic: g-__assignor-__leader (29): Authorization failed."),
+         "grant Create on topic 'g-__assignor-__leader' (faust's leader topic"),
+        (ke.TopicAuthorizationFailedError(
+            "Cannot create topic: g-state-changelog (29): Authorization failed."),
+         "grant Create on topic 'g-state-changelog' (the state changelog)"),
+        (ke.TopicAuthorizationFailedError("other"), "grant access to topic(s) ['other']"),
     ]
     for exc, phrase in cases:
         found = authorization_error(exc, s)
         assert found is not None and found.code == EXIT_NOPERM
         assert str(found).startswith("not authorized: ") and phrase in str(found), str(found)
+    # the exporter only reads: the grants of its own table
+    for exc, phrase in [
+        (ke.TopicAuthorizationFailedError({"g-state-changelog"}),
+         "grant Read on topic 'g-state-changelog' (the state changelog)"),
+        (ke.TopicAuthorizationFailedError("s"), "grant Describe on topic 's' (topic_surveys"),
+    ]:  # fmt: skip
+        found = authorization_error(exc, s, exporter=True)
+        assert found is not None and found.code == EXIT_NOPERM and phrase in str(found), found
     # found through the cause chain (a gather, a future re-raised)
     try:
         try:
