@@ -54,6 +54,7 @@ from stream.worker.shared import (
     count_label_caps,
     counter_name,
     deadletter_limit,
+    exit_with,
     handle_message,
     partition_lag,
     worker_status,
@@ -100,19 +101,17 @@ def exit_on_missing_acl(settings: Settings) -> None:
     `"Error: %r"`, asyncio's "Task exception was never retrieved") and
     `mode.Service.crash`. Both are hooked: an authorization error is named
     as the README's ACL table names it (`authorization_error`) and the
-    process exits the way the direct runtime does (`_exit_with`), before the
+    process exits the way the direct runtime does (`exit_with`), before the
     traceback is written; anything else keeps faust's own handling.
     Process-wide on purpose: only the faust runtime calls this, once, before
     faust starts.
     """
     from mode import Service
 
-    from stream.worker.direct import _exit_with
-
     def check(exc: BaseException | None) -> None:
         found = authorization_error(exc, settings) if exc is not None else None
         if found is not None:
-            _exit_with(found)
+            exit_with(found)
 
     class _MissingAcl(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
@@ -186,9 +185,7 @@ class Worker:
                     # garbage collection, and the worker idle for ever
                     found = authorization_error(exc, worker.settings)
                     if found is not None:
-                        from stream.worker.direct import _exit_with
-
-                        _exit_with(found)
+                        exit_with(found)
                     raise
 
         self.table = StateTable(
@@ -397,9 +394,7 @@ class Worker:
     async def _watch_auth(self) -> None:
         """Credentials refused for `auth_failure_exit_after`: one line, exit 77/78
         (faust has no stop path that returns an exit code; state is durable per batch)."""
-        from stream.worker.direct import _exit_with
-
-        _exit_with(await self.auth.run())
+        exit_with(await self.auth.run())
 
     # -- processing
 
@@ -417,9 +412,7 @@ class Worker:
             except BaseException as exc:
                 found = authorization_error(exc, self.settings)
                 if found is not None:  # no Write on the changelog or dead-letter topic
-                    from stream.worker.direct import _exit_with
-
-                    _exit_with(found)
+                    exit_with(found)
                 log.exception("batch failed; exiting so the state is rebuilt exactly")
                 logging.shutdown()
                 os._exit(70)

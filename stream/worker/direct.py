@@ -37,11 +37,10 @@ import gc
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from stream.core.deadletter import DeadLetter
 from stream.core.engine import PartitionEngine
@@ -65,6 +64,7 @@ from stream.worker.shared import (
     count_label_caps,
     counter_name,
     deadletter_limit,
+    exit_with,
     handle_message,
     partition_lag,
     topic_max_message_bytes,
@@ -326,7 +326,7 @@ class DirectWorker:
                 except BaseException as exc:
                     access = await self._access(exc)
                     if access is not None:
-                        _exit_with(access)
+                        exit_with(access)
                     if type(exc).__name__ in ("ProducerFenced", "TransactionCoordinatorFenced"):
                         log.error(
                             "fenced: another worker took a partition over while this one "
@@ -369,7 +369,7 @@ class DirectWorker:
                 await asyncio.wait_for(asyncio.shield(task), _CLIENT_TIMEOUT_S)
             except TimeoutError:
                 if self.fatal is not None:
-                    _exit_with(self.fatal)
+                    exit_with(self.fatal)
                 log.warning(
                     "stop requested while a batch could not be made durable (broker "
                     "away?); exiting without it: it is re-read at the next start"
@@ -799,17 +799,6 @@ def _check_created(response: Any, topic: str) -> bool:
     return created
 
 
-def _exit_with(err: KafkaAccessError) -> NoReturn:
-    """End the process at once with the one line and exit code of `err` (77/78).
-
-    Used where the worker cannot unwind normally (a batch half applied, a
-    rebalance step inside aiokafka's listener); no traceback: a missing ACL or
-    a refused password is a user error, and a restart repeats it."""
-    print(f"cxpulse worker: kafka: {err}", file=sys.stderr, flush=True)
-    logging.shutdown()
-    os._exit(err.code)
-
-
 async def _or_exit(
     step: Any, stopping: Any, access: Callable[[BaseException], Any] | None = None
 ) -> None:
@@ -827,7 +816,7 @@ async def _or_exit(
             return
         found = await access(exc) if access is not None else None
         if found is not None:
-            _exit_with(found)
+            exit_with(found)
         log.exception("rebalance step failed; exiting so the state is rebuilt exactly")
         logging.shutdown()
         os._exit(70)

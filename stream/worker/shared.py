@@ -10,16 +10,22 @@ lives here once.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from stream.core.deadletter import DEFAULT_MAX_BYTES, DeadLetter, bounded, dead_letter
 from stream.core.decode import Rejection, decode
 from stream.core.events import SURVEYS, TICKETS, key_of, role_of
 from stream.core.timeguard import time_rejection
 from stream.settings import Settings
+
+if TYPE_CHECKING:
+    from stream.kafkaconn import KafkaAccessError
 
 ROLES = (TICKETS, SURVEYS)
 #: Reason code for a valid event on the other role's topic (the worker's own code;
@@ -376,3 +382,14 @@ async def await_all(futures: list[Any]) -> None:
     except asyncio.CancelledError:
         await done
         raise
+
+
+def exit_with(err: KafkaAccessError) -> NoReturn:
+    """End the process at once with the one line and exit code of `err` (77/78).
+
+    Used where the worker cannot unwind normally (a batch half applied, a
+    rebalance step inside aiokafka's listener); no traceback: a missing ACL or
+    a refused password is a user error, and a restart repeats it."""
+    print(f"cxpulse worker: kafka: {err}", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(err.code)
