@@ -218,6 +218,15 @@ class AuthWatch:
                 return verdict
 
 
+def auth_watch(settings: Any) -> AuthWatch:
+    """The `AuthWatch` of a worker or exporter, from its settings (one place)."""
+    return AuthWatch(
+        security_of(settings),
+        settings.auth_failure_exit_after_ms / 1000,
+        settings.auth_probe_interval_ms / 1000,
+    )
+
+
 def _auth_exception(exc: BaseException | None) -> BaseException | None:
     """The aiokafka authorization error in `exc` or its causes (a gather, a future)."""
     from aiokafka import errors as ke

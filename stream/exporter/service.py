@@ -180,11 +180,11 @@ async def run_exporter(
     """Serve until cancelled (SIGINT/SIGTERM handled by the caller's asyncio.run)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from stream.kafkaconn import AuthWatch, authorization_error, security_of
+    from stream.kafkaconn import auth_watch, authorization_error
 
     partitions = await _wait_for_changelog(settings)
     state = ExporterState(settings, config, partitions)
-    state.auth = AuthWatch(security_of(settings), settings.auth_failure_exit_after_ms / 1000)
+    state.auth = auth_watch(settings)
     sec = settings.aiokafka_security()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,

@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     auth_failure_exit_after_ms: Duration = Field(
         default=ms("5m"), alias="auth_failure_exit_after"
     )
+    #: how often a running worker or exporter opens one fresh connection to check
+    #: that the broker still accepts its credentials (`stream.kafkaconn.AuthWatch`)
+    auth_probe_interval_ms: Duration = Field(default=ms("15s"), alias="auth_probe_interval")
     #: largest state record the worker writes to the changelog (header, key, new
     #: and previous value): larger values are split into parts
     #: (`stream.worker.persistence`); at most the broker's default message.max.bytes

@@ -41,7 +41,7 @@ from typing import Any
 from faust.types import TP
 
 from stream.core.events import SURVEYS, TICKETS
-from stream.kafkaconn import AuthWatch, authorization_error, security_of
+from stream.kafkaconn import auth_watch, authorization_error
 from stream.settings import Settings, core_config
 from stream.worker.app import create_app
 from stream.worker.crashpoint import crash_point
@@ -212,7 +212,7 @@ class Worker:
         self.app.timer(10.0, name="cxpulse-progress")(self._log_progress)
         self.app.task(self._deadletter_limit)
         #: does the broker still accept our credentials (`stream.kafkaconn.AuthWatch`)
-        self.auth = AuthWatch(security_of(settings), settings.auth_failure_exit_after_ms / 1000)
+        self.auth = auth_watch(settings)
         self.app.task(self._watch_auth)
 
     # -- the narrow interface the exporter reads

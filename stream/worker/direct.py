@@ -44,7 +44,7 @@ from typing import Any
 
 from stream.core.deadletter import DeadLetter
 from stream.core.engine import PartitionEngine
-from stream.kafkaconn import AuthWatch, KafkaAccessError, authorization_error, probe, security_of
+from stream.kafkaconn import KafkaAccessError, auth_watch, authorization_error, probe
 from stream.settings import Settings, core_config
 from stream.worker.crashpoint import crash_point
 from stream.worker.localstore import LocalStore, LocalStoreCorrupt, open_or_quarantine
@@ -137,7 +137,7 @@ class DirectWorker:
         self._record_max = settings.max_record_bytes
         self._batch_bytes = max(_MAX_BATCH_BYTES, self._record_max + _RECORD_BATCH_OVERHEAD)
         #: does the broker still accept our credentials (rotation while running)
-        self.auth = AuthWatch(security_of(settings), settings.auth_failure_exit_after_ms / 1000)
+        self.auth = auth_watch(settings)
         #: why the worker stopped itself (credentials refused too long): exit code + line
         self.fatal: KafkaAccessError | None = None
 
