@@ -182,17 +182,22 @@ def _all_up(prom: str, timeout_s: float) -> list[dict[str, Any]]:
 
 
 def test_demo_runs_every_part_pages_the_incident_team_and_stops_clean(tmp_path: Path) -> None:
-    # One incident on billing, 30 simulated minutes (30 s) after the simulation starts,
-    # at twice the default volume so that even a night hour gives the burn-rate page its
-    # minimum of 10 deadlines quickly.
+    # One incident on billing, 30 simulated minutes (30 s) after the simulation starts.
+    # The simulated hour follows the wall clock, so the incident may fall in the night
+    # (0.6-1% of a day's tickets an hour). The page needs 10 deadlines in its window and
+    # then `for: 2m` of a breach ratio over 40%, so volume and length are chosen for the
+    # worst hour: at 12,000 tickets a day billing gets about 20 tickets in a night hour,
+    # and a 4h stall holds the ratio for minutes after that. With 4,000 a day and 3h, a
+    # CI run at 22:06 UTC (simulated 01:29) reached 10 deadlines only 3 minutes in, as
+    # the stall ended, and never paged.
     team = "billing"
     with demo("--speed", "60", "--dir", str(tmp_path / "demo"), "--incident-team", team,
-              "--incident-after", "30m", "--incident-length", "3h", "--incident-every", "0",
-              "--tickets-per-day", "4000") as con:
+              "--incident-after", "30m", "--incident-length", "4h", "--incident-every", "0",
+              "--tickets-per-day", "12000") as con:
         where = con.running()
         prom, wall = where["prometheus"].removesuffix("/alerts"), where["wall"]
         assert prom.startswith("http://127.0.0.1:") and wall.startswith("http://127.0.0.1:")
-        assert "incidents" in where and f"team {team} stalls for 3h" in con.text, con.text
+        assert "incidents" in where and f"team {team} stalls for 4h" in con.text, con.text
         assert len(con.children) >= 6, con.children  # Kafka, worker, exporter, AM, Prom, ...
 
         # Every scrape target up, and the consumed counter moving.
