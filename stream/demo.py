@@ -52,6 +52,8 @@ from typing import IO, Any
 
 import yaml
 
+from stream import cliargs
+
 EXIT_PART_DIED = 1
 EXIT_USAGE = 2
 STATE_NAME = "demo.json"  # under the demo's directory: its pid and its parts' pids
@@ -173,7 +175,7 @@ class Demo:
         out.append(Part(
             "wall",
             [*PY, "wall", "--prometheus-url", f"http://127.0.0.1:{prom_port}",
-             "--port", str(wall_port), "--refresh", "5", "--targets", targets],
+             "--port", str(wall_port), "--refresh", "5s", "--targets", targets],
             ready_url=f"http://127.0.0.1:{wall_port}/healthz",
             where=f"http://127.0.0.1:{wall_port}/"))
         for i in range(a.workers):
@@ -215,7 +217,7 @@ class Demo:
             "simulator",
             [sys.executable, "-m", "stream.demo", "--produce", bootstrap,
              "--speed", str(a.speed), "--scenario", a.scenario, "--seed", str(a.seed),
-             "--tickets-per-day", str(a.tickets_per_day), "--days", str(a.days),
+             "--tickets-per-day", str(a.tickets_per_day), "--duration-ms", str(a.duration),
              "--start-ms", str(self.sim_start_ms), *incident],
             finishes=True, where=f"{a.scenario} scenario at {a.speed:g}x real time, "
             f"simulated clock from {started:%Y-%m-%d %H:%M} UTC"))
@@ -391,7 +393,7 @@ class Demo:
         a = self.args
         if a.incident is None:
             return []
-        duration_ms = int(a.days * 86_400_000)
+        duration_ms = a.duration
         out: list[tuple[float, str]] = []
         for begin, end in a.incident.spans(self.sim_start_ms, duration_ms):
             at = launched + (begin - self.sim_start_ms) / 1000 / a.speed
@@ -433,7 +435,7 @@ class Demo:
             a = self.args
             # Faster than real time the simulation starts in the past so that its clock
             # reaches the wall clock at its end (events are never stamped ahead of now).
-            duration_ms = int(a.days * 86_400_000)
+            duration_ms = a.duration
             self.sim_start_ms = int(time.time() * 1000) - int(duration_ms * (1 - 1 / a.speed))
             parts = self.parts(bootstrap, am_port, prom_port)
             (self.dir / "prometheus.yml").write_text(self.prometheus_config(parts, am_port))
@@ -450,7 +452,7 @@ class Demo:
             rows += [(n, by_name[n].where) for n in order]
             if a.incident is not None:
                 first = schedule[0][0] if schedule else None
-                when = ("none within the simulated days" if first is None else
+                when = ("none within the simulated --duration" if first is None else
                         f"first at {datetime.fromtimestamp(first, UTC).astimezone():%H:%M:%S} "
                         f"(in {_human((first - time.time()) * 1000)})")
                 every = (f", every {_human(a.incident.every_ms)}" if a.incident.every_ms
@@ -581,7 +583,7 @@ def stop_demo(directory: Path, timeout_s: float = 120.0) -> int:
 
 # -- the simulator part: produces at the current time ------------------------------------
 def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
-                 tickets_per_day: float, days: float, start_ms: int | None = None,
+                 tickets_per_day: float, duration_ms: int, start_ms: int | None = None,
                  incident: IncidentPlan | None = None) -> int:
     """Simulate and produce each event when its time comes (at `speed`x).
 
@@ -596,7 +598,6 @@ def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
     from stream.sim.dirt import generate
     from stream.sim.model import SimConfig
 
-    duration_ms = int(days * 86_400_000)
     if start_ms is None:
         start_ms = int(time.time() * 1000) - int(duration_ms * (1 - 1 / speed))
     slowdowns = () if incident is None else incident.slowdowns(start_ms, duration_ms)
@@ -607,26 +608,6 @@ def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
     n = asyncio.run(produce(bootstrap, outgoing))
     print(f"simulator: {n} messages produced", flush=True)
     return 0
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _duration(text: str) -> int:
-    from stream.core.durations import DurationError, parse_duration_ms
-
-    try:
-        return parse_duration_ms(text)
-    except DurationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _duration_or_zero(text: str) -> int:
-    return 0 if text.strip() in ("0", "off", "once") else _duration(text)
 
 
 def incident_plan(args: argparse.Namespace) -> IncidentPlan | str | None:
@@ -698,7 +679,7 @@ def register(sub: Any) -> None:
                    help="stop the demo running in --dir (and any part a killed demo left)")
     p.add_argument("--workers", type=int, default=1, choices=range(1, 5), metavar="N",
                    help="worker processes (1-4)")
-    p.add_argument("--speed", type=_positive, default=1.0, metavar="N",
+    p.add_argument("--speed", type=cliargs.positive, default=1.0, metavar="N",
                    help="simulated seconds per real second (60: an hour a minute)")
     p.add_argument("--scenario", default="normal",
                    help="simulator scenario under the incidents (normal, incident, ...: "
@@ -706,16 +687,18 @@ def register(sub: Any) -> None:
     p.add_argument("--incident-team", default="tech", metavar="TEAM",
                    help="the team that stalls (replies 30x slower) in each incident; "
                    "none: no incidents")
-    p.add_argument("--incident-after", type=_duration, default="1h", metavar="DURATION",
+    p.add_argument("--incident-after", type=cliargs.duration_ms, default="1h", metavar="DURATION",
                    help="simulated time from the simulation's start to the first incident")
-    p.add_argument("--incident-length", type=_duration, default="3h", metavar="DURATION",
+    p.add_argument("--incident-length", type=cliargs.duration_ms, default="3h", metavar="DURATION",
                    help="simulated length of each incident")
-    p.add_argument("--incident-every", type=_duration_or_zero, default="12h",
+    p.add_argument("--incident-every", type=cliargs.duration_ms_or_zero, default="12h",
                    metavar="DURATION", help="simulated time between incident starts (0: a "
                    "single incident)")
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
-    p.add_argument("--tickets-per-day", type=_positive, default=2000.0, help="weekday volume")
-    p.add_argument("--days", type=_positive, default=7.0, help="simulated days to produce")
+    p.add_argument("--tickets-per-day", type=cliargs.positive, default=2000.0,
+                   help="weekday volume")
+    p.add_argument("--duration", type=cliargs.duration_ms, default="7d", metavar="DURATION",
+                   help="simulated time to produce (at --speed N it ends N times sooner)")
     p.add_argument("--wall-port", type=int, default=0, help="wall port (0: a free one)")
     p.add_argument("--targets", default="targets.yaml", help="targets file in the clone")
     p.set_defaults(func=run)
@@ -729,13 +712,14 @@ def _main(argv: list[str]) -> int:
     p.add_argument("--scenario", default="normal")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tickets-per-day", type=float, default=2000.0)
-    p.add_argument("--days", type=float, default=7.0)
+    p.add_argument("--duration-ms", type=int, default=7 * 86_400_000)
     p.add_argument("--start-ms", type=int, default=None)
     p.add_argument("--incident", default=None, help="an IncidentPlan as JSON")
     a = p.parse_args(argv)
     incident = IncidentPlan(**json.loads(a.incident)) if a.incident else None
     with contextlib.suppress(KeyboardInterrupt):
-        return produce_live(a.produce, a.speed, a.scenario, a.seed, a.tickets_per_day, a.days,
+        return produce_live(a.produce, a.speed, a.scenario, a.seed, a.tickets_per_day,
+                            a.duration_ms,
                             a.start_ms, incident)
     return 0
 

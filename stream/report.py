@@ -70,27 +70,26 @@ def compute(
     rejected: Counter[str] = Counter()
     received = received_ms if received_ms is not None else int(time.time() * 1000)
     n = 0
-    for eng in engines:
-        eng.begin_batch()  # the whole input is one batch (`PartitionEngine.begin_batch`)
-    for raw in lines:
-        line = raw.rstrip(b"\r\n")
-        if not line.strip():
-            continue
-        n += 1
-        event = decode(line)
-        if isinstance(event, Rejection):
-            rejected[event.code] += 1
-            continue
-        bad_time = time_rejection(event.ts, received, cfg.max_event_ahead_ms)
-        if bad_time is not None:
-            rejected[bad_time[0]] += 1
-            continue
-        p = partition_for(key_of(event), partitions) if partitions > 1 else 0
-        outcome = engines[p].apply(role_of(event), event)
-        if isinstance(outcome, Rejection):  # refused like the worker does (ticket_event_cap)
-            rejected[outcome.code] += 1
-    for eng in engines:
-        eng.end_batch()
+    with contextlib.ExitStack() as batches:  # the whole input is one batch per engine
+        for eng in engines:
+            batches.enter_context(eng.batch())
+        for raw in lines:
+            line = raw.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            n += 1
+            event = decode(line)
+            if isinstance(event, Rejection):
+                rejected[event.code] += 1
+                continue
+            bad_time = time_rejection(event.ts, received, cfg.max_event_ahead_ms)
+            if bad_time is not None:
+                rejected[bad_time[0]] += 1
+                continue
+            p = partition_for(key_of(event), partitions) if partitions > 1 else 0
+            outcome = engines[p].apply(role_of(event), event)
+            if isinstance(outcome, Rejection):  # refused like the worker does (ticket_event_cap)
+                rejected[outcome.code] += 1
     if final:
         for eng in engines:
             eng.end_of_stream()

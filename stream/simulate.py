@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from stream import cliargs
 from stream.core.decode import Rejection, parse_ts
-from stream.core.durations import DurationError, parse_duration_ms
 from stream.replay import (
     EXIT_KAFKA,
     Outgoing,
@@ -31,14 +31,6 @@ from stream.sim.dirt import SimRecord, generate
 from stream.sim.model import SimConfig
 
 DEFAULT_START = "2026-11-02T00:00:00Z"
-
-
-def parse_duration(text: str) -> int:
-    """`90m`, `24h`, `1h30m`, `7d` to milliseconds (argparse type)."""
-    try:
-        return parse_duration_ms(text)
-    except DurationError as exc:
-        raise argparse.ArgumentTypeError(f"bad duration: {exc}") from None
 
 
 def _start(text: str) -> int:
@@ -147,9 +139,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed (same seed, same output)")
     parser.add_argument("--start", type=_start, default=_start(DEFAULT_START), help="RFC 3339")
-    parser.add_argument("--duration", type=parse_duration, default=parse_duration("24h"),
+    parser.add_argument("--duration", type=cliargs.duration_ms, default="24h",
                         help="simulated span, e.g. 6h, 7d (default: 24h)")
-    parser.add_argument("--tickets-per-day", type=float, default=2000.0, help="weekday volume")
+    parser.add_argument("--tickets-per-day", type=cliargs.positive, default=2000.0,
+                        help="weekday volume")
     parser.add_argument("--scenario", choices=p.SCENARIOS, default="normal",
                         help="a healthy operation, or one with a named problem")
     parser.add_argument("--duplicates", type=_share, default=0.0, metavar="RATE",

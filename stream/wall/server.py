@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from stream import cliargs
 from stream.core.targets import Targets, TargetsError
 from stream.wall.data import PromClient, safe_snapshot
 
@@ -116,16 +117,13 @@ def run(args: argparse.Namespace) -> int:
     targets = load_targets_or_exit(args.targets, "cxpulse wall")
     if targets is None:
         return EXIT_USAGE
-    if args.refresh <= 0:
-        print("cxpulse wall: --refresh must be positive", file=sys.stderr)
-        return EXIT_USAGE
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
         print(f"cxpulse wall: cannot listen on {args.host}:{args.port}: {exc.strerror}",
               file=sys.stderr)
         return EXIT_USAGE
-    app = build_app(args.prometheus_url, targets, args.refresh)
+    app = build_app(args.prometheus_url, targets, args.refresh / 1000)
     print(f"cxpulse wall: http://{args.host}:{sock.getsockname()[1]}/ "
           f"(Prometheus {args.prometheus_url})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
@@ -140,6 +138,12 @@ def add_prometheus_arg(p: argparse.ArgumentParser) -> None:
                    help="targets file the tiles are coloured by")
 
 
+def add_refresh_arg(p: argparse.ArgumentParser, default: str, what: str) -> None:
+    """`--refresh` of `wall` and `top`: a duration (`15s`, `1m`), read as milliseconds."""
+    p.add_argument("--refresh", type=cliargs.duration_ms, default=default, metavar="DURATION",
+                   help=what)
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "wall", help="serve the live KPI wall (a web page for a TV) from Prometheus",
@@ -152,6 +156,5 @@ def register(sub: Any) -> None:
     add_prometheus_arg(p)
     p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
-    p.add_argument("--refresh", type=float, default=15.0, metavar="SECONDS",
-                   help="how often the page reloads its data")
+    add_refresh_arg(p, "15s", "how often the page reloads its data")
     p.set_defaults(func=run)

@@ -494,36 +494,35 @@ class Worker:
         last_event_ms = None
         producer = self.app.producer
         topic = self.topic_by_role[role]
-        engine.begin_batch()  # one re-derivation per touched ticket per batch
-        for ev in events:
-            msg = ev.message
-            if msg.offset < nxt:
-                self.skipped_redeliveries += 1
-                continue
-            if msg.offset > nxt:
-                nxt = await self._on_gap(tp, role, nxt, msg.offset, counts)
+        with engine.batch():  # one re-derivation per touched ticket per batch
+            for ev in events:
+                msg = ev.message
+                if msg.offset < nxt:
+                    self.skipped_redeliveries += 1
+                    continue
                 if msg.offset > nxt:
-                    break  # dropped; re-read from nxt after the seek
-            nxt = msg.offset + 1
-            record, ts = handle_message(
-                engine, role, topic, p, msg.offset, msg.key, msg.value, counts, now_ms,
-                round(msg.timestamp * 1000) if msg.timestamp else None,
-                deadletter_max_bytes=self._dl_max,
-            )
-            if record is not None:
-                dl_futures.append(
-                    await producer.send(
-                        self.settings.topic_deadletter,
-                        record.key,
-                        record.value,
-                        None,
-                        None,
-                        record.headers,
-                    )
+                    nxt = await self._on_gap(tp, role, nxt, msg.offset, counts)
+                    if msg.offset > nxt:
+                        break  # dropped; re-read from nxt after the seek
+                nxt = msg.offset + 1
+                record, ts = handle_message(
+                    engine, role, topic, p, msg.offset, msg.key, msg.value, counts, now_ms,
+                    round(msg.timestamp * 1000) if msg.timestamp else None,
+                    deadletter_max_bytes=self._dl_max,
                 )
-            elif ts is not None:
-                last_event_ms = ts
-        engine.end_batch()
+                if record is not None:
+                    dl_futures.append(
+                        await producer.send(
+                            self.settings.topic_deadletter,
+                            record.key,
+                            record.value,
+                            None,
+                            None,
+                            record.headers,
+                        )
+                    )
+                elif ts is not None:
+                    last_event_ms = ts
         marker.offsets[role] = nxt - 1
         count_label_caps(engine, counts)
         for k, n in counts.items():

@@ -501,24 +501,23 @@ class DirectWorker:
         dead: list[DeadLetter] = []
         engine, p, topic = part.engine, tp.partition, tp.topic
         last_ts: int | None = None
-        engine.begin_batch()  # one re-derivation per touched ticket per batch
-        for r in records:
-            off = r.offset
-            if done is not None and off <= done:
-                self.skipped_redeliveries += 1
-                continue
-            if done is not None and off > done + 1:
-                self._gaps.setdefault(p, []).append((tp, role, done + 1, off))
-            done = off
-            record, ts = handle_message(
-                engine, role, topic, p, off, r.key, r.value, counts, now_ms,
-                received_ms=r.timestamp, deadletter_max_bytes=self._dl_max,
-            )
-            if record is not None:
-                dead.append(record)
-            elif ts is not None:
-                last_ts = ts
-        engine.end_batch()
+        with engine.batch():  # one re-derivation per touched ticket per batch
+            for r in records:
+                off = r.offset
+                if done is not None and off <= done:
+                    self.skipped_redeliveries += 1
+                    continue
+                if done is not None and off > done + 1:
+                    self._gaps.setdefault(p, []).append((tp, role, done + 1, off))
+                done = off
+                record, ts = handle_message(
+                    engine, role, topic, p, off, r.key, r.value, counts, now_ms,
+                    received_ms=r.timestamp, deadletter_max_bytes=self._dl_max,
+                )
+                if record is not None:
+                    dead.append(record)
+                elif ts is not None:
+                    last_ts = ts
         if done is not None:
             marker.offsets[role] = done
         count_label_caps(engine, counts)

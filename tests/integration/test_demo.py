@@ -311,7 +311,7 @@ def test_two_clones_run_their_demos_side_by_side(tmp_path: Path) -> None:
     jars = sorted(p.name for p in link.glob("libs/*"))
     env = {"XDG_CACHE_HOME": str(cache)}
     a, b = _clone(tmp_path / "a"), _clone(tmp_path / "b")
-    args = ("--speed", "60", "--days", "1", "--tickets-per-day", "1000",
+    args = ("--speed", "60", "--duration", "1d", "--tickets-per-day", "1000",
             "--incident-team", "none")
     with demo(*args, cwd=a, argv0=["scripts/demo"], env=env) as con_a, \
             demo(*args, cwd=b, argv0=["scripts/demo"], env=env) as con_b:

@@ -41,7 +41,7 @@ def test_top_shows_every_team_and_follows_an_incident() -> None:
     assert shutil.which("tmux"), ".ci/run installs tmux"
     fed = FedPrometheus().start()
     session = f"cxpulse-top-{uuid.uuid4().hex[:8]}"
-    cmd = (f"{sys.executable} -m stream.cli top --prometheus-url {fed.url} --refresh 1 "
+    cmd = (f"{sys.executable} -m stream.cli top --prometheus-url {fed.url} --refresh 1s "
            f"--targets {ROOT / 'targets.yaml'}")
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "40",
                     "-c", str(ROOT)], check=True)

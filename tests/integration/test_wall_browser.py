@@ -49,7 +49,7 @@ def wall_url(fed: FedPrometheus) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "wall", "--prometheus-url", fed.url,
-         "--port", str(port), "--refresh", "1", "--targets", str(ROOT / "targets.yaml")],
+         "--port", str(port), "--refresh", "1s", "--targets", str(ROOT / "targets.yaml")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
