@@ -279,10 +279,6 @@ def authorization_error(
             s.topic_surveys: ("Read", "topic_surveys"),
             s.changelog_topic: ("Read and Write", "the state changelog"),
             s.topic_deadletter: ("Write", "topic_deadletter"),
-            # faust's leader-election topic
-            f"{s.group_id}-__assignor-__leader": (
-                "Create and Read", "faust's leader topic, runtime: faust"
-            ),
         }
         if exporter:
             need = {

@@ -93,7 +93,7 @@ def exit_on_missing_acl(settings: Settings) -> None:
 
     Why here and not around one call: faust surfaces a refused operation
     wherever it happens (joining the group: the consumer; reading the
-    changelog: the fetcher; creating its leader topic: start-up; writing:
+    changelog: the fetcher; creating the changelog: start-up; writing:
     the producer), and each of those paths logs the traceback and then stops
     the worker with exit 1 (a supervisor restarts it into the same
     traceback). They all pass through two places: the log record with the

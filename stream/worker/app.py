@@ -77,6 +77,10 @@ def create_app(settings: Settings, **extra: Any) -> Any:
         "broker_max_poll_records": max(500, settings.batch_size),
         "stream_wait_empty": False,
         "loghandlers": [],
+        # cxpulse has no `on_leader` timers, so faust's leader election is not used;
+        # without it no `<group>-__assignor-__leader` topic is created or consumed (two
+        # ACLs fewer, and no start that fails or not by timing when its Read is missing)
+        "topic_disable_leader": True,
     }
     options.update(extra)
     app = faust.App(settings.group_id, **options)

@@ -11,8 +11,8 @@ an operator on the broker host; the worker only ever uses the SASL_SSL port.
   from README.md, so the documentation cannot drift from what is tested):
   its metrics equal the offline reference (`cxpulse report`).
 * Each of those ACLs removed in turn: one line naming the grant, exit 77,
-  no traceback; with the faust runtime too (`FAUST_ROWS`: its own leader
-  topic rows and the worker's rows it surfaces in places of its own).
+  no traceback; with the faust runtime too (`FAUST_ROWS`: the worker's rows
+  it surfaces in places of its own; faust's leader topic is disabled).
 * `cxpulse exporter` as a second SCRAM user (`bob`) with exactly the
   README's exporter table, next to a worker (`alice`) with the worker's: it
   serves the report's KPIs; each exporter row removed: one line, exit 77.
@@ -91,12 +91,13 @@ _ROW = re.compile(
 
 
 #: where each of the README's ACL tables starts, within "Kafka permissions (ACLs)"
-_TABLE_STARTS = {"exporter": "`cxpulse exporter` only reads", "faust": "With `runtime: faust`"}
+_TABLE_STARTS = {"exporter": "`cxpulse exporter` only reads"}
 
 
 def readme_acls(t: Topics, who: str = "direct", user: str = USER) -> list[Acl]:
     """An ACL table of README.md, with the placeholders filled for `t`: `direct`
-    (the worker's table), `faust` (plus faust's own rows) or `exporter`."""
+    (the worker's table), `faust` (the same: faust's leader topic is disabled) or
+    `exporter`."""
     text = (ROOT / "README.md").read_text()
     section = text.split("### Kafka permissions (ACLs)", 1)[1].split("\n#", 1)[0]
     starts = sorted([(0, "direct")] + [(section.index(m), k) for k, m in _TABLE_STARTS.items()])
@@ -104,7 +105,7 @@ def readme_acls(t: Topics, who: str = "direct", user: str = USER) -> list[Acl]:
         k: section[a:b]
         for (a, k), (b, _) in zip(starts, [*starts[1:], (len(section), "")], strict=True)
     }
-    wanted = {"direct": ["direct"], "faust": ["direct", "faust"], "exporter": ["exporter"]}[who]
+    wanted = {"direct": ["direct"], "faust": ["direct"], "exporter": ["exporter"]}[who]
     names = {
         "<topic_tickets>": t.tickets, "<topic_surveys>": t.surveys,
         "<topic_deadletter>": t.deadletter, "<group_id>": t.group,
@@ -117,7 +118,7 @@ def readme_acls(t: Topics, who: str = "direct", user: str = USER) -> list[Acl]:
             for k, v in names.items():
                 name = name.replace(k, v)
             out.append(Acl(f"User:{user}", m.group(1), name, m.group(4), m.group(3)))
-    assert len(out) >= {"direct": 7, "faust": 9, "exporter": 3}[who], section
+    assert len(out) >= {"direct": 7, "faust": 7, "exporter": 3}[who], section
     return out
 
 
@@ -211,15 +212,13 @@ ROWS = [
     ("TransactionalId", "txn", "Write"),
 ]  # fmt: skip
 #: with the faust runtime: every row it uses but `surveys` Read (the same
-#: pre-start check as `tickets`), plus faust's leader topic Create; each one
-#: surfaces in a place of faust's own (group join, fetcher, producer, agent,
-#: start-up). Not the leader topic's Read: without it faust either fails the
-#: fetch (77) or leaves the topic out of the assignment and runs, by timing.
+#: pre-start check as `tickets`); each one surfaces in a place of faust's own
+#: (group join, fetcher, producer, agent). faust's leader topic is disabled
+#: (`topic_disable_leader`): no ACL of its own.
 FAUST_ROWS = [
     ("Topic", "tickets", "Read"), ("Group", "group", "Read"),
     ("Topic", "changelog", "Read"), ("Topic", "changelog", "Write"),
     ("Topic", "changelog", "Create"), ("Topic", "deadletter", "Write"),
-    ("Topic", "leader", "Create"),
 ]  # fmt: skip
 CASES = [(*r, "direct") for r in ROWS] + [(*r, "faust") for r in FAUST_ROWS]
 
@@ -234,7 +233,6 @@ def test_each_missing_acl_is_one_line_and_77(
     name = {
         "tickets": t.tickets, "surveys": t.surveys, "group": t.group,
         "changelog": t.changelog, "deadletter": t.deadletter, "txn": t.changelog + "-",
-        "leader": t.group + "-__assignor-__leader",
     }[which]  # fmt: skip
     acls = readme_acls(t, worker_runtime)
     missing = [a for a in acls if (a.resource, a.name, a.operation) == (resource, name, operation)]
