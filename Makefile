@@ -19,9 +19,13 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy stream
 
+# Two test files at a time (pytest-xdist, whole files per process: a file's tests share
+# its broker and fixtures); the integration tests mostly wait on brokers and `for:`
+# durations, so two processes fit two cores. TEST_WORKERS=0 runs them one by one.
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+TEST_WORKERS ?= 2
 test: lint typecheck
-	$(VENV)/bin/pytest -q --durations=25; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test"; exit 1; fi; exit $$rc
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test"; exit 1; fi; exit $$rc
 
 unit: setup
 	$(VENV)/bin/pytest -q tests/unit

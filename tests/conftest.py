@@ -11,13 +11,27 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import kafka_broker as broker_script  # noqa: E402
 from kafka_broker import KafkaBroker  # noqa: E402
 
+from tests.support.ports import free_port  # noqa: E402
+
+# Every broker a test starts takes its listener ports the tests' way (`ports.py`: a
+# block per xdist worker, below the ephemeral range), not by `bind(0)`.
+broker_script.free_port = free_port
+
 T = TypeVar("T")
+
+# Property tests judge results, not speed (speed is `bench/`'s job): on 2 noisy cores
+# running two test files at once, Hypothesis' default 200 ms deadline per example
+# would fail a correct test.
+settings.register_profile("cxpulse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cxpulse")
 
 
 @pytest.fixture(scope="session")

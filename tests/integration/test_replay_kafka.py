@@ -120,13 +120,12 @@ def test_replay_speed_paces_by_event_time(
 
 def test_replay_and_simulate_to_a_broker_that_is_down_say_so_in_one_line(tmp_path: Path) -> None:
     """No traceback: one line naming the broker, exit 69 (as the worker's unreachable broker)."""
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once closed
+    from tests.support.ports import free_port
+
+    port = free_port()  # nothing listens here
     capture = tmp_path / "one.jsonl"
     capture.write_text('{"event_id":"e-1","type":"ticket.created","ts":"2026-11-22T09:00:00Z",'
                        '"ticket_id":"T-1","team":"billing","channel":"email","priority":"high"}\n')

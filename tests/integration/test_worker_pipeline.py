@@ -40,6 +40,7 @@ from stream.core.engine import Evaluation, PartitionEngine, evaluate
 from stream.core.partitioning import partition_for
 from stream.replay import read_lines
 from stream.worker.persistence import PartitionStore
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CXPULSE = [sys.executable, "-m", "stream.cli"]
@@ -154,13 +155,6 @@ def make_topics(topic_factory: Callable[..., str]) -> Topics:
 
 
 # ----------------------------------------------------------------------------- worker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class WorkerProc:

@@ -95,15 +95,24 @@ def test_ctrl_c_while_connecting(command: str) -> None:
     import socket
     import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once closed
+    from tests.support.ports import free_port
+
+    port = free_port()  # nothing listens here
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream.cli", command, "--bootstrap-servers", "127.0.0.1:1",
          "--metrics-port", str(port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(4)
+    # connecting: the metrics port is bound before the broker wait (`prepare_serving`);
+    # a fixed sleep instead could interrupt the imports on a busy machine
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
