@@ -11,8 +11,11 @@ against yesterday.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -126,7 +129,21 @@ class FedPrometheus:
         if self.history is not None:
             self.history.backfill(self.prom.workdir / "data")
         self.prom.start()
+        self.wait_scraped()
         return self
+
+    def wait_scraped(self, timeout_s: float = 30.0) -> None:
+        """Until Prometheus has scraped the feed once (its target discovery takes ~5 s):
+        before that the newest samples are the history's, not the values a test set."""
+        url = f"{self.url}/api/v1/query?query=" + urllib.parse.quote('up{job="cxpulse-exporter"}')
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if json.load(resp)["data"]["result"]:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Prometheus at {self.url} never scraped the feed")
+            time.sleep(0.2)
 
     @property
     def url(self) -> str:
