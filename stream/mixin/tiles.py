@@ -119,6 +119,9 @@ class Tile:
         arrow = "▲" if delta > 0 else ("▼" if delta < 0 else "=")
         if self.unit == "ratio":
             text = f"{abs(delta) * 100:.0f} pt"
+        elif self.unit == "score":
+            # The arrow is the sign: `format_value` would give "▼ +5" for NPS 5 lower.
+            text = f"{abs(delta):.0f}"
         else:
             text = format_value(self.unit, abs(delta))
         return f"{arrow} {text}"

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from stream import cliargs
 from stream.core.targets import Targets, TargetsError
+from stream.mixin import tiles as tl
 from stream.wall.data import PromClient, safe_snapshot
 
 DEFAULT_PROMETHEUS = "http://127.0.0.1:9090"
@@ -65,7 +66,8 @@ def build_app(prometheus_url: str, targets: Targets, refresh_s: float) -> web.Ap
         except FileNotFoundError:
             raise web.HTTPNotFound() from None
         if name == "index.html":
-            body = body.replace(b"__REFRESH_S__", f"{refresh_s:g}".encode())
+            body = body.replace(b"__REFRESH_S__", f"{refresh_s:g}".encode()).replace(
+                b"__SPARK_RANGE__", tl.SPARK_RANGE.replace("h", " h").encode())
         return web.Response(body=body, content_type=_TYPES[suffix],
                             headers={"Cache-Control": "no-cache"})
 

@@ -1,4 +1,8 @@
-"""`cxpulse top` in a real terminal (tmux), read back with capture-pane."""
+"""`cxpulse top` in a real terminal (tmux), read back with capture-pane.
+
+Prometheus starts with 26 h of backfilled history (tests/support/wallhistory.py), so
+each cell's second line shows the change against the same time yesterday.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from stream.core.targets import DEFAULT_TARGETS
+from stream.mixin import tiles as tl
 from tests.support.wallfeed import TEAMS, FedPrometheus
+from tests.support.wallhistory import TILE_KEYS
 
 pytestmark = pytest.mark.prometheus
 
@@ -39,7 +45,7 @@ def _wait_for(session: str, predicate: object, timeout_s: float = 30) -> str:
 
 def test_top_shows_every_team_and_follows_an_incident() -> None:
     assert shutil.which("tmux"), ".ci/run installs tmux"
-    fed = FedPrometheus().start()
+    fed = FedPrometheus(history=True).start()
     session = f"cxpulse-top-{uuid.uuid4().hex[:8]}"
     cmd = (f"{sys.executable} -m stream.cli top --prometheus-url {fed.url} --refresh 1s "
            f"--targets {ROOT / 'targets.yaml'}")
@@ -61,6 +67,19 @@ def test_top_shows_every_team_and_follows_an_incident() -> None:
             for text in ("5m 20s", "96 %", "42", "91 %", "+76"):
                 assert text in row, (team, text, row)
         assert "data age" in screen and "none" in screen
+        # Under each row: n and the change vs yesterday the backfilled history implies,
+        # in column order (e.g. the organisation's FRT "▼ 1m 30s": 5m 20s now, 6m 50s then).
+        assert fed.history is not None
+        lines = screen.splitlines()
+        for team, label in ((tl.ORG, "Organisation"), *((t, t) for t in TEAMS)):
+            below = lines[lines.index(line_of(screen, label)) + 1]
+            at = 0
+            for tile in tl.tiles(DEFAULT_TARGETS):
+                delta = fed.feed.values[team][tile.key] - fed.history.yesterday(team, tile.key)
+                at = below.find(tile.format_change(delta), at)
+                assert at >= 0, (team, tile.key, tile.format_change(delta), below)
+        assert "▼ 1m 30s" in lines[lines.index(line_of(screen, "Organisation")) + 1]
+        assert [t.key for t in tl.tiles(DEFAULT_TARGETS)] == list(TILE_KEYS)
         target = DEFAULT_TARGETS.frt.target_seconds
         fed.feed.set("tech", frt=target * 3.5)
         screen = _wait_for(session, lambda s: "52m 30s!!" in line_of(s, "tech"))

@@ -1,8 +1,12 @@
 """The web wall in a real headless Chromium against a real Prometheus 2.42.
 
 Screenshots (1920x1080) land in tests/artifacts/: wall-normal.png,
-wall-incident.png, wall-stale.png. Asserted: every team row is visible without
-scrolling, tiles are coloured by the targets, firing pages show, and the stale
+wall-incident.png (the README's docs/img/wall-incident.png is a copy of it),
+wall-stale.png. Prometheus starts with 26 h of backfilled history
+(tests/support/wallhistory.py). Asserted: every team row is visible without
+scrolling, tiles are coloured by the targets, every tile has a sparkline of the
+last 6 h and the change against yesterday that the backfilled data implies, the
+incident team's sparkline ends at its high, firing pages show, and the stale
 banner appears once Prometheus stops.
 """
 
@@ -22,6 +26,7 @@ from stream.core.targets import DEFAULT_TARGETS
 from stream.mixin import tiles as tl
 from tests.support.prom import free_port
 from tests.support.wallfeed import TEAMS, FedPrometheus
+from tests.support.wallhistory import TILE_KEYS
 
 pytestmark = pytest.mark.prometheus
 
@@ -37,7 +42,7 @@ RGB = {tl.OK: "rgb(23, 128, 61)", tl.WARN: "rgb(194, 120, 3)", tl.BAD: "rgb(200,
 
 @pytest.fixture(scope="module")
 def fed() -> Iterator[FedPrometheus]:
-    system = FedPrometheus().start()
+    system = FedPrometheus(history=True).start()
     try:
         yield system
     finally:
@@ -102,6 +107,30 @@ def _css_colour(page: Any, team: str, key: str) -> str:
     return colour
 
 
+#: One atomic read of every tile's sparkline and change text (the page redraws each second).
+_SPARKS_JS = """() => Array.from(document.querySelectorAll('.tile')).map(e => {
+    const svg = e.querySelector('svg'), line = e.querySelector('svg polyline');
+    const s = svg ? svg.getBoundingClientRect() : null, t = e.getBoundingClientRect();
+    return [e.dataset.team, e.dataset.key,
+            line ? line.getAttribute('points').trim().split(/\\s+/)
+                           .map(p => p.split(',').map(Number)) : [],
+            e.querySelector('.chg') ? e.querySelector('.chg').textContent : null,
+            s ? [s.x - t.x, s.y - t.y, t.right - s.right, t.bottom - s.bottom, s.width, s.height]
+              : null]; })"""
+
+
+def _sparks(page: Any) -> dict[tuple[str, str], tuple[list[list[float]], str, list[float]]]:
+    return {(team, key): (pts, chg, box) for team, key, pts, chg, box in page.evaluate(_SPARKS_JS)}
+
+
+def _expected_change(fed: FedPrometheus, team: str, key: str) -> str:
+    """The change text for today's live value against the backfilled yesterday."""
+    assert fed.history is not None
+    tile = next(t for t in tl.tiles(DEFAULT_TARGETS) if t.key == key)
+    delta = fed.feed.values[team][key] - fed.history.yesterday(team, key)
+    return tile.format_change(delta)
+
+
 def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
     # -- normal: every team healthy, one team with too few CSAT responses -----------------
     fed.feed.set("accounts", csat=0.2, csat_n=DEFAULT_TARGETS.min_sample - 5)
@@ -133,6 +162,33 @@ def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
     assert "n=25" in _tile(page, "accounts", "csat").inner_text()
     assert "none" in page.locator("#pages").inner_text()
     assert page.locator("#banner").is_hidden()
+    # Sparklines and the change against yesterday, from the backfilled history.
+    sparks = _sparks(page)
+    for team in (tl.ORG, *TEAMS):
+        for key in TILE_KEYS:
+            pts, chg, box = sparks[(team, key)]
+            # 6 h at the wall's 6 min step; without history only the live minute (<= 2).
+            assert len(pts) >= 50, (team, key, len(pts))
+            assert all(0 <= x <= 100 and 0 <= y <= 100 for x, y in pts), (team, key, pts)
+            left, top, right, bottom, width, height = box
+            assert min(left, top, right, bottom) >= 0 and width > 100 and height > 20, \
+                (team, key, box)
+            assert chg == _expected_change(fed, team, key), (team, key)
+    # Every line of text in a tile is whole: not cut by the tile's edge (the change used to
+    # share a line with the state word and lose its end), not wider than its box.
+    cut = page.evaluate("""() => Array.from(document.querySelectorAll('.tile')).flatMap(e => {
+        const t = e.getBoundingClientRect();
+        return Array.from(e.querySelectorAll('.t, .v, .sub, .sub span')).filter(x => {
+            const r = x.getBoundingClientRect();
+            return x.textContent && (r.left < t.left || r.right > t.right + 0.5 ||
+                r.top < t.top || r.bottom > t.bottom + 0.5 || x.scrollWidth > x.clientWidth + 1);
+        }).map(x => `${e.dataset.team}/${e.dataset.key} .${x.className}: ${x.textContent}`); })""")
+    assert not cut, cut
+    # Spelled out for a reader: the organisation answered 1m 30s faster than yesterday.
+    assert sparks[(tl.ORG, "frt")][1] == "▼ 1m 30s"
+    assert sparks[("billing", "sla")][1] == "▼ 3 pt"
+    assert sparks[("accounts", "nps")][1] == "▲ 10"
+    assert "▲▼ vs same time yesterday" in page.locator("#legend").inner_text()
     page.screenshot(path=str(ARTIFACTS / "wall-normal.png"))
 
     # -- incident on tech: FRT over the target, SLA below the objective, queue at risk ----
@@ -152,6 +208,14 @@ def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
     while "CxpulseTestFrtPage (tech)" not in page.locator("#pages").inner_text():
         assert time.monotonic() < deadline, page.locator("#pages").inner_text()
         time.sleep(0.5)
+    sparks = _sparks(page)
+    pts, chg, _ = sparks[("tech", "frt")]
+    # The line climbs through the last hour (9 points 6 min apart, then the live one) and
+    # ends at its top; SVG y grows downwards.
+    ys = [y for _, y in pts]
+    assert all(a > b for a, b in zip(ys[-10:], ys[-9:], strict=False)), ys[-10:]
+    assert ys[-1] == min(ys), ys
+    assert chg == _expected_change(fed, "tech", "frt") == "▲ 44m 10s"
     page.screenshot(path=str(ARTIFACTS / "wall-incident.png"))
 
     # -- stale: Prometheus stops; the wall says so instead of showing old numbers as live --

@@ -4,11 +4,18 @@ The wall and `cxpulse top` read Prometheus' HTTP API; to see them in known
 states (healthy, one team in an incident, Prometheus gone) the test serves
 series with the exporter's names and label scheme from `prometheus_client`,
 lets a real Prometheus 2.42 scrape them every second, and changes values.
+With `history=True` the same series also get 26 h of past before Prometheus
+starts (tests/support/wallhistory.py), so the wall has sparklines and a change
+against yesterday.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,32 +56,38 @@ class Feed:
         with self.lock:
             values = {t: dict(v) for t, v in self.values.items()}
             delay = self.delay
+        yield from families(values, delay)
 
-        def fam(name: str, extra: dict[str, str], key: str, labels: dict[str, str]) -> Any:
-            names = ["team", *labels, *extra]
-            g = GaugeMetricFamily(name, name, labels=names)
-            for team, v in values.items():
-                g.add_metric([team, *labels.values(), *extra.values()], v[key])
-            return g
 
-        w1 = {"window": "1h"}
-        w24 = {"window": "24h"}
-        yield fam(m.FRT, {"percentile": "90"}, "frt", {**w1, **TICKET})
-        yield fam(m.FRT_COUNT, {}, "frt_n", {**w1, **TICKET})
-        yield fam(m.SLA_COMPLIANCE, {}, "sla", {**w1, **TICKET})
-        yield fam(m.SLA_MET, {}, "met", {**w1, **TICKET})
-        yield fam(m.SLA_BREACHED, {}, "breached", {**w1, **TICKET})
-        yield fam(m.BACKLOG, {}, "backlog", TICKET)
-        yield fam(m.OLDEST_UNANSWERED, {}, "oldest", TICKET)
-        yield fam(m.AT_RISK, {"threshold": "0.75"}, "at_risk", TICKET)
-        for kpi, metric in (("csat", m.CSAT), ("nps", m.NPS), ("ces", m.CES)):
-            yield fam(metric, {}, kpi, {**w24, **SURVEY})
-            yield fam(m.SURVEY_RESPONSES[kpi], {}, f"{kpi}_n", {**w24, **SURVEY})
-        yield fam(m.FCR, {}, "fcr", {**w24, **TICKET})
-        yield fam(m.FIRST_SOLVES, {}, "fcr_n", {**w24, **TICKET})
-        d = GaugeMetricFamily("cxpulse_kpi_delay_seconds", "KPI delay")
-        d.add_metric([], delay)
-        yield d
+def families(values: dict[str, dict[str, float]], delay: float) -> Iterator[Any]:
+    """The exporter's series for per-team `values`: what the feed serves live and what
+    the history (tests/support/wallhistory.py) backfills, so both are the same series."""
+
+    def fam(name: str, extra: dict[str, str], key: str, labels: dict[str, str]) -> Any:
+        names = ["team", *labels, *extra]
+        g = GaugeMetricFamily(name, name, labels=names)
+        for team, v in values.items():
+            g.add_metric([team, *labels.values(), *extra.values()], v[key])
+        return g
+
+    w1 = {"window": "1h"}
+    w24 = {"window": "24h"}
+    yield fam(m.FRT, {"percentile": "90"}, "frt", {**w1, **TICKET})
+    yield fam(m.FRT_COUNT, {}, "frt_n", {**w1, **TICKET})
+    yield fam(m.SLA_COMPLIANCE, {}, "sla", {**w1, **TICKET})
+    yield fam(m.SLA_MET, {}, "met", {**w1, **TICKET})
+    yield fam(m.SLA_BREACHED, {}, "breached", {**w1, **TICKET})
+    yield fam(m.BACKLOG, {}, "backlog", TICKET)
+    yield fam(m.OLDEST_UNANSWERED, {}, "oldest", TICKET)
+    yield fam(m.AT_RISK, {"threshold": "0.75"}, "at_risk", TICKET)
+    for kpi, metric in (("csat", m.CSAT), ("nps", m.NPS), ("ces", m.CES)):
+        yield fam(metric, {}, kpi, {**w24, **SURVEY})
+        yield fam(m.SURVEY_RESPONSES[kpi], {}, f"{kpi}_n", {**w24, **SURVEY})
+    yield fam(m.FCR, {}, "fcr", {**w24, **TICKET})
+    yield fam(m.FIRST_SOLVES, {}, "fcr_n", {**w24, **TICKET})
+    d = GaugeMetricFamily("cxpulse_kpi_delay_seconds", "KPI delay")
+    d.add_metric([], delay)
+    yield d
 
 
 PAGE_RULE = """groups:
@@ -89,7 +102,7 @@ PAGE_RULE = """groups:
 class FedPrometheus:
     """The feed's exporter on a free port and a real Prometheus scraping it every second."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: bool = False) -> None:
         self.feed = Feed()
         self.registry = CollectorRegistry()
         self.registry.register(self.feed)  # type: ignore[arg-type]
@@ -104,10 +117,33 @@ class FedPrometheus:
             f"  static_configs: [{{targets: ['127.0.0.1:{self.exporter_port}']}}]\n"
         )
         self.prom = LoopbackServer("prometheus", config, extra_files={"rules.yml": PAGE_RULE})
+        # Imported here: wallhistory builds its samples from this module's `families`.
+        from tests.support.wallhistory import History
+
+        #: 26 h of past for the same series (sparklines, change vs yesterday), or None.
+        self.history = History(
+            int(time.time()), job="cxpulse-exporter",
+            instance=f"127.0.0.1:{self.exporter_port}") if history else None
 
     def start(self) -> FedPrometheus:
+        if self.history is not None:
+            self.history.backfill(self.prom.workdir / "data")
         self.prom.start()
+        self.wait_scraped()
         return self
+
+    def wait_scraped(self, timeout_s: float = 30.0) -> None:
+        """Until Prometheus has scraped the feed once (its target discovery takes ~5 s):
+        before that the newest samples are the history's, not the values a test set."""
+        url = f"{self.url}/api/v1/query?query=" + urllib.parse.quote('up{job="cxpulse-exporter"}')
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if json.load(resp)["data"]["result"]:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Prometheus at {self.url} never scraped the feed")
+            time.sleep(0.2)
 
     @property
     def url(self) -> str:

@@ -63,6 +63,16 @@ def test_every_kpi_query_collapses_exporter_replicas_and_selects_one_team() -> N
         assert trend.count("offset 1d") == 1 and trend.count('team="tech"') == 2
 
 
+def test_change_text_carries_its_sign_in_the_arrow_only() -> None:
+    by_key = {t.key: t for t in tl.tiles(DEFAULT)}
+    assert by_key["nps"].format_change(-5.0) == "▼ 5"  # was "▼ +5": up or down?
+    assert by_key["nps"].format_change(10.0) == "▲ 10"
+    assert by_key["frt"].format_change(-90.0) == "▼ 1m 30s"
+    assert by_key["sla"].format_change(0.03) == "▲ 3 pt"
+    assert by_key["backlog"].format_change(0.0) == "= 0"
+    assert by_key["csat"].format_change(None) == ""
+
+
 def test_tiles_fill_one_grafana_row() -> None:
     assert sum(t.width for t in tl.tiles(DEFAULT)) == 24
 

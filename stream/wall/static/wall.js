@@ -16,18 +16,31 @@
     return e;
   }
 
+  // The last hours as a line over a faint area, behind the tile's lower half.
   function spark(values) {
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    const NS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(NS, "svg");
     svg.setAttribute("viewBox", "0 0 100 100");
     svg.setAttribute("preserveAspectRatio", "none");
     const v = values.filter(Number.isFinite);
     if (v.length < 2) return svg;
     const lo = Math.min(...v), hi = Math.max(...v), span = hi - lo || 1;
     const pts = v.map((y, i) => `${(i / (v.length - 1)) * 100},${95 - ((y - lo) / span) * 90}`);
-    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    const area = document.createElementNS(NS, "polygon");
+    area.setAttribute("points", `0,100 ${pts.join(" ")} 100,100`);
+    svg.appendChild(area);
+    const line = document.createElementNS(NS, "polyline");
     line.setAttribute("points", pts.join(" "));
     svg.appendChild(line);
     return svg;
+  }
+
+  // Smaller type for a line that does not fit its tile, rather than a clipped number.
+  function fit(e, px, min) {
+    while ((e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight) && px > min) {
+      px -= 1;
+      e.style.fontSize = px + "px";
+    }
   }
 
   function tile(row, c) {
@@ -39,14 +52,18 @@
     d.appendChild(spark(c.spark || []));
     d.appendChild(el("div", "t", c.title));
     d.appendChild(el("div", "v", c.text));
+    // One fact per line: the change against yesterday used to share a line with the
+    // state word and lost its end at 1920 px (the header's legend says what it compares).
     const sub = el("div", "sub");
     sub.appendChild(el("span", "target", c.target_text || ""));
     sub.appendChild(el("span", "n", c.min_n !== null && c.n !== null ? `n=${Math.round(c.n)}` : ""));
     d.appendChild(sub);
-    const sub2 = el("div", "sub");
-    sub2.appendChild(el("span", "state", WORD[c.colour] || ""));
-    sub2.appendChild(el("span", "chg", c.change_text ? `${c.change_text} vs yday` : ""));
-    d.appendChild(sub2);
+    const chg = el("div", "sub");
+    chg.appendChild(el("span", "chg", c.change_text || ""));
+    d.appendChild(chg);
+    const state = el("div", "sub");
+    state.appendChild(el("span", "state", WORD[c.colour] || ""));
+    d.appendChild(state);
     return d;
   }
 
@@ -54,7 +71,7 @@
     const rows = snap.rows;
     grid.replaceChildren();
     // Fewer rows: bigger numbers; many rows still fit 1080 px without scrolling.
-    const size = Math.max(40, Math.min(80, Math.floor(480 / Math.max(rows.length, 1))));
+    const size = Math.max(36, Math.min(72, Math.floor(400 / Math.max(rows.length, 1))));
     grid.style.setProperty("--value-size", size + "px");
     for (const row of rows) {
       const name = el("div", "team" + (row.team === "all" ? " org" : ""), row.label);
@@ -63,14 +80,9 @@
       grid.appendChild(name);
       for (const c of row.tiles) grid.appendChild(tile(row, c));
     }
-    // Shrink a value that does not fit its tile (long durations) instead of clipping it.
-    for (const v of grid.querySelectorAll(".v")) {
-      let px = size;
-      while (v.scrollWidth > v.clientWidth && px > 24) {
-        px -= 2;
-        v.style.fontSize = px + "px";
-      }
-    }
+    // Shrink what does not fit its tile (long durations) instead of clipping it.
+    for (const v of grid.querySelectorAll(".v")) fit(v, size, 24);
+    for (const s of grid.querySelectorAll(".tile .sub")) fit(s, 20, 14);
     const f = snap.freshness || { text: "?", colour: "no_data" };
     const fresh = document.getElementById("freshness");
     fresh.className = "fresh " + f.colour;
