@@ -23,7 +23,9 @@ windows cover 5h/60h of simulated time and its `for: 2m` two simulated hours;
 the predictive page compares with the level 15+ wall minutes earlier, so it
 cannot fire in a demo's first 15 minutes. An injected incident (a stall of
 `INCIDENT_FACTOR`) therefore pages through `CxpulseFrtSlaBurnRate1h` at
-speed 60, about 3-4 minutes after it starts (docs/alerts.md, "In the demo").
+speed 60, about 3-4 minutes after it starts (docs/alerts.md, "In the demo"),
+provided the team has tickets enough: faster than real time the first incident
+is put at 10:00 UTC of the simulated day (`simulated_span`).
 
 Adding a process (e.g. `cxpulse exporter`) is one entry in `parts()`.
 """
@@ -66,6 +68,37 @@ WATCHDOG = "CxpulseWatchdog"
 TOPICS = ("support.tickets", "support.surveys")
 DEADLETTER = "support.deadletter"
 PY = [sys.executable, "-m", "stream.cli"]
+
+
+#: Faster than real time the simulated hour of day is free to choose, and the demo puts
+#: the first incident at this hour (UTC) of its simulated day (see `simulated_span`).
+INCIDENT_HOUR = 10
+_DAY_MS = 86_400_000
+
+
+def simulated_span(now_ms: int, duration_ms: int, speed: float,
+                   incident: IncidentPlan | None) -> tuple[int, int]:
+    """(start, duration) in epoch ms of the simulation the demo produces.
+
+    Faster than real time the simulation starts in the past so that its clock
+    reaches the wall clock when it ends (events are never stamped ahead of the
+    time they are sent). That fixes the end, not the hour of day at which the
+    first incident falls: left to the wall clock (start = now - duration *
+    (1 - 1/speed)), an evening demo put it in a simulated night, when a team
+    gets well under 1% of a day's tickets an hour, and the burn-rate page's
+    minimum of 10 deadlines came only as the stall ended: no page, a demo that
+    seemed broken. So the simulation is made longer (by less than a simulated
+    day, about 24 real minutes at speed 60) until the first incident starts at
+    `INCIDENT_HOUR`:00 UTC of its simulated day. At speed 1 (or slower) the
+    simulation is the present and nothing moves."""
+    if speed <= 1:
+        return now_ms - int(duration_ms * (1 - 1 / speed)), duration_ms
+    k = 1 - 1 / speed
+    if incident is not None:
+        first = now_ms - duration_ms * k + incident.after_ms
+        back = (first - INCIDENT_HOUR * 3_600_000) % _DAY_MS  # simulated ms to move it back
+        duration_ms += int(back / k)
+    return now_ms - int(duration_ms * k), duration_ms
 
 
 def free_port() -> int:
@@ -154,6 +187,7 @@ class Demo:
     #: the simulation's first instant (epoch ms), fixed before the simulator starts so the
     #: console can say when each incident happens
     sim_start_ms: int = 0
+    sim_duration_ms: int = 0  # --duration, made longer by `simulated_span` if need be
     lock_fd: int | None = None
 
     # -- output -------------------------------------------------------------------------
@@ -217,7 +251,8 @@ class Demo:
             "simulator",
             [sys.executable, "-m", "stream.demo", "--produce", bootstrap,
              "--speed", str(a.speed), "--scenario", a.scenario, "--seed", str(a.seed),
-             "--tickets-per-day", str(a.tickets_per_day), "--duration-ms", str(a.duration),
+             "--tickets-per-day", str(a.tickets_per_day),
+             "--duration-ms", str(self.sim_duration_ms),
              "--start-ms", str(self.sim_start_ms), *incident],
             finishes=True, where=f"{a.scenario} scenario at {a.speed:g}x real time, "
             f"simulated clock from {started:%Y-%m-%d %H:%M} UTC"))
@@ -393,9 +428,8 @@ class Demo:
         a = self.args
         if a.incident is None:
             return []
-        duration_ms = a.duration
         out: list[tuple[float, str]] = []
-        for begin, end in a.incident.spans(self.sim_start_ms, duration_ms):
+        for begin, end in a.incident.spans(self.sim_start_ms, self.sim_duration_ms):
             at = launched + (begin - self.sim_start_ms) / 1000 / a.speed
             until = launched + (end - self.sim_start_ms) / 1000 / a.speed
             sim = datetime.fromtimestamp(begin / 1000, UTC)
@@ -433,10 +467,8 @@ class Demo:
             receiver_port = self.start_receiver()
             am_port, prom_port = free_port(), free_port()
             a = self.args
-            # Faster than real time the simulation starts in the past so that its clock
-            # reaches the wall clock at its end (events are never stamped ahead of now).
-            duration_ms = a.duration
-            self.sim_start_ms = int(time.time() * 1000) - int(duration_ms * (1 - 1 / a.speed))
+            self.sim_start_ms, self.sim_duration_ms = simulated_span(
+                int(time.time() * 1000), a.duration, a.speed, a.incident)
             parts = self.parts(bootstrap, am_port, prom_port)
             (self.dir / "prometheus.yml").write_text(self.prometheus_config(parts, am_port))
             (self.dir / "alertmanager.yml").write_text(self.alertmanager_config(receiver_port))
@@ -665,7 +697,9 @@ def register(sub: Any) -> None:
         "everything. A healthy operation with an incident on one team every so often "
         "(--incident-*: simulated time from the simulation's start; each pages the team's "
         "on-call through the built-in receiver, at --speed 60 about 3-4 minutes after it "
-        "starts). State, logs and a lock live under --dir: one demo per directory, two "
+        f"starts; faster than real time the first one falls at {INCIDENT_HOUR}:00 UTC of the "
+        "simulated day, when a team has tickets enough to page). State, logs and a lock "
+        "live under --dir: one demo per directory, two "
         "clones run theirs side by side. Exit codes: 0 stopped by Ctrl-C/SIGTERM (or --stop "
         "done), 1 a part died, 2 usage or a demo already runs in --dir.",
         epilog="examples: cxpulse demo   |   cxpulse demo --speed 60 --workers 2 "
@@ -698,7 +732,8 @@ def register(sub: Any) -> None:
     p.add_argument("--tickets-per-day", type=cliargs.positive, default=2000.0,
                    help="weekday volume")
     p.add_argument("--duration", type=cliargs.duration_ms, default="7d", metavar="DURATION",
-                   help="simulated time to produce (at --speed N it ends N times sooner)")
+                   help="simulated time to produce (at --speed N it ends N times sooner; "
+                   "faster than real time up to a day more, see above)")
     p.add_argument("--wall-port", type=int, default=0, help="wall port (0: a free one)")
     p.add_argument("--targets", default="targets.yaml", help="targets file in the clone")
     p.set_defaults(func=run)

@@ -8,7 +8,7 @@ found no incident at all in a 7-day run started at 22:50)."""
 from __future__ import annotations
 
 from stream.core.events import Author, TicketCreated, TicketMessage
-from stream.demo import INCIDENT_FACTOR, IncidentPlan
+from stream.demo import INCIDENT_FACTOR, INCIDENT_HOUR, IncidentPlan, simulated_span
 from stream.sim.model import SimConfig, Simulation
 from tests.unit.test_user_errors import cli, one_line
 
@@ -73,3 +73,20 @@ def test_bad_incident_flags_are_one_line() -> None:
 def test_stop_without_a_demo(tmp_path: object) -> None:
     out = cli("demo", "--stop", "--dir", str(tmp_path))
     assert out.returncode == 0 and "no demo running in" in out.stdout, out
+
+
+def test_faster_than_real_time_the_first_incident_falls_in_working_hours() -> None:
+    """Whatever the wall clock (every 7 minutes of a day here), at speed 60 the first
+    incident starts at INCIDENT_HOUR:00 UTC of the simulated day, the simulation still
+    ends now, and it is at most a simulated day longer than asked."""
+    plan = IncidentPlan("billing", after_ms=30 * MIN, length_ms=3 * HOUR, every_ms=0)
+    week = 7 * 24 * HOUR
+    for now in range(START, START + 24 * HOUR, 7 * MIN):
+        start, duration = simulated_span(now, week, 60.0, plan)
+        first = plan.spans(start, duration)[0][0]
+        assert abs(first % (24 * HOUR) - INCIDENT_HOUR * HOUR) < 1000, (now, first)
+        assert abs(start + duration * (1 - 1 / 60) - now) < 1000  # ends now (wall clock)
+        assert week <= duration < week + 24 * HOUR * 60 / 59
+    # no incident: the simulation is what was asked; speed 1: it is the present
+    assert simulated_span(START, week, 60.0, None) == (START - int(week * 59 / 60), week)
+    assert simulated_span(START, week, 1.0, plan) == (START, week)
