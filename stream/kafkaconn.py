@@ -272,8 +272,12 @@ def authorization_error(
             "a cluster permission (IdempotentWrite: Write on any topic implies it since Kafka 3.0)"
         )
     else:
-        arg = found.args[0] if found.args else None  # a topic, or a set of them
-        names = set(arg) if isinstance(arg, set | frozenset | list | tuple) else set()
+        # a topic, a set of them, or a TopicPartition (aiokafka's offset requests:
+        # the exporter's end offsets, once Describe on an input topic is revoked)
+        arg = _topic_of(found.args[0] if found.args else None)
+        names: set[str] = set()
+        if isinstance(arg, set | frozenset | list | tuple):
+            names = {n for n in map(_topic_of, arg) if isinstance(n, str)}
         need = {
             s.topic_tickets: ("Read", "topic_tickets"),
             s.topic_surveys: ("Read", "topic_surveys"),
@@ -296,10 +300,20 @@ def authorization_error(
             f"{'Create' if creating else need[n][0]} on topic {n!r} ({need[n][1]})"
             for n in sorted(names) if n in need
         ]  # fmt: skip
-        what = " and ".join(known) if known else f"access to topic(s) {sorted(names or {arg})}"
+        what = " and ".join(known) if known else f"access to topic(s) {sorted(names or {str(arg)})}"
     return KafkaAccessError(
         EXIT_NOPERM, f"not authorized: the broker refused {type(found).__name__}; grant {what}"
     )
+
+
+def _topic_of(arg: Any) -> Any:
+    """The topic name of a `TopicPartition`, anything else as it is.
+
+    Why: aiokafka raises `TopicAuthorizationFailedError(TopicPartition(...))`
+    from offset requests; a TopicPartition is a tuple, and taken for a set of
+    names it made the one line a traceback (str and int do not sort)."""
+    topic = getattr(arg, "topic", None)
+    return topic if isinstance(topic, str) else arg
 
 
 def _names_topic(text: str, topic: str) -> bool:

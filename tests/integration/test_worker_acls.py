@@ -16,6 +16,10 @@ an operator on the broker host; the worker only ever uses the SASL_SSL port.
 * `cxpulse exporter` as a second SCRAM user (`bob`) with exactly the
   README's exporter table, next to a worker (`alice`) with the worker's: it
   serves the report's KPIs; each exporter row removed: one line, exit 77.
+* An ACL revoked while running (the exporter's Read on the changelog or
+  Describe on an input topic; the worker's Read on the tickets topic): the
+  same as missing at start, one line naming the grant and 77 within seconds
+  (not `AuthWatch`'s grace: waiting does not grant an ACL).
 * Wrong password (77), wrong CA (78): one line, no secret in any output.
 * A password rotated on the broker while the worker runs: `/readyz` turns 503
   within a minute and `cxpulse_kafka_auth_failing` is 1; restoring the
@@ -457,3 +461,82 @@ def test_each_missing_exporter_acl_is_one_line_and_77(
         assert last.startswith("cxpulse exporter: kafka: not authorized"), log[-3000:]
         assert f"grant {missing.operation} on topic {missing.name!r}" in last, last
         assert EXPORTER_PASSWORD not in log
+
+
+def _exits(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """The exit code, or None if still running after `timeout` seconds."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+#: exporter rows revoked while it serves: (name placeholder, operation); each fails
+#: in its own place (the changelog fetch; the input topics' end offsets)
+REVOKED_EXPORTER_ROWS = [("changelog", "Read"), ("tickets", "Describe")]
+
+
+@pytest.mark.parametrize(("which", "operation"), REVOKED_EXPORTER_ROWS,
+                         ids=[f"{o}-{w}" for w, o in REVOKED_EXPORTER_ROWS])  # fmt: skip
+def test_exporter_acl_revoked_while_running_is_one_line_and_77(
+    broker: KafkaBroker, tmp_path: Path, which: str, operation: str
+) -> None:
+    """An operator removes a row of the exporter's table while it serves: a missing
+    ACL, as at start (not a credential problem to wait out like `AuthWatch`'s):
+    it stops with the one line naming the grant and 77, so its supervisor
+    restarts it into the same line and CxpulseKpisUnavailable fires, instead of
+    serving KPIs that silently stop moving. Consistent with the worker."""
+    t = fresh_topics(broker, "xrev")
+    _changelog_with_records(broker, t)  # stands in for a worker: no worker needed
+    acls = readme_acls(t, "exporter", EXPORTER_USER)
+    name = {"changelog": t.changelog, "tickets": t.tickets}[which]
+    (revoked,) = [a for a in acls if (a.name, a.operation) == (name, operation)]
+    asyncio.run(alter_acls(broker.bootstrap, add=acls))
+    e = ExporterProc(broker, t, tmp_path, *_exporter_args(broker, tmp_path), *ROTATION_SETTINGS)
+    try:
+        wait_for(lambda: e.ready() == 200, 120, "exporter ready")
+        asyncio.run(alter_acls(broker.bootstrap, remove=[revoked]))
+        rc = _exits(e.proc, 60)
+    finally:
+        e.stop()
+        asyncio.run(alter_acls(broker.bootstrap, remove=[a for a in acls if a != revoked]))
+    log = e.log_text()
+    assert rc == 77, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    last = log.strip().splitlines()[-1]
+    assert last.startswith("cxpulse exporter: kafka: not authorized"), log[-3000:]
+    assert f"grant {operation} on topic {name!r}" in last, last
+    assert EXPORTER_PASSWORD not in log
+
+
+def test_worker_acl_revoked_while_running_is_one_line_and_77(
+    broker: KafkaBroker, capture: Path, tmp_path: Path
+) -> None:
+    """The direct-runtime worker processing, then its Read on the tickets topic
+    removed: the next fetch is refused; it stops with the one line naming the
+    grant and 77, like the same ACL missing at start."""
+    lines = list(read_lines(capture))
+    half = len(lines) // 2
+    t = fresh_topics(broker, "wrev")
+    acls = readme_acls(t)
+    (read,) = [a for a in acls if a.name == t.tickets and a.operation == "Read"]
+    asyncio.run(alter_acls(broker.bootstrap, add=acls))
+    replay(capture, broker.bootstrap, t, lines[:half])
+    w = WorkerProc(broker.sasl_bootstrap, t, tmp_path, "w", *secure_args(broker, tmp_path),
+                   *ROTATION_SETTINGS)  # fmt: skip
+    w.start()
+    try:
+        wait_for(lambda: totals([w]).consumed == half, 120, "first half consumed", w)
+        assert get(f"http://127.0.0.1:{w.port}/readyz")[0] == 200
+        asyncio.run(alter_acls(broker.bootstrap, remove=[read]))
+        assert w.proc is not None
+        rc = _exits(w.proc, 60)
+    finally:
+        w.stop()
+    log = w.log_text()
+    assert rc == 77, log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
+    last = last_line(w)
+    assert last.startswith("cxpulse worker: kafka: not authorized"), log[-3000:]
+    assert f"grant Read on topic {t.tickets!r}" in last, last
+    assert PASSWORD not in log

@@ -3,6 +3,7 @@ one-line naming of a missing ACL (the broker side is tests/integration/test_work
 
 from __future__ import annotations
 
+from aiokafka import TopicPartition
 from aiokafka import errors as ke
 
 from stream.kafkaconn import (
@@ -71,6 +72,11 @@ def test_missing_acls_are_named_as_the_readme_names_them() -> None:
         (ke.TopicAuthorizationFailedError({"g-state-changelog"}),
          "grant Read on topic 'g-state-changelog' (the state changelog)"),
         (ke.TopicAuthorizationFailedError("s"), "grant Describe on topic 's' (topic_surveys"),
+        # end offsets refused (Describe revoked while it runs): aiokafka names a TopicPartition
+        (ke.TopicAuthorizationFailedError(TopicPartition("t", 0)),
+         "grant Describe on topic 't' (topic_tickets"),
+        (ke.TopicAuthorizationFailedError({TopicPartition("t", 1)}),
+         "grant Describe on topic 't' (topic_tickets"),
     ]:  # fmt: skip
         found = authorization_error(exc, s, exporter=True)
         assert found is not None and found.code == EXIT_NOPERM and phrase in str(found), found
