@@ -13,7 +13,7 @@ minimum: the title line (22 px), the value (60 px) and the three sub-lines
 wall.css declares those sizes and line heights once (`--title-px`, `--value-min-px`,
 `--sub-px`, `--line`); wall.js renders an invisible probe tile at exactly those
 sizes, measures its height and fits as many rows as that height allows into the
-screen below the header (at 1920x1080: about 176 px a row, so the organisation
+screen below the header (at 1920x1080: 170 px a row in 972 px, so the organisation
 plus 4 teams). When the teams need more rows, they are split into equal pages
 that rotate every `--rotate`; the organisation row is on every page and the
 header shows "page 2/3". Measuring the probe, rather than a row count written
