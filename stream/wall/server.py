@@ -5,6 +5,20 @@ package (`static/`), so `pip install` is the whole deployment and nothing can
 drift between a build and the Python that serves the data. The page polls
 `/api/wall`, which runs the tile queries of `stream.mixin.tiles` against the
 Prometheus HTTP API (see data.py); colours are decided there, once.
+
+Paging (`--rotate`): a row must stay readable from across the room, so rows are
+never squeezed below the height that holds a tile's text at its readable
+minimum: the title line (22 px), the value (60 px) and the three sub-lines
+(target and n, change vs yesterday, state word; 20 px), plus the tile's padding.
+wall.css declares those sizes and line heights once (`--title-px`, `--value-min-px`,
+`--sub-px`, `--line`); wall.js renders an invisible probe tile at exactly those
+sizes, measures its height and fits as many rows as that height allows into the
+screen below the header (at 1920x1080: 170 px a row in 972 px, so the organisation
+plus 4 teams). When the teams need more rows, they are split into equal pages
+that rotate every `--rotate`; the organisation row is on every page and the
+header shows "page 2/3". Measuring the probe, rather than a row count written
+down here, keeps the rule right if the fonts or the tile's lines change. The
+header's firing pages list every team, whatever page is on screen.
 """
 
 from __future__ import annotations
@@ -39,7 +53,8 @@ def _static(name: str) -> bytes:
     return resources.files("stream.wall").joinpath("static", name).read_bytes()
 
 
-def build_app(prometheus_url: str, targets: Targets, refresh_s: float) -> web.Application:
+def build_app(prometheus_url: str, targets: Targets, refresh_s: float,
+              rotate_s: float = 15.0) -> web.Application:
     client = PromClient(prometheus_url, timeout_s=min(5.0, max(1.0, refresh_s)))
     cache: dict[str, Any] = {"at": 0.0, "body": b""}
     lock = asyncio.Lock()
@@ -67,6 +82,7 @@ def build_app(prometheus_url: str, targets: Targets, refresh_s: float) -> web.Ap
             raise web.HTTPNotFound() from None
         if name == "index.html":
             body = body.replace(b"__REFRESH_S__", f"{refresh_s:g}".encode()).replace(
+                b"__ROTATE_S__", f"{rotate_s:g}".encode()).replace(
                 b"__SPARK_RANGE__", tl.SPARK_RANGE.replace("h", " h").encode())
         return web.Response(body=body, content_type=_TYPES[suffix],
                             headers={"Cache-Control": "no-cache"})
@@ -125,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cxpulse wall: cannot listen on {args.host}:{args.port}: {exc.strerror}",
               file=sys.stderr)
         return EXIT_USAGE
-    app = build_app(args.prometheus_url, targets, args.refresh / 1000)
+    app = build_app(args.prometheus_url, targets, args.refresh / 1000, args.rotate / 1000)
     print(f"cxpulse wall: http://{args.host}:{sock.getsockname()[1]}/ "
           f"(Prometheus {args.prometheus_url})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
@@ -159,4 +175,7 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     add_refresh_arg(p, "15s", "how often the page reloads its data")
+    p.add_argument("--rotate", type=cliargs.duration_ms, default="15s", metavar="DURATION",
+                   help="how long each page of teams stays on screen when the teams do not "
+                   "fit one screen at a readable size (the organisation row is on every page)")
     p.set_defaults(func=run)

@@ -8,10 +8,15 @@ scrolling, tiles are coloured by the targets, every tile has a sparkline of the
 last 6 h and the change against yesterday that the backfilled data implies, the
 incident team's sparkline ends at its high, firing pages show, and the stale
 banner appears once Prometheus stops.
+
+A second feed serves 12 teams (no history: it is not what that test is about):
+they do not fit one screen at a readable size, so the wall shows them in
+rotating pages (`--rotate 1s`); wall-many-teams.png is one of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -49,13 +54,14 @@ def fed() -> Iterator[FedPrometheus]:
         system.stop()
 
 
-@pytest.fixture(scope="module")
-def wall_url(fed: FedPrometheus) -> Iterator[str]:
+@contextlib.contextmanager
+def _wall(fed: FedPrometheus, *extra: str) -> Iterator[str]:
+    """`cxpulse wall` on a free port against `fed`, until the block ends."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "wall", "--prometheus-url", fed.url,
-         "--port", str(port), "--refresh", "1s", "--targets", str(ROOT / "targets.yaml")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "--port", str(port), "--refresh", "1s", "--targets", str(ROOT / "targets.yaml"),
+         *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -74,16 +80,40 @@ def wall_url(fed: FedPrometheus) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(wall_url: str) -> Iterator[Any]:
+def chromium() -> Iterator[Any]:
+    """One headless Chromium for the module (one Playwright per thread)."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1920, "height": 1080})
-        pg.goto(wall_url)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def _page(chromium: Any, url: str) -> Iterator[Any]:
+    """A 1920x1080 page showing `url`."""
+    pg = chromium.new_page(viewport={"width": 1920, "height": 1080})
+    try:
+        pg.goto(url)
         yield pg
-        browser.close()
+    finally:
+        pg.close()
+
+
+@pytest.fixture(scope="module")
+def wall_url(fed: FedPrometheus) -> Iterator[str]:
+    with _wall(fed) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(chromium: Any, wall_url: str) -> Iterator[Any]:
+    with _page(chromium, wall_url) as pg:
+        yield pg
 
 
 def _tile(page: Any, team: str, key: str) -> Any:
@@ -162,6 +192,9 @@ def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
     assert "n=25" in _tile(page, "accounts", "csat").inner_text()
     assert "none" in page.locator("#pages").inner_text()
     assert page.locator("#banner").is_hidden()
+    # Everything fits one screen: no pages to rotate, no page indicator.
+    assert page.locator("#pageno").is_hidden()
+    assert page.evaluate("document.body.dataset.pages") == "1"
     # Sparklines and the change against yesterday, from the backfilled history.
     sparks = _sparks(page)
     for team in (tl.ORG, *TEAMS):
@@ -225,3 +258,98 @@ def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
     assert "STALE" in banner.inner_text() and "unreachable" in banner.inner_text()
     assert banner.get_attribute("data-state") == "unreachable"
     page.screenshot(path=str(ARTIFACTS / "wall-stale.png"))
+
+
+#: 12 teams: more than fit 1080 px at a readable size (real organisations have 6-15).
+MANY_TEAMS = ("accounts", "billing", "claims", "delivery", "enterprise", "hardware",
+              "onboarding", "payments", "returns", "shipping", "tech", "warranty")
+#: The readable minimum of wall.css, per text: title, value, sub-line, row label.
+MIN_PX = {"t": 22, "v": 60, "sub": 20, "team": 22}
+
+#: One atomic read of what is on screen: the page, the rows, and every text that is cut,
+#: outside the screen, or smaller than its readable minimum. A text may be smaller only
+#: where it would not fit its tile's width even at the minimum (a long duration: the same
+#: at 4 teams); a row too short for it never excuses it.
+_SCREEN_JS = """(minPx) => {
+    const out = [];
+    const texts = Array.from(document.querySelectorAll('.tile .t, .tile .v, .tile .sub'));
+    for (const x of [...texts, ...document.querySelectorAll('.row-label')]) {
+        const cls = x.classList.contains('row-label') ? 'team' : x.classList[0];
+        const tileEl = x.closest('.tile') || x, t = tileEl.getBoundingClientRect();
+        const r = x.getBoundingClientRect(), name = `${tileEl.dataset.team}/` +
+            `${tileEl.dataset.key || 'label'} .${cls} "${x.textContent}"`;
+        if (r.left < 0 || r.top < 0 || r.right > 1920 || r.bottom > 1080)
+            out.push(`${name} off screen`);
+        if (!x.textContent) continue;
+        if (r.left < t.left || r.right > t.right + 0.5 || r.top < t.top ||
+            r.bottom > t.bottom + 0.5 || x.scrollWidth > x.clientWidth + 1 ||
+            x.scrollHeight > x.clientHeight + 1) out.push(`${name} cut`);
+        const size = parseFloat(getComputedStyle(x).fontSize);
+        if (size < minPx[cls]) {
+            const before = x.style.fontSize;
+            x.style.fontSize = minPx[cls] + 'px';
+            const tooWide = x.scrollWidth > x.clientWidth + 1;
+            const tooLow = x.scrollHeight > x.clientHeight + 1;
+            x.style.fontSize = before;
+            if (!tooWide || tooLow) out.push(`${name} at ${size}px`);
+        }
+        if (cls === 'v' && r.height < minPx.v * 1.1 - 0.5)
+            out.push(`${name} in a ${r.height}px box`);
+    }
+    const no = document.getElementById('pageno');
+    return {page: document.body.dataset.page, pages: document.body.dataset.pages,
+            pageno: no.hidden ? null : no.innerText,
+            header: document.getElementById('pages').innerText,
+            teams: Array.from(document.querySelectorAll('.row-label')).map(e => e.dataset.team),
+            scroll: [document.documentElement.scrollWidth, document.documentElement.scrollHeight],
+            problems: out}; }"""
+
+
+@pytest.fixture(scope="module")
+def fed_many() -> Iterator[FedPrometheus]:
+    system = FedPrometheus(teams=MANY_TEAMS).start()
+    try:
+        yield system
+    finally:
+        system.stop()
+
+
+def test_wall_pages_rotate_when_teams_do_not_fit(chromium: Any, fed_many: FedPrometheus
+                                                 ) -> None:
+    # The last team pages (FRT over the page rule's 900 s): the header must say so
+    # whichever page is on screen.
+    late = MANY_TEAMS[-1]
+    fed_many.feed.set(late, frt=DEFAULT_TARGETS.frt.target_seconds * 2)
+    with _wall(fed_many, "--rotate", "1s") as url, _page(chromium, url) as pg:
+        pg.wait_for_function("document.body.dataset.pages !== undefined", timeout=30_000)
+        shown: dict[str, set[tuple[str, ...]]] = {}
+        order: list[str] = []
+        header_on_other_page = False
+        deadline = time.monotonic() + 60
+        # Two full rotations (and until the page rule fires), every screen checked as it
+        # is at that moment.
+        while len(order) < 7 or not header_on_other_page:
+            assert time.monotonic() < deadline, (order, header_on_other_page)
+            s = pg.evaluate(_SCREEN_JS, MIN_PX)
+            assert not s["problems"], s["problems"]
+            assert s["scroll"][0] <= 1920 and s["scroll"][1] <= 1080, s["scroll"]
+            # The organisation row is on every page, first.
+            assert s["teams"][0] == tl.ORG, s["teams"]
+            pages = int(s["pages"])
+            assert s["pageno"] is not None and s["pageno"].endswith(f"{s['page']}/{pages}"), s
+            shown.setdefault(s["page"], set()).add(tuple(s["teams"][1:]))
+            if not order or order[-1] != s["page"]:
+                order.append(s["page"])
+            if s["page"] != str(pages) and f"CxpulseTestFrtPage ({late})" in s["header"]:
+                header_on_other_page = True
+            time.sleep(0.1)
+        pg.screenshot(path=str(ARTIFACTS / "wall-many-teams.png"))
+    # 12 teams at 4 a page (the organisation plus 4 rows fit 1080 px): 3 pages, in order.
+    assert pages == 3, pages
+    start = order.index("1")
+    assert order[start:start + 4] == ["1", "2", "3", "1"], order
+    # Each page always shows the same teams; over one cycle every team appears exactly once.
+    assert all(len(v) == 1 for v in shown.values()), shown
+    cycle = [team for p in ("1", "2", "3") for team in next(iter(shown[p]))]
+    assert sorted(cycle) == sorted(MANY_TEAMS), cycle
+    assert [len(next(iter(shown[p]))) for p in ("1", "2", "3")] == [4, 4, 4]

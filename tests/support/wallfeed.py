@@ -6,7 +6,8 @@ series with the exporter's names and label scheme from `prometheus_client`,
 lets a real Prometheus 2.42 scrape them every second, and changes values.
 With `history=True` the same series also get 26 h of past before Prometheus
 starts (tests/support/wallhistory.py), so the wall has sparklines and a change
-against yesterday.
+against yesterday. `teams=` serves another team set (the wall's paging test uses
+12 teams); the history is written for the default `TEAMS` only.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ HEALTHY: dict[str, float] = {
 class Feed:
     """Per-team KPI values served as Prometheus series; `set()` changes them live."""
 
-    def __init__(self) -> None:
+    def __init__(self, teams: tuple[str, ...] = TEAMS) -> None:
         self.lock = threading.Lock()
         self.values: dict[str, dict[str, float]] = {
-            team: dict(HEALTHY) for team in (*TEAMS, m.ALL)
+            team: dict(HEALTHY) for team in (*teams, m.ALL)
         }
         self.delay = 4.0
 
@@ -102,8 +103,10 @@ PAGE_RULE = """groups:
 class FedPrometheus:
     """The feed's exporter on a free port and a real Prometheus scraping it every second."""
 
-    def __init__(self, history: bool = False) -> None:
-        self.feed = Feed()
+    def __init__(self, history: bool = False, teams: tuple[str, ...] = TEAMS) -> None:
+        if history and teams != TEAMS:
+            raise ValueError("the backfilled history has the default TEAMS only")
+        self.feed = Feed(teams)
         self.registry = CollectorRegistry()
         self.registry.register(self.feed)  # type: ignore[arg-type]
         self.exporter_port = free_port()

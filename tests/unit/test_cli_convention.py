@@ -18,8 +18,8 @@ ONE_NAME = {
     "--duration": ("--days", "--hours"),  # simulated span: one duration, `7d`
 }
 #: flags whose value is a length of time: the one duration format, never a bare number
-DURATION_FLAGS = {"--duration", "--refresh", "--incident-after", "--incident-length",
-                  "--incident-every"}
+DURATION_FLAGS = {"--duration", "--refresh", "--rotate", "--incident-after",
+                  "--incident-length", "--incident-every"}
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
@@ -64,7 +64,8 @@ def test_every_length_of_time_is_one_duration_format() -> None:
 
 
 @pytest.mark.parametrize("argv", [
-    ["wall", "--refresh", "5"], ["top", "--refresh", "0s"], ["demo", "--duration", "7"],
+    ["wall", "--refresh", "5"], ["wall", "--rotate", "15"], ["top", "--refresh", "0s"],
+    ["demo", "--duration", "7"],
     ["simulate", "--duration", "1 day"], ["demo", "--incident-after", "1y"],
 ])  # fmt: skip
 def test_a_bad_duration_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]
@@ -79,6 +80,7 @@ def test_a_bad_duration_is_a_usage_error(argv: list[str], capsys: pytest.Capture
 def test_durations_read_as_milliseconds() -> None:
     args = build_parser().parse_args(["wall", "--refresh", "1m30s"])
     assert args.refresh == 90_000
+    assert build_parser().parse_args(["wall"]).rotate == 15_000  # the default, parsed
     args = build_parser().parse_args(["demo", "--duration", "2d", "--incident-every", "0"])
     assert (args.duration, args.incident_every) == (2 * 86_400_000, 0)
     assert build_parser().parse_args(["top"]).refresh == 10_000  # the default, parsed

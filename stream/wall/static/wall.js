@@ -7,7 +7,10 @@
   const banner = document.getElementById("banner");
   const WORD = { ok: "on target", warn: "near limit", bad: "off target",
                  low_sample: "few samples", no_data: "no data", info: "" };
+  const rotateMs = Math.max(1, parseFloat(document.body.dataset.rotate) || 15) * 1000;
   let lastOk = null;
+  let last = null;  // the last snapshot drawn: rotating pages redraws it
+  let page = 0;
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -67,11 +70,59 @@
     return d;
   }
 
+  function px(name) {
+    return parseFloat(getComputedStyle(document.documentElement).getPropertyValue(name));
+  }
+
+  // The height of a tile drawn at its readable minimum (wall.css: the title, the value at
+  // --value-min-px, the three sub-lines, the padding): no row is ever shorter than this.
+  function minRowHeight() {
+    const probe = tile({ team: "" }, { colour: "no_data", key: "", description: "",
+      title: "Probe", text: "0", target_text: "x", min_n: null, n: null, change_text: "x",
+      spark: [] });
+    probe.style.cssText = "position: absolute; visibility: hidden; left: 0; top: 0;";
+    probe.querySelector(".v").style.cssText = "font-size: var(--value-min-px); flex: none;";
+    probe.querySelector(".state").textContent = "x";
+    grid.appendChild(probe);
+    const h = probe.getBoundingClientRect().height;
+    probe.remove();
+    return h;
+  }
+
+  // How many teams a page holds: as many rows as fit the screen at the readable minimum,
+  // one of them the organisation's; teams that do not fit go to equal pages that rotate.
+  function layout(nTeams) {
+    const cs = getComputedStyle(grid);
+    const gap = parseFloat(cs.rowGap) || 0;
+    const avail = grid.clientHeight - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom);
+    const minRow = minRowHeight();
+    const perPage = Math.max(1, Math.floor((avail + gap) / (minRow + gap)) - 1);
+    const pages = Math.max(1, Math.ceil(nTeams / perPage));
+    const size = Math.max(1, Math.ceil(nTeams / pages));
+    // Taller rows (fewer teams): a bigger value, up to --value-max-px.
+    const vMin = px("--value-min-px"), vMax = px("--value-max-px");
+    const rowH = (avail - gap * size) / (size + 1);
+    const value = Math.floor((rowH - (minRow - vMin * 1.1)) / 1.1);
+    return { pages, size, value: Math.max(vMin, Math.min(vMax, value)) };
+  }
+
   function draw(snap) {
-    const rows = snap.rows;
+    last = snap;
+    render();
+  }
+
+  // The organisation and the current page's teams; the header says which page it is.
+  function render() {
+    const snap = last;
+    const org = snap.rows.filter((r) => r.team === "all");
+    const teams = snap.rows.filter((r) => r.team !== "all");
     grid.replaceChildren();
-    // Fewer rows: bigger numbers; many rows still fit 1080 px without scrolling.
-    const size = Math.max(36, Math.min(72, Math.floor(400 / Math.max(rows.length, 1))));
+    const lay = layout(teams.length);
+    page %= lay.pages;
+    const rows = [...org, ...teams.slice(page * lay.size, (page + 1) * lay.size)];
+    // Every page has the same row height, also a last page with fewer teams.
+    grid.style.gridTemplateRows = `repeat(${lay.size + org.length}, minmax(0, 1fr))`;
+    const size = lay.value;
     grid.style.setProperty("--value-size", size + "px");
     for (const row of rows) {
       const name = el("div", "team" + (row.team === "all" ? " org" : ""), row.label);
@@ -80,9 +131,18 @@
       grid.appendChild(name);
       for (const c of row.tiles) grid.appendChild(tile(row, c));
     }
-    // Shrink what does not fit its tile (long durations) instead of clipping it.
+    // Shrink what does not fit its tile's width (long durations) instead of clipping it.
     for (const v of grid.querySelectorAll(".v")) fit(v, size, 24);
-    for (const s of grid.querySelectorAll(".tile .sub")) fit(s, 20, 14);
+    for (const s of grid.querySelectorAll(".tile .sub")) fit(s, px("--sub-px"), 14);
+    // A long team name ("onboarding") takes a smaller size, down to the label minimum.
+    for (const n of grid.querySelectorAll(".row-label")) {
+      fit(n, parseFloat(getComputedStyle(n).fontSize), px("--title-px"));
+    }
+    const pageno = document.getElementById("pageno");
+    pageno.hidden = lay.pages < 2;
+    pageno.querySelector(".v").textContent = `${page + 1}/${lay.pages}`;
+    document.body.dataset.page = String(page + 1);
+    document.body.dataset.pages = String(lay.pages);
     const f = snap.freshness || { text: "?", colour: "no_data" };
     const fresh = document.getElementById("freshness");
     fresh.className = "fresh " + f.colour;
@@ -127,4 +187,9 @@
 
   tick();
   setInterval(tick, refreshMs);
+  setInterval(() => {
+    if (!last) return;
+    page += 1;
+    render();
+  }, rotateMs);
 })();
