@@ -30,7 +30,6 @@ from tests.integration.test_worker_pipeline import (
     Topics,
     WorkerProc,
     expected,
-    free_port,
     make_topics,
     parse_metrics,
     replay,
@@ -38,6 +37,7 @@ from tests.integration.test_worker_pipeline import (
     wait_consumed,
     wait_for,
 )
+from tests.support.ports import free_port
 from tests.support.prom import LoopbackServer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]

@@ -29,7 +29,7 @@ import pytest
 
 from stream.core.targets import DEFAULT_TARGETS
 from stream.mixin import tiles as tl
-from tests.support.prom import free_port
+from tests.support.ports import free_port
 from tests.support.wallfeed import TEAMS, FedPrometheus
 from tests.support.wallhistory import TILE_KEYS
 

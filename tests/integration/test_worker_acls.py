@@ -50,7 +50,6 @@ from tests.integration.test_worker_pipeline import (
     assert_counts,
     assert_kpi_series,
     expected,
-    free_port,
     parse_metrics,
     replay,
     simulate,
@@ -58,6 +57,7 @@ from tests.integration.test_worker_pipeline import (
     wait_consumed,
     wait_for,
 )
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -158,6 +158,19 @@ def last_line(w: WorkerProc) -> str:
     return w.log_text().strip().splitlines()[-1]
 
 
+def assert_not_authorized(rc: int | None, log: str, command: str, *named: str,
+                          secret: str = PASSWORD) -> None:  # fmt: skip
+    """A missing grant's verdict: exit 77, no traceback, the last line
+    `cxpulse <command>: kafka: not authorized ...` naming each of `named`, no secret."""
+    assert rc == 77, log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
+    last = log.strip().splitlines()[-1]
+    assert last.startswith(f"cxpulse {command}: kafka: not authorized"), log[-3000:]
+    for n in named:
+        assert n in last, last
+    assert secret not in log
+
+
 def test_worker_works_with_exactly_the_readme_acls(
     broker: KafkaBroker, capture: Path, tmp_path: Path
 ) -> None:
@@ -253,13 +266,7 @@ def test_each_missing_acl_is_one_line_and_77(
         rc = w.proc.wait(120)
     finally:
         w.stop()
-    log = w.log_text()
-    assert rc == 77, log[-4000:]
-    assert "Traceback" not in log, log[-4000:]
-    last = last_line(w)
-    assert last.startswith("cxpulse worker: kafka: not authorized"), log[-3000:]
-    assert repr(name) in last and operation in last, last
-    assert PASSWORD not in log
+    assert_not_authorized(rc, w.log_text(), "worker", repr(name), operation)
 
 
 def test_wrong_password_wrong_ca_bad_changelog(broker: KafkaBroker, tmp_path: Path) -> None:
@@ -454,13 +461,9 @@ def test_each_missing_exporter_acl_is_one_line_and_77(
         finally:
             e.stop()
             asyncio.run(alter_acls(broker.bootstrap, remove=granted))
-        log = e.log_text()
-        assert rc == 77, (missing, log[-3000:])
-        assert "Traceback" not in log, log[-3000:]
-        last = log.strip().splitlines()[-1]
-        assert last.startswith("cxpulse exporter: kafka: not authorized"), log[-3000:]
-        assert f"grant {missing.operation} on topic {missing.name!r}" in last, last
-        assert EXPORTER_PASSWORD not in log
+        assert_not_authorized(rc, e.log_text(), "exporter",
+                              f"grant {missing.operation} on topic {missing.name!r}",
+                              secret=EXPORTER_PASSWORD)  # fmt: skip
 
 
 def _exits(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
@@ -500,13 +503,8 @@ def test_exporter_acl_revoked_while_running_is_one_line_and_77(
     finally:
         e.stop()
         asyncio.run(alter_acls(broker.bootstrap, remove=[a for a in acls if a != revoked]))
-    log = e.log_text()
-    assert rc == 77, log[-3000:]
-    assert "Traceback" not in log, log[-3000:]
-    last = log.strip().splitlines()[-1]
-    assert last.startswith("cxpulse exporter: kafka: not authorized"), log[-3000:]
-    assert f"grant {operation} on topic {name!r}" in last, last
-    assert EXPORTER_PASSWORD not in log
+    assert_not_authorized(rc, e.log_text(), "exporter", f"grant {operation} on topic {name!r}",
+                          secret=EXPORTER_PASSWORD)  # fmt: skip
 
 
 def test_worker_acl_revoked_while_running_is_one_line_and_77(
@@ -533,10 +531,4 @@ def test_worker_acl_revoked_while_running_is_one_line_and_77(
         rc = _exits(w.proc, 60)
     finally:
         w.stop()
-    log = w.log_text()
-    assert rc == 77, log[-4000:]
-    assert "Traceback" not in log, log[-4000:]
-    last = last_line(w)
-    assert last.startswith("cxpulse worker: kafka: not authorized"), log[-3000:]
-    assert f"grant Read on topic {t.tickets!r}" in last, last
-    assert PASSWORD not in log
+    assert_not_authorized(rc, w.log_text(), "worker", f"grant Read on topic {t.tickets!r}")

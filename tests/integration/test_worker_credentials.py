@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from kafka_broker import KafkaBroker  # scripts/ is on sys.path (tests/conftest.py)
 
-from tests.integration.test_worker_pipeline import CXPULSE, ROOT, free_port
+from tests.integration.test_worker_pipeline import CXPULSE, ROOT
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.kafka
 

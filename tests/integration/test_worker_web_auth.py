@@ -20,10 +20,10 @@ from tests.integration.test_worker_pipeline import (
     CXPULSE,
     ROOT,
     WorkerProc,
-    free_port,
     make_topics,
     wait_for,
 )
+from tests.support.ports import free_port
 from tests.support.prom import LoopbackServer
 
 pytestmark = pytest.mark.kafka

@@ -21,9 +21,8 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
 _FIRST = BASE + (int(_WORKER) % 6 if _WORKER.isdigit() else 0) * BLOCK
 # a different start per process, so that a rerun soon after does not meet the
 # previous run's sockets still in TIME_WAIT on the same ports
-_NEXT = itertools.cycle(range(_FIRST, _FIRST + BLOCK))
-for _ in range(os.getpid() % BLOCK):
-    next(_NEXT)
+_START = _FIRST + os.getpid() % BLOCK
+_NEXT = itertools.cycle([*range(_START, _FIRST + BLOCK), *range(_FIRST, _START)])
 
 
 def free_port() -> int:

@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
 from stream import metric_names as m
-from tests.support.prom import LoopbackServer, free_port
+from tests.support.ports import free_port
+from tests.support.prom import LoopbackServer
 
 TEAMS = ("accounts", "billing", "shipping", "tech")
 TICKET = {"channel": "all", "priority": "all"}
