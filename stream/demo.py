@@ -38,6 +38,7 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -101,11 +102,28 @@ def simulated_span(now_ms: int, duration_ms: int, speed: float,
     return now_ms - int(duration_ms * k), duration_ms
 
 
+#: Where the demo's parts listen: below the kernel's ephemeral range (32768-60999 on
+#: Linux) and below the blocks the test suite takes its ports from (tests/support/ports.py).
+DEMO_PORTS = range(10_000, 20_000)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback port for a part, free when chosen, at random in `DEMO_PORTS`.
+
+    Why not `bind(0)`: that hands out a port of the ephemeral range, and so does
+    every outgoing connection (each Kafka client of the demo opens several). A
+    part binds its port seconds after the demo chose it, and once Alertmanager
+    found its port taken in between ("bind: address already in use"), which
+    stopped the demo. Ports outside that range are only ever taken on purpose."""
+    for _ in range(100):
+        port = random.choice(DEMO_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise DemoError(f"no free port in {DEMO_PORTS.start}-{DEMO_PORTS.stop - 1}")
 
 
 class DemoError(Exception):
@@ -377,7 +395,8 @@ class Demo:
 
         kafka_dir = self.dir / "kafka"
         shutil.rmtree(kafka_dir, ignore_errors=True)  # a demo starts from an empty broker
-        self.broker = KafkaBroker(workdir=kafka_dir)
+        self.broker = KafkaBroker(workdir=kafka_dir, port=free_port(),
+                                  controller_port=free_port())
         try:
             self.broker.start()
         except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
