@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.wall.server",
     "stream.top",
     "stream.demo",
+    "stream.ingest.command",
 )
 
 

@@ -86,3 +86,20 @@ LAST_PROCESSED = f"{PREFIX}_last_processed_timestamp_seconds"
 KAFKA_AUTH_FAILING = f"{PREFIX}_kafka_auth_failing"
 #: probes of the worker's credentials the broker refused
 KAFKA_AUTH_FAILURES_TOTAL = f"{PREFIX}_kafka_auth_failures_total"
+
+# -- the helpdesk gateway (`cxpulse ingest`) and the map stage (`cxpulse map`) -----------
+#: webhook deliveries by vendor (zendesk|chatwoot|freshdesk|zammad|unknown) and outcome
+#: (accepted|unauthorized|too_large|bad_content_type|bad_json|unknown_vendor|unavailable)
+INGEST_DELIVERIES_TOTAL = f"{PREFIX}_ingest_deliveries_total"
+#: seconds from handing a delivery to the producer to Kafka's acknowledgement
+INGEST_PRODUCE_SECONDS = f"{PREFIX}_ingest_produce_seconds"
+#: deliveries Kafka did not acknowledge in time (answered 503; the vendor retries)
+INGEST_PRODUCE_FAILURES_TOTAL = f"{PREFIX}_ingest_produce_failures_total"
+#: 1 while the gateway's producer is connected to Kafka (/healthz answers 200)
+INGEST_KAFKA_UP = f"{PREFIX}_ingest_kafka_up"
+#: raw deliveries the map stage read, by vendor and outcome (mapped|ignored|deadletter)
+MAP_DELIVERIES_TOTAL = f"{PREFIX}_map_deliveries_total"
+#: contract events the map stage produced, by vendor and type
+MAP_EVENTS_TOTAL = f"{PREFIX}_map_events_total"
+#: raw deliveries the map stage dead-lettered, by vendor and reason
+MAP_DEADLETTER_TOTAL = f"{PREFIX}_map_deadletter_total"

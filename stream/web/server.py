@@ -167,9 +167,21 @@ class BasicAuth:
 
 
 async def serve(
-    sock: socket.socket, routes: Mapping[str, Handler], cfg: WebConfig | None = None
+    sock: socket.socket,
+    routes: Mapping[str, Handler],
+    cfg: WebConfig | None = None,
+    *,
+    post_routes: Mapping[str, Handler] | None = None,
+    client_max_size: int = 1024**2,
 ) -> Any:
-    """Start an aiohttp server on the bound socket; returns the runner (`cleanup()` it)."""
+    """Start an aiohttp server on the bound socket; returns the runner (`cleanup()` it).
+
+    `routes` answer GET, `post_routes` POST (`cxpulse ingest`'s webhooks). Basic
+    auth of the web config guards the GET routes only: a POST route
+    authenticates its caller itself (a helpdesk signs its webhook; it cannot
+    send our Prometheus password). A body above `client_max_size` bytes is
+    refused by aiohttp with 413 when the handler reads it.
+    """
     from aiohttp import web
 
     cfg = cfg or WebConfig()
@@ -179,6 +191,8 @@ async def serve(
 
         @web.middleware
         async def basic_auth(request: web.Request, handler: Handler) -> Any:
+            if request.method == "POST" and post_routes:
+                return await handler(request)  # authenticated by the handler (see above)
             if not auth.check(request.headers.get("Authorization")):
                 return web.Response(
                     status=401,
@@ -188,10 +202,24 @@ async def serve(
             return await handler(request)
 
         middlewares.append(basic_auth)
-    app = web.Application(middlewares=middlewares)
+    app = web.Application(middlewares=middlewares, client_max_size=client_max_size)
     for path, handler in routes.items():
         app.router.add_get(path, handler)
+    for path, handler in (post_routes or {}).items():
+        app.router.add_post(path, handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock, ssl_context=ssl_context(cfg)).start()
     return runner
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A bound, listening, non-blocking socket (bound before serving, so a taken port
+    is one line at start naming the setting, not a traceback later). Raises OSError."""
+    family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(addr)
+    sock.listen(256)
+    sock.setblocking(False)
+    return sock
