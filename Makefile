@@ -17,7 +17,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 typecheck: setup
-	$(VENV)/bin/mypy stream
+	$(VENV)/bin/mypy stream/cxpulse
 
 # Two test files at a time (pytest-xdist, whole files per process: a file's tests share
 # its broker and fixtures); the integration tests mostly wait on brokers and `for:`
