@@ -273,7 +273,7 @@ def _pipeline_alerts(targets: Targets) -> list[dict[str, Any]]:
                "The worker does not keep up with the topics; add a worker or partitions."),
         _alert(targets, "CxpulseDeadLetterRatioHigh",
                f"sum({dedup(m.DEADLETTER_TOTAL, 'rate', '10m')})\n"
-               f"  / clamp_min(sum(rate({m.CONSUMED_TOTAL}[10m])), 1e-9) "
+               f"  / clamp_min(sum({dedup(m.CONSUMED_TOTAL, 'rate', '10m')}), 1e-9) "
                f"> {p.max_deadletter_ratio:g}",
                "10m", "ticket", PIPELINE,
                "{{ $value | humanizePercentage }} of messages are dead-lettered",
@@ -281,7 +281,7 @@ def _pipeline_alerts(targets: Targets) -> list[dict[str, Any]]:
                "and the reason label."),
         _alert(targets, "CxpulseLateEventRatioHigh",
                f"sum({dedup(LATE_EVENTS, 'rate', '10m')})\n"
-               f"  / clamp_min(sum(rate({m.CONSUMED_TOTAL}[10m])), 1e-9) "
+               f"  / clamp_min(sum({dedup(m.CONSUMED_TOTAL, 'rate', '10m')}), 1e-9) "
                f"> {p.max_late_ratio:g}",
                "10m", "ticket", PIPELINE,
                "{{ $value | humanizePercentage }} of events arrive too late for the windows",

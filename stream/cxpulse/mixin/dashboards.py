@@ -92,11 +92,11 @@ def _timeseries(lay: _Layout, title: str, targets: list[dict[str, Any]], unit: s
 
 
 def _table(lay: _Layout, title: str, targets: list[dict[str, Any]], w: int = 24,
-           h: int = 10, description: str = "") -> dict[str, Any]:
+           h: int = 10, description: str = "", unit: str = "none") -> dict[str, Any]:
     return {
         "id": lay.id(), "type": "table", "title": title, "description": description,
         "datasource": DS, "gridPos": lay.place(w, h), "targets": targets,
-        "fieldConfig": {"defaults": {}, "overrides": []},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
         "options": {"showHeader": True},
         "transformations": [
             {"id": "merge", "options": {}},
@@ -225,6 +225,7 @@ def wall(t: Targets) -> dict[str, Any]:
         },
         {
             "id": lay.id(), "type": "stat", "title": "Pages firing", "datasource": DS,
+            "description": "Alerts of severity page firing now, over every team: red from one.",
             "gridPos": lay.place(4, 3),
             "targets": [_target(f"count({tl.PAGES_EXPR}) or vector(0)", "pages", instant=True)],
             "fieldConfig": {"defaults": {
@@ -239,9 +240,10 @@ def wall(t: Targets) -> dict[str, Any]:
         },
         {
             "id": lay.id(), "type": "table", "title": "Firing pages", "datasource": DS,
+            "description": "Which page fires for which team (alert name and team).",
             "gridPos": lay.place(16, 3),
             "targets": [{**_target(tl.PAGES_EXPR, instant=True), "format": "table"}],
-            "fieldConfig": {"defaults": {}, "overrides": []},
+            "fieldConfig": {"defaults": {"unit": "none"}, "overrides": []},
             "options": {"showHeader": False},
             "transformations": [{"id": "organize", "options": {
                 "includeByName": {"alertname": True, "team": True}}}],
@@ -273,29 +275,39 @@ def oncall(t: Targets) -> dict[str, Any]:
     fresh = tl.freshness_tile(t)
     panels = [
         {"id": lay.id(), "type": "alertlist", "title": "Firing cxpulse alerts",
+         "description": "Every cxpulse alert pending or firing; each has a runbook link.",
          "gridPos": lay.place(24, 6),
          "options": {"alertName": "Cxpulse", "stateFilter": {"firing": True, "pending": True},
                      "maxItems": 20, "sortOrder": 1}},
         _timeseries(lay, "Data age (how far the KPIs lag behind real time)",
                     [_target(fresh.query(tl.ORG), "data age")], "s",
-                    _steps(fresh, tl.ORG)),
+                    _steps(fresh, tl.ORG), description=fresh.description),
         _timeseries(lay, "Consumer lag",
                     [_target(f"sum by (instance, topic) ({m.CONSUMER_LAG})",
                              "{{instance}} {{topic}}")], "none",
-                    _ceiling_steps(p.max_consumer_lag)),
+                    _ceiling_steps(p.max_consumer_lag),
+                    description="Messages on the input topics not yet applied, per worker; "
+                    "it grows while a worker is down or slower than the traffic."),
         _timeseries(lay, "Events by outcome",
-                    [_target(f"sum by (outcome) (rate({m.EVENTS_TOTAL}[5m]))", "{{outcome}}")],
-                    "ops"),
+                    [_target(f"sum by (outcome) (rate({m.EVENTS_TOTAL}[$__rate_interval]))",
+                             "{{outcome}}")],
+                    "ops", description="Valid events per second: applied, duplicate (a "
+                    "redelivery, no effect) or late (outside every window)."),
         _timeseries(lay, "Dead letters by reason",
-                    [_target(f"sum by (reason) (rate({m.DEADLETTER_TOTAL}[5m]))",
-                             "{{reason}}")], "ops"),
+                    [_target(f"sum by (reason) (rate({m.DEADLETTER_TOTAL}[$__rate_interval]))",
+                             "{{reason}}")], "ops",
+                    description="Messages rejected to the dead-letter topic per second, by "
+                    "reason (docs/contract.md); the bytes are kept there."),
         _timeseries(lay, "Processes up", [_target('up{job=~"cxpulse.*"}',
-                                                  "{{job}} {{instance}}")], "none"),
+                                                  "{{job}} {{instance}}")], "none",
+                    description="1 while Prometheus can scrape the worker or exporter."),
         _timeseries(lay, f"First reply p{int(frt.quantile * 100)} by team ({frt.window})",
                     [_target(one_replica(
                         f'{m.FRT}{{window="{frt.window}",team!="all",channel="all",'
                         f'priority="all",percentile="{q}"}}'), "{{team}}")], "s",
-                    _ceiling_steps(frt.target_seconds)),
+                    _ceiling_steps(frt.target_seconds),
+                    description=f"Each team's p{int(frt.quantile * 100)} first reply time over "
+                    f"the last {frt.window}, against the target."),
     ]
 
     def breach_share(window: str) -> str:
@@ -313,6 +325,9 @@ def oncall(t: Targets) -> dict[str, Any]:
              _target(breach_share(burn.short), f"{{{{team}}}} {burn.short}", "B")],
             "percentunit",
             [{"color": GREEN, "value": None}, {"color": RED, "value": round(level, 6)}],
+            description=f"Share of first-reply deadlines breached, over the exact windows of "
+            f"the {burn.severity} burn-rate alert: it fires when both lines are over the red "
+            "line.",
         ))
     return _dashboard("cxpulse-oncall", "cxpulse / On-call", panels, [], "30s", ["oncall"])
 
@@ -358,9 +373,12 @@ def teamlead(t: Targets) -> dict[str, Any]:
         _timeseries(lay, "Resolution and customer wait (means)", [
             _target(one_replica(f"{m.RESOLUTION_MEAN}{{{sel}}}"), "resolution mean"),
             _target(one_replica(f"{m.WAIT_MEAN}{{{sel}}}"), "customer wait mean", "B"),
-        ], "s"),
+        ], "s", description="Mean time to resolve, and mean time customers waited for "
+            "replies, over the chosen window."),
         {
             "id": lay.id(), "type": "heatmap", "title": "First reply time distribution",
+            "description": "How many first replies took how long: a tail growing up is a "
+            "queue waiting.",
             "datasource": DS, "gridPos": lay.place(12, 8),
             "targets": [{**_target(f"sum by (le) ({frt_buckets})", "{{le}}"),
                          "format": "heatmap"}],
@@ -373,16 +391,19 @@ def teamlead(t: Targets) -> dict[str, Any]:
             _target(one_replica(f"{m.SURVEY_CI_LOWER['csat']}{{{ssel}}}"), "lower", "B"),
             _target(one_replica(f"{m.SURVEY_CI_UPPER['csat']}{{{ssel}}}"), "upper", "C"),
             _target(one_replica(f"{m.SURVEY_RESPONSES['csat']}{{{ssel}}}"), "n", "N"),
-        ], "percentunit", _floor_steps(t.score_for("csat"))),
+        ], "percentunit", _floor_steps(t.score_for("csat")),
+            description="Satisfied share of CSAT answers with its 95 % interval; a wide band "
+            "means few answers (n)."),
         _timeseries(lay, "Volume and backlog", [
             _target(one_replica(f"{m.CREATED}{{{sel}}}"), "created in window"),
             _target(one_replica(f"{m.BACKLOG}{{{TEAM_TICKETS}}}"), "open backlog", "B"),
             _target(one_replica(f"{m.UNANSWERED}{{{TEAM_TICKETS}}}"), "unanswered", "C"),
-        ], "none"),
+        ], "none", description="Tickets created in the window, and open and unanswered "
+            "tickets now."),
         _timeseries(lay, "Tickets per agent", [
             _target(one_replica(f'{m.TICKETS_PER_AGENT}{{window="$window",team="$team"}}'),
                     "solves/agent"),
-        ], "none"),
+        ], "none", description="Solves per active agent of the team over the window."),
         _table(lay, "Agents", [
             _target(one_replica(f'{m.AGENT_SOLVES}{{window="$window",agent=~"$agent"}}')
                     + f" and on (agent) {team_agents}", "", "A", instant=True),
