@@ -2,8 +2,10 @@
 
 | module | job |
 |---|---|
-| `follow.py` | changelog records -> committed state changes, batch by batch (pure) |
 | `clock.py` | freshness (`cxpulse_kpi_delay_seconds`) and the evaluation instant (pure) |
 | `service.py` | the process: consume the changelog, evaluate on a timer, serve the bytes |
 | `command.py` | the CLI entry point |
+
+It reads the changelog with `cxpulse.changelog.follow` and renders with
+`cxpulse.exposition`; it imports no worker module (`.importlinter`).
 """
