@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cxpulse.mixin.command import load_targets
 from cxpulse.mixin.dashboards import dashboards
 from cxpulse.mixin.lint import lint, load_exclusions, main
