@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stream.ingest.auth import sign
+from cxpulse.ingest.auth import sign
+
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ class Ingest:
     def start(self) -> Ingest:
         log = (self.workdir / f"ingest-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "ingest", "--bootstrap-servers", self.bootstrap,
+            [sys.executable, "-m", "cxpulse.cli", "ingest", "--bootstrap-servers", self.bootstrap,
              "--topic-raw-deliveries", self.raw_topic, "--ingest-port", str(self.port),
              "--set", "ingest_produce_timeout=3s", *self.extra],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env_with_secrets(),

@@ -1,5 +1,5 @@
-"""Webhook authenticity per vendor (`stream.ingest.auth`), and where each vendor puts the
-ticket id (`stream.ingest.keys`). Signatures are computed here independently of `sign`
+"""Webhook authenticity per vendor (`cxpulse.ingest.auth`), and where each vendor puts the
+ticket id (`cxpulse.ingest.keys`). Signatures are computed here independently of `sign`
 from the vendors' documented formulas, so a mistake in both cannot agree by accident."""
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ import hashlib
 import hmac
 
 import pytest
-
-from stream.ingest.auth import FORGED, MISSING, NOT_CONFIGURED, STALE, sign, verify
-from stream.ingest.keys import ticket_key
-from stream.settings import SettingsError, refuse_secret_on_command_line
+from cxpulse.ingest.auth import FORGED, MISSING, NOT_CONFIGURED, STALE, sign, verify
+from cxpulse.ingest.keys import ticket_key
+from cxpulse.settings import SettingsError, refuse_secret_on_command_line
 
 NOW = 1_765_000_000.0
 BODY = b'{"ticket":{"id":7}}'
