@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cxpulse.top",
     "cxpulse.demo.command",
     "cxpulse.ingest.command",
+    "cxpulse.mapstage.command",
 )
 
 
