@@ -33,13 +33,13 @@ FRT_S, RESOLUTION_S, REOPENS = 600.0, 1500.0, 1
 AGENT, CUSTOMER, BOT = 200, 100, 999
 #: a mapping file for these fixtures (the group ids and the bot are the deployment's)
 MAPPING_YAML = """\
-default_team: support
+default_team: elsewhere
 zendesk: {teams: {"360001": billing}, bots: ["999"]}
 chatwoot: {teams: {"3": chat}}
-freshdesk: {teams: {"43000001": billing}, bots: ["999"]}
+freshdesk: {teams: {"43000001": frontline}, bots: ["999"]}
 zammad: {teams: {Users: support}, bots: ["999"]}
 """
-TEAM = {"zendesk": "billing", "chatwoot": "chat", "freshdesk": "billing", "zammad": "support"}
+TEAM = {"zendesk": "billing", "chatwoot": "chat", "freshdesk": "frontline", "zammad": "support"}
 
 
 def iso(t: float, digits: int = 0) -> str:

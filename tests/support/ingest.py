@@ -120,3 +120,57 @@ class Ingest:
             self.proc.terminate()
             return self.proc.wait(30)
         return self.proc.returncode
+
+
+@dataclass
+class MapProc:
+    """One `cxpulse map` subprocess."""
+
+    bootstrap: str
+    raw_topic: str
+    tickets: str
+    surveys: str
+    deadletter: str
+    mapping_file: Path
+    workdir: Path
+    group: str = "map-test"
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra: str) -> MapProc:
+        log = (self.workdir / f"map-{self.port}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cxpulse.cli", "map", "--bootstrap-servers", self.bootstrap,
+             "--topic-raw-deliveries", self.raw_topic, "--topic-tickets", self.tickets,
+             "--topic-surveys", self.surveys, "--topic-deadletter", self.deadletter,
+             "--mapping-file", str(self.mapping_file), "--map-group-id", self.group,
+             "--metrics-port", str(self.port),
+             "--set", f"topic_map_snapshots={self.raw_topic}.snapshots", *extra],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env_with_secrets(),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # healthy = partitions assigned, snapshots read
+            assert self.proc.poll() is None, self.log_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5):
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        raise TimeoutError(f"map not healthy; log: {self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        return (self.workdir / f"map-{self.port}.log").read_text(errors="replace")
+
+    def metrics(self) -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+                return str(r.read().decode())
+        except OSError:
+            return ""
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            return self.proc.wait(30)
+        return self.proc.returncode

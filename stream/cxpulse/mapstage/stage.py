@@ -42,7 +42,7 @@ log = logging.getLogger("cxpulse.map")
 VENDOR_HEADER = "cxpulse-vendor"  # set by the gateway (cxpulse.ingest.gateway)
 
 
-@dataclass
+@dataclass(eq=False)  # a prometheus collector: registered by identity
 class MapCounters:
     deliveries: Counter[tuple[str, str]] = field(default_factory=Counter)
     events: Counter[tuple[str, str]] = field(default_factory=Counter)
