@@ -9,7 +9,7 @@ import hashlib
 import hmac
 
 import pytest
-from cxpulse.ingest.auth import FORGED, MISSING, NOT_CONFIGURED, STALE, sign, verify
+from cxpulse.ingest.auth import FORGED, MISSING, NOT_CONFIGURED, STALE, sign, verify, verify_any
 from cxpulse.ingest.keys import ticket_key
 from cxpulse.settings import SettingsError, refuse_secret_on_command_line
 
@@ -80,3 +80,12 @@ def test_webhook_secrets_are_refused_on_the_command_line() -> None:
                  "freshdesk_webhook_password", "zammad_webhook_secret"):  # fmt: skip
         with pytest.raises(SettingsError, match="not accepted on the command line"):
             refuse_secret_on_command_line(name)
+
+
+def test_any_of_several_secrets_and_the_most_telling_reason() -> None:
+    ts = "2025-12-06T05:46:40Z"
+    headers = sign("zendesk", b"second", BODY, ts)
+    assert verify_any("zendesk", headers, BODY, [b"first", b"second"], NOW, 300) is None
+    assert verify_any("zendesk", headers, BODY, [b"first", b"third"], NOW, 300) == FORGED
+    assert verify_any("zendesk", headers, BODY, [b"second", b"x"], NOW + 999, 300) == STALE
+    assert verify_any("zendesk", headers, BODY, [], NOW, 300) == NOT_CONFIGURED

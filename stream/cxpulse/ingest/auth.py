@@ -91,6 +91,20 @@ def verify(
     return NOT_CONFIGURED
 
 
+def verify_any(vendor: str, headers: Mapping[str, str], body: bytes, secrets: list[bytes],
+               now: float, window_s: float) -> str | None:  # fmt: skip
+    """`verify` against each configured secret (Zendesk gives each webhook its own: one
+    for the event subscription, one for the CSAT trigger); None when one accepts."""
+    reason = NOT_CONFIGURED
+    for secret in secrets:
+        found = verify(vendor, headers, body, secret, now, window_s)
+        if found is None:
+            return None
+        if found != FORGED or reason == NOT_CONFIGURED:
+            reason = found  # the most telling: stale (signed by us) over forged
+    return reason
+
+
 def _fresh(ts: str, now: float, window_s: float) -> str | None:
     """A correctly signed timestamp still has to be recent: else a replay (or a clock)."""
     at = parse_timestamp(ts)

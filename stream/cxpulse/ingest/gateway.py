@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cxpulse import metric_names as mn
-from cxpulse.ingest.auth import verify
+from cxpulse.ingest.auth import verify_any
 from cxpulse.ingest.keys import VENDORS, ticket_key
 
 log = logging.getLogger("cxpulse.ingest")
@@ -94,10 +94,15 @@ class Gateway:
     #: (monotonic time, reachable) of the last broker probe (/healthz)
     _probed: tuple[float, bool] = (0.0, False)
 
-    def secret(self, vendor: str) -> bytes | None:
+    def secrets(self, vendor: str) -> list[bytes]:
+        """The vendor's secrets: one, or several separated by commas (one per webhook)."""
         name = "freshdesk_webhook_password" if vendor == "freshdesk" else f"{vendor}_webhook_secret"
         value = getattr(self.settings, name)
-        return value.reveal().encode() if value is not None else None
+        if value is None:
+            return []
+        text = value.reveal()
+        parts = [p.strip() for p in text.split(",")] if vendor != "freshdesk" else [text]
+        return [p.encode() for p in parts if p]
 
     async def keep_producer(self, stop: asyncio.Event) -> None:
         """Start the producer, retrying while Kafka is unreachable (deliveries get 503)."""
@@ -155,8 +160,8 @@ class Gateway:
         if request.content_type != "application/json":
             return self._refuse(vendor, "bad_content_type", 415,
                                 "Content-Type must be application/json")  # fmt: skip
-        why = verify(vendor, request.headers, body, self.secret(vendor), time.time(),
-                     s.ingest_signature_window_ms / 1000)  # fmt: skip
+        why = verify_any(vendor, request.headers, body, self.secrets(vendor), time.time(),
+                         s.ingest_signature_window_ms / 1000)  # fmt: skip
         if why is not None:
             return self._refuse(vendor, "unauthorized", 401, f"unauthorized: {why}")
         try:

@@ -221,7 +221,8 @@ class Settings(BaseSettings):
     #: a delivery Kafka has not acknowledged within this long is answered 503
     #: (the vendor retries); below every vendor's own request timeout (10 s+)
     ingest_produce_timeout_ms: Duration = Field(default=ms("8s"), alias="ingest_produce_timeout")
-    #: per-vendor webhook credentials; a vendor without one is refused (401)
+    #: per-vendor webhook credentials; a vendor without one is refused (401). Several
+    #: signing secrets (one per Zendesk webhook) separated by commas
     zendesk_webhook_secret: OptionalSecret = None
     chatwoot_webhook_secret: OptionalSecret = None
     #: Freshdesk signs nothing: its webhook action sends this as the basic-auth password
