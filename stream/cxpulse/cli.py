@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cxpulse.demo.command",
     "cxpulse.ingest.command",
     "cxpulse.mapstage.command",
+    "cxpulse.importer.command",
 )
 
 

@@ -161,13 +161,15 @@ def _satisfaction(body: dict[str, Any], mapping: Mapping) -> Mapped:
 # --- backfill: the incremental ticket-events export ----------------------------------------
 
 
-def map_export_event(item: dict[str, Any], mapping: Mapping, bots_by_staff: dict[str, bool]
-                     ) -> Mapped:  # fmt: skip
+def map_export_event(item: dict[str, Any], mapping: Mapping, staff_by_user: dict[str, bool],
+                     requesters: dict[str, str] | None = None) -> Mapped:  # fmt: skip
     """One `ticket_events` item of `/api/v2/incremental/ticket_events?include=comment_events`.
 
-    `bots_by_staff`: user id -> is staff (the export does not say; the caller
+    `staff_by_user`: user id -> is staff (the export does not say; the caller
     passes the `users` side-load when it has it: an author not in it who is not the
-    ticket's requester counts as staff)."""
+    ticket's requester counts as staff). `requesters`: ticket -> requester id, kept by
+    the caller across items (only the creation names the requester)."""
+    requesters = {} if requesters is None else requesters
     ticket = require_id(item.get("ticket_id"), "ticket_id")
     ts = to_ms(item.get("created_at"), "created_at")
     updater = ident(item.get("updater_id"))
@@ -176,7 +178,9 @@ def map_export_event(item: dict[str, Any], mapping: Mapping, bots_by_staff: dict
     snapshot: dict[str, Any] = {}
     for child in children:
         if isinstance(child, dict) and child.get("event_type") == "Create":
-            snapshot[str(child.get("field_name") or "")] = child.get("value")
+            snapshot.update(_fields(child))
+    if ident(snapshot.get("requester_id")) is not None:
+        requesters[ticket] = str(ident(snapshot.get("requester_id")))
     for child in children:
         if not isinstance(child, dict):
             continue
@@ -191,21 +195,23 @@ def map_export_event(item: dict[str, Any], mapping: Mapping, bots_by_staff: dict
             _created(out, ticket, ts, detail, mapping)
         elif etype == "Comment":
             author = ident(child.get("author_id")) or updater
-            staff = bots_by_staff.get(author or "", author != ident(snapshot.get("requester_id")))
+            staff = staff_by_user.get(author or "", author != requesters.get(ticket))
             _comment(out, ticket, ts, require_id(child.get("id"), "comment id"), author,
                      staff, child.get("public", True) is not False, mapping)  # fmt: skip
-        elif etype == "Change" and child.get("field_name") == "status":
-            status = _status(mapping, child.get("value"))
+            continue
+        changed = _fields(child) if etype == "Change" else {}
+        if "status" in changed:
+            status = _status(mapping, changed["status"])
             if status is not None:
                 out.add(f"zd:{ticket}:status:{status}:{second(ts)}", "ticket.status_changed",
                         ts, ticket_id=ticket, status=status)  # fmt: skip
-        elif etype == "Change" and child.get("field_name") == "assignee_id":
-            agent = ident(child.get("value"))
+        if "assignee_id" in changed:
+            agent = ident(changed["assignee_id"])
             if agent is not None:
                 out.add(f"zd:{ticket}:assigned:{agent}:{second(ts)}", "ticket.assigned", ts,
                         ticket_id=ticket, agent_id=agent)  # fmt: skip
-        elif etype == "Change" and child.get("field_name") == "satisfaction_score":
-            rating = str(child.get("value", "")).lower()
+        if "satisfaction_score" in changed:
+            rating = str(changed["satisfaction_score"]).lower()
             if rating in ("good", "bad"):
                 out.add(f"zd:{ticket}:csat:{rating}:{second(ts)}", "survey.response", ts,
                         survey="csat", scale="two_point", score=1 if rating == "good" else 0,
@@ -216,3 +222,15 @@ def map_export_event(item: dict[str, Any], mapping: Mapping, bots_by_staff: dict
     if not out.events:
         out.ignored = "no_tracked_change"
     return out
+
+
+#: ticket fields a child event may carry (the export names the field as the key;
+#: audits as `field_name` / `value`)
+_FIELDS = ("status", "assignee_id", "group_id", "priority", "requester_id",
+           "satisfaction_score", "custom_status_id")  # fmt: skip
+
+
+def _fields(child: dict[str, Any]) -> dict[str, Any]:
+    if "field_name" in child:
+        return {str(child["field_name"]): child.get("value")}
+    return {name: child[name] for name in _FIELDS if name in child}

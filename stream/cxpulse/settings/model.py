@@ -81,6 +81,7 @@ SECRET_SETTINGS = {
     "chatwoot_webhook_secret": "CXPULSE_CHATWOOT_WEBHOOK_SECRET or the config file",
     "freshdesk_webhook_password": "CXPULSE_FRESHDESK_WEBHOOK_PASSWORD or the config file",
     "zammad_webhook_secret": "CXPULSE_ZAMMAD_WEBHOOK_SECRET or the config file",
+    "zendesk_api_token": "CXPULSE_ZENDESK_API_TOKEN or the config file",
 }
 
 
@@ -228,6 +229,9 @@ class Settings(BaseSettings):
     #: Freshdesk signs nothing: its webhook action sends this as the basic-auth password
     freshdesk_webhook_password: OptionalSecret = None
     zammad_webhook_secret: OptionalSecret = None
+    #: `cxpulse import zendesk --poll`: API token auth (basic `{email}/token:{token}`)
+    zendesk_api_email: OptionalStr = None
+    zendesk_api_token: OptionalSecret = None
     #: `cxpulse map`: deployment mapping (group ids -> teams, statuses, channels, bots)
     mapping_file: ExistingFile = None
     map_group_id: str = "cxpulse-map"
