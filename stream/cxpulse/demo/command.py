@@ -6,7 +6,6 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 from cxpulse import cliargs
 from cxpulse.demo.incidents import INCIDENT_HOUR, incident_plan
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     return Demo(args, root, directory).run()
 
 
-def register(sub: Any) -> None:
+def register(sub: cliargs.Subcommands) -> None:
     p = sub.add_parser(
         "demo", help="run the whole system live: Kafka, workers, Prometheus, Alertmanager, "
         "simulator and the wall",

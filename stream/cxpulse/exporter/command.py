@@ -17,14 +17,14 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Any
 
+from cxpulse.cliargs import Subcommands
 from cxpulse.settings import SettingsError, core_config, load_settings
 from cxpulse.settings.flags import add_settings_flags, settings_overrides
 from cxpulse.startup import prepare_serving
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "exporter",
         help="serve every KPI of all partitions (read from the state changelog) on /metrics",

@@ -10,10 +10,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from cxpulse.cliargs import Subcommands
 from cxpulse.core.targets import Targets, TargetsError
 from cxpulse.mixin.alerts import alert_rules
 from cxpulse.mixin.dashboards import dashboards
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     p = sub.add_parser("generate", help="generate alert rules and dashboards from targets.yaml")
     p.add_argument("--targets", default="targets.yaml", help="targets file (default: %(default)s)")
     p.add_argument("--out", default=".", help="repository root to write into")

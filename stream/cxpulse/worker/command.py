@@ -15,6 +15,7 @@ import socket
 import sys
 from typing import Any
 
+from cxpulse.cliargs import Subcommands
 from cxpulse.kafka.access import KafkaAccessError
 from cxpulse.settings import Settings, SettingsError, load_settings
 from cxpulse.settings.flags import add_settings_flags, settings_overrides
@@ -24,7 +25,7 @@ from cxpulse.worker.metrics import build_registries, serve_metrics
 log = logging.getLogger("cxpulse.worker")
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "worker",
         help="consume events, keep state, serve /metrics",
