@@ -102,7 +102,7 @@ def _problem(err: ErrorDetails, name: str) -> str:
     return f"{message[:1].lower()}{message[1:]}, got {shown}"
 
 
-def _bound(ctx: Mapping[str, Any]) -> str:
+def _bound(ctx: Mapping[str, object]) -> str:
     ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
     return " ".join(f"{ops[k]} {v}" for k, v in ctx.items() if k in ops)
 
