@@ -19,6 +19,8 @@ import os
 import sys
 
 from cxpulse.cliargs import Subcommands
+from cxpulse.exporter.service import run_exporter
+from cxpulse.kafka.access import KafkaAccessError
 from cxpulse.settings import SettingsError, core_config, load_settings
 from cxpulse.settings.flags import add_settings_flags, settings_overrides
 from cxpulse.startup import prepare_serving
@@ -51,9 +53,6 @@ def run(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from cxpulse.exporter.service import run_exporter
-    from cxpulse.kafka.access import KafkaAccessError
-
     # the exporter reads only end offsets of the input topics: Describe is its grant
     prepared = prepare_serving("cxpulse exporter", settings, input_grant="Describe")
     if isinstance(prepared, int):
