@@ -24,11 +24,12 @@ from tqdm import tqdm
 
 from cxpulse.core.decode import Rejection, decode, route_of
 from cxpulse.core.events import SURVEYS, TICKETS
-from cxpulse.settings import SettingsError, load_settings
+from cxpulse.settings import Settings, SettingsError, load_settings
 from cxpulse.settings.model import ClientOptions
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_TOPICS = {TICKETS: "support.tickets", SURVEYS: "support.surveys"}
+_DEFAULTS = Settings.model_fields  # the one place defaults are written down
+DEFAULT_TOPICS = {TICKETS: str(_DEFAULTS["topic_tickets"].default),
+                  SURVEYS: str(_DEFAULTS["topic_surveys"].default)}
 SEND_CHUNK = 5000
 #: A progress bar advanced by hand (`update(n)`), over no iterable.
 Progress: TypeAlias = "tqdm[NoReturn]"
@@ -135,7 +136,8 @@ def add_kafka_args(parser: argparse.ArgumentParser, bootstrap_default: str | Non
     """The Kafka client flags, named as the worker's (`cxpulse worker --help`)."""
     parser.add_argument(
         "--bootstrap-servers", default=bootstrap_default, metavar="HOST:PORT",
-        help="Kafka bootstrap servers (default: the settings', 127.0.0.1:9092)",
+        help="Kafka bootstrap servers (default: the settings', "
+        f"{_DEFAULTS['bootstrap_servers'].default})",
     )  # fmt: skip
     parser.add_argument(
         "--topic-tickets", default=None,
