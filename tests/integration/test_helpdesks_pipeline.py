@@ -12,7 +12,9 @@ its bytes and reason, and the stage went on.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +24,13 @@ from cxpulse.core.decode import Rejection, decode
 
 from tests.conftest import run_sync
 from tests.integration.test_exporter import ExporterProc
-from tests.integration.test_worker_pipeline import Topics, WorkerProc, parse_metrics
+from tests.integration.test_worker_pipeline import (
+    CXPULSE,
+    Topics,
+    WorkerProc,
+    parse_metrics,
+    wait_for,
+)
 from tests.support.helpdesk_lifecycles import (
     CSAT,
     FRT_S,
@@ -31,12 +39,19 @@ from tests.support.helpdesk_lifecycles import (
     REOPENS,
     RESOLUTION_S,
     TEAM,
+    export_items,
     iso,
 )
 from tests.support.ingest import Ingest, MapProc
 from tests.support.kafka_io import read_records
 
 pytestmark = pytest.mark.kafka
+
+
+def worker_duplicates(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        samples = parse_metrics(r.read().decode()).get("cxpulse_events_total", [])
+    return sum(v for labels, v in samples if labels.get("outcome") == "duplicate")
 
 
 def team_value(text: str, name: str, team: str) -> float | None:
@@ -69,8 +84,12 @@ def test_four_helpdesks_through_gateway_map_worker_exporter(
         # one vendor's lifecycle after the other (each 40 min, an hour apart), so the
         # events arrive in time order as from one helpdesk; creations in whole seconds
         now = int(time.time())
+        zendesk_t0, zendesk_ticket = 0.0, 0
         for n, (vendor, lifecycle) in enumerate(sorted(LIFECYCLES.items())):
-            for body in lifecycle(11 + n, float(now - (4 - n) * 3600)):
+            t0 = float(now - (4 - n) * 3600)
+            if vendor == "zendesk":
+                zendesk_t0, zendesk_ticket = t0, 11 + n
+            for body in lifecycle(11 + n, t0):
                 for _ in range(2):  # every delivery twice: a vendor's retry
                     status, text = gateway.post_signed(vendor, body)
                     assert status == 200, (vendor, status, text)
@@ -104,6 +123,23 @@ def test_four_helpdesks_through_gateway_map_worker_exporter(
             time.sleep(1)
         logs = "\n".join(p.log_text()[-2500:] for p in procs)
         assert got == expected, (got, logs)
+        # backfill over the period the webhooks covered: Zendesk's export of its ticket,
+        # imported to Kafka, is 15 duplicates for the worker and changes no KPI
+        duplicates = worker_duplicates(worker.port)
+        page = tmp_path / "export.json"
+        page.write_text(json.dumps({"ticket_events": export_items(zendesk_ticket, zendesk_t0)}))
+        run = subprocess.run(
+            [*CXPULSE, "import", "zendesk", str(page), "--bootstrap-servers", kafka_bootstrap,
+             "--topic-tickets", topics.tickets, "--topic-surveys", topics.surveys,
+             "--mapping-file", str(mapping_file)], capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        wait_for(lambda: worker_duplicates(worker.port) >= duplicates + 15, 60, "duplicates",
+                 worker)  # fmt: skip
+        assert worker_duplicates(worker.port) == duplicates + 15
+        time.sleep(3)  # two evaluations of the exporter
+        text = exporter.scrape()
+        assert {k: team_value(text, k[1], k[0]) for k in expected} == expected
         letters = run_sync(read_records(kafka_bootstrap, [topics.deadletter], 1, timeout=20))
         mine = [r for r in letters if dict(r.headers).get("cxpulse.reason") == b"unknown_event"]
         assert len(mine) == 1 and json.loads(mine[0].value) == junk

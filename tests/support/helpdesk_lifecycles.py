@@ -92,6 +92,42 @@ def zendesk(ticket: int, t0: float) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def export_items(ticket: int, t0: float) -> list[dict[str, Any]]:
+    """The lifecycle of helpdesk_lifecycles.zendesk as the incremental ticket-events
+    export reports it (child events name the changed field as their key)."""
+    c = ticket * 100
+
+    def item(at: float, *children: dict[str, Any], updater: int = AGENT) -> dict[str, Any]:
+        return {"id": int(at) + 1, "ticket_id": ticket, "timestamp": int(t0 + at),
+                "created_at": iso(t0 + at), "updater_id": updater, "via": {"channel": "mail"},
+                "child_events": list(children)}  # fmt: skip
+
+    def comment(cid: int, author: int, public: bool = True) -> dict[str, Any]:
+        return {"id": cid, "event_type": "Comment", "author_id": author, "public": public,
+                "body": "..."}  # fmt: skip
+
+    def change(**field: Any) -> dict[str, Any]:
+        return {"id": 1, "event_type": "Change", **field}
+
+    return [
+        item(0, {"event_type": "Create", "status": "new"},
+             {"event_type": "Create", "group_id": 360001},
+             {"event_type": "Create", "priority": "high"},
+             {"event_type": "Create", "requester_id": CUSTOMER}, updater=CUSTOMER),
+        item(60, comment(c + 1, AGENT, public=False)),
+        item(120, comment(c + 2, BOT), updater=BOT),
+        item(300, change(assignee_id=AGENT, previous_value=None)),
+        item(600, comment(c + 3, AGENT)),
+        item(900, change(status="pending", previous_value="open")),
+        item(1200, comment(c + 4, CUSTOMER), change(status="open"), updater=CUSTOMER),
+        item(1500, comment(c + 5, AGENT), change(status="solved")),
+        item(1800, comment(c + 6, CUSTOMER), change(status="open"), updater=CUSTOMER),
+        item(2100, comment(c + 7, AGENT), change(status="solved")),
+        item(2400, change(satisfaction_score="good"), updater=CUSTOMER),
+    ]  # fmt: skip
+
+
+
 # ------------------------------------------------------------------------------ Chatwoot
 
 

@@ -15,46 +15,10 @@ import pytest
 from cxpulse.cli import main
 from cxpulse.helpdesks import load_mapping
 
-from tests.support.helpdesk_lifecycles import BOT, CUSTOMER, MAPPING_YAML, iso, zendesk
+from tests.support.helpdesk_lifecycles import MAPPING_YAML, export_items, zendesk
 from tests.unit.test_helpdesks import map_all
 
 T0 = 1_795_000_000.0
-AGENT = 200
-
-
-def export_items(ticket: int, t0: float) -> list[dict[str, Any]]:
-    """The lifecycle of helpdesk_lifecycles.zendesk as the incremental ticket-events
-    export reports it (child events name the changed field as their key)."""
-    c = ticket * 100
-
-    def item(at: float, *children: dict[str, Any], updater: int = AGENT) -> dict[str, Any]:
-        return {"id": int(at) + 1, "ticket_id": ticket, "timestamp": int(t0 + at),
-                "created_at": iso(t0 + at), "updater_id": updater, "via": {"channel": "mail"},
-                "child_events": list(children)}  # fmt: skip
-
-    def comment(cid: int, author: int, public: bool = True) -> dict[str, Any]:
-        return {"id": cid, "event_type": "Comment", "author_id": author, "public": public,
-                "body": "..."}  # fmt: skip
-
-    def change(**field: Any) -> dict[str, Any]:
-        return {"id": 1, "event_type": "Change", **field}
-
-    return [
-        item(0, {"event_type": "Create", "status": "new"},
-             {"event_type": "Create", "group_id": 360001},
-             {"event_type": "Create", "priority": "high"},
-             {"event_type": "Create", "requester_id": CUSTOMER}, updater=CUSTOMER),
-        item(60, comment(c + 1, AGENT, public=False)),
-        item(120, comment(c + 2, BOT), updater=BOT),
-        item(300, change(assignee_id=AGENT, previous_value=None)),
-        item(600, comment(c + 3, AGENT)),
-        item(900, change(status="pending", previous_value="open")),
-        item(1200, comment(c + 4, CUSTOMER), change(status="open"), updater=CUSTOMER),
-        item(1500, comment(c + 5, AGENT), change(status="solved")),
-        item(1800, comment(c + 6, CUSTOMER), change(status="open"), updater=CUSTOMER),
-        item(2100, comment(c + 7, AGENT), change(status="solved")),
-        item(2400, change(satisfaction_score="good"), updater=CUSTOMER),
-    ]  # fmt: skip
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -74,7 +38,7 @@ def test_export_and_webhooks_of_one_ticket_are_the_same_events(
     page = tmp_path / "page.json"
     page.write_text(json.dumps({"ticket_events": export_items(7, T0), "end_of_stream": True}))
     out = tmp_path / "events.jsonl"
-    assert main(["import", "zendesk", str(page), "-o", str(out),
+    assert main(["import", "zendesk", str(page), "--out", str(out),
                  "--mapping-file", str(mapping_file)]) == 0  # fmt: skip
     imported = read_jsonl(out)
     live = map_all("zendesk", zendesk(7, T0), load_mapping(str(mapping_file)))
@@ -91,7 +55,7 @@ def test_recorded_webhooks_import_like_the_map_stage(tmp_path: Path, mapping_fil
     deliveries = zammad(3, T0)
     bodies.write_text("".join(json.dumps(d) + "\n" for d in deliveries) + "not json\n")
     out = tmp_path / "events.jsonl"
-    assert main(["import", "zammad", str(bodies), "-o", str(out),
+    assert main(["import", "zammad", str(bodies), "--out", str(out),
                  "--mapping-file", str(mapping_file)]) == 0  # fmt: skip
     assert read_jsonl(out) == map_all("zammad", deliveries, load_mapping(str(mapping_file)))
 
@@ -101,7 +65,7 @@ def test_nothing_mappable_is_exit_3_and_a_missing_file_exit_2(
 ) -> None:
     junk = tmp_path / "junk.json"
     junk.write_text('{"hello": 1}')
-    assert main(["import", "chatwoot", str(junk), "-o", str(tmp_path / "o")]) == 3
+    assert main(["import", "chatwoot", str(junk), "--out", str(tmp_path / "o")]) == 3
     assert "nothing could be mapped" in capsys.readouterr().err
     assert main(["import", "chatwoot", str(tmp_path / "absent.json")]) == 2
     err = capsys.readouterr().err
@@ -175,18 +139,18 @@ def test_poller_pages_waits_out_429_and_resumes_from_its_state(
             "--mapping-file", str(mapping_file)]  # fmt: skip
     export.fail_page2 = True
     first = tmp_path / "first.jsonl"
-    assert main([*args, "-o", str(first)]) == 69
+    assert main([*args, "--out", str(first)]) == 69
     err = capsys.readouterr().err
     assert "HTTP 500" in err and "resume with the same --state-file" in err
     assert json.loads(state.read_text())["next_url"].endswith("/p2")  # page 1 is done
     export.fail_page2 = False
     export.requests["p2"] = 0
     second = tmp_path / "second.jsonl"
-    assert main([*args, "-o", str(second)]) == 0
+    assert main([*args, "--out", str(second)]) == 0
     assert export.requests == {"p1": 1, "p2": 2}  # resumed at page 2; asked again after 429
     whole = tmp_path / "whole.jsonl"
     page = tmp_path / "page.json"
     page.write_text(json.dumps({"ticket_events": export.items}))
-    assert main(["import", "zendesk", str(page), "-o", str(whole),
+    assert main(["import", "zendesk", str(page), "--out", str(whole),
                  "--mapping-file", str(mapping_file)]) == 0  # fmt: skip
     assert read_jsonl(first) + read_jsonl(second) == read_jsonl(whole)

@@ -9,8 +9,8 @@ Inputs, per file (JSON, or JSONL with one object per line):
   with `include=comment_events`) or a ticket-audits page (`{"audits": [...]}`);
   `--poll URL` reads the export from Zendesk itself (`zendesk_poll.py`).
 
-Events go to `--output` (JSONL, `-` for stdout; feed it to `cxpulse replay` or
-`cxpulse report`) or with `--kafka` straight to topic_tickets / topic_surveys
+Events go to `--out` (JSONL, `-` for stdout; feed it to `cxpulse replay` or
+`cxpulse report`) or, given `--bootstrap-servers`, straight to topic_tickets / topic_surveys
 with the contract keys. Ids are those of the live path, so importing a period the
 webhooks already covered changes no KPI. Exit codes: 0 done, 2 bad usage or
 setting (a file that cannot be read, a bad mapping file), 3 nothing in the
@@ -47,10 +47,9 @@ def register(sub: Any) -> None:
     p.add_argument("vendor", choices=("zendesk", "chatwoot", "freshdesk", "zammad"),
                    help="the helpdesk the files come from")  # fmt: skip
     p.add_argument("files", nargs="*", metavar="FILE", help="input files")
-    p.add_argument("--output", "-o", default="-",
-                   help="JSONL output file, - for stdout")  # fmt: skip
-    p.add_argument("--kafka", action="store_true",
-                   help="produce to topic_tickets / topic_surveys instead of --output")  # fmt: skip
+    p.add_argument("--out", metavar="FILE", default="-",
+                   help="write JSONL ('-' for stdout); with --bootstrap-servers the events go "
+                   "to topic_tickets / topic_surveys instead")  # fmt: skip
     p.add_argument("--poll", metavar="URL",
                    help="zendesk: read the incremental export from this URL, e.g. https://SUB."
                    "zendesk.com/api/v2/incremental/ticket_events.json?start_time=0"
@@ -152,9 +151,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     importer = Importer(args.vendor, mapping)
     collected: list[dict[str, Any]] = []
+    to_kafka = args.setting_bootstrap_servers is not None  # as `cxpulse simulate`
     out: IO[str] | None = None
-    if not args.kafka:
-        out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    if not to_kafka:
+        out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
     try:
         if args.poll:
             code = _poll(args, settings, importer, out, collected)
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if out is not None and out is not sys.stdout:
             out.close()
-    if args.kafka and collected:
+    if to_kafka and collected:
         from cxpulse.helpdesks import role_and_key
 
         asyncio.run(_produce(settings, [(role_and_key(e), e) for e in collected]))
