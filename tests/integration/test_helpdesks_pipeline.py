@@ -149,3 +149,44 @@ def test_four_helpdesks_through_gateway_map_worker_exporter(
         codes = [p.stop() for p in reversed(procs)]
     # SIGTERM stops the gateway and the map stage with 0 (the others have their own tests)
     assert codes[2:] == [0, 0], (codes, stage.log_text()[-2000:], gateway.log_text()[-2000:])
+
+
+def test_zammad_snapshots_survive_a_restart_of_the_map_stage(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """The stage is stopped half-way through a Zammad ticket's life and a new process
+    takes over: it reads the ticket's last snapshot back, so its diffs are those of one
+    uninterrupted process (a lost snapshot would re-create the ticket, miss the pending
+    -> open change and invent an assignment)."""
+    from cxpulse.helpdesks import load_mapping
+
+    from tests.support.helpdesk_lifecycles import zammad
+    from tests.unit.test_helpdesks import map_all
+
+    tickets, surveys, dl = (topic_factory(f"zs.{n}", 1) for n in ("t", "s", "dl"))
+    raw = topic_factory("zs.raw", 2)
+    mapping_file = tmp_path / "mapping.yaml"
+    mapping_file.write_text(MAPPING_YAML)
+    deliveries = zammad(21, float(int(time.time()) - 3000))
+    gateway = Ingest(kafka_bootstrap, raw, tmp_path).start()
+    group = f"zs-{uuid.uuid4().hex[:8]}"
+    try:
+        first = MapProc(kafka_bootstrap, raw, tickets, surveys, dl, mapping_file, tmp_path,
+                        group=group).start()  # fmt: skip
+        for body in deliveries[:5]:
+            assert gateway.post_signed("zammad", body)[0] == 200
+        wait_for(lambda: 'outcome="mapped",vendor="zammad"} 5.0' in first.metrics(), 60,
+                 "first half mapped", first)  # fmt: skip
+        assert first.stop() == 0
+        second = MapProc(kafka_bootstrap, raw, tickets, surveys, dl, mapping_file, tmp_path,
+                         group=group).start()  # fmt: skip
+        for body in deliveries[5:]:
+            assert gateway.post_signed("zammad", body)[0] == 200
+        wait_for(lambda: 'outcome="mapped",vendor="zammad"} 5.0' in second.metrics(), 60,
+                 "second half mapped", second)  # fmt: skip
+        assert second.stop() == 0
+    finally:
+        gateway.stop()
+    expected = map_all("zammad", deliveries, load_mapping(str(mapping_file)))
+    records = run_sync(read_records(kafka_bootstrap, [tickets], len(expected), timeout=20))
+    assert [json.loads(r.value) for r in records] == expected
