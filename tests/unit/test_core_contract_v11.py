@@ -35,11 +35,14 @@ from cxpulse.core.events import (
     role_of,
 )
 from cxpulse.core.partitioning import partition_for
+from cxpulse.core.replica import PartitionReplica
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.kpi_reference import Reference, in_window, is_good, on_own_scale, reference
+from tests.unit.test_core_deferred import run_both
 from tests.unit.test_core_reference import check_backlog, check_tickets, drain_into
+from tests.unit.test_core_replica import assert_same, feed
 
 BASE = 1_795_338_000_000 + 37_123  # 2026-11-22T09:00:37.123Z
 MIN = 60_000
@@ -395,3 +398,23 @@ def test_engine_matches_reference_v11(
         eng.end_of_stream()
     assert evaluate(again).kpis == ev.kpis
     assert math.isfinite(sum(k.value or 0.0 for k in ev.kpis))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrivals(), st.data())
+def test_batches_and_replica_equal_one_event_at_a_time_v11(
+    events: list[tuple[str, Event]], data: st.DataObject
+) -> None:
+    """The shells' deferred batches and the exporter's changelog replica see the
+    1.1 shapes as the eager engine does (tests/unit/test_core_deferred.py and
+    test_core_replica.py on 1.0 histories)."""
+    cuts = set(data.draw(st.lists(st.integers(1, max(1, len(events))), max_size=3)))
+    run_both(events, CFG, cuts)
+    eng, rep = PartitionEngine(CFG, 0), PartitionReplica(CFG, 0)
+    for i, (role, e) in enumerate(events):
+        eng.apply(role, e)
+        if i + 1 in cuts:
+            feed(rep, eng)
+            assert_same([eng], [rep], (0, 20 * MIN))
+    feed(rep, eng)
+    assert_same([eng], [rep], (0, 20 * MIN, 24 * 60 * MIN))
