@@ -46,6 +46,9 @@ SURVEY_RESPONSES = {k: f"{PREFIX}_{k}_responses" for k in SURVEY_VALUE}
 SURVEY_CI_LOWER = {k: f"{v}_ci_lower" for k, v in SURVEY_VALUE.items()}
 SURVEY_CI_UPPER = {k: f"{v}_ci_upper" for k, v in SURVEY_VALUE.items()}
 SURVEY_MEAN = {"csat": f"{PREFIX}_csat_mean_score", "ces": f"{PREFIX}_ces_mean_score"}
+#: (contract 1.1) responses / offers in the window, and the offers (its n)
+SURVEY_RESPONSE_RATE = {k: f"{PREFIX}_{k}_response_ratio" for k in SURVEY_VALUE}
+SURVEY_OFFERS = {k: f"{PREFIX}_{k}_offers" for k in SURVEY_VALUE}
 
 # -- current state (gauges; labels: TICKET_DIMS) -----------------------------------------
 BACKLOG = f"{PREFIX}_backlog_tickets"
@@ -62,6 +65,9 @@ SLA_BREACHED_TOTAL = f"{PREFIX}_frt_sla_breached_total"
 FRT_HISTOGRAM = f"{PREFIX}_first_response_seconds"  # _bucket/_sum/_count
 RESOLUTION_HISTOGRAM = f"{PREFIX}_resolution_seconds"
 WAIT_HISTOGRAM = f"{PREFIX}_customer_wait_seconds"
+#: (contract 1.1) labels: survey; and CSAT answers on other scales: survey, scale, score
+SURVEY_OFFERS_TOTAL = f"{PREFIX}_survey_offers_total"
+SURVEY_OTHER_SCALE_TOTAL = f"{PREFIX}_survey_other_scale_responses_total"
 
 # -- the pipeline itself -----------------------------------------------------------------
 CONSUMED_TOTAL = f"{PREFIX}_messages_consumed_total"  # labels: topic
