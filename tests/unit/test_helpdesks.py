@@ -39,8 +39,6 @@ T0 = 1_795_000_000.0
 #: ../shared of the checkout (a worktree's is further up): the published vendor payloads
 SHARED = next((p / "shared" / "helpdesk-payloads" for p in Path(__file__).resolve().parents[2:]
                if (p / "shared" / "helpdesk-payloads").is_dir()), Path("/nonexistent"))
-#: event types and fields of contract 1.1 that a 1.0 decoder does not know yet
-V11_TYPES = {"ticket.handoff", "survey.offered"}
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +61,6 @@ def map_all(vendor: str, deliveries: list[dict[str, Any]], mapping: Mapping
             kept[tid] = mapped.snapshot
         events += mapped.events
     return events
-
-
-def decoder_knows_v11() -> bool:
-    probe = b'{"event_id":"p","type":"ticket.handoff","ts":"2026-01-01T00:00:00Z","ticket_id":"t"}'
-    return not isinstance(decode(probe), Rejection)
 
 
 def report(tmp_path: Path, events: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
@@ -100,8 +93,7 @@ def test_lifecycle_kpis_equal_the_vendors_own(
         return
     scale, score = csat
     assert [(e.get("scale", "five_point"), e["score"]) for e in surveys] == [(scale, score)]
-    if scale == "five_point" or decoder_knows_v11():
-        assert kpis[("csat", org)]["value"] == 1.0 and kpis[("csat", org)]["n"] == 1
+    assert kpis[("csat", org)]["value"] == 1.0 and kpis[("csat", org)]["n"] == 1
 
 
 @pytest.mark.parametrize("vendor", sorted(LIFECYCLES))
@@ -112,10 +104,9 @@ def test_ids_are_the_same_when_mapped_again_and_events_follow_the_contract(
     again = map_all(vendor, LIFECYCLES[vendor](7, T0), mapping)
     assert [e["event_id"] for e in first] == [e["event_id"] for e in again]
     assert len({e["event_id"] for e in first}) == len(first)
-    for e in first:
+    for e in first:  # contract 1.1 (docs/contract.md), as the worker decodes it
         got = decode(json.dumps(e).encode())
-        if isinstance(got, Rejection):  # only 1.1 types, until the core reads 1.1
-            assert e["type"] in V11_TYPES or e.get("scale") not in (None, "five_point"), (e, got)
+        assert not isinstance(got, Rejection), (e, got)
 
 
 def test_zendesk_redelivery_has_a_new_uuid_but_the_same_event_ids(mapping: Mapping) -> None:
@@ -194,7 +185,7 @@ def test_every_published_payload_maps_or_is_refused_with_a_reason(mapping: Mappi
             assert mapped.events or mapped.ignored, path
             for e in mapped.events:
                 got = decode(json.dumps(e).encode())
-                assert not isinstance(got, Rejection) or e["type"] in V11_TYPES, (path, e, got)
+                assert not isinstance(got, Rejection), (path, e, got)
         seen += 1
     assert seen >= 10
 
