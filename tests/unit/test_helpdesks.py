@@ -205,3 +205,24 @@ def test_mapping_file_errors_are_one_line(tmp_path: Path) -> None:
             load_mapping(str(path))
         message = str(exc.value)
         assert expected in message and "\n" not in message and message.startswith("mapping_file")
+
+
+def test_chatwoot_bot_conversation_first_response_from_the_handoff(
+    mapping: Mapping, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As Chatwoot reports it for a conversation a bot held: from the handoff (pending ->
+    open) to the first agent reply, the bot's own replies not counted."""
+    conv = {"id": 31, "inbox_id": 3, "channel": "Channel::WebWidget", "meta": {}}
+    deliveries = [
+        {**conv, "event": "conversation_created", "status": "pending", "created_at": int(T0)},
+        {"event": "message_created", "id": 1, "message_type": "outgoing", "private": False,
+         "created_at": int(T0) + 20, "conversation": {"id": 31},
+         "sender": {"id": 7, "type": "agent_bot"}},
+        {**conv, "event": "conversation_status_changed", "status": "open", "updated_at": T0 + 180},
+        {"event": "message_created", "id": 2, "message_type": "outgoing", "private": False,
+         "created_at": int(T0) + 600, "conversation": {"id": 31},
+         "sender": {"id": 200, "type": "user"}},
+    ]  # fmt: skip
+    events = map_all("chatwoot", deliveries, mapping)
+    kpis = report(tmp_path, events, capsys)
+    assert kpis[("frt_mean_seconds", "{}")]["value"] == 600 - 180
