@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cxpulse import top
+from cxpulse.core.targets import DEFAULT_TARGETS
+from cxpulse.mixin import tiles as tl
 
-from stream import top
-from stream.core.targets import DEFAULT_TARGETS
-from stream.mixin import tiles as tl
 from tests.support.wallfeed import TEAMS, FedPrometheus
 from tests.support.wallhistory import TILE_KEYS
 
@@ -59,7 +59,7 @@ def fed() -> Iterator[FedPrometheus]:
 
 def _start_top(fed: FedPrometheus, width: int, height: int) -> str:
     session = f"cxpulse-top-{uuid.uuid4().hex[:8]}"
-    cmd = (f"{sys.executable} -m stream.cli top --prometheus-url {fed.url} --refresh 1s "
+    cmd = (f"{sys.executable} -m cxpulse.cli top --prometheus-url {fed.url} --refresh 1s "
            f"--targets {ROOT / 'targets.yaml'}")
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y",
                     str(height), "-c", str(ROOT)], check=True)
@@ -81,7 +81,7 @@ def test_top_at_80x24_drops_the_least_important_columns_and_says_so(
         joined = subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", session],
                                 capture_output=True, text=True, check=True).stdout
         wide = [ln for ln in joined.splitlines()
-                if len(ln.rstrip()) > 80 and "stream.cli top" not in ln]  # the typed command
+                if len(ln.rstrip()) > 80 and "cxpulse.cli top" not in ln]  # the typed command
         assert not wide, wide
         notice = next(ln for ln in screen.splitlines() if "not shown" in ln)
         titles = {t.key: t.title for t in tl.tiles(DEFAULT_TARGETS)}

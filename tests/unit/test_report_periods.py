@@ -18,13 +18,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.decode import Rejection, decode, parse_ts
+from cxpulse.core.events import Event, SurveyKind, role_of
+from cxpulse.report import _report_config, compute
+from cxpulse.sim.dirt import generate
+from cxpulse.sim.model import SimConfig
 
-from stream.core.config import CoreConfig
-from stream.core.decode import Rejection, decode, parse_ts
-from stream.core.events import Event, SurveyKind, role_of
-from stream.report import _report_config, compute
-from stream.sim.dirt import generate
-from stream.sim.model import SimConfig
 from tests.unit.kpi_reference import Reference, exact_quantile, in_window, reference
 from tests.unit.test_core_report import BIN
 
