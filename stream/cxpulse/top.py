@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from cxpulse.lifecycle import run_until_signal
 from cxpulse.wall.data import PromClient, safe_snapshot
 from cxpulse.wall.server import add_prometheus_arg, add_refresh_arg, load_targets_or_exit
 
@@ -156,8 +156,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     console = Console()
     client = PromClient(args.prometheus_url)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_loop(client, args, targets, console))
+    run_until_signal(_loop(client, args, targets, console))  # SIGTERM/SIGINT: exit 0
     return 0
 
 

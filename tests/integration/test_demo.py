@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_wall_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.signals import default_sigint
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.kafka]
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,7 @@ class Console:
     def __init__(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=default_sigint,
                                      env=None if env is None else {**os.environ, **env})
         self.lines: list[str] = []
         self.children: set[int] = set()

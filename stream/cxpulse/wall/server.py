@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import socket
 import sys
@@ -38,6 +37,7 @@ from aiohttp import web
 
 from cxpulse import cliargs
 from cxpulse.core.targets import Targets, TargetsError
+from cxpulse.lifecycle import run_until_signal
 from cxpulse.mixin import tiles as tl
 from cxpulse.wall.data import PromClient, safe_snapshot
 from cxpulse.web.server import (
@@ -142,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
     scheme = "https" if web_config.tls else "http"
     print(f"cxpulse wall: {scheme}://{args.host}:{sock.getsockname()[1]}/ "
           f"(Prometheus {args.prometheus_url})", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(sock, app, web_config=web_config))
+    run_until_signal(serve(sock, app, web_config=web_config))  # SIGTERM/SIGINT: exit 0
     return 0
 
 
