@@ -23,10 +23,11 @@ from tqdm import tqdm
 
 from cxpulse.core.decode import Rejection, decode, route_of
 from cxpulse.core.events import SURVEYS, TICKETS
-from cxpulse.settings import SettingsError
+from cxpulse.settings import Settings, SettingsError
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_TOPICS = {TICKETS: "support.tickets", SURVEYS: "support.surveys"}
+_DEFAULTS = Settings.model_fields  # the one place defaults are written down
+DEFAULT_TOPICS = {TICKETS: str(_DEFAULTS["topic_tickets"].default),
+                  SURVEYS: str(_DEFAULTS["topic_surveys"].default)}
 SEND_CHUNK = 5000
 
 
@@ -131,7 +132,8 @@ def add_kafka_args(parser: argparse.ArgumentParser, bootstrap_default: str | Non
     """The Kafka client flags, named as the worker's (`cxpulse worker --help`)."""
     parser.add_argument(
         "--bootstrap-servers", default=bootstrap_default, metavar="HOST:PORT",
-        help="Kafka bootstrap servers (default: the settings', 127.0.0.1:9092)",
+        help="Kafka bootstrap servers (default: the settings', "
+        f"{_DEFAULTS['bootstrap_servers'].default})",
     )  # fmt: skip
     parser.add_argument(
         "--topic-tickets", default=None,

@@ -240,6 +240,12 @@ def _auth_exception(exc: BaseException | None) -> BaseException | None:
         if isinstance(exc, kinds):
             found: BaseException = exc
             return found
+        # aiokafka's committed-offset fetch (at a rebalance) wraps the broker's answer as
+        # `KafkaError(repr(error))`: "TopicAuthorizationFailedError()", no topic named
+        text = str(exc.args[0]) if type(exc) is ke.KafkaError and exc.args else ""
+        for kind in kinds:
+            if text.startswith(kind.__name__ + "("):
+                return kind()
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return None
@@ -300,6 +306,10 @@ def authorization_error(
             f"{'Create' if creating else need[n][0]} on topic {n!r} ({need[n][1]})"
             for n in sorted(names) if n in need
         ]  # fmt: skip
+        if not names and arg is None and not exporter:
+            # the committed-offset fetch of the input topics, which the broker did not name
+            known = [f"Read on topic {s.topic_tickets!r} (topic_tickets) and on topic "
+                     f"{s.topic_surveys!r} (topic_surveys)"]
         what = " and ".join(known) if known else f"access to topic(s) {sorted(names or {str(arg)})}"
     return KafkaAccessError(
         EXIT_NOPERM, f"not authorized: the broker refused {type(found).__name__}; grant {what}"

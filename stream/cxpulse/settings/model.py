@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cxpulse.changelog.records import DEFAULT_MAX_RECORD_BYTES, MIN_MAX_RECORD_BYTES
 from cxpulse.core.config import CAPPED_DIMENSIONS
 from cxpulse.core.durations import format_duration_ms as human
 from cxpulse.core.durations import parse_duration_ms as ms
@@ -43,8 +44,6 @@ SECURITY_PROTOCOLS = get_args(SecurityProtocol)
 SASL_MECHANISMS = get_args(SaslMechanism)
 STORES = get_args(Store)
 RUNTIMES = get_args(Runtime)
-#: `cxpulse.changelog.records.MIN_MAX_RECORD_BYTES` (not imported: no worker code here)
-MIN_MAX_RECORD_BYTES = 16 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -195,7 +194,9 @@ class Settings(BaseSettings):
     #: (`cxpulse.changelog.records`); at most the broker's default message.max.bytes
     #: and the producer's max_request_size (about 1 MB). The direct runtime also
     #: keeps under the changelog topic's max.message.bytes.
-    max_record_bytes: Int = Field(default=262_144, ge=MIN_MAX_RECORD_BYTES, le=1_000_000)
+    max_record_bytes: Int = Field(
+        default=DEFAULT_MAX_RECORD_BYTES, ge=MIN_MAX_RECORD_BYTES, le=1_000_000
+    )
     #: exporter-toolkit web-config file (TLS and basic auth for /metrics and every
     #: HTTP endpoint of the process; `cxpulse.web.server`); none: plain HTTP
     web_config_file: ExistingFile = None

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from cxpulse import metric_names as mn
+from cxpulse.ports import WALL_PORT
 from cxpulse.web.server import serve
 
 log = logging.getLogger("cxpulse.worker")
@@ -144,7 +145,7 @@ owns right now (debugging only: organisation-wide KPIs come from <code>cxpulse e
 <li><a href="/healthz">/healthz</a> liveness</li>
 <li><a href="/readyz">/readyz</a> readiness (503 while the broker refuses this worker's
 credentials)</li>
-<li><a href="http://{host}:9470/">the wall</a> (when <code>cxpulse wall</code> runs on its
+<li><a href="http://{host}:{wall_port}/">the wall</a> (when <code>cxpulse wall</code> runs on its
 default port)</li></ul>"""
 
 
@@ -236,7 +237,8 @@ async def serve_metrics(
     async def index(request: web.Request) -> web.Response:
         # A browser pointed at the metrics port finds its way instead of a 404.
         host = request.host.rsplit(":", 1)[0]
-        return web.Response(content_type="text/html", text=_INDEX.format(host=host))
+        page = _INDEX.format(host=host, wall_port=WALL_PORT)
+        return web.Response(content_type="text/html", text=page)
 
     routes = {
         "/": index,
