@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cxpulse.lifecycle import run_until_signal
-from cxpulse.wall.data import PromClient, safe_snapshot
+from cxpulse.wall.data import PromClient, WallSource
 from cxpulse.wall.server import add_prometheus_arg, add_refresh_arg, load_targets_or_exit
 
 #: Semantic colour -> rich style (background, so it reads like the wall's tiles).
@@ -46,6 +46,8 @@ def _cell_lines(c: dict[str, Any]) -> tuple[str, str]:
         extra.append(f"n={c['n']:.0f}")
     if c["change_text"]:
         extra.append(c["change_text"])
+    if c.get("note") == "stale":  # the header line says why; unreachable tiles say "no data"
+        extra.append("stale")
     return f" {c['text']}{WORD[c['colour']]} ", " ".join(extra)
 
 
@@ -91,15 +93,14 @@ def render(snap: dict[str, Any], width: int = 160) -> Group:
     """One screen for a terminal `width` cells wide: a status line, then teams x tiles."""
     when = time.strftime("%H:%M:%S", time.localtime(snap.get("generated_at", time.time())))
     head = Text(f"cxpulse top  {when}  ", style="bold")
-    if snap["status"] == "unreachable":
-        head.append(f"STALE: {snap['message']}", style="bold white on red3")
-        return Group(head)
     fresh = snap.get("freshness") or {"text": "?", "colour": "no_data"}
     head.append(" data age ")
     head.append(f" {fresh['text']} ", style=STYLE[fresh["colour"]])
     pages = snap["pages"]
     head.append("  pages ")
-    if pages:
+    if pages is None:  # Prometheus away: unknown, never a green "none"
+        head.append(" ? ", style=STYLE["no_data"])
+    elif pages:
         head.append(" " + ", ".join(f"{p['alertname']} ({p['team']})" if p["team"]
                                     else p["alertname"] for p in pages) + " ",
                     style=STYLE["bad"])
@@ -111,7 +112,12 @@ def render(snap: dict[str, Any], width: int = 160) -> Group:
     if hidden:
         parts.append(Text(f"{width} columns: not shown {', '.join(hidden)} (wider shows all)",
                           style="grey70"))
-    if snap["status"] != "ok":
+    if snap["status"] in ("unreachable", "stale"):
+        since = snap.get("since")
+        when_text = time.strftime("%H:%M", time.localtime(since)) if since else "start"
+        parts.append(Text(f"no data since {when_text} — {snap['message']}",
+                          style="bold white on grey35"))
+    elif snap["status"] != "ok":
         parts.append(Text(snap["message"], style="bold black on dark_orange"))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, GAP))
     table.add_column("team", style="bold", no_wrap=True, max_width=TEAM_WIDTH,
@@ -138,7 +144,8 @@ def render(snap: dict[str, Any], width: int = 160) -> Group:
 
 async def _loop(client: PromClient, args: argparse.Namespace, targets: Any,
                 console: Console) -> None:
-    snap = await safe_snapshot(client, targets)
+    source = WallSource(client, targets)
+    snap = await source.get()
     if args.once:
         console.print(render(snap, console.width))
         return
@@ -146,7 +153,7 @@ async def _loop(client: PromClient, args: argparse.Namespace, targets: Any,
               auto_refresh=False) as live:
         while True:
             await asyncio.sleep(args.refresh / 1000)
-            snap = await safe_snapshot(client, targets)
+            snap = await source.get()
             live.update(render(snap, console.width), refresh=True)
 
 

@@ -40,7 +40,7 @@ from cxpulse.core.targets import Targets, TargetsError
 from cxpulse.lifecycle import run_until_signal
 from cxpulse.mixin import tiles as tl
 from cxpulse.ports import WALL_PORT
-from cxpulse.wall.data import PromClient, safe_snapshot
+from cxpulse.wall.data import PromClient, WallSource
 from cxpulse.web.server import (
     WebConfig,
     WebConfigError,
@@ -66,6 +66,7 @@ def _static(name: str) -> bytes:
 def build_app(prometheus_url: str, targets: Targets, refresh_s: float,
               rotate_s: float = 15.0, web_config: WebConfig | None = None) -> web.Application:
     client = PromClient(prometheus_url, timeout_s=min(5.0, max(1.0, refresh_s)))
+    source = WallSource(client, targets)
     cache: dict[str, Any] = {"at": 0.0, "body": b""}
     lock = asyncio.Lock()
 
@@ -73,7 +74,7 @@ def build_app(prometheus_url: str, targets: Targets, refresh_s: float,
         # Several screens polling at once share one round of queries.
         async with lock:
             if time.monotonic() - cache["at"] > refresh_s / 2:
-                snap = await safe_snapshot(client, targets)
+                snap = await source.get()
                 snap["refresh_s"] = refresh_s
                 snap["prometheus_url"] = prometheus_url
                 cache["body"] = json.dumps(snap).encode()
