@@ -13,13 +13,14 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from cxpulse import cliargs
 from cxpulse.core.decode import Rejection, parse_ts
 from cxpulse.replay import (
     EXIT_KAFKA,
     Outgoing,
+    Progress,
     add_kafka_args,
     kafka_target,
     progress_bar,
@@ -60,7 +61,7 @@ def config_of(args: argparse.Namespace) -> SimConfig:
     )
 
 
-def _tracked(records: Iterator[SimRecord], bar: Any) -> Iterator[SimRecord]:
+def _tracked(records: Iterator[SimRecord], bar: Progress) -> Iterator[SimRecord]:
     for record in records:
         bar.update(1)
         yield record

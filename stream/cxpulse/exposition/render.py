@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -32,6 +32,7 @@ from prometheus_client.core import (
 
 from cxpulse import metric_names as m
 from cxpulse.core.engine import Evaluation, KpiValue, evaluate
+from cxpulse.core.evaluation.view import PartitionView
 
 #: `percentile`, not `quantile`: Prometheus reserves `quantile` for summaries, whose
 #: _count/_sum must be cumulative; a rolling window's are not.
@@ -247,6 +248,13 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else f"{bound:g}"
 
 
+@runtime_checkable
+class EngineSource(Protocol):
+    """A worker, as far as its KPIs go: the engines of the partitions it owns now."""
+
+    def engines(self) -> Mapping[int, PartitionView] | Sequence[PartitionView]: ...
+
+
 class KpiCollector:
     """A prometheus_client collector over the engines a worker owns right now.
 
@@ -255,12 +263,13 @@ class KpiCollector:
     `Evaluation` (tests, the report).
     """
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: EngineSource | Callable[[], Evaluation]) -> None:
         self._evaluate: Callable[[], Evaluation]
-        if callable(source) and not hasattr(source, "engines"):
-            self._evaluate = source
+        if isinstance(source, EngineSource):  # has `engines` (whether callable or not)
+            worker = source
+            self._evaluate = lambda: evaluate(_engine_list(worker.engines()))
         else:
-            self._evaluate = lambda: evaluate(_engine_list(source.engines()))
+            self._evaluate = source
 
     def collect(self) -> Iterator[Metric]:
         yield from render(self._evaluate())
@@ -270,7 +279,9 @@ class KpiCollector:
         return []
 
 
-def _engine_list(engines: Mapping[int, Any] | Sequence[Any]) -> list[Any]:
+def _engine_list(
+    engines: Mapping[int, PartitionView] | Sequence[PartitionView],
+) -> list[PartitionView]:
     if isinstance(engines, Mapping):
         return [engines[p] for p in sorted(engines)]
     return list(engines)

@@ -11,8 +11,9 @@ each failing with the setting at fault (`_fail`). Loading and error messages:
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
-from typing import Any, Literal, NoReturn, get_args
+from typing import Any, Literal, NoReturn, TypeAlias, get_args
 
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
@@ -33,6 +34,7 @@ from cxpulse.settings.types import (
     OptionalSecret,
     OptionalStr,
     Secret,
+    SettingsError,
     Windows,
 )
 
@@ -40,6 +42,9 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 Store = Literal["rocksdb://", "memory://"]
 Runtime = Literal["direct", "faust"]
+#: Keyword arguments of an aiokafka client (`security_protocol`, `ssl_context`,
+#: `sasl_*`): values of several types, as aiokafka's own `**kwargs`.
+ClientOptions: TypeAlias = dict[str, Any]
 SECURITY_PROTOCOLS = get_args(SecurityProtocol)
 SASL_MECHANISMS = get_args(SaslMechanism)
 STORES = get_args(Store)
@@ -79,8 +84,6 @@ SECRET_SETTINGS = {"sasl_password": "CXPULSE_SASL_PASSWORD or sasl_password_file
 
 def refuse_secret_on_command_line(name: str) -> None:
     """`--set sasl_password=...`: one line naming the setting and the safe ways."""
-    from cxpulse.settings.types import SettingsError
-
     if name in SECRET_SETTINGS:
         raise SettingsError(
             f"{name}: not accepted on the command line (any user can read it with ps); "
@@ -313,9 +316,9 @@ class Settings(BaseSettings):
     def changelog_topic(self) -> str:
         return f"{self.group_id}-{self.state_table}-changelog"
 
-    def aiokafka_security(self) -> dict[str, Any]:
+    def aiokafka_security(self) -> ClientOptions:
         """Connection keyword arguments for a plain aiokafka client (admin, lag probe)."""
-        kwargs: dict[str, Any] = {"security_protocol": self.security_protocol}
+        kwargs: ClientOptions = {"security_protocol": self.security_protocol}
         if self.security_protocol in ("SSL", "SASL_SSL"):
             kwargs["ssl_context"] = self.ssl_context()
         if self.security_protocol.startswith("SASL"):
@@ -326,12 +329,15 @@ class Settings(BaseSettings):
             )
         return kwargs
 
-    def ssl_context(self) -> Any:
+    def ssl_context(self) -> ssl.SSLContext:
+        # aiokafka only when TLS is configured: loading settings (every command,
+        # `--help` included) does not import it
         from aiokafka.helpers import create_ssl_context
 
-        return create_ssl_context(
+        context: ssl.SSLContext = create_ssl_context(  # untyped in aiokafka
             cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
         )
+        return context
 
 
 def external_name(field: str) -> str:

@@ -161,7 +161,7 @@ def add_refresh_arg(p: argparse.ArgumentParser, default: str, what: str) -> None
                    help=what)
 
 
-def register(sub: Any) -> None:
+def register(sub: cliargs.Subcommands) -> None:
     p = sub.add_parser(
         "wall", help="serve the live KPI wall (a web page for a TV) from Prometheus",
         description="Serve a 1920x1080 wall page: a row of KPI tiles per team plus the "
