@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
               f"{', '.join(stale)} (as `make generate` does)", flush=True)
     missing = [b for b in ("java", "prometheus", "prometheus-alertmanager") if not shutil.which(b)]
     if missing:
-        print(f"cxpulse demo: missing {', '.join(missing)} (.ci/run installs them)",
+        print(f"cxpulse demo: missing {', '.join(missing)} (scripts/prerequisites "
+              "installs them; make demo runs it)",
               file=sys.stderr)
         return EXIT_USAGE
     return Demo(args, root, directory).run()
