@@ -231,7 +231,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "replay",
         help="produce a JSONL capture to the tickets/surveys topics",
-        description="Produce each line of FILE as one message, keyed per the event contract. "
+        description="Produce each line of FILE as one message, keyed per the event contract "
+        "(docs/contract.md). "
         f"Exit codes: 0 sent, 2 bad file or setting, {EXIT_KAFKA} broker unreachable or refusing.",
         epilog="example: cxpulse replay day.jsonl --bootstrap-servers 127.0.0.1:9092 --speed 60",
     )

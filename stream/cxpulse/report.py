@@ -367,7 +367,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"no event in {args.file}: the input is empty", EXIT_NO_VALID_LINE)
     if sum(result.rejected.values()) == result.lines:
         hint = ("it is gzip-compressed: `zcat FILE | cxpulse report -`" if head == GZIP_MAGIC
-                else "is it a JSONL export of contract-v1 events (not CSV or another format)?")
+                else "is it a JSONL file of contract v1.1 events, one per line (not CSV or a "
+                     "helpdesk's own export: `cxpulse import` turns those into events)? "
+                     "The contract: docs/contract.md")
         codes = ", ".join(f"{c} {n}" for c, n in result.rejected.most_common(3))
         return _fail(f"no valid event in {args.file} ({result.lines} lines rejected: "
                      f"{codes}); {hint}", EXIT_NO_VALID_LINE)
@@ -445,7 +447,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
         help="KPIs of a JSONL event file per team, vs the previous period (the batch reference)",
-        description="Decode a JSONL file of contract-v1 events, route them to partitions "
+        description="Decode a JSONL file of events of the event contract v1.1 "
+        "(docs/contract.md), route them to partitions "
         "like Kafka would, and print per team the headline KPIs of each window ending at "
         "the report time, next to their change from the window before it; --all prints "
         "every series per window and dimension. Exit codes: 0 ok, 2 bad option, file or "

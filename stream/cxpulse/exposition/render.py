@@ -99,8 +99,16 @@ KPI_FAMILIES: dict[str, Family | None] = {
     "nps": Family(m.NPS, "NPS: promoters % - detractors % (-100..100)", _SURVEY),
     "csat_mean": Family(m.SURVEY_MEAN["csat"], "Mean CSAT score (1-5)", _SURVEY),
     "ces_mean": Family(m.SURVEY_MEAN["ces"], "Mean CES score (1-7)", _SURVEY),
+    **{
+        f"{k}_response_rate": Family(
+            m.SURVEY_RESPONSE_RATE[k], f"{k.upper()} responses / surveys offered", _SURVEY
+        )
+        for k in ("csat", "ces", "nps")
+    },
 }
 SURVEYS = ("csat", "ces", "nps")
+#: KPI name of each survey's response rate -> its survey (n = offers: contract 1.1).
+RESPONSE_RATES = {f"{k}_response_rate": k for k in SURVEYS}
 
 _NOW = tuple(m.TICKET_DIMS)
 GAUGE_FAMILIES: dict[str, Family | None] = {
@@ -144,6 +152,11 @@ COUNTER_FAMILIES: dict[str, Family | None] = {
     "survey_responses_total": Family(
         f"{m.PREFIX}_survey_responses_total", "Survey responses by score", ("survey", "score")
     ),
+    "survey_other_scale_responses_total": Family(
+        m.SURVEY_OTHER_SCALE_TOTAL, "CSAT responses on a scale other than 1-5, by score",
+        ("survey", "scale", "score"),
+    ),
+    "survey_offers_total": Family(m.SURVEY_OFFERS_TOTAL, "Surveys offered", ("survey",)),
     "dropped_contributions_total": Family(
         f"{m.PREFIX}_dropped_contributions_total",
         "Ticket KPI changes that arrived after their slice left the longest window", (),
@@ -217,6 +230,10 @@ def render(ev: Evaluation) -> list[Metric]:
             gauge(fam).add_metric(_label_values(fam, k.window, k.labels), k.value)
         if k.name in SURVEYS:
             survey_side(k, fam)
+        elif k.name in RESPONSE_RATES and k.n is not None:
+            offers = Family(m.SURVEY_OFFERS[RESPONSE_RATES[k.name]], "Surveys offered in the "
+                            "window (the response rate's n)", fam.labels)  # fmt: skip
+            gauge(offers).add_metric(_label_values(fam, k.window, k.labels), float(k.n))
     for s in ev.gauges:
         fam = _family(GAUGE_FAMILIES, s.name)
         if fam is not None:
