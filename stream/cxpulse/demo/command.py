@@ -84,8 +84,9 @@ def register(sub: cliargs.Subcommands) -> None:
     p.add_argument("--incident-team", default="tech", metavar="TEAM",
                    help="the team that stalls (replies 30x slower) in each incident; "
                    "none: no incidents")
-    p.add_argument("--incident-after", type=cliargs.duration_ms, default="1h", metavar="DURATION",
-                   help="simulated time from the simulation's start to the first incident")
+    p.add_argument("--incident-after", type=cliargs.duration_ms, default="10m",
+                   metavar="DURATION", help="simulated time from the simulation's start (at "
+                   "speed 1: from now, after the backfilled day) to the first incident")
     p.add_argument("--incident-length", type=cliargs.duration_ms, default="3h", metavar="DURATION",
                    help="simulated length of each incident")
     p.add_argument("--incident-every", type=cliargs.duration_ms_or_zero, default="12h",

@@ -52,7 +52,7 @@ class Part:
 
 def plan_parts(args: argparse.Namespace, root: Path, directory: Path, bootstrap: str,
                am_port: int, prom_port: int, sim_start_ms: int,
-               sim_duration_ms: int) -> list[Part]:
+               sim_duration_ms: int, live_ms: int | None = None) -> list[Part]:
     """Every process after Kafka, in start order: the wall first (its port may be the
     user's `--wall-port`: a taken port ends the demo in seconds, not after a minute of
     starting the rest; it shows "Prometheus unreachable" until Prometheus is up), the
@@ -104,15 +104,18 @@ def plan_parts(args: argparse.Namespace, root: Path, directory: Path, bootstrap:
     incident = ([] if a.incident is None else
                 ["--incident", json.dumps(asdict(a.incident))])
     started = datetime.fromtimestamp(sim_start_ms / 1000, UTC)
+    live = [] if live_ms is None or live_ms <= sim_start_ms else ["--live-ms", str(live_ms)]
+    hours = ((live_ms or sim_start_ms) - sim_start_ms) // 3_600_000
+    history = f" (the {hours} h before now produced at once)" if live else ""
     out.append(Part(
         "simulator",
         [sys.executable, "-m", "cxpulse.demo.simulator", "--produce", bootstrap,
          "--speed", str(a.speed), "--scenario", a.scenario, "--seed", str(a.seed),
          "--tickets-per-day", str(a.tickets_per_day),
          "--duration-ms", str(sim_duration_ms),
-         "--start-ms", str(sim_start_ms), *incident],
+         "--start-ms", str(sim_start_ms), *live, *incident],
         finishes=True, where=f"{a.scenario} scenario at {a.speed:g}x real time, "
-        f"simulated clock from {started:%Y-%m-%d %H:%M} UTC"))
+        f"simulated clock from {started:%Y-%m-%d %H:%M} UTC{history}"))
     return out
 
 def prometheus_config(root: Path, parts: list[Part], am_port: int) -> str:
