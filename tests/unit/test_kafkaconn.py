@@ -1,12 +1,11 @@
-"""Pure parts of `stream.kafkaconn`: the rotation watch's state machine and the
+"""Pure parts of `cxpulse.kafka.access`: the rotation watch's state machine and the
 one-line naming of a missing ACL (the broker side is tests/integration/test_worker_acls.py)."""
 
 from __future__ import annotations
 
 from aiokafka import TopicPartition
 from aiokafka import errors as ke
-
-from stream.kafkaconn import (
+from cxpulse.kafka.access import (
     EXIT_CONFIG,
     EXIT_NOPERM,
     AuthWatch,
@@ -14,7 +13,7 @@ from stream.kafkaconn import (
     Security,
     authorization_error,
 )
-from stream.settings import load_settings
+from cxpulse.settings import load_settings
 
 SEC = Security("127.0.0.1:1", "SASL_SSL", "SCRAM-SHA-512", {})
 REFUSED = KafkaAccessError(EXIT_NOPERM, "authentication failed at 127.0.0.1:1: ...")
@@ -97,8 +96,7 @@ def test_create_topics_error_codes_are_read() -> None:
     from types import SimpleNamespace
 
     import pytest
-
-    from stream.worker.direct import _check_created
+    from cxpulse.worker.direct import _check_created
 
     def resp(code: int, message: str = "") -> SimpleNamespace:
         return SimpleNamespace(topic_errors=[("g-state-changelog", code, message)])
