@@ -30,7 +30,10 @@ EXPECTED = {
     "core": [r"busy day, 4 engines, .*: [\d,]+ events/s", r"evaluate a day, 3 window"],
     "decode": [r"ratio decode/json\.loads on the same valid bytes: \d\.\d\d"],
     "hostile": [r"\n\s+200 \|\s+[\d,]+ \|"],
-    "hostile_volume": [r"\| labels \| [\d,]+ \| 0 \| True \|", r"\| ticket \| [\d,]+ \| 0 \| True \|"],
+    "hostile_volume": [
+        r"\| labels \| [\d,]+ \| 0 \| True \|",
+        r"\| ticket \| [\d,]+ \| 0 \| True \|",
+    ],
     "scrape": [r"median catch-up: quiet [\d.]+ s, 4 scrapers [\d.]+ s, ratio [\d.]+"],
 }
 
