@@ -35,7 +35,7 @@ def _key_json(key: Key | None) -> list[str] | None:
 
 
 def _dumps(obj: object) -> bytes:
-    return dumps(obj).encode()
+    return dumps(obj)
 
 
 class Snapshot(EngineState):
