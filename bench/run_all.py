@@ -93,6 +93,13 @@ BENCHES = (
         smoke=("--rounds", "1", "--tickets-per-day", "100"),
         broker=True,
     ),
+    Bench(
+        "ingest", "bench_ingest.py", "Helpdesk webhook gateway",
+        "Deliveries/s and CPU per delivery of `cxpulse ingest` against a bare aiohttp "
+        "handler producing the body unchanged, alternating (it starts its own broker).",
+        args=("--deliveries", "10000", "--runs", "3"),
+        smoke=("--deliveries", "200", "--runs", "1"),
+    ),
 )
 
 

@@ -14,11 +14,9 @@ from aiokafka.structs import RecordMetadata
 
 from cxpulse.core.deadletter import DeadLetter
 
-DEFAULT_TOPIC = "support.deadletter"
-
 
 class DeadLetterWriter:
-    def __init__(self, producer: AIOKafkaProducer, topic: str = DEFAULT_TOPIC) -> None:
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self._producer = producer
         self.topic = topic
 

@@ -44,6 +44,9 @@ class PortPool:
         raise RuntimeError(f"no free port in {self.ports.start}-{self.ports.stop - 1}")
 
 
+#: `cxpulse wall`'s default port (the worker's index page links to it).
+WALL_PORT = 9470
+
 _DEFAULT = PortPool(DEMO_PORTS)
 
 

@@ -349,7 +349,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if result.lines and sum(result.rejected.values()) == result.lines:
         hint = ("it is gzip-compressed: `zcat FILE | cxpulse report -`" if head == GZIP_MAGIC
-                else "is it a JSONL export of contract-v1 events (not CSV or another format)?")
+                else "is it a JSONL file of contract v1.1 events, one per line (not CSV or a "
+                     "helpdesk's own export: `cxpulse import` turns those into events)? "
+                     "The contract: docs/contract.md")
         codes = ", ".join(f"{c} {n}" for c, n in result.rejected.most_common(3))
         print(f"cxpulse report: no valid event in {args.file} ({result.lines} lines rejected: "
               f"{codes}); {hint}", file=sys.stderr)
@@ -379,7 +381,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
         help="every KPI of a JSONL event file (the batch reference)",
-        description="Decode a JSONL file of contract-v1 events, route them to partitions "
+        description="Decode a JSONL file of events of the event contract v1.1 "
+        "(docs/contract.md), route them to partitions "
         "like Kafka would, and print a summary per team against targets, then every KPI "
         "per window and dimension. Exit codes: 0 ok, 2 bad option or file, "
         f"{EXIT_NO_VALID_LINE} no line of the input is a valid event.",

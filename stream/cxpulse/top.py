@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from cxpulse.cliargs import Subcommands
 from cxpulse.wall.data import PromClient, safe_snapshot
 from cxpulse.wall.server import add_prometheus_arg, add_refresh_arg, load_targets_or_exit
 
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "top", help="the wall's KPI tiles in the terminal, refreshing",
         description="A row per team plus the organisation, coloured by targets.yaml, read "

@@ -35,6 +35,7 @@ EXPECTED = {
         r"\| ticket \| [\d,]+ \| 0 \| True \|",
     ],
     "scrape": [r"median catch-up: quiet [\d.]+ s, 4 scrapers [\d.]+ s, ratio [\d.]+"],
+    "ingest": [r"\| 1 \| [\d,]+/s \| [\d,]+/s \| \d+\.\d\d "],
 }
 
 
@@ -72,5 +73,5 @@ def test_an_unknown_benchmark_name_is_one_clear_line() -> None:
     out = run_all("--smoke", "--only", "nosuch")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "--only: known benchmarks are worker, core, decode, hostile, hostile_volume, scrape"
+        "--only: known benchmarks are worker, core, decode, hostile, hostile_volume, scrape, ingest"
     ]

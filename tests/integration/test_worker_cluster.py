@@ -40,6 +40,7 @@ pytestmark = pytest.mark.kafka
 
 
 def owned(w: WorkerProc) -> int:
+    w.supervise()  # an exited worker fails with its log's tail, not a bare "connection refused"
     return int(parse_metrics(w.scrape("/metrics/worker"))["cxpulse_worker_partitions_owned"][0][1])
 
 

@@ -87,6 +87,12 @@ def test_missing_acls_are_named_as_the_readme_names_them() -> None:
             raise RuntimeError("batch") from inner
     except RuntimeError as outer:
         assert authorization_error(outer, s) is not None
+    # the committed-offset fetch at a rebalance wraps the answer as KafkaError(repr(error)),
+    # naming no topic (seen when Read on the input topic is revoked mid-rebalance)
+    wrapped = authorization_error(ke.KafkaError(repr(ke.TopicAuthorizationFailedError())), s)
+    assert wrapped is not None and wrapped.code == EXIT_NOPERM
+    assert "grant Read on topic 't' (topic_tickets) and on topic 's'" in str(wrapped), wrapped
+    assert authorization_error(ke.KafkaError("NotLeaderForPartitionError()"), s) is None
     assert authorization_error(ke.KafkaTimeoutError(), s) is None
     assert authorization_error(ValueError("x"), s) is None
 

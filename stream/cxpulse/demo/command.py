@@ -6,11 +6,12 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 from cxpulse import cliargs
 from cxpulse.demo.incidents import INCIDENT_HOUR, incident_plan
 from cxpulse.demo.supervisor import EXIT_USAGE, Demo, stop_demo
+from cxpulse.sim import params
+from cxpulse.wall.server import load_targets_or_exit
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,9 +23,6 @@ def run(args: argparse.Namespace) -> int:
         print("cxpulse demo: run it from the cxpulse clone (targets.yaml and alerts/ not found "
               f"in {root})", file=sys.stderr)
         return EXIT_USAGE
-    from cxpulse.sim import params
-    from cxpulse.wall.server import load_targets_or_exit
-
     if args.scenario not in params.SCENARIOS:
         print(f"cxpulse demo: --scenario: choose from {', '.join(params.SCENARIOS)}",
               file=sys.stderr)
@@ -44,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     return Demo(args, root, directory).run()
 
 
-def register(sub: Any) -> None:
+def register(sub: cliargs.Subcommands) -> None:
     p = sub.add_parser(
         "demo", help="run the whole system live: Kafka, workers, Prometheus, Alertmanager, "
         "simulator and the wall",

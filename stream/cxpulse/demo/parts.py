@@ -14,9 +14,11 @@ from pathlib import Path
 import yaml
 
 from cxpulse.ports import free_port
+from cxpulse.settings import Settings
 
-TOPICS = ("support.tickets", "support.surveys")
-DEADLETTER = "support.deadletter"
+_DEFAULTS = Settings.model_fields  # the demo runs every part on the settings' default topics
+TOPICS = (str(_DEFAULTS["topic_tickets"].default), str(_DEFAULTS["topic_surveys"].default))
+DEADLETTER = str(_DEFAULTS["topic_deadletter"].default)
 PY = [sys.executable, "-m", "cxpulse.cli"]
 
 

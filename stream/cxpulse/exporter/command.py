@@ -17,14 +17,16 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Any
 
+from cxpulse.cliargs import Subcommands
+from cxpulse.exporter.service import run_exporter
+from cxpulse.kafka.access import KafkaAccessError
 from cxpulse.settings import SettingsError, core_config, load_settings
 from cxpulse.settings.flags import add_settings_flags, settings_overrides
 from cxpulse.startup import prepare_serving
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "exporter",
         help="serve every KPI of all partitions (read from the state changelog) on /metrics",
@@ -51,9 +53,6 @@ def run(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from cxpulse.exporter.service import run_exporter
-    from cxpulse.kafka.access import KafkaAccessError
-
     # the exporter reads only end offsets of the input topics: Describe is its grant
     prepared = prepare_serving("cxpulse exporter", settings, input_grant="Describe")
     if isinstance(prepared, int):

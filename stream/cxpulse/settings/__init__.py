@@ -40,10 +40,10 @@ environment. A check against other settings is a line in `Settings._check`:
 fields' sources.
 """
 
+from cxpulse.changelog.records import MIN_MAX_RECORD_BYTES
 from cxpulse.core.durations import format_duration_ms
 from cxpulse.settings.load import core_config, error_line, load_settings, load_targets_file
 from cxpulse.settings.model import (
-    MIN_MAX_RECORD_BYTES,
     RUNTIMES,
     SASL_MECHANISMS,
     SECURITY_PROTOCOLS,

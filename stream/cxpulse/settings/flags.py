@@ -58,3 +58,34 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, object]:
         refuse_secret_on_command_line(name.strip())
         out[name.strip()] = value
     return out
+
+
+def add_named_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    """`--config`, a `--flag` for each setting in `names` (a command's own few: the
+    gateway's `ingest_port`, ...) and `--set`; read back with `named_overrides`."""
+    p.add_argument("--config", help="YAML settings file (or CXPULSE_CONFIG)")
+    for name in names:
+        info = Settings.model_fields[name]
+        external = info.alias or name
+        p.add_argument(
+            "--" + external.replace("_", "-"), dest=f"setting_{external}",
+            metavar=external.upper(), help=f"setting {external} (default: {info.default})",
+        )  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="any setting, e.g. --set ingest_max_body_bytes=2097152")  # fmt: skip
+
+
+def named_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given on a command line built by `add_named_flags`."""
+    out: dict[str, object] = {
+        key.removeprefix("setting_"): value
+        for key, value in vars(args).items()
+        if key.startswith("setting_") and value is not None
+    }
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SettingsError(f"{item}: --set takes NAME=VALUE")
+        refuse_secret_on_command_line(name.strip())
+        out[name.strip()] = value
+    return out

@@ -39,6 +39,7 @@ from aiohttp import web
 from cxpulse import cliargs
 from cxpulse.core.targets import Targets, TargetsError
 from cxpulse.mixin import tiles as tl
+from cxpulse.ports import WALL_PORT
 from cxpulse.wall.data import PromClient, safe_snapshot
 from cxpulse.web.server import (
     WebConfig,
@@ -52,7 +53,7 @@ from cxpulse.web.server import (
 
 DEFAULT_PROMETHEUS = "http://127.0.0.1:9090"
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9470
+DEFAULT_PORT = WALL_PORT
 EXIT_USAGE = 2
 
 _TYPES = {".html": "text/html", ".css": "text/css", ".js": "application/javascript"}
@@ -160,13 +161,14 @@ def add_refresh_arg(p: argparse.ArgumentParser, default: str, what: str) -> None
                    help=what)
 
 
-def register(sub: Any) -> None:
+def register(sub: cliargs.Subcommands) -> None:
     p = sub.add_parser(
         "wall", help="serve the live KPI wall (a web page for a TV) from Prometheus",
         description="Serve a 1920x1080 wall page: a row of KPI tiles per team plus the "
         "organisation, coloured by targets.yaml, with freshness and firing pages. "
         "Exit codes: 0 stopped, 2 bad option / targets file / port taken.",
-        epilog="example: cxpulse wall --prometheus-url http://127.0.0.1:9090 --port 9470",
+        epilog="example: cxpulse wall --prometheus-url http://127.0.0.1:9090 "
+        f"--port {WALL_PORT}",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_prometheus_arg(p)

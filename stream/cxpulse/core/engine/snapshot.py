@@ -13,6 +13,7 @@ from cxpulse.core.engine.state import EngineState
 from cxpulse.core.events import (
     SURVEYS,
     TICKETS,
+    SurveyOffered,
     SurveyResponse,
 )
 from cxpulse.core.outcome import ROLES, Outcome
@@ -20,6 +21,8 @@ from cxpulse.core.slices import (
     Key,
     SliceStore,
     TicketAgg,
+    survey_counts,
+    survey_json,
 )
 from cxpulse.core.tickets import (
     Attribution,
@@ -54,7 +57,7 @@ class Snapshot(EngineState):
     def _cum_json(self) -> dict[str, Any]:
         return {
             "t": [[list(k), a.to_json()] for k, a in sorted(self._cum_tickets.items())],
-            "s": {k: v for k, v in sorted(self._cum_surveys.items())},
+            "s": {k: survey_json(v) for k, v in sorted(self._cum_surveys.items())},
         }
 
     def _value(self, key: str) -> object | None:
@@ -145,7 +148,7 @@ class Snapshot(EngineState):
         if "c" in latest:
             for k, v in latest["c"]["t"]:
                 eng._cum_tickets[tuple(k)] = TicketAgg.from_json(v, eng._nb, with_sketch=False)
-            eng._cum_surveys = {k: [int(x) for x in v] for k, v in latest["c"]["s"].items()}
+            eng._cum_surveys = {k: survey_counts(v) for k, v in latest["c"]["s"].items()}
         stores: dict[str, SliceStore[Any]] = {
             "T": eng.tickets_store,
             "A": eng.agents_store,
@@ -164,7 +167,7 @@ class Snapshot(EngineState):
                     else:
                         eid, raw, k = item
                         kept = decode_event(raw)
-                        assert isinstance(kept, SurveyResponse)
+                        assert isinstance(kept, SurveyResponse | SurveyOffered)
                         eng._survey_kept[eid] = (kept, None if k is None else tuple(k))
                     ids.add(eid)
                     eng._dedup[eid] = s
@@ -172,7 +175,7 @@ class Snapshot(EngineState):
                 eng._dedup_heap.append(s)
             elif tag == "P":
                 e = decode_event(value)
-                assert isinstance(e, SurveyResponse)
+                assert isinstance(e, SurveyResponse | SurveyOffered)
                 eng._parked[e.event_id] = e
                 eng._park_heap.append((e.ts, e.event_id))
         heapq.heapify(eng._park_heap)
@@ -187,7 +190,7 @@ class Snapshot(EngineState):
             late = set(value.get("l", ()))
             for raw in value["e"]:
                 e = decode_event(raw)
-                assert not isinstance(e, SurveyResponse)
+                assert not isinstance(e, SurveyResponse | SurveyOffered)
                 state.insert(e, e.event_id in late)
             eng._rederive(tid, state, apply=False)
         for store in (eng.tickets_store, eng.agents_store):

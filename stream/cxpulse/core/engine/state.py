@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.dimensions import LabelGuard
 from cxpulse.core.engine.stores import slice_stores
-from cxpulse.core.events import SURVEYS, TICKETS, SurveyResponse, TicketEvent
+from cxpulse.core.events import SURVEYS, TICKETS, SurveyEvent, TicketEvent
 from cxpulse.core.outcome import ROLES, Outcome
 from cxpulse.core.slices import AgentAgg, Key, SliceStore, SurveyAgg, TicketAgg
 from cxpulse.core.tickets import Attribution, DeriveParams, TicketState
@@ -50,13 +50,13 @@ class EngineState:
         self._dedup_slices: dict[int, set[str]] = {}
         self._dedup_heap: list[int] = []  # the keys of _dedup_slices, to evict the oldest
         self._dedup_evicted = -(2**62)
-        self._parked: dict[str, SurveyResponse] = {}
+        self._parked: dict[str, SurveyEvent] = {}
         #: (ts, event_id) of parked surveys; an entry whose survey was released
         #: or replaced by a conflicting copy is skipped (`_parked_head`)
         self._park_heap: list[tuple[int, str]] = []
         #: Per survey event_id in `_dedup`: the copy kept and the slice key it
         #: was added under (None while parked), to resolve a conflicting copy.
-        self._survey_kept: dict[str, tuple[SurveyResponse, Key | None]] = {}
+        self._survey_kept: dict[str, tuple[SurveyEvent, Key | None]] = {}
         self._cum_tickets: dict[Key, TicketAgg] = {}
         self._cum_surveys: dict[str, list[int]] = {}
         self.dropped_contributions = 0

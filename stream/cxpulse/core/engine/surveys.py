@@ -11,18 +11,27 @@ from cxpulse.core.engine.state import EngineState
 from cxpulse.core.events import (
     SURVEYS,
     TICKETS,
-    SurveyResponse,
+    SurveyEvent,
+    SurveyOffered,
 )
 from cxpulse.core.outcome import Outcome
+from cxpulse.core.slices import OFFERS_SLOT, survey_counts, survey_slot
 from cxpulse.core.tickets import (
     Attribution,
 )
 
 
+def _slot(e: SurveyEvent) -> int:
+    """Where a survey event counts in its histogram (`slices.survey_slot`)."""
+    if isinstance(e, SurveyOffered):
+        return OFFERS_SLOT
+    return survey_slot(e.survey, e.scale, e.score)
+
+
 class SurveyEvents(EngineState):
     """How one survey event changes the engine (`PartitionEngine.apply` calls `_apply_survey`)."""
 
-    def _apply_survey(self, e: SurveyResponse) -> Outcome:
+    def _apply_survey(self, e: SurveyEvent) -> Outcome:
         cfg = self.config
         if self._stale:
             self.settle()  # attribution reads ticket state; releases admit labels
@@ -34,7 +43,7 @@ class SurveyEvents(EngineState):
         self._accept_survey(e)
         return Outcome.APPLIED
 
-    def _survey_duplicate(self, e: SurveyResponse) -> Outcome:
+    def _survey_duplicate(self, e: SurveyEvent) -> Outcome:
         """A survey whose event_id is known: the rule of `_duplicate` for surveys
         (the smallest canonical copy counts, within the lateness; conflicts
         counted). Replacing retracts the kept copy from its slice (or its parking
@@ -59,7 +68,7 @@ class SurveyEvents(EngineState):
             if key is None:
                 del self._parked[eid]  # its heap entry is skipped from now on
                 self._dirty.add("P:" + eid)
-            elif not self.surveys_store.add(cfg.slice_of(kept.ts), key, kept.score, 1, -1):
+            elif not self.surveys_store.add(cfg.slice_of(kept.ts), key, _slot(kept), 1, -1):
                 self.dropped_contributions += 1
             s = self._dedup.pop(eid)
             self._dedup_slices[s].discard(eid)
@@ -72,7 +81,7 @@ class SurveyEvents(EngineState):
             self._survey_tail(e.ts)
         return Outcome.DUPLICATE
 
-    def _accept_survey(self, e: SurveyResponse) -> None:
+    def _accept_survey(self, e: SurveyEvent) -> None:
         """Record an on-time survey (dedup), move the stream time, park or
         attribute it."""
         cfg = self.config
@@ -147,7 +156,7 @@ class SurveyEvents(EngineState):
         tomb = self._tombs.get(ticket_id)
         return tomb[1] if tomb is not None else None
 
-    def _attribute(self, e: SurveyResponse) -> None:
+    def _attribute(self, e: SurveyEvent) -> None:
         team, agent, channel = e.team, e.agent_id, e.channel
         if e.ticket_id is not None and (team is None or agent is None or channel is None):
             att = self.attribution_of(e.ticket_id)
@@ -162,7 +171,7 @@ class SurveyEvents(EngineState):
             admit("agent", agent or UNKNOWN),
             admit("touchpoint", e.touchpoint or UNKNOWN),
         )
-        if not self.surveys_store.add(self.config.slice_of(e.ts), key, e.score, 1, 1):
+        if not self.surveys_store.add(self.config.slice_of(e.ts), key, _slot(e), 1, 1):
             self.dropped_contributions += 1
         s = self._dedup.get(e.event_id)
         if s is not None:
@@ -183,7 +192,7 @@ class SurveyEvents(EngineState):
         if sealed:
             for _, sl in sealed:
                 for key, agg in sl.items():
-                    cum = self._cum_surveys.setdefault(key[0], [0] * 11)
+                    cum = self._cum_surveys.setdefault(key[0], survey_counts(()))
                     for i, c in enumerate(agg.counts):
                         cum[i] += c
             self._dirty.add("c")
