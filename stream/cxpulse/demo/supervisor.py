@@ -32,6 +32,7 @@ from cxpulse.demo.parts import (
     TOPICS,
     Part,
     alertmanager_config,
+    alerts_page,
     plan_parts,
     prometheus_config,
 )
@@ -234,6 +235,9 @@ class Demo:
             order = [n for n in by_name if n != "wall"] + ["wall"]
             rows = [("kafka", bootstrap),
                     ("receiver", f"http://127.0.0.1:{receiver_port}/ (notifications below)")]
+            if "prometheus" in by_name:  # the alerts page that opens on this build
+                prom = by_name["prometheus"]
+                prom.where = alerts_page(prom.where.removesuffix("/alerts"))
             rows += [(n, by_name[n].where) for n in order]
             if a.incident is not None:
                 first = schedule[0][0] if schedule else None

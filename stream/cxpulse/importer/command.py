@@ -34,7 +34,7 @@ FLAGS = ("bootstrap_servers", "topic_tickets", "topic_surveys", "mapping_file",
 
 
 def register(sub: Any) -> None:
-    from cxpulse.settings.flags import add_named_flags
+    from cxpulse.settings.flags import add_settings_flags
 
     p = sub.add_parser(
         "import",
@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
                    "&include=comment_events (token: CXPULSE_ZENDESK_API_TOKEN)")  # fmt: skip
     p.add_argument("--state-file", metavar="FILE",
                    help="--poll: where the next page's URL is kept, to resume")  # fmt: skip
-    add_named_flags(p, FLAGS)
+    add_settings_flags(p, FLAGS)
     p.set_defaults(func=run)
 
 
@@ -133,12 +133,12 @@ def _audit_item(audit: dict[str, Any]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from cxpulse.helpdesks import MappingError, load_mapping
     from cxpulse.settings import SettingsError, load_settings
-    from cxpulse.settings.flags import named_overrides
+    from cxpulse.settings.flags import settings_overrides
 
     prog = "cxpulse import"
     try:
         settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None,
-                                 named_overrides(args))  # fmt: skip
+                                 settings_overrides(args))  # fmt: skip
         mapping = load_mapping(settings.mapping_file)
     except (SettingsError, MappingError) as exc:
         print(f"{prog}: bad setting: {exc}", file=sys.stderr)

@@ -20,7 +20,7 @@ FLAGS = ("bootstrap_servers", "topic_raw_deliveries", "ingest_host", "ingest_por
 
 
 def register(sub: Any) -> None:
-    from cxpulse.settings.flags import add_named_flags
+    from cxpulse.settings.flags import add_settings_flags
 
     p = sub.add_parser(
         "ingest",
@@ -31,18 +31,18 @@ def register(sub: Any) -> None:
         "cannot). Secrets: CXPULSE_<VENDOR>_WEBHOOK_SECRET (Freshdesk: "
         "CXPULSE_FRESHDESK_WEBHOOK_PASSWORD) or the config file. TLS: web_config_file.",
     )
-    add_named_flags(p, FLAGS)
+    add_settings_flags(p, FLAGS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cxpulse.settings import SettingsError, load_settings
-    from cxpulse.settings.flags import named_overrides
+    from cxpulse.settings.flags import settings_overrides
     from cxpulse.web.server import WebConfigError, bind_socket, load_web_config
 
     try:
         settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None,
-                                 named_overrides(args))  # fmt: skip
+                                 settings_overrides(args))  # fmt: skip
         web_config = load_web_config(settings.web_config_file)
     except (SettingsError, WebConfigError) as exc:
         print(f"cxpulse ingest: bad setting: {exc}", file=sys.stderr)

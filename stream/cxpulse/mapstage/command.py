@@ -21,7 +21,7 @@ FLAGS = ("bootstrap_servers", "topic_raw_deliveries", "topic_tickets", "topic_su
 
 
 def register(sub: Any) -> None:
-    from cxpulse.settings.flags import add_named_flags
+    from cxpulse.settings.flags import add_settings_flags
 
     p = sub.add_parser(
         "map",
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
         "topic_tickets / topic_surveys, unmappable deliveries to topic_deadletter with a "
         "reason. Event ids come from the vendor's ids: replaying the raw log changes no KPI.",
     )
-    add_named_flags(p, FLAGS)
+    add_settings_flags(p, FLAGS)
     p.add_argument("--from-beginning", action="store_true",
                    help="map every kept delivery again (after a mapping fix); duplicates "
                    "change nothing")  # fmt: skip
@@ -79,14 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from cxpulse.kafka.access import KafkaAccessError
     from cxpulse.kafka.topics import StartupError
     from cxpulse.settings import SettingsError, load_settings
-    from cxpulse.settings.flags import named_overrides
+    from cxpulse.settings.flags import settings_overrides
     from cxpulse.startup import bind_metrics_socket, wait_for_topics
     from cxpulse.web.server import WebConfigError, load_web_config
 
     prog = "cxpulse map"
     try:
         settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None,
-                                 named_overrides(args))  # fmt: skip
+                                 settings_overrides(args))  # fmt: skip
         mapping = load_mapping(settings.mapping_file)
         web_config = load_web_config(settings.web_config_file)
         sock = bind_metrics_socket(settings)
