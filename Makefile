@@ -2,12 +2,12 @@
 PY ?= .venv/bin/python
 VENV := .venv
 
-.PHONY: prerequisites setup test lint typecheck generate unit integration demo demo-stop clean
+.PHONY: prerequisites setup test lint typecheck generate unit integration bench demo demo-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
 	touch $@
 
 # Debian packages the demo and the tests need (Prometheus, Alertmanager, Java, Chromium,
@@ -47,6 +47,13 @@ unit: setup
 
 integration: setup
 	$(VENV)/bin/pytest -q tests/integration
+
+# Every benchmark, one at a time, on a private broker; rewrites docs/benchmarks.md with
+# the commit, the commands, the machine and the load average (about 15 min on 2 cores).
+# BENCH=worker,core limits it to some; tests/integration/test_bench_smoke.py is CI's part.
+BENCH ?=
+bench: setup
+	$(PY) bench/run_all.py $(if $(BENCH),--only $(BENCH))
 
 # SPEED=60 compresses an hour into a minute; Ctrl-C stops every part.
 SPEED ?= 1
