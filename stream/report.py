@@ -145,7 +145,12 @@ def summary_rows(result: ReportResult, targets: Any) -> list[tuple[str, list[tup
         for tile in tl.tiles(targets):
             value, n = found.get((tile.core_name, tile.core_window, team,
                                   tile.core_labels.get("threshold", "")), (None, None))
-            colour = tile.colour(value, n, team)
+            count: float | None = n
+            if tile.core_n_name:  # a count of tickets past their deadline, in the value too
+                count = found.get((tile.core_n_name, None, team, ""), (None, None))[0]
+                if value is not None and count is not None:
+                    value += count
+            colour = tile.colour(value, count, team)
             cells.append((tile.format(value), MARK[colour]))
         rows.append(("Organisation" if team == tl.ORG else team, cells))
     return rows

@@ -160,7 +160,10 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     unanswered = dedup(m.UNANSWERED + sel)
     usual = dedup(m.UNANSWERED + sel, "avg_over_time", a.baseline, a.baseline_offset)
     created = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
-    at_risk = dedup(f'{m.AT_RISK}{{threshold="{a.threshold:g}",{TEAM_TICKETS}}}')
+    # At risk or already past the deadline: the band ends at the deadline, and a queue
+    # whose every ticket has breached is the worst case, not a healthy one (issue 20).
+    band = dedup(f'{m.AT_RISK}{{threshold="{a.threshold:g}",{TEAM_TICKETS}}}')
+    at_risk = f"({band} + ignoring (threshold) {dedup(m.BREACHED_UNANSWERED + sel)})"
     explained = a.usual_wait_seconds / 900.0
     stalled = (
         f"{unanswered} >= {a.min_unanswered}\n"

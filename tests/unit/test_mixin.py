@@ -173,6 +173,41 @@ def _burn_case() -> dict[str, Any]:
     }
 
 
+def _at_risk_case() -> dict[str, Any]:
+    """From minute 70 three teams hold 3x `min_unanswered` unanswered tickets (usual level 1,
+    few arrivals): `breached` has every one of them past its deadline and none in the
+    at-risk band (a fully breached queue: it must page, issue 20), `risky` has them in the
+    band, `calm` has neither (it must not page: nothing is even half-way to its target)."""
+    a = TARGETS.paging.at_risk
+    many = 3 * a.min_unanswered
+    series = []
+    for team, band, breached in (("breached", 0, many), ("risky", many, 0), ("calm", 0, 0)):
+        lab = _labels(team=team, channel="all", priority="all")
+        risk = _labels(team=team, channel="all", priority="all", threshold=f"{a.threshold:g}")
+        created = _labels(window="15m", team=team, channel="all", priority="all")
+        series += [
+            {"series": f"{m.UNANSWERED}{lab}", "values": f"1x70 {many}x50"},
+            {"series": f"{m.AT_RISK}{risk}", "values": f"0x70 {band}x50"},
+            {"series": f"{m.BREACHED_UNANSWERED}{lab}", "values": f"0x70 {breached}x50"},
+            {"series": f"{m.CREATED}{created}", "values": "2x120"},
+        ]
+    def firing(*teams: str) -> list[dict[str, Any]]:
+        return [{"exp_labels": {"severity": "page", "component": "kpi", "team": t,
+                                "channel": "all", "priority": "all"}} for t in teams]
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": "65m", "alertname": "CxpulseFrtAtRisk", "exp_alerts": []},
+            {"eval_time": "80m", "alertname": "CxpulseFrtAtRisk",
+             "exp_alerts": firing("breached", "risky")},
+            # 45 minutes on, the stalled level is the usual one: the page holds regardless
+            {"eval_time": "115m", "alertname": "CxpulseFrtAtRisk",
+             "exp_alerts": firing("breached", "risky")},
+        ],
+    }
+
+
 def _pipeline_case() -> dict[str, Any]:
     """WorkerDown pages within 2 minutes of the first failed scrape (1 m for: + 30 s
     evaluation); the exporters all down fires KpisUnavailable, one down only a ticket;
@@ -210,7 +245,7 @@ def _pipeline_case() -> dict[str, Any]:
 
 @pytest.mark.prometheus
 def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
-    tests = [_frt_case(), _burn_case(), _pipeline_case()]
+    tests = [_frt_case(), _burn_case(), _pipeline_case(), _at_risk_case()]
     tests += [_score_case(k, t) for k, t in (("csat", "CSAT"), ("nps", "NPS"), ("ces", "CES"),
                                                ("fcr", "FCR"))]
     # promtool compares annotations too; the behaviour under test is expr/for/labels, so
