@@ -31,7 +31,7 @@ from typing import Any
 
 from stream import metric_names as m
 from stream.core.engine import PartitionEngine, evaluate
-from stream.core.events import Author, Event, TicketCreated, TicketMessage, role_of
+from stream.core.events import Author, Creator, Event, TicketCreated, TicketMessage, role_of
 from stream.core.targets import Targets
 from stream.mixin.alerts import alert_rules
 from stream.sim import params as p
@@ -151,15 +151,27 @@ def events(case: Case, seed: int) -> tuple[SimConfig, Iterator[Event]]:
     return cfg, stream
 
 
-def record(case: Case, seed: int, targets: Targets, wanted: set[str]) -> Minutes:
-    """`alert_days.record_minutes` over this case's stream."""
+def record(case: Case, seed: int, targets: Targets,
+           wanted: set[str]) -> tuple[Minutes, list[float]]:
+    """`alert_days.record_minutes` over this case's stream, and TEAM's FRT breaches as
+    they happened (seconds from the run's start, each at its deadline: the ground truth,
+    independent of the core and of the counters, which count a breach only once its
+    slice is sealed, a few minutes later)."""
     cfg, stream = events(case, seed)
     engine = PartitionEngine(core_config(targets), 0)
     out = Minutes()
+    created: dict[str, int] = {}  # TEAM's customer tickets -> creation instant
+    answered: dict[str, int] = {}  # -> first public agent reply
     pending = next(stream, None)
     for minute in range(cfg.duration_ms // MINUTE):
         boundary = cfg.start_ms + (minute + 1) * MINUTE
         while pending is not None and pending.ts < boundary:
+            if isinstance(pending, TicketCreated):
+                if pending.team == TEAM and pending.created_by == Creator.CUSTOMER:
+                    created[pending.ticket_id] = pending.ts
+            elif (isinstance(pending, TicketMessage) and pending.author == Author.AGENT
+                  and pending.public):
+                answered.setdefault(pending.ticket_id, pending.ts)
             engine.apply(role_of(pending), pending)
             pending = next(stream, None)
         for family in render(only_wanted(evaluate([engine], at_ms=boundary - 1), wanted)):
@@ -167,7 +179,12 @@ def record(case: Case, seed: int, targets: Targets, wanted: set[str]) -> Minutes
                 if sample.name in wanted or family.name in wanted:
                     out.add(_series_text(sample.name, sample.labels), minute, sample.value)
         out.n = minute + 1
-    return out
+    target = int(targets.frt.target_seconds * 1000)
+    breaches = sorted(
+        (t0 + target - cfg.start_ms) / 1000 for tid, t0 in created.items()
+        if t0 + target < cfg.end_ms and answered.get(tid, cfg.end_ms) > t0 + target
+    )
+    return out, breaches
 
 
 @dataclass
@@ -226,26 +243,13 @@ class Outcome:
         return out
 
 
-def _team_series_sum(minutes: Minutes, name: str, team: str) -> list[float]:
-    total = [0.0] * minutes.n
-    for series, slots in minutes.values.items():
-        if series.startswith(name + "{") and f'team="{team}"' in series:
-            for i, v in enumerate(slots):
-                total[i] += v or 0.0
-    return total
+def nth_breach_s(breaches: list[float], after_s: float, nth: int = 1) -> float | None:
+    """The `nth` breach (deadline passed unanswered) at or after `after_s`."""
+    later = [b for b in breaches if b >= after_s]
+    return later[nth - 1] if len(later) >= nth else None
 
 
-def first_breach_s(minutes: Minutes, after_s: float, nth: int = 1) -> float | None:
-    """Run seconds at which TEAM's breach counter has grown by `nth` since `after_s`."""
-    per_minute = _team_series_sum(minutes, m.SLA_BREACHED_TOTAL, TEAM)
-    start = max(0, int(after_s // 60))
-    for i in range(start + 1, minutes.n):
-        if per_minute[i] >= per_minute[start] + nth:
-            return i * 60.0 + 60.0  # sample i is the state at the end of minute i
-    return None
-
-
-def measure(case: Case, seed: int, days: list[DayAlerts], minutes: Minutes) -> Outcome:
+def measure(case: Case, seed: int, days: list[DayAlerts], breaches: list[float]) -> Outcome:
     out = Outcome(case, seed)
     pages: dict[str, dict[str, float]] = {}
     for d in days:
@@ -264,21 +268,21 @@ def measure(case: Case, seed: int, days: list[DayAlerts], minutes: Minutes) -> O
         out.episodes = int(mine["episodes"])
         if onset_s is not None:
             out.page_after_onset = (mine["first"] - onset_s) / 60
-            breach = first_breach_s(minutes, onset_s)
+            breach = nth_breach_s(breaches, onset_s)
             if breach is not None:
                 out.first_breach_after_onset = (breach - onset_s) / 60
                 out.page_after_breach = (mine["first"] - breach) / 60
-            second = first_breach_s(minutes, onset_s, 2)
+            second = nth_breach_s(breaches, onset_s, 2)
             if second is not None:
                 out.page_after_second_breach = (mine["first"] - second) / 60
         if case.recovery_h is not None:
             recovery_s = (case.recovery_h - case.start_h) * 3600
             out.open_after_recovery = (mine["last"] + 30 - recovery_s) / 60
     if onset_s is not None:
-        breach = first_breach_s(minutes, onset_s)
+        breach = nth_breach_s(breaches, onset_s)
         if breach is not None:
             out.first_breach_after_onset = (breach - onset_s) / 60
-        second = first_breach_s(minutes, onset_s, 2)
+        second = nth_breach_s(breaches, onset_s, 2)
         if second is not None:
             out.second_breach_after_onset = (second - onset_s) / 60
     if case.expect_ticket and onset_s is not None:
@@ -292,9 +296,9 @@ def measure(case: Case, seed: int, days: list[DayAlerts], minutes: Minutes) -> O
 def run_case(case: Case, seed: int, targets: Targets, replicas: int = 1) -> Outcome:
     rules = alert_rules(targets)
     wanted = rule_metric_names(rules) | {m.SLA_BREACHED_TOTAL}
-    minutes = record(case, seed, targets, wanted)
+    minutes, breaches = record(case, seed, targets, wanted)
     days = run_rules(rules, minutes, replicas=replicas)
-    return measure(case, seed, days, minutes)
+    return measure(case, seed, days, breaches)
 
 
 def describe(o: Outcome) -> str:
