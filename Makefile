@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 VENV := .venv
 
-.PHONY: setup test lint typecheck unit integration demo demo-stop clean
+.PHONY: setup test lint typecheck generate unit integration demo demo-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -13,18 +13,28 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 	scripts/kafka fetch
 
+# ruff, mypy strict, the import contracts of .importlinter (docs/architecture.md's layers)
+# and the dashboard lint (cxpulse.mixin.lint: dashboard-linter's rules, exclusions in
+# grafana/.lint with a reason each).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy stream/cxpulse
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/python -m cxpulse.mixin.lint grafana/dashboards
 
 typecheck: setup
-	$(VENV)/bin/mypy stream
+	$(VENV)/bin/mypy stream/cxpulse
+
+# Rules and dashboards from targets.yaml (never edited by hand; a test fails when stale).
+generate: setup
+	$(VENV)/bin/cxpulse generate
 
 # Two test files at a time (pytest-xdist, whole files per process: a file's tests share
 # its broker and fixtures); the integration tests mostly wait on brokers and `for:`
 # durations, so two processes fit two cores. TEST_WORKERS=0 runs them one by one.
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
 TEST_WORKERS ?= 2
-test: lint typecheck
+test: lint
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test"; exit 1; fi; exit $$rc
 
 unit: setup

@@ -21,8 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stream.mixin.command import load_targets  # noqa: E402
-from stream.sim import params as p  # noqa: E402
+from cxpulse.mixin.command import load_targets  # noqa: E402
+from cxpulse.sim import params as p  # noqa: E402
+
 from tests.support.alert_days import DayAlerts, replay  # noqa: E402
 
 #: scenario -> (team, onset, recovery) in seconds from the UTC midnight of the first day

@@ -29,13 +29,13 @@ import platform
 import sys
 import time
 
-from stream.core.config import CoreConfig
-from stream.core.decode import Rejection, decode
-from stream.core.engine import PartitionEngine, evaluate
-from stream.core.events import Event, key_of, role_of
-from stream.core.partitioning import partition_for
-from stream.sim.dirt import generate
-from stream.sim.model import SimConfig
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.decode import Rejection, decode
+from cxpulse.core.engine import PartitionEngine, evaluate
+from cxpulse.core.events import Event, key_of, role_of
+from cxpulse.core.partitioning import partition_for
+from cxpulse.sim.dirt import generate
+from cxpulse.sim.model import SimConfig
 
 M = 60_000
 H = 60 * M

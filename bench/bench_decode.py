@@ -18,9 +18,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from stream.core.decode import Rejection, decode
-from stream.sim.dirt import generate
-from stream.sim.model import SimConfig
+from cxpulse.core.decode import Rejection, decode
+from cxpulse.sim.dirt import generate
+from cxpulse.sim.model import SimConfig
 
 
 def _pass(fn: Callable[[bytes], object], values: list[bytes]) -> float:

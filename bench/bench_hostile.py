@@ -32,9 +32,9 @@ import os
 import platform
 import time
 
-from stream.core.config import CoreConfig
-from stream.core.engine import PartitionEngine, evaluate
-from stream.core.events import Author, Event, TicketCreated, TicketMessage, role_of
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.engine import PartitionEngine, evaluate
+from cxpulse.core.events import Author, Event, TicketCreated, TicketMessage, role_of
 
 T0 = 1_795_338_000_000
 SIZES = (1000, 2000, 4000, 8000)

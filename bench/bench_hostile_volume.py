@@ -17,7 +17,7 @@ the wall time to consume everything (informational: a shared machine).
 Usage:
     .venv/bin/python bench/bench_hostile_volume.py [--bootstrap-servers H:P]
         [--inputs labels,ticket,tickets] [--runtime direct|faust]
-Without --bootstrap-servers a throw-away broker is started (scripts/kafka_broker.py).
+Without --bootstrap-servers a throw-away broker is started (cxpulse.kafka.broker).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench.kafka_setup import broker, create_topics  # noqa: E402
 from tests.integration.test_worker_pipeline import (  # noqa: E402

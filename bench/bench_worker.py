@@ -8,7 +8,7 @@ A regression shows up as a drop of the worker relative to the two others.
 
 Usage:
     .venv/bin/python bench/bench_worker.py [--bootstrap-servers HOST:PORT] [--tickets-per-day N]
-Without --bootstrap a throw-away broker is started with scripts/kafka_broker.py.
+Without --bootstrap a throw-away broker is started with cxpulse.kafka.broker.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+
+from cxpulse.core.config import CoreConfig  # noqa: E402
+from cxpulse.core.decode import Rejection, decode  # noqa: E402
+from cxpulse.core.engine import PartitionEngine  # noqa: E402
+from cxpulse.core.events import key_of, role_of  # noqa: E402
+from cxpulse.core.partitioning import partition_for  # noqa: E402
+from cxpulse.replay import read_lines  # noqa: E402
 
 from bench.kafka_setup import PARTITIONS, broker, create_topics  # noqa: E402
-from stream.core.config import CoreConfig  # noqa: E402
-from stream.core.decode import Rejection, decode  # noqa: E402
-from stream.core.engine import PartitionEngine  # noqa: E402
-from stream.core.events import key_of, role_of  # noqa: E402
-from stream.core.partitioning import partition_for  # noqa: E402
-from stream.replay import read_lines  # noqa: E402
 from tests.integration.test_worker_pipeline import (  # noqa: E402
     Topics,
     WorkerProc,
@@ -90,10 +90,9 @@ def core_only(lines: list[bytes], batch: int) -> float:
 
 def faust_noop(bootstrap: str, topics: list[str], n: int, batch: int) -> None:
     """(subprocess) faust agent doing nothing but take_events: faust's own ceiling."""
+    from cxpulse.settings import load_settings
+    from cxpulse.worker.app import create_app
     from faust.worker import Worker as FaustWorker
-
-    from stream.settings import load_settings
-    from stream.worker.app import create_app
 
     datadir = tempfile.mkdtemp(prefix="cxpulse-noop-")
     settings = load_settings(

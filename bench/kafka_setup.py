@@ -1,5 +1,5 @@
 """What every broker-backed benchmark needs: a broker (the given one or a throw-away
-one from scripts/kafka_broker.py) and its topics. One copy, imported by each bench."""
+one from cxpulse.kafka.broker) and its topics. One copy, imported by each bench."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "scripts"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 PARTITIONS = 4
 
@@ -33,7 +32,7 @@ def broker(bootstrap: str | None) -> Iterator[str]:
     if bootstrap is not None:
         yield bootstrap
         return
-    from kafka_broker import KafkaBroker
+    from cxpulse.kafka.broker import KafkaBroker
 
     started = KafkaBroker().start()
     try:

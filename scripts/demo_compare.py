@@ -10,9 +10,8 @@ import json
 import sys
 import urllib.request
 
+from cxpulse import metric_names as m
 from prometheus_client.parser import text_string_to_metric_families
-
-from stream import metric_names as m
 
 ORG_T = {"team": "all", "channel": "all", "priority": "all"}
 ORG_S = {"team": "all", "channel": "all", "agent": "all", "touchpoint": "all"}

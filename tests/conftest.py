@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import sys
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import cxpulse.kafka.broker as broker_script
 import pytest
+from cxpulse.kafka.broker import KafkaBroker
 from hypothesis import HealthCheck, settings
 
+from tests.support.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import kafka_broker as broker_script  # noqa: E402
-from kafka_broker import KafkaBroker  # noqa: E402
-
-from tests.support.ports import free_port  # noqa: E402
 
 # Every broker a test starts takes its listener ports the tests' way (`ports.py`: a
 # block per xdist worker, below the ephemeral range), not by `bind(0)`.

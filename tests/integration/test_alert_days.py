@@ -15,10 +15,10 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from cxpulse import metric_names as m
+from cxpulse.mixin.command import load_targets
+from cxpulse.sim import params as p
 
-from stream import metric_names as m
-from stream.mixin.command import load_targets
-from stream.sim import params as p
 from tests.support.alert_days import DayAlerts, Minutes, replay
 
 ROOT = Path(__file__).resolve().parents[2]

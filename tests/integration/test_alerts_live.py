@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cxpulse.core.decode import Rejection, decode
+from cxpulse.sim.dirt import generate
+from cxpulse.sim.model import SimConfig
 
-from stream.core.decode import Rejection, decode
-from stream.sim.dirt import generate
-from stream.sim.model import SimConfig
 from tests.integration.test_exporter import ExporterProc
 from tests.integration.test_worker_pipeline import (
     CXPULSE,

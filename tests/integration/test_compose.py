@@ -11,8 +11,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
-from stream.cli import build_parser
+from cxpulse.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -24,7 +23,7 @@ def test_compose_file_is_valid_for_docker_compose() -> None:
 
 
 def test_worker_environment_is_accepted_by_the_settings_loader() -> None:
-    from stream.settings import load_settings
+    from cxpulse.settings import load_settings
 
     env = {k: str(v) for k, v in COMPOSE["services"]["worker-a"]["environment"].items()}
     # The image copies targets.yaml to /app (Dockerfile); here it is the repository's.

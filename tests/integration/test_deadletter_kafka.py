@@ -18,14 +18,13 @@ from itertools import islice
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-
-from stream.core import decode as d
-from stream.core.deadletter import DeadLetter, dead_letter
-from stream.core.decode import Rejection, decode, parse_ts
-from stream.deadletter_writer import DeadLetterWriter
-from stream.replay import Outgoing, produce
-from stream.sim.dirt import MALFORMED_KINDS, malformed_record, record_of
-from stream.sim.model import SimConfig, Simulation
+from cxpulse.core import decode as d
+from cxpulse.core.deadletter import DeadLetter, dead_letter
+from cxpulse.core.decode import Rejection, decode, parse_ts
+from cxpulse.deadletter_writer import DeadLetterWriter
+from cxpulse.replay import Outgoing, produce
+from cxpulse.sim.dirt import MALFORMED_KINDS, malformed_record, record_of
+from cxpulse.sim.model import SimConfig, Simulation
 
 pytestmark = pytest.mark.kafka
 

@@ -158,7 +158,7 @@ def _descendants(pid: int) -> set[int]:
 @contextlib.contextmanager
 def demo(*args: str, cwd: Path = ROOT, argv0: list[str] | None = None,
          env: dict[str, str] | None = None) -> Iterator[Console]:
-    console = Console([*(argv0 or [sys.executable, "-m", "stream.cli", "demo"]), *args], cwd,
+    console = Console([*(argv0 or [sys.executable, "-m", "cxpulse.cli", "demo"]), *args], cwd,
                       env)
     try:
         yield console
@@ -185,7 +185,7 @@ def _all_up(prom: str, timeout_s: float) -> list[dict[str, Any]]:
 def test_demo_runs_every_part_pages_the_incident_team_and_stops_clean(tmp_path: Path) -> None:
     # One incident on billing, 30 simulated minutes (30 s) after the simulation starts,
     # which the demo puts at 10:00 UTC of the simulated day whatever the wall clock
-    # (`stream.demo.simulated_span`: a CI run at 22:06 UTC once put it in a simulated
+    # (`cxpulse.demo.simulated_span`: a CI run at 22:06 UTC once put it in a simulated
     # night, too few tickets to reach the page's minimum before the stall ended).
     team = "billing"
     with demo("--speed", "60", "--dir", str(tmp_path / "demo"), "--incident-team", team,
@@ -296,8 +296,7 @@ def _cache_with_jars_only(home: Path) -> Path:
     """An `XDG_CACHE_HOME` holding only the shared Kafka jars (a link to the real ones),
     so that anything else a demo writes into its cache is seen, whatever other
     processes of the machine do in the real one."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from kafka_broker import fetch_jars
+    from cxpulse.kafka.broker import fetch_jars
 
     jars = fetch_jars().parent  # ~/.cache/cxpulse/kafka-<version>
     (home / "cxpulse").mkdir(parents=True)
@@ -382,7 +381,7 @@ def test_stop_cleans_up_after_a_killed_demo(tmp_path: Path) -> None:
         con.proc.kill()
         con.proc.wait(30)
         assert _mentioning(directory)  # orphans: Kafka, worker, exporter, Prometheus, ...
-        stop = subprocess.run([sys.executable, "-m", "stream.cli", "demo", "--stop", "--dir",
+        stop = subprocess.run([sys.executable, "-m", "cxpulse.cli", "demo", "--stop", "--dir",
                                str(directory)], cwd=ROOT, capture_output=True, text=True,
                               timeout=120)
         assert stop.returncode == 0, stop

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cxpulse.replay import read_lines
 
-from stream.replay import read_lines
 from tests.integration.test_worker_pipeline import (
     CXPULSE,
     PARTITIONS,
@@ -145,9 +145,8 @@ class StaticMetrics:
 
 
 def report_text(exp: Expected) -> bytes:
+    from cxpulse.exposition.render import KpiCollector
     from prometheus_client import CollectorRegistry, generate_latest
-
-    from stream.worker.exporter import KpiCollector
 
     registry = CollectorRegistry()
     registry.register(KpiCollector(lambda: exp.evaluation))
@@ -289,10 +288,10 @@ def kpi_samples(text: str) -> dict[str, set[tuple[tuple[tuple[str, str], ...], f
 
 
 def report_samples(lines: list[bytes], at_ms: int) -> dict[str, Any]:
+    from cxpulse.exposition.render import KpiCollector
+    from cxpulse.report import compute
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from stream.report import compute
-    from stream.worker.exporter import KpiCollector
     from tests.integration.test_worker_pipeline import _samples
 
     ev = compute(lines, partitions=PARTITIONS, at_ms=at_ms).evaluation
@@ -316,8 +315,8 @@ def test_quiet_half_hour_empties_windows_and_poison_times_change_nothing(
     freshness stays low; then a duplicate of an old event, one stamped next year and
     one stamped 0001: no window moves, freshness does not move, reasons are counted.
     Both runtimes write the changelog the exporter follows."""
-    from stream.sim.dirt import generate
-    from stream.sim.model import SimConfig
+    from cxpulse.sim.dirt import generate
+    from cxpulse.sim.model import SimConfig
 
     topics = make_topics(topic_factory)
     now_ms = int(time.time() * 1000)

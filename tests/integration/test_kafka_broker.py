@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -66,8 +65,7 @@ async def test_thousand_json_messages_round_trip_in_order_per_partition(
 
 
 def test_broker_stop_leaves_no_jvm_behind(tmp_path: Path) -> None:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from kafka_broker import KafkaBroker
+    from cxpulse.kafka.broker import KafkaBroker
 
     broker = KafkaBroker(workdir=tmp_path / "k").start()
     pid = broker.pid

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cxpulse.cli import main
+from cxpulse.core.decode import Rejection, decode, route_of
+from cxpulse.core.events import SURVEYS, TICKETS, SurveyResponse
 
-from stream.cli import main
-from stream.core.decode import Rejection, decode, route_of
-from stream.core.events import SURVEYS, TICKETS, SurveyResponse
 from tests.support.kafka_io import read_records
 
 pytestmark = pytest.mark.kafka
@@ -132,7 +132,7 @@ def test_replay_and_simulate_to_a_broker_that_is_down_say_so_in_one_line(tmp_pat
     root = Path(__file__).resolve().parents[2]
     for cmd in (["replay", str(capture)], ["simulate", "--duration", "1m"]):
         out = subprocess.run(
-            [sys.executable, "-m", "stream.cli", *cmd, "--bootstrap-servers", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "cxpulse.cli", *cmd, "--bootstrap-servers", f"127.0.0.1:{port}"],
             cwd=root, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert out.returncode == 69, out.stderr

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cxpulse.cli import main
+from cxpulse.core.decode import route_of
 
-from stream.cli import main
-from stream.core.decode import route_of
 from tests.support.kafka_io import read_records
 
 pytestmark = pytest.mark.kafka

@@ -14,9 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cxpulse.core.targets import DEFAULT_TARGETS
+from cxpulse.mixin import tiles as tl
 
-from stream.core.targets import DEFAULT_TARGETS
-from stream.mixin import tiles as tl
 from tests.support.wallfeed import TEAMS, FedPrometheus
 from tests.support.wallhistory import TILE_KEYS
 
@@ -47,7 +47,7 @@ def test_top_shows_every_team_and_follows_an_incident() -> None:
     assert shutil.which("tmux"), ".ci/run installs tmux"
     fed = FedPrometheus(history=True).start()
     session = f"cxpulse-top-{uuid.uuid4().hex[:8]}"
-    cmd = (f"{sys.executable} -m stream.cli top --prometheus-url {fed.url} --refresh 1s "
+    cmd = (f"{sys.executable} -m cxpulse.cli top --prometheus-url {fed.url} --refresh 1s "
            f"--targets {ROOT / 'targets.yaml'}")
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "40",
                     "-c", str(ROOT)], check=True)

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cxpulse.core.targets import DEFAULT_TARGETS
+from cxpulse.mixin import tiles as tl
 
-from stream.core.targets import DEFAULT_TARGETS
-from stream.mixin import tiles as tl
 from tests.support.ports import free_port
 from tests.support.wallfeed import TEAMS, FedPrometheus
 from tests.support.wallhistory import TILE_KEYS
@@ -59,7 +59,7 @@ def _wall(fed: FedPrometheus, *extra: str) -> Iterator[str]:
     """`cxpulse wall` on a free port against `fed`, until the block ends."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "wall", "--prometheus-url", fed.url,
+        [sys.executable, "-m", "cxpulse.cli", "wall", "--prometheus-url", fed.url,
          "--port", str(port), "--refresh", "1s", "--targets", str(ROOT / "targets.yaml"),
          *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

@@ -38,9 +38,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_broker import Acl, KafkaBroker, alter_acls, create_topics
+from cxpulse.kafka.broker import Acl, KafkaBroker, alter_acls, create_topics
+from cxpulse.replay import read_lines
 
-from stream.replay import read_lines
 from tests.integration.test_worker_pipeline import (
     CXPULSE,
     PARTITIONS,
@@ -176,7 +176,7 @@ def test_worker_works_with_exactly_the_readme_acls(
 ) -> None:
     lines = list(read_lines(capture))
     exp = expected(lines)
-    from stream.report import compute
+    from cxpulse.report import compute
 
     report = compute(capture.read_bytes().splitlines(), partitions=PARTITIONS).evaluation
     assert (report.kpis, report.gauges) == (exp.evaluation.kpis, exp.evaluation.gauges)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cxpulse.replay import read_lines
 
-from stream.replay import read_lines
 from tests.integration.test_worker_pipeline import (
     PARTITIONS,
     WorkerProc,
@@ -40,6 +40,7 @@ pytestmark = pytest.mark.kafka
 
 
 def owned(w: WorkerProc) -> int:
+    w.supervise()  # an exited worker fails with its log's tail, not a bare "connection refused"
     return int(parse_metrics(w.scrape("/metrics/worker"))["cxpulse_worker_partitions_owned"][0][1])
 
 
@@ -201,7 +202,7 @@ def test_stops_on_sigterm_while_the_broker_is_down(tmp_path: Path) -> None:
     timeout, not hang on a commit or on leaving the group."""
     import asyncio
 
-    from kafka_broker import KafkaBroker
+    from cxpulse.kafka.broker import KafkaBroker
 
     from bench.bench_worker import create_topics
     from tests.integration.test_worker_pipeline import Topics

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_broker import KafkaBroker  # scripts/ is on sys.path (tests/conftest.py)
+from cxpulse.kafka.broker import KafkaBroker
 
 from tests.integration.test_worker_pipeline import CXPULSE, ROOT
 from tests.support.ports import free_port

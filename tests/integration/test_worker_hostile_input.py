@@ -19,16 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cxpulse.changelog.follow import PartitionFollower
+from cxpulse.changelog.records import DEFAULT_MAX_RECORD_BYTES
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.deadletter import ORIGINAL_SHA256, ORIGINAL_SIZE, DeadLetter, is_pointer
+from cxpulse.core.decode import encode_bytes, parse_ts
+from cxpulse.core.engine import evaluate
+from cxpulse.core.events import Author, TicketCreated, TicketMessage
+from cxpulse.core.replica import PartitionReplica
+from cxpulse.replay import read_lines
 
-from stream.core.config import CoreConfig
-from stream.core.deadletter import ORIGINAL_SHA256, ORIGINAL_SIZE, DeadLetter, is_pointer
-from stream.core.decode import encode_bytes, parse_ts
-from stream.core.engine import evaluate
-from stream.core.events import Author, TicketCreated, TicketMessage
-from stream.core.replica import PartitionReplica
-from stream.exporter.follow import PartitionFollower
-from stream.replay import read_lines
-from stream.worker.persistence import DEFAULT_MAX_RECORD_BYTES
 from tests.integration.test_worker_pipeline import (
     PARTITIONS,
     Topics,

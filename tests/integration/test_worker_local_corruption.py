@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cxpulse.replay import read_lines
 
-from stream.replay import read_lines
 from tests.integration.test_worker_pipeline import (
     PARTITIONS,
     WorkerProc,
@@ -49,7 +49,7 @@ def test_corrupt_local_store_is_rebuilt_from_the_changelog(
     lines = list(read_lines(capture))
     exp = expected(lines)
     # the reference is what `cxpulse report` prints for the same file
-    from stream.report import compute
+    from cxpulse.report import compute
 
     report = compute(capture.read_bytes().splitlines(), partitions=PARTITIONS).evaluation
     assert (report.kpis, report.gauges, report.counters) == (

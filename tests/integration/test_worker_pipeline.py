@@ -33,17 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cxpulse.changelog.records import PartitionStore
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.decode import Rejection, decode, route_of
+from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
+from cxpulse.core.partitioning import partition_for
+from cxpulse.replay import read_lines
 
-from stream.core.config import CoreConfig
-from stream.core.decode import Rejection, decode, route_of
-from stream.core.engine import Evaluation, PartitionEngine, evaluate
-from stream.core.partitioning import partition_for
-from stream.replay import read_lines
-from stream.worker.persistence import PartitionStore
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CXPULSE = [sys.executable, "-m", "stream.cli"]
+CXPULSE = [sys.executable, "-m", "cxpulse.cli"]
 PARTITIONS = 4
 #: Simulated span of the standard run; CXPULSE_TEST_FULL_DAY=1 runs a whole day.
 SPAN = "24h" if os.environ.get("CXPULSE_TEST_FULL_DAY") else "6h"
@@ -397,9 +397,8 @@ def _samples(text: str) -> dict[str, set[tuple[tuple[tuple[str, str], ...], floa
 
 def assert_kpi_series(metrics_text: str, exp: Expected) -> None:
     """The KPI series a worker serves equal the offline evaluation rendered the same way."""
+    from cxpulse.exposition.render import KpiCollector
     from prometheus_client import CollectorRegistry, generate_latest
-
-    from stream.worker.exporter import KpiCollector
 
     registry = CollectorRegistry()
     registry.register(KpiCollector(lambda: exp.evaluation))
@@ -424,7 +423,7 @@ def assert_durable_state(
 
 
 def assert_deadletters(bootstrap: str, topics: Topics, exp: Expected, exactly_once: bool) -> None:
-    from stream.core.deadletter import DeadLetter
+    from cxpulse.core.deadletter import DeadLetter
 
     records = read_topic(bootstrap, topics.deadletter)
     envs = [DeadLetter.from_headers(r.key, r.value, r.headers) for r in records]
@@ -461,7 +460,7 @@ def test_live_equivalence_one_worker(
     lines = list(read_lines(capture))
     exp = expected(lines)
     # The offline reference is exactly what `cxpulse report --partitions N` prints.
-    from stream.report import compute
+    from cxpulse.report import compute
 
     report = compute(capture.read_bytes().splitlines(), partitions=PARTITIONS).evaluation
     assert (report.kpis, report.gauges, report.counters, report.histograms) == (

@@ -4,7 +4,7 @@ Why this exists: whether an alert design pages "on incidents and nothing
 else" can only be judged on realistic days, and a live run takes a day per
 day. Here a simulated stream is applied to the KPI core minute by minute, each
 minute is rendered by the same exporter code that serves Prometheus
-(`stream.worker.exporter.render`), and the minutes become the `input_series`
+(`cxpulse.exposition.render.render`), and the minutes become the `input_series`
 of a `promtool test rules` file (scrape interval 1 m, rule evaluation every
 30 s). Prometheus' own rule evaluator then runs the generated rules, and the
 `ALERTS` series it writes are summarised per day with PromQL subqueries:
@@ -28,16 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from stream import metric_names as m
-from stream.core.config import CoreConfig
-from stream.core.engine import Evaluation, PartitionEngine, evaluate
-from stream.core.events import role_of
-from stream.core.targets import Targets
-from stream.mixin.alerts import alert_rules
-from stream.sim.model import SimConfig, Simulation
-from stream.sim.params import HOUR, MINUTE
-from stream.worker.exporter import COUNTER_FAMILIES, GAUGE_FAMILIES, KPI_FAMILIES, render
+from cxpulse import metric_names as m
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
+from cxpulse.core.events import role_of
+from cxpulse.core.targets import Targets
+from cxpulse.exposition.render import COUNTER_FAMILIES, GAUGE_FAMILIES, KPI_FAMILIES, render
+from cxpulse.mixin.alerts import alert_rules
+from cxpulse.sim.model import SimConfig, Simulation
+from cxpulse.sim.params import HOUR, MINUTE
 
 EVAL_INTERVAL_S = 30
 CHUNK_H = 3

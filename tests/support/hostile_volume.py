@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.core.decode import encode_bytes, parse_ts
-from stream.core.events import Author, TicketCreated, TicketMessage
+from cxpulse.core.decode import encode_bytes, parse_ts
+from cxpulse.core.events import Author, TicketCreated, TicketMessage
 
 #: After the simulated hour of the integration tests (08:00-09:00).
 START = "2026-11-02T09:10:00Z"

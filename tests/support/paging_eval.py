@@ -29,15 +29,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream import metric_names as m
-from stream.core.engine import PartitionEngine, evaluate
-from stream.core.events import Author, Creator, Event, TicketCreated, TicketMessage, role_of
-from stream.core.targets import Targets
-from stream.mixin.alerts import alert_rules
-from stream.sim import params as p
-from stream.sim.model import SimConfig, Simulation, first_midnight
-from stream.sim.params import HOUR, MINUTE
-from stream.worker.exporter import render
+from cxpulse import metric_names as m
+from cxpulse.core.engine import PartitionEngine, evaluate
+from cxpulse.core.events import Author, Creator, Event, TicketCreated, TicketMessage, role_of
+from cxpulse.core.targets import Targets
+from cxpulse.exposition.render import render
+from cxpulse.mixin.alerts import alert_rules
+from cxpulse.sim import params as p
+from cxpulse.sim.model import SimConfig, Simulation, first_midnight
+from cxpulse.sim.params import HOUR, MINUTE
+
 from tests.support.alert_days import (
     DayAlerts,
     Minutes,

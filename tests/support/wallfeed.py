@@ -20,10 +20,10 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+from cxpulse import metric_names as m
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from stream import metric_names as m
 from tests.support.ports import free_port
 from tests.support.prom import LoopbackServer
 

@@ -25,7 +25,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from stream import metric_names as m
+from cxpulse import metric_names as m
+
 from tests.support.prom import binary
 from tests.support.wallfeed import HEALTHY, TEAMS, families
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from stream.core.config import CoreConfig
-from stream.core.engine import Evaluation, PartitionEngine, evaluate
-from stream.core.events import (
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
+from cxpulse.core.events import (
     Author,
     Creator,
     Event,

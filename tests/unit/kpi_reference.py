@@ -2,9 +2,9 @@
 catalogue's definitions, without slices, sketches, caches or incremental state.
 
 It shares no code with the engine except the event model, the interval
-formulas of `stream.core.kpis` (those are checked by hand-worked tests) and
+formulas of `cxpulse.core.kpis` (those are checked by hand-worked tests) and
 the canonical encoding that decides between conflicting copies of an event
-(`stream.core.duplicates.canonical`: the rule itself, tested on its own).
+(`cxpulse.core.duplicates.canonical`: the rule itself, tested on its own).
 Quantiles here are exact: the item of rank floor(q (n - 1)).
 """
 
@@ -14,10 +14,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from stream.core.config import CoreConfig
-from stream.core.duplicates import canonical
-from stream.core.durations import window_label
-from stream.core.events import (
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.duplicates import canonical
+from cxpulse.core.durations import window_label
+from cxpulse.core.events import (
     TICKETS,
     Author,
     Creator,
@@ -29,7 +29,7 @@ from stream.core.events import (
     TicketCreated,
     TicketMessage,
 )
-from stream.core.partitioning import partition_for
+from cxpulse.core.partitioning import partition_for
 
 
 @dataclass

@@ -7,15 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import stream
-from stream.cli import build_parser
+import cxpulse
+from cxpulse.cli import build_parser
 
 BIN = Path(sys.executable).parent / "cxpulse"
 
 
 def test_version_matches_package() -> None:
     out = subprocess.run([str(BIN), "--version"], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == f"cxpulse {stream.__version__}"
+    assert out.stdout.strip() == f"cxpulse {cxpulse.__version__}"
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
-
-from stream import cliargs
-from stream.cli import build_parser
+from cxpulse import cliargs
+from cxpulse.cli import build_parser
 
 #: concept -> the one flag name; the other spellings once in use must not come back
 ONE_NAME = {

@@ -2,7 +2,7 @@
 
 The same event_id with different content (a producer bug) used to count as
 whichever copy arrived first. The engine now keeps the copy with the
-byte-wise smallest canonical encoding (`stream.core.duplicates`) and counts
+byte-wise smallest canonical encoding (`cxpulse.core.duplicates`) and counts
 the conflict (`duplicate_conflicts_total{role}`); the brute-force reference
 applies the same rule, and both arrival orders give identical evaluations.
 """
@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from stream.core.config import CoreConfig
-from stream.core.duplicates import winner_of
-from stream.core.engine import Outcome, PartitionEngine, evaluate
-from stream.core.events import (
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.duplicates import winner_of
+from cxpulse.core.engine import Outcome, PartitionEngine, evaluate
+from cxpulse.core.events import (
     SCALES,
     SURVEYS,
     TICKETS,
@@ -33,7 +30,10 @@ from stream.core.events import (
     TicketMessage,
     role_of,
 )
-from stream.core.replica import PartitionReplica
+from cxpulse.core.replica import PartitionReplica
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.unit.core_helpers import at, created, msg
 from tests.unit.kpi_reference import accept, reference
 from tests.unit.test_core_reference import (

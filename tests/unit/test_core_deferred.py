@@ -12,13 +12,13 @@ intermediate eager derivation admitted and the final one does not use
 
 from __future__ import annotations
 
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.engine import Outcome, PartitionEngine, evaluate
+from cxpulse.core.events import Author, Event, TicketCreated, TicketEvent, TicketMessage, role_of
+from cxpulse.core.tickets import TicketState
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.core.config import CoreConfig
-from stream.core.engine import Outcome, PartitionEngine, evaluate
-from stream.core.events import Author, Event, TicketCreated, TicketEvent, TicketMessage, role_of
-from stream.core.tickets import TicketState
 from tests.unit.core_helpers import assigned, created, msg, status
 from tests.unit.test_core_incremental import slice_totals, ticket_arrivals
 from tests.unit.test_core_reference import BASE, MIN, arrivals

@@ -6,12 +6,11 @@ import itertools
 from functools import reduce
 
 import pytest
+from cxpulse.core.decode import decode
+from cxpulse.core.duplicates import Verdict, canonical, resolve, winner_of
+from cxpulse.core.events import Event, Priority, SurveyKind, SurveyResponse, TicketCreated
 from hypothesis import given
 from hypothesis import strategies as st
-
-from stream.core.decode import decode
-from stream.core.duplicates import Verdict, canonical, resolve, winner_of
-from stream.core.events import Event, Priority, SurveyKind, SurveyResponse, TicketCreated
 
 T0 = 1_700_000_000_000
 

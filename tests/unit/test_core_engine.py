@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
-from stream.core.config import CoreConfig
-from stream.core.engine import Outcome, PartitionEngine, evaluate
-from stream.core.events import SURVEYS, TICKETS, Event, TicketCreated, role_of
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.engine import Outcome, PartitionEngine, evaluate
+from cxpulse.core.events import SURVEYS, TICKETS, Event, TicketCreated, role_of
+
 from tests.unit.core_helpers import assigned, at, created, msg, run, status, survey
 
 

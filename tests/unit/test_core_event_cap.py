@@ -8,14 +8,14 @@ import json
 import tracemalloc
 from collections import Counter
 
-from stream.core.config import CoreConfig
-from stream.core.decode import Rejection, encode
-from stream.core.engine import Outcome, PartitionEngine, evaluate
-from stream.core.engine.partition import TICKET_EVENT_CAP
-from stream.core.events import TICKETS, Author, Event, TicketCreated, TicketMessage, role_of
-from stream.core.tickets import TicketState
-from stream.report import compute
-from stream.worker.shared import handle_message
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.decode import Rejection, encode
+from cxpulse.core.engine import Outcome, PartitionEngine, evaluate
+from cxpulse.core.engine.partition import TICKET_EVENT_CAP
+from cxpulse.core.events import TICKETS, Author, Event, TicketCreated, TicketMessage, role_of
+from cxpulse.core.tickets import TicketState
+from cxpulse.report import compute
+from cxpulse.worker.shared import handle_message
 
 T0 = 1_795_338_000_000
 

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from stream.core.config import CoreConfig
-from stream.core.dimensions import LabelGuard
-from stream.core.engine.partition import PartitionEngine, _dumps
-from stream.core.events import (
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.dimensions import LabelGuard
+from cxpulse.core.engine.partition import PartitionEngine, _dumps
+from cxpulse.core.events import (
     Event,
     SurveyResponse,
     TicketCreated,
     TicketEvent,
     role_of,
 )
-from stream.core.tickets import (
+from cxpulse.core.tickets import (
     TICKET_STORE,
     Contribution,
     Derivation,
@@ -36,6 +33,9 @@ from stream.core.tickets import (
     derive_all,
     event_order,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.unit.core_helpers import assigned, created, msg, status
 from tests.unit.test_core_reference import MIN, ticket_history
 

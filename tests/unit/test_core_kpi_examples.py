@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from cxpulse.core.engine import Evaluation
 
-from stream.core.engine import Evaluation
 from tests.unit.core_helpers import assigned, created, msg, run, status, survey
 
 
@@ -124,7 +124,7 @@ def test_breach_counted_when_stream_time_passes_deadline() -> None:
 
 
 def test_frt_target_per_priority() -> None:
-    from stream.core.config import CoreConfig
+    from cxpulse.core.config import CoreConfig
 
     cfg = CoreConfig(frt_target_by_priority={"urgent": 300_000})  # 5 min for urgent
     _, ev = run([

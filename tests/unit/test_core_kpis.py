@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from stream.core.events import SurveyKind
-from stream.core.kpis import nps_interval, ratio, survey_stats, wilson
+from cxpulse.core.events import SurveyKind
+from cxpulse.core.kpis import nps_interval, ratio, survey_stats, wilson
 
 
 def test_wilson_known_values() -> None:

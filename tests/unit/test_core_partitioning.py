@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from cxpulse.core.partitioning import murmur2, partition_for
 from hypothesis import given
 from hypothesis import strategies as st
-
-from stream.core.partitioning import murmur2, partition_for
 
 
 def test_known_java_client_values() -> None:

@@ -13,13 +13,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from stream.core.config import CoreConfig
-from stream.core.durations import window_label
-from stream.core.engine import Evaluation, PartitionEngine, evaluate
-from stream.core.events import (
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.durations import window_label
+from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
+from cxpulse.core.events import (
     SCALES,
     SURVEYS,
     TICKETS,
@@ -36,7 +33,10 @@ from stream.core.events import (
     TicketMessage,
     role_of,
 )
-from stream.core.partitioning import partition_for
+from cxpulse.core.partitioning import partition_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.unit.kpi_reference import Reference, exact_quantile, in_window, reference
 
 BASE = 1_795_338_000_000 + 37_123  # 2026-11-22T09:00:37.123Z: not slice-aligned

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.decode import Rejection, decode
+from cxpulse.core.engine import PartitionEngine, evaluate
+from cxpulse.core.events import Event, role_of
+from cxpulse.core.partitioning import partition_for
+from cxpulse.core.replica import PartitionReplica
+from cxpulse.sim.dirt import generate
+from cxpulse.sim.model import SimConfig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.core.config import CoreConfig
-from stream.core.decode import Rejection, decode
-from stream.core.engine import PartitionEngine, evaluate
-from stream.core.events import Event, role_of
-from stream.core.partitioning import partition_for
-from stream.core.replica import PartitionReplica
-from stream.sim.dirt import generate
-from stream.sim.model import SimConfig
 from tests.unit.test_core_reference import arrivals
 
 CFG = CoreConfig()

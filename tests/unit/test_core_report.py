@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stream.core.config import CoreConfig
-from stream.core.decode import Rejection, decode
-from stream.core.events import Event, role_of
-from stream.report import compute
-from stream.sim.dirt import generate
-from stream.sim.model import SimConfig
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.decode import Rejection, decode
+from cxpulse.core.events import Event, role_of
+from cxpulse.report import compute
+from cxpulse.sim.dirt import generate
+from cxpulse.sim.model import SimConfig
+
 from tests.unit.kpi_reference import reference
 from tests.unit.test_core_reference import check_backlog, check_surveys, check_tickets
 

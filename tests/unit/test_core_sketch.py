@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
+from cxpulse.core.sketch import LogMapping, Sketch
 from hypothesis import given
 from hypothesis import strategies as st
-
-from stream.core.sketch import LogMapping, Sketch
 
 M = LogMapping(0.01)
 values = st.lists(st.integers(0, 10 * 86_400_000), min_size=1, max_size=300)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from cxpulse.core import deadletter as dl
+from cxpulse.core.decode import REASON_CODES, Rejection, decode, parse_ts
 from hypothesis import given
 from hypothesis import strategies as st
-
-from stream.core import deadletter as dl
-from stream.core.decode import REASON_CODES, Rejection, decode, parse_ts
 
 
 def _record(key: bytes | None, value: bytes | None, rejection: Rejection) -> dl.DeadLetter:
@@ -145,8 +144,7 @@ def test_record_size_bounds_what_the_producer_and_broker_count(n: int) -> None:
     """Our bound >= aiokafka's estimate (what `max_request_size` is checked against)
     and >= the real one-record batch (what the broker's max.message.bytes sees)."""
     from aiokafka.record.default_records import DefaultRecordBatchBuilder
-
-    from stream.core.deadletter import record_size
+    from cxpulse.core.deadletter import record_size
 
     rec = _rejected(b"x" * n)
     ours = record_size(rec.key, rec.value, rec.headers)
@@ -160,7 +158,7 @@ def test_record_size_bounds_what_the_producer_and_broker_count(n: int) -> None:
 
 
 def test_a_dead_letter_that_fits_keeps_the_original_bytes() -> None:
-    from stream.core.deadletter import bounded, is_pointer
+    from cxpulse.core.deadletter import bounded, is_pointer
 
     rec = _rejected(bytes(range(256)) * 400)  # 100 KiB, not UTF-8
     out, pointer = bounded(rec, 1_000_000)
@@ -172,7 +170,7 @@ def test_a_dead_letter_too_large_becomes_a_pointer(key: bytes | None) -> None:
     import hashlib
     import json
 
-    from stream.core.deadletter import (
+    from cxpulse.core.deadletter import (
         ORIGINAL_SHA256,
         ORIGINAL_SIZE,
         bounded,

@@ -6,12 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from stream.core import decode as d
-from stream.core.decode import Rejection, decode, encode, encode_bytes, format_ts, route_of
-from stream.core.events import (
+from cxpulse.core import decode as d
+from cxpulse.core.decode import Rejection, decode, encode, encode_bytes, format_ts, route_of
+from cxpulse.core.events import (
     SCALES,
     SURVEYS,
     TICKETS,
@@ -28,6 +25,8 @@ from stream.core.events import (
     TicketCreated,
     TicketMessage,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -7,9 +7,10 @@ found no incident at all in a 7-day run started at 22:50)."""
 
 from __future__ import annotations
 
-from stream.core.events import Author, TicketCreated, TicketMessage
-from stream.demo import INCIDENT_FACTOR, INCIDENT_HOUR, IncidentPlan, simulated_span
-from stream.sim.model import SimConfig, Simulation
+from cxpulse.core.events import Author, TicketCreated, TicketMessage
+from cxpulse.demo.incidents import INCIDENT_FACTOR, INCIDENT_HOUR, IncidentPlan, simulated_span
+from cxpulse.sim.model import SimConfig, Simulation
+
 from tests.unit.test_user_errors import cli, one_line
 
 MIN = 60_000

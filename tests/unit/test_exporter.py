@@ -7,23 +7,22 @@ import re
 import subprocess
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
-
-from stream import metric_names as m
-from stream.core.config import CoreConfig
-from stream.core.decode import Rejection, decode
-from stream.core.engine import Evaluation, PartitionEngine, evaluate
-from stream.core.events import role_of
-from stream.sim.dirt import generate
-from stream.sim.model import SimConfig
-from stream.worker.exporter import (
+from cxpulse import metric_names as m
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.decode import Rejection, decode
+from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
+from cxpulse.core.events import role_of
+from cxpulse.exposition.render import (
     COUNTER_FAMILIES,
     GAUGE_FAMILIES,
     KPI_FAMILIES,
     KpiCollector,
     render,
 )
+from cxpulse.sim.dirt import generate
+from cxpulse.sim.model import SimConfig
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 HOURS = 6
 

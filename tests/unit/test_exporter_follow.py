@@ -8,12 +8,12 @@ marker), from the full log and from a compacted one.
 
 from __future__ import annotations
 
+from cxpulse.changelog.follow import PartitionFollower
+from cxpulse.changelog.records import Write
+from cxpulse.exporter.clock import EvaluationClock, Freshness
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.exporter.clock import EvaluationClock, Freshness
-from stream.exporter.follow import PartitionFollower
-from stream.worker.persistence import Write
 from tests.unit.test_persistence import P, apply_truth, batches_st, compact, recover
 
 

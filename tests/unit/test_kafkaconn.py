@@ -1,12 +1,11 @@
-"""Pure parts of `stream.kafkaconn`: the rotation watch's state machine and the
+"""Pure parts of `cxpulse.kafka.access`: the rotation watch's state machine and the
 one-line naming of a missing ACL (the broker side is tests/integration/test_worker_acls.py)."""
 
 from __future__ import annotations
 
 from aiokafka import TopicPartition
 from aiokafka import errors as ke
-
-from stream.kafkaconn import (
+from cxpulse.kafka.access import (
     EXIT_CONFIG,
     EXIT_NOPERM,
     AuthWatch,
@@ -14,7 +13,7 @@ from stream.kafkaconn import (
     Security,
     authorization_error,
 )
-from stream.settings import load_settings
+from cxpulse.settings import load_settings
 
 SEC = Security("127.0.0.1:1", "SASL_SSL", "SCRAM-SHA-512", {})
 REFUSED = KafkaAccessError(EXIT_NOPERM, "authentication failed at 127.0.0.1:1: ...")
@@ -88,6 +87,12 @@ def test_missing_acls_are_named_as_the_readme_names_them() -> None:
             raise RuntimeError("batch") from inner
     except RuntimeError as outer:
         assert authorization_error(outer, s) is not None
+    # the committed-offset fetch at a rebalance wraps the answer as KafkaError(repr(error)),
+    # naming no topic (seen when Read on the input topic is revoked mid-rebalance)
+    wrapped = authorization_error(ke.KafkaError(repr(ke.TopicAuthorizationFailedError())), s)
+    assert wrapped is not None and wrapped.code == EXIT_NOPERM
+    assert "grant Read on topic 't' (topic_tickets) and on topic 's'" in str(wrapped), wrapped
+    assert authorization_error(ke.KafkaError("NotLeaderForPartitionError()"), s) is None
     assert authorization_error(ke.KafkaTimeoutError(), s) is None
     assert authorization_error(ValueError("x"), s) is None
 
@@ -97,8 +102,7 @@ def test_create_topics_error_codes_are_read() -> None:
     from types import SimpleNamespace
 
     import pytest
-
-    from stream.worker.direct import _check_created
+    from cxpulse.worker.direct import _check_created
 
     def resp(code: int, message: str = "") -> SimpleNamespace:
         return SimpleNamespace(topic_errors=[("g-state-changelog", code, message)])

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from stream.worker.localstore import MemoryStore, RocksStore, open_store
-from stream.worker.persistence import PartitionStore
+from cxpulse.changelog.records import PartitionStore
+from cxpulse.worker.localstore import MemoryStore, RocksStore, open_store
 
 
 @pytest.mark.parametrize("kind", ["memory", "rocksdb"])
@@ -70,7 +69,7 @@ def test_corrupt_block_is_reported_not_a_short_read(tmp_path: Path) -> None:
     (rocksdict's `items()` stops silently at the bad block)."""
     import os
 
-    from stream.worker.localstore import LocalStoreCorrupt
+    from cxpulse.worker.localstore import LocalStoreCorrupt
 
     path = tmp_path / "p0"
     data = _filled(path)
@@ -94,7 +93,7 @@ def test_corrupt_block_is_reported_not_a_short_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["missing_current", "removed_sst"])
 def test_copy_that_does_not_open_is_moved_aside(tmp_path: Path, damage: str) -> None:
-    from stream.worker.localstore import LocalStoreCorrupt, open_or_quarantine, store_path
+    from cxpulse.worker.localstore import LocalStoreCorrupt, open_or_quarantine, store_path
 
     path = store_path(str(tmp_path), "cl", 2)
     _filled(path, 2000)
@@ -114,7 +113,7 @@ def test_copy_that_does_not_open_is_moved_aside(tmp_path: Path, damage: str) -> 
 
 def test_a_held_lock_is_not_corruption(tmp_path: Path) -> None:
     """Two workers on one datadir: an error, but the healthy copy stays where it is."""
-    from stream.worker.localstore import LocalStoreCorrupt, open_or_quarantine
+    from cxpulse.worker.localstore import LocalStoreCorrupt, open_or_quarantine
 
     first = open_store("rocksdb://", str(tmp_path), "cl", 0)
     first.apply([(b"0/s/a", b"1")], 0)

@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
-
-from stream import metric_names as m
-from stream.core.targets import parse_targets
-from stream.mixin.command import load_targets, render
+from cxpulse import metric_names as m
+from cxpulse.core.targets import parse_targets
+from cxpulse.mixin.command import load_targets, render
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = load_targets(ROOT / "targets.yaml")
@@ -264,7 +263,7 @@ def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
 
 
 def test_team_override_gets_its_own_rule_and_is_excluded_from_the_default() -> None:
-    from stream.mixin.alerts import alert_rules
+    from cxpulse.mixin.alerts import alert_rules
 
     t = parse_targets({"teams": {"vip": {"csat": 0.95}}})
     rules = [r for g in alert_rules(t)["groups"] for r in g["rules"]]
@@ -275,7 +274,7 @@ def test_team_override_gets_its_own_rule_and_is_excluded_from_the_default() -> N
 
 
 def test_every_alert_has_an_owner_a_severity_and_an_absolute_runbook() -> None:
-    from stream.mixin.alerts import alert_rules
+    from cxpulse.mixin.alerts import alert_rules
 
     t = parse_targets({"runbook_base_url": "https://wiki.example.com/cxpulse/runbook"})
     rules = [r for g in alert_rules(t)["groups"] for r in g["rules"]]
@@ -295,7 +294,7 @@ def test_every_alert_has_an_owner_a_severity_and_an_absolute_runbook() -> None:
 
 
 def test_runbook_base_url_must_be_absolute() -> None:
-    from stream.core.targets import TargetsError
+    from cxpulse.core.targets import TargetsError
 
     with pytest.raises(TargetsError, match="runbook_base_url"):
         parse_targets({"runbook_base_url": "docs/runbook.md"})

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from stream.worker.persistence import (
+from cxpulse.changelog.records import (
     DEFAULT_MAX_RECORD_BYTES,
     CorruptState,
     Marker,
@@ -33,6 +30,8 @@ from stream.worker.persistence import (
     marker_key,
     state_key,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 P = 3
 KEYS = [f"k{i}" for i in range(6)]

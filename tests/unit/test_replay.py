@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream.core.decode import encode_bytes
-from stream.core.events import SURVEYS, TICKETS, Status, StatusChanged, SurveyKind, SurveyResponse
-from stream.replay import plan, read_lines
+from cxpulse.core.decode import encode_bytes
+from cxpulse.core.events import SURVEYS, TICKETS, Status, StatusChanged, SurveyKind, SurveyResponse
+from cxpulse.replay import plan, read_lines
 
 TOPICS = {TICKETS: "t", SURVEYS: "s"}
 T0 = 1_795_338_000_000

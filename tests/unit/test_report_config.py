@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from stream.cli import main
+from cxpulse.cli import main
 
 # One ticket answered after 10 minutes: met under the default 15-minute target,
 # breached under a 5-minute one (breach at created + 300 s, stream time passes it).

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from stream.settings import (
+from cxpulse.settings import (
     Secret,
     Settings,
     SettingsError,
@@ -16,7 +15,7 @@ from stream.settings import (
     load_settings,
     parse_duration_ms,
 )
-from stream.worker.app import create_app
+from cxpulse.worker.app import create_app
 
 
 def test_defaults_are_valid_and_documented_values() -> None:
@@ -279,7 +278,7 @@ def test_errors_never_quote_a_secret() -> None:
 
 
 def test_one_duration_format_with_the_targets_file() -> None:
-    """Settings read durations with `stream.core.durations`, like targets and simulate."""
+    """Settings read durations with `cxpulse.core.durations`, like targets and simulate."""
     s = load_settings(env={"CXPULSE_SESSION_TIMEOUT": "1m30s", "CXPULSE_LATENESS": "0s",
                            "CXPULSE_IDLE_TIMEOUT": "0s"})  # fmt: skip
     assert s.session_timeout_ms == 90_000 and s.lateness_ms == 0 and s.idle_timeout_ms == 0
@@ -316,8 +315,8 @@ def test_environment_is_os_environ_by_default_and_settings_alone_ignore_it(
 
 
 def test_an_error_of_any_kind_on_a_secret_does_not_quote_it() -> None:
-    from stream.settings import error_line
-    from stream.settings.sources import Inputs
+    from cxpulse.settings import error_line
+    from cxpulse.settings.sources import Inputs
 
     err = {"type": "string_pattern_mismatch", "loc": ("sasl_password",),
            "msg": "String should match pattern", "input": "hunter2-s3cret"}  # fmt: skip
@@ -332,8 +331,8 @@ def test_an_error_of_any_kind_on_a_secret_does_not_quote_it() -> None:
 
 
 def test_label_guard_settings_reach_the_core_config(tmp_path: Path) -> None:
-    from stream.settings import MIN_MAX_RECORD_BYTES, core_config
-    from stream.worker import persistence
+    from cxpulse.changelog import records as persistence
+    from cxpulse.settings import MIN_MAX_RECORD_BYTES, core_config
 
     assert MIN_MAX_RECORD_BYTES == persistence.MIN_MAX_RECORD_BYTES
     s = load_settings(env={})

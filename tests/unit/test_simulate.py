@@ -15,11 +15,10 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-
-from stream.cli import main
-from stream.core import decode as d
-from stream.core.decode import Rejection, decode, encode_bytes, parse_ts
-from stream.core.events import (
+from cxpulse.cli import main
+from cxpulse.core import decode as d
+from cxpulse.core.decode import Rejection, decode, encode_bytes, parse_ts
+from cxpulse.core.events import (
     SCALES,
     SURVEYS,
     TICKETS,
@@ -36,9 +35,9 @@ from stream.core.events import (
     key_of,
     role_of,
 )
-from stream.sim import params as p
-from stream.sim.dirt import MALFORMED_KINDS, SimRecord, generate, malformed_message
-from stream.sim.model import SimConfig, Simulation
+from cxpulse.sim import params as p
+from cxpulse.sim.dirt import MALFORMED_KINDS, SimRecord, generate, malformed_message
+from cxpulse.sim.model import SimConfig, Simulation
 
 MIN = 60_000
 

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from stream.core.durations import DurationError, parse_duration_ms, window_label
-from stream.core.targets import TargetsError, parse_targets
+from cxpulse.core.durations import DurationError, parse_duration_ms, window_label
+from cxpulse.core.targets import TargetsError, parse_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 

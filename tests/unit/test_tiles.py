@@ -1,12 +1,12 @@
-"""The one tile definition (stream.mixin.tiles) and the dashboards generated from it."""
+"""The one tile definition (cxpulse.mixin.tiles) and the dashboards generated from it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from stream.core.targets import parse_targets
-from stream.mixin import tiles as tl
-from stream.mixin.dashboards import oncall, teamlead, wall
+from cxpulse.core.targets import parse_targets
+from cxpulse.mixin import tiles as tl
+from cxpulse.mixin.dashboards import oncall, teamlead, wall
 
 DEFAULT = parse_targets({})
 VIP = parse_targets({"teams": {"vip": {"csat": 0.95, "nps": 50}}})

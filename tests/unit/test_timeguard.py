@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-from stream.core.config import CoreConfig
-from stream.core.engine import PartitionEngine
-from stream.core.timeguard import FLOOR_MS, TS_AHEAD, TS_TOO_OLD, time_rejection
-from stream.report import compute
-from stream.worker.shared import handle_message
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.engine import PartitionEngine
+from cxpulse.core.timeguard import FLOOR_MS, TS_AHEAD, TS_TOO_OLD, time_rejection
+from cxpulse.report import compute
+from cxpulse.worker.shared import handle_message
 
 HOUR = 3_600_000
 RECEIVED = 1_795_338_000_000  # 2026-11-22T09:00:00Z

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "cxpulse.cli", *args], cwd=ROOT, capture_output=True, text=True,
         timeout=120, env={**os.environ, **(env or {})},
     )  # fmt: skip
 
@@ -99,7 +99,7 @@ def test_ctrl_c_while_connecting(command: str) -> None:
 
     port = free_port()  # nothing listens here
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", command, "--bootstrap-servers", "127.0.0.1:1",
+        [sys.executable, "-m", "cxpulse.cli", command, "--bootstrap-servers", "127.0.0.1:1",
          "--metrics-port", str(port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -134,7 +134,7 @@ def test_secret_on_the_command_line_is_refused(command: str) -> None:
 def test_sasl_password_file(tmp_path: Path) -> None:
     """The password is the file's first line; a missing or empty file is one line
     naming `sasl_password_file`; the file and `sasl_password` together are refused."""
-    from stream.settings import SettingsError, load_settings
+    from cxpulse.settings import SettingsError, load_settings
 
     base = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
             "sasl_username": "alice"}  # fmt: skip
@@ -156,7 +156,7 @@ def test_sasl_password_file(tmp_path: Path) -> None:
 
 
 def test_auth_failure_exit_after_is_a_duration() -> None:
-    from stream.settings import SettingsError, load_settings
+    from cxpulse.settings import SettingsError, load_settings
 
     assert load_settings(None, {}, {}).auth_failure_exit_after_ms == 300_000
     assert (

@@ -1,6 +1,6 @@
 """Which rows the wall (and `cxpulse top`) shows, from what Prometheus answers.
 
-`stream.wall.data.snapshot` is fed canned query results here (a client that answers
+`cxpulse.wall.data.snapshot` is fed canned query results here (a client that answers
 by selector, no network): the organisation first, then every team that owns tickets
 or appears in a tile, but `unknown` only when it owns tickets. Found in the demo: the
 relationship NPS surveys (tied to no ticket) made an `unknown` row with nothing but
@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from stream import metric_names as m
-from stream.core.targets import parse_targets
-from stream.mixin import tiles as tl
-from stream.wall.data import PromClient, snapshot
+from cxpulse import metric_names as m
+from cxpulse.core.targets import parse_targets
+from cxpulse.mixin import tiles as tl
+from cxpulse.wall.data import PromClient, snapshot
 
 
 class CannedProm(PromClient):

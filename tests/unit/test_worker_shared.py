@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from stream.core.config import CoreConfig
-from stream.core.deadletter import DeadLetter
-from stream.core.decode import encode
-from stream.core.engine import PartitionEngine
-from stream.core.events import Priority, SurveyKind, SurveyResponse, TicketCreated
-from stream.worker.shared import handle_message
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.deadletter import DeadLetter
+from cxpulse.core.decode import encode
+from cxpulse.core.engine import PartitionEngine
+from cxpulse.core.events import Priority, SurveyKind, SurveyResponse, TicketCreated
+from cxpulse.worker.shared import handle_message
 
 
 def _bytes(event: object) -> bytes:
@@ -87,7 +87,7 @@ def test_keyless_or_wrongly_keyed_events_are_dead_lettered_not_split() -> None:
 
 
 def test_too_large_dead_letter_is_a_pointer_and_counted() -> None:
-    from stream.core.deadletter import is_pointer, record_size
+    from cxpulse.core.deadletter import is_pointer, record_size
 
     engine = PartitionEngine(CoreConfig(), 0)
     counts: dict[str, int] = {}
@@ -106,7 +106,7 @@ def test_too_large_dead_letter_is_a_pointer_and_counted() -> None:
 
 
 def test_lag_and_status_from_the_markers() -> None:
-    from stream.worker.shared import PartitionStatus, partition_lag, worker_status
+    from cxpulse.worker.shared import PartitionStatus, partition_lag, worker_status
 
     topics = {"tickets": "t", "surveys": "s"}
     hw = {"t": 120, "s": None}
@@ -122,7 +122,7 @@ def test_lag_and_status_from_the_markers() -> None:
 def test_label_caps_that_bite_are_counted() -> None:
     """allowed_labels and max_label_values map values to `other`; each time is counted
     (`label_capped:<dimension>:<cap>`, exported as cxpulse_label_values_capped_total)."""
-    from stream.worker.shared import count_label_caps
+    from cxpulse.worker.shared import count_label_caps
 
     cfg = CoreConfig(max_label_values=2, allowed_labels={"channel": frozenset({"email"})})
     engine = PartitionEngine(cfg, 0)

@@ -1,0 +1,157 @@
+"""From changelog records to committed state values, batch by batch (pure, no I/O).
+
+The workers write each batch of partition p to changelog partition p as one
+record per dirty state key followed by the partition's commit marker
+(`cxpulse.changelog.records`). A record counts only once a marker says its
+`(epoch, seq)` is committed: a batch cut short by a crash, or a phantom of an
+old incarnation, falls back to the value before it (`prev`), exactly as a
+worker's own recovery decides. So the follower buffers a partition's records
+until the next marker and then releases the committed value of every key the
+batch touched. A replica fed those values holds exactly the state the owning
+worker would restore, whoever owns the partition and however often it moved.
+
+A value split into parts (`persistence`: a descriptor under the key, the
+bytes under part keys) is released whole: each part's committed value is
+decided by the same rule, kept (a later batch may rewrite only its last
+part), and joined when the key's descriptor changes. A split value therefore
+costs the follower one copy of its bytes besides the replica's parsed state.
+
+With `read_committed` and transactional writes (the direct runtime's
+default) aborted batches are never even seen; the marker rule makes the
+non-transactional writers (faust runtime) exact too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cxpulse.changelog.records import (
+    CorruptState,
+    Marker,
+    Record,
+    decode_record,
+    join_parts,
+    parse_part_suffix,
+)
+
+#: A committed state change: (state key name, value or None when deleted).
+Change = tuple[str, bytes | None]
+
+
+@dataclass
+class PartitionFollower:
+    """The changelog of one partition, read in order."""
+
+    partition: int
+    marker: Marker | None = None
+    #: records seen since the last marker, in log order (None value: tombstone)
+    pending: list[tuple[str, Record | None]] = field(default_factory=list)
+    #: part records seen since the last marker: (name, index, record or None)
+    pending_parts: list[tuple[str, int, Record | None]] = field(default_factory=list)
+    #: committed descriptor of every key whose value is split
+    descriptors: dict[str, bytes] = field(default_factory=dict)
+    #: committed parts of split values: name -> index -> bytes
+    parts: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    #: records that did not decode (counted, skipped: a replica must not crash)
+    corrupt: int = 0
+
+    def feed(self, key: bytes | None, value: bytes | None) -> list[Change] | None:
+        """One changelog record; the batch's committed changes when it was a marker."""
+        if key is None:
+            self.corrupt += 1
+            return None
+        text = key.decode("utf-8", "replace")
+        head, _, rest = text.partition("/")
+        if head != str(self.partition):
+            self.corrupt += 1  # not this partition's key: never written by cxpulse
+            return None
+        if rest == "m":
+            if value is None:
+                return None
+            try:
+                marker = Marker.decode(value)
+            except CorruptState:
+                self.corrupt += 1
+                return None
+            return self._commit(marker)
+        if rest.startswith("x/"):
+            parsed = parse_part_suffix(rest[2:])
+            if parsed is None:
+                self.corrupt += 1
+                return None
+            try:
+                rec = None if value is None else decode_record(value)
+            except CorruptState:
+                self.corrupt += 1
+                return None
+            self.pending_parts.append((parsed[0], parsed[1], rec))
+            return None
+        if not rest.startswith("s/"):
+            self.corrupt += 1
+            return None
+        name = rest[2:]
+        if value is None:
+            self.pending.append((name, None))
+            return None
+        try:
+            self.pending.append((name, decode_record(value)))
+        except CorruptState:
+            self.corrupt += 1
+        return None
+
+    def _commit(self, marker: Marker) -> list[Change]:
+        touched: set[str] = set()
+        for name, i, prec in self.pending_parts:
+            value = None
+            if prec is not None:
+                value = prec.new if marker.is_committed(prec) else prec.prev
+            have = self.parts.setdefault(name, {})
+            if value is None:
+                have.pop(i, None)
+                if not have:
+                    del self.parts[name]
+            else:
+                have[i] = value
+            touched.add(name)
+        out: list[Change] = []
+        for name, rec in self.pending:
+            raw: bytes | None = None
+            split = False
+            if rec is not None:
+                if marker.is_committed(rec):
+                    raw, split = rec.new, rec.new_split
+                else:
+                    raw, split = rec.prev, rec.prev_split
+            if raw is not None and split:
+                self.descriptors[name] = raw
+                touched.add(name)  # joined below, once this batch's parts are in
+                continue
+            self.descriptors.pop(name, None)
+            touched.discard(name)
+            out.append((name, raw))
+        for name in sorted(touched):
+            desc = self.descriptors.get(name)
+            if desc is None:
+                continue  # parts of a value no longer split (deleted just now)
+            try:
+                out.append((name, join_parts(desc, self.parts.get(name, {}))))
+            except CorruptState:
+                self.corrupt += 1
+        self.pending = []
+        self.pending_parts = []
+        self.marker = marker
+        return out
+
+
+def committed_changes(
+    partition: int, records: Iterable[tuple[bytes | None, bytes | None]]
+) -> list[Change]:
+    """Every committed change in a run of records (tests, one-shot tools)."""
+    f = PartitionFollower(partition)
+    out: list[Change] = []
+    for k, v in records:
+        got = f.feed(k, v)
+        if got:
+            out.extend(got)
+    return out

@@ -1,0 +1,114 @@
+"""Configuration of the pure KPI core.
+
+Everything that changes a KPI's value lives here, so the batch report and the
+live worker compute the same numbers from the same file. Times are integer
+milliseconds (see `events.py`); seconds only appear at the edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: Dimensions whose label values are capped (priority is a closed enum).
+CAPPED_DIMENSIONS: tuple[str, ...] = ("team", "channel", "agent", "touchpoint")
+
+#: Label values that are never folded into `other` by top-N.
+RESERVED_LABELS: frozenset[str] = frozenset({"other", "unknown"})
+
+DEFAULT_TOP_N: Mapping[str, int] = {"team": 50, "channel": 20, "agent": 200, "touchpoint": 20}
+
+#: Classic histogram bounds (ms) at the SLA-relevant thresholds: 1, 5, 15, 30 min, 1, 4, 24 h.
+DEFAULT_HISTOGRAM_BUCKETS_MS: tuple[int, ...] = (
+    60_000,
+    300_000,
+    900_000,
+    1_800_000,
+    3_600_000,
+    14_400_000,
+    86_400_000,
+)
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """KPI semantics: slices, windows, lateness, retention, targets and label caps.
+
+    `allowed_labels[dim]`, when given, is a static allow-list applied when an
+    aggregate is written (anything else becomes `other`): it is the only cap
+    that is identical on every worker, so configure it when counters must sum
+    exactly across workers. `top_n[dim]` is applied at read time, ranking
+    values by activity. `max_label_values` is a memory guard against hostile
+    input: per partition and dimension, at most that many distinct values are
+    ever admitted (first come), later newcomers become `other`.
+    """
+
+    slice_ms: int = 60_000
+    windows_ms: tuple[int, ...] = (900_000, 3_600_000, 86_400_000)
+    lateness_ms: int = 300_000
+    retention_ms: int = 7 * 86_400_000
+    frt_target_ms: int = 900_000
+    frt_target_by_priority: Mapping[str, int] = field(default_factory=dict)
+    min_sample: int = 30
+    at_risk_fractions: tuple[float, ...] = (0.5, 0.75)
+    histogram_buckets_ms: tuple[int, ...] = DEFAULT_HISTOGRAM_BUCKETS_MS
+    sketch_relative_accuracy: float = 0.01
+    #: How long a survey waits for its ticket's partition to catch up before
+    #: it is attributed from whatever the ticket state holds.
+    survey_park_max_ms: int = 86_400_000
+    allowed_labels: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    top_n: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_TOP_N))
+    max_label_values: int = 10_000
+    #: Events stamped more than this after they were received are rejected
+    #: (`cxpulse.core.timeguard`): they would poison stream time.
+    max_event_ahead_ms: int = 3_600_000
+    #: Events kept per ticket (its state record and its derivation cost grow
+    #: with them). Beyond it a ticket's new events are rejected, as
+    #: `TICKET_EVENT_CAP` dead letters (`PartitionEngine.apply`); docs/kpis.md.
+    max_events_per_ticket: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.slice_ms <= 0:
+            raise ValueError("slice_ms must be positive")
+        if not self.windows_ms:
+            raise ValueError("at least one window is required")
+        if len(set(self.windows_ms)) != len(self.windows_ms):
+            raise ValueError("windows_ms has duplicates")
+        for w in self.windows_ms:
+            if w <= 0 or w % self.slice_ms:
+                raise ValueError(f"window {w} ms is not a positive multiple of slice_ms")
+        if self.lateness_ms < 0:
+            raise ValueError("lateness_ms must be >= 0")
+        if self.lateness_ms >= max(self.windows_ms):
+            raise ValueError("lateness_ms must be shorter than the longest window")
+        if self.retention_ms < max(self.windows_ms):
+            raise ValueError("retention_ms must cover the longest window")
+        targets = [self.frt_target_ms, *self.frt_target_by_priority.values()]
+        if any(t <= 0 for t in targets):
+            raise ValueError("FRT targets must be positive")
+        if self.min_sample < 1:
+            raise ValueError("min_sample must be >= 1")
+        if list(self.histogram_buckets_ms) != sorted(set(self.histogram_buckets_ms)):
+            raise ValueError("histogram_buckets_ms must be strictly increasing")
+        if not 0.0 < self.sketch_relative_accuracy < 1.0:
+            raise ValueError("sketch_relative_accuracy must be in (0, 1)")
+        if self.survey_park_max_ms < 0:
+            raise ValueError("survey_park_max_ms must be >= 0")
+        if self.max_events_per_ticket < 1:
+            raise ValueError("max_events_per_ticket must be >= 1")
+        if self.max_label_values < 1:
+            raise ValueError("max_label_values must be >= 1")
+        for dim in (*self.allowed_labels, *self.top_n):
+            if dim not in CAPPED_DIMENSIONS:
+                raise ValueError(f"unknown label dimension {dim!r}")
+
+    @property
+    def longest_window_ms(self) -> int:
+        return max(self.windows_ms)
+
+    def frt_target_for(self, priority: str) -> int:
+        return self.frt_target_by_priority.get(priority, self.frt_target_ms)
+
+    def slice_of(self, ts: int) -> int:
+        """Start of the epoch-aligned slice holding `ts` (floor, also for negative ts)."""
+        return ts - ts % self.slice_ms

@@ -1,0 +1,89 @@
+"""Backlog gauges at evaluation time, from the open tickets of every partition."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.dimensions import UNKNOWN
+from cxpulse.core.evaluation.caps import Caps, labels_of
+from cxpulse.core.evaluation.model import Sample
+from cxpulse.core.evaluation.view import PartitionView
+from cxpulse.core.slices import Key
+
+
+@dataclass
+class Backlog:
+    """Open-ticket gauges by raw (team, channel, priority), plus per-agent open assigned."""
+
+    rows: list[tuple[str, str, str, int, bool, bool, int]] = field(default_factory=list)
+    agents: Counter[str] = field(default_factory=Counter)
+    weights: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def samples(self, caps: Caps, cfg: CoreConfig) -> list[Sample]:
+        # open, unassigned, unanswered, oldest age, breached unanswered, then at-risk bands
+        width = 5 + len(cfg.at_risk_fractions)
+        views: dict[Key, list[int]] = {("all",): [0] * width}
+        for team, channel, priority, age, unassigned, unanswered, target in self.rows:
+            row_views: tuple[Key, ...] = (
+                ("all",),
+                ("team", caps("team", team)),
+                ("channel", caps("channel", channel)),
+                ("priority", priority),
+            )
+            for view in row_views:
+                v = views.setdefault(view, [0] * width)
+                v[0] += 1
+                v[1] += unassigned
+                if unanswered:
+                    v[2] += 1
+                    v[3] = max(v[3], age)
+                    if age > target:
+                        v[4] += 1
+                    for i, f in enumerate(cfg.at_risk_fractions):
+                        if f * target <= age <= target:
+                            v[5 + i] += 1
+        out: list[Sample] = []
+        for view in sorted(views):
+            v = views[view]
+            labels = labels_of(view)
+            out.append(Sample("backlog_open", labels, float(v[0])))
+            out.append(Sample("backlog_unassigned", labels, float(v[1])))
+            out.append(Sample("backlog_unanswered", labels, float(v[2])))
+            out.append(Sample("oldest_unanswered_age_seconds", labels, v[3] / 1000.0))
+            # Past the deadline and still without a public reply: the at-risk band ends at
+            # the target, so without this a fully breached queue would read "0 at risk".
+            out.append(Sample("frt_breached_unanswered", labels, float(v[4])))
+            for i, f in enumerate(cfg.at_risk_fractions):
+                risk_labels = {**labels, "threshold": f"{f:g}"}
+                out.append(Sample("frt_at_risk", risk_labels, float(v[5 + i])))
+        per_agent: Counter[str] = Counter()
+        for agent, n in self.agents.items():
+            per_agent[caps("agent", agent)] += n
+        for agent in sorted(per_agent):
+            out.append(Sample("agent_open_assigned", {"agent": agent}, float(per_agent[agent])))
+        return out
+
+
+def collect_backlog(engines: Sequence[PartitionView], at_ms: int) -> Backlog:
+    b = Backlog()
+    for eng in engines:
+        peek = eng.guard.peek
+        frt_target_for = eng.config.frt_target_for
+        for t in eng.open_tickets(at_ms):
+            team = peek("team", t.team or UNKNOWN)
+            channel = peek("channel", t.channel or UNKNOWN)
+            age = max(0, at_ms - t.created_ts)
+            target = frt_target_for(t.priority)
+            b.rows.append(
+                (team, channel, t.priority, age, t.assignee is None, t.unanswered, target)
+            )
+            b.weights[("team", team)] += 1
+            b.weights[("channel", channel)] += 1
+            if t.assignee is not None:
+                agent = peek("agent", t.assignee)
+                b.agents[agent] += 1
+                b.weights[("agent", agent)] += 1
+    return b

@@ -1,0 +1,89 @@
+"""`evaluate`: every KPI of a set of partitions at one instant."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from cxpulse.core.config import CAPPED_DIMENSIONS
+from cxpulse.core.dimensions import top_n_caps
+from cxpulse.core.durations import window_label
+from cxpulse.core.evaluation.backlog import collect_backlog
+from cxpulse.core.evaluation.caps import DIM_OF_VIEW, Caps, cap_view, merge_into
+from cxpulse.core.evaluation.counters import all_time
+from cxpulse.core.evaluation.model import Evaluation, KpiValue, Sample
+from cxpulse.core.evaluation.view import PartitionView
+from cxpulse.core.evaluation.windows import agent_kpis, survey_kpis, ticket_kpis
+from cxpulse.core.events import SurveyKind
+from cxpulse.core.outcome import ROLES
+from cxpulse.core.slices import AgentAgg, Key, SurveyAgg, TicketAgg
+
+
+def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Evaluation:
+    """Every KPI for every window and dimension, gauges, and all-time counters.
+
+    `at_ms` None = the largest stream time of any engine and role."""
+    if not engines:
+        return Evaluation(None, ())
+    cfg = engines[0].config
+    windows = tuple(window_label(w) for w in cfg.windows_ms)
+    if at_ms is None:
+        times = [t for e in engines for r in ROLES if (t := e.stream_time(r)) is not None]
+        at_ms = max(times) if times else None
+    counters, histograms = all_time(engines, cfg)
+    if at_ms is None:
+        return Evaluation(None, windows, (), (), tuple(counters), tuple(histograms))
+    end = cfg.slice_of(at_ms) + cfg.slice_ms
+    per_window: list[tuple[str, dict[Key, TicketAgg], dict[Key, AgentAgg], dict[Key, SurveyAgg]]]
+    per_window = []
+    for w in cfg.windows_ms:
+        tv: dict[Key, TicketAgg] = {}
+        av: dict[Key, AgentAgg] = {}
+        sv: dict[Key, SurveyAgg] = {}
+        for eng in engines:
+            merge_into(tv, eng.tickets_store.window_views(w, end))
+            merge_into(av, eng.agents_store.window_views(w, end))
+            merge_into(sv, eng.surveys_store.window_views(w, end))
+        per_window.append((window_label(w), tv, av, sv))
+    backlog = collect_backlog(engines, at_ms)
+    # Read-time top-N: rank on the longest window plus the backlog.
+    longest = per_window[cfg.windows_ms.index(cfg.longest_window_ms)]
+    weights: dict[str, Counter[str]] = {d: Counter() for d in CAPPED_DIMENSIONS}
+    for view, agg in longest[1].items():
+        if view[0] in ("team", "channel"):
+            weights[view[0]][view[1]] += agg.weight()
+    for view, aagg in longest[2].items():
+        if view[0] == "agent":
+            weights["agent"][view[1]] += aagg.weight()
+    for view, sagg in longest[3].items():
+        if view[1] in DIM_OF_VIEW:
+            weights[view[1]][view[2]] += sagg.weight()
+    for (dim, value), n in backlog.weights.items():
+        weights[dim][value] += n
+    caps = Caps({d: top_n_caps(weights[d], cfg.top_n.get(d)) for d in CAPPED_DIMENSIONS})
+    kpis: list[KpiValue] = []
+    t_universe: set[Key] = {("all",)}
+    s_universe: set[Key] = {(k.value, "all") for k in SurveyKind}
+    a_universe: set[str] = set()
+    for _, tv, av, sv in per_window:
+        t_universe.update(cap_view(v, caps) for v in tv)
+        s_universe.update(cap_view(v, caps) for v in sv)
+        a_universe.update(caps("agent", v[1]) for v in av if v[0] == "agent")
+    for wl, tv, av, sv in per_window:
+        kpis.extend(ticket_kpis(wl, tv, av, caps, t_universe, cfg))
+        kpis.extend(agent_kpis(wl, av, caps, a_universe))
+        kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg))
+    gauges = backlog.samples(caps, cfg)
+    for eng in engines:
+        for role in ROLES:
+            st = eng.stream_time(role)
+            if st is not None:
+                labels = {"role": role, "partition": str(eng.partition)}
+                gauges.append(Sample("stream_time_seconds", labels, st / 1000.0))
+    gauges.append(Sample("surveys_parked", {}, float(sum(e.parked_surveys() for e in engines))))
+    gauges.append(Sample("tickets_tracked", {}, float(sum(e.tickets_tracked() for e in engines))))
+    return Evaluation(
+        at_ms, windows, tuple(kpis), tuple(gauges), tuple(counters), tuple(histograms)
+    )
+
+

@@ -1,0 +1,411 @@
+"""Event-time slices of mergeable aggregates, and rolling windows over them.
+
+Every aggregate is a vector of integers (counts, integer-ms sums, histogram
+bucket counts, sketch bucket counts), so adding *and subtracting* are exact
+and order-insensitive. That gives the three properties the catalogue asks for:
+
+* Applying a contribution touches one slice aggregate, whatever the number or
+  length of windows.
+* Memory is bounded by keys x slices: slices older than the longest window
+  are evicted (once sealed, see below).
+* Reading is cheap: each window keeps a cache of the merge of its *sealed*
+  slices, already reduced to the views the KPIs need (all, per team, ...).
+  A read advances the cache by adding the slices that became sealed and
+  subtracting the slices that left the window (a scrape every 15 s moves a
+  few slices), then adds the few unsealed slices fresh. A slice is sealed
+  once no accepted event can change it any more: the engine guarantees that
+  every contribution lands at an event time >= stream time - lateness (see
+  `engine/partition.py`), so slices ending before that frontier are final. Sealed slices
+  are also what the all-time cumulative counters are folded from, which is
+  why those counters never decrease.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+from cxpulse.core.sketch import LogMapping, Sketch
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AggContext:
+    """Shared, configuration-derived parameters of every aggregate."""
+
+    mapping: LogMapping
+    bounds_ms: tuple[int, ...]  # classic histogram upper bounds (le), +Inf implied
+
+
+class Agg(Protocol):
+    def add(self, field: int, value: int, sign: int, ctx: AggContext) -> None: ...
+    def merge(self, other: Self, sign: int = 1) -> None: ...
+    def copy(self) -> Self: ...
+    def is_empty(self) -> bool: ...
+    def weight(self) -> int: ...
+    def to_json(self) -> list[Any]: ...
+
+
+# --- ticket aggregates -------------------------------------------------------
+
+#: Count fields of `TicketAgg`.
+CREATED, CUSTOMER_MSGS, SLA_MET, SLA_BREACHED, ONE_TOUCH, SOLVES, REOPENS = range(7)
+N_COUNTS = 7
+#: Distribution fields (field code = N_COUNTS + index).
+FRT, RESOLUTION, WAIT = range(3)
+F_FRT, F_RESOLUTION, F_WAIT = N_COUNTS + FRT, N_COUNTS + RESOLUTION, N_COUNTS + WAIT
+DIST_NAMES = ("frt", "resolution", "wait")
+
+
+class Dist:
+    """Count, exact integer-ms sum, classic histogram and sketch of one duration."""
+
+    __slots__ = ("hist", "n", "sketch", "total")
+
+    def __init__(self, n_buckets: int, with_sketch: bool) -> None:
+        self.n = 0
+        self.total = 0
+        self.hist = [0] * n_buckets
+        self.sketch: Sketch | None = Sketch() if with_sketch else None
+
+    def add(self, value: int, sign: int, ctx: AggContext) -> None:
+        self.n += sign
+        self.total += sign * value
+        self.hist[bisect_left(ctx.bounds_ms, value)] += sign
+        if self.sketch is not None:
+            self.sketch.add(value, ctx.mapping, sign)
+
+    def merge(self, other: Dist, sign: int) -> None:
+        self.n += sign * other.n
+        self.total += sign * other.total
+        hist = self.hist
+        for i, c in enumerate(other.hist):
+            if c:
+                hist[i] += sign * c
+        if self.sketch is not None and other.sketch is not None:
+            self.sketch.merge(other.sketch, sign)
+
+    def copy(self) -> Dist:
+        d = Dist.__new__(Dist)
+        d.n, d.total, d.hist = self.n, self.total, list(self.hist)
+        d.sketch = self.sketch.copy() if self.sketch is not None else None
+        return d
+
+    def to_json(self) -> list[Any]:
+        out: list[Any] = [self.n, self.total, self.hist]
+        if self.sketch is not None:
+            out.append(self.sketch.to_json())
+        return out
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Dist:
+        d = cls.__new__(cls)
+        d.n, d.total, d.hist = int(data[0]), int(data[1]), [int(x) for x in data[2]]
+        d.sketch = Sketch.from_json(data[3]) if len(data) > 3 else None
+        return d
+
+
+class TicketAgg:
+    """Ticket KPI partials of one (slice, team, channel, priority)."""
+
+    __slots__ = ("counts", "n_buckets", "opt", "with_sketch")
+
+    def __init__(self, n_buckets: int, with_sketch: bool = True) -> None:
+        self.counts = [0] * N_COUNTS
+        self.n_buckets = n_buckets
+        self.with_sketch = with_sketch
+        # Most slice aggregates hold a creation or a message and no duration:
+        # distributions, and the list of them, are built on first use (a day of
+        # slices holds ~100k aggregates, and every list is one more object for
+        # each full garbage collection to traverse).
+        self.opt: list[Dist | None] | None = None
+
+    @property
+    def dists(self) -> list[Dist]:
+        """All three distributions (empty ones materialised), for readers."""
+        return [
+            d if d is not None else Dist(self.n_buckets, self.with_sketch)
+            for d in self.opt or _NO_DISTS
+        ]
+
+    def _dist(self, i: int) -> Dist:
+        opt = self.opt
+        if opt is None:
+            opt = self.opt = [None, None, None]
+        d = opt[i]
+        if d is None:
+            d = opt[i] = Dist(self.n_buckets, self.with_sketch)
+        return d
+
+    def add(self, field: int, value: int, sign: int, ctx: AggContext) -> None:
+        if field < N_COUNTS:
+            self.counts[field] += sign * value
+        else:
+            self._dist(field - N_COUNTS).add(value, sign, ctx)
+
+    def merge(self, other: TicketAgg, sign: int = 1) -> None:
+        counts = self.counts
+        for i, c in enumerate(other.counts):
+            if c:
+                counts[i] += sign * c
+        if other.opt is not None:
+            for i, theirs in enumerate(other.opt):
+                if theirs is not None and theirs.n:
+                    self._dist(i).merge(theirs, sign)
+
+    def copy(self) -> TicketAgg:
+        a = TicketAgg.__new__(TicketAgg)
+        a.counts = list(self.counts)
+        a.n_buckets, a.with_sketch = self.n_buckets, self.with_sketch
+        opt = self.opt
+        a.opt = None if opt is None else [d.copy() if d is not None else None for d in opt]
+        return a
+
+    def is_empty(self) -> bool:
+        return not any(self.counts) and all(d is None or d.n == 0 for d in self.opt or ())
+
+    def weight(self) -> int:
+        c = self.counts
+        frt = self.opt[FRT] if self.opt is not None else None
+        return c[CREATED] + c[CUSTOMER_MSGS] + c[SOLVES] + (frt.n if frt is not None else 0)
+
+    def to_json(self) -> list[Any]:
+        opt = self.opt or _NO_DISTS
+        return [self.counts, [d.to_json() if d is not None and d.n else None for d in opt]]
+
+    @classmethod
+    def from_json(cls, data: list[Any], n_buckets: int, with_sketch: bool = True) -> TicketAgg:
+        a = cls(n_buckets, with_sketch)
+        a.counts = [int(x) for x in data[0]]
+        if any(d is not None for d in data[1]):
+            a.opt = [Dist.from_json(d) if d is not None else None for d in data[1]]
+        return a
+
+
+_NO_DISTS: tuple[None, None, None] = (None, None, None)
+
+
+# --- agent activity ----------------------------------------------------------
+
+A_REPLIES, A_SOLVES = range(2)
+
+
+class AgentAgg:
+    """Public replies and solves of one (slice, team, agent)."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts = [0, 0]
+
+    def add(self, field: int, value: int, sign: int, ctx: AggContext) -> None:
+        self.counts[field] += sign * value
+
+    def merge(self, other: AgentAgg, sign: int = 1) -> None:
+        self.counts[0] += sign * other.counts[0]
+        self.counts[1] += sign * other.counts[1]
+
+    def copy(self) -> AgentAgg:
+        a = AgentAgg()
+        a.counts = list(self.counts)
+        return a
+
+    def is_empty(self) -> bool:
+        return not any(self.counts)
+
+    def weight(self) -> int:
+        return self.counts[0] + self.counts[1]
+
+    def to_json(self) -> list[Any]:
+        return list(self.counts)
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> AgentAgg:
+        a = cls()
+        a.counts = [int(data[0]), int(data[1])]
+        return a
+
+
+# --- survey responses --------------------------------------------------------
+
+
+class SurveyAgg:
+    """Score histogram (index = score, 0..10) of one (slice, kind, team, channel, agent,
+    touchpoint): shares, means, NPS and their intervals all follow exactly from it."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts = [0] * 11
+
+    def add(self, field: int, value: int, sign: int, ctx: AggContext) -> None:
+        self.counts[field] += sign * value
+
+    def merge(self, other: SurveyAgg, sign: int = 1) -> None:
+        counts = self.counts
+        for i, c in enumerate(other.counts):
+            if c:
+                counts[i] += sign * c
+
+    def copy(self) -> SurveyAgg:
+        a = SurveyAgg()
+        a.counts = list(self.counts)
+        return a
+
+    def is_empty(self) -> bool:
+        return not any(self.counts)
+
+    def weight(self) -> int:
+        return sum(self.counts)
+
+    def to_json(self) -> list[Any]:
+        return list(self.counts)
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> SurveyAgg:
+        a = cls()
+        a.counts = [int(x) for x in data]
+        return a
+
+
+# --- the slice store ---------------------------------------------------------
+
+A = TypeVar("A", TicketAgg, AgentAgg, SurveyAgg)
+
+
+@dataclass(slots=True)
+class _WindowCache(Generic[A]):
+    lo: int  # first slice start covered
+    hi: int  # exclusive end of the covered sealed slices
+    views: dict[Key, A]
+
+
+class SliceStore(Generic[A]):
+    """Aggregates by (slice start, key), the sealed frontier, and per-window caches."""
+
+    def __init__(
+        self,
+        slice_ms: int,
+        ctx: AggContext,
+        new_agg: Callable[[], A],
+        load_agg: Callable[[list[Any]], A],
+        views_of: Callable[[Key], Iterable[Key]],
+    ) -> None:
+        self.slice_ms = slice_ms
+        self.ctx = ctx
+        self.new_agg: Callable[[], A] = new_agg
+        self.load_agg: Callable[[list[Any]], A] = load_agg
+        self.views_of = views_of
+        self.slices: dict[int, dict[Key, A]] = {}
+        self.dirty: set[int] = set()
+        #: Slices starting before this are sealed (final) and folded.
+        self.sealed = -(2**62)
+        #: Slices starting before this may have been evicted.
+        self.evicted = -(2**62)
+        self._caches: dict[int, _WindowCache[A]] = {}
+
+    def add(self, start: int, key: Key, field: int, value: int, sign: int) -> bool:
+        """Apply one contribution; False (and nothing changed) if its slice is sealed."""
+        if start < self.sealed:
+            return False
+        sl = self.slices.get(start)
+        if sl is None:
+            sl = self.slices[start] = {}
+        agg = sl.get(key)
+        if agg is None:
+            agg = sl[key] = self.new_agg()
+        agg.add(field, value, sign, self.ctx)
+        if sign < 0 and agg.is_empty():
+            del sl[key]
+        self.dirty.add(start)
+        return True
+
+    def seal(self, upto: int) -> list[tuple[int, dict[Key, A]]]:
+        """Advance the sealed frontier; return the newly sealed slices (to fold)."""
+        if upto <= self.sealed:
+            return []
+        out = [(s, self.slices[s]) for s in self._starts(self.sealed, upto) if s in self.slices]
+        self.sealed = upto
+        return out
+
+    def _starts(self, lo: int, hi: int) -> list[int]:
+        """Slice starts in [lo, hi) that may exist: step through the range when it is
+        short (the usual minute-by-minute advance), else filter the present keys."""
+        if (hi - lo) // self.slice_ms <= len(self.slices):
+            first = lo + (-lo) % self.slice_ms
+            return list(range(first, hi, self.slice_ms))
+        return sorted(s for s in self.slices if lo <= s < hi)
+
+    def evict(self, before: int) -> None:
+        """Drop sealed slices starting before `before` (never unsealed ones)."""
+        before = min(before, self.sealed)
+        if before <= self.evicted:
+            return
+        for s in self._starts(self.evicted, before):
+            if self.slices.pop(s, None) is not None:
+                self.dirty.add(s)
+        self.evicted = before
+
+    # -- reading --
+
+    def _fold(self, views: dict[Key, A], start: int, end: int, sign: int) -> None:
+        views_of = self.views_of
+        slices = self.slices
+        for s in self._starts(start, end):
+            sl = slices.get(s)
+            if not sl:
+                continue
+            for key, agg in sl.items():
+                for view in views_of(key):
+                    v = views.get(view)
+                    if v is None:
+                        if sign < 0:
+                            raise AssertionError("window cache lost a view")
+                        views[view] = agg.copy()
+                    else:
+                        v.merge(agg, sign)
+
+    def window_views(self, window_ms: int, end: int) -> dict[Key, A]:
+        """Merged views of the window of `window_ms` ending before slice start `end`.
+
+        The result is a fresh dict of fresh aggregates (callers may mutate it).
+        """
+        lo = end - window_ms
+        hs = max(lo, min(self.sealed, end))
+        c = self._caches.get(window_ms)
+        rebuild = c is None or c.lo > lo or c.hi > hs
+        if c is not None and not rebuild:
+            sub_lo, sub_hi = c.lo, min(lo, c.hi)
+            add_lo = max(c.hi, lo)
+            work = max(0, sub_hi - sub_lo) + max(0, hs - add_lo)
+            if (sub_hi > sub_lo and sub_lo < self.evicted) or work > window_ms:
+                rebuild = True
+        if rebuild or c is None:
+            c = _WindowCache(lo, hs, {})
+            self._fold(c.views, lo, hs, +1)
+            self._caches[window_ms] = c
+        else:
+            if sub_hi > sub_lo:
+                self._fold(c.views, sub_lo, sub_hi, -1)
+                for k in [k for k, v in c.views.items() if v.is_empty()]:
+                    del c.views[k]
+            if hs > add_lo:
+                self._fold(c.views, add_lo, hs, +1)
+            c.lo, c.hi = lo, hs
+        out = {k: v.copy() for k, v in c.views.items()}
+        self._fold(out, hs, end, +1)
+        return out
+
+    # -- persistence --
+
+    def slice_json(self, start: int) -> list[Any] | None:
+        sl = self.slices.get(start)
+        if sl is None:
+            return None
+        return [[list(k), agg.to_json()] for k, agg in sorted(sl.items())]
+
+    def load_slice(self, start: int, data: list[Any]) -> None:
+        self.slices[start] = {tuple(k): self.load_agg(v) for k, v in data}

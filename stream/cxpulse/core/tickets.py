@@ -1,0 +1,490 @@
+"""The ticket state machine: a ticket's few events, kept sorted, and what follows.
+
+A ticket has a handful of events, so instead of an incremental state machine
+that would have to undo itself when an event arrives out of order, the state
+keeps the events sorted by (ts, event_id) and `derive` recomputes everything
+from them. The same function yields the ticket's *contributions* to the
+slice aggregates; the engine applies the difference between the previous and
+the new contributions, which makes windowed KPIs order-insensitive too.
+
+Rules the catalogue leaves open, decided here (also in docs/kpis.md):
+
+* The first `ticket.created` in (ts, event_id) order is the creation; later
+  ones are ignored. Without a creation a ticket contributes nothing and is
+  not in the backlog (its timelines still serve survey attribution).
+* Event times before the creation count as the creation time (durations are
+  never negative). Events with equal times apply in event_id order.
+* `closed` is final: events after it (in sorted order) are ignored.
+* Reopen = a `solved` -> `open` transition; `solved` -> `pending`/`on_hold`
+  leaves `solved` without being a reopen. A status change to the current
+  status is no transition.
+* An agent message without `agent_id` is attributed to the assignee of the
+  moment (for per-agent replies), and counts for FRT/FCR regardless.
+* FRT SLA: met only by a public agent reply by the deadline; a ticket solved
+  or closed without one still breaches at the deadline.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import Any
+
+from cxpulse.core.events import (
+    Author,
+    Creator,
+    Event,
+    Priority,
+    Status,
+    StatusChanged,
+    SurveyKind,
+    SurveyResponse,
+    TicketAssigned,
+    TicketCreated,
+    TicketEvent,
+    TicketMessage,
+)
+from cxpulse.core.slices import (
+    A_REPLIES,
+    A_SOLVES,
+    CREATED,
+    CUSTOMER_MSGS,
+    F_FRT,
+    F_RESOLUTION,
+    F_WAIT,
+    ONE_TOUCH,
+    REOPENS,
+    SLA_BREACHED,
+    SLA_MET,
+    SOLVES,
+)
+
+#: Contribution store codes.
+TICKET_STORE, AGENT_STORE = 0, 1
+#: (store, slice start, key, field, value): one additive unit of a slice aggregate.
+Contribution = tuple[int, int, tuple[str, ...], int, int]
+Labeler = Callable[[str, str], str]
+
+WAITING_STATUSES = ("new", "open", "on_hold")
+OPEN_STATUSES = frozenset({"new", "open", "pending", "on_hold"})
+
+
+@dataclass(slots=True)
+class TicketView:
+    """Everything derived from a ticket's events (state, not contributions)."""
+
+    created_ts: int | None = None
+    by_customer: bool = True
+    team: str | None = None
+    channel: str | None = None
+    priority: str = Priority.NORMAL.value
+    status: str = "new"
+    status_since: int | None = None
+    time_in_status: dict[str, int] = field(default_factory=dict)
+    assignee: str | None = None
+    first_response_ts: int | None = None
+    first_solve_ts: int | None = None
+    public_agent_replies: int = 0
+    solves: int = 0
+    reopens: int = 0
+    closed_ts: int | None = None
+    last_ts: int = 0
+    team_tl: list[tuple[int, str]] = field(default_factory=list)
+    agent_tl: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        """In the backlog: created, and neither solved nor closed."""
+        return self.created_ts is not None and self.status in OPEN_STATUSES
+
+    def team_at(self, ts: int) -> str | None:
+        return _at(self.team_tl, ts)
+
+    def assignee_at(self, ts: int) -> str | None:
+        return _at(self.agent_tl, ts)
+
+    def attribution(self) -> Attribution:
+        return Attribution(
+            self.created_ts, self.channel, tuple(self.team_tl), tuple(self.agent_tl)
+        )
+
+
+def _at(timeline: Sequence[tuple[int, str]], ts: int) -> str | None:
+    found = None
+    for t, value in timeline:
+        if t > ts:
+            break
+        found = value
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """What a survey needs from its ticket; outlives the ticket as its tombstone."""
+
+    created_ts: int | None
+    channel: str | None
+    team_tl: tuple[tuple[int, str], ...]
+    agent_tl: tuple[tuple[int, str], ...]
+
+    def at(self, ts: int) -> tuple[str | None, str | None, str | None]:
+        """(team, agent, channel) at `ts`; nothing for a survey before the creation."""
+        if self.created_ts is None or self.created_ts > ts:
+            return None, None, None
+        return _at(self.team_tl, ts), _at(self.agent_tl, ts), self.channel
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.created_ts,
+            self.channel,
+            [list(x) for x in self.team_tl],
+            [list(x) for x in self.agent_tl],
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Attribution:
+        return cls(
+            data[0],
+            data[1],
+            tuple((int(t), str(v)) for t, v in data[2]),
+            tuple((int(t), str(v)) for t, v in data[3]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeriveParams:
+    slice_ms: int
+    frt_target_ms: int
+    frt_target_by_priority: dict[str, int]
+
+    def target(self, priority: str) -> int:
+        return self.frt_target_by_priority.get(priority, self.frt_target_ms)
+
+
+class Derivation:
+    """The derive loop stopped after some prefix of a ticket's sorted events.
+
+    Why resumable: on a busy day most ticket events are appended at the end of
+    their ticket's sorted events. Feeding just that event to the saved loop
+    state (`step`) gives exactly what re-running the loop over all events
+    would: the loop never looks ahead, and its only other input, the labeler,
+    returns for a value it has already seen what it returned the first time
+    (see `LabelGuard`). Re-deriving from scratch costs O(events) per event;
+    resuming costs O(1). Whatever the loop cannot resume from (an event sorted
+    before the last one, a first creation, which moves every clamped time) is
+    the caller's cue to start a new `Derivation` over all events.
+
+    The last step depends on the stream time (is an unanswered FRT deadline
+    breached yet, or still pending?), so it is `finish`, which leaves the
+    state untouched and may be called again as the stream time advances.
+    """
+
+    __slots__ = (
+        "before_solve", "c", "contribs", "created", "deadline", "emit", "key",
+        "slice_ms", "team_label", "view",
+    )  # fmt: skip
+
+    def __init__(
+        self, events: Sequence[TicketEvent], params: DeriveParams, label: Labeler | None
+    ) -> None:
+        """Start the loop: find the creation (the first in sorted order) and
+        emit its contribution. `events` are only searched, not fed."""
+        view = self.view = TicketView()
+        self.contribs: list[Contribution] = []
+        created: TicketCreated | None = None
+        for e in events:
+            if type(e) is TicketCreated:
+                created = e
+                break
+        self.created = created
+        self.c: int | None = None
+        self.emit = label is not None and created is not None
+        self.slice_ms = slice_ms = params.slice_ms
+        self.key: tuple[str, ...] = ()
+        self.deadline = 0
+        self.team_label = ""
+        #: Public agent replies before the first solve (FCR: one-touch if <= 1).
+        self.before_solve = 0
+        if created is not None:
+            self.c = c = created.ts
+            view.created_ts = c
+            view.by_customer = created.created_by is Creator.CUSTOMER
+            view.team = created.team
+            view.channel = created.channel
+            # The plain string, not the enum member: enum members are objects the
+            # garbage collector tracks, and a tuple holding one (every slice key,
+            # every contribution) stays tracked and is traversed by every full
+            # collection; a tuple of plain strings and ints is untracked.
+            view.priority = created.priority.value
+            view.status_since = c
+            view.last_ts = c
+            view.team_tl.append((c, created.team))
+            self.deadline = c + params.target(view.priority)
+            if label is not None:
+                self.team_label = label("team", created.team)
+                self.key = (self.team_label, label("channel", created.channel), view.priority)
+                self.contribs.append((TICKET_STORE, c - c % slice_ms, self.key, CREATED, 1))
+
+    def step(self, e: TicketEvent, label: Labeler | None) -> None:
+        """Feed the next event in (ts, event_id) order (appending its contributions)."""
+        view = self.view
+        ts = e.ts
+        if ts > view.last_ts:
+            view.last_ts = ts
+        status = view.status
+        if status == "closed" or e is self.created:
+            return
+        c = self.c
+        t = ts if c is None or ts >= c else c
+        emit = self.emit
+        slice_ms = self.slice_ms
+        if isinstance(e, TicketMessage):
+            if not e.public:
+                return
+            if e.author is Author.CUSTOMER:
+                if emit:
+                    self.contribs.append(
+                        (TICKET_STORE, t - t % slice_ms, self.key, CUSTOMER_MSGS, 1)
+                    )
+            elif e.author is Author.AGENT:
+                view.public_agent_replies += 1
+                if view.first_solve_ts is None:
+                    self.before_solve += 1
+                s = t - t % slice_ms
+                if view.first_response_ts is None:
+                    view.first_response_ts = t
+                    if emit and view.by_customer:
+                        assert c is not None
+                        self.contribs.append((TICKET_STORE, s, self.key, F_FRT, t - c))
+                        if t <= self.deadline:
+                            self.contribs.append((TICKET_STORE, s, self.key, SLA_MET, 1))
+                agent = e.agent_id or view.assignee
+                if emit and agent is not None:
+                    assert label is not None
+                    akey = (self.team_label, label("agent", agent))
+                    self.contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
+        elif isinstance(e, TicketAssigned):
+            view.assignee = e.agent_id
+            view.agent_tl.append((t, e.agent_id))
+            if e.team is not None and e.team != view.team:
+                view.team = e.team
+                view.team_tl.append((t, e.team))
+                if label is not None and c is not None:
+                    self.team_label = label("team", e.team)
+                    key = self.key
+                    self.key = (self.team_label, key[1], key[2])
+        elif isinstance(e, StatusChanged):
+            new: str = e.status
+            if new == status:
+                return
+            since = view.status_since
+            tis = view.time_in_status
+            if since is not None:
+                tis[status] = tis.get(status, 0) + t - since
+            view.status_since = t
+            s = t - t % slice_ms
+            if new == "solved":
+                view.solves += 1
+                if emit:
+                    key = self.key
+                    self.contribs.append((TICKET_STORE, s, key, SOLVES, 1))
+                    if view.assignee is not None:
+                        assert label is not None
+                        akey = (self.team_label, label("agent", view.assignee))
+                        self.contribs.append((AGENT_STORE, s, akey, A_SOLVES, 1))
+                if view.first_solve_ts is None:
+                    view.first_solve_ts = t
+                    if emit:
+                        assert c is not None
+                        key = self.key
+                        wait = sum(tis.get(x, 0) for x in WAITING_STATUSES)
+                        self.contribs.append((TICKET_STORE, s, key, F_RESOLUTION, t - c))
+                        self.contribs.append((TICKET_STORE, s, key, F_WAIT, wait))
+                        if self.before_solve <= 1:
+                            self.contribs.append((TICKET_STORE, s, key, ONE_TOUCH, 1))
+            elif new == "open" and status == "solved":
+                view.reopens += 1
+                if self.emit:
+                    self.contribs.append((TICKET_STORE, s, self.key, REOPENS, 1))
+            view.status = new
+            if new == "closed":
+                view.closed_ts = t
+
+    def finish(
+        self, stream_time: int | None, label: Labeler | None
+    ) -> tuple[tuple[Contribution, ...], int | None]:
+        """The stream-time dependent contributions (an FRT breach) and the FRT
+        deadline still pending at `stream_time`, if any. Changes nothing."""
+        view = self.view
+        if not (self.emit and view.by_customer):
+            return (), None
+        deadline = self.deadline
+        first = view.first_response_ts
+        if first is not None and first <= deadline:
+            return (), None
+        if stream_time is None or stream_time <= deadline:
+            return (), deadline
+        assert label is not None
+        team_d = view.team_at(deadline) or ""
+        key = self.key
+        dkey = (label("team", team_d), key[1], key[2])
+        ds = deadline - deadline % self.slice_ms
+        return ((TICKET_STORE, ds, dkey, SLA_BREACHED, 1),), None
+
+
+def derive_all(
+    events: Sequence[TicketEvent], params: DeriveParams, label: Labeler | None
+) -> Derivation:
+    """A `Derivation` fed with all of `events` (sorted by (ts, event_id))."""
+    d = Derivation(events, params, label)
+    step = d.step
+    for e in events:
+        step(e, label)
+    return d
+
+
+def derive(
+    events: Sequence[TicketEvent],
+    params: DeriveParams,
+    stream_time: int | None,
+    label: Labeler | None,
+) -> tuple[TicketView, list[Contribution], int | None]:
+    """Derive state, and (when `label` is given) contributions plus the pending
+    FRT deadline (the deadline still to be judged at `stream_time`, if any)."""
+    d = derive_all(events, params, label)
+    tail, pending = d.finish(stream_time, label)
+    return d.view, d.contribs + list(tail), pending
+
+
+def event_order(e: Event) -> tuple[int, str]:
+    return (e.ts, e.event_id)
+
+
+_NONE_LATE: frozenset[str] = frozenset()
+
+
+class TicketState:
+    """A live ticket: sorted events, which of them arrived late, and derivations.
+
+    `contribs` + `tail` are the contributions currently applied to the slice
+    aggregates (`tail`: the stream-time dependent FRT breach). `derivation` is
+    the resumable loop state over all `events`, kept only while no event is
+    late: a late event splits state (all events) from contributions (on-time
+    events only), and such tickets are re-derived from scratch.
+    """
+
+    __slots__ = (
+        "admitted", "contribs", "derivation", "enc", "events", "expiry", "ids", "late",
+        "n_enc", "pending", "pushed", "tail", "view",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.events: list[TicketEvent] = []
+        #: event_id -> the copy kept (`cxpulse.core.duplicates` decides which)
+        self.ids: dict[str, TicketEvent] = {}
+        #: Ids of the late events; the shared empty frozenset until there is one
+        #: (one container less per ticket for the garbage collector to traverse).
+        self.late: AbstractSet[str] = _NONE_LATE
+        self.view = TicketView()
+        self.contribs: list[Contribution] = []
+        self.tail: tuple[Contribution, ...] = ()
+        self.derivation: Derivation | None = None
+        self.pending: int | None = None
+        self.pushed: int | None = None  # deadline already queued in the engine's heap
+        self.expiry = 0
+        #: The labels last admitted for the gauges (the engine skips re-admitting them).
+        self.admitted: tuple[object, ...] = ()
+        #: JSON of events[:n_enc], comma-separated (see `encoded`).
+        self.enc = ""
+        self.n_enc = 0
+
+    def insert(self, event: TicketEvent, late: bool) -> bool:
+        """Add an event in (ts, event_id) order; True if it went after all others."""
+        self.ids[event.event_id] = event
+        if late:
+            self.late = {*self.late, event.event_id}
+        events = self.events
+        if not events or event_order(events[-1]) < event_order(event):
+            events.append(event)
+            return True
+        i = bisect_right(events, event_order(event), key=event_order)
+        events.insert(i, event)
+        if i < self.n_enc:
+            self.enc, self.n_enc = "", 0
+        return False
+
+    def replace(self, kept: TicketEvent, winner: TicketEvent) -> None:
+        """Swap the kept copy of an event_id for `winner` (same id; lateness kept)."""
+        events = self.events
+        i = bisect_left(events, event_order(kept), key=event_order)
+        assert events[i] is kept
+        del events[i]
+        if i < self.n_enc:
+            self.enc, self.n_enc = "", 0
+        late = self.late
+        self.insert(winner, False)
+        self.late = late
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"e": [encode_event(e) for e in self.events]}
+        if self.late:
+            out["l"] = sorted(self.late)
+        return out
+
+    def encoded(self) -> bytes:
+        """`dumps(self.to_json())`, without re-encoding events encoded before.
+
+        Why: a ticket is written out at every batch that touched it, and its
+        events are mostly appended in order, so keeping the JSON text of the
+        sorted prefix already encoded makes each write encode only the new
+        events. An insert before that prefix's end discards it."""
+        events = self.events
+        n = self.n_enc
+        if n < len(events):
+            more = dumps([encode_event(e) for e in events[n:]])[1:-1]
+            self.enc = f"{self.enc},{more}" if n else more
+            self.n_enc = len(events)
+        late = f',"l":{dumps(sorted(self.late))}' if self.late else ""
+        return f'{{"e":[{self.enc}]{late}}}'.encode()
+
+
+#: Deterministic compact JSON of state values (one encoder, built once).
+dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
+
+
+# --- compact, deterministic event encoding for state values ------------------
+
+
+def encode_event(e: Event) -> list[Any]:
+    """Positional JSON list; never pickle (the changelog is not trusted code)."""
+    if isinstance(e, TicketCreated):
+        return ["c", e.event_id, e.ts, e.ticket_id, e.team, e.channel, e.priority.value,
+                e.customer_id, e.created_by.value]  # fmt: skip
+    if isinstance(e, TicketAssigned):
+        return ["a", e.event_id, e.ts, e.ticket_id, e.agent_id, e.team]
+    if isinstance(e, TicketMessage):
+        return ["m", e.event_id, e.ts, e.ticket_id, e.author.value, e.agent_id, e.public]
+    if isinstance(e, StatusChanged):
+        return ["s", e.event_id, e.ts, e.ticket_id, e.status.value]
+    return ["r", e.event_id, e.ts, e.survey.value, e.score, e.ticket_id, e.customer_id,
+            e.team, e.agent_id, e.channel, e.touchpoint]  # fmt: skip
+
+
+def decode_event(d: list[Any]) -> Event:
+    tag = d[0]
+    if tag == "c":
+        return TicketCreated(d[1], int(d[2]), d[3], d[4], d[5], Priority(d[6]), d[7], Creator(d[8]))
+    if tag == "a":
+        return TicketAssigned(d[1], int(d[2]), d[3], d[4], d[5])
+    if tag == "m":
+        return TicketMessage(d[1], int(d[2]), d[3], Author(d[4]), d[5], bool(d[6]))
+    if tag == "s":
+        return StatusChanged(d[1], int(d[2]), d[3], Status(d[4]))
+    if tag == "r":
+        return SurveyResponse(
+            d[1], int(d[2]), SurveyKind(d[3]), int(d[4]), d[5], d[6], d[7], d[8], d[9], d[10]
+        )
+    raise ValueError(f"unknown event tag {tag!r}")

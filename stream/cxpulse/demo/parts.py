@@ -1,0 +1,142 @@
+"""The demo's parts: each process's command line, port, readiness, and the configs
+(Prometheus, Alertmanager) written for them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from cxpulse.ports import free_port
+from cxpulse.settings import Settings
+
+_DEFAULTS = Settings.model_fields  # the demo runs every part on the settings' default topics
+TOPICS = (str(_DEFAULTS["topic_tickets"].default), str(_DEFAULTS["topic_surveys"].default))
+DEADLETTER = str(_DEFAULTS["topic_deadletter"].default)
+PY = [sys.executable, "-m", "cxpulse.cli"]
+
+
+@dataclass
+class Part:
+    """One child process of the demo.
+
+    `scrape_job` set: Prometheus scrapes `metrics_port` under that job name.
+    `ready_url`: polled until it answers before the next part starts.
+    `finishes`: a clean exit (code 0) is the end of its work, not a failure.
+    """
+
+    name: str
+    argv: list[str]
+    ready_url: str | None = None
+    metrics_port: int | None = None
+    scrape_job: str | None = None
+    finishes: bool = False
+    where: str = ""
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    log: Path | None = None
+
+    def tail(self, lines: int = 12) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        text = self.log.read_text(errors="replace").strip().splitlines()
+        return "\n".join("    " + ln for ln in text[-lines:])
+
+
+
+
+def plan_parts(args: argparse.Namespace, root: Path, directory: Path, bootstrap: str,
+               am_port: int, prom_port: int, sim_start_ms: int,
+               sim_duration_ms: int) -> list[Part]:
+    """Every process after Kafka, in start order: the wall first (its port may be the
+    user's `--wall-port`: a taken port ends the demo in seconds, not after a minute of
+    starting the rest; it shows "Prometheus unreachable" until Prometheus is up), the
+    workers (job `cxpulse-worker`, their health), one exporter (job
+    `cxpulse-exporter`, every KPI of all partitions), then Alertmanager, Prometheus and
+    the simulator."""
+    a = args
+    targets = str(root / a.targets)
+    out: list[Part] = []
+    wall_port = a.wall_port or free_port()
+    out.append(Part(
+        "wall",
+        [*PY, "wall", "--prometheus-url", f"http://127.0.0.1:{prom_port}",
+         "--port", str(wall_port), "--refresh", "5s", "--targets", targets],
+        ready_url=f"http://127.0.0.1:{wall_port}/healthz",
+        where=f"http://127.0.0.1:{wall_port}/"))
+    for i in range(a.workers):
+        port = free_port()
+        out.append(Part(
+            f"worker-{i + 1}",
+            [*PY, "worker", "--bootstrap-servers", bootstrap,
+             "--group-id", "cxpulse-demo", "--metrics-host", "127.0.0.1",
+             "--metrics-port", str(port), "--datadir", str(directory / f"worker-{i + 1}"),
+             "--set", f"targets_file={targets}"],
+            ready_url=f"http://127.0.0.1:{port}/healthz", metrics_port=port,
+            scrape_job="cxpulse-worker", where=f"http://127.0.0.1:{port}/metrics"))
+    port = free_port()
+    out.append(Part(
+        "exporter",
+        [*PY, "exporter", "--bootstrap-servers", bootstrap,
+         "--group-id", "cxpulse-demo", "--metrics-host", "127.0.0.1",
+         "--metrics-port", str(port), "--set", f"targets_file={targets}"],
+        ready_url=f"http://127.0.0.1:{port}/healthz", metrics_port=port,
+        scrape_job="cxpulse-exporter", where=f"http://127.0.0.1:{port}/metrics"))
+    out.append(Part(
+        "alertmanager",
+        ["prometheus-alertmanager", f"--config.file={directory / 'alertmanager.yml'}",
+         f"--web.listen-address=127.0.0.1:{am_port}",
+         f"--storage.path={directory / 'alertmanager'}", "--cluster.listen-address="],
+        ready_url=f"http://127.0.0.1:{am_port}/-/ready",
+        where=f"http://127.0.0.1:{am_port}/"))
+    out.append(Part(
+        "prometheus",
+        ["prometheus", f"--config.file={directory / 'prometheus.yml'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}",
+         f"--storage.tsdb.path={directory / 'prometheus'}"],
+        ready_url=f"http://127.0.0.1:{prom_port}/-/ready",
+        where=f"http://127.0.0.1:{prom_port}/alerts"))
+    incident = ([] if a.incident is None else
+                ["--incident", json.dumps(asdict(a.incident))])
+    started = datetime.fromtimestamp(sim_start_ms / 1000, UTC)
+    out.append(Part(
+        "simulator",
+        [sys.executable, "-m", "cxpulse.demo.simulator", "--produce", bootstrap,
+         "--speed", str(a.speed), "--scenario", a.scenario, "--seed", str(a.seed),
+         "--tickets-per-day", str(a.tickets_per_day),
+         "--duration-ms", str(sim_duration_ms),
+         "--start-ms", str(sim_start_ms), *incident],
+        finishes=True, where=f"{a.scenario} scenario at {a.speed:g}x real time, "
+        f"simulated clock from {started:%Y-%m-%d %H:%M} UTC"))
+    return out
+
+def prometheus_config(root: Path, parts: list[Part], am_port: int) -> str:
+    jobs: dict[str, list[str]] = {}
+    for p in parts:
+        if p.scrape_job and p.metrics_port:
+            jobs.setdefault(p.scrape_job, []).append(f"127.0.0.1:{p.metrics_port}")
+    config = {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+        "rule_files": [str(root / "alerts" / "cxpulse-rules.yml")],
+        "alerting": {"alertmanagers": [
+            {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": t}]}
+                           for job, t in jobs.items()],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+def alertmanager_config(root: Path, receiver_port: int) -> str:
+    """The project's routing, unchanged, except that every webhook goes to the demo's
+    receiver (the path keeps the receiver's name, so the console says who is paged)."""
+    config = yaml.safe_load((root / "alerts" / "alertmanager.yml").read_text())
+    for rec in config.get("receivers", []):
+        for hook in rec.get("webhook_configs", []):
+            hook["url"] = f"http://127.0.0.1:{receiver_port}/{rec['name']}"
+    config.setdefault("route", {})["group_wait"] = "10s"
+    return yaml.safe_dump(config, sort_keys=False)
+

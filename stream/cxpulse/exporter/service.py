@@ -1,0 +1,338 @@
+"""The exporter process: follow every changelog partition, evaluate, serve.
+
+Why a process of its own: a worker only holds the partitions it owns, so no
+worker can tell the organisation's CSAT or p90. The changelog holds every
+partition's committed state, so a reader of all of it can (a "global table",
+as Kafka Streams calls it). Run one or two replicas; each serves the same
+numbers (see docs/architecture.md for the Prometheus HA convention).
+
+One asyncio loop, two tasks: `_consume` applies changelog batches to the
+replicas; `_tick` evaluates every `eval_interval` and renders the Prometheus
+text once. A scrape returns those bytes: however many clients scrape however
+often, no evaluation runs for them, and no worker is involved at all.
+
+The evaluation (up to about half a second at the end of a busy day) runs in a
+thread, holding a lock `_consume` also takes per batch: the replicas never
+change under it, and the loop stays free to answer scrapes and health checks
+meanwhile (a scrape that waited for an evaluation could time out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cxpulse import metric_names as mn
+from cxpulse.changelog.follow import PartitionFollower
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.evaluation import evaluate
+from cxpulse.core.outcome import ROLES
+from cxpulse.core.replica import PartitionReplica
+from cxpulse.exporter.clock import EvaluationClock, Freshness
+from cxpulse.settings import Settings
+
+log = logging.getLogger("cxpulse.exporter")
+
+
+@dataclass
+class Snapshot:
+    """What a scrape returns: the last rendered evaluation."""
+
+    body: bytes = b""
+    ready: bool = False
+    evaluated_at_wall: float | None = None
+
+
+@dataclass
+class ExporterState:
+    settings: Settings
+    config: CoreConfig
+    partitions: int
+    followers: list[PartitionFollower] = field(default_factory=list)
+    replicas: list[PartitionReplica] = field(default_factory=list)
+    freshness: Freshness = field(default_factory=Freshness)
+    clock: EvaluationClock = field(default_factory=EvaluationClock)
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    records: int = 0
+    record_bytes: int = 0
+    batches: int = 0
+    eval_seconds: float = 0.0
+    caught_up_once: bool = False
+    #: does the broker still accept our credentials (`cxpulse.kafka.access.AuthWatch`)
+    auth: Any = None
+
+    def __post_init__(self) -> None:
+        self.followers = [PartitionFollower(p) for p in range(self.partitions)]
+        self.replicas = [PartitionReplica(self.config, p) for p in range(self.partitions)]
+        self.clock = EvaluationClock(self.settings.idle_timeout_ms)
+
+    def apply(self, partition: int, key: bytes | None, value: bytes | None) -> None:
+        self.records += 1
+        self.record_bytes += len(key or b"") + len(value or b"")
+        changes = self.followers[partition].feed(key, value)
+        if changes is None:
+            return
+        self.batches += 1
+        replica = self.replicas[partition]
+        for name, raw in changes:
+            replica.apply(name, raw)
+
+    def applied_offsets(self) -> dict[tuple[str, int], int]:
+        out: dict[tuple[str, int], int] = {}
+        for f in self.followers:
+            offsets = f.marker.offsets if f.marker is not None else {}
+            for role in ROLES:
+                out[(role, f.partition)] = offsets.get(role, -1)
+        return out
+
+    def evaluate_and_render(self, wall_ms: int) -> None:
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        from cxpulse.exposition.render import render
+
+        t0 = time.perf_counter()
+        as_of, caught_up = self.freshness.as_of(self.applied_offsets())
+        times = [t for r in self.replicas for role in ROLES
+                 if (t := r.stream_time(role)) is not None]  # fmt: skip
+        at = self.clock.at(wall_ms, max(times) if times else None, caught_up)
+        families = list(render(evaluate(self.replicas, at))) if at is not None else []
+        families += self._self_families(wall_ms, as_of, at)
+        registry = CollectorRegistry()
+        registry.register(_Static(families))
+        self.snapshot = Snapshot(generate_latest(registry), True, time.time())
+        self.eval_seconds = time.perf_counter() - t0
+
+    def _self_families(self, wall_ms: int, as_of: int | None, at: int | None) -> list[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        out: list[Any] = []
+        delay = GaugeMetricFamily(
+            mn.KPI_DELAY,
+            "Seconds the KPIs are behind real time: now minus the latest instant at which "
+            "every input message then present had been applied",
+        )
+        if as_of is not None:
+            delay.add_metric([], max(0.0, (wall_ms - as_of) / 1000))
+        out.append(delay)
+        ts = GaugeMetricFamily(
+            mn.EVALUATION_TIMESTAMP, "Event-time instant the windows are evaluated at"
+        )
+        if at is not None:
+            ts.add_metric([], at / 1000)
+        out.append(ts)
+        out.append(GaugeMetricFamily(
+            mn.EXPORTER_EVAL_SECONDS, "Duration of the previous evaluation", value=self.eval_seconds
+        ))  # fmt: skip
+        out.append(GaugeMetricFamily(
+            mn.EXPORTER_PARTITIONS, "Changelog partitions followed", value=len(self.followers)
+        ))  # fmt: skip
+        records = CounterMetricFamily(
+            mn.EXPORTER_RECORDS.removesuffix("_total"), "Changelog records read"
+        )
+        records.add_metric([], self.records)
+        nbytes = CounterMetricFamily(
+            mn.EXPORTER_BYTES.removesuffix("_total"),
+            "Changelog bytes read (keys + values): the design's extra Kafka traffic",
+        )
+        nbytes.add_metric([], self.record_bytes)
+        out.append(nbytes)
+        corrupt = CounterMetricFamily(
+            mn.EXPORTER_CORRUPT.removesuffix("_total"),
+            "Changelog records that did not decode (skipped)",
+        )
+        corrupt.add_metric([], sum(f.corrupt for f in self.followers))
+        out += [records, corrupt]
+        if self.auth is not None:  # the worker's names: one alert covers both
+            out.append(GaugeMetricFamily(
+                mn.KAFKA_AUTH_FAILING,
+                "1 while the broker refuses this exporter's Kafka credentials or TLS",
+                value=1 if self.auth.failing else 0,
+            ))  # fmt: skip
+            refused = CounterMetricFamily(
+                mn.KAFKA_AUTH_FAILURES_TOTAL,
+                "Connection probes (one every 15 s) the broker refused: credentials or TLS",
+            )
+            refused.add_metric([], self.auth.failures)
+            out.append(refused)
+        return out
+
+
+class _Static:
+    """A collector returning families computed elsewhere."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Any]:
+        yield from self._families
+
+    def describe(self) -> list[Any]:
+        return []
+
+
+async def run_exporter(
+    settings: Settings, config: CoreConfig, sock: Any, web_config: Any = None
+) -> int:
+    """Serve until cancelled (SIGINT/SIGTERM handled by the caller's asyncio.run)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from cxpulse.kafka.access import auth_watch, authorization_error
+
+    partitions = await _wait_for_changelog(settings)
+    state = ExporterState(settings, config, partitions)
+    state.auth = auth_watch(settings)
+    sec = settings.aiokafka_security()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        **sec,
+    )
+    await consumer.start()
+    runner = None
+    try:
+        tps = [TopicPartition(settings.changelog_topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        initial_end = await consumer.end_offsets(tps)
+        runner = await _serve(sock, state, web_config)
+        log.info(
+            "following %s (%d partitions), serving /metrics on %s:%d",
+            settings.changelog_topic, partitions, settings.metrics_host, settings.metrics_port,
+        )  # fmt: skip
+        sources = [
+            (role, TopicPartition(topic, p))
+            for role, topic in settings.topics.items()
+            for p in range(partitions)
+        ]
+        lock = asyncio.Lock()
+        consume = asyncio.create_task(_consume(consumer, state, lock))
+        watch = asyncio.create_task(state.auth.run())
+        try:
+            await _tick(consumer, state, tps, initial_end, sources, consume, lock, watch)
+        finally:
+            consume.cancel()
+            watch.cancel()
+            await asyncio.gather(consume, watch, return_exceptions=True)
+    except Exception as exc:  # a missing ACL: one line naming it (the caller prints it)
+        found = authorization_error(exc, settings, exporter=True)
+        if found is None:
+            raise
+        raise found from None
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await consumer.stop()
+    return 0
+
+
+async def _consume(consumer: Any, state: ExporterState, lock: asyncio.Lock) -> None:
+    while True:
+        batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+        async with lock:
+            for tp, records in batch.items():
+                for r in records:
+                    state.apply(tp.partition, r.key, r.value)
+
+
+async def _tick(
+    consumer: Any,
+    state: ExporterState,
+    tps: list[Any],
+    initial_end: dict[Any, int],
+    sources: list[tuple[str, Any]],
+    consume: asyncio.Task[None],
+    lock: asyncio.Lock,
+    watch: asyncio.Task[Any] | None = None,
+) -> None:
+    interval = state.settings.eval_interval_ms / 1000
+    while True:
+        if watch is not None and watch.done():
+            raise watch.result()  # credentials refused for auth_failure_exit_after: 77/78
+        if consume.done():
+            consume.result()  # re-raise what stopped the consumer
+            raise RuntimeError("changelog consumer stopped")
+        ends = await consumer.end_offsets([tp for _, tp in sources])
+        wall_ms = int(time.time() * 1000)
+        state.freshness.observe(
+            wall_ms, {(role, tp.partition): ends[tp] for role, tp in sources}
+        )
+        if not state.caught_up_once:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= initial_end[tp] for pos, tp in zip(positions, tps, strict=True)):
+                state.caught_up_once = True
+                log.info("changelog read up to its end at start: serving KPIs")
+        if state.caught_up_once:
+            async with lock:
+                await asyncio.to_thread(state.evaluate_and_render, wall_ms)
+        await asyncio.sleep(interval)
+
+
+async def _serve(sock: Any, state: ExporterState, web_config: Any) -> Any:
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    async def metrics(_: web.Request) -> web.Response:
+        if not state.snapshot.ready:
+            return web.Response(status=503, text="changelog not read up to its end yet\n")
+        return web.Response(body=state.snapshot.body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def ready(_: web.Request) -> web.Response:
+        if state.auth is not None and state.auth.failing:
+            return web.Response(
+                status=503, text=f"not ready: kafka refuses this exporter's credentials: "
+                f"{state.auth.last}\n",
+            )  # fmt: skip
+        if state.snapshot.ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="catching up on the changelog\n")
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(
+            content_type="text/html",
+            text="<!doctype html><title>cxpulse exporter</title><h1>cxpulse exporter</h1>"
+            "<ul><li><a href='/metrics'>/metrics</a> every KPI, all partitions</li>"
+            "<li><a href='/healthz'>/healthz</a> liveness</li>"
+            "<li><a href='/readyz'>/readyz</a> readiness (changelog read up to its end)</li></ul>",
+        )
+
+    from cxpulse.web.server import serve
+
+    routes = {"/": index, "/metrics": metrics, "/healthz": health, "/readyz": ready}
+    return await serve(sock, routes, web_config)
+
+
+async def _wait_for_changelog(settings: Settings) -> int:
+    """Partition count of the changelog, waiting for a worker to create it."""
+    from cxpulse.kafka.access import EXIT_NOPERM, KafkaAccessError
+    from cxpulse.kafka.topics import topic_partitions
+
+    warned = False
+    name = settings.changelog_topic
+    while True:
+        hidden: set[str] = set()
+        counts = await topic_partitions(settings, [name], hidden)
+        n = counts.get(name)
+        if n:
+            return n
+        if name in hidden:  # not "does not exist yet": it would wait for ever
+            raise KafkaAccessError(
+                EXIT_NOPERM,
+                f"not authorized: the broker hides topic {name!r} from this user; "
+                f"grant Read on topic {name!r} (the state changelog)",
+            )
+        if not warned:
+            log.warning(
+                "changelog topic %r does not exist yet (no worker of group %r has started): "
+                "waiting", settings.changelog_topic, settings.group_id,
+            )  # fmt: skip
+            warned = True
+        await asyncio.sleep(2)

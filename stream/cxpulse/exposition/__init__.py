@@ -1,0 +1,1 @@
+"""Prometheus exposition of an evaluation: metric families from KPI values (pure)."""

@@ -1,0 +1,279 @@
+"""Render the core's `Evaluation` as Prometheus metric families.
+
+The core names KPIs in its own vocabulary (`frt_p90_seconds`, labels only for
+the dimension a view is about); this module is the single translation into
+the series names of `cxpulse.metric_names`, which the generated alerts and
+dashboards use. Rules applied here, once:
+
+* every dimension label is present on every series, `all` on roll-ups, so a
+  PromQL selector never has to guess whether a label is missing or empty;
+* quantiles become one family with a `percentile` label (50, 90, 99);
+* survey KPIs get sibling families for n and the 95 % interval bounds;
+* undefined values (a ratio of nothing) are left out rather than exported as
+  NaN, so `absent()` and "no data" tell the truth.
+
+The collector evaluates on scrape. It is registered per worker (an injected
+`CollectorRegistry`, never the global one) and also used by the tests to
+render a batch `report` evaluation, so both sides pass the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from cxpulse import metric_names as m
+from cxpulse.core.engine import Evaluation, KpiValue, evaluate
+
+#: `percentile`, not `quantile`: Prometheus reserves `quantile` for summaries, whose
+#: _count/_sum must be cumulative; a rolling window's are not.
+PERCENTILES = {"p50": "50", "p90": "90", "p99": "99"}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    extra: Mapping[str, str] | None = None  # constant labels added to every sample
+
+
+_W = ("window",)
+_TICKET = (*_W, *m.TICKET_DIMS)
+_SURVEY = (*_W, *m.SURVEY_DIMS)
+
+
+def _dist(prefix: str, quantile_metric: str, mean_metric: str, what: str) -> dict[str, Family]:
+    out = {
+        f"{prefix}_{p}_seconds": Family(
+            quantile_metric, f"{what} quantile in the window (sketch, 1 % relative error)",
+            (*_TICKET, "percentile"), {"percentile": q},
+        )
+        for p, q in PERCENTILES.items()
+    }
+    out[f"{prefix}_mean_seconds"] = Family(mean_metric, f"Mean {what} in the window", _TICKET)
+    return out
+
+
+#: core KPI name -> family. Names mapped to None are deliberately not exported
+#: (duplicates of another series: every solve has exactly one resolution and wait time).
+KPI_FAMILIES: dict[str, Family | None] = {
+    **_dist("frt", m.FRT, m.FRT_MEAN, "first response time"),
+    **_dist("resolution", m.RESOLUTION, m.RESOLUTION_MEAN, "resolution time"),
+    **_dist("wait", m.WAIT, m.WAIT_MEAN, "customer wait time (pending excluded)"),
+    "frt_count": Family(m.FRT_COUNT, "First responses in the window", _TICKET),
+    "resolution_count": None,
+    "wait_count": None,
+    "tickets_created": Family(m.CREATED, "Tickets created in the window", _TICKET),
+    "contacts": Family(m.CONTACTS, "Tickets created + public customer messages", _TICKET),
+    "frt_sla_met": Family(m.SLA_MET, "Tickets answered within the FRT target", _TICKET),
+    "frt_sla_breached": Family(
+        m.SLA_BREACHED, "Tickets whose FRT deadline passed unanswered in the window", _TICKET
+    ),
+    "frt_sla_compliance": Family(m.SLA_COMPLIANCE, "met / (met + breached)", _TICKET),
+    "first_solves": Family(m.FIRST_SOLVES, "First solves in the window", _TICKET),
+    "fcr": Family(m.FCR, "Share of first solves with at most one public agent reply", _TICKET),
+    "solves": Family(f"{m.PREFIX}_solves", "Transitions to solved in the window", _TICKET),
+    "reopens": Family(f"{m.PREFIX}_reopens", "solved -> open transitions in the window", _TICKET),
+    "reopen_rate": Family(m.REOPEN, "reopens / solves in the window", _TICKET),
+    "active_agents": Family(
+        f"{m.PREFIX}_active_agents", "Distinct agents with a public reply or a solve",
+        (*_W, "team"),
+    ),
+    "tickets_per_agent": Family(
+        m.TICKETS_PER_AGENT, "First solves / active agents in the window", (*_W, "team")
+    ),
+    "agent_replies": Family(m.AGENT_REPLIES, "Public replies of the agent", (*_W, "agent")),
+    "agent_solves": Family(m.AGENT_SOLVES, "Solves with the agent as assignee", (*_W, "agent")),
+    "csat": Family(m.CSAT, "CSAT: share of responses scoring 4-5", _SURVEY),
+    "ces": Family(m.CES, "CES: share of responses scoring 5-7 (easy)", _SURVEY),
+    "nps": Family(m.NPS, "NPS: promoters % - detractors % (-100..100)", _SURVEY),
+    "csat_mean": Family(m.SURVEY_MEAN["csat"], "Mean CSAT score (1-5)", _SURVEY),
+    "ces_mean": Family(m.SURVEY_MEAN["ces"], "Mean CES score (1-7)", _SURVEY),
+}
+SURVEYS = ("csat", "ces", "nps")
+
+_NOW = tuple(m.TICKET_DIMS)
+GAUGE_FAMILIES: dict[str, Family | None] = {
+    "backlog_open": Family(m.BACKLOG, "Tickets not solved or closed", _NOW),
+    "backlog_unassigned": Family(m.UNASSIGNED, "Open tickets without an assignee", _NOW),
+    "backlog_unanswered": Family(m.UNANSWERED, "Open tickets without a first reply", _NOW),
+    "oldest_unanswered_age_seconds": Family(
+        m.OLDEST_UNANSWERED, "Age of the oldest unanswered open ticket", _NOW
+    ),
+    "frt_breached_unanswered": Family(
+        m.BREACHED_UNANSWERED, "Unanswered tickets past their FRT deadline", _NOW
+    ),
+    "frt_at_risk": Family(
+        m.AT_RISK, "Unanswered tickets past this fraction of their FRT target",
+        (*_NOW, "threshold"),
+    ),
+    "agent_open_assigned": Family(m.AGENT_OPEN, "Open tickets assigned to the agent", ("agent",)),
+    "surveys_parked": Family(
+        f"{m.PREFIX}_surveys_parked", "Surveys waiting for their ticket's stream to catch up", ()
+    ),
+    "tickets_tracked": Family(f"{m.PREFIX}_tickets_tracked", "Ticket states held", ()),
+    "stream_time_seconds": None,  # per partition from the worker's own status (self-metrics)
+}
+
+_TDIM = tuple(m.TICKET_DIMS)
+COUNTER_FAMILIES: dict[str, Family | None] = {
+    "tickets_created_total": Family(m.CREATED_TOTAL, "Tickets created", _TDIM),
+    "customer_messages_total": Family(
+        f"{m.PREFIX}_customer_messages_total", "Public customer messages", _TDIM
+    ),
+    "frt_sla_met_total": Family(m.SLA_MET_TOTAL, "Tickets answered within FRT target", _TDIM),
+    "frt_sla_breached_total": Family(
+        m.SLA_BREACHED_TOTAL, "Tickets whose FRT deadline passed unanswered", _TDIM
+    ),
+    "one_touch_solves_total": Family(
+        f"{m.PREFIX}_one_touch_solves_total", "First solves with <= 1 public agent reply", _TDIM
+    ),
+    "solves_total": Family(f"{m.PREFIX}_solves_total", "Transitions to solved", _TDIM),
+    "reopens_total": Family(f"{m.PREFIX}_reopens_total", "solved -> open transitions", _TDIM),
+    "first_responses_total": Family(
+        f"{m.PREFIX}_first_responses_total", "First public agent replies", _TDIM
+    ),
+    "first_solves_total": Family(f"{m.PREFIX}_first_solves_total", "First solves", _TDIM),
+    "survey_responses_total": Family(
+        f"{m.PREFIX}_survey_responses_total", "Survey responses by score", ("survey", "score")
+    ),
+    "dropped_contributions_total": Family(
+        f"{m.PREFIX}_dropped_contributions_total",
+        "Ticket KPI changes that arrived after their slice left the longest window", (),
+    ),
+    "duplicate_conflicts_total": Family(
+        f"{m.PREFIX}_duplicate_conflicts_total",
+        "Copies of an event_id with different content (stream/cxpulse/core/duplicates.py decides)",
+        ("role",),
+    ),
+    "events_total": None,  # per partition from the worker's own status (self-metrics)
+}
+
+HISTOGRAM_FAMILIES: dict[str, Family] = {
+    "frt_seconds": Family(m.FRT_HISTOGRAM, "First response time (all time)", _TDIM),
+    "resolution_seconds": Family(m.RESOLUTION_HISTOGRAM, "Resolution time (all time)", _TDIM),
+    "wait_seconds": Family(m.WAIT_HISTOGRAM, "Customer wait time (all time)", _TDIM),
+}
+
+
+class UnmappedName(KeyError):
+    """The core produced a name the exporter does not know: a new KPI needs a family."""
+
+
+def _family(table: Mapping[str, Family | None], name: str) -> Family | None:
+    try:
+        return table[name]
+    except KeyError:
+        raise UnmappedName(name) from None
+
+
+def _label_values(fam: Family, window: str | None, labels: Mapping[str, str]) -> list[str]:
+    values = []
+    for label in fam.labels:
+        if label == "window":
+            assert window is not None
+            values.append(window)
+        elif fam.extra and label in fam.extra:
+            values.append(fam.extra[label])
+        else:
+            values.append(labels.get(label, m.ALL))
+    return values
+
+
+def render(ev: Evaluation) -> list[Metric]:
+    """All families of one evaluation, in a stable order."""
+    gauges: dict[str, GaugeMetricFamily] = {}
+    counters: dict[str, CounterMetricFamily] = {}
+
+    def gauge(fam: Family) -> GaugeMetricFamily:
+        g = gauges.get(fam.name)
+        if g is None:
+            g = gauges[fam.name] = GaugeMetricFamily(fam.name, fam.help, labels=list(fam.labels))
+        return g
+
+    def survey_side(k: KpiValue, fam: Family) -> None:
+        values = _label_values(fam, k.window, k.labels)
+        extras = (
+            (m.SURVEY_RESPONSES[k.name], "Responses in the window (n)", k.n),
+            (m.SURVEY_CI_LOWER[k.name], "95 % interval lower bound", k.ci_low),
+            (m.SURVEY_CI_UPPER[k.name], "95 % interval upper bound", k.ci_high),
+        )
+        for name, help_, value in extras:
+            if value is not None:
+                gauge(Family(name, help_, fam.labels)).add_metric(values, float(value))
+
+    for k in ev.kpis:
+        fam = _family(KPI_FAMILIES, k.name)
+        if fam is None:
+            continue
+        if k.value is not None:
+            gauge(fam).add_metric(_label_values(fam, k.window, k.labels), k.value)
+        if k.name in SURVEYS:
+            survey_side(k, fam)
+    for s in ev.gauges:
+        fam = _family(GAUGE_FAMILIES, s.name)
+        if fam is not None:
+            gauge(fam).add_metric(_label_values(fam, None, s.labels), s.value)
+    for s in ev.counters:
+        fam = _family(COUNTER_FAMILIES, s.name)
+        if fam is None:
+            continue
+        c = counters.get(fam.name)
+        if c is None:
+            # prometheus_client appends `_total` itself; give it the base name.
+            base = fam.name.removesuffix("_total")
+            c = counters[fam.name] = CounterMetricFamily(base, fam.help, labels=list(fam.labels))
+        c.add_metric(_label_values(fam, None, s.labels), s.value)
+    histograms: dict[str, HistogramMetricFamily] = {}
+    for h in ev.histograms:
+        fam = HISTOGRAM_FAMILIES[h.name]
+        hf = histograms.get(fam.name)
+        if hf is None:
+            hf = histograms[fam.name] = HistogramMetricFamily(
+                fam.name, fam.help, labels=list(fam.labels)
+            )
+        buckets = [(_le(b), float(c)) for b, c in h.buckets]
+        hf.add_metric(_label_values(fam, None, h.labels), buckets, h.sum)
+    return [*gauges.values(), *counters.values(), *histograms.values()]
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else f"{bound:g}"
+
+
+class KpiCollector:
+    """A prometheus_client collector over the engines a worker owns right now.
+
+    `source` is either a worker (anything with `engines()` returning a mapping
+    or sequence of PartitionEngines) or a zero-argument callable returning an
+    `Evaluation` (tests, the report).
+    """
+
+    def __init__(self, source: Any) -> None:
+        self._evaluate: Callable[[], Evaluation]
+        if callable(source) and not hasattr(source, "engines"):
+            self._evaluate = source
+        else:
+            self._evaluate = lambda: evaluate(_engine_list(source.engines()))
+
+    def collect(self) -> Iterator[Metric]:
+        yield from render(self._evaluate())
+
+    def describe(self) -> Iterable[Metric]:
+        # Empty: families depend on the data; prometheus_client then calls collect() lazily.
+        return []
+
+
+def _engine_list(engines: Mapping[int, Any] | Sequence[Any]) -> list[Any]:
+    if isinstance(engines, Mapping):
+        return [engines[p] for p in sorted(engines)]
+    return list(engines)

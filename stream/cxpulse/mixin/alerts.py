@@ -1,0 +1,363 @@
+"""Prometheus alert rules generated from the targets file.
+
+Why generated: the same target must drive in-stream SLA counting, alerts and
+dashboard thresholds; a hand-edited rule file drifts the first time someone
+changes a target. `cxpulse generate` writes `alerts/cxpulse-rules.yml`, and a
+test fails while the checked-in file differs from what this module produces.
+
+Paging philosophy (on-call judges us by "pages at the right time and not
+otherwise"; docs/alerts.md has the design and the measured figures):
+
+* Two pages per team, both about the FRT promise, which is the only KPI that
+  can go badly wrong within minutes: a *predictive* page when the team's queue
+  stalls (unanswered tickets far above what the team and the current demand
+  usually have, with tickets already half-way to their target), which fires
+  before any ticket breaches; and the SRE-workbook multiwindow burn-rate page
+  as the backstop for what the queue signal cannot see.
+* Chronic misses and survey KPIs are tickets for team leads: a minimum sample,
+  a 24 h window, firing only when the miss is statistically clear (the 95 %
+  interval is below target) and holding until the value is back at target
+  (hysteresis through `ALERTS`) plus `keep_firing_for`.
+* One owner per alert: no rule matches `team="all"` (the organisation is the
+  sum of its teams, it would page twice); `team="unknown"` is a real owner
+  routed explicitly in alerts/alertmanager.yml.
+* Every KPI alert has `keep_firing_for`: a KPI source that dies makes its series
+  vanish, which must not read as "resolved"; `CxpulseKpisUnavailable` fires
+  (and inhibits KPI alerts) well before `keep_firing_for` runs out.
+* KPI series come from 1 or 2 exporter replicas that differ only by `instance`;
+  every selector goes through `dedup` (the ONE place that drops it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cxpulse import metric_names as m
+from cxpulse.core.targets import BurnRate, Targets
+from cxpulse.mixin.promql import one_replica
+
+KPI_DELAY = m.KPI_DELAY
+LATE_EVENTS = m.EVENTS_TOTAL + '{outcome="late"}'
+WORKER_JOB = "cxpulse-worker"
+EXPORTER_JOB = "cxpulse-exporter"
+
+# Per-team series of the roll-up over the other ticket dimensions; never the org.
+NOT_ORG = 'team!="all"'
+TEAM_TICKETS = f'channel="all",priority="all",{NOT_ORG}'
+TEAM_SURVEYS = f'channel="all",agent="all",touchpoint="all",{NOT_ORG}'
+
+#: Component label: Alertmanager inhibits `kpi` alerts only when no KPI source is up.
+KPI, PIPELINE = "kpi", "pipeline"
+
+
+def dedup(selector: str, func: str | None = None, window: str | None = None,
+          offset: str | None = None) -> str:
+    """A KPI selector (optionally `func(selector[window] offset o)`) with the exporter
+    replicas collapsed (`cxpulse.mixin.promql.one_replica`).
+
+    Replicas serve identical values, so `max` is exact; for counters the
+    function (`increase`, `rate`) is applied per replica first, then deduplicated.
+    The rules' form of the one replica helper the dashboards use too."""
+    inner = selector
+    if func is not None:
+        rng = f"{selector}[{window}]" + (f" offset {offset}" if offset else "")
+        inner = f"{func}({rng})"
+    return one_replica(inner)
+
+
+def _alert(
+    targets: Targets, name: str, expr: str, for_: str, severity: str, component: str,
+    summary: str, description: str, keep_firing_for: str | None = None,
+) -> dict[str, Any]:
+    rule: dict[str, Any] = {"alert": name, "expr": expr, "for": for_}
+    if keep_firing_for:
+        rule["keep_firing_for"] = keep_firing_for
+    rule["labels"] = {"severity": severity, "component": component}
+    rule["annotations"] = {
+        "summary": summary,
+        "description": description,
+        "runbook_url": f"{targets.runbook_base_url}#{name.lower()}",
+    }
+    return rule
+
+
+def _team_clause(targets: Targets, kpi: str) -> tuple[str, list[str]]:
+    """Teams with their own target get their own rule; the default rule excludes them."""
+    overridden = sorted(t for t, o in targets.teams.items() if kpi in o)
+    if not overridden:
+        return "", []
+    return ',team!~"' + "|".join(overridden) + '"', overridden
+
+
+def _held(name: str, fire: str, hold: str) -> str:
+    """Hysteresis: fire on `fire`; once firing, stay while `hold` is true."""
+    return (
+        f"(\n{fire}\n)\nor\n(\n{hold}\n"
+        f'and on (team) ALERTS{{alertname="{name}",alertstate="firing"}}\n)'
+    )
+
+
+def _score_alerts(targets: Targets) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    pct = "{{ $value | humanizePercentage }}"
+    score = '{{ $value | printf "%.0f" }}'
+    spec = {
+        "csat": ("CSAT", m.CSAT, m.SURVEY_RESPONSES["csat"], TEAM_SURVEYS, pct),
+        "ces": ("CES", m.CES, m.SURVEY_RESPONSES["ces"], TEAM_SURVEYS, pct),
+        "nps": ("NPS", m.NPS, m.SURVEY_RESPONSES["nps"], TEAM_SURVEYS, score),
+        "fcr": ("FCR", m.FCR, m.FIRST_SOLVES, TEAM_TICKETS, pct),
+    }
+    for kpi, (title, value_metric, sample_metric, rollup, shown) in spec.items():
+        window = targets.scores[kpi].window
+        exclude, overridden = _team_clause(targets, kpi)
+        groups = [(targets.score_for(kpi), exclude, "")]
+        groups += [(targets.score_for(kpi, t), f',team="{t}"', t) for t in overridden]
+        for target, team_sel, team in groups:
+            name = f"Cxpulse{title}BelowTarget" + (f"_{team}" if team else "")
+            sel = f'{{window="{window}",{rollup}{team_sel}}}'
+            value = dedup(value_metric + sel)
+            n = dedup(sample_metric + sel)
+            if kpi == "fcr":
+                # No interval is exported for FCR: the normal approximation of a share's.
+                upper = f"({value} + 1.96 * sqrt({value} * (1 - {value}) / {n}))"
+            else:
+                upper = dedup(m.SURVEY_CI_UPPER[kpi] + sel)
+            enough = f"{n} >= {targets.min_sample}"
+            fire = f"{value} < {target:g}\nand {upper} < {target:g}\nand {enough}"
+            hold = f"{value} < {target:g}\nand {enough}"
+            unit = "" if kpi == "nps" else " (ratio)"
+            rules.append(_alert(
+                targets, name, _held(name, fire, hold), "30m", "ticket", KPI,
+                f"{title} of team {{{{ $labels.team }}}} is {shown}, below target",
+                f"{title}{unit} over the last {window} is below its target {target:g}, "
+                f"clearly (its 95 % interval is below it too), with at least "
+                f"{targets.min_sample} samples. It clears when the value is back at target.",
+                targets.paging.ticket_keep_firing_for,
+            ))
+    return rules
+
+
+def _per_team_increase(counter: str, window: str) -> str:
+    return f"sum by (team) ({dedup(counter + '{' + NOT_ORG + '}', 'increase', window)})"
+
+
+def _ratio(window: str) -> str:
+    """Share of a team's FRT deadlines in the window that were breached."""
+    breached = _per_team_increase(m.SLA_BREACHED_TOTAL, window)
+    met = _per_team_increase(m.SLA_MET_TOTAL, window)
+    return f"({breached}\n  / clamp_min({breached} + {met}, 1))"
+
+
+def _deadlines(window: str) -> str:
+    breached = _per_team_increase(m.SLA_BREACHED_TOTAL, window)
+    met = _per_team_increase(m.SLA_MET_TOTAL, window)
+    return f"({breached} + {met})"
+
+
+def _at_risk_alert(targets: Targets) -> dict[str, Any]:
+    a = targets.paging.at_risk
+    sel = f"{{{TEAM_TICKETS}}}"
+    unanswered = dedup(m.UNANSWERED + sel)
+    usual = dedup(m.UNANSWERED + sel, "avg_over_time", a.baseline, a.baseline_offset)
+    created = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
+    # At risk or already past the deadline: the band ends at the deadline, and a queue
+    # whose every ticket has breached is the worst case, not a healthy one (issue 20).
+    band = dedup(f'{m.AT_RISK}{{threshold="{a.threshold:g}",{TEAM_TICKETS}}}')
+    at_risk = f"({band} + ignoring (threshold) {dedup(m.BREACHED_UNANSWERED + sel)})"
+    explained = a.usual_wait_seconds / 900.0
+    stalled = (
+        f"{unanswered} >= {a.min_unanswered}\n"
+        f"and on (team) {unanswered}\n"
+        f"  > on (team) {a.ratio * explained:g} * {created}\n"
+        f"and on (team) {at_risk} >= {a.min_at_risk}"
+    )
+    # Once firing, the team's own recent level no longer counts: during a long
+    # stall it rises to the stalled level, which must not resolve the page.
+    unusual = (
+        f"{stalled}\nand on (team) {unanswered}\n"
+        f"  > on (team) {a.ratio:g} * clamp_min({usual}, {a.min_usual:g})"
+    )
+    name = "CxpulseFrtAtRisk"
+    return _alert(
+        targets, name, _held(name, unusual, stalled), a.for_, "page", KPI,
+        "Team {{ $labels.team }}'s queue is stalling: {{ $value }} tickets wait for a "
+        "first reply",
+        f"Unanswered tickets are {a.ratio:g}x the team's usual level (the {a.baseline} "
+        f"ending {a.baseline_offset} ago) and {a.ratio:g}x what the tickets created in the "
+        f"last 15 minutes explain, with tickets already past {a.threshold:.0%} of their "
+        "FRT target: at this pace they breach within minutes.",
+        targets.paging.keep_firing_for,
+    )
+
+
+def _overdue() -> str:
+    """Per team: tickets past their FRT deadline with no public reply yet."""
+    return dedup(f"{m.BREACHED_UNANSWERED}{{{TEAM_TICKETS}}}")
+
+
+def _stall_alert(targets: Targets) -> dict[str, Any]:
+    s = targets.paging.stall
+    overdue = _overdue()
+    replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
+    # a team with no first reply in the window may have no series: read it as 0
+    replied = f"({replies} or on (team) 0 * {overdue})"
+    behind = f"{overdue}\n  > on (team) {replied}"
+    arrivals = dedup(f'{m.CREATED}{{window="1h",{TEAM_TICKETS}}}')
+    silent = (f"{overdue} >= 1\nand on (team) {arrivals} >= {s.silent_from_per_hour:g}\n"
+              f"unless on (team) {replies} > 0")
+    fire = f"{overdue} >= {s.min_breached}\nand on (team) {behind}\nor\n{silent}"
+    # Once open it holds while any ticket waits past its deadline and the team answers
+    # fewer first replies than that: a stall with no new deadlines is still a stall.
+    hold = f"{overdue} >= 1\nand on (team) {behind}"
+    name = "CxpulseFrtStalled"
+    return _alert(
+        targets, name, _held(name, fire, hold), s.for_, "page", KPI,
+        "Team {{ $labels.team }} has stopped answering: {{ $value }} tickets are past "
+        "their first-reply deadline",
+        f"At least {s.min_breached} of the team's tickets are past their first-response "
+        "deadline with no reply, more than the first replies the team sent in the last 15 "
+        f"minutes; or, on a team getting at least {s.silent_from_per_hour:g} tickets an hour, "
+        "one is and the team sent no first reply for 15 minutes. It stays open while "
+        "tickets wait past their deadline unanswered and closes once the team answers them.",
+        targets.paging.keep_firing_for,
+    )
+
+
+def _burn_alert(targets: Targets, burn: BurnRate) -> dict[str, Any]:
+    """Multiwindow burn rate (SRE workbook); the short window needs `min_count_short`
+    deadlines to open the alert, and an open page holds through a short window without
+    deadlines while tickets still wait past theirs (a stalled night has no new deadlines)."""
+    frt = targets.frt
+    threshold = burn.factor * (1.0 - frt.objective)
+    page = burn.severity == "page"
+    long_burn = (
+        f"{_ratio(burn.long)} > {threshold:g}\nand\n{_deadlines(burn.long)} >= {frt.min_count}"
+    )
+    short_burn = f"{_ratio(burn.short)} > {threshold:g}"
+    enough = f"{_deadlines(burn.short)} >= {frt.min_count_short}"
+    fire = f"{long_burn}\nand\n{short_burn}\nand\n{enough}"
+    name = f"CxpulseFrtSlaBurnRate{burn.long}"
+    if page:
+        quiet = f"{_deadlines(burn.short)} < {frt.min_count_short}"
+        hold = (f"{long_burn}\nand\n(\n{short_burn}\nor\n({quiet}\nand on (team) "
+                f"{_overdue()} >= 1)\n)")
+        expr = _held(name, fire, hold)
+    else:
+        expr = fire
+    return _alert(
+        targets, name, expr,
+        "2m" if page else "15m", burn.severity, KPI,
+        f"Team {{{{ $labels.team }}}} burns its FRT SLA budget {burn.factor:g}x too fast",
+        f"More than {threshold:.0%} of the team's tickets breached the "
+        f"{human_minutes(frt.target_seconds)} first-response target over both {burn.long} and "
+        f"{burn.short} (objective {frt.objective:.0%}, at least {frt.min_count} deadlines, "
+        f"{frt.min_count_short} in the last {burn.short}).",
+        targets.paging.keep_firing_for if page else targets.paging.ticket_keep_firing_for,
+    )
+
+
+def human_minutes(seconds: float) -> str:
+    """Durations as a team lead reads them: `15 min`, `1 h`, `90 s`."""
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def _frt_alerts(targets: Targets) -> list[dict[str, Any]]:
+    frt = targets.frt
+    q = f"{frt.quantile * 100:g}"
+    rules = [_at_risk_alert(targets), _stall_alert(targets)]
+    for burn in frt.burn_rates:
+        rules.append(_burn_alert(targets, burn))
+    # Chronic slowness: the p-quantile over a long window, a ticket for the team lead.
+    cases: list[tuple[str, float, str]] = [
+        (f'window="{frt.ticket_window}",{TEAM_TICKETS}', frt.target_seconds, "")
+    ]
+    for prio, secs in sorted(frt.by_priority.items()):
+        cases.append(
+            (f'window="{frt.ticket_window}",channel="all",priority="{prio}",{NOT_ORG}', secs, prio)
+        )
+    for sel, target, prio in cases:
+        name = "CxpulseFirstResponseTimeHigh" + (f"_{prio}" if prio else "")
+        value = dedup(f'{m.FRT}{{{sel},percentile="{q}"}}')
+        n = dedup(f"{m.FRT_COUNT}{{{sel}}}")
+        above = f"{value} > {target:g}\nand ignoring (percentile) {n} >= {targets.min_sample}"
+        rules.append(_alert(
+            targets, name, above, "1h", "ticket", KPI,
+            f"p{q} first response time of team {{{{ $labels.team }}}} over "
+            f"{frt.ticket_window} is {{{{ $value | humanizeDuration }}}}",
+            f"p{q} FRT over the last {frt.ticket_window} exceeds the {target:g}s target "
+            f"(at least {targets.min_sample} first responses): a staffing or process "
+            "problem for the team lead, not an emergency.",
+            targets.paging.ticket_keep_firing_for,
+        ))
+    return rules
+
+
+def _pipeline_alerts(targets: Targets) -> list[dict[str, Any]]:
+    p = targets.pipeline
+    exporters = f'up{{job="{EXPORTER_JOB}"}}'
+    return [
+        _alert(targets, "CxpulseWatchdog", "vector(1)", "0s", "none", PIPELINE,
+               "Always firing: proves the alerting pipeline delivers",
+               "Routed to a dead man's switch: if it stops arriving, Prometheus, "
+               "Alertmanager or the route between them is down and no page can arrive."),
+        _alert(targets, "CxpulseWorkerDown", f'up{{job="{WORKER_JOB}"}} == 0', "1m", "page",
+               PIPELINE, "cxpulse worker {{ $labels.instance }} is down",
+               "Prometheus cannot scrape the worker: its partitions are not processed until "
+               "it restarts or the group rebalances; KPIs freeze at their last value."),
+        _alert(targets, "CxpulseKafkaAuthFailing",
+               f"{m.KAFKA_AUTH_FAILING} == 1", "1m", "page", PIPELINE,
+               "Kafka refuses the credentials of {{ $labels.job }} {{ $labels.instance }}",
+               "The broker refuses the SASL credentials or TLS of a worker or exporter (a "
+               "password rotated or a user deleted on the broker, a changed certificate): it "
+               "cannot reconnect and exits 77 after auth_failure_exit_after (default 5m), so "
+               "KPIs stop. Give it the current credentials and restart it."),
+        _alert(targets, "CxpulseKpisUnavailable", f"absent({exporters} == 1)", "1m", "page",
+               PIPELINE, "No cxpulse exporter is up: every KPI alert is blind",
+               "No replica of the KPI exporter can be scraped. KPI alerts keep their state "
+               "(keep_firing_for) and are inhibited while this fires, so none sends a false "
+               "RESOLVED."),
+        _alert(targets, "CxpulseExporterDown", f"{exporters} == 0", "5m", "ticket", PIPELINE,
+               "cxpulse exporter replica {{ $labels.instance }} is down",
+               "One KPI exporter replica cannot be scraped; another still serves the KPIs "
+               "(CxpulseKpisUnavailable pages when none does)."),
+        _alert(targets, "CxpulseKpiDelayHigh",
+               f"{dedup(KPI_DELAY)} > {p.max_kpi_delay_seconds:g}", "5m", "page", PIPELINE,
+               "cxpulse KPIs are {{ $value | humanizeDuration }} behind real time",
+               "Input messages wait that long before they are applied (consumer lag, a stuck "
+               "worker): live KPIs show the past. KPI alerts are NOT inhibited by this."),
+        _alert(targets, "CxpulseConsumerLagHigh",
+               f'sum by (instance) ({m.CONSUMER_LAG}{{job="{WORKER_JOB}"}}) '
+               f"> {p.max_consumer_lag}", "10m", "ticket", PIPELINE,
+               "cxpulse worker {{ $labels.instance }} lags {{ $value }} messages",
+               "The worker does not keep up with the topics; add a worker or partitions."),
+        _alert(targets, "CxpulseDeadLetterRatioHigh",
+               f"sum({dedup(m.DEADLETTER_TOTAL, 'rate', '10m')})\n"
+               f"  / clamp_min(sum({dedup(m.CONSUMED_TOTAL, 'rate', '10m')}), 1e-9) "
+               f"> {p.max_deadletter_ratio:g}",
+               "10m", "ticket", PIPELINE,
+               "{{ $value | humanizePercentage }} of messages are dead-lettered",
+               "A producer sends events that break the contract; see the dead-letter topic "
+               "and the reason label."),
+        _alert(targets, "CxpulseLateEventRatioHigh",
+               f"sum({dedup(LATE_EVENTS, 'rate', '10m')})\n"
+               f"  / clamp_min(sum({dedup(m.CONSUMED_TOTAL, 'rate', '10m')}), 1e-9) "
+               f"> {p.max_late_ratio:g}",
+               "10m", "ticket", PIPELINE,
+               "{{ $value | humanizePercentage }} of events arrive too late for the windows",
+               "Producers deliver events later than the allowed lateness; windowed KPIs "
+               "undercount. Raise the lateness or fix the producer."),
+    ]
+
+
+def alert_rules(targets: Targets) -> dict[str, Any]:
+    """The whole rule file as a plain mapping (YAML-dumped by the caller)."""
+    return {
+        "groups": [
+            {"name": "cxpulse-kpis", "rules": _frt_alerts(targets) + _score_alerts(targets)},
+            {"name": "cxpulse-pipeline", "rules": _pipeline_alerts(targets)},
+        ]
+    }

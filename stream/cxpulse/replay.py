@@ -1,0 +1,247 @@
+"""`cxpulse replay FILE`: produce a JSONL capture to the contract's topics.
+
+Each line is one message value, produced byte for byte (malformed lines
+included: the worker must see them to dead-letter them). Topic and key
+follow the contract via `route_of`. The producer is idempotent with
+acks=all so a retried batch never duplicates messages, and it keeps aiokafka's
+default murmur2 partitioner, the one Java clients use: the KPI core relies on
+the same key landing on the same partition whichever client produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from cxpulse.core.decode import Rejection, decode, route_of
+from cxpulse.core.events import SURVEYS, TICKETS
+from cxpulse.settings import Settings, SettingsError
+
+_DEFAULTS = Settings.model_fields  # the one place defaults are written down
+DEFAULT_TOPICS = {TICKETS: str(_DEFAULTS["topic_tickets"].default),
+                  SURVEYS: str(_DEFAULTS["topic_surveys"].default)}
+SEND_CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+    due: float | None = None  # seconds after the start of sending; None = at once
+
+
+async def produce(
+    bootstrap: str,
+    messages: Iterable[Outgoing],
+    *,
+    progress: tqdm[Any] | None = None,
+    max_request_size: int = 4 * 1024 * 1024,
+    security: dict[str, Any] | None = None,
+) -> int:
+    """Send every message, wait for all acknowledgements, return how many were sent.
+
+    Futures are gathered in chunks: awaiting each send would cap throughput
+    at one round trip per message, gathering all at the end would hold every
+    pending future in memory. `security` is the worker settings'
+    `aiokafka_security()` (TLS/SASL pass through the same way).
+    """
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=256 * 1024,
+        max_request_size=max_request_size,
+        **(security or {}),
+    )
+    await producer.start()
+    sent = 0
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        futures: list[asyncio.Future[Any]] = []
+        for msg in messages:
+            if msg.due is not None:
+                wait = msg.due - (loop.time() - started)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            futures.append(await producer.send(msg.topic, value=msg.value, key=msg.key))
+            if len(futures) >= SEND_CHUNK:
+                await asyncio.gather(*futures)
+                sent += len(futures)
+                if progress is not None:
+                    progress.update(len(futures))
+                futures = []
+        await asyncio.gather(*futures)
+        sent += len(futures)
+        if progress is not None:
+            progress.update(len(futures))
+    finally:
+        await producer.stop()
+    return sent
+
+
+def read_lines(path: Path) -> Iterator[bytes]:
+    """Message values of a capture: one per line, blank lines skipped, bytes untouched."""
+    with path.open("rb") as fh:
+        for line in fh:
+            value = line[:-1] if line.endswith(b"\n") else line
+            if value:
+                yield value
+
+
+def plan(
+    values: Iterable[bytes], topics: dict[str, str], speed: float | None
+) -> Iterator[Outgoing]:
+    """Topic, key and due time of each value; pacing follows event time at `speed`x.
+
+    A line that does not decode keeps the due time of the previous one, so
+    malformed lines travel with their neighbours.
+    """
+    first_ts: int | None = None
+    due: float | None = 0.0 if speed else None
+    for value in values:
+        role, key = route_of(value)
+        if speed:
+            event = decode(value, max_bytes=len(value))
+            if not isinstance(event, Rejection):
+                if first_ts is None:
+                    first_ts = event.ts
+                due = max(due or 0.0, (event.ts - first_ts) / 1000.0 / speed)
+        yield Outgoing(topics[role], key, value, due)
+
+
+def progress_bar(enabled: bool, unit: str) -> tqdm[Any] | None:
+    if not (enabled or sys.stderr.isatty()):
+        return None
+    return tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+
+def add_kafka_args(parser: argparse.ArgumentParser, bootstrap_default: str | None) -> None:
+    """The Kafka client flags, named as the worker's (`cxpulse worker --help`)."""
+    parser.add_argument(
+        "--bootstrap-servers", default=bootstrap_default, metavar="HOST:PORT",
+        help="Kafka bootstrap servers (default: the settings', "
+        f"{_DEFAULTS['bootstrap_servers'].default})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--topic-tickets", default=None,
+        help=f"ticket events topic (default: the settings', {DEFAULT_TOPICS[TICKETS]})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--topic-surveys", default=None,
+        help=f"survey events topic (default: the settings', {DEFAULT_TOPICS[SURVEYS]})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--config", metavar="YAML",
+        help="the worker's settings file (or CXPULSE_CONFIG): bootstrap_servers, topics and "
+        "security_protocol / sasl_* / ssl_* are taken from it, so a TLS/SASL broker works",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KafkaTarget:
+    bootstrap: str
+    topics: dict[str, str]
+    security: dict[str, Any]
+
+
+def kafka_target(args: argparse.Namespace) -> KafkaTarget:
+    """Broker, topics and security from the worker's settings, flags overriding.
+
+    Raises `SettingsError` (a one-line message naming the setting)."""
+    import os
+
+    from cxpulse.settings import load_settings
+
+    overrides: dict[str, object] = {"bootstrap_servers": args.bootstrap_servers}
+    settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None, overrides)
+    # Topic flags are taken as given (a test may send both roles to one topic).
+    return KafkaTarget(
+        settings.bootstrap_servers,
+        {TICKETS: args.topic_tickets or settings.topic_tickets,
+         SURVEYS: args.topic_surveys or settings.topic_surveys},
+        settings.aiokafka_security(),
+    )  # fmt: skip
+
+
+def send(command: str, target: KafkaTarget, messages: Iterable[Outgoing],
+         progress: tqdm[Any] | None = None) -> int | None:  # fmt: skip
+    """`produce`, or one line naming the problem on stderr and None (exit 69)."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        return asyncio.run(
+            produce(target.bootstrap, messages, progress=progress, security=target.security)
+        )
+    except KafkaError as exc:
+        print(f"{command}: kafka at {target.bootstrap}: {type(exc).__name__}: {exc} "
+              "(is the broker up, and are the security settings right?)",
+              file=sys.stderr)  # fmt: skip
+        return None
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return None
+
+
+#: Exit code when the broker cannot be reached or refuses (sysexits EX_UNAVAILABLE).
+EXIT_KAFKA = 69
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"replay: no such file: {path}", file=sys.stderr)
+        return 2
+    if args.speed is not None and args.speed <= 0:
+        print("replay: --speed must be positive", file=sys.stderr)
+        return 2
+    try:
+        target = kafka_target(args)
+    except SettingsError as exc:
+        print(f"replay: bad setting: {exc}", file=sys.stderr)
+        return 2
+    bar = progress_bar(args.progress, "msg")
+    started = time.monotonic()
+    try:
+        messages = plan(read_lines(path), target.topics, args.speed)
+        sent = send("replay", target, messages, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if sent is None:
+        return EXIT_KAFKA
+    elapsed = time.monotonic() - started
+    print(f"replay: {sent} messages in {elapsed:.1f}s", file=sys.stderr)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "replay",
+        help="produce a JSONL capture to the tickets/surveys topics",
+        description="Produce each line of FILE as one message, keyed per the event contract. "
+        f"Exit codes: 0 sent, 2 bad file or setting, {EXIT_KAFKA} broker unreachable or refusing.",
+        epilog="example: cxpulse replay day.jsonl --bootstrap-servers 127.0.0.1:9092 --speed 60",
+    )
+    parser.add_argument("file", metavar="FILE", help="JSONL events, one per line")
+    add_kafka_args(parser, None)
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="pace by event time: N simulated seconds per real second (default: no pacing)",
+    )
+    parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    parser.set_defaults(func=run)

@@ -1,0 +1,346 @@
+"""`Settings`: every knob of a worker (and of the exporter, replay, report), typed.
+
+A field's name is the attribute the code reads; its alias, when it has one, is
+the external name users write (`lateness` for `lateness_ms`: durations carry a
+unit in the file, milliseconds in the code). Checks of one value are the
+field's type and bounds (`types.py`); checks between values are `_check`,
+each failing with the setting at fault (`_fail`). Loading and error messages:
+`load.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, NoReturn, get_args
+
+from pydantic import Field, PrivateAttr, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from cxpulse.changelog.records import DEFAULT_MAX_RECORD_BYTES, MIN_MAX_RECORD_BYTES
+from cxpulse.core.config import CAPPED_DIMENSIONS
+from cxpulse.core.durations import format_duration_ms as human
+from cxpulse.core.durations import parse_duration_ms as ms
+from cxpulse.settings.sources import CURRENT, Inputs, RawSource
+from cxpulse.settings.types import (
+    Caps,
+    Duration,
+    DurationOrZero,
+    ExistingFile,
+    Int,
+    LabelLists,
+    OptionalSecret,
+    OptionalStr,
+    Secret,
+    Windows,
+)
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+Store = Literal["rocksdb://", "memory://"]
+Runtime = Literal["direct", "faust"]
+SECURITY_PROTOCOLS = get_args(SecurityProtocol)
+SASL_MECHANISMS = get_args(SaslMechanism)
+STORES = get_args(Store)
+RUNTIMES = get_args(Runtime)
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _fail(setting: str, message: str, *related: str) -> NoReturn:
+    """A cross-field error. `setting` is the field at fault (its source is named),
+    `related` the fields it was checked against (their sources are named too)."""
+    raise PydanticCustomError(
+        "settings", "{text}", {"text": message, "setting": setting, "related": related}
+    )
+
+
+def _read_secret_file(path: str) -> Secret:
+    """The first line of a secret file (a trailing newline is not part of the secret).
+
+    Errors name the path, never the content."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail("sasl_password_file", f"cannot read {p}: {exc.strerror}")
+    except UnicodeDecodeError:
+        _fail("sasl_password_file", f"{p} is not UTF-8 text")
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        _fail("sasl_password_file", f"{p} is empty (the secret is its first line)")
+    return Secret(lines[0])
+
+
+#: Settings refused on the command line: any user can read a process's
+#: arguments (`ps`, /proc/<pid>/cmdline), so a secret there is disclosed.
+SECRET_SETTINGS = {"sasl_password": "CXPULSE_SASL_PASSWORD or sasl_password_file"}
+
+
+def refuse_secret_on_command_line(name: str) -> None:
+    """`--set sasl_password=...`: one line naming the setting and the safe ways."""
+    from cxpulse.settings.types import SettingsError
+
+    if name in SECRET_SETTINGS:
+        raise SettingsError(
+            f"{name}: not accepted on the command line (any user can read it with ps); "
+            f"use {SECRET_SETTINGS[name]}"
+        )
+
+
+class Settings(BaseSettings):
+    """All knobs of one worker. Build with `load_settings` (file, environment, flags)."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",  # a misspelt name is an error, not a silently ignored key
+        frozen=True,
+        validate_default=False,  # defaults are trusted (durations are already in ms)
+        hide_input_in_errors=True,  # a ValidationError printed anyway shows no password
+        coerce_numbers_to_str=True,  # `group_id: 42` in YAML is the string "42"
+        str_strip_whitespace=True,
+        str_min_length=1,
+    )
+
+    # --- Kafka connection
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: OptionalStr = None
+    #: file holding the SASL password (its first line; e.g. a mounted Kubernetes
+    #: secret): keeps it out of `ps`, the environment and the config file
+    sasl_password_file: ExistingFile = None
+    sasl_password: OptionalSecret = None
+    ssl_cafile: ExistingFile = None
+    ssl_certfile: ExistingFile = None
+    ssl_keyfile: ExistingFile = None
+    # --- topics and group
+    topic_tickets: str = "support.tickets"
+    topic_surveys: str = "support.surveys"
+    topic_deadletter: str = "support.deadletter"
+    group_id: str = "cxpulse"
+    #: faust table holding per-partition state; its changelog topic is
+    #: `<group_id>-<state_table>-changelog`.
+    state_table: str = "state"
+    #: Replication factor of the changelog topic faust creates (1 on a single broker).
+    changelog_replication: Int = Field(default=1, ge=1)
+    #: Standby replicas of the state table kept warm on other workers.
+    standby_replicas: Int = Field(default=0, ge=0)
+    # --- KPI time model (passed to the core)
+    windows_ms: Windows = Field(default=(ms("15m"), ms("1h"), ms("24h")), alias="windows")
+    slice_ms: Duration = Field(default=ms("1m"), alias="slice")
+    lateness_ms: DurationOrZero = Field(default=ms("5m"), alias="lateness")
+    retention_ms: Duration = Field(default=ms("7d"), alias="retention")
+    #: events stamped further ahead of their Kafka record timestamp are dead-lettered
+    max_event_ahead_ms: Duration = Field(default=ms("1h"), alias="max_event_ahead")
+    #: label value caps: dimension -> max distinct values before `other`
+    label_caps: Caps = Field(default_factory=dict)
+    #: memory guard against hostile input: per partition and dimension, at most
+    #: this many distinct label values are ever admitted (first come), later
+    #: newcomers aggregate as `other` (counted: cxpulse_label_values_capped_total)
+    max_label_values: Int = Field(default=10_000, ge=1)
+    #: static allow-list per dimension (team, channel, agent, touchpoint): any
+    #: other value aggregates as `other` (counted). The only cap identical on
+    #: every worker.
+    allowed_labels: LabelLists = Field(default_factory=dict)
+    #: events kept per ticket; a ticket's further events are dead-lettered as
+    #: `ticket_event_cap` (bounds its state record and cost; docs/kpis.md)
+    max_events_per_ticket: Int = Field(default=1000, ge=1, le=100_000)
+    targets_file: ExistingFile = None
+    # --- serving
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Int = Field(default=9464, ge=1, le=65535)
+    web_enabled: bool = False
+    web_port: Int = Field(default=6066, ge=1, le=65535)
+    # --- processing
+    #: `direct`: aiokafka batches straight into the core (the fast default);
+    #: `faust`: a faust-streaming agent (see stream/cxpulse/worker/direct.py for why two).
+    runtime: Runtime = "direct"
+    #: direct runtime: each batch of a partition is one Kafka transaction of a
+    #: transactional id owned by that partition, which fences a worker that
+    #: lost the partition without noticing (needs transactions on the broker)
+    transactional_writes: bool = True
+    datadir: str = "./cxpulse-data"
+    store: Store = "rocksdb://"
+    #: a batch is at most this many messages; getmany returns early when fewer are
+    #: waiting, so it only fills during catch-up, where larger batches write each
+    #: dirty key once for more events (20,000: ~25 % faster than 5,000)
+    batch_size: Int = Field(default=20000, ge=1)
+    batch_timeout_ms: Duration = Field(default=ms("200ms"), alias="batch_timeout")
+    # --- exporter (`cxpulse exporter`)
+    #: how often the exporter evaluates every KPI (scrapes read the last evaluation)
+    eval_interval_ms: Duration = Field(default=ms("5s"), alias="eval_interval")
+    #: caught up and no stream time progress for this long: windows move with the wall clock
+    idle_timeout_ms: DurationOrZero = Field(default=ms("1m"), alias="idle_timeout")
+    session_timeout_ms: Duration = Field(default=ms("30s"), alias="session_timeout")
+    heartbeat_interval_ms: Duration = Field(default=ms("3s"), alias="heartbeat_interval")
+    rebalance_timeout_ms: Duration = Field(default=ms("1m"), alias="rebalance_timeout")
+    log_level: str = "info"
+    #: largest dead-letter record (bytes, envelope headers included); a rejected
+    #: message whose copy would be larger is dead-lettered as a pointer (source
+    #: topic/partition/offset, size, SHA-256: `cxpulse.core.deadletter.bounded`).
+    #: The direct runtime also keeps under the dead-letter topic's max.message.bytes.
+    #: At most the producer's max_request_size.
+    deadletter_max_bytes: Int = Field(default=1_000_000, ge=4096, le=1_048_576)
+    #: the broker refuses this worker's credentials (or TLS) while it runs, e.g.
+    #: a password rotated on the broker: not ready at once, exit 77 after this long
+    auth_failure_exit_after_ms: Duration = Field(
+        default=ms("5m"), alias="auth_failure_exit_after"
+    )
+    #: how often a running worker or exporter opens one fresh connection to check
+    #: that the broker still accepts its credentials (`cxpulse.kafka.access.AuthWatch`)
+    auth_probe_interval_ms: Duration = Field(default=ms("15s"), alias="auth_probe_interval")
+    #: largest state record the worker writes to the changelog (header, key, new
+    #: and previous value): larger values are split into parts
+    #: (`cxpulse.changelog.records`); at most the broker's default message.max.bytes
+    #: and the producer's max_request_size (about 1 MB). The direct runtime also
+    #: keeps under the changelog topic's max.message.bytes.
+    max_record_bytes: Int = Field(
+        default=DEFAULT_MAX_RECORD_BYTES, ge=MIN_MAX_RECORD_BYTES, le=1_000_000
+    )
+    #: exporter-toolkit web-config file (TLS and basic auth for /metrics and every
+    #: HTTP endpoint of the process; `cxpulse.web.server`); none: plain HTTP
+    web_config_file: ExistingFile = None
+
+    #: external name -> where its value came from (`load_settings` fills it)
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest first: keyword arguments, command line, environment, file (then defaults).
+
+        pydantic-settings' own environment, dotenv and secrets-dir sources are left
+        out: `sources.py` says why ours replace them."""
+        inputs = CURRENT.get() or Inputs()
+        return (
+            init_settings,
+            RawSource(settings_cls, inputs.cli),
+            RawSource(settings_cls, inputs.env),
+            RawSource(settings_cls, inputs.file),
+        )
+
+    def source_of(self, name: str) -> str:
+        """Where setting `name` (external) came from: `set by environment variable ...`."""
+        return self._origins.get(name, "default value")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        """Checks between settings; each error names the setting at fault."""
+        if self.sasl_password_file is not None:
+            if self.sasl_password is not None:
+                _fail("sasl_password_file", "set either sasl_password_file or sasl_password, "
+                      "not both", "sasl_password")  # fmt: skip
+            # frozen model: the one place a value is derived from another
+            object.__setattr__(self, "sasl_password", _read_secret_file(self.sasl_password_file))
+        if self.auth_failure_exit_after_ms < 1000:
+            _fail("auth_failure_exit_after_ms", "must be at least 1s")
+        if self.security_protocol.startswith("SASL"):
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password"):
+                if getattr(self, name) is None:
+                    _fail(name, f"required with security_protocol {self.security_protocol}",
+                          "security_protocol")  # fmt: skip
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            _fail("ssl_certfile", "ssl_certfile and ssl_keyfile go together", "ssl_keyfile")
+        for hostport in self.bootstrap_servers.split(","):
+            host, sep, port = hostport.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                _fail("bootstrap_servers", f"{hostport.strip()!r} is not host:port")
+        for name in ("topic_tickets", "topic_surveys", "topic_deadletter", "group_id",
+                     "state_table"):  # fmt: skip
+            if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", getattr(self, name)):
+                _fail(name, f"{getattr(self, name)!r} has characters Kafka refuses")
+        if len({self.topic_tickets, self.topic_surveys, self.topic_deadletter}) != 3:
+            _fail("topic_deadletter", "tickets, surveys and deadletter topics must differ",
+                  "topic_tickets", "topic_surveys")  # fmt: skip
+        if self.runtime == "direct" and self.standby_replicas:
+            _fail("standby_replicas", "standby replicas need runtime: faust", "runtime")
+        if self.runtime == "direct" and self.web_enabled:
+            _fail("web_enabled", "faust's web server needs runtime: faust", "runtime")
+        if self.web_enabled and self.web_port == self.metrics_port:
+            _fail("web_port", "equals metrics_port", "metrics_port")
+        for w in self.windows_ms:
+            if w % self.slice_ms:
+                _fail("windows_ms", f"{human(w)} is not a whole number of slices "
+                      f"({human(self.slice_ms)})", "slice_ms")  # fmt: skip
+        longest = max(self.windows_ms)
+        if self.lateness_ms >= longest:
+            _fail("lateness_ms", f"{human(self.lateness_ms)} must be shorter than the longest "
+                  f"window ({human(longest)})", "windows_ms")  # fmt: skip
+        if self.retention_ms < longest + self.lateness_ms:
+            _fail("retention_ms", f"{human(self.retention_ms)} must cover the longest window "
+                  f"plus the lateness ({human(longest + self.lateness_ms)})",
+                  "windows_ms", "lateness_ms")  # fmt: skip
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            _fail("heartbeat_interval_ms", "must be at most a third of session_timeout "
+                  f"({human(self.session_timeout_ms)})", "session_timeout_ms")  # fmt: skip
+        for dim in self.allowed_labels:
+            if dim not in CAPPED_DIMENSIONS:
+                _fail("allowed_labels", f"{dim!r} is not a capped dimension "
+                      f"({', '.join(CAPPED_DIMENSIONS)})")  # fmt: skip
+        for dim in self.label_caps:
+            if dim not in CAPPED_DIMENSIONS:
+                _fail("label_caps", f"{dim!r} is not a capped dimension "
+                      f"({', '.join(CAPPED_DIMENSIONS)})")  # fmt: skip
+        if self.log_level.lower() not in LOG_LEVELS:
+            _fail("log_level", f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        return self
+
+    def __repr__(self) -> str:
+        return f"Settings({self.describe()})"
+
+    __str__ = __repr__
+
+    def describe(self) -> str:
+        """One line for the start-up log: every setting, secrets masked."""
+        parts = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            parts.append(f"{name}={'***' if isinstance(value, Secret) else repr(value)}")
+        return ", ".join(parts)
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Role -> topic name for the two input topics."""
+        return {"tickets": self.topic_tickets, "surveys": self.topic_surveys}
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.group_id}-{self.state_table}-changelog"
+
+    def aiokafka_security(self) -> dict[str, Any]:
+        """Connection keyword arguments for a plain aiokafka client (admin, lag probe)."""
+        kwargs: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.sasl_password.reveal() if self.sasl_password else None
+            )
+        return kwargs
+
+    def ssl_context(self) -> Any:
+        from aiokafka.helpers import create_ssl_context
+
+        return create_ssl_context(
+            cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+        )
+
+
+def external_name(field: str) -> str:
+    """The name users write for a field (`lateness` for `lateness_ms`)."""
+    info = Settings.model_fields.get(field)
+    return info.alias if info is not None and info.alias else field
+
+
+def external_names() -> list[str]:
+    """Names accepted in the YAML file and (upper-cased, prefixed) the environment."""
+    return sorted(external_name(name) for name in Settings.model_fields)
+

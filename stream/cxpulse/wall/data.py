@@ -1,0 +1,173 @@
+"""What the wall shows, read from the Prometheus HTTP API with the tiles' own queries.
+
+Why Prometheus and not the workers' /metrics: Prometheus is what the alerts
+evaluate, so the wall shows exactly what paging sees, however many workers or
+exporter replicas there are (the tile queries collapse them). The snapshot is
+plain JSON-able data with colours already decided by `cxpulse.mixin.tiles`, so
+the browser page and the terminal view (`cxpulse top`) only draw it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from cxpulse.core.dimensions import UNKNOWN
+from cxpulse.core.durations import parse_duration_ms
+from cxpulse.core.targets import Targets
+from cxpulse.mixin import tiles as tl
+
+#: Sparkline resolution: points over `tiles.SPARK_RANGE`.
+SPARK_POINTS = 60
+ALL_TEAMS = 'team!=""'
+
+
+class PrometheusError(Exception):
+    """Prometheus could not be reached or refused a query; the message says which."""
+
+
+def _all_teams(expr: str) -> str:
+    return expr.replace('team="{team}"', ALL_TEAMS)
+
+
+@dataclass
+class PromClient:
+    """The two Prometheus API calls the wall needs, with a short timeout: a TV must
+    show "unreachable" within seconds, not hang on a half-open socket."""
+
+    url: str
+    timeout_s: float = 5.0
+
+    async def _get(self, session: aiohttp.ClientSession, path: str,
+                   params: dict[str, str]) -> Any:
+        try:
+            async with session.get(self.url.rstrip("/") + path, params=params) as resp:
+                body = await resp.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise PrometheusError(f"Prometheus at {self.url} unreachable: "
+                                  f"{exc.__class__.__name__} {exc}".strip()) from None
+        if body.get("status") != "success":
+            raise PrometheusError(f"Prometheus refused a query: {body.get('error', body)}")
+        return body["data"]["result"]
+
+    async def query(self, session: aiohttp.ClientSession, expr: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._get(session, "/api/v1/query", {"query": expr})
+        return result
+
+    async def query_range(self, session: aiohttp.ClientSession, expr: str, start: float,
+                          end: float, step: float) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._get(
+            session, "/api/v1/query_range",
+            {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
+        return result
+
+
+def _by_team(result: list[dict[str, Any]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for series in result:
+        team = series["metric"].get("team", tl.ORG)
+        value = float(series["value"][1])
+        if not math.isnan(value):
+            out[team] = value
+    return out
+
+
+def _spark_by_team(result: list[dict[str, Any]]) -> dict[str, list[float]]:
+    return {s["metric"].get("team", tl.ORG): [float(v) for _, v in s["values"]] for s in result}
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) or math.isinf(value) else value
+
+
+async def snapshot(client: PromClient, targets: Targets) -> dict[str, Any]:
+    """Everything one refresh of the wall needs, or a status saying why it is missing."""
+    tiles = tl.tiles(targets)
+    fresh = tl.freshness_tile(targets)
+    end = time.time()
+    span = parse_duration_ms(tl.SPARK_RANGE) // 1000
+    step = max(span / SPARK_POINTS, 15)
+    timeout = aiohttp.ClientTimeout(total=client.timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        jobs: list[Any] = [client.query(session, tl.TEAMS_EXPR),
+                           client.query(session, fresh.query(tl.ORG)),
+                           client.query(session, tl.PAGES_EXPR)]
+        for tile in tiles:
+            q = _all_teams(tile.expr)
+            n_q = _all_teams(tile.n_expr) if tile.n_expr else "vector(0)"
+            trend = _all_teams(tile.trend_query("{team}"))
+            jobs += [client.query(session, q), client.query(session, n_q),
+                     client.query(session, trend),
+                     client.query_range(session, q, end - span, end, step)]
+        results = await asyncio.gather(*jobs)
+    teams_seen, fresh_res, pages_res = results[0], results[1], results[2]
+    per_tile = [results[3 + 4 * i: 7 + 4 * i] for i in range(len(tiles))]
+
+    # A row per team that owns tickets, and per team seen in any tile; but `unknown`
+    # only when it owns tickets (tickets nobody is assigned to are worth a row): surveys
+    # tied to no ticket (relationship NPS) are `unknown` too, and a row holding only
+    # those would push the real teams onto a second page. They count in the organisation.
+    teams: list[str] = sorted({s["metric"]["team"] for s in teams_seen})
+    for first, *_ in per_tile:
+        teams += sorted(set(_by_team(first)) - set(teams) - {tl.ORG, UNKNOWN})
+    rows: list[dict[str, Any]] = []
+    for team in [tl.ORG, *teams]:
+        cells = []
+        for tile, (values, ns, trends, sparks) in zip(tiles, per_tile, strict=True):
+            value = _num(_by_team(values).get(team))
+            n: float | None = _num(_by_team(ns).get(team)) if tile.n_expr else None
+            delta = _num(_by_team(trends).get(team))
+            cells.append({
+                "key": tile.key, "title": tile.title, "description": tile.description,
+                "value": value, "text": tile.format(value),
+                "colour": tile.colour(value, n, team),
+                "target": tile.target(team), "kind": tile.kind,
+                "target_text": _target_text(tile, team),
+                "n": n, "min_n": tile.min_n,
+                "change": delta, "change_text": tile.format_change(delta),
+                "spark": _spark_by_team(sparks).get(team, []),
+            })
+        rows.append({"team": team, "label": "Organisation" if team == tl.ORG else team,
+                     "tiles": cells})
+    age = _num(next(iter(_by_team(fresh_res).values()), None))
+    limit = fresh.target(tl.ORG) or 0.0
+    if not any(c["value"] is not None for r in rows for c in r["tiles"]):
+        status, message = "no_data", "No KPI data in Prometheus yet"
+    elif age is None:
+        status, message = "stale", "Data age unknown: no worker or exporter reports it"
+    elif age > limit:
+        status, message = "stale", f"Data is stale: KPIs are {tl.human_duration(age)} behind"
+    else:
+        status, message = "ok", ""
+    pages = sorted(
+        ({"alertname": p["metric"].get("alertname", "?"), "team": p["metric"].get("team", "")}
+         for p in pages_res), key=lambda p: (p["team"], p["alertname"]))
+    return {
+        "status": status, "message": message, "generated_at": end,
+        "freshness": {"value": age, "text": fresh.format(age) if age is not None else "?",
+                      "colour": fresh.colour(age)},
+        "pages": pages, "rows": rows,
+        "columns": [{"key": t.key, "title": t.title} for t in tiles],
+    }
+
+
+def _target_text(tile: tl.Tile, team: str) -> str:
+    target = tile.target(team)
+    if target is None or tile.kind == "info":
+        return ""
+    sign = "≤" if tile.kind == "ceiling" else "≥"
+    return f"{sign} {tile.format(target)}"
+
+
+async def safe_snapshot(client: PromClient, targets: Targets) -> dict[str, Any]:
+    """`snapshot`, or the unreachable state with Prometheus' own error."""
+    try:
+        return await snapshot(client, targets)
+    except PrometheusError as exc:
+        return {"status": "unreachable", "message": str(exc), "generated_at": time.time(),
+                "rows": [], "pages": [], "freshness": None, "columns": []}
