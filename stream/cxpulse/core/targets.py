@@ -115,11 +115,11 @@ class Stall:
     passes its reply rate within minutes of a stall, and never on a working day)."""
 
     min_breached: int = 2
-    #: From this many new tickets an hour, 15 minutes without a first reply is evidence
-    #: on its own (a healthy team is that silent in under e^-3 = 5 % of its quarters):
-    #: then one overdue ticket suffices, and a big team's night stall pages minutes
-    #: after its first breach.
-    silent_from_per_hour: float = 12.0
+    #: When at least this many tickets arrived in the last 15 minutes and none of the
+    #: team's tickets got a first reply in them, the silence is evidence on its own (a
+    #: healthy team answers most tickets within 15 minutes): one overdue ticket then
+    #: suffices, and a big team's night stall pages minutes after its first breach.
+    silent_min_arrivals: int = 4
     for_: str = "1m"
 
 
@@ -288,12 +288,12 @@ def _paging(raw: Any) -> Paging:
         for_=_window(a.get("for", d.for_), f"{w}.for"),
     )
     st = _map(g.get("stall"), "paging.stall")
-    _check_keys(st, {"min_breached", "silent_from_per_hour", "for"}, "paging.stall")
+    _check_keys(st, {"min_breached", "silent_min_arrivals", "for"}, "paging.stall")
     stall = Stall(
         min_breached=int(_num(st.get("min_breached", Stall.min_breached),
                               "paging.stall.min_breached", 1)),
-        silent_from_per_hour=_num(st.get("silent_from_per_hour", Stall.silent_from_per_hour),
-                                  "paging.stall.silent_from_per_hour", 0),
+        silent_min_arrivals=int(_num(st.get("silent_min_arrivals", Stall.silent_min_arrivals),
+                                     "paging.stall.silent_min_arrivals", 1)),
         for_=_window(st.get("for", Stall.for_), "paging.stall.for"),
     )
     return Paging(

@@ -202,8 +202,8 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
     # a team with no first reply in the window may have no series: read it as 0
     replied = f"({replies} or on (team) 0 * {overdue})"
     behind = f"{overdue}\n  > on (team) {replied}"
-    arrivals = dedup(f'{m.CREATED}{{window="1h",{TEAM_TICKETS}}}')
-    silent = (f"{overdue} >= 1\nand on (team) {arrivals} >= {s.silent_from_per_hour:g}\n"
+    arrivals = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
+    silent = (f"{overdue} >= 1\nand on (team) {arrivals} >= {s.silent_min_arrivals}\n"
               f"unless on (team) {replies} > 0")
     fire = f"{overdue} >= {s.min_breached}\nand on (team) {behind}\nor\n{silent}"
     # Once open it holds while any ticket waits past its deadline and the team answers
@@ -216,8 +216,8 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
         "their first-reply deadline",
         f"At least {s.min_breached} of the team's tickets are past their first-response "
         "deadline with no reply, more than the first replies the team sent in the last 15 "
-        f"minutes; or, on a team getting at least {s.silent_from_per_hour:g} tickets an hour, "
-        "one is and the team sent no first reply for 15 minutes. It stays open while "
+        f"minutes; or one is, and {s.silent_min_arrivals} or more tickets arrived in the last "
+        "15 minutes without the team sending a single first reply. It stays open while "
         "tickets wait past their deadline unanswered and closes once the team answers them.",
         targets.paging.keep_firing_for,
     )
