@@ -47,11 +47,11 @@ def main() -> int:
             failed += bool(o.problems())
             print(pe.describe(o), f"[{time.monotonic() - t0:.0f} s]", flush=True)
         rows.append(pe.summary_row(outcomes))
-    print("\n| case | seeds | page after onset (min) | after 1st breach | episodes "
-          "| open after recovery | other teams' pages | ok |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| case | seeds | page after onset (min) | after 1st breach | after 2nd breach "
+          "| episodes | open after recovery | other teams' pages | ok |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['scenario']} | {r['seeds']} | {r['onset']} | {r['breach']} | "
+        print(f"| {r['scenario']} | {r['seeds']} | {r['onset']} | {r['breach']} | {r['second']} | "
               f"{r['episodes']} | {r['recovery']} | {r['others']} | "
               f"{'yes' if r['ok'] else '**no**'} |")
     return 1 if failed else 0

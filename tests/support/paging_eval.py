@@ -330,6 +330,7 @@ def summary_row(outcomes: list[Outcome]) -> dict[str, Any]:
         "seeds": len(outcomes),
         "onset": span([o.page_after_onset for o in outcomes]),
         "breach": span([o.page_after_breach for o in outcomes]),
+        "second": span([o.page_after_second_breach for o in outcomes]),
         "episodes": span([float(o.episodes) for o in outcomes]),
         "recovery": span([o.open_after_recovery for o in outcomes]),
         "others": sum(sum(o.other_team_pages.values()) for o in outcomes),
