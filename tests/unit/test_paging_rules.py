@@ -46,7 +46,7 @@ def _queues(seed: int) -> dict[str, dict[str, list[int] | None]]:
     for team in TEAMS:
         out[team] = {
             "overdue": _runs(rng, [0, 0, 1, 1, 2, 3, 5]),
-            "replies": None if team == "quiet" else _runs(rng, [0, 0, 1, 2, 3, 6]),
+            "replies": None if team == "quiet" else _runs(rng, [0, 0, 1, 2, 3, 6, 12, 30]),
             "arrivals": _runs(rng, [0, 1, 3, 4, 5, 8]),
         }
     return out
@@ -56,7 +56,8 @@ def reference(q: dict[str, list[int] | None]) -> list[bool]:
     """Firing at each evaluation (one a minute, at the minute's sample), by the rule's
     statement: open on `min_breached` overdue tickets that outnumber the first replies of
     the last 15 min, or on one overdue ticket with `silent_min_arrivals` arrivals and no
-    reply at all; once firing, hold while one is overdue and outnumbers the replies."""
+    reply at all; once firing, hold while one is overdue and the team sent fewer than
+    `catch_up_replies` first replies per overdue ticket."""
     s = TARGETS.paging.stall
     hold_for = parse_duration_ms(s.for_) // 60_000
     keep = parse_duration_ms(TARGETS.paging.keep_firing_for) // 60_000
@@ -70,7 +71,7 @@ def reference(q: dict[str, list[int] | None]) -> list[bool]:
         was_firing = bool(firing) and firing[-1]  # ALERTS of the previous evaluation
         opens = (ov >= s.min_breached and ov > rep) or (
             ov >= 1 and arr >= s.silent_min_arrivals and rep == 0)
-        holds = ov >= 1 and ov > rep and was_firing
+        holds = ov >= 1 and rep < s.catch_up_replies * ov and was_firing
         if opens or holds:
             keep_since = None
             if state == "inactive":

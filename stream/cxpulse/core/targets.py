@@ -120,6 +120,10 @@ class Stall:
     #: healthy team answers most tickets within 15 minutes): one overdue ticket then
     #: suffices, and a big team's night stall pages minutes after its first breach.
     silent_min_arrivals: int = 4
+    #: Once open, the page closes when no ticket is overdue or the team sends this many
+    #: first replies (in 15 min) per overdue ticket: it has caught up. A looser release
+    #: (replies merely outnumbering overdue tickets) flapped 4 times in a slow decline.
+    catch_up_replies: int = 10
     for_: str = "1m"
 
 
@@ -288,12 +292,15 @@ def _paging(raw: Any) -> Paging:
         for_=_window(a.get("for", d.for_), f"{w}.for"),
     )
     st = _map(g.get("stall"), "paging.stall")
-    _check_keys(st, {"min_breached", "silent_min_arrivals", "for"}, "paging.stall")
+    _check_keys(st, {"min_breached", "silent_min_arrivals", "catch_up_replies", "for"},
+                "paging.stall")
     stall = Stall(
         min_breached=int(_num(st.get("min_breached", Stall.min_breached),
                               "paging.stall.min_breached", 1)),
         silent_min_arrivals=int(_num(st.get("silent_min_arrivals", Stall.silent_min_arrivals),
                                      "paging.stall.silent_min_arrivals", 1)),
+        catch_up_replies=int(_num(st.get("catch_up_replies", Stall.catch_up_replies),
+                                  "paging.stall.catch_up_replies", 1)),
         for_=_window(st.get("for", Stall.for_), "paging.stall.for"),
     )
     return Paging(

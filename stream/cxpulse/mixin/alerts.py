@@ -206,9 +206,11 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
     silent = (f"{overdue} >= 1\nand on (team) {arrivals} >= {s.silent_min_arrivals}\n"
               f"unless on (team) {replies} > 0")
     fire = f"{overdue} >= {s.min_breached}\nand on (team) {behind}\nor\n{silent}"
-    # Once open it holds while any ticket waits past its deadline and the team answers
-    # fewer first replies than that: a stall with no new deadlines is still a stall.
-    hold = f"{overdue} >= 1\nand on (team) {behind}"
+    # Once open it holds while any ticket waits past its deadline and the team has not
+    # caught up (catch_up_replies first replies per overdue ticket): a stall with no new
+    # deadlines is still a stall, and a trickle of replies in a decline does not flap it.
+    hold = (f"{overdue} >= 1\nand on (team) {s.catch_up_replies} * {overdue}\n"
+            f"  > on (team) {replied}")
     name = "CxpulseFrtStalled"
     return _alert(
         targets, name, _held(name, fire, hold), s.for_, "page", KPI,
@@ -218,7 +220,9 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
         "deadline with no reply, more than the first replies the team sent in the last 15 "
         f"minutes; or one is, and {s.silent_min_arrivals} or more tickets arrived in the last "
         "15 minutes without the team sending a single first reply. It stays open while "
-        "tickets wait past their deadline unanswered and closes once the team answers them.",
+        "tickets wait past their deadline unanswered and closes once the team has caught up "
+        f"({s.catch_up_replies} first replies in 15 minutes per overdue ticket) or answered "
+        "them all.",
         targets.paging.keep_firing_for,
     )
 
