@@ -32,11 +32,14 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--sizes", type=float, nargs="+", default=[20, 200, 720, 5000])
     parser.add_argument("--only", nargs="*", default=[], help="case name substrings")
+    parser.add_argument("--csat", action="store_true",
+                        help="also the CSAT collapse (to 0.5 from 08:00): when its ticket fires")
     args = parser.parse_args()
     targets = load_targets(ROOT / "targets.yaml")
     rows = []
     failed = 0
-    for case in pe.cases(tuple(args.sizes)):
+    extra = pe.csat_cases(tuple(s for s in args.sizes if s >= 200)) if args.csat else []
+    for case in pe.cases(tuple(args.sizes)) + extra:
         if args.only and not any(s in case.name for s in args.only):
             continue
         outcomes = []
