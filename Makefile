@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 VENV := .venv
 
-.PHONY: setup test lint typecheck generate unit integration paging demo demo-stop clean
+.PHONY: prerequisites setup test lint typecheck generate unit integration paging demo demo-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -10,7 +10,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-setup: $(VENV)/.installed
+# Debian packages the demo and the tests need (Prometheus, Alertmanager, Java, Chromium,
+# tmux, ...): installed when missing, one line each; nothing on a machine that has them.
+prerequisites:
+	scripts/prerequisites
+
+setup: prerequisites $(VENV)/.installed
 	scripts/kafka fetch
 
 # ruff, mypy strict, the import contracts of .importlinter (docs/architecture.md's layers)

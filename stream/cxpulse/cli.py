@@ -27,6 +27,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cxpulse.wall.server",
     "cxpulse.top",
     "cxpulse.demo.command",
+    "cxpulse.ingest.command",
+    "cxpulse.mapstage.command",
+    "cxpulse.importer.command",
 )
 
 

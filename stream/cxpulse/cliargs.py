@@ -10,8 +10,14 @@ command line (`--duration 7d` for `simulate` and `demo`, `--refresh 15s` for
 from __future__ import annotations
 
 import argparse
+from typing import TypeAlias
 
 from cxpulse.core.durations import DurationError, parse_duration_ms
+
+#: What `cxpulse.cli` hands every command module's `register(sub)`: the subparsers
+#: action of the top-level parser. A string because argparse's class is generic
+#: only in typeshed, not at run time.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def duration_ms(text: str) -> int:

@@ -46,6 +46,9 @@ SURVEY_RESPONSES = {k: f"{PREFIX}_{k}_responses" for k in SURVEY_VALUE}
 SURVEY_CI_LOWER = {k: f"{v}_ci_lower" for k, v in SURVEY_VALUE.items()}
 SURVEY_CI_UPPER = {k: f"{v}_ci_upper" for k, v in SURVEY_VALUE.items()}
 SURVEY_MEAN = {"csat": f"{PREFIX}_csat_mean_score", "ces": f"{PREFIX}_ces_mean_score"}
+#: (contract 1.1) responses / offers in the window, and the offers (its n)
+SURVEY_RESPONSE_RATE = {k: f"{PREFIX}_{k}_response_ratio" for k in SURVEY_VALUE}
+SURVEY_OFFERS = {k: f"{PREFIX}_{k}_offers" for k in SURVEY_VALUE}
 
 # -- current state (gauges; labels: TICKET_DIMS) -----------------------------------------
 BACKLOG = f"{PREFIX}_backlog_tickets"
@@ -64,6 +67,9 @@ SLA_BREACHED_TOTAL = f"{PREFIX}_frt_sla_breached_total"
 FRT_HISTOGRAM = f"{PREFIX}_first_response_seconds"  # _bucket/_sum/_count
 RESOLUTION_HISTOGRAM = f"{PREFIX}_resolution_seconds"
 WAIT_HISTOGRAM = f"{PREFIX}_customer_wait_seconds"
+#: (contract 1.1) labels: survey; and CSAT answers on other scales: survey, scale, score
+SURVEY_OFFERS_TOTAL = f"{PREFIX}_survey_offers_total"
+SURVEY_OTHER_SCALE_TOTAL = f"{PREFIX}_survey_other_scale_responses_total"
 
 # -- the pipeline itself -----------------------------------------------------------------
 CONSUMED_TOTAL = f"{PREFIX}_messages_consumed_total"  # labels: topic
@@ -93,3 +99,20 @@ LAST_PROCESSED = f"{PREFIX}_last_processed_timestamp_seconds"
 KAFKA_AUTH_FAILING = f"{PREFIX}_kafka_auth_failing"
 #: probes of the worker's credentials the broker refused
 KAFKA_AUTH_FAILURES_TOTAL = f"{PREFIX}_kafka_auth_failures_total"
+
+# -- the helpdesk gateway (`cxpulse ingest`) and the map stage (`cxpulse map`) -----------
+#: webhook deliveries by vendor (zendesk|chatwoot|freshdesk|zammad|unknown) and outcome
+#: (accepted|unauthorized|too_large|bad_content_type|bad_json|unknown_vendor|unavailable)
+INGEST_DELIVERIES_TOTAL = f"{PREFIX}_ingest_deliveries_total"
+#: seconds from handing a delivery to the producer to Kafka's acknowledgement
+INGEST_PRODUCE_SECONDS = f"{PREFIX}_ingest_produce_seconds"
+#: deliveries Kafka did not acknowledge in time (answered 503; the vendor retries)
+INGEST_PRODUCE_FAILURES_TOTAL = f"{PREFIX}_ingest_produce_failures_total"
+#: 1 while the gateway's producer is connected to Kafka (/healthz answers 200)
+INGEST_KAFKA_UP = f"{PREFIX}_ingest_kafka_up"
+#: raw deliveries the map stage read, by vendor and outcome (mapped|ignored|deadletter)
+MAP_DELIVERIES_TOTAL = f"{PREFIX}_map_deliveries_total"
+#: contract events the map stage produced, by vendor and type
+MAP_EVENTS_TOTAL = f"{PREFIX}_map_events_total"
+#: raw deliveries the map stage dead-lettered, by vendor and reason
+MAP_DEADLETTER_TOTAL = f"{PREFIX}_map_deadletter_total"

@@ -12,23 +12,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NoReturn, TypeAlias
 
 from tqdm import tqdm
 
 from cxpulse.core.decode import Rejection, decode, route_of
 from cxpulse.core.events import SURVEYS, TICKETS
-from cxpulse.settings import Settings, SettingsError
+from cxpulse.settings import Settings, SettingsError, load_settings
+from cxpulse.settings.model import ClientOptions
 
 _DEFAULTS = Settings.model_fields  # the one place defaults are written down
 DEFAULT_TOPICS = {TICKETS: str(_DEFAULTS["topic_tickets"].default),
                   SURVEYS: str(_DEFAULTS["topic_surveys"].default)}
 SEND_CHUNK = 5000
+#: A progress bar advanced by hand (`update(n)`), over no iterable.
+Progress: TypeAlias = "tqdm[NoReturn]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +47,9 @@ async def produce(
     bootstrap: str,
     messages: Iterable[Outgoing],
     *,
-    progress: tqdm[Any] | None = None,
+    progress: Progress | None = None,
     max_request_size: int = 4 * 1024 * 1024,
-    security: dict[str, Any] | None = None,
+    security: ClientOptions | None = None,
 ) -> int:
     """Send every message, wait for all acknowledgements, return how many were sent.
 
@@ -54,7 +58,7 @@ async def produce(
     pending future in memory. `security` is the worker settings'
     `aiokafka_security()` (TLS/SASL pass through the same way).
     """
-    from aiokafka import AIOKafkaProducer
+    from aiokafka import AIOKafkaProducer  # aiokafka: not imported at `--help` time
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -70,7 +74,7 @@ async def produce(
     try:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        futures: list[asyncio.Future[Any]] = []
+        futures: list[asyncio.Future[object]] = []  # of aiokafka's RecordMetadata
         for msg in messages:
             if msg.due is not None:
                 wait = msg.due - (loop.time() - started)
@@ -122,7 +126,7 @@ def plan(
         yield Outgoing(topics[role], key, value, due)
 
 
-def progress_bar(enabled: bool, unit: str) -> tqdm[Any] | None:
+def progress_bar(enabled: bool, unit: str) -> Progress | None:
     if not (enabled or sys.stderr.isatty()):
         return None
     return tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True)
@@ -154,17 +158,13 @@ def add_kafka_args(parser: argparse.ArgumentParser, bootstrap_default: str | Non
 class KafkaTarget:
     bootstrap: str
     topics: dict[str, str]
-    security: dict[str, Any]
+    security: ClientOptions
 
 
 def kafka_target(args: argparse.Namespace) -> KafkaTarget:
     """Broker, topics and security from the worker's settings, flags overriding.
 
     Raises `SettingsError` (a one-line message naming the setting)."""
-    import os
-
-    from cxpulse.settings import load_settings
-
     overrides: dict[str, object] = {"bootstrap_servers": args.bootstrap_servers}
     settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None, overrides)
     # Topic flags are taken as given (a test may send both roles to one topic).
@@ -177,9 +177,9 @@ def kafka_target(args: argparse.Namespace) -> KafkaTarget:
 
 
 def send(command: str, target: KafkaTarget, messages: Iterable[Outgoing],
-         progress: tqdm[Any] | None = None) -> int | None:  # fmt: skip
+         progress: Progress | None = None) -> int | None:  # fmt: skip
     """`produce`, or one line naming the problem on stderr and None (exit 69)."""
-    from aiokafka.errors import KafkaError
+    from aiokafka.errors import KafkaError  # aiokafka: not imported at `--help` time
 
     try:
         return asyncio.run(
@@ -231,7 +231,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "replay",
         help="produce a JSONL capture to the tickets/surveys topics",
-        description="Produce each line of FILE as one message, keyed per the event contract. "
+        description="Produce each line of FILE as one message, keyed per the event contract "
+        "(docs/contract.md). "
         f"Exit codes: 0 sent, 2 bad file or setting, {EXIT_KAFKA} broker unreachable or refusing.",
         epilog="example: cxpulse replay day.jsonl --bootstrap-servers 127.0.0.1:9092 --speed 60",
     )

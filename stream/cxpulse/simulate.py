@@ -13,13 +13,14 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from cxpulse import cliargs
 from cxpulse.core.decode import Rejection, parse_ts
 from cxpulse.replay import (
     EXIT_KAFKA,
     Outgoing,
+    Progress,
     add_kafka_args,
     kafka_target,
     progress_bar,
@@ -28,7 +29,7 @@ from cxpulse.replay import (
 from cxpulse.settings import SettingsError
 from cxpulse.sim import params as p
 from cxpulse.sim.dirt import SimRecord, generate
-from cxpulse.sim.model import SimConfig
+from cxpulse.sim.model import CONTRACTS, SimConfig
 
 DEFAULT_START = "2026-11-02T00:00:00Z"
 
@@ -57,10 +58,11 @@ def config_of(args: argparse.Namespace) -> SimConfig:
         duplicates=args.duplicates,
         disorder_s=args.disorder,
         malformed=args.malformed,
+        contract=args.contract,
     )
 
 
-def _tracked(records: Iterator[SimRecord], bar: Any) -> Iterator[SimRecord]:
+def _tracked(records: Iterator[SimRecord], bar: Progress) -> Iterator[SimRecord]:
     for record in records:
         bar.update(1)
         yield record
@@ -159,6 +161,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--malformed", type=_share, default=0.0, metavar="RATE",
                         help="malformed messages injected per valid event")
+    parser.add_argument(
+        "--contract", choices=CONTRACTS, default="1.0", metavar="VERSION",
+        help="event contract whose shapes to emit (docs/contract.md): 1.1 adds bot tickets "
+        "with handoffs, replies saved with the solve, survey offers, CSAT on other scales "
+        "(default: 1.0)",
+    )  # fmt: skip
     parser.add_argument("--out", metavar="FILE", help="write JSONL ('-' for stdout)")
     add_kafka_args(parser, None)
     parser.add_argument("--rate", type=float, default=None, help="events/s to Kafka (default: max)")

@@ -41,6 +41,7 @@ from cxpulse.core.partitioning import partition_for
 from cxpulse.replay import read_lines
 
 from tests.support.ports import free_port
+from tests.support.signals import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 CXPULSE = [sys.executable, "-m", "cxpulse.cli"]
@@ -60,12 +61,13 @@ def simulate(
     span: str = SPAN,
     per_day: int = 6000,
     start: str = "2026-11-02T08:00:00Z",
+    contract: str = "1.0",
 ) -> Path:
     """A dirty simulated capture: duplicates, disorder within lateness, malformed lines."""
     subprocess.run(
         [*CXPULSE, "simulate", "--seed", str(seed), "--duration", span,
          "--tickets-per-day", str(per_day), "--duplicates", "0.03", "--disorder", "120",
-         "--malformed", "0.01", "--start", start, "--out", str(out)],
+         "--malformed", "0.01", "--start", start, "--contract", contract, "--out", str(out)],
         check=True, cwd=ROOT, capture_output=True,
     )  # fmt: skip
     return out
@@ -197,7 +199,8 @@ class WorkerProc:
         log = self.log_path.open("ab")
         log.write(f"\n===== start {self.starts} =====\n".encode())
         log.flush()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=default_sigint)
         self.starts += 1
         return self
 
@@ -487,6 +490,38 @@ def test_live_equivalence_one_worker(
         assert_durable_state(kafka_bootstrap, topics, exp)
         assert_deadletters(kafka_bootstrap, topics, exp, exactly_once=True)
         assert_no_personal_data(lines, metrics_text, w.log_text())
+    finally:
+        w.stop()
+
+
+def test_live_equivalence_contract_1_1(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, runtime: str
+) -> None:
+    """The shapes contract 1.1 adds (bot tickets and handoffs, a reply saved with
+    its solve, survey offers, CSAT on other scales), dirty, through the broker
+    and a worker: its KPI series and durable state = `cxpulse report`."""
+    capture = simulate(tmp_path / "sim11.jsonl", seed=111, span="3h", contract="1.1")
+    raw = capture.read_bytes()
+    assert b'"ticket.handoff"' in raw and b'"survey.offered"' in raw and b'"two_point"' in raw
+    lines = list(read_lines(capture))
+    exp = expected(lines)
+    from cxpulse.report import compute
+
+    report = compute(raw.splitlines(), partitions=PARTITIONS).evaluation
+    assert report.kpis == exp.evaluation.kpis
+    rates = [k for k in report.kpis if k.name == "csat_response_rate" and k.value is not None]
+    assert rates  # the 1.1 KPI is there to compare
+    w = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1", runtime=runtime).start()
+    try:
+        wait_for(lambda: totals([w]).consumed == 0 and "assigned" in w.log_text(), 60,
+                 "worker up", w)  # fmt: skip
+        replay(capture, kafka_bootstrap, topics)
+        assert_counts(wait_consumed([w], exp.consumed), exp)
+        text = w.scrape()
+        assert_kpi_series(text, exp)
+        assert "cxpulse_csat_response_ratio{" in text
+        assert w.stop() == 0
+        assert_durable_state(kafka_bootstrap, topics, exp)
     finally:
         w.stop()
 

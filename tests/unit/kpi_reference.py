@@ -6,6 +6,11 @@ formulas of `cxpulse.core.kpis` (those are checked by hand-worked tests) and
 the canonical encoding that decides between conflicting copies of an event
 (`cxpulse.core.duplicates.canonical`: the rule itself, tested on its own).
 Quantiles here are exact: the item of rank floor(q (n - 1)).
+
+Contract 1.1 (docs/contract.md) is written out here from the document, not
+from the engine: the same-timestamp order by type, bot tickets whose FRT
+runs from the first handoff, CSAT on other scales judged satisfied by the
+document's table, and survey offers.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from cxpulse.core.events import (
     Event,
     StatusChanged,
     SurveyKind,
+    SurveyOffered,
     SurveyResponse,
     TicketAssigned,
     TicketCreated,
+    TicketHandoff,
     TicketMessage,
 )
 from cxpulse.core.partitioning import partition_for
@@ -37,7 +44,7 @@ class Accepted:
     """Events that survived dedup, with their late flag, per partition."""
 
     tickets: dict[str, list[tuple[Event, bool]]] = field(default_factory=dict)
-    surveys: list[SurveyResponse] = field(default_factory=list)
+    surveys: list[SurveyResponse | SurveyOffered] = field(default_factory=list)
     st: dict[tuple[int, str], int] = field(default_factory=dict)
     conflicts: int = 0
     survey_conflicts: int = 0
@@ -56,7 +63,7 @@ def accept(arrivals: list[tuple[str, Event]], cfg: CoreConfig, partitions: int =
         st = out.st.get((p, role))
         late = st is not None and e.ts < st - cfg.lateness_ms
         if role == TICKETS:
-            assert not isinstance(e, SurveyResponse)
+            assert not isinstance(e, SurveyResponse | SurveyOffered)
             items = out.tickets.setdefault(e.ticket_id, [])
             index = seen_ticket[e.ticket_id].get(e.event_id)
             if index is not None:
@@ -79,7 +86,7 @@ def accept(arrivals: list[tuple[str, Event]], cfg: CoreConfig, partitions: int =
             seen_ticket[e.ticket_id][e.event_id] = len(items)
             items.append((e, late))
         else:
-            assert isinstance(e, SurveyResponse)
+            assert isinstance(e, SurveyResponse | SurveyOffered)
             index = seen_survey.get(e.event_id)
             if index is not None:
                 kept_s = out.surveys[index]
@@ -109,8 +116,18 @@ class Ticket:
     seq: list[tuple[int, Event]]  # (clamped time, event), after the creation, cut after close
 
 
+#: docs/contract.md, "Order of events with the same timestamp", as written there.
+SAME_TS_ORDER = ["ticket.created", "ticket.assigned", "ticket.handoff", "ticket.message",
+                 "ticket.status_changed"]  # fmt: skip
+_WIRE_TYPE = {TicketCreated: "ticket.created", TicketAssigned: "ticket.assigned",
+              TicketHandoff: "ticket.handoff", TicketMessage: "ticket.message",
+              StatusChanged: "ticket.status_changed"}  # fmt: skip
+
+
 def ticket_of(events: list[Event]) -> Ticket:
-    ordered = sorted(events, key=lambda e: (e.ts, e.event_id))
+    ordered = sorted(
+        events, key=lambda e: (e.ts, SAME_TS_ORDER.index(_WIRE_TYPE[type(e)]), e.event_id)
+    )
     creations = [e for e in ordered if isinstance(e, TicketCreated)]
     created = creations[0] if creations else None
     c = created.ts if created else None
@@ -193,8 +210,31 @@ def ticket_facts(t: Ticket, cfg: CoreConfig, st: int | None) -> list[Fact]:
         agent = e.agent_id or timeline_before(t, i)[1]
         if agent is not None:
             fact(when, "agent_reply", i, agent=agent)
-    deadline = c + cfg.frt_target_for(prio)
-    if cr.created_by is Creator.CUSTOMER:
+    target = cfg.frt_target_for(prio)
+    deadline = c + target
+    handoffs = [(i, when) for i, (when, e) in enumerate(t.seq) if isinstance(e, TicketHandoff)]
+    if cr.created_by is Creator.CUSTOMER and cr.bot:
+        # A bot ticket: the clock starts at the first handoff; a reply before
+        # any handoff is measured from the creation and judged at the reply.
+        first = agent_msgs[0] if agent_msgs else None
+        hand = handoffs[0] if handoffs else None
+        if first is not None and (hand is None or first[0] < hand[0]):
+            i, when, _ = first
+            fact(when, "frt", i, when - c)
+            fact(when, "met" if when <= c + target else "breached", i)
+        elif hand is not None:
+            start = hand[1]
+            deadline = start + target
+            if first is not None:
+                i, when, _ = first
+                fact(when, "frt", i, when - start)
+                if when <= deadline:
+                    fact(when, "met", i)
+            if (first is None or first[1] > deadline) and st is not None and st > deadline:
+                team, _ = timeline_at(t, deadline)
+                assert team is not None
+                facts.append(Fact(deadline, "breached", team, cr.channel, prio))
+    elif cr.created_by is Creator.CUSTOMER:
         if agent_msgs:
             i, when, _ = agent_msgs[0]
             fact(when, "frt", i, when - c)
@@ -242,6 +282,7 @@ class Reference:
     surveys: list[tuple[SurveyResponse, str, str, str, str]]  # event, team, channel, agent, tp
     backlog: list[tuple[str, str, str, int, bool, bool, int]]  # team, ch, prio, age, unassigned,
     # unanswered, target
+    offers: list[tuple[SurveyOffered, str, str, str, str]] = field(default_factory=list)  # 1.1
 
 
 def reference(
@@ -274,12 +315,18 @@ def reference(
             for _, e in full.seq
         )
         prio = full.created.priority.value
+        # A bot ticket waits for the agents only from its first handoff on.
+        since: int | None = full.created.ts
+        if full.created.bot:
+            since = next((w for w, e in full.seq if isinstance(e, TicketHandoff)), None)
         backlog.append((
-            team, full.created.channel, prio, max(0, at - full.created.ts), agent is None,
-            full.created.created_by is Creator.CUSTOMER and not answered,
+            team, full.created.channel, prio,
+            max(0, at - (full.created.ts if since is None else since)), agent is None,
+            full.created.created_by is Creator.CUSTOMER and not answered and since is not None,
             cfg.frt_target_for(prio),
         ))  # fmt: skip
     surveys = []
+    offers = []
     for s in acc.surveys:
         team, agent, channel = s.team, s.agent_id, s.channel
         if s.ticket_id is not None and (team is None or agent is None or channel is None):
@@ -288,9 +335,13 @@ def reference(
                 t_team, t_agent = timeline_at(t, s.ts)
                 team, agent = team or t_team, agent or t_agent
                 channel = channel or t.created.channel
-        surveys.append((s, team or "unknown", channel or "unknown", agent or "unknown",
-                        s.touchpoint or "unknown"))  # fmt: skip
-    return Reference(at, facts, surveys, backlog)
+        row = (team or "unknown", channel or "unknown", agent or "unknown",
+               s.touchpoint or "unknown")  # fmt: skip
+        if isinstance(s, SurveyOffered):
+            offers.append((s, *row))
+        else:
+            surveys.append((s, *row))
+    return Reference(at, facts, surveys, backlog, offers=offers)
 
 
 def in_window(ts: int, at: int, window_ms: int, cfg: CoreConfig) -> bool:
@@ -314,3 +365,23 @@ def windows(cfg: CoreConfig) -> list[tuple[str, int]]:
 
 
 SURVEY_SCALES = {SurveyKind.CSAT: (1, 5), SurveyKind.NPS: (0, 10), SurveyKind.CES: (1, 7)}
+
+#: docs/contract.md, "Scales": the scores that count as good, per (survey, scale).
+GOOD = {
+    ("csat", None): {4, 5}, ("csat", "five_point"): {4, 5}, ("csat", "seven_point"): {6, 7},
+    ("csat", "three_point"): {103}, ("csat", "two_point"): {1},
+    ("ces", None): {5, 6, 7}, ("ces", "seven_point"): {5, 6, 7},
+    ("nps", None): {9, 10}, ("nps", "eleven_point"): {9, 10},
+}  # fmt: skip
+
+
+def is_good(s: SurveyResponse) -> bool:
+    return s.score in GOOD[(s.survey.value, None if s.scale is None else s.scale.value)]
+
+
+#: The v1 scale of each kind: the only one counted in the mean (no false precision).
+OWN_SCALE = {"csat": "five_point", "ces": "seven_point", "nps": "eleven_point"}
+
+
+def on_own_scale(s: SurveyResponse) -> bool:
+    return s.scale is None or s.scale.value == OWN_SCALE[s.survey.value]

@@ -171,20 +171,6 @@ def test_breached_unanswered_tickets_leave_the_band_but_stay_counted() -> None:
     assert ev.sample("gauge", "frt_at_risk", threshold="0.5") == 1  # C only: the band
 
 
-def test_the_report_shows_a_fully_overdue_queue_as_a_miss() -> None:
-    from types import SimpleNamespace
-
-    from cxpulse.core.targets import DEFAULT_TARGETS
-    from cxpulse.mixin.tiles import BAD, tiles
-    from cxpulse.report import MARK, summary_rows
-
-    # both tickets waited past the 15 min deadline: none is in the 75 % band any more
-    _, ev = run([created("A", "10:00:00"), created("B", "10:04:00")], at_clock="10:20:00")
-    assert ev.sample("gauge", "frt_at_risk", threshold="0.75") == 0
-    rows = dict(summary_rows(SimpleNamespace(evaluation=ev), DEFAULT_TARGETS))  # type: ignore[arg-type]
-    at = [t.key for t in tiles(DEFAULT_TARGETS)].index("at_risk")
-    assert rows["billing"][at] == ("2", MARK[BAD])  # not "0" and ok
-
 
 def test_events_before_creation_count_at_creation() -> None:
     _, ev = run([

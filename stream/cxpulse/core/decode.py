@@ -1,4 +1,4 @@
-"""Bytes from Kafka to contract-v1 events, and back.
+"""Bytes from Kafka to contract-v1.1 events (docs/contract.md), and back.
 
 `decode` is the only gate between the outside world and the KPI core, so it
 is total: whatever the bytes, it returns either an `Event` or a `Rejection`
@@ -31,6 +31,10 @@ Choices the contract leaves open, decided here:
 * Human messages name fields, JSON types, lengths and numbers, never string
   values: those may be personal data and the messages end up in logs. The
   original bytes stay available in the dead-letter topic.
+* Scales (1.1): a `scale` that its survey kind does not offer is `bad_scale`
+  (not `bad_enum`: the value is a scale, just not this survey's), as is a
+  score not on the scale. Messages that name the contract point at
+  docs/contract.md, where producers find the rule they broke.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from cxpulse.core.events import (
-    SCALES,
+    DEFAULT_SCALE,
+    SCALE_SCORES,
     SURVEYS,
     TICKETS,
     TYPE_NAMES,
@@ -51,16 +56,22 @@ from cxpulse.core.events import (
     Creator,
     Event,
     Priority,
+    Scale,
     Status,
     StatusChanged,
     SurveyKind,
+    SurveyOffered,
     SurveyResponse,
     TicketAssigned,
     TicketCreated,
+    TicketHandoff,
     TicketMessage,
     key_of,
     role_of,
 )
+
+#: Where producers read the rules a rejection names.
+CONTRACT_DOC = "docs/contract.md"
 
 #: Value longer than the size limit (checked before anything else is parsed).
 TOO_LARGE = "too_large"
@@ -78,7 +89,7 @@ MISSING_FIELD = "missing_field"
 WRONG_TYPE = "wrong_type"
 #: A string outside its enum (priority, created_by, author, status, survey).
 BAD_ENUM = "bad_enum"
-#: A survey score outside the fixed scale of its survey kind.
+#: A survey score not on its scale, or a scale its survey kind does not offer.
 BAD_SCALE = "bad_scale"
 #: `ts` is not an RFC 3339 date-time, or names an impossible or out-of-range instant.
 BAD_TIMESTAMP = "bad_timestamp"
@@ -254,6 +265,7 @@ _SCHEMAS: dict[str, tuple[type, tuple[tuple[str, _Check, bool], ...]]] = {
             ("priority", _enum(Priority), False),
             ("customer_id", _ID, False),
             ("created_by", _enum(Creator), False),
+            ("bot", _bool, False),
         ),
     ),
     "ticket.assigned": (
@@ -263,6 +275,10 @@ _SCHEMAS: dict[str, tuple[type, tuple[tuple[str, _Check, bool], ...]]] = {
             ("agent_id", _LABEL, True),
             ("team", _LABEL, False),
         ),
+    ),
+    "ticket.handoff": (
+        TicketHandoff,
+        (("ticket_id", _ID, True),),
     ),
     "ticket.message": (
         TicketMessage,
@@ -291,6 +307,20 @@ _SCHEMAS: dict[str, tuple[type, tuple[tuple[str, _Check, bool], ...]]] = {
             ("agent_id", _LABEL, False),
             ("channel", _LABEL, False),
             ("touchpoint", _LABEL, False),
+            ("scale", _enum(Scale), False),
+        ),
+    ),
+    "survey.offered": (
+        SurveyOffered,
+        (
+            ("survey", _enum(SurveyKind), True),
+            ("ticket_id", _ID, False),
+            ("customer_id", _ID, False),
+            ("team", _LABEL, False),
+            ("agent_id", _LABEL, False),
+            ("channel", _LABEL, False),
+            ("touchpoint", _LABEL, False),
+            ("scale", _enum(Scale), False),
         ),
     ),
 }
@@ -314,7 +344,7 @@ def _absent(obj: dict[str, object], name: str) -> Rejection:
 
 
 def decode(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Event | Rejection:
-    """Validate one message value against contract v1.
+    """Validate one message value against contract v1.1 (docs/contract.md).
 
     `None` is accepted (a Kafka tombstone) and rejected as `not_json`, so a
     stray null-value record cannot crash the caller.
@@ -348,7 +378,9 @@ def _decode_object(obj: dict[str, object]) -> Event | Rejection:
         return _wrong_type("type", "a string", type_name)
     schema = _SCHEMAS.get(type_name)
     if schema is None:
-        return Rejection(UNKNOWN_TYPE, f"field 'type' must be one of {_TYPE_LIST}")
+        return Rejection(
+            UNKNOWN_TYPE, f"field 'type' must be one of {_TYPE_LIST} ({CONTRACT_DOC})"
+        )
     cls, specs = schema
 
     event_id = obj.get("event_id")
@@ -378,19 +410,48 @@ def _decode_object(obj: dict[str, object]) -> Event | Rejection:
             return checked
         kwargs[name] = checked
 
-    if cls is SurveyResponse:
-        kind = kwargs["survey"]
-        score = kwargs["score"]
-        assert isinstance(kind, SurveyKind) and isinstance(score, int)
-        low, high = SCALES[kind]
-        if not low <= score <= high:
-            shown = str(score) if -(10**6) < score < 10**6 else "a huge number"
-            return Rejection(
-                BAD_SCALE,
-                f"field 'score' out of scale {low}..{high} for {kind.value} (got {shown})",
-            )
+    if cls is SurveyResponse or cls is SurveyOffered:
+        rejection = _check_scale(kwargs)
+        if rejection is not None:
+            return rejection
     event: Event = cls(**kwargs)
     return event
+
+
+def _scale_text(scale: Scale, scores: tuple[int, ...]) -> str:
+    if scale is Scale.THREE_POINT or scale is Scale.TWO_POINT:
+        return f"{scale.value} ({', '.join(map(str, scores))})"
+    return f"{scores[0]}..{scores[-1]}"
+
+
+def _check_scale(kwargs: dict[str, object]) -> Rejection | None:
+    """The scale belongs to the survey kind, and the score (if any) is on it."""
+    kind = kwargs["survey"]
+    assert isinstance(kind, SurveyKind)
+    offered = SCALE_SCORES[kind]
+    scale = kwargs.get("scale")
+    if scale is None:
+        scale = DEFAULT_SCALE[kind]
+    assert isinstance(scale, Scale)
+    scores = offered.get(scale)
+    if scores is None:
+        return Rejection(
+            BAD_SCALE,
+            f"field 'scale' must be one of {', '.join(offered)} for {kind.value} "
+            f"({CONTRACT_DOC})",
+        )
+    score = kwargs.get("score")
+    if score is None:  # an offer
+        return None
+    assert isinstance(score, int)
+    if score not in scores:
+        shown = str(score) if -(10**6) < score < 10**6 else "a huge number"
+        return Rejection(
+            BAD_SCALE,
+            f"field 'score' out of scale {_scale_text(scale, scores)} for {kind.value} "
+            f"(got {shown})",
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -412,8 +473,8 @@ def encode(event: Event) -> dict[str, object]:
     }
     for name in _FIELD_NAMES[cls]:
         value = getattr(event, name)
-        if value is None:
-            continue
+        if value is None or (name == "bot" and value is False):
+            continue  # absent optionals; `bot` only when set: 1.0 events encode as before
         out[name] = value.value if isinstance(value, StrEnum) else value
     return out
 

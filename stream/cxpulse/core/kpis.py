@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cxpulse.core.events import SCALES, SurveyKind
+from cxpulse.core.events import SCALES, Scale, SurveyKind
+from cxpulse.core.slices import N_SURVEY_SLOTS, OFFERS_SLOT, SLOT_OTHER_SCALE
 
 #: Two-sided 95 % standard normal quantile (Phi^-1(0.975)).
 Z95 = 1.959963984540054
@@ -56,6 +57,15 @@ GOOD_SCORES: dict[SurveyKind, range] = {
 }
 NPS_DETRACTORS = range(0, 7)
 
+#: (1.1) Satisfied CSAT answers on the other scales, by the idea of 4-5 of 5
+#: (the top two of five boxes): the top two of seven, the happy face of three
+#: (Freshdesk 103), good of good / bad (docs/contract.md, "Scales").
+SATISFIED_OTHER: dict[Scale, frozenset[int]] = {
+    Scale.SEVEN_POINT: frozenset({6, 7}),
+    Scale.THREE_POINT: frozenset({103}),
+    Scale.TWO_POINT: frozenset({1}),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class SurveyStats:
@@ -67,14 +77,30 @@ class SurveyStats:
     ci_low: float | None
     ci_high: float | None
     below_min_sample: bool
+    #: Responses on the kind's own scale: the mean's sample (1.1: other CSAT
+    #: scales count in the share, never in the mean).
+    mean_n: int = 0
+    #: (1.1) Surveys offered, and responses / offers (None without offers).
+    offers: int = 0
+    response_rate: float | None = None
 
 
 def survey_stats(kind: SurveyKind, counts: list[int], min_sample: int) -> SurveyStats:
+    if len(counts) < N_SURVEY_SLOTS:  # a v1-sized histogram: no 1.1 slots
+        counts = [*counts, *[0] * (N_SURVEY_SLOTS - len(counts))]
     lo, hi = SCALES[kind]
-    n = sum(counts[lo : hi + 1])
+    native = sum(counts[lo : hi + 1])
     total = sum(score * counts[score] for score in range(lo, hi + 1))
-    mean = total / n if n else None
+    mean = total / native if native else None
     good = sum(counts[s] for s in GOOD_SCORES[kind])
+    n = native
+    for slot, (scale, score) in SLOT_OTHER_SCALE.items():
+        c = counts[slot]
+        if c:  # only CSAT ever fills these slots (decode checks the scale)
+            n += c
+            if score in SATISFIED_OTHER[scale]:
+                good += c
+    offers = counts[OFFERS_SLOT]
     ci: tuple[float, float] | None
     if kind is SurveyKind.NPS:
         bad = sum(counts[s] for s in NPS_DETRACTORS)
@@ -90,4 +116,7 @@ def survey_stats(kind: SurveyKind, counts: list[int], min_sample: int) -> Survey
         ci_low=ci[0] if ci else None,
         ci_high=ci[1] if ci else None,
         below_min_sample=n < min_sample,
+        mean_n=native,
+        offers=offers,
+        response_rate=ratio(n, offers),
     )

@@ -24,9 +24,9 @@ from cxpulse.core.config import CoreConfig
 from cxpulse.core.dimensions import LabelGuard
 from cxpulse.core.engine.partition import evict_before, slice_stores
 from cxpulse.core.evaluation.view import OpenTicket, open_ticket
-from cxpulse.core.events import SURVEYS, TICKETS, SurveyResponse
+from cxpulse.core.events import SURVEYS, TICKETS, SurveyOffered, SurveyResponse
 from cxpulse.core.outcome import ROLES, Outcome
-from cxpulse.core.slices import AgentAgg, Key, SliceStore, SurveyAgg, TicketAgg
+from cxpulse.core.slices import AgentAgg, Key, SliceStore, SurveyAgg, TicketAgg, survey_counts
 from cxpulse.core.tickets import DeriveParams, TicketState, decode_event, derive_all
 
 
@@ -113,7 +113,7 @@ class PartitionReplica:
         self._cum_tickets = {
             tuple(k): TicketAgg.from_json(v, self._nb, with_sketch=False) for k, v in cum["t"]
         }
-        self._cum_surveys = {k: [int(x) for x in v] for k, v in cum["s"].items()}
+        self._cum_surveys = {k: survey_counts(v) for k, v in cum["s"].items()}
 
     def _load_ticket(self, tid: str, value: Mapping[str, Any] | None) -> None:
         self._open.pop(tid, None)
@@ -125,7 +125,7 @@ class PartitionReplica:
         late = set(value.get("l", ()))
         for raw in value["e"]:
             e = decode_event(raw)
-            assert not isinstance(e, SurveyResponse)
+            assert not isinstance(e, SurveyResponse | SurveyOffered)
             state.insert(e, e.event_id in late)
         view = derive_all(state.events, self._params, None).view
         if view.is_open:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+from cxpulse.core.events import DEFAULT_SCALE, SCALE_SCORES, Scale, SurveyKind
 from cxpulse.core.sketch import LogMapping, Sketch
 
 Key = tuple[str, ...]
@@ -231,15 +232,61 @@ class AgentAgg:
 
 # --- survey responses --------------------------------------------------------
 
+#: Slots of a survey histogram. 0..10: the score on the kind's own scale (v1:
+#: CSAT 1-5, NPS 0-10, CES 1-7). Contract 1.1 adds CSAT on other scales, each
+#: score in a slot of its own (never converted into a 1-5 score: no false
+#: precision), and offers (surveys sent, answered or not).
+N_NATIVE_SLOTS = 11
+_OTHER_SCALES: tuple[tuple[Scale, tuple[int, ...]], ...] = (
+    (Scale.TWO_POINT, SCALE_SCORES[SurveyKind.CSAT][Scale.TWO_POINT]),
+    (Scale.THREE_POINT, SCALE_SCORES[SurveyKind.CSAT][Scale.THREE_POINT]),
+    (Scale.SEVEN_POINT, SCALE_SCORES[SurveyKind.CSAT][Scale.SEVEN_POINT]),
+)
+#: (scale, score) -> slot, for the non-default CSAT scales; and slot -> (scale, score).
+OTHER_SCALE_SLOT: dict[tuple[Scale, int], int] = {}
+SLOT_OTHER_SCALE: dict[int, tuple[Scale, int]] = {}
+for _scale, _scores in _OTHER_SCALES:
+    for _score in _scores:
+        _slot = N_NATIVE_SLOTS + len(OTHER_SCALE_SLOT)
+        OTHER_SCALE_SLOT[(_scale, _score)] = _slot
+        SLOT_OTHER_SCALE[_slot] = (_scale, _score)
+#: Surveys offered (contract 1.1 `survey.offered`).
+OFFERS_SLOT = N_NATIVE_SLOTS + len(OTHER_SCALE_SLOT)
+N_SURVEY_SLOTS = OFFERS_SLOT + 1
+
+
+def survey_slot(kind: SurveyKind, scale: Scale | None, score: int) -> int:
+    """The histogram slot of a response (valid by the contract: decode checked it)."""
+    if scale is None or scale is DEFAULT_SCALE[kind]:
+        return score
+    return OTHER_SCALE_SLOT[(scale, score)]
+
+
+def survey_json(counts: list[int]) -> list[int]:
+    """Counts without trailing zero slots beyond the first 11: a histogram with
+    no 1.1 content keeps the exact 1.0 form in the changelog."""
+    n = len(counts)
+    while n > N_NATIVE_SLOTS and not counts[n - 1]:
+        n -= 1
+    return counts[:n]
+
+
+def survey_counts(data: Iterable[Any]) -> list[int]:
+    """A histogram read back from its JSON, padded to every slot."""
+    counts = [int(x) for x in data]
+    counts.extend([0] * (N_SURVEY_SLOTS - len(counts)))
+    return counts
+
 
 class SurveyAgg:
-    """Score histogram (index = score, 0..10) of one (slice, kind, team, channel, agent,
-    touchpoint): shares, means, NPS and their intervals all follow exactly from it."""
+    """Score histogram (slots above) of one (slice, kind, team, channel, agent,
+    touchpoint): shares, means, NPS, response rate and their intervals all
+    follow exactly from it."""
 
     __slots__ = ("counts",)
 
     def __init__(self) -> None:
-        self.counts = [0] * 11
+        self.counts = [0] * N_SURVEY_SLOTS
 
     def add(self, field: int, value: int, sign: int, ctx: AggContext) -> None:
         self.counts[field] += sign * value
@@ -262,12 +309,12 @@ class SurveyAgg:
         return sum(self.counts)
 
     def to_json(self) -> list[Any]:
-        return list(self.counts)
+        return survey_json(self.counts)
 
     @classmethod
     def from_json(cls, data: list[Any]) -> SurveyAgg:
         a = cls()
-        a.counts = [int(x) for x in data]
+        a.counts = survey_counts(data)
         return a
 
 

@@ -9,11 +9,14 @@ the new contributions, which makes windowed KPIs order-insensitive too.
 
 Rules the catalogue leaves open, decided here (also in docs/kpis.md):
 
-* The first `ticket.created` in (ts, event_id) order is the creation; later
+* A ticket's events are ordered by (ts, type rank, event_id) (contract 1.1,
+  `events.event_order`): in one helpdesk update the reply comes before the
+  solve, whatever the producer's ids.
+* The first `ticket.created` in that order is the creation; later
   ones are ignored. Without a creation a ticket contributes nothing and is
   not in the backlog (its timelines still serve survey attribution).
 * Event times before the creation count as the creation time (durations are
-  never negative). Events with equal times apply in event_id order.
+  never negative).
 * `closed` is final: events after it (in sorted order) are ignored.
 * Reopen = a `solved` -> `open` transition; `solved` -> `pending`/`on_hold`
   leaves `solved` without being a reopen. A status change to the current
@@ -22,6 +25,11 @@ Rules the catalogue leaves open, decided here (also in docs/kpis.md):
   moment (for per-agent replies), and counts for FRT/FCR regardless.
 * FRT SLA: met only by a public agent reply by the deadline; a ticket solved
   or closed without one still breaches at the deadline.
+* Bot tickets (contract 1.1: created with `bot`): the FRT clock starts at the
+  first `ticket.handoff`, and there is no deadline before it. An agent reply
+  before any handoff is measured from the creation and judged at once (met
+  by creation + target, else a breach in the reply's slice): its deadline was
+  never pending, so the breach cannot land in a sealed slice.
 """
 
 from __future__ import annotations
@@ -38,14 +46,18 @@ from cxpulse.core.events import (
     Creator,
     Event,
     Priority,
+    Scale,
     Status,
     StatusChanged,
     SurveyKind,
+    SurveyOffered,
     SurveyResponse,
     TicketAssigned,
     TicketCreated,
     TicketEvent,
+    TicketHandoff,
     TicketMessage,
+    event_order,
 )
 from cxpulse.core.slices import (
     A_REPLIES,
@@ -83,6 +95,11 @@ class TicketView:
     priority: str = Priority.NORMAL.value
     status: str = "new"
     status_since: int | None = None
+    #: (1.1) Created with `bot`: in a bot's hands until the first handoff.
+    bot: bool = False
+    #: Where the FRT clock starts: the creation, or for a bot ticket its first
+    #: handoff (None until then: no deadline, not unanswered).
+    frt_start: int | None = None
     time_in_status: dict[str, int] = field(default_factory=dict)
     assignee: str | None = None
     first_response_ts: int | None = None
@@ -184,7 +201,7 @@ class Derivation:
 
     __slots__ = (
         "before_solve", "c", "contribs", "created", "deadline", "emit", "key",
-        "slice_ms", "team_label", "view",
+        "slice_ms", "target", "team_label", "view",
     )  # fmt: skip
 
     def __init__(
@@ -204,7 +221,9 @@ class Derivation:
         self.emit = label is not None and created is not None
         self.slice_ms = slice_ms = params.slice_ms
         self.key: tuple[str, ...] = ()
-        self.deadline = 0
+        #: The FRT deadline; None while a bot ticket waits for its handoff.
+        self.deadline: int | None = None
+        self.target = 0
         self.team_label = ""
         #: Public agent replies before the first solve (FCR: one-touch if <= 1).
         self.before_solve = 0
@@ -222,7 +241,12 @@ class Derivation:
             view.status_since = c
             view.last_ts = c
             view.team_tl.append((c, created.team))
-            self.deadline = c + params.target(view.priority)
+            self.target = params.target(view.priority)
+            if created.bot:
+                view.bot = True
+            else:
+                view.frt_start = c
+                self.deadline = c + self.target
             if label is not None:
                 self.team_label = label("team", created.team)
                 self.key = (self.team_label, label("channel", created.channel), view.priority)
@@ -258,9 +282,17 @@ class Derivation:
                     view.first_response_ts = t
                     if emit and view.by_customer:
                         assert c is not None
-                        self.contribs.append((TICKET_STORE, s, self.key, F_FRT, t - c))
-                        if t <= self.deadline:
-                            self.contribs.append((TICKET_STORE, s, self.key, SLA_MET, 1))
+                        start = view.frt_start
+                        if start is None:  # a bot ticket taken over before any handoff
+                            met = t <= c + self.target
+                            self.contribs.append((TICKET_STORE, s, self.key, F_FRT, t - c))
+                            outcome = SLA_MET if met else SLA_BREACHED
+                            self.contribs.append((TICKET_STORE, s, self.key, outcome, 1))
+                        else:
+                            self.contribs.append((TICKET_STORE, s, self.key, F_FRT, t - start))
+                            assert self.deadline is not None
+                            if t <= self.deadline:
+                                self.contribs.append((TICKET_STORE, s, self.key, SLA_MET, 1))
                 agent = e.agent_id or view.assignee
                 if emit and agent is not None:
                     assert label is not None
@@ -276,6 +308,10 @@ class Derivation:
                     self.team_label = label("team", e.team)
                     key = self.key
                     self.key = (self.team_label, key[1], key[2])
+        elif isinstance(e, TicketHandoff):
+            if view.bot and view.frt_start is None and view.first_response_ts is None:
+                view.frt_start = t
+                self.deadline = t + self.target
         elif isinstance(e, StatusChanged):
             new: str = e.status
             if new == status:
@@ -322,6 +358,8 @@ class Derivation:
         if not (self.emit and view.by_customer):
             return (), None
         deadline = self.deadline
+        if deadline is None:  # a bot ticket: not handed off, or judged at its reply
+            return (), None
         first = view.first_response_ts
         if first is not None and first <= deadline:
             return (), None
@@ -357,10 +395,6 @@ def derive(
     d = derive_all(events, params, label)
     tail, pending = d.finish(stream_time, label)
     return d.view, d.contribs + list(tail), pending
-
-
-def event_order(e: Event) -> tuple[int, str]:
-    return (e.ts, e.event_id)
 
 
 _NONE_LATE: frozenset[str] = frozenset()
@@ -461,30 +495,51 @@ dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=Fal
 def encode_event(e: Event) -> list[Any]:
     """Positional JSON list; never pickle (the changelog is not trusted code)."""
     if isinstance(e, TicketCreated):
-        return ["c", e.event_id, e.ts, e.ticket_id, e.team, e.channel, e.priority.value,
-                e.customer_id, e.created_by.value]  # fmt: skip
+        out = ["c", e.event_id, e.ts, e.ticket_id, e.team, e.channel, e.priority.value,
+               e.customer_id, e.created_by.value]  # fmt: skip
+        if e.bot:  # appended only when set: 1.0 values stay byte-identical
+            out.append(True)
+        return out
     if isinstance(e, TicketAssigned):
         return ["a", e.event_id, e.ts, e.ticket_id, e.agent_id, e.team]
     if isinstance(e, TicketMessage):
         return ["m", e.event_id, e.ts, e.ticket_id, e.author.value, e.agent_id, e.public]
     if isinstance(e, StatusChanged):
         return ["s", e.event_id, e.ts, e.ticket_id, e.status.value]
-    return ["r", e.event_id, e.ts, e.survey.value, e.score, e.ticket_id, e.customer_id,
-            e.team, e.agent_id, e.channel, e.touchpoint]  # fmt: skip
+    if isinstance(e, TicketHandoff):
+        return ["h", e.event_id, e.ts, e.ticket_id]
+    if isinstance(e, SurveyOffered):
+        return ["o", e.event_id, e.ts, e.survey.value, e.ticket_id, e.customer_id,
+                e.team, e.agent_id, e.channel, e.touchpoint,
+                None if e.scale is None else e.scale.value]  # fmt: skip
+    out = ["r", e.event_id, e.ts, e.survey.value, e.score, e.ticket_id, e.customer_id,
+           e.team, e.agent_id, e.channel, e.touchpoint]  # fmt: skip
+    if e.scale is not None:  # appended only when set: 1.0 values stay byte-identical
+        out.append(e.scale.value)
+    return out
 
 
 def decode_event(d: list[Any]) -> Event:
     tag = d[0]
     if tag == "c":
-        return TicketCreated(d[1], int(d[2]), d[3], d[4], d[5], Priority(d[6]), d[7], Creator(d[8]))
+        return TicketCreated(d[1], int(d[2]), d[3], d[4], d[5], Priority(d[6]), d[7], Creator(d[8]),
+                             len(d) > 9 and bool(d[9]))  # fmt: skip
     if tag == "a":
         return TicketAssigned(d[1], int(d[2]), d[3], d[4], d[5])
     if tag == "m":
         return TicketMessage(d[1], int(d[2]), d[3], Author(d[4]), d[5], bool(d[6]))
     if tag == "s":
         return StatusChanged(d[1], int(d[2]), d[3], Status(d[4]))
+    if tag == "h":
+        return TicketHandoff(d[1], int(d[2]), d[3])
     if tag == "r":
         return SurveyResponse(
-            d[1], int(d[2]), SurveyKind(d[3]), int(d[4]), d[5], d[6], d[7], d[8], d[9], d[10]
+            d[1], int(d[2]), SurveyKind(d[3]), int(d[4]), d[5], d[6], d[7], d[8], d[9], d[10],
+            Scale(d[11]) if len(d) > 11 else None,
+        )
+    if tag == "o":
+        return SurveyOffered(
+            d[1], int(d[2]), SurveyKind(d[3]), d[4], d[5], d[6], d[7], d[8], d[9],
+            None if d[10] is None else Scale(d[10]),
         )
     raise ValueError(f"unknown event tag {tag!r}")

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from cxpulse.mixin.tiles import human_duration
+from cxpulse.sim import params
 from cxpulse.sim.model import first_midnight
 from cxpulse.sim.params import Slowdown
 
@@ -80,8 +81,6 @@ class IncidentPlan:
 
 def incident_plan(args: argparse.Namespace) -> IncidentPlan | str | None:
     """The `--incident-*` flags as a plan; a string is the one-line usage error."""
-    from cxpulse.sim import params
-
     if args.incident_team == "none":
         return None
     if args.incident_team not in params.TEAMS:

@@ -100,7 +100,7 @@ def plan_parts(args: argparse.Namespace, root: Path, directory: Path, bootstrap:
          f"--web.listen-address=127.0.0.1:{prom_port}",
          f"--storage.tsdb.path={directory / 'prometheus'}"],
         ready_url=f"http://127.0.0.1:{prom_port}/-/ready",
-        where=f"http://127.0.0.1:{prom_port}/alerts"))
+        where=f"http://127.0.0.1:{prom_port}/alerts"))  # `alerts_page` checks it once up
     incident = ([] if a.incident is None else
                 ["--incident", json.dumps(asdict(a.incident))])
     started = datetime.fromtimestamp(sim_start_ms / 1000, UTC)
@@ -139,4 +139,24 @@ def alertmanager_config(root: Path, receiver_port: int) -> str:
             hook["url"] = f"http://127.0.0.1:{receiver_port}/{rec['name']}"
     config.setdefault("route", {})["group_wait"] = "10s"
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def alerts_page(base: str) -> str:
+    """The Prometheus alerts page that opens on the installed Prometheus.
+
+    `/alerts` is the React UI's page; Debian's 2.42 (`2.42.0+ds`) ships without the
+    React assets and answers it with 404, its page is `/classic/alerts`. Asked of the
+    running Prometheus rather than guessed from `prometheus --version`: a build is
+    what decides it, not the version number."""
+    import urllib.error
+    import urllib.request
+
+    for path in ("/alerts", "/classic/alerts"):
+        try:
+            with urllib.request.urlopen(base + path, timeout=5) as resp:  # noqa: S310 - loopback
+                if resp.status == 200:
+                    return base + path
+        except (urllib.error.URLError, OSError):
+            continue
+    return base + "/classic/alerts"
 

@@ -10,8 +10,12 @@ import json
 import sys
 import time
 
+from cxpulse.core.events import SURVEYS, TICKETS
 from cxpulse.demo.incidents import IncidentPlan
 from cxpulse.demo.parts import TOPICS
+from cxpulse.replay import plan, produce
+from cxpulse.sim.dirt import generate
+from cxpulse.sim.model import SimConfig
 
 
 def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
@@ -25,11 +29,6 @@ def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
     `max_event_ahead` after their Kafka timestamp, `cxpulse.core.timeguard`).
     The demo passes `start_ms` (computed so, a moment before this starts)
     so that it can announce the incidents at the right time."""
-    from cxpulse.core.events import SURVEYS, TICKETS
-    from cxpulse.replay import plan, produce
-    from cxpulse.sim.dirt import generate
-    from cxpulse.sim.model import SimConfig
-
     if start_ms is None:
         start_ms = int(time.time() * 1000) - int(duration_ms * (1 - 1 / speed))
     slowdowns = () if incident is None else incident.slowdowns(start_ms, duration_ms)

@@ -23,7 +23,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from types import FrameType
+from typing import IO
 
 from cxpulse.demo.incidents import INCIDENT_FACTOR, human, simulated_span
 from cxpulse.demo.parts import (
@@ -31,10 +32,13 @@ from cxpulse.demo.parts import (
     TOPICS,
     Part,
     alertmanager_config,
+    alerts_page,
     plan_parts,
     prometheus_config,
 )
 from cxpulse.demo.receiver import Receiver
+from cxpulse.jsontypes import JSON
+from cxpulse.kafka.broker import KafkaBroker, create_topics
 from cxpulse.ports import free_port
 
 EXIT_PART_DIED = 1
@@ -54,7 +58,7 @@ class Demo:
     dir: Path
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     started: list[Part] = field(default_factory=list)
-    broker: Any = None
+    broker: KafkaBroker | None = None
     receiver: Receiver | None = None
     stop_requested: bool = False
     #: the simulation's first instant (epoch ms), fixed before the simulator starts so the
@@ -106,8 +110,10 @@ class Demo:
         parts = [{"name": p.name, "pid": p.proc.pid, "argv": p.argv}
                  for p in self.started if p.proc is not None]
         if self.broker is not None and self.broker.proc is not None:
+            argv = self.broker.proc.args
+            assert isinstance(argv, list)  # the command list `KafkaBroker.start` gave Popen
             parts.append({"name": "kafka", "pid": self.broker.proc.pid,
-                          "argv": [str(x) for x in self.broker.proc.args]})
+                          "argv": [str(x) for x in argv]})
         tmp = self.dir / (STATE_NAME + ".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "parts": parts}))
         tmp.replace(self.dir / STATE_NAME)
@@ -120,8 +126,6 @@ class Demo:
         raise DemoError(f"{part.name} exited with code {rc} (log {part.log}):\n{part.tail()}")
 
     def start_broker(self) -> str:
-        from cxpulse.kafka.broker import KafkaBroker, create_topics
-
         kafka_dir = self.dir / "kafka"
         shutil.rmtree(kafka_dir, ignore_errors=True)  # a demo starts from an empty broker
         self.broker = KafkaBroker(workdir=kafka_dir, port=free_port(),
@@ -188,7 +192,7 @@ class Demo:
         return out
 
     def run(self) -> int:
-        def on_signal(signum: int, _: Any) -> None:
+        def on_signal(signum: int, _: FrameType | None) -> None:
             self.stop_requested = True
             raise KeyboardInterrupt
 
@@ -231,6 +235,9 @@ class Demo:
             order = [n for n in by_name if n != "wall"] + ["wall"]
             rows = [("kafka", bootstrap),
                     ("receiver", f"http://127.0.0.1:{receiver_port}/ (notifications below)")]
+            if "prometheus" in by_name:  # the alerts page that opens on this build
+                prom = by_name["prometheus"]
+                prom.where = alerts_page(prom.where.removesuffix("/alerts"))
             rows += [(n, by_name[n].where) for n in order]
             if a.incident is not None:
                 first = schedule[0][0] if schedule else None
@@ -278,7 +285,7 @@ def _state_pid(directory: Path) -> int | None:
     return None
 
 
-def _runs(part: dict[str, Any]) -> bool:
+def _runs(part: JSON) -> bool:
     """The part's pid is alive and still runs the part's command line (not a recycled
     pid: only what this directory's demo started is ever signalled)."""
     pid = int(part["pid"])
@@ -300,9 +307,9 @@ def stop_demo(directory: Path, timeout_s: float = 120.0) -> int:
     if not lock.exists():
         print(f"cxpulse demo: no demo running in {directory}")
         return 0
-    def read_state() -> dict[str, Any]:
+    def read_state() -> JSON:
         with contextlib.suppress(OSError, ValueError):
-            state: dict[str, Any] = json.loads((directory / STATE_NAME).read_text())
+            state: JSON = json.loads((directory / STATE_NAME).read_text())
             return state
         return {}
 

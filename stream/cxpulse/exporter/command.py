@@ -12,19 +12,20 @@ worker's (docs/runbook.md): 0 stopped, 2 bad setting, web config, port or topics
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
 import os
 import sys
-from typing import Any
 
+from cxpulse.cliargs import Subcommands
+from cxpulse.exporter.service import run_exporter
+from cxpulse.kafka.access import KafkaAccessError
+from cxpulse.lifecycle import run_until_signal
 from cxpulse.settings import SettingsError, core_config, load_settings
 from cxpulse.settings.flags import add_settings_flags, settings_overrides
 from cxpulse.startup import prepare_serving
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "exporter",
         help="serve every KPI of all partitions (read from the state changelog) on /metrics",
@@ -51,19 +52,14 @@ def run(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from cxpulse.exporter.service import run_exporter
-    from cxpulse.kafka.access import KafkaAccessError
-
     # the exporter reads only end offsets of the input topics: Describe is its grant
     prepared = prepare_serving("cxpulse exporter", settings, input_grant="Describe")
     if isinstance(prepared, int):
         return prepared
-    with contextlib.suppress(KeyboardInterrupt):
-        try:
-            return asyncio.run(
-                run_exporter(settings, config, prepared.sock, prepared.web_config)
-            )
-        except KafkaAccessError as exc:  # credentials refused while running, a missing ACL
-            print(f"cxpulse exporter: kafka: {exc}", file=sys.stderr)
-            return exc.code
-    return 0
+    try:  # SIGTERM/SIGINT: the consumer and the server close, exit 0
+        return run_until_signal(
+            run_exporter(settings, config, prepared.sock, prepared.web_config)
+        )
+    except KafkaAccessError as exc:  # credentials refused while running, a missing ACL
+        print(f"cxpulse exporter: kafka: {exc}", file=sys.stderr)
+        return exc.code

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -32,6 +32,7 @@ from prometheus_client.core import (
 
 from cxpulse import metric_names as m
 from cxpulse.core.engine import Evaluation, KpiValue, evaluate
+from cxpulse.core.evaluation.view import PartitionView
 
 #: `percentile`, not `quantile`: Prometheus reserves `quantile` for summaries, whose
 #: _count/_sum must be cumulative; a rolling window's are not.
@@ -98,8 +99,16 @@ KPI_FAMILIES: dict[str, Family | None] = {
     "nps": Family(m.NPS, "NPS: promoters % - detractors % (-100..100)", _SURVEY),
     "csat_mean": Family(m.SURVEY_MEAN["csat"], "Mean CSAT score (1-5)", _SURVEY),
     "ces_mean": Family(m.SURVEY_MEAN["ces"], "Mean CES score (1-7)", _SURVEY),
+    **{
+        f"{k}_response_rate": Family(
+            m.SURVEY_RESPONSE_RATE[k], f"{k.upper()} responses / surveys offered", _SURVEY
+        )
+        for k in ("csat", "ces", "nps")
+    },
 }
 SURVEYS = ("csat", "ces", "nps")
+#: KPI name of each survey's response rate -> its survey (n = offers: contract 1.1).
+RESPONSE_RATES = {f"{k}_response_rate": k for k in SURVEYS}
 
 _NOW = tuple(m.TICKET_DIMS)
 GAUGE_FAMILIES: dict[str, Family | None] = {
@@ -146,6 +155,11 @@ COUNTER_FAMILIES: dict[str, Family | None] = {
     "survey_responses_total": Family(
         f"{m.PREFIX}_survey_responses_total", "Survey responses by score", ("survey", "score")
     ),
+    "survey_other_scale_responses_total": Family(
+        m.SURVEY_OTHER_SCALE_TOTAL, "CSAT responses on a scale other than 1-5, by score",
+        ("survey", "scale", "score"),
+    ),
+    "survey_offers_total": Family(m.SURVEY_OFFERS_TOTAL, "Surveys offered", ("survey",)),
     "dropped_contributions_total": Family(
         f"{m.PREFIX}_dropped_contributions_total",
         "Ticket KPI changes that arrived after their slice left the longest window", (),
@@ -219,6 +233,10 @@ def render(ev: Evaluation) -> list[Metric]:
             gauge(fam).add_metric(_label_values(fam, k.window, k.labels), k.value)
         if k.name in SURVEYS:
             survey_side(k, fam)
+        elif k.name in RESPONSE_RATES and k.n is not None:
+            offers = Family(m.SURVEY_OFFERS[RESPONSE_RATES[k.name]], "Surveys offered in the "
+                            "window (the response rate's n)", fam.labels)  # fmt: skip
+            gauge(offers).add_metric(_label_values(fam, k.window, k.labels), float(k.n))
     for s in ev.gauges:
         fam = _family(GAUGE_FAMILIES, s.name)
         if fam is not None:
@@ -250,6 +268,13 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else f"{bound:g}"
 
 
+@runtime_checkable
+class EngineSource(Protocol):
+    """A worker, as far as its KPIs go: the engines of the partitions it owns now."""
+
+    def engines(self) -> Mapping[int, PartitionView] | Sequence[PartitionView]: ...
+
+
 class KpiCollector:
     """A prometheus_client collector over the engines a worker owns right now.
 
@@ -258,12 +283,13 @@ class KpiCollector:
     `Evaluation` (tests, the report).
     """
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: EngineSource | Callable[[], Evaluation]) -> None:
         self._evaluate: Callable[[], Evaluation]
-        if callable(source) and not hasattr(source, "engines"):
-            self._evaluate = source
+        if isinstance(source, EngineSource):  # has `engines` (whether callable or not)
+            worker = source
+            self._evaluate = lambda: evaluate(_engine_list(worker.engines()))
         else:
-            self._evaluate = lambda: evaluate(_engine_list(source.engines()))
+            self._evaluate = source
 
     def collect(self) -> Iterator[Metric]:
         yield from render(self._evaluate())
@@ -273,7 +299,9 @@ class KpiCollector:
         return []
 
 
-def _engine_list(engines: Mapping[int, Any] | Sequence[Any]) -> list[Any]:
+def _engine_list(
+    engines: Mapping[int, PartitionView] | Sequence[PartitionView],
+) -> list[PartitionView]:
     if isinstance(engines, Mapping):
         return [engines[p] for p in sorted(engines)]
     return list(engines)

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
+
+from cxpulse.settings import Settings
+from cxpulse.settings.model import ClientOptions
 
 log = logging.getLogger("cxpulse.kafka")
 
@@ -49,7 +52,7 @@ class Security:
     bootstrap_servers: str
     security_protocol: str
     sasl_mechanism: str | None
-    kwargs: dict[str, Any]
+    kwargs: ClientOptions
 
 
 def classify(
@@ -60,7 +63,7 @@ def classify(
     Messages name the setting to look at and never contain a secret (only
     the host:port, protocol and mechanism, which are not secret).
     """
-    from aiokafka import errors as ke
+    from aiokafka import errors as ke  # aiokafka: not imported at `--help` time
 
     tls = protocol in ("SSL", "SASL_SSL")
     if isinstance(exc, ke.SaslAuthenticationFailed):
@@ -127,6 +130,7 @@ async def probe(sec: Security, timeout_s: float = 15.0) -> tuple[bool, KafkaAcce
     them (credentials, TLS, protocol); (False, None): no answer (down, starting,
     timeout), which says nothing about the credentials.
     """
+    # aiokafka: not imported at `--help` time
     from aiokafka.conn import create_conn
     from aiokafka.protocol.metadata import MetadataRequest
 
@@ -218,7 +222,7 @@ class AuthWatch:
                 return verdict
 
 
-def auth_watch(settings: Any) -> AuthWatch:
+def auth_watch(settings: Settings) -> AuthWatch:
     """The `AuthWatch` of a worker or exporter, from its settings (one place)."""
     return AuthWatch(
         security_of(settings),
@@ -229,7 +233,7 @@ def auth_watch(settings: Any) -> AuthWatch:
 
 def _auth_exception(exc: BaseException | None) -> BaseException | None:
     """The aiokafka authorization error in `exc` or its causes (a gather, a future)."""
-    from aiokafka import errors as ke
+    from aiokafka import errors as ke  # aiokafka: not imported at `--help` time
 
     kinds = (
         ke.TopicAuthorizationFailedError, ke.GroupAuthorizationFailedError,
@@ -245,14 +249,15 @@ def _auth_exception(exc: BaseException | None) -> BaseException | None:
         text = str(exc.args[0]) if type(exc) is ke.KafkaError and exc.args else ""
         for kind in kinds:
             if text.startswith(kind.__name__ + "("):
-                return kind()
+                wrapped: BaseException = kind()  # aiokafka is untyped
+                return wrapped
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return None
 
 
 def authorization_error(
-    exc: BaseException, settings: Any, *, exporter: bool = False
+    exc: BaseException, settings: Settings, *, exporter: bool = False
 ) -> KafkaAccessError | None:
     """A missing ACL, named as the README's ACL tables name it (None: not an ACL error).
 
@@ -263,7 +268,7 @@ def authorization_error(
     (or 1) that a restart repeats for ever. `exporter`: the grant the exporter
     needs (it only reads the changelog and the input topics' end offsets).
     """
-    from aiokafka import errors as ke
+    from aiokafka import errors as ke  # aiokafka: not imported at `--help` time
 
     found = _auth_exception(exc)
     if found is None:
@@ -316,7 +321,7 @@ def authorization_error(
     )
 
 
-def _topic_of(arg: Any) -> Any:
+def _topic_of(arg: object) -> object:
     """The topic name of a `TopicPartition`, anything else as it is.
 
     Why: aiokafka raises `TopicAuthorizationFailedError(TopicPartition(...))`
@@ -328,13 +333,11 @@ def _topic_of(arg: Any) -> Any:
 
 def _names_topic(text: str, topic: str) -> bool:
     """`topic` appears in `text` as a whole name (not as part of a longer one)."""
-    import re
-
     return re.search(rf"(?<![\w.-]){re.escape(topic)}(?![\w.-])", text) is not None
 
 
-def security_of(settings: Any) -> Security:
-    """`Security` from worker `Settings` (duck-typed: replay/simulate can pass theirs)."""
+def security_of(settings: Settings) -> Security:
+    """`Security` from the `Settings` of a worker, an exporter or a start-up check."""
     return Security(
         settings.bootstrap_servers,
         settings.security_protocol,

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -324,8 +325,7 @@ class KafkaBroker:
 
 
 async def _metadata_probe(bootstrap: str) -> None:
-    import logging
-
+    # aiokafka: only for the probes (`scripts/kafka fetch` does not load it)
     from aiokafka.admin import AIOKafkaAdminClient
 
     # Refused connections are expected while the JVM boots; keep them out of the output.
@@ -340,6 +340,7 @@ async def _metadata_probe(bootstrap: str) -> None:
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     """Create missing topics; existing ones are left as they are."""
+    # aiokafka: only for the probes (`scripts/kafka fetch` does not load it)
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -385,6 +386,7 @@ async def alter_acls(bootstrap: str, add: list[Acl] | None = None,
     """Create and delete ALLOW ACLs with the admin API's CreateAcls/DeleteAcls
     (aiokafka's admin client has them as protocol classes only); raises on any
     error code. `bootstrap` must be a super user's listener (PLAINTEXT here)."""
+    # aiokafka: only for the probes (`scripts/kafka fetch` does not load it)
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest
 

@@ -27,6 +27,7 @@ async def topic_partitions(
     are added to `unauthorized`: with ACLs, "does not exist" would send the
     reader looking for a typo instead of a missing grant.
     """
+    # aiokafka: not imported at `--help` time
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.protocol.metadata import MetadataRequest
 
@@ -69,6 +70,7 @@ async def check_group_access(settings: Settings) -> None:
     a faust worker missing the group ACL waits for ever, silently. Any other
     answer (a coordinator not available yet) is left to the consumer.
     """
+    # aiokafka: not imported at `--help` time
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import GroupAuthorizationFailedError
 
@@ -97,6 +99,7 @@ async def deadletter_limit(settings: Settings) -> int:
 
 async def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
     """The topic's `max.message.bytes` (None: not readable, e.g. no DescribeConfigs ACL)."""
+    # aiokafka: not imported at `--help` time
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
     from aiokafka.errors import KafkaError

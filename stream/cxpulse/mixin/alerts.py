@@ -344,8 +344,8 @@ def _pipeline_alerts(targets: Targets) -> list[dict[str, Any]]:
                f"> {p.max_deadletter_ratio:g}",
                "10m", "ticket", PIPELINE,
                "{{ $value | humanizePercentage }} of messages are dead-lettered",
-               "A producer sends events that break the contract; see the dead-letter topic "
-               "and the reason label."),
+               "A producer sends events that break the event contract (docs/contract.md); "
+               "see the dead-letter topic and the reason label."),
         _alert(targets, "CxpulseLateEventRatioHigh",
                f"sum({dedup(LATE_EVENTS, 'rate', '10m')})\n"
                f"  / clamp_min(sum({dedup(m.CONSUMED_TOTAL, 'rate', '10m')}), 1e-9) "

@@ -14,10 +14,9 @@ replicas with `cxpulse.mixin.promql.one_replica`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cxpulse import metric_names as m
 from cxpulse.core.targets import Targets
+from cxpulse.jsontypes import JSON
 from cxpulse.mixin import tiles as tl
 from cxpulse.mixin.promql import one_replica, one_replica_increase
 
@@ -31,12 +30,12 @@ TEAM_TICKETS = 'team="$team",channel="all",priority="all"'
 TEAM_SURVEYS = 'team="$team",channel="all",agent="all",touchpoint="all"'
 
 
-def _floor_steps(target: float) -> list[dict[str, Any]]:
+def _floor_steps(target: float) -> list[JSON]:
     """Red below the target, green at or above it."""
     return [{"color": RED, "value": None}, {"color": GREEN, "value": target}]
 
 
-def _ceiling_steps(target: float) -> list[dict[str, Any]]:
+def _ceiling_steps(target: float) -> list[JSON]:
     """Green under the target, amber from 75 % of it, red over it."""
     return [
         {"color": GREEN, "value": None},
@@ -67,17 +66,17 @@ class _Layout:
         return self.next_id - 1
 
 
-def _target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> dict[str, Any]:
-    t: dict[str, Any] = {"datasource": DS, "expr": expr, "refId": ref, "legendFormat": legend}
+def _target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> JSON:
+    t: JSON = {"datasource": DS, "expr": expr, "refId": ref, "legendFormat": legend}
     if instant:
         t["instant"] = True
     return t
 
 
-def _timeseries(lay: _Layout, title: str, targets: list[dict[str, Any]], unit: str,
-                steps: list[dict[str, Any]] | None = None, w: int = 12, h: int = 8,
-                description: str = "") -> dict[str, Any]:
-    defaults: dict[str, Any] = {"unit": unit, "custom": {"lineWidth": 2, "fillOpacity": 5}}
+def _timeseries(lay: _Layout, title: str, targets: list[JSON], unit: str,
+                steps: list[JSON] | None = None, w: int = 12, h: int = 8,
+                description: str = "") -> JSON:
+    defaults: JSON = {"unit": unit, "custom": {"lineWidth": 2, "fillOpacity": 5}}
     if steps:
         defaults["thresholds"] = {"mode": "absolute", "steps": steps}
         defaults["custom"]["thresholdsStyle"] = {"mode": "dashed"}
@@ -91,8 +90,8 @@ def _timeseries(lay: _Layout, title: str, targets: list[dict[str, Any]], unit: s
     }
 
 
-def _table(lay: _Layout, title: str, targets: list[dict[str, Any]], w: int = 24,
-           h: int = 10, description: str = "", unit: str = "none") -> dict[str, Any]:
+def _table(lay: _Layout, title: str, targets: list[JSON], w: int = 24,
+           h: int = 10, description: str = "", unit: str = "none") -> JSON:
     return {
         "id": lay.id(), "type": "table", "title": title, "description": description,
         "datasource": DS, "gridPos": lay.place(w, h), "targets": targets,
@@ -105,13 +104,13 @@ def _table(lay: _Layout, title: str, targets: list[dict[str, Any]], w: int = 24,
     }
 
 
-def _datasource_var() -> dict[str, Any]:
+def _datasource_var() -> JSON:
     return {"name": "datasource", "type": "datasource", "query": "prometheus",
             "label": "Data source", "current": {}, "hide": 0}
 
 
-def _dashboard(uid: str, title: str, panels: list[dict[str, Any]], variables: list[dict[str, Any]],
-               refresh: str, tags: list[str]) -> dict[str, Any]:
+def _dashboard(uid: str, title: str, panels: list[JSON], variables: list[JSON],
+               refresh: str, tags: list[str]) -> JSON:
     return {
         "uid": uid, "title": title, "tags": ["cxpulse", *tags], "timezone": "browser",
         "editable": False, "refresh": refresh, "schemaVersion": 39, "version": 1,
@@ -121,13 +120,13 @@ def _dashboard(uid: str, title: str, panels: list[dict[str, Any]], variables: li
     }
 
 
-def _steps(tile: tl.Tile, team: str) -> list[dict[str, Any]]:
+def _steps(tile: tl.Tile, team: str) -> list[JSON]:
     return [{"color": PALETTE[s.colour], "value": s.lower} for s in tile.steps(team)]
 
 
-def _fixed(name: str, color: str, unit: str | None = None) -> dict[str, Any]:
+def _fixed(name: str, color: str, unit: str | None = None) -> JSON:
     """Field override: series `name` in a fixed colour (not judged by the thresholds)."""
-    props: list[dict[str, Any]] = [{"id": "color", "value": {"mode": "fixed", "fixedColor": color}}]
+    props: list[JSON] = [{"id": "color", "value": {"mode": "fixed", "fixedColor": color}}]
     if unit is not None:
         props.append({"id": "unit", "value": unit})
         props.append({"id": "decimals", "value": 0})
@@ -138,13 +137,13 @@ _GRAFANA_UNIT = {"seconds": "s", "ratio": "percentunit", "score": "none", "count
 
 
 def tile_panel(lay: _Layout, tile: tl.Tile, team: str, h: int, title: str = "",
-               trend: bool = True) -> dict[str, Any]:
+               trend: bool = True) -> JSON:
     """A wall tile as a Grafana stat: the value coloured by its target (grey while the
     sample is below the minimum), a sparkline, n, and the change since yesterday."""
     q = tile.query(team)
     n = tile.n_query(team)
     min_n = tile.min_n
-    overrides: list[dict[str, Any]] = []
+    overrides: list[JSON] = []
     if n is not None and min_n is not None:
         enough = f"({n}) >= {min_n}"
         low = f"n < {min_n}"
@@ -190,19 +189,19 @@ def tile_panel(lay: _Layout, tile: tl.Tile, team: str, h: int, title: str = "",
     }
 
 
-def _row(lay: _Layout, title: str, repeat: str | None = None) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": lay.id(), "type": "row", "title": title, "collapsed": False,
+def _row(lay: _Layout, title: str, repeat: str | None = None) -> JSON:
+    row: JSON = {"id": lay.id(), "type": "row", "title": title, "collapsed": False,
                            "gridPos": lay.place(24, 1), "panels": []}
     if repeat:
         row["repeat"] = repeat
     return row
 
 
-def _team_var(name: str, exclude: list[str], hide: int, multi: bool) -> dict[str, Any]:
+def _team_var(name: str, exclude: list[str], hide: int, multi: bool) -> JSON:
     """Teams present in the data; `exclude` (org roll-up, teams with own thresholds) left out."""
     regex = "/^(?!(" + "|".join(sorted(exclude)) + ")$).+$/"
     query = f'label_values({m.BACKLOG}{{channel="all",priority="all"}}, team)'
-    var: dict[str, Any] = {
+    var: JSON = {
         "name": name, "type": "query", "datasource": DS, "label": "Team",
         "query": {"query": query, "refId": name}, "definition": query, "regex": regex,
         "refresh": 2, "sort": 1, "hide": hide, "multi": multi, "includeAll": multi,
@@ -211,14 +210,14 @@ def _team_var(name: str, exclude: list[str], hide: int, multi: bool) -> dict[str
     return var
 
 
-def wall(t: Targets) -> dict[str, Any]:
+def wall(t: Targets) -> JSON:
     """One row of tiles per team (small multiples) plus the organisation, under a header
     with data freshness and the firing pages. Fits 1920x1080 for up to four team rows
     besides the organisation and the teams with their own targets."""
     lay = _Layout()
     h = 4
     fresh = tl.freshness_tile(t)
-    panels: list[dict[str, Any]] = [
+    panels: list[JSON] = [
         {
             "id": lay.id(), "type": "stat", "title": "Data age", "description":
             fresh.description, "datasource": DS, "gridPos": lay.place(4, 3),
@@ -275,7 +274,7 @@ def wall(t: Targets) -> dict[str, Any]:
     return model
 
 
-def oncall(t: Targets) -> dict[str, Any]:
+def oncall(t: Targets) -> JSON:
     lay = _Layout()
     p = t.pipeline
     frt = t.frt
@@ -341,7 +340,7 @@ def oncall(t: Targets) -> dict[str, Any]:
     return _dashboard("cxpulse-oncall", "cxpulse / On-call", panels, [], "30s", ["oncall"])
 
 
-def teamlead(t: Targets) -> dict[str, Any]:
+def teamlead(t: Targets) -> JSON:
     lay = _Layout()
     frt = t.frt
     team_var = {
@@ -428,7 +427,7 @@ def teamlead(t: Targets) -> dict[str, Any]:
                       [team_var, agent_var, window_var], "1m", ["teamlead"])
 
 
-def dashboards(targets: Targets) -> dict[str, dict[str, Any]]:
+def dashboards(targets: Targets) -> dict[str, JSON]:
     """File name -> dashboard JSON model."""
     return {
         "wall.json": wall(targets),

@@ -75,7 +75,6 @@ class Tile:
     #: When set, `n_expr` is not a sample size but a count of tickets in crisis (past
     #: their deadline, unanswered), included in the value: red from this many of them.
     red_from_n: float | None = None
-    core_n_name: str = ""  # the core gauge of that count, for the report
     core_name: str = ""  # KPI (or gauge) name in `cxpulse.core` evaluations, for the report
     core_window: str | None = None
     core_labels: Mapping[str, str] = field(default_factory=dict)
@@ -232,7 +231,6 @@ def tiles(t: Targets) -> list[Tile]:
             default_target=AT_RISK_BAD, warn_at=AT_RISK_WARN,
             n_expr=overdue, red_from_n=1,
             core_name="frt_at_risk", core_labels={"threshold": f"{AMBER_SHARE:g}"},
-            core_n_name="frt_breached_unanswered",
         ),
     ]
     survey = {

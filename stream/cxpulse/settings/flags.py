@@ -13,44 +13,42 @@ from typing import Literal, get_args, get_origin
 from cxpulse.settings.model import Settings, refuse_secret_on_command_line
 from cxpulse.settings.types import SettingsError
 
-#: CLI flag -> setting (external name). Everything else via --set or file/env.
-_FLAGS = {
-    "bootstrap_servers": "bootstrap_servers",
-    "group_id": "group_id",
-    "datadir": "datadir",
-    "metrics_host": "metrics_host",
-    "metrics_port": "metrics_port",
-    "store": "store",
-    "runtime": "runtime",
-    "topic_tickets": "topic_tickets",
-    "topic_surveys": "topic_surveys",
-    "topic_deadletter": "topic_deadletter",
-    "log_level": "log_level",
-}
+#: The settings the worker and the exporter take as flags; everything else via --set or
+#: file/env. Other commands name their own few (the gateway's `ingest_port`, ...).
+SERVING_FLAGS = (
+    "bootstrap_servers", "group_id", "datadir", "metrics_host", "metrics_port", "store",
+    "runtime", "topic_tickets", "topic_surveys", "topic_deadletter", "log_level",
+)
 
 
-def add_settings_flags(p: argparse.ArgumentParser) -> None:
-    """The settings flags every long-running command shares (worker, exporter)."""
+def add_settings_flags(p: argparse.ArgumentParser,
+                       names: tuple[str, ...] = SERVING_FLAGS) -> None:
+    """`--config`, a `--flag` for each setting in `names` (its help shows the default and
+    the choices), and `--set NAME=VALUE` for any other; read back with
+    `settings_overrides`."""
     p.add_argument("--config", help="YAML settings file (or CXPULSE_CONFIG)")
-    for flag in _FLAGS:
-        info = Settings.model_fields[flag]
+    for name in names:
+        info = Settings.model_fields[name]
+        external = info.alias or name
         choices = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
-        one_of = f": {', '.join(choices)}" if choices else ""
+        one_of = f": {', '.join(map(str, choices))}" if choices else ""
         p.add_argument(
-            "--" + flag.replace("_", "-"), dest=flag, metavar=flag.upper(),
-            help=f"setting {flag}{one_of} (default: {info.default})",
+            "--" + external.replace("_", "-"), dest=f"setting_{external}",
+            metavar=external.upper(), help=f"setting {external}{one_of} (default: {info.default})",
         )  # fmt: skip
     p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
+        "--set", action="append", default=[], metavar="NAME=VALUE",
         help="any setting, e.g. --set batch_size=2000 --set session_timeout=6s",
-    )
+    )  # fmt: skip
 
 
 def settings_overrides(args: argparse.Namespace) -> dict[str, object]:
-    out: dict[str, object] = {ext: getattr(args, flag) for flag, ext in _FLAGS.items()}
+    """The settings given on a command line built by `add_settings_flags`."""
+    out: dict[str, object] = {
+        key.removeprefix("setting_"): value
+        for key, value in vars(args).items()
+        if key.startswith("setting_") and value is not None
+    }
     for item in args.set:
         name, sep, value = item.partition("=")
         if not sep:

@@ -53,7 +53,7 @@ def load_settings(
 def error_line(errors: list[ErrorDetails], inputs: Inputs) -> str:
     """The first error as one line naming the setting and its source."""
     err = errors[0]
-    ctx: dict[str, Any] = dict(err.get("ctx") or {})
+    ctx: dict[str, Any] = dict(err.get("ctx") or {})  # pydantic's own type for it
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if err["type"] == "settings":  # `model._fail`: a check between settings
         name = external_name(ctx["setting"])
@@ -102,7 +102,7 @@ def _problem(err: ErrorDetails, name: str) -> str:
     return f"{message[:1].lower()}{message[1:]}, got {shown}"
 
 
-def _bound(ctx: Mapping[str, Any]) -> str:
+def _bound(ctx: Mapping[str, object]) -> str:
     ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
     return " ".join(f"{ops[k]} {v}" for k, v in ctx.items() if k in ops)
 
@@ -120,7 +120,7 @@ def core_config(settings: Settings) -> CoreConfig:
     The batch report builds its config from the same targets file, so the
     worker and `cxpulse report` agree on every KPI definition.
     """
-    kwargs: dict[str, Any] = {
+    kwargs: dict[str, Any] = {  # `CoreConfig`'s keyword arguments, of several types
         "slice_ms": settings.slice_ms,
         "windows_ms": settings.windows_ms,
         "lateness_ms": settings.lateness_ms,

@@ -11,8 +11,9 @@ each failing with the setting at fault (`_fail`). Loading and error messages:
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
-from typing import Any, Literal, NoReturn, get_args
+from typing import Any, Literal, NoReturn, TypeAlias, get_args
 
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
@@ -33,6 +34,7 @@ from cxpulse.settings.types import (
     OptionalSecret,
     OptionalStr,
     Secret,
+    SettingsError,
     Windows,
 )
 
@@ -40,6 +42,9 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 Store = Literal["rocksdb://", "memory://"]
 Runtime = Literal["direct", "faust"]
+#: Keyword arguments of an aiokafka client (`security_protocol`, `ssl_context`,
+#: `sasl_*`): values of several types, as aiokafka's own `**kwargs`.
+ClientOptions: TypeAlias = dict[str, Any]
 SECURITY_PROTOCOLS = get_args(SecurityProtocol)
 SASL_MECHANISMS = get_args(SaslMechanism)
 STORES = get_args(Store)
@@ -74,13 +79,18 @@ def _read_secret_file(path: str) -> Secret:
 
 #: Settings refused on the command line: any user can read a process's
 #: arguments (`ps`, /proc/<pid>/cmdline), so a secret there is disclosed.
-SECRET_SETTINGS = {"sasl_password": "CXPULSE_SASL_PASSWORD or sasl_password_file"}
+SECRET_SETTINGS = {
+    "sasl_password": "CXPULSE_SASL_PASSWORD or sasl_password_file",
+    "zendesk_webhook_secret": "CXPULSE_ZENDESK_WEBHOOK_SECRET or the config file",
+    "chatwoot_webhook_secret": "CXPULSE_CHATWOOT_WEBHOOK_SECRET or the config file",
+    "freshdesk_webhook_password": "CXPULSE_FRESHDESK_WEBHOOK_PASSWORD or the config file",
+    "zammad_webhook_secret": "CXPULSE_ZAMMAD_WEBHOOK_SECRET or the config file",
+    "zendesk_api_token": "CXPULSE_ZENDESK_API_TOKEN or the config file",
+}
 
 
 def refuse_secret_on_command_line(name: str) -> None:
     """`--set sasl_password=...`: one line naming the setting and the safe ways."""
-    from cxpulse.settings.types import SettingsError
-
     if name in SECRET_SETTINGS:
         raise SettingsError(
             f"{name}: not accepted on the command line (any user can read it with ps); "
@@ -201,6 +211,37 @@ class Settings(BaseSettings):
     #: HTTP endpoint of the process; `cxpulse.web.server`); none: plain HTTP
     web_config_file: ExistingFile = None
 
+    # --- helpdesk gateway (`cxpulse ingest`, `cxpulse map`: docs/helpdesks.md)
+    #: raw webhook deliveries as received (bytes + selected headers), keyed by ticket
+    topic_raw_deliveries: str = "support.raw-deliveries"
+    #: where `cxpulse ingest` listens for webhooks (and serves /metrics, /healthz);
+    #: TLS through web_config_file, as every HTTP endpoint of cxpulse
+    ingest_host: str = "127.0.0.1"
+    ingest_port: Int = Field(default=8088, ge=1, le=65535)
+    #: larger webhook bodies are refused with 413 (vendors send a few KiB)
+    ingest_max_body_bytes: Int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    #: signed deliveries (Zendesk, Chatwoot) stamped further from now are refused
+    #: as stale (401): a captured request cannot be replayed later than this
+    ingest_signature_window_ms: Duration = Field(default=ms("5m"), alias="ingest_signature_window")
+    #: a delivery Kafka has not acknowledged within this long is answered 503
+    #: (the vendor retries); below every vendor's own request timeout (10 s+)
+    ingest_produce_timeout_ms: Duration = Field(default=ms("8s"), alias="ingest_produce_timeout")
+    #: per-vendor webhook credentials; a vendor without one is refused (401). Several
+    #: signing secrets (one per Zendesk webhook) separated by commas
+    zendesk_webhook_secret: OptionalSecret = None
+    chatwoot_webhook_secret: OptionalSecret = None
+    #: Freshdesk signs nothing: its webhook action sends this as the basic-auth password
+    freshdesk_webhook_password: OptionalSecret = None
+    zammad_webhook_secret: OptionalSecret = None
+    #: `cxpulse import zendesk --poll`: API token auth (basic `{email}/token:{token}`)
+    zendesk_api_email: OptionalStr = None
+    zendesk_api_token: OptionalSecret = None
+    #: `cxpulse map`: deployment mapping (group ids -> teams, statuses, channels, bots)
+    mapping_file: ExistingFile = None
+    map_group_id: str = "cxpulse-map"
+    #: compacted topic of the map stage's last Zammad snapshot per ticket
+    topic_map_snapshots: str = "support.map-snapshots"
+
     #: external name -> where its value came from (`load_settings` fills it)
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -252,7 +293,8 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 _fail("bootstrap_servers", f"{hostport.strip()!r} is not host:port")
         for name in ("topic_tickets", "topic_surveys", "topic_deadletter", "group_id",
-                     "state_table"):  # fmt: skip
+                     "state_table", "topic_raw_deliveries", "map_group_id",
+                     "topic_map_snapshots"):  # fmt: skip
             if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", getattr(self, name)):
                 _fail(name, f"{getattr(self, name)!r} has characters Kafka refuses")
         if len({self.topic_tickets, self.topic_surveys, self.topic_deadletter}) != 3:
@@ -313,9 +355,9 @@ class Settings(BaseSettings):
     def changelog_topic(self) -> str:
         return f"{self.group_id}-{self.state_table}-changelog"
 
-    def aiokafka_security(self) -> dict[str, Any]:
+    def aiokafka_security(self) -> ClientOptions:
         """Connection keyword arguments for a plain aiokafka client (admin, lag probe)."""
-        kwargs: dict[str, Any] = {"security_protocol": self.security_protocol}
+        kwargs: ClientOptions = {"security_protocol": self.security_protocol}
         if self.security_protocol in ("SSL", "SASL_SSL"):
             kwargs["ssl_context"] = self.ssl_context()
         if self.security_protocol.startswith("SASL"):
@@ -326,12 +368,15 @@ class Settings(BaseSettings):
             )
         return kwargs
 
-    def ssl_context(self) -> Any:
+    def ssl_context(self) -> ssl.SSLContext:
+        # aiokafka only when TLS is configured: loading settings (every command,
+        # `--help` included) does not import it
         from aiokafka.helpers import create_ssl_context
 
-        return create_ssl_context(
+        context: ssl.SSLContext = create_ssl_context(  # untyped in aiokafka
             cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
         )
+        return context
 
 
 def external_name(field: str) -> str:

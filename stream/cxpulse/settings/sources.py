@@ -87,6 +87,7 @@ class RawSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self.values = dict(values)
 
+    # `Any` in both signatures: pydantic-settings' own, which these override
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         # pydantic-settings only calls this from sources that look fields up one by one
         return self.values.get(field.alias or field_name), field_name, False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 
@@ -160,6 +160,6 @@ ExistingFile = Annotated[OptionalStr, AfterValidator(_is_file)]
 OptionalSecret = Annotated[Secret | None, BeforeValidator(_empty_is_none)]
 
 
-def is_secret(annotation: Any) -> bool:
+def is_secret(annotation: object) -> bool:
     """Whether a field of this type holds a secret (its input is never quoted)."""
     return annotation is Secret or Secret in get_args(annotation)

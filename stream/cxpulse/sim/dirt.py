@@ -103,6 +103,8 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "ticket.message": ("ticket_id", "author"),
     "ticket.status_changed": ("ticket_id", "status"),
     "survey.response": ("survey", "score"),
+    "ticket.handoff": ("ticket_id",),  # contract 1.1
+    "survey.offered": ("survey",),
 }
 
 

@@ -2,13 +2,18 @@
 
 Every random draw comes from one `random.Random(seed)` consumed in a fixed
 order (arrival by arrival), so a seed and a configuration replay the same
-operation byte for byte. A ticket's whole life is drawn when it arrives and
-its events wait in a heap until the clock of arrivals passes them: memory is
-bounded by the tickets still open, not by the length of the run.
+operation byte for byte. With `contract="1.1"` the shapes contract 1.1 adds
+(bot tickets and handoffs, a reply saved with the solve, survey offers, CSAT
+on other scales: docs/contract.md) are drawn from a second stream, so the
+1.0 operation underneath stays the same, draw for draw. A ticket's whole
+life is drawn when it arrives and its events wait in a heap until the clock
+of arrivals passes them: memory is bounded by the tickets still open, not by
+the length of the run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import random
@@ -21,16 +26,22 @@ from cxpulse.core.events import (
     Creator,
     Event,
     Priority,
+    Scale,
     Status,
     StatusChanged,
     SurveyKind,
+    SurveyOffered,
     SurveyResponse,
     TicketAssigned,
     TicketCreated,
+    TicketHandoff,
     TicketMessage,
 )
 from cxpulse.sim import params as p
 from cxpulse.sim.params import DAY, HOUR, MINUTE
+
+#: Event contract versions whose shapes the simulator can emit (docs/contract.md).
+CONTRACTS = ("1.0", "1.1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,8 @@ class SimConfig:
     #: slowdowns on top of the scenario's (the demo's incident schedule); they must not
     #: overlap each other or the scenario's slowdowns of the same team
     slowdowns: tuple[p.Slowdown, ...] = ()
+    #: "1.1": also emit the shapes contract 1.1 adds (docs/contract.md)
+    contract: str = "1.0"
 
     @property
     def end_ms(self) -> int:
@@ -166,6 +179,8 @@ class _Life:
         self.events: list[Event] = []
         self.first_team = ""  # the team the ticket was created for
         self.slowed = False  # its first reply was delayed by a slowdown
+        #: contract 1.1 shapes: their own random stream, None for 1.0
+        self.rng11 = sim.rng11
 
     def eid(self) -> str:
         return self.sim.event_id()
@@ -226,8 +241,12 @@ class _Life:
             self.status(t, Status.OPEN)
         else:
             team, agent, t = self._first_response(team, agent, channel, priority)
+        drawn = len(self.events)
         t, team, agent = self._conversation(t, team, agent, channel)
         solved = t + self.minutes(p.SOLVE_AFTER_REPLY[channel])
+        one_touch = len(self.events) == drawn and not by_agent
+        if one_touch and self.rng11 is not None and self.rng11.random() < p.REPLY_AND_SOLVE:
+            solved = self._reply_and_solve(t)
         self.status(solved, Status.SOLVED)
         self._surveys(solved, team, agent, channel, customer)
         last = solved
@@ -243,12 +262,30 @@ class _Life:
         self.status(last + int(rng.uniform(low, high) * HOUR), Status.CLOSED)
         return self.events
 
+    def _reply_and_solve(self, reply: int) -> int:
+        """(1.1) The only reply and the solve in one save: one timestamp. The
+        reply's `open` goes (with both at one time only the type order, not the
+        ids, says which status is last); the solve takes its place."""
+        for i in range(len(self.events) - 1, -1, -1):
+            e = self.events[i]
+            if isinstance(e, StatusChanged) and e.ts == reply and e.status is Status.OPEN:
+                del self.events[i]
+                break
+        return reply
+
     def _first_response(
         self, team: str, agent: str, channel: str, priority: Priority
     ) -> tuple[str, str, int]:
         rng, t0 = self.rng, self.t0
+        handoff = None
         if channel in p.BOT_GREETING and rng.random() < p.BOT_GREETING[channel]:
-            self.message(t0 + rng.randint(2000, 20_000), Author.BOT)
+            greeting = t0 + rng.randint(2000, 20_000)
+            self.message(greeting, Author.BOT)
+            rng11 = self.rng11
+            if rng11 is not None and rng11.random() < p.BOT_HANDLED:
+                # (1.1) The bot held the ticket until it handed it to the team.
+                self.events[0] = dataclasses.replace(self.events[0], bot=True)  # type: ignore[arg-type]
+                handoff = greeting + int(rng11.uniform(*p.HANDOFF_AFTER_S) * 1000)
         factor = p.PRIORITY_FACTOR[priority.value] * self.delay_factor(team, t0)
         work = self.minutes(p.FRT[channel], factor)
         transfer = rng.random() < p.TRANSFER_BEFORE_REPLY
@@ -271,6 +308,9 @@ class _Life:
             assigned = t0 + int(frt * rng.uniform(0.1, 0.6))
             self.assign(assigned, agent)
         reply = t0 + frt
+        if handoff is not None and handoff < reply:
+            # (else an agent took the chat over before the bot let go: no handoff)
+            self.events.append(TicketHandoff(self.sim.event_id11(), handoff, self.ticket_id))
         if rng.random() < p.INTERNAL_NOTE:
             note = assigned + int((reply - assigned) * rng.uniform(0.2, 0.9))
             self.message(note, Author.AGENT, agent, public=False)
@@ -308,12 +348,26 @@ class _Life:
         return t, team, agent
 
     def _surveys(self, solved: int, team: str, agent: str, channel: str, customer: str) -> None:
-        rng = self.rng
+        rng, rng11 = self.rng, self.rng11
         share = self.sim.csat_share(self.first_team, self.slowed)
+        scale = None
+        if rng11 is not None:
+            # (1.1) the helpdesk in front decides the scale; most offer the survey
+            pick = _weighted(rng11, {"five_point": 1.0 - sum(p.CSAT_OTHER_SCALES.values()),
+                                     **p.CSAT_OTHER_SCALES})  # fmt: skip
+            scale = None if pick == "five_point" else Scale(pick)
+            if rng11.random() < p.CSAT_OFFERED:
+                self.events.append(SurveyOffered(
+                    self.sim.event_id11(), solved + rng11.randint(1000, 60_000), SurveyKind.CSAT,
+                    ticket_id=self.ticket_id, customer_id=customer,
+                    touchpoint="after_resolution", scale=scale,
+                ))  # fmt: skip
         if rng.random() < p.CSAT_RESPONSE:
             table = p.CSAT_SATISFIED if rng.random() < share else p.CSAT_UNSATISFIED
             score = _score(rng, table)
-            self._survey(solved, SurveyKind.CSAT, score, team, agent, channel, customer)
+            if scale is not None:
+                score = p.CSAT_ON_SCALE[scale.value][score]
+            self._survey(solved, SurveyKind.CSAT, score, team, agent, channel, customer, scale)
         if rng.random() < p.CES_RESPONSE:
             score = _score(rng, p.CES_SCORES)
             self._survey(solved, SurveyKind.CES, score, team, agent, channel, customer)
@@ -330,6 +384,7 @@ class _Life:
         agent: str,
         channel: str,
         customer: str,
+        scale: Scale | None = None,
     ) -> None:
         t = solved + self.minutes(p.SURVEY_DELAY)
         enriched = self.rng.random() < p.SURVEY_ENRICHED
@@ -345,6 +400,7 @@ class _Life:
                 agent_id=agent if enriched else None,
                 channel=channel if enriched else None,
                 touchpoint="after_resolution",
+                scale=scale,
             )
         )
 
@@ -355,8 +411,12 @@ class Simulation:
     def __init__(self, cfg: SimConfig) -> None:
         if cfg.scenario not in p.SCENARIOS:
             raise ValueError(f"unknown scenario {cfg.scenario!r}")
+        if cfg.contract not in CONTRACTS:
+            raise ValueError(f"unknown contract version {cfg.contract!r}")
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
+        #: contract 1.1 shapes: a stream of their own (the 1.0 draws stay the same)
+        self.rng11 = random.Random(cfg.seed * 1_000_003 + 11) if cfg.contract == "1.1" else None
         self.op = Operation(cfg)
         self.customers = max(1, int(cfg.tickets_per_day * p.CUSTOMER_POOL_PER_TICKET))
         scenario = p.SCENARIO_TABLE[cfg.scenario]
@@ -404,6 +464,11 @@ class Simulation:
 
     def event_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def event_id11(self) -> str:
+        """The id of an event only contract 1.1 has (its own stream: see the module)."""
+        assert self.rng11 is not None
+        return str(uuid.UUID(int=self.rng11.getrandbits(128), version=4))
 
     def arrivals(self) -> Iterator[int]:
         """Arrival times: exponential gaps, redrawn where the rate changes (memoryless)."""

@@ -122,6 +122,25 @@ STANDALONE_NPS_PER_TICKET = 0.03
 #: Share of surveys the helpdesk already enriched with team/agent/channel.
 SURVEY_ENRICHED = 0.5
 
+# ---- contract 1.1 shapes (`--contract 1.1`; drawn from a random stream of their
+# own, so the 1.0 operation underneath stays the same draw for draw) ----------
+#: Greeted tickets that start in a bot's hands (`bot`, then `ticket.handoff`).
+BOT_HANDLED = 0.8
+#: Handoff after the bot's greeting, seconds (uniform).
+HANDOFF_AFTER_S = (5.0, 90.0)
+#: One-touch tickets whose only reply is saved together with the solve.
+REPLY_AND_SOLVE = 0.3
+#: Solved tickets offered a CSAT survey (`survey.offered`), answered or not.
+CSAT_OFFERED = 0.9
+#: CSAT scale per ticket (the rest: five_point, the v1 scale); helpdesks in front.
+CSAT_OTHER_SCALES = {"two_point": 0.15, "three_point": 0.10, "seven_point": 0.05}
+#: A 1-5 answer on another scale, keeping satisfied (4-5) satisfied and the rest not.
+CSAT_ON_SCALE = {
+    "two_point": {5: 1, 4: 1, 3: 0, 2: 0, 1: 0},
+    "three_point": {5: 103, 4: 103, 3: 100, 2: -103, 1: -103},
+    "seven_point": {5: 7, 4: 6, 3: 4, 2: 2, 1: 1},
+}
+
 #: Score distributions: value -> weight.
 CSAT_SATISFIED = {5: 0.72, 4: 0.28}
 CSAT_UNSATISFIED = {3: 0.45, 2: 0.25, 1: 0.30}

@@ -23,6 +23,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import faust  # at the top: only the faust runtime (`cxpulse.worker.agents`) imports this module
+from faust.types.auth import CredentialsT
+
 from cxpulse.settings import Settings
 
 
@@ -30,10 +33,8 @@ def broker_urls(settings: Settings) -> list[str]:
     return [f"kafka://{hp.strip()}" for hp in settings.bootstrap_servers.split(",")]
 
 
-def broker_credentials(settings: Settings) -> Any:
+def broker_credentials(settings: Settings) -> CredentialsT | None:
     """faust credentials object for TLS/SASL, or None for PLAINTEXT."""
-    import faust
-
     proto = settings.security_protocol
     if proto == "PLAINTEXT":
         return None
@@ -50,9 +51,11 @@ def broker_credentials(settings: Settings) -> Any:
 
 
 def create_app(settings: Settings, **extra: Any) -> Any:
-    """A faust App configured from `settings` (`extra` overrides faust options)."""
-    import faust
+    """A faust App configured from `settings` (`extra` overrides faust options).
 
+    Options stay `Any`: they are `faust.App(**options: Any)`'s own keyword values.
+    The result too, for now: typed `faust.App`, faust's signal stubs refuse the
+    runtime's `on_partitions_revoked.connect(...)` handler (`worker/agents.py`)."""
     options: dict[str, Any] = {
         "broker": broker_urls(settings),
         "broker_credentials": broker_credentials(settings),

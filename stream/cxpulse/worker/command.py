@@ -13,18 +13,23 @@ import logging
 import os
 import socket
 import sys
-from typing import Any
 
-from cxpulse.kafka.access import KafkaAccessError
-from cxpulse.settings import Settings, SettingsError, load_settings
+from aiohttp import web
+
+from cxpulse.cliargs import Subcommands
+from cxpulse.kafka.access import KafkaAccessError, authorization_error
+from cxpulse.kafka.topics import check_group_access
+from cxpulse.settings import Settings, SettingsError, core_config, load_settings
 from cxpulse.settings.flags import add_settings_flags, settings_overrides
 from cxpulse.startup import prepare_serving
-from cxpulse.worker.metrics import build_registries, serve_metrics
+from cxpulse.web.server import WebConfig
+from cxpulse.worker.direct import run_direct
+from cxpulse.worker.metrics import WorkerView, build_registries, serve_metrics
 
 log = logging.getLogger("cxpulse.worker")
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "worker",
         help="consume events, keep state, serve /metrics",
@@ -47,7 +52,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_worker(settings: Settings) -> int:
-
+    try:  # the targets file and time model first: nothing is logged before they are valid
+        core_config(settings)
+    except SettingsError as exc:
+        print(f"cxpulse worker: {exc}", file=sys.stderr)
+        return 2
+    stale = _stale_generated(settings)
+    if stale:
+        print(stale, file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -59,9 +72,8 @@ def run_worker(settings: Settings) -> int:
     partitions, web_config, sock = prepared.partitions, prepared.web_config, prepared.sock
     if settings.runtime == "faust":
         return _run_faust(settings, partitions, sock, web_config)
-    from cxpulse.worker.direct import run_direct
 
-    async def serve(worker: Any) -> Any:
+    async def serve(worker: WorkerView) -> web.AppRunner:
         registry, own = build_registries(worker)
         runner = await serve_metrics(sock, registry, own, web_config, worker)
         log.info(
@@ -78,14 +90,28 @@ def run_worker(settings: Settings) -> int:
         return exc.code
 
 
+def _stale_generated(settings: Settings) -> str | None:
+    """The line naming `make generate` when the rules and dashboards next to the targets
+    file were generated from an older version of it: the worker would export KPIs that
+    the alerts judge against other targets."""
+    if settings.targets_file is None:
+        return None
+    from pathlib import Path
+
+    from cxpulse.mixin.command import load_targets, stale_line, stale_outputs
+
+    path = Path(settings.targets_file)
+    stale = stale_outputs(load_targets(path), path.resolve().parent)
+    return stale_line("cxpulse worker", path, stale) if stale else None
+
+
 def _run_faust(
-    settings: Settings, partitions: int, sock: socket.socket, web_config: Any = None
+    settings: Settings, partitions: int, sock: socket.socket, web_config: WebConfig | None = None
 ) -> int:
+    # faust (heavy, only for `runtime: faust`): imported when that runtime starts
     from faust.worker import Worker as FaustWorker
 
-    from cxpulse.kafka.access import authorization_error
-    from cxpulse.kafka.topics import check_group_access
-    from cxpulse.worker.agents import Worker, exit_on_missing_acl
+    from cxpulse.worker.agents import Worker, exit_on_missing_acl  # imports faust
 
     try:  # faust would wait for ever without the group ACL (`check_group_access`)
         asyncio.run(check_group_access(settings))
@@ -101,7 +127,7 @@ def _run_faust(
     logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     worker = Worker(settings, partitions)
     registry, own = build_registries(worker)
-    runners: list[Any] = []
+    runners: list[web.AppRunner] = []
 
     @worker.app.task  # type: ignore[untyped-decorator,misc]
     async def _metrics_server() -> None:

@@ -30,9 +30,12 @@ import struct
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cxpulse.changelog.records import Write
+
+if TYPE_CHECKING:
+    from rocksdict import Options, Rdict
 
 #: Outside every `<p>/` prefix, so `PartitionStore.recover` never sees it.
 _OFFSET_KEY = b"\x00changelog-offset"
@@ -132,9 +135,12 @@ class RocksStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
-        self._db = self._open()
+        self._options: Options
+        self._db: Rdict | None = self._open()
 
-    def _open(self) -> Any:
+    def _open(self) -> Rdict:
+        # rocksdict (a native library) only where a `rocksdb://` store is opened: the
+        # memory store, `--help` and the exporter never load it
         from rocksdict import Options, Rdict
 
         self._options = Options(raw_mode=True)
@@ -156,16 +162,23 @@ class RocksStore:
     def path(self) -> Path:
         return self._path
 
+    @property
+    def _live(self) -> Rdict:
+        """The open database (`close()` and a failed `quarantine()` leave none)."""
+        if self._db is None:
+            raise RuntimeError(f"{self._path}: local store used after close")
+        return self._db
+
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every record, then a check that the scan was complete.
 
         `Rdict.items()` ends silently at a block that fails its checksum; the
         raw iterator's `status()` is what says so (it raises then)."""
-        from rocksdict import ReadOptions
+        from rocksdict import ReadOptions  # native library: see `_open`
 
         opts = ReadOptions()
         opts.set_verify_checksums(True)
-        it = self._db.iter(opts)
+        it = self._live.iter(opts)
         it.seek_to_first()
         while it.valid():
             k, v = it.key(), it.value()
@@ -185,7 +198,7 @@ class RocksStore:
 
     def offset(self) -> int | None:
         try:
-            raw = self._db.get(_OFFSET_KEY)
+            raw = self._live.get(_OFFSET_KEY)
         except Exception as exc:
             if _is_corruption(exc):
                 raise LocalStoreCorrupt("read", f"{self._path}: {_first_line(exc)}") from None
@@ -193,7 +206,7 @@ class RocksStore:
         return None if raw is None else int(_OFFSET.unpack(raw)[0])
 
     def apply(self, writes: Iterable[Write], offset: int | None) -> None:
-        from rocksdict import WriteBatch
+        from rocksdict import WriteBatch  # native library: see `_open`
 
         wb = WriteBatch(raw_mode=True)
         for k, v in writes:
@@ -203,12 +216,12 @@ class RocksStore:
                 wb.put(k, v)
         if offset is not None:
             wb.put(_OFFSET_KEY, _OFFSET.pack(offset))
-        self._db.write(wb)
+        self._live.write(wb)
 
     def reset(self) -> None:
-        from rocksdict import Rdict
+        from rocksdict import Rdict  # native library: see `_open`
 
-        self._db.close()
+        self._live.close()
         Rdict.destroy(str(self._path), self._options)
         self._db = self._open()
 

@@ -11,18 +11,28 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from cxpulse import metric_names as mn
+from cxpulse.exposition.render import EngineSource, KpiCollector
 from cxpulse.ports import WALL_PORT
-from cxpulse.web.server import serve
+from cxpulse.web.server import WebConfig, serve
+from cxpulse.worker.shared import WorkerStatus
 
 log = logging.getLogger("cxpulse.worker")
+
+
+class WorkerView(EngineSource, Protocol):
+    """What `/metrics` reads of a runtime (`DirectWorker`, the faust `Worker`): its
+    status, and (`EngineSource`) the engines of the partitions it owns now. A
+    protocol so this module needs neither runtime (the faust one imports faust)."""
+
+    def status(self) -> WorkerStatus: ...
 
 
 class SelfMetrics:
@@ -34,12 +44,10 @@ class SelfMetrics:
     are topic names, roles, partition numbers and reason codes only.
     """
 
-    def __init__(self, worker: Any) -> None:
+    def __init__(self, worker: WorkerView) -> None:
         self.worker = worker
 
-    def collect(self) -> Iterator[Any]:
-
-
+    def collect(self) -> Iterator[Metric]:
         st = self.worker.status()
         consumed = CounterMetricFamily(
             mn.CONSUMED_TOTAL,
@@ -149,7 +157,7 @@ credentials)</li>
 default port)</li></ul>"""
 
 
-def build_registries(worker: Any) -> tuple[Any, Any]:
+def build_registries(worker: WorkerView) -> tuple[CollectorRegistry, CollectorRegistry]:
     """(KPIs of the owned partitions + self-metrics, self-metrics only).
 
     `/metrics` serves only the worker's own health: a worker holds some
@@ -164,12 +172,7 @@ def build_registries(worker: Any) -> tuple[Any, Any]:
     own = CollectorRegistry()
     registry.register(SelfMetrics(worker))
     own.register(SelfMetrics(worker))
-    try:
-        from cxpulse.exposition.render import KpiCollector  # the lead's KPI renderer
-    except ImportError:
-        log.warning("cxpulse.exposition.render.KpiCollector not available: KPI series not served")
-    else:
-        registry.register(KpiCollector(worker))
+    registry.register(KpiCollector(worker))
     return registry, own
 
 
@@ -183,14 +186,13 @@ class _Throttled:
     or when nothing changed, it is exact.
     """
 
-    def __init__(self, render: Any, worker: Any) -> None:
+    def __init__(self, render: Callable[[], bytes], worker: WorkerView | None) -> None:
         self._render, self._worker = render, worker
         self._body: bytes | None = None
         self._key: object = None
         self._at = 0.0
 
     def body(self) -> bytes:
-
         key: object = None
         behind = False
         if self._worker is not None:
@@ -209,13 +211,14 @@ _BUSY_EVERY_S = 60.0
 
 
 async def serve_metrics(
-    sock: socket.socket, registry: Any, own: Any, web_config: Any = None, worker: Any = None
-) -> Any:
+    sock: socket.socket,
+    registry: CollectorRegistry,
+    own: CollectorRegistry,
+    web_config: WebConfig | None = None,
+    worker: WorkerView | None = None,
+) -> web.AppRunner:
     """`/metrics`, `/metrics/worker`, `/healthz`, behind the web-config's TLS and
     basic auth when one is given (`cxpulse.web.server`)."""
-    from aiohttp import web
-
-
     partial = _Throttled(lambda: generate_latest(registry), worker)
 
     async def metrics(_: web.Request) -> web.Response:
@@ -251,7 +254,7 @@ async def serve_metrics(
     return await serve(sock, routes, web_config)
 
 
-def not_ready_reason(worker: Any) -> str | None:
+def not_ready_reason(worker: WorkerView | None) -> str | None:
     """Why the worker is not ready (None: ready).
 
     `/healthz` stays liveness (the process and its loop answer: restarting

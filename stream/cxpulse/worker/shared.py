@@ -14,12 +14,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from cxpulse.core.deadletter import DEFAULT_MAX_BYTES, DeadLetter, bounded, dead_letter
 from cxpulse.core.decode import Rejection, decode
+from cxpulse.core.engine import PartitionEngine
 from cxpulse.core.events import SURVEYS, TICKETS, key_of, role_of
 from cxpulse.core.timeguard import time_rejection
 
@@ -59,7 +60,7 @@ def counter_name(kind: str, role: str, detail: str = "") -> str:
 
 
 def handle_message(
-    engine: Any,
+    engine: PartitionEngine,
     role: str,
     topic: str,
     partition: int,
@@ -130,7 +131,7 @@ def handle_message(
     return record, None
 
 
-def count_label_caps(engine: Any, counts: dict[str, int]) -> None:
+def count_label_caps(engine: PartitionEngine, counts: dict[str, int]) -> None:
     """Move the label guard's cap counts (`LabelGuard.take_capped`) into `counts`.
 
     Stored in the commit marker like every other worker counter, so
@@ -225,7 +226,7 @@ def worker_status(
     )
 
 
-async def await_all(futures: list[Any]) -> None:
+async def await_all(futures: Sequence[Awaitable[object]]) -> None:
     """Wait until every write is acknowledged, even if cancelled meanwhile.
 
     A batch is all or nothing: cancellation (shutdown, revocation) must not cut

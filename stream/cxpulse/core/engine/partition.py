@@ -57,6 +57,8 @@ from cxpulse.core.events import (
     Event,
     Status,
     StatusChanged,
+    SurveyEvent,
+    SurveyOffered,
     SurveyResponse,
     TicketAssigned,
     TicketCreated,
@@ -66,12 +68,16 @@ from cxpulse.core.events import (
 from cxpulse.core.outcome import ROLES, Outcome
 from cxpulse.core.sketch import LogMapping
 from cxpulse.core.slices import (
+    OFFERS_SLOT,
     AgentAgg,
     AggContext,
     Key,
     SliceStore,
     SurveyAgg,
     TicketAgg,
+    survey_counts,
+    survey_json,
+    survey_slot,
 )
 from cxpulse.core.tickets import (
     AGENT_STORE,
@@ -114,6 +120,13 @@ def _survey_views(key: Key) -> tuple[Key, ...]:
         (kind, "agent", agent),
         (kind, "touchpoint", touchpoint),
     )
+
+
+def _slot(e: SurveyEvent) -> int:
+    """Where a survey event counts in its histogram (`slices.survey_slot`)."""
+    if isinstance(e, SurveyOffered):
+        return OFFERS_SLOT
+    return survey_slot(e.survey, e.scale, e.score)
 
 
 def slice_stores(
@@ -180,13 +193,13 @@ class PartitionEngine:
         self._dedup_slices: dict[int, set[str]] = {}
         self._dedup_heap: list[int] = []  # the keys of _dedup_slices, to evict the oldest
         self._dedup_evicted = -(2**62)
-        self._parked: dict[str, SurveyResponse] = {}
+        self._parked: dict[str, SurveyEvent] = {}
         #: (ts, event_id) of parked surveys; an entry whose survey was released
         #: or replaced by a conflicting copy is skipped (`_parked_head`)
         self._park_heap: list[tuple[int, str]] = []
         #: Per survey event_id in `_dedup`: the copy kept and the slice key it
         #: was added under (None while parked), to resolve a conflicting copy.
-        self._survey_kept: dict[str, tuple[SurveyResponse, Key | None]] = {}
+        self._survey_kept: dict[str, tuple[SurveyEvent, Key | None]] = {}
         self._cum_tickets: dict[Key, TicketAgg] = {}
         self._cum_surveys: dict[str, list[int]] = {}
         self.dropped_contributions = 0
@@ -211,14 +224,14 @@ class PartitionEngine:
         must be dead-lettered instead (`TICKET_EVENT_CAP`): the engine then
         changed nothing and counted nothing, the caller counts the rejection."""
         if role == TICKETS:
-            if isinstance(event, SurveyResponse):
+            if isinstance(event, SurveyResponse | SurveyOffered):
                 raise ValueError("a survey event on the tickets role")
             ticket_outcome = self._apply_ticket(event)
             if isinstance(ticket_outcome, Rejection):
                 return ticket_outcome
             outcome = ticket_outcome
         elif role == SURVEYS:
-            if not isinstance(event, SurveyResponse):
+            if not isinstance(event, SurveyResponse | SurveyOffered):
                 raise ValueError("a ticket event on the surveys role")
             outcome = self._apply_survey(event)
         else:
@@ -664,7 +677,7 @@ class PartitionEngine:
 
     # -- surveys --
 
-    def _apply_survey(self, e: SurveyResponse) -> Outcome:
+    def _apply_survey(self, e: SurveyEvent) -> Outcome:
         cfg = self.config
         if self._stale:
             self.settle()  # attribution reads ticket state; releases admit labels
@@ -676,7 +689,7 @@ class PartitionEngine:
         self._accept_survey(e)
         return Outcome.APPLIED
 
-    def _survey_duplicate(self, e: SurveyResponse) -> Outcome:
+    def _survey_duplicate(self, e: SurveyEvent) -> Outcome:
         """A survey whose event_id is known: the rule of `_duplicate` for surveys
         (the smallest canonical copy counts, within the lateness; conflicts
         counted). Replacing retracts the kept copy from its slice (or its parking
@@ -701,7 +714,7 @@ class PartitionEngine:
             if key is None:
                 del self._parked[eid]  # its heap entry is skipped from now on
                 self._dirty.add("P:" + eid)
-            elif not self.surveys_store.add(cfg.slice_of(kept.ts), key, kept.score, 1, -1):
+            elif not self.surveys_store.add(cfg.slice_of(kept.ts), key, _slot(kept), 1, -1):
                 self.dropped_contributions += 1
             s = self._dedup.pop(eid)
             self._dedup_slices[s].discard(eid)
@@ -714,7 +727,7 @@ class PartitionEngine:
             self._survey_tail(e.ts)
         return Outcome.DUPLICATE
 
-    def _accept_survey(self, e: SurveyResponse) -> None:
+    def _accept_survey(self, e: SurveyEvent) -> None:
         """Record an on-time survey (dedup), move the stream time, park or
         attribute it."""
         cfg = self.config
@@ -789,7 +802,7 @@ class PartitionEngine:
         tomb = self._tombs.get(ticket_id)
         return tomb[1] if tomb is not None else None
 
-    def _attribute(self, e: SurveyResponse) -> None:
+    def _attribute(self, e: SurveyEvent) -> None:
         team, agent, channel = e.team, e.agent_id, e.channel
         if e.ticket_id is not None and (team is None or agent is None or channel is None):
             att = self.attribution_of(e.ticket_id)
@@ -804,7 +817,7 @@ class PartitionEngine:
             admit("agent", agent or UNKNOWN),
             admit("touchpoint", e.touchpoint or UNKNOWN),
         )
-        if not self.surveys_store.add(self.config.slice_of(e.ts), key, e.score, 1, 1):
+        if not self.surveys_store.add(self.config.slice_of(e.ts), key, _slot(e), 1, 1):
             self.dropped_contributions += 1
         s = self._dedup.get(e.event_id)
         if s is not None:
@@ -825,7 +838,7 @@ class PartitionEngine:
         if sealed:
             for _, sl in sealed:
                 for key, agg in sl.items():
-                    cum = self._cum_surveys.setdefault(key[0], [0] * 11)
+                    cum = self._cum_surveys.setdefault(key[0], survey_counts(()))
                     for i, c in enumerate(agg.counts):
                         cum[i] += c
             self._dirty.add("c")
@@ -846,7 +859,7 @@ class PartitionEngine:
     def _cum_json(self) -> dict[str, Any]:
         return {
             "t": [[list(k), a.to_json()] for k, a in sorted(self._cum_tickets.items())],
-            "s": {k: v for k, v in sorted(self._cum_surveys.items())},
+            "s": {k: survey_json(v) for k, v in sorted(self._cum_surveys.items())},
         }
 
     def _value(self, key: str) -> object | None:
@@ -936,7 +949,7 @@ class PartitionEngine:
         if "c" in latest:
             for k, v in latest["c"]["t"]:
                 eng._cum_tickets[tuple(k)] = TicketAgg.from_json(v, eng._nb, with_sketch=False)
-            eng._cum_surveys = {k: [int(x) for x in v] for k, v in latest["c"]["s"].items()}
+            eng._cum_surveys = {k: survey_counts(v) for k, v in latest["c"]["s"].items()}
         stores: dict[str, SliceStore[Any]] = {
             "T": eng.tickets_store,
             "A": eng.agents_store,
@@ -955,7 +968,7 @@ class PartitionEngine:
                     else:
                         eid, raw, k = item
                         kept = decode_event(raw)
-                        assert isinstance(kept, SurveyResponse)
+                        assert isinstance(kept, SurveyResponse | SurveyOffered)
                         eng._survey_kept[eid] = (kept, None if k is None else tuple(k))
                     ids.add(eid)
                     eng._dedup[eid] = s
@@ -963,7 +976,7 @@ class PartitionEngine:
                 eng._dedup_heap.append(s)
             elif tag == "P":
                 e = decode_event(value)
-                assert isinstance(e, SurveyResponse)
+                assert isinstance(e, SurveyResponse | SurveyOffered)
                 eng._parked[e.event_id] = e
                 eng._park_heap.append((e.ts, e.event_id))
         heapq.heapify(eng._park_heap)
@@ -978,7 +991,7 @@ class PartitionEngine:
             late = set(value.get("l", ()))
             for raw in value["e"]:
                 e = decode_event(raw)
-                assert not isinstance(e, SurveyResponse)
+                assert not isinstance(e, SurveyResponse | SurveyOffered)
                 state.insert(e, e.event_id in late)
             eng._rederive(tid, state, apply=False)
         for store in (eng.tickets_store, eng.agents_store):

@@ -75,7 +75,7 @@ def collect_backlog(engines: Sequence[PartitionView], at_ms: int) -> Backlog:
         for t in eng.open_tickets(at_ms):
             team = peek("team", t.team or UNKNOWN)
             channel = peek("channel", t.channel or UNKNOWN)
-            age = max(0, at_ms - t.created_ts)
+            age = max(0, at_ms - t.clock_ts)
             target = frt_target_for(t.priority)
             b.rows.append(
                 (team, channel, t.priority, age, t.assignee is None, t.unanswered, target)

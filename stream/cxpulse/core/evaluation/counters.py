@@ -16,11 +16,15 @@ from cxpulse.core.slices import (
     CUSTOMER_MSGS,
     DIST_NAMES,
     N_COUNTS,
+    N_NATIVE_SLOTS,
+    N_SURVEY_SLOTS,
+    OFFERS_SLOT,
     ONE_TOUCH,
     REOPENS,
     RESOLUTION,
     SLA_BREACHED,
     SLA_MET,
+    SLOT_OTHER_SCALE,
     SOLVES,
     Key,
     TicketAgg,
@@ -92,13 +96,25 @@ def all_time(
     surveys: dict[str, list[int]] = {}
     for eng in engines:
         for kind, counts in eng.cumulative_surveys().items():
-            mine_s = surveys.setdefault(kind, [0] * 11)
+            mine_s = surveys.setdefault(kind, [0] * N_SURVEY_SLOTS)
             for i, c in enumerate(counts):
                 mine_s[i] += c
     for kind in sorted(surveys):
-        for score, n in enumerate(surveys[kind]):
+        counts = surveys[kind]
+        for score, n in enumerate(counts[:N_NATIVE_SLOTS]):
             if n:
                 labels = {"survey": kind, "score": str(score)}
                 counters.append(Sample("survey_responses_total", labels, float(n)))
+        # 1.1: other CSAT scales in a counter of their own, so the v1 one keeps
+        # meaning "score on the kind's own scale" (sum by score stays sound).
+        for slot, (scale, score) in SLOT_OTHER_SCALE.items():
+            if counts[slot]:
+                labels = {"survey": kind, "scale": scale.value, "score": str(score)}
+                counters.append(
+                    Sample("survey_other_scale_responses_total", labels, float(counts[slot]))
+                )
+        counters.append(
+            Sample("survey_offers_total", {"survey": kind}, float(counts[OFFERS_SLOT]))
+        )
     assert N_COUNTS == 7
     return counters, histograms

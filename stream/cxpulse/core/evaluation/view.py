@@ -30,13 +30,20 @@ class OpenTicket:
     created_ts: int
     assignee: str | None
     unanswered: bool
+    #: Where its FRT clock started (the creation; a bot ticket's handoff): the
+    #: unanswered age and the at-risk fraction count from here.
+    clock_ts: int
 
 
 def open_ticket(v: TicketView) -> OpenTicket:
+    """Unanswered: customer-created, no public agent reply yet, and (a bot
+    ticket) handed off to the agents: a bot still holding it waits for no one."""
     assert v.created_ts is not None
+    start = v.frt_start
     return OpenTicket(
         v.team, v.channel, v.priority, v.created_ts, v.assignee,
-        v.by_customer and v.first_response_ts is None,
+        v.by_customer and v.first_response_ts is None and start is not None,
+        v.created_ts if start is None else start,
     )
 
 

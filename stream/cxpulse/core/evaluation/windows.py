@@ -123,6 +123,8 @@ _SURVEY_KPIS = {
     SurveyKind.NPS: ("nps", None),
     SurveyKind.CES: ("ces", "ces_mean"),
 }
+#: (1.1) Responses / offers per survey kind (docs/contract.md).
+RESPONSE_RATE_KPIS = {k: f"{k.value}_response_rate" for k in SurveyKind}
 
 
 def survey_kpis(
@@ -145,10 +147,13 @@ def survey_kpis(
         if mean_name is not None:
             out.append(
                 KpiValue(
-                    mean_name, wl, labels, stats.mean, n=stats.n,
-                    below_min_sample=stats.below_min_sample,
+                    mean_name, wl, labels, stats.mean, n=stats.mean_n,
+                    below_min_sample=stats.mean_n < cfg.min_sample,
                 )
             )
+        out.append(
+            KpiValue(RESPONSE_RATE_KPIS[kind], wl, labels, stats.response_rate, n=stats.offers)
+        )
     return out
 
 

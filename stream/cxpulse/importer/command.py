@@ -1,0 +1,235 @@
+"""`cxpulse import VENDOR FILE...`: backfill from a helpdesk's history, same ids as live.
+
+Inputs, per file (JSON, or JSONL with one object per line):
+
+* any vendor: recorded webhook deliveries (an array or JSONL of bodies as the
+  vendor posts them; what `topic_raw_deliveries` holds): mapped exactly as
+  `cxpulse map` maps them (Zammad's snapshots diffed in file order);
+* Zendesk: an incremental ticket-events export page (`{"ticket_events": [...]}`,
+  with `include=comment_events`) or a ticket-audits page (`{"audits": [...]}`);
+  `--poll URL` reads the export from Zendesk itself (`zendesk_poll.py`).
+
+Events go to `--out` (JSONL, `-` for stdout; feed it to `cxpulse replay` or
+`cxpulse report`) or, given `--bootstrap-servers`, straight to topic_tickets / topic_surveys
+with the contract keys. Ids are those of the live path, so importing a period the
+webhooks already covered changes no KPI. Exit codes: 0 done, 2 bad usage or
+setting (a file that cannot be read, a bad mapping file), 3 nothing in the
+input could be mapped, 69 an export URL that fails (`--poll`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+FLAGS = ("bootstrap_servers", "topic_tickets", "topic_surveys", "mapping_file",
+         "zendesk_api_email")  # fmt: skip
+
+
+def register(sub: Any) -> None:
+    from cxpulse.settings.flags import add_settings_flags
+
+    p = sub.add_parser(
+        "import",
+        help="backfill: a helpdesk's export or recorded webhooks -> contract events",
+        description="Map a helpdesk's history to contract events with the same event ids as "
+        "the live path (cxpulse ingest + map), so history and webhooks meet without double "
+        "counting. FILE: recorded webhook bodies (JSON array or JSONL), or for zendesk an "
+        "incremental ticket-events export page or a ticket-audits page.",
+    )
+    p.add_argument("vendor", choices=("zendesk", "chatwoot", "freshdesk", "zammad"),
+                   help="the helpdesk the files come from")  # fmt: skip
+    p.add_argument("files", nargs="*", metavar="FILE", help="input files")
+    p.add_argument("--out", metavar="FILE", default="-",
+                   help="write JSONL ('-' for stdout); with --bootstrap-servers the events go "
+                   "to topic_tickets / topic_surveys instead")  # fmt: skip
+    p.add_argument("--poll", metavar="URL",
+                   help="zendesk: read the incremental export from this URL, e.g. https://SUB."
+                   "zendesk.com/api/v2/incremental/ticket_events.json?start_time=0"
+                   "&include=comment_events (token: CXPULSE_ZENDESK_API_TOKEN)")  # fmt: skip
+    p.add_argument("--state-file", metavar="FILE",
+                   help="--poll: where the next page's URL is kept, to resume")  # fmt: skip
+    add_settings_flags(p, FLAGS)
+    p.set_defaults(func=run)
+
+
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        yield doc
+    elif isinstance(doc, list):
+        yield from (d for d in doc if isinstance(d, dict))
+    else:  # JSONL
+        for line in text.splitlines():
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    yield {"__not_json__": True}
+                    continue
+                yield obj if isinstance(obj, dict) else {"__not_object__": True}
+
+
+class Importer:
+    """Maps records in order, counting what each became."""
+
+    def __init__(self, vendor: str, mapping: Any) -> None:
+        self.vendor, self.mapping = vendor, mapping
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.requesters: dict[str, str] = {}  # Zendesk export: ticket -> requester
+        self.counts: Counter[str] = Counter()
+
+    def events(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        from cxpulse.helpdesks import Unmappable, map_delivery, zendesk
+
+        try:
+            if "__not_json__" in record or "__not_object__" in record:
+                raise Unmappable("not_json", "a line is not a JSON object")
+            if self.vendor == "zendesk" and "ticket_events" in record:
+                items = [e for e in record["ticket_events"] if isinstance(e, dict)]
+                return self._many([zendesk.map_export_event(e, self.mapping, {}, self.requesters)
+                                   for e in items])  # fmt: skip
+            if self.vendor == "zendesk" and "audits" in record:
+                return self._many([zendesk.map_export_event(_audit_item(a), self.mapping, {},
+                                                            self.requesters)
+                                   for a in record["audits"] if isinstance(a, dict)])  # fmt: skip
+            tid = str((record.get("ticket") or {}).get("id")) if self.vendor == "zammad" else ""
+            mapped = map_delivery(self.vendor, record, self.mapping, self.snapshots.get(tid))
+            if mapped.snapshot is not None:
+                self.snapshots[tid] = mapped.snapshot
+            return self._many([mapped])
+        except Unmappable as exc:
+            self.counts[f"refused:{exc.code}"] += 1
+            return []
+
+    def _many(self, mapped: list[Any]) -> list[dict[str, Any]]:
+        out = []
+        for m in mapped:
+            self.counts["mapped" if m.events else "ignored"] += 1
+            out += m.events
+        return out
+
+
+def _audit_item(audit: dict[str, Any]) -> dict[str, Any]:
+    """A ticket audit as an export item (`events` -> `child_events`, `type` -> `event_type`)."""
+    children = [{**e, "event_type": e.get("type"), "author_id": audit.get("author_id")}
+                for e in audit.get("events") or [] if isinstance(e, dict)]  # fmt: skip
+    return {"ticket_id": audit.get("ticket_id"), "created_at": audit.get("created_at"),
+            "updater_id": audit.get("author_id"), "via": audit.get("via"),
+            "child_events": children}  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from cxpulse.helpdesks import MappingError, load_mapping
+    from cxpulse.settings import SettingsError, load_settings
+    from cxpulse.settings.flags import settings_overrides
+
+    prog = "cxpulse import"
+    try:
+        settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None,
+                                 settings_overrides(args))  # fmt: skip
+        mapping = load_mapping(settings.mapping_file)
+    except (SettingsError, MappingError) as exc:
+        print(f"{prog}: bad setting: {exc}", file=sys.stderr)
+        return 2
+    if not args.files and not args.poll:
+        print(f"{prog}: give FILE(s) or --poll URL", file=sys.stderr)
+        return 2
+    if args.poll and args.vendor != "zendesk":
+        print(f"{prog}: --poll reads Zendesk's incremental export only", file=sys.stderr)
+        return 2
+    importer = Importer(args.vendor, mapping)
+    collected: list[dict[str, Any]] = []
+    to_kafka = args.setting_bootstrap_servers is not None  # as `cxpulse simulate`
+    out: IO[str] | None = None
+    if not to_kafka:
+        out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        if args.poll:
+            code = _poll(args, settings, importer, out, collected)
+            if code:
+                return code
+        for name in args.files:
+            try:
+                records = list(_records(Path(name)))
+            except (OSError, UnicodeDecodeError) as exc:
+                print(f"{prog}: cannot read {name}: {getattr(exc, 'strerror', None) or exc}",
+                      file=sys.stderr)  # fmt: skip
+                return 2
+            for record in records:
+                _emit(importer.events(record), out, collected)
+    finally:
+        if out is not None and out is not sys.stdout:
+            out.close()
+    if to_kafka and collected:
+        from cxpulse.helpdesks import role_and_key
+
+        asyncio.run(_produce(settings, [(role_and_key(e), e) for e in collected]))
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(importer.counts.items()))
+    print(f"{prog}: {summary or 'nothing read'}", file=sys.stderr)
+    if not importer.counts["mapped"]:
+        print(f"{prog}: nothing could be mapped: is it a {args.vendor} export or webhook "
+              "bodies? (docs/helpdesks.md)", file=sys.stderr)  # fmt: skip
+        return 3
+    return 0
+
+
+def _emit(events: list[dict[str, Any]], out: IO[str] | None, collected: list[Any]) -> None:
+    if out is None:
+        collected.extend(events)
+        return
+    for e in events:
+        out.write(json.dumps(e, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def _poll(args: argparse.Namespace, settings: Any, importer: Importer, out: IO[str] | None,
+          collected: list[Any]) -> int:  # fmt: skip
+    from cxpulse.importer.zendesk_poll import PollError, basic_auth, pages
+
+    token = settings.zendesk_api_token.reveal() if settings.zendesk_api_token else None
+    auth = basic_auth(settings.zendesk_api_email, token)
+    state = Path(args.state_file) if args.state_file else None
+    try:
+        for page, commit in pages(args.poll, state, auth, memory=importer.requesters):
+            events = importer.events(page)
+            if out is None:  # to Kafka: acknowledged before the state moves past the page
+                from cxpulse.helpdesks import role_and_key
+
+                asyncio.run(_produce(settings, [(role_and_key(e), e) for e in events]))
+            else:
+                _emit(events, out, collected)
+            commit()
+    except PollError as exc:
+        print(f"cxpulse import: export: {exc} (resume with the same --state-file)",
+              file=sys.stderr)  # fmt: skip
+        return 69
+    return 0
+
+
+async def _produce(settings: Any, items: list[tuple[tuple[str, bytes], dict[str, Any]]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    topics = {"tickets": settings.topic_tickets, "surveys": settings.topic_surveys}
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True,
+        **settings.aiokafka_security(),
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(topics[role], json.dumps(e).encode(), key=key)
+                   for (role, key), e in items]  # fmt: skip
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
