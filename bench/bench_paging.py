@@ -9,7 +9,9 @@ table over the seeds for docs/alerts.md; the exit status is 1 when any case
 misses the acceptance (`Outcome.problems`).
 
 Run it: `make paging` or `.venv/bin/python bench/bench_paging.py [--seeds 1 2 3]
-[--sizes 20 200 720 5000] [--only stall]`.
+[--sizes 20 200 720 5000] [--only stall] [--queue]`. With `--queue` it replays the
+cases without the rules and prints what the queue showed (`paging_eval.queue_evidence`):
+the measurement behind "no degradation forecast" in docs/alerts.md.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cxpulse.core.targets import Targets  # noqa: E402
 from cxpulse.mixin.command import load_targets  # noqa: E402
 
 from tests.support import paging_eval as pe  # noqa: E402
@@ -34,8 +37,12 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=[], help="case name substrings")
     parser.add_argument("--csat", action="store_true",
                         help="also the CSAT collapse (to 0.5 from 08:00): when its ticket fires")
+    parser.add_argument("--queue", action="store_true",
+                        help="no rules: when the queue's at-risk band showed each case")
     args = parser.parse_args()
     targets = load_targets(ROOT / "targets.yaml")
+    if args.queue:
+        return queue(targets, args.sizes, args.seeds, args.only)
     rows = []
     failed = 0
     extra = pe.csat_cases(tuple(s for s in args.sizes if s >= 200)) if args.csat else []
@@ -58,6 +65,26 @@ def main() -> int:
               f"{r['episodes']} | {r['recovery']} | {r['others']} | "
               f"{'yes' if r['ok'] else '**no**'} |")
     return 1 if failed else 0
+
+
+def queue(targets: Targets, sizes: list[float], seeds: list[int], only: list[str]) -> int:
+    """The queue-forecast table: minutes from onset to the first breach, to sustained
+    breaching and to the band signal, and the band share's largest value."""
+    print("| case | seed | 1st breach | breaching (3 in 10 min) | band signal "
+          "| largest band share |")
+    print("|---|---|---|---|---|---|")
+
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:+.1f}"
+
+    for case in pe.cases(tuple(sizes)):
+        if only and not any(s in case.name for s in only):
+            continue
+        for seed in seeds:
+            q = pe.queue_evidence(case, seed, targets)
+            print(f"| {case.name} | {seed} | {f(q.first_breach)} | {f(q.breaching)} | "
+                  f"{f(q.band_signal)} | {q.max_share:.2f} |", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -338,3 +338,55 @@ def summary_row(outcomes: list[Outcome]) -> dict[str, Any]:
         "ticket": span([o.ticket_after_onset for o in outcomes]),
         "ok": all(not o.problems() for o in outcomes),
     }
+
+
+@dataclass
+class QueueEvidence:
+    """What the queue showed TEAM in one case (minutes from onset; None: never), for the
+    degradation goal of issue 20: can the queue forecast a breach before it happens?
+
+    `first_breach` is the ground truth the acceptance measures against (the first
+    deadline passed unanswered at or after onset); `breaching` is when breaches stop
+    being the normal tail (`cluster` of them within 10 min); `band_signal` is the first
+    minute the candidate forecast holds: at least `min_band` tickets in the at-risk band
+    (unanswered past half their target) and more than `share` of the tickets created in
+    the band's span (half the 15 min window). `max_share` is the band share's largest
+    value on minutes with at least `min_band` tickets in the band (a normal day's is the
+    false-alarm margin)."""
+
+    case: Case
+    seed: int
+    first_breach: float | None
+    breaching: float | None
+    band_signal: float | None
+    max_share: float
+
+
+def queue_evidence(case: Case, seed: int, targets: Targets, min_band: int = 4,
+                   share: float = 0.6, cluster: int = 3) -> QueueEvidence:
+    wanted = {m.AT_RISK, m.CREATED}
+    minutes, breaches = record(case, seed, targets, wanted)
+    team = f'team="{TEAM}"'
+
+    def series(*parts: str) -> list[float | None]:
+        return next(v for k, v in minutes.values.items()
+                    if team in k and 'channel="all",priority="all"' in k
+                    and all(p in k for p in parts))
+
+    band = series(m.AT_RISK + "{", 'threshold="0.5"')
+    created = series(m.CREATED + "{", 'window="15m"')
+    onset = 0.0 if case.onset_h is None else (case.onset_h - case.start_h) * 60
+    signal, top = None, 0.0
+    for i in range(minutes.n):
+        b = (band[i] if i < len(band) else None) or 0.0
+        c = (created[i] if i < len(created) else None) or 0.0
+        ratio = b / max(0.5 * c, 1.0)
+        if b >= min_band:
+            top = max(top, ratio)
+            if ratio > share and signal is None and i >= onset:
+                signal = i - onset
+    after = [b / 60 - onset for b in breaches if b / 60 >= onset]
+    first = after[0] if after else None
+    breaching = next((after[k] for k in range(len(after) - cluster + 1)
+                      if after[k + cluster - 1] - after[k] <= 10), None)
+    return QueueEvidence(case, seed, first, breaching, signal, top)
