@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -294,6 +295,9 @@ async def run_gateway(settings: Any, sock: Any, web_config: Any) -> int:
         app.router.add_get(path, handler)
     app.router.add_post("/webhooks/{vendor}", gateway.webhook)
     runner = await start(sock, app, web_config)
+    # the start-up's objects (settings, imported modules) live as long as the process:
+    # out of the collector's sight, its full collections walk only what deliveries made
+    gc.freeze()
     log.info("listening on %s:%d", settings.ingest_host, settings.ingest_port)
     keeper = asyncio.create_task(gateway.keep_producer(stop))
     try:
