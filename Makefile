@@ -2,15 +2,20 @@
 PY ?= .venv/bin/python
 VENV := .venv
 
-.PHONY: setup test lint typecheck generate unit integration demo demo-stop clean
+.PHONY: prerequisites setup test lint typecheck generate unit integration bench paging demo demo-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
 	touch $@
 
-setup: $(VENV)/.installed
+# Debian packages the demo and the tests need (Prometheus, Alertmanager, Java, Chromium,
+# tmux, ...): installed when missing, one line each; nothing on a machine that has them.
+prerequisites:
+	scripts/prerequisites
+
+setup: prerequisites $(VENV)/.installed
 	scripts/kafka fetch
 
 # ruff, mypy strict, the import contracts of .importlinter (docs/architecture.md's layers)
@@ -42,6 +47,18 @@ unit: setup
 
 integration: setup
 	$(VENV)/bin/pytest -q tests/integration
+
+# Every benchmark, one at a time, on a private broker; rewrites docs/benchmarks.md with
+# the commit, the commands, the machine and the load average (about 15 min on 2 cores).
+# BENCH=worker,core limits it to some; tests/integration/test_bench_smoke.py is CI's part.
+BENCH ?=
+bench: setup
+	$(PY) bench/run_all.py $(if $(BENCH),--only $(BENCH))
+
+# The long paging evaluation (issue 20): every incident class at ~20 to 5,000 tickets a
+# day on three seeds through the generated rules; about an hour. Summary in docs/alerts.md.
+paging: setup
+	$(VENV)/bin/python bench/bench_paging.py
 
 # SPEED=60 compresses an hour into a minute; Ctrl-C stops every part.
 SPEED ?= 1

@@ -26,7 +26,6 @@ from __future__ import annotations
 import gc
 import os
 import platform
-import sys
 import time
 
 from cxpulse.core.config import CoreConfig
@@ -136,24 +135,35 @@ def bench_busy(events: list[tuple[str, Event]], passes: int) -> dict[str, float]
 
 
 def main() -> None:
+    import argparse
+    import dataclasses
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--busy-only", action="store_true")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="tickets per day of both days times this (a smoke run: 0.01)")
+    ap.add_argument("--passes", type=int, default=0, help="passes of each (0: 3 and 7)")
+    args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    busy = load(BUSY_DAY)
+    busy = load(dataclasses.replace(BUSY_DAY, tickets_per_day=20000.0 * args.scale))
     print(f"python {platform.python_version()} on {platform.machine()}, busy day: "
           f"{len(busy)} events")  # fmt: skip
-    for name, rate in bench_busy(busy, passes=3).items():
+    for name, rate in bench_busy(busy, passes=args.passes or 3).items():
         print(f"busy day, 4 engines, drain per 5,000, {name}: {rate:,.0f} events/s")
     del busy
-    if "--busy-only" in sys.argv:
+    if args.busy_only:
         return
-    events = load()
+    events = load(SimConfig(seed=1, tickets_per_day=4000.0 * args.scale, duplicates=0.01,
+                            disorder_s=120.0))  # fmt: skip
     tickets = sum(1 for r, _ in events if r == "tickets")
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"{len(events)} events ({tickets} ticket, {len(events) - tickets} survey)")  # fmt: skip
-    for n, rate in bench_apply(events, passes=7).items():
+    for n, rate in bench_apply(events, passes=args.passes or 7).items():
         print(f"apply, {n} window(s): {rate:,.0f} events/s ({1e6 / rate:.1f} us/event)")
     for n, windows in WINDOW_SETS.items():
-        runs = [bench_evaluate(events, CoreConfig(windows_ms=windows)) for _ in range(3)]
+        runs = [bench_evaluate(events, CoreConfig(windows_ms=windows))
+                for _ in range(args.passes or 3)]  # fmt: skip
         cold, warm = min(r[0] for r in runs), min(r[1] for r in runs)
         series = runs[0][2]
         print(f"evaluate a day, {n} window(s): cold {cold * 1000:.0f} ms, "

@@ -81,13 +81,18 @@ def best(events: list[Event], n: int, batch: int | None, passes: int) -> tuple[f
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="ticket sizes N")
+    sizes = [int(x) for x in ap.parse_args().sizes.split(",")]
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     print(f"python {platform.python_version()} on {platform.machine()}; events/s "
           "(ratio: reverse / in order)")  # fmt: skip
     print(f"{'N':>6} | {'in order, b=500':>16} | {'reverse, b=500':>22} | "
           f"{'reverse, b=20,000':>22} | {'reverse, one at a time':>28}")  # fmt: skip
-    for n in SIZES:
+    for n in sizes:
         events = ticket("T", n, T0)
         t_in, ev_in = best(events, n, BATCH, 3)
         t_rev, ev_rev = best(events[::-1], n, BATCH, 3)

@@ -52,18 +52,23 @@ from tests.support.hostile_volume import (  # noqa: E402
 )
 
 
-def inputs(name: str) -> Iterable[bytes]:
+def inputs(name: str, scale: float = 1.0) -> Iterable[bytes]:
+    def n(x: int) -> int:
+        return max(2, int(x * scale))
+
     if name == "labels":
-        return many_labels(5_000, 20_000)
+        return many_labels(n(5_000), n(20_000))
     if name == "ticket":
-        return long_tickets(1, 20_000)
+        return long_tickets(1, n(20_000))
     if name == "tickets":
-        return long_tickets(1_000, 1_000, step_ms=10)
+        return long_tickets(n(1_000), n(1_000), step_ms=10)
     raise SystemExit(f"unknown input {name!r}")
 
 
-def run_one(bootstrap: str, workdir: Path, name: str, runtime: str) -> dict[str, object]:
-    path = write_lines(workdir / f"{name}.jsonl", inputs(name))
+def run_one(
+    bootstrap: str, workdir: Path, name: str, runtime: str, scale: float = 1.0
+) -> dict[str, object]:
+    path = write_lines(workdir / f"{name}.jsonl", inputs(name, scale))
     with path.open("rb") as f:
         n = sum(1 for _ in f)
     suffix = uuid.uuid4().hex[:8]
@@ -109,6 +114,7 @@ def main() -> int:
     ap.add_argument("--bootstrap-servers", dest="bootstrap")
     ap.add_argument("--inputs", default="labels,ticket,tickets")
     ap.add_argument("--runtime", default="direct", choices=("direct", "faust"))
+    ap.add_argument("--scale", type=float, default=1.0, help="input sizes times this")
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="cxpulse-hv-"))
     try:
@@ -118,7 +124,7 @@ def main() -> int:
                   "changelog | bytes/event | largest record | part records | time |")  # fmt: skip
             print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
             for name in args.inputs.split(","):
-                r = run_one(bootstrap, workdir, name, args.runtime)
+                r = run_one(bootstrap, workdir, name, args.runtime, args.scale)
                 print(
                     f"| {r['input']} | {r['events']:,} | {r['exit']} | {r['accounted']} | "
                     f"{r['rss_mb']:.0f} MB | {r['records']:,} | {r['changelog_mb']:.1f} MB | "

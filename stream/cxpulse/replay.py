@@ -106,14 +106,17 @@ def read_lines(path: Path) -> Iterator[bytes]:
 
 
 def plan(
-    values: Iterable[bytes], topics: dict[str, str], speed: float | None
+    values: Iterable[bytes], topics: dict[str, str], speed: float | None,
+    origin_ms: int | None = None,
 ) -> Iterator[Outgoing]:
     """Topic, key and due time of each value; pacing follows event time at `speed`x.
 
-    A line that does not decode keeps the due time of the previous one, so
-    malformed lines travel with their neighbours.
+    Due times count from the first event, or from `origin_ms` when given: events
+    before it are due at once (the demo's backfilled history), later ones when
+    their time comes. A line that does not decode keeps the due time of the
+    previous one, so malformed lines travel with their neighbours.
     """
-    first_ts: int | None = None
+    first_ts: int | None = origin_ms
     due: float | None = 0.0 if speed else None
     for value in values:
         role, key = route_of(value)

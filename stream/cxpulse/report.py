@@ -20,10 +20,11 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
+from cxpulse import report_summary as summary
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode, format_ts, parse_ts
 from cxpulse.core.durations import DurationError, parse_duration_ms, window_label
@@ -37,8 +38,8 @@ from cxpulse.settings import SettingsError, core_config, load_settings
 #: No line of the input was a valid event (a CSV or gzip file given by mistake).
 EXIT_NO_VALID_LINE = 3
 GZIP_MAGIC = b"\x1f\x8b"
-MARK = {tl.OK: "ok", tl.WARN: "near", tl.BAD: "MISS", tl.LOW_SAMPLE: "few", tl.NO_DATA: "",
-        tl.INFO: ""}
+#: Windows of the summary when `--window` is not given: the day and the week.
+DEFAULT_SUMMARY_WINDOWS = "24h,7d"
 
 
 @dataclass
@@ -46,6 +47,11 @@ class ReportResult:
     evaluation: Evaluation
     lines: int
     rejected: Counter[str] = field(default_factory=Counter)
+    #: Evaluations one window earlier, per window (ms) asked for with `previous_of`.
+    previous: dict[int, Evaluation] = field(default_factory=dict)
+    #: Smallest event time applied (None: no event), to tell a covered period.
+    first_ms: int | None = None
+    slice_ms: int = 60_000
 
 
 def compute(
@@ -55,6 +61,7 @@ def compute(
     at_ms: int | None = None,
     final: bool = False,
     received_ms: int | None = None,
+    previous_of: Sequence[int] = (),
 ) -> ReportResult:
     """Decode, route and apply every line; evaluate at the end of the stream.
 
@@ -63,13 +70,16 @@ def compute(
     still waiting for their ticket stream to pass them stay out. `final`
     attributes those too, for a finished export where nothing more will come.
     `received_ms` (default: now) stands in for the Kafka record timestamp the
-    worker checks event times against (`cxpulse.core.timeguard`).
+    worker checks event times against (`cxpulse.core.timeguard`). For each window
+    in `previous_of` the engines are also evaluated one window earlier (the
+    "vs previous period" column): `config.retention_ms` must cover two of them.
     """
     cfg = config or CoreConfig()
     engines = [PartitionEngine(cfg, p) for p in range(partitions)]
     rejected: Counter[str] = Counter()
     received = received_ms if received_ms is not None else int(time.time() * 1000)
     n = 0
+    first: int | None = None
     with contextlib.ExitStack() as batches:  # the whole input is one batch per engine
         for eng in engines:
             batches.enter_context(eng.batch())
@@ -90,10 +100,16 @@ def compute(
             outcome = engines[p].apply(role_of(event), event)
             if isinstance(outcome, Rejection):  # refused like the worker does (ticket_event_cap)
                 rejected[outcome.code] += 1
+                continue
+            first = event.ts if first is None else min(first, event.ts)
     if final:
         for eng in engines:
             eng.end_of_stream()
-    return ReportResult(evaluate(engines, at_ms), n, rejected)
+    current = evaluate(engines, at_ms)
+    previous = {}
+    if current.at_ms is not None:
+        previous = {w: evaluate(engines, current.at_ms - w) for w in previous_of}
+    return ReportResult(current, n, rejected, previous, first, cfg.slice_ms)
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -119,60 +135,6 @@ def _human(name: str, value: float | None) -> str:
     return _num(value)
 
 
-def _core_team(labels: dict[str, str]) -> str | None:
-    """The team of a team roll-up series (other dimensions at `all`), or None."""
-    if set(labels) - {"team", "threshold"}:
-        return None
-    return labels.get("team", tl.ORG)
-
-
-def summary_rows(result: ReportResult, targets: Any) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Headline KPIs per team (the wall's tiles) with their colour against the targets."""
-    ev = result.evaluation
-    found: dict[tuple[str, str | None, str, str], tuple[float | None, int | None]] = {}
-    for k in ev.kpis:
-        team = _core_team(dict(k.labels))
-        if team is not None:
-            found[(k.name, k.window, team, dict(k.labels).get("threshold", ""))] = (k.value, k.n)
-    for g in ev.gauges:
-        team = _core_team(dict(g.labels))
-        if team is not None:
-            found[(g.name, None, team, dict(g.labels).get("threshold", ""))] = (g.value, None)
-    teams = sorted({key[2] for key in found} - {tl.ORG})
-    rows = []
-    for team in [tl.ORG, *teams]:
-        cells = []
-        for tile in tl.tiles(targets):
-            value, n = found.get((tile.core_name, tile.core_window, team,
-                                  tile.core_labels.get("threshold", "")), (None, None))
-            colour = tile.colour(value, n, team)
-            cells.append((tile.format(value), MARK[colour]))
-        rows.append(("Organisation" if team == tl.ORG else team, cells))
-    return rows
-
-
-def render_summary(result: ReportResult, targets: Any, out: IO[str],
-                   team: str | None = None) -> None:
-    columns = tl.tiles(targets)
-    rows = [r for r in summary_rows(result, targets)
-            if team is None or r[0] == team or (team == tl.ORG and r[0] == "Organisation")]
-    out.write("== summary: headline KPIs per team against targets ==\n")
-    widths = [max(len(c.title), 11) for c in columns]
-    out.write(f"{'team':<14}" + "".join(f"{c.title:>{w + 2}}" for c, w in
-                                         zip(columns, widths, strict=True)) + "\n")
-    for name, cells in rows:
-        line = f"{name:<14}"
-        for (text, mark), w in zip(cells, widths, strict=True):
-            cell = f"{text} {mark}".strip() if mark else text
-            line += f"{cell:>{w + 2}}"
-        out.write(line + "\n")
-    out.write("targets: " + ", ".join(
-        f"{c.title} {'<=' if c.kind == 'ceiling' else '>='} {c.format(c.target())}"
-        for c in columns if c.kind != "info" and c.target() is not None))
-    out.write(f"; few = fewer than the minimum sample ({targets.min_sample} survey "
-              f"responses / first solves, {targets.frt.min_count} first responses)\n\n")
-
-
 def _keep(labels: dict[str, str], team: str | None) -> bool:
     if team is None:
         return True
@@ -181,8 +143,9 @@ def _keep(labels: dict[str, str], team: str | None) -> bool:
     return labels.get("team") == team
 
 
-def render_text(result: ReportResult, out: IO[str], window: str | None = None,
+def render_text(result: ReportResult, out: IO[str], windows: Collection[str] | None = None,
                 team: str | None = None) -> None:
+    """Every series (`--all`): each KPI per window and dimension, gauges, counters."""
     ev = result.evaluation
     at = format_ts(ev.at_ms) if ev.at_ms is not None else "-"
     out.write(f"cxpulse report at {at}: {result.lines} lines, ")
@@ -194,7 +157,7 @@ def render_text(result: ReportResult, out: IO[str], window: str | None = None,
         out.write(f"  {parked:.0f} survey(s) wait for their ticket stream, as live; "
                   "--final counts them\n")
     for w in ev.windows:
-        if window is not None and w != window:
+        if windows is not None and w not in windows:
             continue
         out.write(f"\n== window {w} ==\n")
         rows = [k for k in ev.kpis if k.window == w and _keep(dict(k.labels), team)]
@@ -208,8 +171,6 @@ def render_text(result: ReportResult, out: IO[str], window: str | None = None,
             if k.below_min_sample:
                 line += "  (below min sample)"
             out.write(line + "\n")
-    if window is not None:
-        return
     out.write("\n== gauges ==\n")
     for s in ev.gauges:
         if _keep(dict(s.labels), team):
@@ -259,20 +220,47 @@ def to_json(result: ReportResult) -> dict[str, Any]:
     }
 
 
-def write_csv(result: ReportResult, out: IO[str], window: str | None = None,
+def _unit(name: str) -> str:
+    if name.endswith("_seconds"):
+        return "seconds"
+    if name in ("nps",):
+        return "score"
+    if name in RATIO_KPIS:
+        return "ratio"
+    return "count" if not name.endswith("_mean") else "score"
+
+
+#: Shares between 0 and 1 (shown with 3 decimals, like the text).
+RATIO_KPIS = frozenset({"frt_sla_compliance", "fcr", "reopen_rate", "csat", "ces"})
+
+
+def _rounded(unit: str, value: float | None) -> str:
+    """A value as the `--all` text shows it: whole seconds and counts, 3 decimals else."""
+    if value is None:
+        return ""
+    if math.isinf(value):
+        return "+Inf"
+    if unit in ("seconds", "count"):
+        return f"{value:.0f}"
+    return f"{value:.3f}"
+
+
+def write_csv(result: ReportResult, out: IO[str], windows: Collection[str] | None = None,
               team: str | None = None) -> None:
-    """One row per windowed KPI: spreadsheet-friendly, values in base units."""
+    """Every windowed KPI (`--csv --all`), one row each, rounded as the text shows it.
+
+    Values are in the unit of the `unit` column (seconds, ratio 0-1, score, count)."""
     dims = ("team", "channel", "priority", "agent", "touchpoint")
-    writer = csv.writer(out)
-    writer.writerow(["kpi", "window", *dims, "value", "n", "ci_low", "ci_high"])
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["kpi", "window", *dims, "unit", "value", "n", "ci_low", "ci_high"])
     for k in result.evaluation.kpis:
         labels = dict(k.labels)
-        if (window is not None and k.window != window) or not _keep(labels, team):
+        if (windows is not None and k.window not in windows) or not _keep(labels, team):
             continue
-        writer.writerow([k.name, k.window, *(labels.get(d, "all") for d in dims),
-                         "" if k.value is None else k.value, "" if k.n is None else k.n,
-                         "" if k.ci_low is None else k.ci_low,
-                         "" if k.ci_high is None else k.ci_high])
+        unit = _unit(k.name)
+        writer.writerow([k.name, k.window, *(labels.get(d, "all") for d in dims), unit,
+                         _rounded(unit, k.value), "" if k.n is None else k.n,
+                         _rounded(unit, k.ci_low), _rounded(unit, k.ci_high)])
 
 
 def _with_progress(handle: Any, enabled: bool) -> Iterator[bytes]:
@@ -299,13 +287,18 @@ def _at(text: str) -> int:
     return ts
 
 
-def _window(text: str) -> str:
-    """`--window 1d` or `60m`: the engine's label of that window (`24h`, `1h`), read with
-    the project's one duration format, so any spelling of a window selects it."""
-    try:
-        return window_label(parse_duration_ms(text))
-    except DurationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _windows(text: str) -> list[int]:
+    """`--window 24h,7d,30d`: windows in ms, read with the project's one duration format
+    (`1d` and `24h` are the same window)."""
+    out: list[int] = []
+    for part in text.split(","):
+        try:
+            ms = parse_duration_ms(part.strip())
+        except DurationError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if ms not in out:
+            out.append(ms)
+    return out
 
 
 def _positive(text: str) -> int:
@@ -323,48 +316,121 @@ def _config(args: argparse.Namespace) -> CoreConfig:
     return core_config(settings)
 
 
+def _report_config(config: CoreConfig, asked: Sequence[int]) -> CoreConfig:
+    """The configured windows plus the asked ones, and a horizon window of twice the
+    longest asked one: the engine keeps slices for its longest window only, and the
+    previous period of a window reaches back two of them. `_without` hides the horizon."""
+    windows = tuple(dict.fromkeys([*config.windows_ms, *asked, 2 * max(asked)]))
+    return replace(config, windows_ms=windows,
+                   retention_ms=max(config.retention_ms, 2 * max(asked)))
+
+
+def _without(ev: Evaluation, hidden: str) -> Evaluation:
+    """The evaluation without the horizon window's series."""
+    return replace(ev, windows=tuple(w for w in ev.windows if w != hidden),
+                   kpis=tuple(k for k in ev.kpis if k.window != hidden))
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"cxpulse report: {message}", file=sys.stderr)
+    return code
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         handle = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
-        print(f"cxpulse report: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
+        return _fail(f"cannot read {args.file}: {exc.strerror}")
     try:
         config = _config(args)
-    except SettingsError as exc:
-        print(f"cxpulse report: bad setting: {exc}", file=sys.stderr)
-        return 2
-    windows = [window_label(w) for w in config.windows_ms]
-    if args.window is not None and args.window not in windows:
-        print(f"cxpulse report: --window {args.window}: the configured windows are "
-              f"{', '.join(windows)}", file=sys.stderr)
-        return 2
+        targets = _targets_of(args)
+    except (SettingsError, ValueError) as exc:
+        return _fail(f"bad setting: {exc}")
+    asked = args.window if args.window is not None else _windows(DEFAULT_SUMMARY_WINDOWS)
+    for w in asked:
+        if w % config.slice_ms:
+            return _fail(f"--window {summary.window_text(w)}: not a whole number of "
+                         f"{config.slice_ms // 1000} s slices")
+    base_windows = config.windows_ms
+    try:
+        config = _report_config(config, asked)
+    except ValueError as exc:
+        return _fail(f"--window: {exc}")
     with handle:
         head = handle.peek(2)[:2] if hasattr(handle, "peek") else b""
         show = args.progress or sys.stderr.isatty()
         result = compute(
             _with_progress(handle, show), partitions=args.partitions, at_ms=args.at,
-            config=config, final=args.final,
-            received_ms=args.received_at,
+            config=config, final=args.final, received_ms=args.received_at, previous_of=asked,
         )
-    if result.lines and sum(result.rejected.values()) == result.lines:
+    if result.lines == 0:
+        return _fail(f"no event in {args.file}: the input is empty", EXIT_NO_VALID_LINE)
+    if sum(result.rejected.values()) == result.lines:
         hint = ("it is gzip-compressed: `zcat FILE | cxpulse report -`" if head == GZIP_MAGIC
                 else "is it a JSONL file of contract v1.1 events, one per line (not CSV or a "
                      "helpdesk's own export: `cxpulse import` turns those into events)? "
                      "The contract: docs/contract.md")
         codes = ", ".join(f"{c} {n}" for c, n in result.rejected.most_common(3))
-        print(f"cxpulse report: no valid event in {args.file} ({result.lines} lines rejected: "
-              f"{codes}); {hint}", file=sys.stderr)
-        return EXIT_NO_VALID_LINE
+        return _fail(f"no valid event in {args.file} ({result.lines} lines rejected: "
+                     f"{codes}); {hint}", EXIT_NO_VALID_LINE)
+    horizon = window_label(2 * max(asked))
+    if horizon not in [window_label(w) for w in (*base_windows, *asked)]:
+        result = replace(result, evaluation=_without(result.evaluation, horizon),
+                         previous={w: _without(e, horizon) for w, e in result.previous.items()})
+    known = summary.teams(result.evaluation)
+    if args.team is not None and args.team != tl.ORG and args.team not in known:
+        return _fail(f"--team {args.team}: no such team in {args.file}; known teams: "
+                     f"{', '.join(known) or '(none)'} (or '{tl.ORG}' for the organisation)")
     if args.json:
         json.dump(to_json(result), sys.stdout, ensure_ascii=False, sort_keys=True)
         sys.stdout.write("\n")
-    elif args.csv:
-        write_csv(result, sys.stdout, args.window, args.team)
+        return 0
+    labels = [window_label(w) for w in asked] if args.window is not None else None
+    if args.all:
+        if args.csv:
+            write_csv(result, sys.stdout, labels, args.team)
+        else:
+            render_text(result, sys.stdout, labels, args.team)
+        return 0
+    periods = _periods(result, asked)
+    if args.team is None:
+        rows = [summary.ORG_ROW, *known]
     else:
-        render_summary(result, _targets_of(args), sys.stdout, args.team)
-        render_text(result, sys.stdout, args.window, args.team)
+        rows = [summary.ORG_ROW if args.team == tl.ORG else args.team]
+    kpis = summary.lines(targets.frt.quantile)
+    if args.csv:
+        summary.write_csv(periods, rows, kpis, sys.stdout)
+        return 0
+    _header(result, asked, sys.stdout)
+    summary.render(periods, rows, kpis, sys.stdout)
+    n_series = len(result.evaluation.kpis) + len(result.evaluation.gauges)
+    sys.stdout.write(f"every series ({n_series} KPIs and gauges, per channel, priority, "
+                     "agent, touchpoint): --all; machine-readable: --json, --csv\n")
     return 0
+
+
+def _periods(result: ReportResult, asked: Sequence[int]) -> list[summary.Period]:
+    ev = result.evaluation
+    assert ev.at_ms is not None and result.first_ms is not None
+    end = ev.at_ms - ev.at_ms % result.slice_ms + result.slice_ms  # the windows' end
+    out = []
+    for w in asked:
+        out.append(summary.Period(
+            w, window_label(w), ev,
+            result.previous.get(w) if result.first_ms <= end - 2 * w else None,
+            result.first_ms <= end - w,
+        ))
+    return out
+
+
+def _header(result: ReportResult, asked: Sequence[int], out: IO[str]) -> None:
+    ev = result.evaluation
+    at = format_ts(ev.at_ms) if ev.at_ms is not None else "-"
+    rejected = sum(result.rejected.values())
+    out.write(f"cxpulse report to {at[:16].replace('T', ' ')} UTC: {result.lines} lines"
+              f"{f', {rejected} rejected (--all lists why)' if rejected else ''}\n")
+    out.write("last W = the W before the report time; vs prev W = change from the W before "
+              "that; n = sample size\n\n")
 
 
 def _targets_of(args: argparse.Namespace) -> Any:
@@ -380,14 +446,16 @@ def _targets_of(args: argparse.Namespace) -> Any:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="every KPI of a JSONL event file (the batch reference)",
+        help="KPIs of a JSONL event file per team, vs the previous period (the batch reference)",
         description="Decode a JSONL file of events of the event contract v1.1 "
         "(docs/contract.md), route them to partitions "
-        "like Kafka would, and print a summary per team against targets, then every KPI "
-        "per window and dimension. Exit codes: 0 ok, 2 bad option or file, "
-        f"{EXIT_NO_VALID_LINE} no line of the input is a valid event.",
-        epilog="examples: cxpulse report day.jsonl --team tech --window 1h   |   "
-        "cxpulse report day.jsonl --csv > kpis.csv   |   zcat day.jsonl.gz | cxpulse report -",
+        "like Kafka would, and print per team the headline KPIs of each window ending at "
+        "the report time, next to their change from the window before it; --all prints "
+        "every series per window and dimension. Exit codes: 0 ok, 2 bad option, file or "
+        f"team, {EXIT_NO_VALID_LINE} the input is empty or no line of it is a valid event.",
+        epilog="examples: cxpulse report month.jsonl --window 7d,30d   |   "
+        "cxpulse report day.jsonl --team tech   |   cxpulse report day.jsonl --csv > kpis.csv"
+        "   |   zcat day.jsonl.gz | cxpulse report -",
     )
     parser.add_argument("file", metavar="FILE", help="JSONL events, one per line ('-' = stdin)")
     parser.add_argument(
@@ -407,9 +475,14 @@ def register(subparsers: Any) -> None:
     out.add_argument("--json", action="store_true",
                      help="machine-readable output (every series, durations in seconds)")
     out.add_argument("--csv", action="store_true",
-                     help="windowed KPIs as CSV (one row per KPI and dimension; seconds)")
-    parser.add_argument("--window", metavar="W", default=None, type=_window,
-                        help="only this window (e.g. 1h) in text and CSV output")
+                     help="the summary as CSV, one row per team and window, rounded as shown, "
+                     "units in the column names; with --all every windowed KPI")
+    parser.add_argument("--all", action="store_true",
+                        help="every series (each KPI per window and dimension, gauges, "
+                        "counters) instead of the summary")
+    parser.add_argument("--window", metavar="W[,W...]", default=None, type=_windows,
+                        help="windows of the summary, e.g. 24h,7d,30d (default: "
+                        f"{DEFAULT_SUMMARY_WINDOWS}); with --all: only these windows")
     parser.add_argument("--team", metavar="TEAM", default=None,
                         help="only this team ('all' = the organisation roll-up)")
     parser.add_argument("--progress", action="store_true",

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import time
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from cxpulse.cliargs import Subcommands
-from cxpulse.wall.data import PromClient, safe_snapshot
+from cxpulse.lifecycle import run_until_signal
+from cxpulse.wall.data import PromClient, WallSource
 from cxpulse.wall.server import add_prometheus_arg, add_refresh_arg, load_targets_or_exit
 
 #: Semantic colour -> rich style (background, so it reads like the wall's tiles).
@@ -32,62 +33,129 @@ STYLE = {
 WORD = {"ok": "", "warn": "!", "bad": "!!", "low_sample": "?", "no_data": "", "info": ""}
 
 
-def render(snap: dict[str, Any]) -> Group:
-    """One screen: a status line, then the table of teams x tiles."""
+#: Columns in the order they give way on a narrow terminal (least important first): the
+#: survey scores move slowly and the wall shows them; first reply, SLA and the waiting
+#: tickets are what an on-call person opens `top` for.
+DROP_ORDER = ("ces", "fcr", "nps", "backlog", "csat", "oldest", "at_risk", "sla", "frt")
+TEAM_WIDTH = 12
+GAP = 1  # the table's padding on each side of a cell (plus a one-cell divider)
+
+
+def _cell_lines(c: dict[str, Any]) -> tuple[str, str]:
+    extra = []
+    if c["min_n"] is not None and c["n"] is not None:
+        extra.append(f"n={c['n']:.0f}")
+    if c["change_text"]:
+        extra.append(c["change_text"])
+    if c.get("note") == "stale":  # the header line says why; unreachable tiles say "no data"
+        extra.append("stale")
+    return f" {c['text']}{WORD[c['colour']]} ", " ".join(extra)
+
+
+def _longest_word(title: str) -> int:
+    return max(cell_len(w) for w in title.split())
+
+
+def _wrap_words(title: str, width: int) -> str:
+    """The header on as many lines as it needs, broken between words only."""
+    lines: list[str] = []
+    for word in title.split():
+        if lines and cell_len(lines[-1]) + 1 + cell_len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+def fit_columns(snap: dict[str, Any], width: int) -> tuple[list[int], list[int]]:
+    """Indices of the columns that fit `width` cells (in table order) and their widths.
+
+    A column is as wide as its widest cell line and its header's longest word, so no
+    value is folded and no word of a header is split; columns are dropped in
+    `DROP_ORDER` until the rest fit."""
+    cols = snap["columns"]
+    need = []
+    for i, col in enumerate(cols):
+        lines = [ln for row in snap["rows"] for ln in _cell_lines(row["tiles"][i])]
+        need.append(max([_longest_word(col["title"]), *(cell_len(ln) for ln in lines)]))
+    keep = list(range(len(cols)))
+
+    def total(idx: list[int]) -> int:  # no edges; each further column: divider + padding
+        return TEAM_WIDTH + GAP + sum(1 + need[i] + 2 * GAP for i in idx) - GAP
+
+    for key in DROP_ORDER:
+        if total(keep) <= width:
+            break
+        keep = [i for i in keep if cols[i]["key"] != key]
+    return keep, [need[i] for i in keep]
+
+
+def render(snap: dict[str, Any], width: int = 160) -> Group:
+    """One screen for a terminal `width` cells wide: a status line, then teams x tiles."""
     when = time.strftime("%H:%M:%S", time.localtime(snap.get("generated_at", time.time())))
     head = Text(f"cxpulse top  {when}  ", style="bold")
-    if snap["status"] == "unreachable":
-        head.append(f"STALE: {snap['message']}", style="bold white on red3")
-        return Group(head)
     fresh = snap.get("freshness") or {"text": "?", "colour": "no_data"}
     head.append(" data age ")
     head.append(f" {fresh['text']} ", style=STYLE[fresh["colour"]])
     pages = snap["pages"]
     head.append("  pages ")
-    if pages:
+    if pages is None:  # Prometheus away: unknown, never a green "none"
+        head.append(" ? ", style=STYLE["no_data"])
+    elif pages:
         head.append(" " + ", ".join(f"{p['alertname']} ({p['team']})" if p["team"]
                                     else p["alertname"] for p in pages) + " ",
                     style=STYLE["bad"])
     else:
         head.append(" none ", style=STYLE["ok"])
     parts: list[Any] = [head]
-    if snap["status"] != "ok":
+    keep, widths = fit_columns(snap, width)
+    hidden = [c["title"] for i, c in enumerate(snap["columns"]) if i not in keep]
+    if hidden:
+        parts.append(Text(f"{width} columns: not shown {', '.join(hidden)} (wider shows all)",
+                          style="grey70"))
+    if snap["status"] in ("unreachable", "stale"):
+        since = snap.get("since")
+        when_text = time.strftime("%H:%M", time.localtime(since)) if since else "start"
+        parts.append(Text(f"no data since {when_text} — {snap['message']}",
+                          style="bold white on grey35"))
+    elif snap["status"] != "ok":
         parts.append(Text(snap["message"], style="bold black on dark_orange"))
-    # SIMPLE box and folded headers: the ten columns still fit an 80-column SSH terminal.
-    table = Table(expand=True, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    table.add_column("team", style="bold", no_wrap=True, max_width=12)
-    for col in snap["columns"]:
-        table.add_column(col["title"], justify="right", overflow="fold", min_width=6)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, GAP))
+    table.add_column("team", style="bold", no_wrap=True, max_width=TEAM_WIDTH,
+                     min_width=TEAM_WIDTH)
+    for i, w in zip(keep, widths, strict=True):
+        table.add_column(_wrap_words(snap["columns"][i]["title"], w), justify="right",
+                         no_wrap=True,
+                         min_width=w, max_width=w)
     for row in snap["rows"]:
         cells: list[Any] = [Text(row["label"])]
-        for c in row["tiles"]:
-            text = Text(f" {c['text']}{WORD[c['colour']]} ", style=STYLE[c["colour"]])
-            extra = []
-            if c["min_n"] is not None and c["n"] is not None:
-                extra.append(f"n={c['n']:.0f}")
-            if c["change_text"]:
-                extra.append(c["change_text"])
-            if extra:
-                text.append("\n" + " ".join(extra), style="grey70")
+        for i in keep:
+            c = row["tiles"][i]
+            value, below = _cell_lines(c)
+            text = Text(value, style=STYLE[c["colour"]])
+            if below:
+                text.append("\n" + below, style="grey70")
             cells.append(text)
         table.add_row(*cells)
     parts.append(table)
-    parts.append(Text("? below min sample   ! near limit   !! off target   "
-                      "change vs same time yesterday   Ctrl-C quits", style="grey50"))
+    parts.append(Text("? few samples  ! near  !! off target  line 2: n, vs yesterday  "
+                      "Ctrl-C quits", style="grey50"))
     return Group(*parts)
 
 
 async def _loop(client: PromClient, args: argparse.Namespace, targets: Any,
                 console: Console) -> None:
-    snap = await safe_snapshot(client, targets)
+    source = WallSource(client, targets)
+    snap = await source.get()
     if args.once:
-        console.print(render(snap))
+        console.print(render(snap, console.width))
         return
-    with Live(render(snap), console=console, screen=False, auto_refresh=False) as live:
+    with Live(render(snap, console.width), console=console, screen=False,
+              auto_refresh=False) as live:
         while True:
             await asyncio.sleep(args.refresh / 1000)
-            snap = await safe_snapshot(client, targets)
-            live.update(render(snap), refresh=True)
+            snap = await source.get()
+            live.update(render(snap, console.width), refresh=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,8 +164,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     console = Console()
     client = PromClient(args.prometheus_url)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_loop(client, args, targets, console))
+    run_until_signal(_loop(client, args, targets, console))  # SIGTERM/SIGINT: exit 0
     return 0
 
 

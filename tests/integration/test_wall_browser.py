@@ -17,6 +17,7 @@ rotating pages (`--rotate 1s`); wall-many-teams.png is one of them.
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import sys
 import time
@@ -133,8 +134,15 @@ def _wait_colour(page: Any, team: str, key: str, colour: str, timeout_s: float =
 
 
 def _css_colour(page: Any, team: str, key: str) -> str:
-    colour: str = _tile(page, team, key).evaluate("e => getComputedStyle(e).backgroundColor")
-    return colour
+    # The page redraws every second: a tile replaced between finding and reading it is
+    # detached and has no computed style (''); read the new one.
+    colour = ""
+    for _ in range(10):
+        colour = _tile(page, team, key).evaluate("e => getComputedStyle(e).backgroundColor")
+        if colour:
+            break
+        time.sleep(0.1)
+    return str(colour)
 
 
 #: One atomic read of every tile's sparkline and change text (the page redraws each second).
@@ -159,6 +167,58 @@ def _expected_change(fed: FedPrometheus, team: str, key: str) -> str:
     tile = next(t for t in tl.tiles(DEFAULT_TARGETS) if t.key == key)
     delta = fed.feed.values[team][key] - fed.history.yesterday(team, key)
     return tile.format_change(delta)
+
+
+#: The screens a wall meets: a laptop, the commonest cheap TV/monitor, full HD, 4K.
+SIZES = ((1280, 720), (1366, 768), (1920, 1080), (3840, 2160))
+#: Screenshots of each size, committed (the README links them; JPEG: the 4K PNG is 2 MB);
+#: tests/artifacts has PNG copies.
+SIZES_DIR = ROOT / "docs" / "img" / "wall-sizes"
+
+#: Every tile, label and header box, and every text in them, against the viewport and
+#: its own box: nothing outside the screen, nothing cut by its tile or box.
+_FIT_JS = """([w, h]) => {
+    const out = [];
+    const inside = (r) => r.left >= -0.5 && r.top >= -0.5 && r.right <= w + 0.5 &&
+                          r.bottom <= h + 0.5;
+    for (const e of document.querySelectorAll('.tile, .row-label, header > div')) {
+        const r = e.getBoundingClientRect();
+        const name = `${e.dataset.team || e.id || e.className}/${e.dataset.key || ''}`;
+        if (!inside(r)) out.push(`${name} off screen`);
+        for (const x of e.querySelectorAll('.t, .v, .sub, .sub span, .label, .list')) {
+            const q = x.getBoundingClientRect();
+            if (!x.textContent) continue;
+            if (q.left < r.left - 0.5 || q.right > r.right + 0.5 || q.top < r.top - 0.5 ||
+                q.bottom > r.bottom + 0.5 || x.scrollWidth > x.clientWidth + 1)
+                out.push(`${name} .${x.className} "${x.textContent}" cut`);
+        }
+    }
+    return {problems: out, tiles: document.querySelectorAll('.tile').length,
+            scroll: [document.documentElement.scrollWidth,
+                     document.documentElement.scrollHeight]}; }"""
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_wall_fits_every_screen_size(chromium: Any, wall_url: str, size: tuple[int, int]
+                                     ) -> None:
+    """At each size every row is on the screen, no tile clipped, no text cut; the PAGES
+    tile reads "Pages" whole (it was clipped to "PA" at 1280x720)."""
+    w, h = size
+    pg = chromium.new_page(viewport={"width": w, "height": h})
+    try:
+        pg.goto(wall_url)
+        pg.wait_for_function("document.querySelectorAll('.tile[data-team=\"tech\"]').length"
+                             " > 0", timeout=30_000)
+        got = pg.evaluate(_FIT_JS, [w, h])
+        assert got["tiles"] == (len(TEAMS) + 1) * len(TILE_KEYS), got
+        assert not got["problems"], got["problems"]
+        assert got["scroll"][0] <= w and got["scroll"][1] <= h, got["scroll"]
+        assert pg.locator("#pages .label").inner_text().strip().lower() == "pages"
+        SIZES_DIR.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"wall-{w}x{h}.png"))
+        pg.screenshot(path=str(SIZES_DIR / f"wall-{w}x{h}.jpg"), type="jpeg", quality=70)
+    finally:
+        pg.close()
 
 
 def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
@@ -251,13 +311,60 @@ def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
     assert chg == _expected_change(fed, "tech", "frt") == "▲ 44m 10s"
     page.screenshot(path=str(ARTIFACTS / "wall-incident.png"))
 
-    # -- stale: Prometheus stops; the wall says so instead of showing old numbers as live --
-    fed.prom.stop()
+    # -- stale: the newest samples Prometheus has stop getting newer (a stuck or cut-off
+    # source; Prometheus answers with them for 5 min as if live): after two evaluation
+    # intervals every tile says so
+    fed.feed.frozen_at = time.time()
+    _wait_all(page, lambda tiles: all(t["note"] == "stale" for t in tiles), "stale tiles")
     banner = page.locator("#banner")
-    banner.wait_for(state="visible", timeout=20_000)
-    assert "STALE" in banner.inner_text() and "unreachable" in banner.inner_text()
-    assert banner.get_attribute("data-state") == "unreachable"
+    assert banner.get_attribute("data-state") == "stale" and "no new data" in banner.inner_text()
+    assert not _tiles(page, "ok"), "a stale tile still green"
     page.screenshot(path=str(ARTIFACTS / "wall-stale.png"))
+
+    # -- Prometheus down: every tile grey "no data since HH:MM — Prometheus unreachable",
+    # no exception text, pages unknown (not a green "none")
+    fed.prom.stop()
+    _wait_all(page, lambda tiles: all(t["note"] == "Prometheus unreachable" for t in tiles),
+              "unreachable tiles")
+    tiles = page.evaluate(_TILES_JS)
+    assert all(t["colour"] == tl.NO_DATA for t in tiles)
+    assert all(re.search(r"no data\s+since \d\d:\d\d\s+Prometheus unreachable", t["text"])
+               for t in tiles), tiles[0]["text"]
+    assert len({t["team"] for t in tiles}) == len(TEAMS) + 1  # the rows stay, greyed
+    banner.wait_for(state="visible", timeout=20_000)
+    assert banner.get_attribute("data-state") == "unreachable"
+    assert re.fullmatch(r"no data since \d\d:\d\d — Prometheus unreachable",
+                        banner.inner_text().strip()), banner.inner_text()
+    body = page.locator("body").inner_text()
+    assert "Error" not in body and "Connect" not in body and "127.0.0.1" not in body, body
+    assert page.locator("#pages .list").inner_text() == "unknown"
+    assert "unknown" in (page.locator("#pages").get_attribute("class") or "")
+    assert page.locator("#freshness").get_attribute("class") == "fresh no_data"
+    fit = page.evaluate(_FIT_JS, [1920, 1080])
+    assert not fit["problems"], fit["problems"]
+    page.screenshot(path=str(ARTIFACTS / "wall-prometheus-down.png"))
+    SIZES_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SIZES_DIR / "wall-prometheus-down.jpg"), type="jpeg", quality=70)
+
+
+_TILES_JS = """() => Array.from(document.querySelectorAll('.tile')).map(e => ({
+    team: e.dataset.team, key: e.dataset.key, colour: e.dataset.colour,
+    note: e.dataset.note || null, text: e.innerText.replace(/\\s+/g, ' ')}))"""
+
+
+def _tiles(page: Any, colour: str) -> list[dict[str, Any]]:
+    return [t for t in page.evaluate(_TILES_JS) if t["colour"] == colour]
+
+
+def _wait_all(page: Any, pred: Any, what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    tiles: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        tiles = page.evaluate(_TILES_JS)
+        if tiles and pred(tiles):
+            return
+        time.sleep(0.3)
+    pytest.fail(f"never {what}: {tiles[:3]}")
 
 
 #: 12 teams: more than fit 1080 px at a readable size (real organisations have 6-15).

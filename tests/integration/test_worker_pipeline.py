@@ -41,6 +41,7 @@ from cxpulse.core.partitioning import partition_for
 from cxpulse.replay import read_lines
 
 from tests.support.ports import free_port
+from tests.support.signals import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 CXPULSE = [sys.executable, "-m", "cxpulse.cli"]
@@ -198,7 +199,8 @@ class WorkerProc:
         log = self.log_path.open("ab")
         log.write(f"\n===== start {self.starts} =====\n".encode())
         log.flush()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=default_sigint)
         self.starts += 1
         return self
 

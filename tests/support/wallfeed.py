@@ -35,7 +35,7 @@ SURVEY = {"channel": "all", "agent": "all", "touchpoint": "all"}
 #: CES 85 %, FCR 80 %, min sample 30).
 HEALTHY: dict[str, float] = {
     "frt": 320.0, "frt_n": 60, "sla": 0.96, "met": 96, "breached": 4, "backlog": 42,
-    "oldest": 240.0, "at_risk": 1, "csat": 0.91, "csat_n": 80, "nps": 76, "nps_n": 80,
+    "oldest": 240.0, "at_risk": 1, "overdue": 0, "csat": 0.91, "csat_n": 80, "nps": 76, "nps_n": 80,
     "ces": 0.9, "ces_n": 80, "fcr": 0.86, "fcr_n": 70,
 }
 
@@ -49,6 +49,11 @@ class Feed:
             team: dict(HEALTHY) for team in (*teams, m.ALL)
         }
         self.delay = 4.0
+        #: Every sample carries an explicit timestamp: now, or this one once set (s). Then
+        #: Prometheus keeps answering with the newest sample it has, older and older, for
+        #: its 5 min lookback: what a stuck or cut-off source looks like (series with
+        #: explicit timestamps get no staleness marker, so the values look live).
+        self.frozen_at: float | None = None
 
     def set(self, team: str, **kpis: float) -> None:
         with self.lock:
@@ -58,10 +63,12 @@ class Feed:
         with self.lock:
             values = {t: dict(v) for t, v in self.values.items()}
             delay = self.delay
-        yield from families(values, delay)
+            stamp = self.frozen_at if self.frozen_at is not None else time.time()
+        yield from families(values, delay, stamp)
 
 
-def families(values: dict[str, dict[str, float]], delay: float) -> Iterator[Any]:
+def families(values: dict[str, dict[str, float]], delay: float,
+             timestamp: float | None = None) -> Iterator[Any]:
     """The exporter's series for per-team `values`: what the feed serves live and what
     the history (tests/support/wallhistory.py) backfills, so both are the same series."""
 
@@ -69,7 +76,7 @@ def families(values: dict[str, dict[str, float]], delay: float) -> Iterator[Any]
         names = ["team", *labels, *extra]
         g = GaugeMetricFamily(name, name, labels=names)
         for team, v in values.items():
-            g.add_metric([team, *labels.values(), *extra.values()], v[key])
+            g.add_metric([team, *labels.values(), *extra.values()], v[key], timestamp=timestamp)
         return g
 
     w1 = {"window": "1h"}
@@ -82,13 +89,14 @@ def families(values: dict[str, dict[str, float]], delay: float) -> Iterator[Any]
     yield fam(m.BACKLOG, {}, "backlog", TICKET)
     yield fam(m.OLDEST_UNANSWERED, {}, "oldest", TICKET)
     yield fam(m.AT_RISK, {"threshold": "0.75"}, "at_risk", TICKET)
+    yield fam(m.BREACHED_UNANSWERED, {}, "overdue", TICKET)
     for kpi, metric in (("csat", m.CSAT), ("nps", m.NPS), ("ces", m.CES)):
         yield fam(metric, {}, kpi, {**w24, **SURVEY})
         yield fam(m.SURVEY_RESPONSES[kpi], {}, f"{kpi}_n", {**w24, **SURVEY})
     yield fam(m.FCR, {}, "fcr", {**w24, **TICKET})
     yield fam(m.FIRST_SOLVES, {}, "fcr_n", {**w24, **TICKET})
     d = GaugeMetricFamily("cxpulse_kpi_delay_seconds", "KPI delay")
-    d.add_metric([], delay)
+    d.add_metric([], delay, timestamp=timestamp)
     yield d
 
 

@@ -14,6 +14,7 @@ import dataclasses
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.duplicates import winner_of
 from cxpulse.core.engine import Outcome, PartitionEngine, evaluate
+from cxpulse.core.evaluation.model import Evaluation
 from cxpulse.core.events import (
     SCALES,
     SURVEYS,
@@ -236,4 +237,19 @@ def test_both_arrival_orders_give_identical_evaluations(
         return
     for e in (e1, e2):
         e.end_of_stream()
-    assert evaluate([e1]) == evaluate([e2])
+    one_ev, two_ev = evaluate([e1]), evaluate([e2])
+    if e1._tombs or e2._tombs:
+        # A finished ticket keeps no events, so a copy arriving after it finished is a
+        # straggler, counted as a duplicate whether or not it conflicts (the same
+        # documented limit as `test_engine_matches_reference_with_conflicts`): only the
+        # applied/duplicate split and the conflict count may depend on the order then.
+        # Found by Hypothesis: two copies of a ticket's `closed` status in either order.
+        assert dataclasses.replace(one_ev, counters=()) == dataclasses.replace(two_ev, counters=())
+
+        def outcomes(ev: Evaluation) -> float:
+            return sum(ev.sample("counter", "events_total", role=TICKETS, outcome=o)
+                       for o in ("applied", "duplicate", "late"))
+
+        assert outcomes(one_ev) == outcomes(two_ev)
+        return
+    assert one_ev == two_ev

@@ -15,7 +15,8 @@ from collections import Counter
 
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.dimensions import LabelGuard
-from cxpulse.core.engine.partition import PartitionEngine, _dumps
+from cxpulse.core.engine import PartitionEngine
+from cxpulse.core.engine.snapshot import _dumps
 from cxpulse.core.events import (
     Event,
     SurveyResponse,

@@ -60,7 +60,8 @@ def test_report_json_on_the_contract_example(tmp_path: Path) -> None:
                and c["labels"] == {"role": "tickets", "outcome": "duplicate"})  # fmt: skip
     assert dup["value"] == 1
     assert doc["at"] == "2026-11-22T09:30:00.000Z"
-    text = subprocess.run([str(BIN), "report", str(path), "--at", "2026-11-22T09:10:00Z"],
+    text = subprocess.run([str(BIN), "report", str(path), "--all", "--at",
+                           "2026-11-22T09:10:00Z"],
                           capture_output=True, check=True, text=True).stdout  # fmt: skip
     assert "cxpulse report at 2026-11-22T09:10:00.000Z: 8 lines, 2 rejected" in text
     assert "== window 15m ==" in text and "resolution_count" in text

@@ -7,6 +7,8 @@ found no incident at all in a 7-day run started at 22:50)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from cxpulse.core.events import Author, TicketCreated, TicketMessage
 from cxpulse.demo.incidents import INCIDENT_FACTOR, INCIDENT_HOUR, IncidentPlan, simulated_span
 from cxpulse.sim.model import SimConfig, Simulation
@@ -91,3 +93,31 @@ def test_faster_than_real_time_the_first_incident_falls_in_working_hours() -> No
     # no incident: the simulation is what was asked; speed 1: it is the present
     assert simulated_span(START, week, 60.0, None) == (START - int(week * 59 / 60), week)
     assert simulated_span(START, week, 1.0, plan) == (START, week)
+
+
+def test_speed_1_backfills_a_day_and_the_first_incident_counts_from_now() -> None:
+    """At speed 1 the demo starts a day back (produced at once) and goes live at the present;
+    the first incident is --incident-after from now, not from the backfill's start."""
+    from cxpulse.demo.incidents import BACKFILL_MS, with_backfill
+    from cxpulse.replay import plan
+
+    plan10 = IncidentPlan("tech", after_ms=10 * 60_000, length_ms=3 * 3_600_000,
+                          every_ms=12 * 3_600_000)
+    start, duration, live, shifted = with_backfill(START, 86_400_000, 1.0, plan10)
+    assert (start, duration, live) == (START - BACKFILL_MS, 86_400_000 + BACKFILL_MS, START)
+    assert shifted is not None
+    begin, _ = shifted.spans(start, duration)[0]
+    assert begin == START + 10 * 60_000
+    # faster than real time nothing moves
+    assert with_backfill(START, 86_400_000, 60.0, plan10) == (START, 86_400_000, START, plan10)
+
+    # pacing: history before `live` is due at once, the rest when its time comes
+    def ev(i: int, ts_ms: int) -> bytes:
+        stamp = datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+        return (f'{{"event_id":"e{i}","type":"ticket.created","ts":"{stamp}",'
+                f'"ticket_id":"t{i}","team":"tech","channel":"email","priority":"normal"}}'
+                ).encode()
+
+    values = [ev(0, START - 3_600_000), ev(1, START - 60_000), ev(2, START + 30_000)]
+    dues = [o.due for o in plan(values, {"tickets": "t", "surveys": "s"}, 1.0, origin_ms=START)]
+    assert dues == [0.0, 0.0, 30.0]

@@ -96,12 +96,14 @@ def test_ctrl_c_while_connecting(command: str) -> None:
     import time
 
     from tests.support.ports import free_port
+    from tests.support.signals import default_sigint
 
     port = free_port()  # nothing listens here
     proc = subprocess.Popen(
         [sys.executable, "-m", "cxpulse.cli", command, "--bootstrap-servers", "127.0.0.1:1",
          "--metrics-port", str(port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
     )  # fmt: skip
     # connecting: the metrics port is bound before the broker wait (`prepare_serving`);
     # a fixed sleep instead could interrupt the imports on a busy machine
@@ -117,7 +119,8 @@ def test_ctrl_c_while_connecting(command: str) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    lines = [x for x in err.splitlines() if x.startswith(f"cxpulse {command}:")]
+    lines = [x for x in err.splitlines() if x.startswith(f"cxpulse {command}:")
+             and "waiting for Kafka" not in x]  # the 5 s "still waiting" lines
     assert len(lines) == 1 and "interrupted" in lines[0], err
 
 
@@ -167,3 +170,50 @@ def test_auth_failure_exit_after_is_a_duration() -> None:
         load_settings(None, {}, {"auth_failure_exit_after": "300"})
     with pytest.raises(SettingsError, match=r"^auth_failure_exit_after: "):
         load_settings(None, {}, {"auth_failure_exit_after": "0s"})
+
+
+def test_targets_are_checked_before_any_other_start_up_line(bad_targets: str) -> None:
+    """Nothing (no "starting: <settings>") is logged before a broken targets file is named."""
+    out = cli("worker", "--bootstrap-servers", "127.0.0.1:1", "--set",
+              f"targets_file={bad_targets}")
+    one_line(out, "worker", bad_targets)
+    assert (out.stdout + out.stderr).strip().count("\n") == 0, out.stdout + out.stderr
+
+
+def _clone_with_edited_targets(tmp_path: Path) -> Path:
+    """A copy of the generated artefacts with targets.yaml edited after the last generate."""
+    import shutil
+
+    shutil.copytree(ROOT / "alerts", tmp_path / "alerts")
+    shutil.copytree(ROOT / "grafana", tmp_path / "grafana")
+    text = (ROOT / "targets.yaml").read_text()
+    edited = text.replace("target_seconds: 900", "target_seconds: 600", 1)
+    assert edited != text, "targets.yaml no longer has the FRT target this test edits"
+    (tmp_path / "targets.yaml").write_text(edited)
+    return tmp_path / "targets.yaml"
+
+
+def test_worker_refuses_rules_stale_against_targets(tmp_path: Path) -> None:
+    from cxpulse.mixin.command import load_targets, stale_outputs
+
+    targets = _clone_with_edited_targets(tmp_path)
+    out = cli("worker", "--bootstrap-servers", "127.0.0.1:1", "--set",
+              f"targets_file={targets}")
+    one_line(out, "worker", "alerts/cxpulse-rules.yml", "stale", "make generate")
+    assert (out.stdout + out.stderr).strip().count("\n") == 0, out.stderr
+    # `generate` makes them fresh again: the check compares with what it writes
+    gen = cli("generate", "--targets", str(targets), "--out", str(tmp_path))
+    assert gen.returncode == 0, gen.stderr
+    assert stale_outputs(load_targets(targets), tmp_path) == []
+
+
+def test_demo_regenerates_stale_rules(tmp_path: Path) -> None:
+    from cxpulse.mixin.command import load_targets, stale_outputs
+
+    targets = _clone_with_edited_targets(tmp_path)
+    # no java/prometheus on this PATH: the demo stops right after the regeneration
+    out = subprocess.run([sys.executable, "-m", "cxpulse.cli", "demo"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PATH": str(tmp_path / "no-bin")})
+    assert "regenerated alerts/cxpulse-rules.yml" in out.stdout, out.stdout + out.stderr
+    assert stale_outputs(load_targets(targets), tmp_path) == []

@@ -5,7 +5,7 @@ to rebuild a partition from whatever the table holds after a crash; the shell
 (`cxpulse.worker.agents`) only performs the writes and awaits them. That split
 is what makes the crash logic unit-testable without a broker.
 
-Why the scheme looks like this (see docs/benchmarks.md, "faust findings"):
+Why the scheme looks like this (see docs/runtimes.md, "faust-streaming 0.15.3"):
 
 * The table's changelog partition `p` receives every write of partition `p`
   from one producer, in order. After a crash the changelog therefore holds a

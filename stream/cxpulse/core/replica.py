@@ -22,7 +22,7 @@ from typing import Any
 
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.dimensions import LabelGuard
-from cxpulse.core.engine.partition import evict_before, slice_stores
+from cxpulse.core.engine.stores import evict_before, slice_stores
 from cxpulse.core.evaluation.view import OpenTicket, open_ticket
 from cxpulse.core.events import SURVEYS, TICKETS, SurveyOffered, SurveyResponse
 from cxpulse.core.outcome import ROLES, Outcome

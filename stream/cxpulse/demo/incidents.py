@@ -19,6 +19,9 @@ INCIDENT_CSAT_SHARE = 0.45  # satisfied share of the tickets the incident delaye
 #: the first incident at this hour (UTC) of its simulated day (see `simulated_span`).
 INCIDENT_HOUR = 10
 _DAY_MS = 86_400_000
+#: At speed 1 the demo first produces this much simulated history at once, so the wall and
+#: the KPIs have a day behind them in the first minute instead of an empty screen.
+BACKFILL_MS = _DAY_MS
 
 
 def simulated_span(now_ms: int, duration_ms: int, speed: float,
@@ -44,6 +47,20 @@ def simulated_span(now_ms: int, duration_ms: int, speed: float,
         back = (first - INCIDENT_HOUR * 3_600_000) % _DAY_MS  # simulated ms to move it back
         duration_ms += int(back / k)
     return now_ms - int(duration_ms * k), duration_ms
+
+
+def with_backfill(start_ms: int, duration_ms: int, speed: float,
+                  incident: IncidentPlan | None) -> tuple[int, int, int, IncidentPlan | None]:
+    """(start, duration, live_ms, incident) once the history is added: at speed 1 (or
+    slower) the simulation starts `BACKFILL_MS` earlier, everything before `live_ms` (the
+    present) is produced at once, and incidents count from the present, so the first one
+    is `--incident-after` away as the user asked. Faster than real time the simulation
+    already starts in the past (`simulated_span`) and nothing changes."""
+    if speed > 1:
+        return start_ms, duration_ms, start_ms, incident
+    shifted = None if incident is None else IncidentPlan(
+        incident.team, incident.after_ms + BACKFILL_MS, incident.length_ms, incident.every_ms)
+    return start_ms - BACKFILL_MS, duration_ms + BACKFILL_MS, start_ms, shifted
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class Part:
 
 def plan_parts(args: argparse.Namespace, root: Path, directory: Path, bootstrap: str,
                am_port: int, prom_port: int, sim_start_ms: int,
-               sim_duration_ms: int) -> list[Part]:
+               sim_duration_ms: int, live_ms: int | None = None) -> list[Part]:
     """Every process after Kafka, in start order: the wall first (its port may be the
     user's `--wall-port`: a taken port ends the demo in seconds, not after a minute of
     starting the rest; it shows "Prometheus unreachable" until Prometheus is up), the
@@ -100,19 +100,22 @@ def plan_parts(args: argparse.Namespace, root: Path, directory: Path, bootstrap:
          f"--web.listen-address=127.0.0.1:{prom_port}",
          f"--storage.tsdb.path={directory / 'prometheus'}"],
         ready_url=f"http://127.0.0.1:{prom_port}/-/ready",
-        where=f"http://127.0.0.1:{prom_port}/alerts"))
+        where=f"http://127.0.0.1:{prom_port}/alerts"))  # `alerts_page` checks it once up
     incident = ([] if a.incident is None else
                 ["--incident", json.dumps(asdict(a.incident))])
     started = datetime.fromtimestamp(sim_start_ms / 1000, UTC)
+    live = [] if live_ms is None or live_ms <= sim_start_ms else ["--live-ms", str(live_ms)]
+    hours = ((live_ms or sim_start_ms) - sim_start_ms) // 3_600_000
+    history = f" (the {hours} h before now produced at once)" if live else ""
     out.append(Part(
         "simulator",
         [sys.executable, "-m", "cxpulse.demo.simulator", "--produce", bootstrap,
          "--speed", str(a.speed), "--scenario", a.scenario, "--seed", str(a.seed),
          "--tickets-per-day", str(a.tickets_per_day),
          "--duration-ms", str(sim_duration_ms),
-         "--start-ms", str(sim_start_ms), *incident],
+         "--start-ms", str(sim_start_ms), *live, *incident],
         finishes=True, where=f"{a.scenario} scenario at {a.speed:g}x real time, "
-        f"simulated clock from {started:%Y-%m-%d %H:%M} UTC"))
+        f"simulated clock from {started:%Y-%m-%d %H:%M} UTC{history}"))
     return out
 
 def prometheus_config(root: Path, parts: list[Part], am_port: int) -> str:
@@ -139,4 +142,24 @@ def alertmanager_config(root: Path, receiver_port: int) -> str:
             hook["url"] = f"http://127.0.0.1:{receiver_port}/{rec['name']}"
     config.setdefault("route", {})["group_wait"] = "10s"
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def alerts_page(base: str) -> str:
+    """The Prometheus alerts page that opens on the installed Prometheus.
+
+    `/alerts` is the React UI's page; Debian's 2.42 (`2.42.0+ds`) ships without the
+    React assets and answers it with 404, its page is `/classic/alerts`. Asked of the
+    running Prometheus rather than guessed from `prometheus --version`: a build is
+    what decides it, not the version number."""
+    import urllib.error
+    import urllib.request
+
+    for path in ("/alerts", "/classic/alerts"):
+        try:
+            with urllib.request.urlopen(base + path, timeout=5) as resp:  # noqa: S310 - loopback
+                if resp.status == 200:
+                    return base + path
+        except (urllib.error.URLError, OSError):
+            continue
+    return base + "/classic/alerts"
 

@@ -20,7 +20,7 @@ from cxpulse.sim.model import SimConfig
 
 def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
                  tickets_per_day: float, duration_ms: int, start_ms: int | None = None,
-                 incident: IncidentPlan | None = None) -> int:
+                 incident: IncidentPlan | None = None, live_ms: int | None = None) -> int:
     """Simulate and produce each event when its time comes (at `speed`x).
 
     At speed 1 the simulation starts now. Faster, it starts in the past so that
@@ -28,14 +28,15 @@ def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
     ahead of the time they are sent (workers dead-letter events more than
     `max_event_ahead` after their Kafka timestamp, `cxpulse.core.timeguard`).
     The demo passes `start_ms` (computed so, a moment before this starts)
-    so that it can announce the incidents at the right time."""
+    so that it can announce the incidents at the right time. Events before
+    `live_ms` (the demo's backfilled history at speed 1) are produced at once."""
     if start_ms is None:
         start_ms = int(time.time() * 1000) - int(duration_ms * (1 - 1 / speed))
     slowdowns = () if incident is None else incident.slowdowns(start_ms, duration_ms)
     cfg = SimConfig(seed=seed, start_ms=start_ms, duration_ms=duration_ms,
                     tickets_per_day=tickets_per_day, scenario=scenario, slowdowns=slowdowns)
     topics = {TICKETS: TOPICS[0], SURVEYS: TOPICS[1]}
-    outgoing = plan((r.value for r in generate(cfg)), topics, speed)
+    outgoing = plan((r.value for r in generate(cfg)), topics, speed, origin_ms=live_ms)
     n = asyncio.run(produce(bootstrap, outgoing))
     print(f"simulator: {n} messages produced", flush=True)
     return 0
@@ -51,13 +52,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--tickets-per-day", type=float, default=2000.0)
     p.add_argument("--duration-ms", type=int, default=7 * 86_400_000)
     p.add_argument("--start-ms", type=int, default=None)
+    p.add_argument("--live-ms", type=int, default=None,
+                   help="events before this instant are produced at once (backfill)")
     p.add_argument("--incident", default=None, help="an IncidentPlan as JSON")
     a = p.parse_args(argv)
     incident = IncidentPlan(**json.loads(a.incident)) if a.incident else None
     with contextlib.suppress(KeyboardInterrupt):
         return produce_live(a.produce, a.speed, a.scenario, a.seed, a.tickets_per_day,
                             a.duration_ms,
-                            a.start_ms, incident)
+                            a.start_ms, incident, a.live_ms)
     return 0
 
 

@@ -26,12 +26,13 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from cxpulse.demo.incidents import INCIDENT_FACTOR, human, simulated_span
+from cxpulse.demo.incidents import INCIDENT_FACTOR, human, simulated_span, with_backfill
 from cxpulse.demo.parts import (
     DEADLETTER,
     TOPICS,
     Part,
     alertmanager_config,
+    alerts_page,
     plan_parts,
     prometheus_config,
 )
@@ -64,6 +65,8 @@ class Demo:
     #: console can say when each incident happens
     sim_start_ms: int = 0
     sim_duration_ms: int = 0  # --duration, made longer by `simulated_span` if need be
+    #: the simulated instant produced at launch; earlier events (the backfill) go at once
+    sim_live_ms: int = 0
     lock_fd: int | None = None
 
     # -- output -------------------------------------------------------------------------
@@ -174,14 +177,17 @@ class Demo:
 
     def incident_schedule(self, launched: float) -> list[tuple[float, str]]:
         """(wall time, console line) of each incident's start and end: the simulator
-        produces simulated instant t at about `launched + (t - start) / speed`."""
+        produces simulated instant t at about `launched + (t - live) / speed`; incidents
+        that ended in the backfilled history are not announced."""
         a = self.args
         if a.incident is None:
             return []
         out: list[tuple[float, str]] = []
         for begin, end in a.incident.spans(self.sim_start_ms, self.sim_duration_ms):
-            at = launched + (begin - self.sim_start_ms) / 1000 / a.speed
-            until = launched + (end - self.sim_start_ms) / 1000 / a.speed
+            if end <= self.sim_live_ms:
+                continue
+            at = launched + (begin - self.sim_live_ms) / 1000 / a.speed
+            until = launched + (end - self.sim_live_ms) / 1000 / a.speed
             sim = datetime.fromtimestamp(begin / 1000, UTC)
             out.append((at, f"incident: team {a.incident.team} stalls now (replies "
                         f"{INCIDENT_FACTOR:g}x slower; simulated {sim:%a %H:%M} UTC, for "
@@ -218,10 +224,12 @@ class Demo:
             receiver_port = self.receiver.start()
             am_port, prom_port = free_port(), free_port()
             a = self.args
-            self.sim_start_ms, self.sim_duration_ms = simulated_span(
+            start, duration = simulated_span(
                 int(time.time() * 1000), a.duration, a.speed, a.incident)
+            self.sim_start_ms, self.sim_duration_ms, self.sim_live_ms, a.incident = (
+                with_backfill(start, duration, a.speed, a.incident))
             parts = plan_parts(a, self.root, self.dir, bootstrap, am_port, prom_port,
-                               self.sim_start_ms, self.sim_duration_ms)
+                               self.sim_start_ms, self.sim_duration_ms, self.sim_live_ms)
             (self.dir / "prometheus.yml").write_text(prometheus_config(self.root, parts, am_port))
             (self.dir / "alertmanager.yml").write_text(alertmanager_config(self.root,
                                                                            receiver_port))
@@ -234,6 +242,9 @@ class Demo:
             order = [n for n in by_name if n != "wall"] + ["wall"]
             rows = [("kafka", bootstrap),
                     ("receiver", f"http://127.0.0.1:{receiver_port}/ (notifications below)")]
+            if "prometheus" in by_name:  # the alerts page that opens on this build
+                prom = by_name["prometheus"]
+                prom.where = alerts_page(prom.where.removesuffix("/alerts"))
             rows += [(n, by_name[n].where) for n in order]
             if a.incident is not None:
                 first = schedule[0][0] if schedule else None

@@ -12,8 +12,6 @@ worker's (docs/runbook.md): 0 stopped, 2 bad setting, web config, port or topics
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -21,6 +19,7 @@ import sys
 from cxpulse.cliargs import Subcommands
 from cxpulse.exporter.service import run_exporter
 from cxpulse.kafka.access import KafkaAccessError
+from cxpulse.lifecycle import run_until_signal
 from cxpulse.settings import SettingsError, core_config, load_settings
 from cxpulse.settings.flags import add_settings_flags, settings_overrides
 from cxpulse.startup import prepare_serving
@@ -57,12 +56,10 @@ def run(args: argparse.Namespace) -> int:
     prepared = prepare_serving("cxpulse exporter", settings, input_grant="Describe")
     if isinstance(prepared, int):
         return prepared
-    with contextlib.suppress(KeyboardInterrupt):
-        try:
-            return asyncio.run(
-                run_exporter(settings, config, prepared.sock, prepared.web_config)
-            )
-        except KafkaAccessError as exc:  # credentials refused while running, a missing ACL
-            print(f"cxpulse exporter: kafka: {exc}", file=sys.stderr)
-            return exc.code
-    return 0
+    try:  # SIGTERM/SIGINT: the consumer and the server close, exit 0
+        return run_until_signal(
+            run_exporter(settings, config, prepared.sock, prepared.web_config)
+        )
+    except KafkaAccessError as exc:  # credentials refused while running, a missing ACL
+        print(f"cxpulse exporter: kafka: {exc}", file=sys.stderr)
+        return exc.code

@@ -177,7 +177,7 @@ class _Static:
 async def run_exporter(
     settings: Settings, config: CoreConfig, sock: Any, web_config: Any = None
 ) -> int:
-    """Serve until cancelled (SIGINT/SIGTERM handled by the caller's asyncio.run)."""
+    """Serve until cancelled (SIGTERM/SIGINT: `cxpulse.lifecycle.run_until_signal`)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from cxpulse.kafka.access import auth_watch, authorization_error

@@ -50,6 +50,34 @@ def render(targets: Targets) -> dict[str, str]:
     return files
 
 
+#: The generated file whose presence says "this directory holds generated artefacts".
+RULES = "alerts/cxpulse-rules.yml"
+
+
+def stale_outputs(targets: Targets, root: Path) -> list[str]:
+    """Generated files under `root` that differ from what `targets` renders.
+
+    Empty when `root` holds no generated artefacts at all (an installed worker
+    with its own targets file and no rules next to it has nothing to be stale)."""
+    if not (root / RULES).exists():
+        return []
+    return [rel for rel, content in render(targets).items()
+            if not (root / rel).exists() or (root / rel).read_text() != content]
+
+
+def write_outputs(targets: Targets, root: Path, only: list[str] | None = None) -> None:
+    for rel, content in render(targets).items():
+        if only is None or rel in only:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(content)
+
+
+def stale_line(prog: str, targets_path: Path, stale: list[str]) -> str:
+    """The one line a command prints when its generated rules lag its targets file."""
+    return (f"{prog}: {', '.join(stale)} stale against {targets_path} (edited since the "
+            "last generate): run `make generate` (or `cxpulse generate`) first")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         targets = load_targets(Path(args.targets))

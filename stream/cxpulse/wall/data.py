@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import yaml
 
+from cxpulse import metric_names as m
 from cxpulse.core.dimensions import UNKNOWN
 from cxpulse.core.durations import parse_duration_ms
 from cxpulse.core.targets import Targets
@@ -54,6 +57,19 @@ class PromClient:
         if body.get("status") != "success":
             raise PrometheusError(f"Prometheus refused a query: {body.get('error', body)}")
         return body["data"]["result"]
+
+    async def evaluation_interval(self, session: aiohttp.ClientSession) -> float:
+        """Prometheus' global evaluation interval (the larger of it and the scrape
+        interval: a sample cannot be newer than the last scrape), in seconds."""
+        try:
+            async with session.get(self.url.rstrip("/") + "/api/v1/status/config") as resp:
+                body = await resp.json(content_type=None)
+            glob = (yaml.safe_load(body["data"]["yaml"]) or {}).get("global", {})
+        except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, yaml.YAMLError) as exc:
+            raise PrometheusError(f"Prometheus at {self.url} unreachable: "
+                                  f"{exc.__class__.__name__} {exc}".strip()) from None
+        return max(parse_duration_ms(str(glob.get(k, "1m"))) / 1000.0
+                   for k in ("evaluation_interval", "scrape_interval"))
 
     async def query(self, session: aiohttp.ClientSession, expr: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._get(session, "/api/v1/query", {"query": expr})
@@ -164,10 +180,104 @@ def _target_text(tile: tl.Tile, team: str) -> str:
     return f"{sign} {tile.format(target)}"
 
 
+#: How Prometheus says which value is the newest: the sample time of the freshness series.
+SAMPLE_AGE_EXPR = f"time() - max(timestamp({m.KPI_DELAY}))"
+#: Data older than this many evaluation intervals is stale (Prometheus would still answer
+#: with it for its 5 min lookback, so a dead exporter looked live: a false green).
+STALE_INTERVALS = 2
+#: Slack on top, for a scrape that is merely late (1 s intervals in tests, busy machines).
+STALE_SLACK_S = 1.0
+UNREACHABLE = "Prometheus unreachable"
+
+
 async def safe_snapshot(client: PromClient, targets: Targets) -> dict[str, Any]:
-    """`snapshot`, or the unreachable state with Prometheus' own error."""
-    try:
-        return await snapshot(client, targets)
-    except PrometheusError as exc:
-        return {"status": "unreachable", "message": str(exc), "generated_at": time.time(),
-                "rows": [], "pages": [], "freshness": None, "columns": []}
+    """`snapshot`, or the unreachable state (no previous data to grey out)."""
+    return await WallSource(client, targets).get()
+
+
+class WallSource:
+    """Snapshots for the wall and `top`, never a false green.
+
+    Prometheus away: the last good snapshot's rows come back with every tile grey
+    ("no data since HH:MM — Prometheus unreachable"), pages unknown, and no exception
+    text (it is logged once on stderr for the operator). Prometheus up but its newest
+    KPI sample older than two evaluation intervals: every tile is marked stale."""
+
+    def __init__(self, client: PromClient, targets: Targets) -> None:
+        self.client, self.targets = client, targets
+        self.last: dict[str, Any] | None = None
+        self.interval_s: float | None = None
+        self._logged = ""
+
+    async def get(self) -> dict[str, Any]:
+        try:
+            snap = await snapshot(self.client, self.targets)
+            age = await self._sample_age()
+        except PrometheusError as exc:
+            if str(exc) != self._logged:
+                print(f"cxpulse wall: {exc}", file=sys.stderr, flush=True)
+                self._logged = str(exc)
+            return unreachable(self.last, self.targets)
+        self._logged = ""
+        if snap["status"] == "no_data":  # the series went away (exporter down?)
+            if self.last is None:
+                return snap
+            gone = {**stale(self.last, time.time() - self.last["generated_at"]),
+                    "message": "No KPI data in Prometheus any more (exporter down or not "
+                               "scraped?)"}
+            return gone
+        limit = STALE_INTERVALS * (self.interval_s or 60.0) + STALE_SLACK_S
+        if age is not None and age > limit:
+            return stale(snap, age)
+        self.last = snap
+        return snap
+
+    async def _sample_age(self) -> float | None:
+        timeout = aiohttp.ClientTimeout(total=self.client.timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            if self.interval_s is None:
+                self.interval_s = await self.client.evaluation_interval(session)
+            result = await self.client.query(session, SAMPLE_AGE_EXPR)
+        return _num(float(result[0]["value"][1])) if result else None
+
+
+def _grey(snap: dict[str, Any], word: str) -> list[dict[str, Any]]:
+    rows = []
+    for r in snap["rows"]:
+        tiles = [{**c, "colour": tl.NO_DATA, "change": None, "change_text": "",
+                  "note": word} for c in r["tiles"]]
+        rows.append({**r, "tiles": tiles})
+    return rows
+
+
+def unreachable(last: dict[str, Any] | None, targets: Targets) -> dict[str, Any]:
+    """Every tile grey, with when the last data came; nothing green anywhere."""
+    base = last or _empty(targets)
+    since = last["generated_at"] if last else None
+    rows = _grey(base, UNREACHABLE)
+    for r in rows:
+        for c in r["tiles"]:
+            c.update(value=None, text="no data", n=None, spark=[])
+    return {**base, "status": "unreachable", "message": UNREACHABLE, "since": since,
+            "generated_at": time.time(), "rows": rows, "pages": None,
+            "freshness": {"value": None, "text": "?", "colour": tl.NO_DATA}}
+
+
+def stale(snap: dict[str, Any], age: float) -> dict[str, Any]:
+    """The last values, greyed and marked stale, with how old they are."""
+    since = time.time() - age
+    return {**snap, "status": "stale", "since": since,
+            "message": f"Stale: no new data for {tl.human_duration(age)}",
+            "rows": _grey(snap, "stale"),
+            "freshness": {"value": age, "text": tl.human_duration(age), "colour": tl.BAD}}
+
+
+def _empty(targets: Targets) -> dict[str, Any]:
+    """The organisation's row with every tile and no value (before any data came)."""
+    tiles = tl.tiles(targets)
+    return {"rows": [{"team": tl.ORG, "label": "Organisation", "tiles": [
+        {"key": t.key, "title": t.title, "description": t.description, "value": None,
+         "text": "no data", "colour": tl.NO_DATA, "target": None, "kind": t.kind,
+         "target_text": "", "n": None, "min_n": None, "change": None, "change_text": "",
+         "spark": []} for t in tiles]}],
+        "columns": [{"key": t.key, "title": t.title} for t in tiles], "pages": None}

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import socket
 import sys
@@ -38,9 +37,10 @@ from aiohttp import web
 
 from cxpulse import cliargs
 from cxpulse.core.targets import Targets, TargetsError
+from cxpulse.lifecycle import run_until_signal
 from cxpulse.mixin import tiles as tl
 from cxpulse.ports import WALL_PORT
-from cxpulse.wall.data import PromClient, safe_snapshot
+from cxpulse.wall.data import PromClient, WallSource
 from cxpulse.web.server import (
     WebConfig,
     WebConfigError,
@@ -66,6 +66,7 @@ def _static(name: str) -> bytes:
 def build_app(prometheus_url: str, targets: Targets, refresh_s: float,
               rotate_s: float = 15.0, web_config: WebConfig | None = None) -> web.Application:
     client = PromClient(prometheus_url, timeout_s=min(5.0, max(1.0, refresh_s)))
+    source = WallSource(client, targets)
     cache: dict[str, Any] = {"at": 0.0, "body": b""}
     lock = asyncio.Lock()
 
@@ -73,7 +74,7 @@ def build_app(prometheus_url: str, targets: Targets, refresh_s: float,
         # Several screens polling at once share one round of queries.
         async with lock:
             if time.monotonic() - cache["at"] > refresh_s / 2:
-                snap = await safe_snapshot(client, targets)
+                snap = await source.get()
                 snap["refresh_s"] = refresh_s
                 snap["prometheus_url"] = prometheus_url
                 cache["body"] = json.dumps(snap).encode()
@@ -143,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
     scheme = "https" if web_config.tls else "http"
     print(f"cxpulse wall: {scheme}://{args.host}:{sock.getsockname()[1]}/ "
           f"(Prometheus {args.prometheus_url})", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(sock, app, web_config=web_config))
+    run_until_signal(serve(sock, app, web_config=web_config))  # SIGTERM/SIGINT: exit 0
     return 0
 
 

@@ -6,7 +6,7 @@ actor) consumes the tickets and the surveys topic; each `take_events` batch
 is split by source TopicPartition, and all state of partition `p` (tickets
 partition `p` and surveys partition `p`, co-partitioned by key) lives in one
 in-memory `PartitionEngine`, guarded by a per-partition lock.
-(`isolated_partitions=True` starved partitions, see docs/benchmarks.md.)
+(`isolated_partitions=True` starved partitions, see docs/runtimes.md.)
 
 Per batch: skip messages at or below the offsets recorded in `p`'s commit
 marker (re-deliveries after a crash), decode, dead-letter rejections, apply
@@ -18,7 +18,7 @@ commits the batch, see `Worker._commit`). Only then does `take_events` ack
 the batch to faust, so faust can never commit a source offset whose effect
 is not durable in the changelog. (faust's own
 flush-before-commit is not enough: `ProducerBuffer.flush` gives up after
-0.1 s with messages still queued, see docs/benchmarks.md.)
+0.1 s with messages still queued, see docs/runtimes.md.)
 
 Any failure inside a batch ends the process: the engine may then hold a
 half-applied batch, and faust's `take_events` would still ack it on the way

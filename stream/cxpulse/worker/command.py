@@ -19,7 +19,7 @@ from aiohttp import web
 from cxpulse.cliargs import Subcommands
 from cxpulse.kafka.access import KafkaAccessError, authorization_error
 from cxpulse.kafka.topics import check_group_access
-from cxpulse.settings import Settings, SettingsError, load_settings
+from cxpulse.settings import Settings, SettingsError, core_config, load_settings
 from cxpulse.settings.flags import add_settings_flags, settings_overrides
 from cxpulse.startup import prepare_serving
 from cxpulse.web.server import WebConfig
@@ -52,6 +52,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_worker(settings: Settings) -> int:
+    try:  # the targets file and time model first: nothing is logged before they are valid
+        core_config(settings)
+    except SettingsError as exc:
+        print(f"cxpulse worker: {exc}", file=sys.stderr)
+        return 2
+    stale = _stale_generated(settings)
+    if stale:
+        print(stale, file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -79,6 +88,21 @@ def run_worker(settings: Settings) -> int:
     except KafkaAccessError as exc:  # e.g. no Create ACL on the changelog topic
         print(f"cxpulse worker: kafka: {exc}", file=sys.stderr)
         return exc.code
+
+
+def _stale_generated(settings: Settings) -> str | None:
+    """The line naming `make generate` when the rules and dashboards next to the targets
+    file were generated from an older version of it: the worker would export KPIs that
+    the alerts judge against other targets."""
+    if settings.targets_file is None:
+        return None
+    from pathlib import Path
+
+    from cxpulse.mixin.command import load_targets, stale_line, stale_outputs
+
+    path = Path(settings.targets_file)
+    stale = stale_outputs(load_targets(path), path.resolve().parent)
+    return stale_line("cxpulse worker", path, stale) if stale else None
 
 
 def _run_faust(

@@ -46,6 +46,21 @@
     }
   }
 
+  function hhmm(epoch) {
+    const d = new Date(epoch * 1000);  // 24 h HH:MM whatever the browser's locale
+    return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+  }
+
+  // Scale the 1920x1080 layout to the screen; the longer side gets the extra room.
+  function scaleToScreen() {
+    const wall = document.getElementById("wall");
+    const s = Math.min(window.innerWidth / 1920, window.innerHeight / 1080);
+    wall.style.width = window.innerWidth / s + "px";
+    wall.style.height = window.innerHeight / s + "px";
+    wall.style.transform = `scale(${s})`;
+    document.body.dataset.scale = String(s);
+  }
+
   function tile(row, c) {
     const d = el("div", "tile " + c.colour);
     d.dataset.team = row.team;
@@ -67,6 +82,16 @@
     const state = el("div", "sub");
     state.appendChild(el("span", "state", WORD[c.colour] || ""));
     d.appendChild(state);
+    if (c.note) {  // no data from Prometheus, or only stale data: never a colour
+      d.classList.add("greyed");
+      d.dataset.note = c.note;
+      const since = last && last.since ? `since ${hhmm(last.since)}` : "no data yet";
+      sub.replaceChildren(el("span", "target", since));
+      // "Prometheus unreachable" on two lines: one line is wider than a tile at 1920 px
+      const [who, ...why] = c.note.split(" ");
+      chg.replaceChildren(el("span", "chg", why.length ? who : ""));
+      state.replaceChildren(el("span", "state", why.length ? why.join(" ") : c.note));
+    }
     return d;
   }
 
@@ -84,7 +109,7 @@
     probe.querySelector(".v").style.cssText = "font-size: var(--value-min-px); flex: none;";
     probe.querySelector(".state").textContent = "x";
     grid.appendChild(probe);
-    const h = probe.getBoundingClientRect().height;
+    const h = probe.offsetHeight;  // layout px: the wall is scaled as a whole
     probe.remove();
     return h;
   }
@@ -148,10 +173,12 @@
     fresh.className = "fresh " + f.colour;
     fresh.querySelector(".v").textContent = f.text;
     const pages = document.getElementById("pages");
-    pages.classList.toggle("firing", snap.pages.length > 0);
-    pages.querySelector(".list").textContent = snap.pages.length
-      ? snap.pages.map((p) => (p.team ? `${p.alertname} (${p.team})` : p.alertname)).join(", ")
-      : "none firing";
+    pages.classList.toggle("unknown", snap.pages === null);
+    pages.classList.toggle("firing", !!snap.pages && snap.pages.length > 0);
+    pages.querySelector(".list").textContent = snap.pages === null ? "unknown"
+      : snap.pages.length
+        ? snap.pages.map((p) => (p.team ? `${p.alertname} (${p.team})` : p.alertname)).join(", ")
+        : "none firing";
   }
 
   function showBanner(kind, text) {
@@ -159,11 +186,7 @@
     banner.className = "banner " + (kind || "");
     banner.dataset.state = kind || "ok";
     banner.textContent = text || "";
-    document.body.classList.toggle("dim", kind === "unreachable" || kind === "stale");
-  }
-
-  function since() {
-    return lastOk ? ` (last data ${new Date(lastOk * 1000).toLocaleTimeString()})` : "";
+    document.body.classList.toggle("dim", kind === "stale");
   }
 
   async function tick() {
@@ -172,19 +195,30 @@
       const resp = await fetch("/api/wall", { cache: "no-store" });
       if (!resp.ok) throw new Error(`wall server answered ${resp.status}`);
       const snap = await resp.json();
+      draw(snap);
+      if (snap.status === "ok") lastOk = snap.generated_at;
       if (snap.status === "unreachable") {
-        showBanner("unreachable", `STALE: ${snap.message}${since()}`);
+        const when = snap.since ? `no data since ${hhmm(snap.since)}` : "no data yet";
+        showBanner("unreachable", `${when} — ${snap.message}`);
       } else {
-        draw(snap);
-        if (snap.status === "ok") lastOk = snap.generated_at;
         showBanner(snap.status === "ok" ? "" : "stale", snap.message);
       }
     } catch (err) {
-      showBanner("unreachable", `STALE: wall server unreachable (${err.message})${since()}`);
+      if (last) {  // the numbers on screen are no longer live: grey them too
+        const grey = (c) => ({ ...c, colour: "no_data", text: "no data", note: "wall server unreachable",
+                               spark: [], change_text: "" });
+        last = { ...last, since: lastOk, pages: null,
+                 rows: last.rows.map((r) => ({ ...r, tiles: r.tiles.map(grey) })) };
+        render();
+      }
+      const when = lastOk ? `no data since ${hhmm(lastOk)}` : "no data yet";
+      showBanner("unreachable", `${when} — wall server unreachable`);
     }
     document.body.dataset.updated = String(Date.now());
   }
 
+  scaleToScreen();
+  window.addEventListener("resize", () => { scaleToScreen(); if (last) render(); });
   tick();
   setInterval(tick, refreshMs);
   setInterval(() => {

@@ -1,0 +1,244 @@
+"""Ticket events: dedup and conflicts, lateness, the event cap, derivation and
+the contribution diff applied to the slices."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+
+from cxpulse.core.decode import Rejection
+from cxpulse.core.dimensions import UNKNOWN
+from cxpulse.core.duplicates import Verdict, resolve
+from cxpulse.core.engine.state import EngineState
+from cxpulse.core.events import (
+    TICKETS,
+    TicketCreated,
+    TicketEvent,
+)
+from cxpulse.core.outcome import Outcome
+from cxpulse.core.tickets import (
+    AGENT_STORE,
+    Contribution,
+    TicketState,
+    TicketView,
+    derive_all,
+)
+
+#: Dead-letter reason of a ticket event beyond `CoreConfig.max_events_per_ticket`.
+TICKET_EVENT_CAP = "ticket_event_cap"
+
+
+class TicketEvents(EngineState):
+    """How one ticket event changes the engine (`PartitionEngine.apply` calls `_apply_ticket`)."""
+
+    def _apply_ticket(self, e: TicketEvent) -> Outcome | Rejection:
+        cfg = self.config
+        st = self._st[TICKETS]
+        late = st is not None and e.ts < st - cfg.lateness_ms
+        if self._stale:
+            if not late and (st is None or e.ts > st):
+                self.settle()  # the stream time is about to move
+            else:
+                self._label_cost += self._unseen_labels((e,))  # see `_defer`
+                if self._label_cost > self._label_room:
+                    self.settle()  # admit in the eager order from here on
+        tid = e.ticket_id
+        state = self._tickets.get(tid)
+        if state is not None and st is not None and state.expiry < st:
+            if tid in self._stale:  # judged on its up-to-date expiry, as eagerly
+                self._rederive(tid, state)
+            if state.expiry < st:
+                self._drop(tid, state)
+                state = None
+        if state is None:
+            if tid in self._tombs:
+                # A finished (closed or expired) ticket: nothing of it can change any
+                # more, but an on-time event still moves the stream time.
+                if late:
+                    return Outcome.LATE
+                if st is None or e.ts > st:
+                    self._st[TICKETS] = e.ts
+                    self._on_tickets_time()
+                return Outcome.APPLIED
+            if late and st is not None and st - e.ts > cfg.retention_ms:
+                return Outcome.LATE
+            state = self._tickets[tid] = TicketState()
+        elif e.event_id in state.ids:
+            return self._duplicate(tid, state, e, late)
+        elif len(state.events) >= cfg.max_events_per_ticket:
+            # Bounded state and cost whatever a producer sends; counted, never
+            # silent: the caller dead-letters it (docs/kpis.md, the effect).
+            return Rejection(
+                TICKET_EVENT_CAP,
+                f"the ticket already has max_events_per_ticket "
+                f"({cfg.max_events_per_ticket}) events",
+            )
+        appended = state.insert(e, late)
+        advanced = False
+        if not late and (st is None or e.ts > st):
+            self._st[TICKETS] = e.ts
+            advanced = True
+        d = state.derivation
+        if (
+            appended
+            and d is not None
+            and not state.late
+            and (d.created is not None or type(e) is not TicketCreated)
+        ):
+            self._resume(tid, state, e)
+        elif not (self._deferring and self._defer(tid, state, late, e)):
+            self._rederive(tid, state)
+        if advanced:
+            self._on_tickets_time()
+        return Outcome.LATE if late else Outcome.APPLIED
+
+    def _duplicate(self, tid: str, state: TicketState, e: TicketEvent, late: bool) -> Outcome:
+        """A ticket event whose event_id the ticket holds already (`DUPLICATE`).
+
+        Different content is a conflict (counted): of all copies the one with
+        the byte-wise smallest canonical encoding counts
+        (`cxpulse.core.duplicates`), so the result does not depend on arrival
+        order, while every copy is within the lateness. Like any change it
+        must land at or after stream time - lateness (sealing), so a late
+        copy, or one replacing a copy now older than that or late itself,
+        changes nothing but the count. An on-time conflicting copy moves the
+        stream time like an applied event (either copy may arrive first and
+        would have moved it)."""
+        kept = state.ids[e.event_id]
+        if kept == e:
+            return Outcome.DUPLICATE
+        verdict = resolve(kept, e).verdict
+        if verdict is Verdict.SAME:
+            return Outcome.DUPLICATE
+        self.duplicate_conflicts[TICKETS] += 1
+        st = self._st[TICKETS]
+        assert st is not None  # the ticket holds an event
+        if late:
+            return Outcome.DUPLICATE
+        advanced = e.ts > st
+        if advanced:
+            self._st[TICKETS] = e.ts
+        if (
+            verdict is Verdict.REPLACE
+            and kept.event_id not in state.late
+            and kept.ts >= st - self.config.lateness_ms
+        ):
+            state.replace(kept, e)
+            # never stale across a stream-time advance (see `begin_batch`)
+            if advanced or not (self._deferring and self._defer(tid, state, False, e)):
+                self._rederive(tid, state)
+        if advanced:
+            self._on_tickets_time()
+        return Outcome.DUPLICATE
+
+    def _rederive(self, tid: str, state: TicketState, apply: bool = True) -> None:
+        """Derive the ticket from all its events again (any change of its events)."""
+        if self._stale:
+            self._stale.pop(tid, None)
+        st = self._st[TICKETS]
+        admit = self.guard.admit
+        if state.late:
+            view = derive_all(state.events, self._params, None).view
+            ontime = [e for e in state.events if e.event_id not in state.late]
+            d = derive_all(ontime, self._params, admit)
+            state.derivation = None
+        else:
+            d = derive_all(state.events, self._params, admit)
+            view = d.view
+            state.derivation = d
+        tail, pending = d.finish(st, admit)
+        if apply:
+            self._apply_diff([*state.contribs, *state.tail], [*d.contribs, *tail])
+        state.contribs, state.tail = d.contribs, tail
+        self._settle(tid, state, view, pending, apply)
+
+    def _resume(self, tid: str, state: TicketState, event: TicketEvent | None) -> None:
+        """Feed `event` (None: the stream time moved) to the ticket's derivation.
+
+        Only for a ticket without late events whose new event sorts after all
+        others and is not its first creation; `_apply_ticket` checks."""
+        d = state.derivation
+        assert d is not None
+        admit = self.guard.admit
+        contribs = d.contribs
+        n = len(contribs)
+        if event is not None:
+            d.step(event, admit)
+        tail, pending = d.finish(self._st[TICKETS], admit)
+        # The difference to apply: the contributions the step appended, and the
+        # tail if it changed (a step never emits a breach, so nothing cancels).
+        if tail != state.tail:
+            for c in state.tail:
+                self._add(c, -1)
+            state.tail = tail
+            for c in contribs[n:]:
+                self._add(c, 1)
+            for c in tail:
+                self._add(c, 1)
+        else:
+            for c in contribs[n:]:
+                self._add(c, 1)
+        self._settle(tid, state, d.view, pending, True)
+
+    def _settle(
+        self,
+        tid: str,
+        state: TicketState,
+        view: TicketView,
+        pending: int | None,
+        apply: bool,
+    ) -> None:
+        """Bookkeeping after a derivation: labels, deadline, backlog, expiry."""
+        admitted = (view.created_ts is not None, view.team, view.channel, view.assignee)
+        if admitted != state.admitted:
+            # Admit the labels gauges will show (a late transfer adds no contribution).
+            # Admitting a value again changes nothing, so unchanged labels are skipped.
+            admit = self.guard.admit
+            if view.created_ts is not None:
+                admit("team", view.team or UNKNOWN)
+                admit("channel", view.channel or UNKNOWN)
+            if view.assignee is not None:
+                admit("agent", view.assignee)
+            state.admitted = admitted
+        state.view = view
+        if apply:
+            self._dirty.add("t:" + tid)
+        state.pending = pending
+        if pending is not None and state.pushed != pending:
+            heapq.heappush(self._deadlines, (pending, tid))
+            state.pushed = pending
+        if view.is_open:
+            self._open.add(tid)
+        else:
+            self._open.discard(tid)
+        if view.closed_ts is not None and view.created_ts is not None:
+            # Without its creation a close is not final yet: a creation stamped
+            # after it may still arrive on time and move everything (clamping).
+            expiry = view.closed_ts + self.config.lateness_ms
+            if pending is not None:
+                expiry = max(expiry, pending)
+        else:
+            expiry = view.last_ts + self.config.retention_ms
+        if expiry != state.expiry or tid not in self._bucket_of:
+            state.expiry = expiry
+            self._schedule_expiry(tid, expiry)
+
+    def _apply_diff(self, old: list[Contribution], new: list[Contribution]) -> None:
+        if old == new:
+            return
+        n = len(old)
+        if len(new) >= n and new[:n] == old:
+            for c in new[n:]:
+                self._add(c, 1)
+            return
+        before, after = Counter(old), Counter(new)
+        for c in (before - after).elements():
+            self._add(c, -1)
+        for c in (after - before).elements():
+            self._add(c, 1)
+
+    def _add(self, c: Contribution, sign: int) -> None:
+        store, start, key, fld, value = c
+        target = self.agents_store if store == AGENT_STORE else self.tickets_store
+        if not target.add(start, key, fld, value, sign):
+            self.dropped_contributions += 1

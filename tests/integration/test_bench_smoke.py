@@ -1,0 +1,77 @@
+"""Every benchmark script still runs (`make bench`'s runner, tiny sizes, seconds each).
+
+Benchmarks are not in CI (too long, too noisy: figures come from `make bench`
+into docs/benchmarks.md); this only keeps the scripts from rotting: each one,
+through `bench/run_all.py --smoke`, on the session's broker, must exit 0 and
+print the rows its section of docs/benchmarks.md is made of. Figures at these
+sizes mean nothing and are not judged, except that they are numbers.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.kafka
+
+#: bench name -> patterns its smoke output must contain (one per row it promises)
+EXPECTED = {
+    "worker": [
+        r"\| \*\*baseline\*\*: aiokafka `getmany` \+ `json\.loads` \| [\d.]+ \| [\d,]+ \| 1\.000 ",
+        r"\| Quix Streams peer \(`bench/quix_peer\.py`\) \| [\d.]+ \| [\d,]+ \| [\d.]+ \| 1\.00 ",
+        r"\| `cxpulse worker`, direct, memory \| [\d.]+ \| [\d,]+ \| [\d.]+ \| [\d.]+ \| \d+ ",
+    ],
+    "core": [r"busy day, 4 engines, .*: [\d,]+ events/s", r"evaluate a day, 3 window"],
+    "decode": [r"ratio decode/json\.loads on the same valid bytes: \d\.\d\d"],
+    "hostile": [r"\n\s+200 \|\s+[\d,]+ \|"],
+    "hostile_volume": [
+        r"\| labels \| [\d,]+ \| 0 \| True \|",
+        r"\| ticket \| [\d,]+ \| 0 \| True \|",
+    ],
+    "scrape": [r"median catch-up: quiet [\d.]+ s, 4 scrapers [\d.]+ s, ratio [\d.]+"],
+    "ingest": [r"\| 1 \| [\d,]+/s \| [\d,]+/s \| \d+\.\d\d "],
+}
+
+
+def run_all(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run_all.py"), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bench_script_runs_at_a_tiny_size(name: str, kafka_bootstrap: str) -> None:
+    out = run_all("--smoke", "--only", name, "--bootstrap-servers", kafka_bootstrap)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for pattern in EXPECTED[name]:
+        assert re.search(pattern, out.stdout), (pattern, out.stdout[-3000:])
+
+
+def test_the_generated_page_names_commit_command_machine_and_load(tmp_path: Path) -> None:
+    page = tmp_path / "benchmarks.md"
+    out = run_all("--smoke", "--only", "decode,hostile", "--out", str(page))
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = page.read_text()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    assert f"Commit {commit}" in text
+    assert re.search(r"\d+ cores, Python 3\.11", text)
+    assert "Command: `.venv/bin/python bench/bench_decode.py --passes 1" in text
+    assert "Command: `.venv/bin/python bench/bench_hostile.py --sizes 200`" in text
+    assert len(re.findall(r"Load average during the run: [\d.]+ to [\d.]+", text)) == 2
+
+
+def test_an_unknown_benchmark_name_is_one_clear_line() -> None:
+    out = run_all("--smoke", "--only", "nosuch")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "--only: known benchmarks are worker, core, decode, hostile, hostile_volume, scrape, ingest"
+    ]
