@@ -292,7 +292,8 @@ def _frt_alerts(targets: Targets) -> list[dict[str, Any]]:
             targets, name, above, "1h", "ticket", KPI,
             f"p{q} first response time of team {{{{ $labels.team }}}} over "
             f"{frt.ticket_window} is {{{{ $value | humanizeDuration }}}}",
-            f"p{q} FRT over the last {frt.ticket_window} exceeds the {target:g}s target "
+            f"p{q} FRT over the last {frt.ticket_window} exceeds the {human_minutes(target)} "
+            "target "
             f"(at least {targets.min_sample} first responses): a staffing or process "
             "problem for the team lead, not an emergency.",
             targets.paging.ticket_keep_firing_for,
