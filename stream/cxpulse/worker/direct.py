@@ -40,7 +40,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from cxpulse.changelog.records import (
     MIN_MAX_RECORD_BYTES,
@@ -86,7 +86,7 @@ if TYPE_CHECKING:  # types only: aiokafka is imported where it is used, not when
     from cxpulse.worker.metrics import WorkerView
 
     #: a record as fetched (no deserializer): key and value may be absent
-    Record = ConsumerRecord[bytes | None, bytes | None]
+    Record: TypeAlias = ConsumerRecord[bytes | None, bytes | None]
     #: what `getmany` returns: each assigned partition's fetched records
     Batch = Mapping[TopicPartition, list[Record]]
     #: a queued send: its acknowledgement, and how many records it carries
