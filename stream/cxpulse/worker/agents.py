@@ -173,7 +173,7 @@ class Worker:
             partition ends in `Worker._on_recovered`.
             """
 
-            def partition_for_key(self, key: Any) -> int | None:
+            def partition_for_key(self, key: Any) -> int | None:  # faust's own `key: Any`
                 return int(bytes(key).split(b"/", 1)[0])
 
             async def on_recovery_completed(
@@ -276,7 +276,7 @@ class Worker:
         ev = _PartitionEvent(self.settings.changelog_topic, p)
         return ev, _current_event.set(weakref.ref(ev))  # type: ignore[arg-type]
 
-    async def _write(self, p: int, writes: list[Write]) -> list[Any]:
+    async def _write(self, p: int, writes: list[Write]) -> list[Awaitable[RecordMetadata]]:
         """Apply writes to the local store and send them to changelog partition `p`.
 
         Returns the broker-ack futures. This bypasses faust's Table.__setitem__
@@ -303,17 +303,18 @@ class Worker:
             _current_event.reset(token)
             del ev
 
-    async def _send(self, p: int, writes: list[Write]) -> list[Any]:
+    async def _send(self, p: int, writes: list[Write]) -> list[Awaitable[RecordMetadata]]:
         """Send writes to changelog partition `p`; returns the broker-ack futures."""
         send = self.app.producer.send
         topic = self.settings.changelog_topic
         return [await send(topic, k, v, p, None, None) for k, v in writes]
 
-    async def _durable(self, p: int, changelog: list[Any]) -> None:
+    async def _durable(self, p: int, changelog: list[Awaitable[RecordMetadata]]) -> None:
         """Await every write; then remember the changelog offset for faust's recovery."""
         await await_all(changelog)
         if changelog:
-            last = max(f.result().offset for f in changelog)
+            # all acknowledged: awaiting each (a done aiokafka future) returns its result at once
+            last = max([(await f).offset for f in changelog])
             self.table.data.set_persisted_offset(TP(self.settings.changelog_topic, p), last)
 
     def _partition_items(self, p: int) -> list[tuple[bytes, bytes | None]]:
