@@ -56,6 +56,8 @@ UNASSIGNED = f"{PREFIX}_unassigned_tickets"
 UNANSWERED = f"{PREFIX}_unanswered_tickets"
 OLDEST_UNANSWERED = f"{PREFIX}_oldest_unanswered_age_seconds"
 AT_RISK = f"{PREFIX}_frt_at_risk_tickets"  # extra label: threshold="0.5|0.75"
+#: unanswered past their FRT deadline (the at-risk band ends at the deadline)
+BREACHED_UNANSWERED = f"{PREFIX}_frt_breached_unanswered_tickets"
 AGENT_OPEN = f"{PREFIX}_agent_open_assigned_tickets"  # labels: agent
 
 # -- cumulative counters and histograms (sum across workers) -----------------------------

@@ -8,8 +8,10 @@ wall clock, so `CxpulseFrtSlaBurnRate1h` (5m and 1h windows, `for: 2m`) sees 5 a
 simulated hours and must hold for two simulated hours; a stall (30x slower replies)
 breaches nearly every deadline of the team from 15 simulated minutes after its start,
 so the page reaches the receiver about 3-4 real minutes after the incident starts
-(measured: 3 min). The predictive `CxpulseFrtAtRisk` compares with the level of 15+
-real minutes earlier and cannot fire in a demo this short.
+(measured: 3 min). `CxpulseFrtStalled` (overdue tickets outnumbering the team's first
+replies of 15 simulated minutes, `for: 1m`) may page first, a minute or two of real time
+after the first deadlines pass. The predictive `CxpulseFrtAtRisk` compares with the
+level of 15+ real minutes earlier and cannot fire in a demo this short.
 """
 
 from __future__ import annotations
@@ -278,7 +280,8 @@ def test_demo_runs_every_part_pages_the_incident_team_and_stops_clean(tmp_path: 
         assert stall.group(1) in {"09:59", "10:00", "10:01"}, stall.group(0)
         paged = con.wait(PAGE.pattern, 360)
         assert paged.group(1) == "oncall", paged.group(0)
-        assert paged.group(2) in {"CxpulseFrtSlaBurnRate1h", "CxpulseFrtAtRisk"}
+        assert paged.group(2) in {"CxpulseFrtSlaBurnRate1h", "CxpulseFrtAtRisk",
+                                  "CxpulseFrtStalled"}
         assert paged.group(3) == team, paged.group(0)
         print(f"page: {paged.group(0)}")
 

@@ -137,6 +137,10 @@ def test_top_shows_every_team_and_follows_an_incident(fed: FedPrometheus) -> Non
         screen = _wait_for(session, lambda s: "52m 30s!!" in line_of(s, "tech"))
         assert "CxpulseTestFrtPage (tech)" in _wait_for(
             session, lambda s: "CxpulseTestFrtPage" in s)
+        # shipping's two waiting tickets are both past their deadline: none is "at risk"
+        # any more, and the team is in crisis: red (!!), never a green "At risk 0"
+        fed.feed.set("shipping", at_risk=0, overdue=2)
+        _wait_for(session, lambda s: " 2!!" in line_of(s, "shipping"))
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "top.txt").write_text(_screen(session))
     finally:

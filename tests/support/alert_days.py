@@ -282,11 +282,12 @@ def run_rules(
         raise RuntimeError(f"promtool failed: {text[-3000:]}")
     parsed = _parse(text, len(queries))
     result = [DayAlerts(d, {}, {}) for d in range((total_h + 23) // 24)]
-    for (d, kind, _, _), rows in zip(queries, parsed, strict=True):
+    for (d, query_kind, _, _), rows in zip(queries, parsed, strict=True):
+        # (one name per query: the page summaries of a second team are page summaries too)
+        kind = query_kind.removeprefix("page_")
         for labels, value in rows:
-            if kind.startswith("page_"):
+            if query_kind.startswith("page_"):
                 summary = result[d].pages.setdefault(labels.get("team", ""), {})
-                kind = kind[5:]
             else:
                 k = (labels.get("alertname", ""), labels.get("team", ""),
                      labels.get("severity", ""))

@@ -35,7 +35,7 @@ SURVEY = {"channel": "all", "agent": "all", "touchpoint": "all"}
 #: CES 85 %, FCR 80 %, min sample 30).
 HEALTHY: dict[str, float] = {
     "frt": 320.0, "frt_n": 60, "sla": 0.96, "met": 96, "breached": 4, "backlog": 42,
-    "oldest": 240.0, "at_risk": 1, "csat": 0.91, "csat_n": 80, "nps": 76, "nps_n": 80,
+    "oldest": 240.0, "at_risk": 1, "overdue": 0, "csat": 0.91, "csat_n": 80, "nps": 76, "nps_n": 80,
     "ces": 0.9, "ces_n": 80, "fcr": 0.86, "fcr_n": 70,
 }
 
@@ -89,6 +89,7 @@ def families(values: dict[str, dict[str, float]], delay: float,
     yield fam(m.BACKLOG, {}, "backlog", TICKET)
     yield fam(m.OLDEST_UNANSWERED, {}, "oldest", TICKET)
     yield fam(m.AT_RISK, {"threshold": "0.75"}, "at_risk", TICKET)
+    yield fam(m.BREACHED_UNANSWERED, {}, "overdue", TICKET)
     for kpi, metric in (("csat", m.CSAT), ("nps", m.NPS), ("ces", m.CES)):
         yield fam(metric, {}, kpi, {**w24, **SURVEY})
         yield fam(m.SURVEY_RESPONSES[kpi], {}, f"{kpi}_n", {**w24, **SURVEY})

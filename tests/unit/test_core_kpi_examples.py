@@ -151,11 +151,25 @@ def test_at_risk_and_oldest_unanswered() -> None:
     ], at_clock="10:12:00")  # fmt: skip
     assert ev.sample("gauge", "frt_at_risk", threshold="0.5") == 2  # A, C
     assert ev.sample("gauge", "frt_at_risk", threshold="0.75") == 1  # A
+    assert ev.sample("gauge", "frt_breached_unanswered") == 0  # A is 12 min old, not 15
     assert ev.sample("gauge", "oldest_unanswered_age_seconds") == 720.0  # A: 12 min
     assert ev.sample("gauge", "backlog_open") == 5
     assert ev.sample("gauge", "backlog_unanswered") == 4  # all but D
     assert ev.sample("gauge", "backlog_unassigned") == 4
     assert ev.sample("gauge", "agent_open_assigned", agent="a-1") == 1
+
+
+def test_breached_unanswered_tickets_leave_the_band_but_stay_counted() -> None:
+    _, ev = run([
+        created("A", "10:00:00"),  # 20 min at 10:20: past its 15 min deadline
+        created("B", "10:04:00"),  # 16 min: breached
+        created("C", "10:10:00"),  # 10 min: at risk (50 %), not breached
+        created("D", "10:01:00"),  # breached, but answered: no longer waiting
+        msg("D", "10:17:00", "agent", "a-1"),
+    ], at_clock="10:20:00")  # fmt: skip
+    assert ev.sample("gauge", "frt_breached_unanswered") == 2  # A, B
+    assert ev.sample("gauge", "frt_at_risk", threshold="0.5") == 1  # C only: the band
+
 
 
 def test_events_before_creation_count_at_creation() -> None:

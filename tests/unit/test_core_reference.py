@@ -203,6 +203,8 @@ def check_backlog(ev: Evaluation, ref: Reference, cfg: CoreConfig) -> None:
         assert ev.sample("gauge", "backlog_unanswered", **labels) == len(unanswered)
         oldest = max((r[3] for r in unanswered), default=0) / 1000.0
         assert ev.sample("gauge", "oldest_unanswered_age_seconds", **labels) == oldest
+        breached = sum(1 for r in unanswered if r[3] > r[6])
+        assert ev.sample("gauge", "frt_breached_unanswered", **labels) == breached
         for f in cfg.at_risk_fractions:
             n = sum(1 for r in unanswered if f * r[6] <= r[3] <= r[6])
             assert ev.sample("gauge", "frt_at_risk", **labels, threshold=f"{f:g}") == n

@@ -121,3 +121,21 @@ def test_speed_1_backfills_a_day_and_the_first_incident_counts_from_now() -> Non
     values = [ev(0, START - 3_600_000), ev(1, START - 60_000), ev(2, START + 30_000)]
     dues = [o.due for o in plan(values, {"tickets": "t", "surveys": "s"}, 1.0, origin_ms=START)]
     assert dues == [0.0, 0.0, 30.0]
+
+
+def test_the_receiver_prints_one_line_per_page_with_its_runbook_section() -> None:
+    from cxpulse.demo.receiver import WATCHDOG, Receiver
+
+    said: list[str] = []
+    r = Receiver(said.append)
+    alert = {"status": "firing", "labels": {"alertname": "CxpulseFrtStalled", "team": "tech",
+                                            "severity": "page"},
+             "annotations": {"summary": "Team tech stopped answering",
+                             "runbook_url": "https://example.org/x/docs/runbook.md#cxpulsefrtstalled"}}
+    assert r.line("oncall", alert) == (
+        "NOTIFY oncall: FIRING CxpulseFrtStalled team=tech severity=page: Team tech stopped "
+        "answering (what to do: docs/runbook.md#cxpulsefrtstalled)")
+    watchdog = {"labels": {"alertname": WATCHDOG}}
+    assert r.line("dms", watchdog) is not None and r.line("dms", watchdog) is None  # once
+    assert r.line("oncall", {"labels": "garbage"}) == (
+        "NOTIFY oncall: ? ? severity=?: ")

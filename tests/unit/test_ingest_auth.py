@@ -89,3 +89,18 @@ def test_any_of_several_secrets_and_the_most_telling_reason() -> None:
     assert verify_any("zendesk", headers, BODY, [b"first", b"third"], NOW, 300) == FORGED
     assert verify_any("zendesk", headers, BODY, [b"second", b"x"], NOW + 999, 300) == STALE
     assert verify_any("zendesk", headers, BODY, [], NOW, 300) == NOT_CONFIGURED
+
+
+def test_key_partitioner_picks_the_partition_kafka_clients_pick() -> None:
+    """murmur2 of the key, positive, modulo the partition count (Kafka's Java
+    `Utils.toPositive(Utils.murmur2(key)) % numPartitions`), remembered or not."""
+    from aiokafka.partitioner import murmur2
+    from cxpulse.ingest.gateway import KeyPartitioner
+
+    part = KeyPartitioner(size=3)
+    parts = list(range(12))
+    keys = [str(i).encode() for i in range(50)] * 2  # second round: remembered, then cleared
+    assert [part(k, parts, parts) for k in keys] == [(murmur2(k) & 0x7FFFFFFF) % 12 for k in keys]
+    # a vector of Kafka's own murmur2 test (UtilsTest): "foobar" -> -790332482
+    assert murmur2(b"foobar") == (-790332482) & 0xFFFFFFFF
+    assert part(None, parts, [3]) == 3

@@ -44,7 +44,9 @@ def test_generate_check_detects_a_stale_file(tmp_path: Path) -> None:
 
 @pytest.mark.prometheus
 def test_rules_pass_promtool_check() -> None:
-    out = subprocess.run(["promtool", "check", "rules", str(ROOT / "alerts/cxpulse-rules.yml")],
+    # --lint=all --lint-fatal: duplicate rules and the like fail the check, not just warn
+    out = subprocess.run(["promtool", "check", "rules", "--lint=all", "--lint-fatal",
+                          str(ROOT / "alerts/cxpulse-rules.yml")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -172,6 +174,83 @@ def _burn_case() -> dict[str, Any]:
     }
 
 
+def _at_risk_case() -> dict[str, Any]:
+    """From minute 70 three teams hold 3x `min_unanswered` unanswered tickets (usual level 1,
+    few arrivals): `breached` has every one of them past its deadline and none in the
+    at-risk band (a fully breached queue: it must page, issue 20), `risky` has them in the
+    band, `calm` has neither (it must not page: nothing is even half-way to its target)."""
+    a = TARGETS.paging.at_risk
+    many = 3 * a.min_unanswered
+    series = []
+    for team, band, breached in (("breached", 0, many), ("risky", many, 0), ("calm", 0, 0)):
+        lab = _labels(team=team, channel="all", priority="all")
+        risk = _labels(team=team, channel="all", priority="all", threshold=f"{a.threshold:g}")
+        created = _labels(window="15m", team=team, channel="all", priority="all")
+        series += [
+            {"series": f"{m.UNANSWERED}{lab}", "values": f"1x70 {many}x50"},
+            {"series": f"{m.AT_RISK}{risk}", "values": f"0x70 {band}x50"},
+            {"series": f"{m.BREACHED_UNANSWERED}{lab}", "values": f"0x70 {breached}x50"},
+            {"series": f"{m.CREATED}{created}", "values": "2x120"},
+        ]
+    def firing(*teams: str) -> list[dict[str, Any]]:
+        return [{"exp_labels": {"severity": "page", "component": "kpi", "team": t,
+                                "channel": "all", "priority": "all"}} for t in teams]
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": "65m", "alertname": "CxpulseFrtAtRisk", "exp_alerts": []},
+            {"eval_time": "80m", "alertname": "CxpulseFrtAtRisk",
+             "exp_alerts": firing("breached", "risky")},
+            # 45 minutes on, the stalled level is the usual one: the page holds regardless
+            {"eval_time": "115m", "alertname": "CxpulseFrtAtRisk",
+             "exp_alerts": firing("breached", "risky")},
+        ],
+    }
+
+
+def _burn_guard_case() -> dict[str, Any]:
+    """The burn-rate page's short-window guard and its hold (issue 20). `sparse` breaches
+    every deadline, one every 4 minutes: 15 in the hour but at most 2 in 5 minutes, no
+    evidence that it is burning now: never opens. `stalled` burns for an hour, then its
+    counters stop (a night with no new deadlines) while 5 tickets wait past theirs: the
+    page stays open; once they are answered (minute 100) it resolves."""
+    page = next(b for b in TARGETS.frt.burn_rates if b.severity == "page")
+    lab = {"channel": "email", "priority": "normal"}
+    rollup = {"channel": "all", "priority": "all"}
+    sparse = " ".join(str(i // 4) for i in range(130))
+    stalled_b = " ".join(str(15 * min(i, 60)) for i in range(130))
+    stalled_m = " ".join(str(5 * min(i, 60)) for i in range(130))
+    return {
+        "interval": "1m",
+        "input_series": [
+            {"series": f"{m.SLA_BREACHED_TOTAL}{_labels(team='sparse', **lab)}",
+             "values": sparse},
+            {"series": f"{m.SLA_MET_TOTAL}{_labels(team='sparse', **lab)}", "values": "0x130"},
+            {"series": f"{m.BREACHED_UNANSWERED}{_labels(team='sparse', **rollup)}",
+             "values": "1x130"},
+            {"series": f"{m.SLA_BREACHED_TOTAL}{_labels(team='stalled', **lab)}",
+             "values": stalled_b},
+            {"series": f"{m.SLA_MET_TOTAL}{_labels(team='stalled', **lab)}",
+             "values": stalled_m},
+            {"series": f"{m.BREACHED_UNANSWERED}{_labels(team='stalled', **rollup)}",
+             "values": "5x100 0x30"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "55m", "alertname": f"CxpulseFrtSlaBurnRate{page.long}",
+             "exp_alerts": [{"exp_labels": {"severity": "page", "component": "kpi",
+                                            "team": "stalled"}}]},
+            # 30 minutes without a deadline: still open (the stall goes on)
+            {"eval_time": "90m", "alertname": f"CxpulseFrtSlaBurnRate{page.long}",
+             "exp_alerts": [{"exp_labels": {"severity": "page", "component": "kpi",
+                                            "team": "stalled"}}]},
+            # answered at minute 100; closed within keep_firing_for (3m) and a few minutes
+            {"eval_time": "110m", "alertname": f"CxpulseFrtSlaBurnRate{page.long}",
+             "exp_alerts": []},
+        ],
+    }
+
+
 def _pipeline_case() -> dict[str, Any]:
     """WorkerDown pages within 2 minutes of the first failed scrape (1 m for: + 30 s
     evaluation); the exporters all down fires KpisUnavailable, one down only a ticket;
@@ -209,7 +288,8 @@ def _pipeline_case() -> dict[str, Any]:
 
 @pytest.mark.prometheus
 def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
-    tests = [_frt_case(), _burn_case(), _pipeline_case()]
+    tests = [_frt_case(), _burn_case(), _pipeline_case(), _at_risk_case(),
+             _burn_guard_case()]
     tests += [_score_case(k, t) for k, t in (("csat", "CSAT"), ("nps", "NPS"), ("ces", "CES"),
                                                ("fcr", "FCR"))]
     # promtool compares annotations too; the behaviour under test is expr/for/labels, so

@@ -75,3 +75,15 @@ def test_target_windows_use_the_engines_labels() -> None:
     t = parse_targets({"csat": {"window": "1d"}, "frt": {"window": "60m"}})
     assert t.scores["csat"].window == "24h"
     assert t.frt.window == "1h"
+
+
+def test_stall_page_settings_are_read_and_checked() -> None:
+    t = parse_targets({"paging": {"stall": {"min_breached": 3, "silent_min_arrivals": 6,
+                                            "for": "2m"}},
+                       "frt": {"min_count_short": 5}})
+    assert (t.paging.stall.min_breached, t.paging.stall.silent_min_arrivals) == (3, 6)
+    assert t.paging.stall.for_ == "2m" and t.frt.min_count_short == 5
+    with pytest.raises(TargetsError, match=r"paging\.stall"):
+        parse_targets({"paging": {"stall": {"min_overdue": 2}}})
+    with pytest.raises(TargetsError, match=r"paging\.stall\.min_breached"):
+        parse_targets({"paging": {"stall": {"min_breached": 0}}})

@@ -43,6 +43,17 @@ def test_at_risk_is_not_amber_at_one_ticket() -> None:
     assert risk.colour(tl.AT_RISK_BAD) == tl.BAD
 
 
+def test_a_ticket_past_its_deadline_unanswered_makes_at_risk_red() -> None:
+    risk = _tile(DEFAULT, "at_risk")
+    # n is the overdue count (part of the value): one overdue ticket is a crisis
+    assert risk.colour(1, 1) == tl.BAD
+    assert risk.colour(1, 0) == tl.OK
+    assert risk.colour(0, 0) == tl.OK  # an empty queue stays green
+    q = risk.query("tech")
+    assert "cxpulse_frt_breached_unanswered_tickets" in q and "threshold=\"0.75\"" in q
+    assert risk.n_query("tech") is not None and "breached_unanswered" in str(risk.n_query("tech"))
+
+
 def test_survey_tiles_are_grey_below_min_sample_and_use_team_overrides() -> None:
     csat = _tile(VIP, "csat")
     ok_n = VIP.min_sample
@@ -59,8 +70,11 @@ def test_every_kpi_query_collapses_exporter_replicas_and_selects_one_team() -> N
         q = tile.query("tech")
         assert q.startswith("max without (instance) ("), q
         assert 'team="tech"' in q and "{team}" not in q
+        selectors = q.count('team="tech"')  # the at-risk tile adds the overdue gauge
+        assert q.count("max without (instance) (") == selectors
         trend = tile.trend_query("tech")
-        assert trend.count("offset 1d") == 1 and trend.count('team="tech"') == 2
+        assert trend.count("offset 1d") == selectors
+        assert trend.count('team="tech"') == 2 * selectors
 
 
 def test_change_text_carries_its_sign_in_the_arrow_only() -> None:

@@ -50,6 +50,9 @@ class FrtTarget:
     quantile: float = 0.9
     window: str = "1h"
     min_count: int = 10
+    #: Deadlines the short window of a burn-rate alert needs before it can open the alert:
+    #: one breach among one or two deadlines is no evidence of a burn (flaps, re-pages).
+    min_count_short: int = 3
     #: Window of the chronic-slowness ticket (p-quantile over a long window).
     ticket_window: str = "24h"
     objective: float = 0.90
@@ -101,6 +104,30 @@ class AtRisk:
 
 
 @dataclass(frozen=True)
+class Stall:
+    """The stall page: a team stopped answering, whatever its volume.
+
+    Fires while at least `min_breached` of the team's tickets are past their FRT
+    deadline with no public reply, and more of them than the team's first replies in
+    the last 15 minutes: the team does not even keep pace with its overdue tickets. On
+    a team of 20 tickets a day the overdue tickets are the evidence (two of them while
+    the team answered at most one); on a big team the silence is (its overdue count
+    passes its reply rate within minutes of a stall, and never on a working day)."""
+
+    min_breached: int = 2
+    #: When at least this many tickets arrived in the last 15 minutes and none of the
+    #: team's tickets got a first reply in them, the silence is evidence on its own (a
+    #: healthy team answers most tickets within 15 minutes): one overdue ticket then
+    #: suffices, and a big team's night stall pages minutes after its first breach.
+    silent_min_arrivals: int = 4
+    #: Once open, the page closes when no ticket is overdue or the team sends this many
+    #: first replies (in 15 min) per overdue ticket: it has caught up. A looser release
+    #: (replies merely outnumbering overdue tickets) flapped 4 times in a slow decline.
+    catch_up_replies: int = 10
+    for_: str = "1m"
+
+
+@dataclass(frozen=True)
 class Paging:
     """How alerts behave over time, independent of the KPI they watch."""
 
@@ -111,6 +138,7 @@ class Paging:
     #: Ticket-severity KPI alerts hold this long (hysteresis against flapping).
     ticket_keep_firing_for: str = "1h"
     at_risk: AtRisk = field(default_factory=AtRisk)
+    stall: Stall = field(default_factory=Stall)
 
 
 DEFAULT_RUNBOOK_BASE_URL = "https://github.com/cxpulse/cxpulse/blob/main/docs/runbook.md"
@@ -169,7 +197,7 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
 
     f = _map(raw.get("frt"), "frt")
     _check_keys(f, {"target_seconds", "quantile", "window", "min_count", "objective",
-                    "burn_rates", "by_priority", "ticket_window"}, "frt")
+                    "burn_rates", "by_priority", "ticket_window", "min_count_short"}, "frt")
     burns = []
     for i, b in enumerate(f.get("burn_rates") or []):
         where = f"frt.burn_rates[{i}]"
@@ -192,6 +220,7 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
         quantile=_num(f.get("quantile", 0.9), "frt.quantile", 0.5, 0.99),
         window=window,
         min_count=int(_num(f.get("min_count", 10), "frt.min_count", 1)),
+        min_count_short=int(_num(f.get("min_count_short", 3), "frt.min_count_short", 1)),
         ticket_window=_window(f.get("ticket_window", "24h"), "frt.ticket_window"),
         objective=_num(f.get("objective", 0.9), "frt.objective", 0.5, 0.9999),
         burn_rates=tuple(burns),
@@ -241,7 +270,7 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
 
 def _paging(raw: Any) -> Paging:
     g = _map(raw, "paging")
-    _check_keys(g, {"keep_firing_for", "ticket_keep_firing_for", "at_risk"}, "paging")
+    _check_keys(g, {"keep_firing_for", "ticket_keep_firing_for", "at_risk", "stall"}, "paging")
     a = _map(g.get("at_risk"), "paging.at_risk")
     fields = {"threshold", "min_at_risk", "min_unanswered", "ratio", "min_usual", "baseline",
               "baseline_offset", "for", "usual_wait_seconds"}
@@ -262,11 +291,24 @@ def _paging(raw: Any) -> Paging:
                                 f"{w}.baseline_offset"),
         for_=_window(a.get("for", d.for_), f"{w}.for"),
     )
+    st = _map(g.get("stall"), "paging.stall")
+    _check_keys(st, {"min_breached", "silent_min_arrivals", "catch_up_replies", "for"},
+                "paging.stall")
+    stall = Stall(
+        min_breached=int(_num(st.get("min_breached", Stall.min_breached),
+                              "paging.stall.min_breached", 1)),
+        silent_min_arrivals=int(_num(st.get("silent_min_arrivals", Stall.silent_min_arrivals),
+                                     "paging.stall.silent_min_arrivals", 1)),
+        catch_up_replies=int(_num(st.get("catch_up_replies", Stall.catch_up_replies),
+                                  "paging.stall.catch_up_replies", 1)),
+        for_=_window(st.get("for", Stall.for_), "paging.stall.for"),
+    )
     return Paging(
         keep_firing_for=_window(g.get("keep_firing_for", "3m"), "paging.keep_firing_for"),
         ticket_keep_firing_for=_window(g.get("ticket_keep_firing_for", "1h"),
                                        "paging.ticket_keep_firing_for"),
         at_risk=at_risk,
+        stall=stall,
     )
 
 

@@ -54,11 +54,15 @@ class Receiver:
             return (f"NOTIFY {receiver}: {WATCHDOG} (the dead man's switch: Alertmanager "
                     "resends it every minute, printed once)")
         annotations = alert.get("annotations")
-        summary = annotations.get("summary", "") if isinstance(annotations, dict) else ""
+        annotations = annotations if isinstance(annotations, dict) else {}
+        summary = annotations.get("summary", "")
         team = f" team={labels['team']}" if "team" in labels else ""
         status = str(alert.get("status", "?")).upper()
+        # the runbook section in this checkout (the URL's base is the deployment's own)
+        url = str(annotations.get("runbook_url", ""))
+        runbook = f" (what to do: docs/{url.split('/docs/', 1)[1]})" if "/docs/" in url else ""
         return (f"NOTIFY {receiver}: {status} {labels.get('alertname', '?')}{team} "
-                f"severity={labels.get('severity', '?')}: {summary}")
+                f"severity={labels.get('severity', '?')}: {summary}{runbook}")
 
     async def _post(self, request: web.Request) -> web.Response:
         try:

@@ -193,7 +193,10 @@ class Demo:
                         f"{INCIDENT_FACTOR:g}x slower; simulated {sim:%a %H:%M} UTC, for "
                         f"{human(end - begin)} of simulated time, {human((until - at) * 1000)} "
                         "real)"))
-            out.append((until, f"incident: team {a.incident.team} is back to normal"))
+            late = ("; a page may still arrive or stay open a few minutes: Prometheus' rule "
+                    "windows and `for:` run on the wall clock, not the simulated one"
+                    if a.speed > 1 else "")
+            out.append((until, f"incident: team {a.incident.team} is back to normal{late}"))
         return out
 
     def run(self) -> int:

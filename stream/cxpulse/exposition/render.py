@@ -118,6 +118,9 @@ GAUGE_FAMILIES: dict[str, Family | None] = {
     "oldest_unanswered_age_seconds": Family(
         m.OLDEST_UNANSWERED, "Age of the oldest unanswered open ticket", _NOW
     ),
+    "frt_breached_unanswered": Family(
+        m.BREACHED_UNANSWERED, "Unanswered tickets past their FRT deadline", _NOW
+    ),
     "frt_at_risk": Family(
         m.AT_RISK, "Unanswered tickets past this fraction of their FRT target",
         (*_NOW, "threshold"),

@@ -7,7 +7,11 @@ Inputs, per file (JSON, or JSONL with one object per line):
   `cxpulse map` maps them (Zammad's snapshots diffed in file order);
 * Zendesk: an incremental ticket-events export page (`{"ticket_events": [...]}`,
   with `include=comment_events`) or a ticket-audits page (`{"audits": [...]}`);
-  `--poll URL` reads the export from Zendesk itself (`zendesk_poll.py`).
+  `--poll URL` reads the export from Zendesk itself (`zendesk_poll.py`);
+* Chatwoot conversations + messages, Freshdesk tickets + conversations, Zammad
+  tickets + articles, as their REST APIs return them (pages or arrays of objects):
+  re-shaped as the webhook bodies the live path maps (`exports.py`, which says
+  what an export cannot carry).
 
 Events go to `--out` (JSONL, `-` for stdout; feed it to `cxpulse replay` or
 `cxpulse report`) or, given `--bootstrap-servers`, straight to topic_tickets / topic_surveys
@@ -29,6 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from cxpulse.importer import exports
+
 FLAGS = ("bootstrap_servers", "topic_tickets", "topic_surveys", "mapping_file",
          "zendesk_api_email")  # fmt: skip
 
@@ -41,8 +47,10 @@ def register(sub: Any) -> None:
         help="backfill: a helpdesk's export or recorded webhooks -> contract events",
         description="Map a helpdesk's history to contract events with the same event ids as "
         "the live path (cxpulse ingest + map), so history and webhooks meet without double "
-        "counting. FILE: recorded webhook bodies (JSON array or JSONL), or for zendesk an "
-        "incremental ticket-events export page or a ticket-audits page.",
+        "counting. FILE: recorded webhook bodies (JSON array or JSONL); zendesk: an "
+        "incremental ticket-events or ticket-audits page; chatwoot: API conversations and "
+        "messages; freshdesk: API tickets (include=stats) and conversations; zammad: API "
+        "tickets and articles (expand=true).",
     )
     p.add_argument("vendor", choices=("zendesk", "chatwoot", "freshdesk", "zammad"),
                    help="the helpdesk the files come from")  # fmt: skip
@@ -104,11 +112,29 @@ class Importer:
                 return self._many([zendesk.map_export_event(_audit_item(a), self.mapping, {},
                                                             self.requesters)
                                    for a in record["audits"] if isinstance(a, dict)])  # fmt: skip
+            if self.vendor != "zendesk":
+                objects = list(exports.unwrap(self.vendor, record))
+                if len(objects) != 1 or exports.is_export(self.vendor, objects[0]):
+                    return [e for o in objects for e in self._export_object(o)]
             tid = str((record.get("ticket") or {}).get("id")) if self.vendor == "zammad" else ""
             mapped = map_delivery(self.vendor, record, self.mapping, self.snapshots.get(tid))
             if mapped.snapshot is not None:
                 self.snapshots[tid] = mapped.snapshot
             return self._many([mapped])
+        except Unmappable as exc:
+            self.counts[f"refused:{exc.code}"] += 1
+            return []
+
+    def _export_object(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        """One API object (a conversation, message, ticket, article): refused alone."""
+        from cxpulse.helpdesks import Unmappable, map_delivery
+
+        if not exports.is_export(self.vendor, obj):
+            self.counts["refused:not_an_export_object"] += 1
+            return []
+        try:
+            return self._many([map_delivery(self.vendor, body, self.mapping, previous)
+                               for body, previous in exports.as_webhooks(self.vendor, obj)])
         except Unmappable as exc:
             self.counts[f"refused:{exc.code}"] += 1
             return []

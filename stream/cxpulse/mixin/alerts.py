@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from cxpulse import metric_names as m
-from cxpulse.core.targets import Targets
+from cxpulse.core.targets import BurnRate, Targets
 from cxpulse.mixin.promql import one_replica
 
 KPI_DELAY = m.KPI_DELAY
@@ -160,7 +160,10 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     unanswered = dedup(m.UNANSWERED + sel)
     usual = dedup(m.UNANSWERED + sel, "avg_over_time", a.baseline, a.baseline_offset)
     created = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
-    at_risk = dedup(f'{m.AT_RISK}{{threshold="{a.threshold:g}",{TEAM_TICKETS}}}')
+    # At risk or already past the deadline: the band ends at the deadline, and a queue
+    # whose every ticket has breached is the worst case, not a healthy one (issue 20).
+    band = dedup(f'{m.AT_RISK}{{threshold="{a.threshold:g}",{TEAM_TICKETS}}}')
+    at_risk = f"({band} + ignoring (threshold) {dedup(m.BREACHED_UNANSWERED + sel)})"
     explained = a.usual_wait_seconds / 900.0
     stalled = (
         f"{unanswered} >= {a.min_unanswered}\n"
@@ -187,27 +190,91 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     )
 
 
+def _overdue() -> str:
+    """Per team: tickets past their FRT deadline with no public reply yet."""
+    return dedup(f"{m.BREACHED_UNANSWERED}{{{TEAM_TICKETS}}}")
+
+
+def _stall_alert(targets: Targets) -> dict[str, Any]:
+    s = targets.paging.stall
+    overdue = _overdue()
+    replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
+    # a team with no first reply in the window may have no series: read it as 0
+    replied = f"({replies} or on (team) 0 * {overdue})"
+    behind = f"{overdue}\n  > on (team) {replied}"
+    arrivals = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
+    silent = (f"{overdue} >= 1\nand on (team) {arrivals} >= {s.silent_min_arrivals}\n"
+              f"unless on (team) {replies} > 0")
+    fire = f"{overdue} >= {s.min_breached}\nand on (team) {behind}\nor\n{silent}"
+    # Once open it holds while any ticket waits past its deadline and the team has not
+    # caught up (catch_up_replies first replies per overdue ticket): a stall with no new
+    # deadlines is still a stall, and a trickle of replies in a decline does not flap it.
+    hold = (f"{overdue} >= 1\nand on (team) {s.catch_up_replies} * {overdue}\n"
+            f"  > on (team) {replied}")
+    name = "CxpulseFrtStalled"
+    return _alert(
+        targets, name, _held(name, fire, hold), s.for_, "page", KPI,
+        "Team {{ $labels.team }} has stopped answering: {{ $value }} tickets are past "
+        "their first-reply deadline",
+        f"At least {s.min_breached} of the team's tickets are past their first-response "
+        "deadline with no reply, more than the first replies the team sent in the last 15 "
+        f"minutes; or one is, and {s.silent_min_arrivals} or more tickets arrived in the last "
+        "15 minutes without the team sending a single first reply. It stays open while "
+        "tickets wait past their deadline unanswered and closes once the team has caught up "
+        f"({s.catch_up_replies} first replies in 15 minutes per overdue ticket) or answered "
+        "them all.",
+        targets.paging.keep_firing_for,
+    )
+
+
+def _burn_alert(targets: Targets, burn: BurnRate) -> dict[str, Any]:
+    """Multiwindow burn rate (SRE workbook); the short window needs `min_count_short`
+    deadlines to open the alert, and an open page holds through a short window without
+    deadlines while tickets still wait past theirs (a stalled night has no new deadlines)."""
+    frt = targets.frt
+    threshold = burn.factor * (1.0 - frt.objective)
+    page = burn.severity == "page"
+    long_burn = (
+        f"{_ratio(burn.long)} > {threshold:g}\nand\n{_deadlines(burn.long)} >= {frt.min_count}"
+    )
+    short_burn = f"{_ratio(burn.short)} > {threshold:g}"
+    enough = f"{_deadlines(burn.short)} >= {frt.min_count_short}"
+    fire = f"{long_burn}\nand\n{short_burn}\nand\n{enough}"
+    name = f"CxpulseFrtSlaBurnRate{burn.long}"
+    if page:
+        quiet = f"{_deadlines(burn.short)} < {frt.min_count_short}"
+        hold = (f"{long_burn}\nand\n(\n{short_burn}\nor\n({quiet}\nand on (team) "
+                f"{_overdue()} >= 1)\n)")
+        expr = _held(name, fire, hold)
+    else:
+        expr = fire
+    return _alert(
+        targets, name, expr,
+        "2m" if page else "15m", burn.severity, KPI,
+        f"Team {{{{ $labels.team }}}} burns its FRT SLA budget {burn.factor:g}x too fast",
+        f"More than {threshold:.0%} of the team's tickets breached the "
+        f"{human_minutes(frt.target_seconds)} first-response target over both {burn.long} and "
+        f"{burn.short} (objective {frt.objective:.0%}, at least {frt.min_count} deadlines, "
+        f"{frt.min_count_short} in the last {burn.short}).",
+        targets.paging.keep_firing_for if page else targets.paging.ticket_keep_firing_for,
+    )
+
+
+def human_minutes(seconds: float) -> str:
+    """Durations as a team lead reads them: `15 min`, `1 h`, `90 s`."""
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
 def _frt_alerts(targets: Targets) -> list[dict[str, Any]]:
     frt = targets.frt
     q = f"{frt.quantile * 100:g}"
-    rules = [_at_risk_alert(targets)]
-    budget = 1.0 - frt.objective
+    rules = [_at_risk_alert(targets), _stall_alert(targets)]
     for burn in frt.burn_rates:
-        threshold = burn.factor * budget
-        page = burn.severity == "page"
-        expr = (
-            f"{_ratio(burn.long)} > {threshold:g}\nand\n{_ratio(burn.short)} > {threshold:g}\n"
-            f"and\n{_deadlines(burn.long)} >= {frt.min_count}"
-        )
-        rules.append(_alert(
-            targets, f"CxpulseFrtSlaBurnRate{burn.long}", expr,
-            "2m" if page else "15m", burn.severity, KPI,
-            f"Team {{{{ $labels.team }}}} burns its FRT SLA budget {burn.factor:g}x too fast",
-            f"More than {threshold:.0%} of the team's tickets breached the "
-            f"{frt.target_seconds:g}s first-response target over both {burn.long} and "
-            f"{burn.short} (objective {frt.objective:.0%}, at least {frt.min_count} deadlines).",
-            targets.paging.keep_firing_for if page else targets.paging.ticket_keep_firing_for,
-        ))
+        rules.append(_burn_alert(targets, burn))
     # Chronic slowness: the p-quantile over a long window, a ticket for the team lead.
     cases: list[tuple[str, float, str]] = [
         (f'window="{frt.ticket_window}",{TEAM_TICKETS}', frt.target_seconds, "")
@@ -225,7 +292,8 @@ def _frt_alerts(targets: Targets) -> list[dict[str, Any]]:
             targets, name, above, "1h", "ticket", KPI,
             f"p{q} first response time of team {{{{ $labels.team }}}} over "
             f"{frt.ticket_window} is {{{{ $value | humanizeDuration }}}}",
-            f"p{q} FRT over the last {frt.ticket_window} exceeds the {target:g}s target "
+            f"p{q} FRT over the last {frt.ticket_window} exceeds the {human_minutes(target)} "
+            "target "
             f"(at least {targets.min_sample} first responses): a staffing or process "
             "problem for the team lead, not an emergency.",
             targets.paging.ticket_keep_firing_for,

@@ -153,6 +153,15 @@ def tile_panel(lay: _Layout, tile: tl.Tile, team: str, h: int, title: str = "",
             _target(n, "n", "N"),
         ]
         overrides += [_fixed(low, GREY), _fixed("n", GREY, "none")]
+    elif n is not None and tile.red_from_n is not None:
+        # tickets past their deadline: red whatever the count (the thresholds judge the rest)
+        crisis = f"({n}) >= {tile.red_from_n:g}"
+        overdue = "past deadline"
+        targets = [
+            _target(f"{q} unless on (team) {crisis}", tile.title, "A"),
+            _target(f"{q} and on (team) {crisis}", overdue, "R"),
+        ]
+        overrides.append(_fixed(overdue, PALETTE[tl.BAD]))
     else:
         targets = [_target(q, tile.title, "A")]
     if trend:

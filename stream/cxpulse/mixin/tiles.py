@@ -34,7 +34,9 @@ AMBER_SHARE = 0.75
 
 #: "At risk" tickets (unanswered past 75 % of their FRT target) are not a KPI with a
 #: target in the catalogue; one such ticket is normal in a busy hour, a handful means the
-#: queue is slipping. Amber / red from these counts (not at one ticket: issue 11).
+#: queue is slipping. Amber / red from these counts (not at one ticket: issue 11). A
+#: ticket past its deadline and still unanswered is counted too and turns the tile red at
+#: once (issue 20: a fully breached queue read "At risk 0" in green).
 AT_RISK_WARN = 5.0
 AT_RISK_BAD = 15.0
 
@@ -70,6 +72,9 @@ class Tile:
     warn_at: float | None = None  # explicit amber level for targets that are not from the file
     n_expr: str | None = None  # sample size in the same window; None = not a sampled KPI
     min_n: int | None = None
+    #: When set, `n_expr` is not a sample size but a count of tickets in crisis (past
+    #: their deadline, unanswered), included in the value: red from this many of them.
+    red_from_n: float | None = None
     core_name: str = ""  # KPI (or gauge) name in `cxpulse.core` evaluations, for the report
     core_window: str | None = None
     core_labels: Mapping[str, str] = field(default_factory=dict)
@@ -104,6 +109,8 @@ class Tile:
             return NO_DATA
         if self.min_n is not None and (n is None or n < self.min_n):
             return LOW_SAMPLE
+        if self.red_from_n is not None and n is not None and n >= self.red_from_n:
+            return BAD
         colour = INFO
         for step in self.steps(team):
             if step.lower is None or value >= step.lower:
@@ -183,6 +190,8 @@ def tiles(t: Targets) -> list[Tile]:
     pct = f"{frt.quantile * 100:g}"
     team = 'team="{team}"'
     fw = f'window="{frt.window}"'
+    overdue = _sel(m.BREACHED_UNANSWERED, team, TICKET_ROLLUP)
+    at_risk = _sel(m.AT_RISK, team, TICKET_ROLLUP, f'threshold="{AMBER_SHARE:g}"')
     out = [
         Tile(
             "frt", f"First reply p{pct}", f"p{pct} first response time over {frt.window}; "
@@ -215,10 +224,12 @@ def tiles(t: Targets) -> list[Tile]:
         ),
         Tile(
             "at_risk", "At risk", f"Unanswered tickets past {AMBER_SHARE:.0%} of their FRT "
-            f"target; amber from {AT_RISK_WARN:g}, red from {AT_RISK_BAD:g}",
+            "target, those already past it included; red as soon as one is past it, else "
+            f"amber from {AT_RISK_WARN:g}, red from {AT_RISK_BAD:g}",
             "count", "ceiling",
-            _sel(m.AT_RISK, team, TICKET_ROLLUP, f'threshold="{AMBER_SHARE:g}"'), 2,
+            f"{at_risk} + ignoring (threshold) {overdue}", 2,
             default_target=AT_RISK_BAD, warn_at=AT_RISK_WARN,
+            n_expr=overdue, red_from_n=1,
             core_name="frt_at_risk", core_labels={"threshold": f"{AMBER_SHARE:g}"},
         ),
     ]

@@ -299,6 +299,11 @@ class _Life:
             agent = self.sim.op.agent(rng, team, t0)
             assigned = t0 + int(frt * rng.uniform(0.4, 0.7))
             self.assign(assigned, agent, team)
+            if frt > work:
+                # The rest of the work is the new team's, on its clock: a stalled team's
+                # ticket, transferred late, is not left unanswered by the team that got it.
+                left = int(work * (1 - (assigned - t0) / frt))
+                frt = self.sim.finish(team, assigned, left) - t0
         else:
             assigned = t0 + int(frt * rng.uniform(0.1, 0.6))
             self.assign(assigned, agent)

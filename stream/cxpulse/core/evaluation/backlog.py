@@ -23,7 +23,8 @@ class Backlog:
     weights: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def samples(self, caps: Caps, cfg: CoreConfig) -> list[Sample]:
-        width = 4 + len(cfg.at_risk_fractions)
+        # open, unassigned, unanswered, oldest age, breached unanswered, then at-risk bands
+        width = 5 + len(cfg.at_risk_fractions)
         views: dict[Key, list[int]] = {("all",): [0] * width}
         for team, channel, priority, age, unassigned, unanswered, target in self.rows:
             row_views: tuple[Key, ...] = (
@@ -39,9 +40,11 @@ class Backlog:
                 if unanswered:
                     v[2] += 1
                     v[3] = max(v[3], age)
+                    if age > target:
+                        v[4] += 1
                     for i, f in enumerate(cfg.at_risk_fractions):
                         if f * target <= age <= target:
-                            v[4 + i] += 1
+                            v[5 + i] += 1
         out: list[Sample] = []
         for view in sorted(views):
             v = views[view]
@@ -50,9 +53,12 @@ class Backlog:
             out.append(Sample("backlog_unassigned", labels, float(v[1])))
             out.append(Sample("backlog_unanswered", labels, float(v[2])))
             out.append(Sample("oldest_unanswered_age_seconds", labels, v[3] / 1000.0))
+            # Past the deadline and still without a public reply: the at-risk band ends at
+            # the target, so without this a fully breached queue would read "0 at risk".
+            out.append(Sample("frt_breached_unanswered", labels, float(v[4])))
             for i, f in enumerate(cfg.at_risk_fractions):
                 risk_labels = {**labels, "threshold": f"{f:g}"}
-                out.append(Sample("frt_at_risk", risk_labels, float(v[4 + i])))
+                out.append(Sample("frt_at_risk", risk_labels, float(v[5 + i])))
         per_agent: Counter[str] = Counter()
         for agent, n in self.agents.items():
             per_agent[caps("agent", agent)] += n

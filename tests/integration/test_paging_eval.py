@@ -1,0 +1,49 @@
+"""Issue 20 in CI: a small team that stops answering is paged, one slow ticket is not.
+
+The short version of the paging evaluation (tests/support/paging_eval.py): the
+cheapest cases, one seed, about two minutes. The full set, every incident class
+at ~20 to 5,000 tickets a day on three seeds, is `make paging`
+(bench/bench_paging.py), with its summary in docs/alerts.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cxpulse.mixin.command import load_targets
+
+from tests.support import paging_eval as pe
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGETS = load_targets(ROOT / "targets.yaml")
+
+pytestmark = pytest.mark.prometheus
+
+
+def _case(prefix: str, size: float) -> pe.Case:
+    return next(c for c in pe.cases((size,)) if c.name.startswith(prefix))
+
+
+def test_a_team_of_twenty_tickets_a_day_that_stops_answering_is_paged() -> None:
+    case = _case("stall by day", 20)
+    o = pe.run_case(case, 1, TARGETS)
+    assert o.second_breach_after_onset is not None, pe.describe(o)  # the case hurts
+    assert o.episodes == 1, pe.describe(o)
+    assert o.page_after_second_breach is not None and o.page_after_second_breach <= 5, \
+        pe.describe(o)
+    assert o.open_after_recovery is not None and o.open_after_recovery <= 15, pe.describe(o)
+    assert not o.other_team_pages and not o.problems(), pe.describe(o)
+
+
+def test_a_night_stall_pages_once_and_stays_open_while_nothing_new_arrives() -> None:
+    o = pe.run_case(_case("stall by night", 200), 1, TARGETS)
+    assert o.episodes == 1, pe.describe(o)  # no resolve in the middle of the stall
+    assert o.open_after_recovery is not None and 0 <= o.open_after_recovery <= 15, \
+        pe.describe(o)
+    assert not o.problems(), pe.describe(o)
+
+
+def test_one_slow_ticket_while_the_team_answers_the_others_pages_nobody() -> None:
+    o = pe.run_case(_case("one slow ticket", 20), 1, TARGETS)
+    assert o.episodes == 0 and not o.other_team_pages, pe.describe(o)
