@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from cxpulse import metric_names as mn
 from cxpulse.changelog.follow import PartitionFollower
@@ -33,7 +38,20 @@ from cxpulse.core.evaluation import evaluate
 from cxpulse.core.outcome import ROLES
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.exporter.clock import EvaluationClock, Freshness
+from cxpulse.exposition.render import render
+from cxpulse.kafka.access import (
+    EXIT_NOPERM,
+    AuthWatch,
+    KafkaAccessError,
+    auth_watch,
+    authorization_error,
+)
+from cxpulse.kafka.topics import topic_partitions
 from cxpulse.settings import Settings
+from cxpulse.web.server import WebConfig, serve
+
+if TYPE_CHECKING:  # types only: aiokafka is imported where it is used, not at `cxpulse --help`
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
 log = logging.getLogger("cxpulse.exporter")
 
@@ -63,7 +81,7 @@ class ExporterState:
     eval_seconds: float = 0.0
     caught_up_once: bool = False
     #: does the broker still accept our credentials (`cxpulse.kafka.access.AuthWatch`)
-    auth: Any = None
+    auth: AuthWatch | None = None
 
     def __post_init__(self) -> None:
         self.followers = [PartitionFollower(p) for p in range(self.partitions)]
@@ -90,10 +108,6 @@ class ExporterState:
         return out
 
     def evaluate_and_render(self, wall_ms: int) -> None:
-        from prometheus_client import CollectorRegistry, generate_latest
-
-        from cxpulse.exposition.render import render
-
         t0 = time.perf_counter()
         as_of, caught_up = self.freshness.as_of(self.applied_offsets())
         times = [t for r in self.replicas for role in ROLES
@@ -106,10 +120,8 @@ class ExporterState:
         self.snapshot = Snapshot(generate_latest(registry), True, time.time())
         self.eval_seconds = time.perf_counter() - t0
 
-    def _self_families(self, wall_ms: int, as_of: int | None, at: int | None) -> list[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        out: list[Any] = []
+    def _self_families(self, wall_ms: int, as_of: int | None, at: int | None) -> list[Metric]:
+        out: list[Metric] = []
         delay = GaugeMetricFamily(
             mn.KPI_DELAY,
             "Seconds the KPIs are behind real time: now minus the latest instant at which "
@@ -164,27 +176,25 @@ class ExporterState:
 class _Static:
     """A collector returning families computed elsewhere."""
 
-    def __init__(self, families: list[Any]) -> None:
+    def __init__(self, families: list[Metric]) -> None:
         self._families = families
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         yield from self._families
 
-    def describe(self) -> list[Any]:
+    def describe(self) -> list[Metric]:
         return []
 
 
 async def run_exporter(
-    settings: Settings, config: CoreConfig, sock: Any, web_config: Any = None
+    settings: Settings, config: CoreConfig, sock: socket.socket, web_config: WebConfig | None = None
 ) -> int:
     """Serve until cancelled (SIGTERM/SIGINT: `cxpulse.lifecycle.run_until_signal`)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from cxpulse.kafka.access import auth_watch, authorization_error
+    from aiokafka import AIOKafkaConsumer, TopicPartition  # aiokafka: not loaded at `--help`
 
     partitions = await _wait_for_changelog(settings)
     state = ExporterState(settings, config, partitions)
-    state.auth = auth_watch(settings)
+    state.auth = auth = auth_watch(settings)
     sec = settings.aiokafka_security()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -212,7 +222,7 @@ async def run_exporter(
         ]
         lock = asyncio.Lock()
         consume = asyncio.create_task(_consume(consumer, state, lock))
-        watch = asyncio.create_task(state.auth.run())
+        watch = asyncio.create_task(auth.run())
         try:
             await _tick(consumer, state, tps, initial_end, sources, consume, lock, watch)
         finally:
@@ -231,7 +241,7 @@ async def run_exporter(
     return 0
 
 
-async def _consume(consumer: Any, state: ExporterState, lock: asyncio.Lock) -> None:
+async def _consume(consumer: AIOKafkaConsumer, state: ExporterState, lock: asyncio.Lock) -> None:
     while True:
         batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
         async with lock:
@@ -241,14 +251,14 @@ async def _consume(consumer: Any, state: ExporterState, lock: asyncio.Lock) -> N
 
 
 async def _tick(
-    consumer: Any,
+    consumer: AIOKafkaConsumer,
     state: ExporterState,
-    tps: list[Any],
-    initial_end: dict[Any, int],
-    sources: list[tuple[str, Any]],
+    tps: list[TopicPartition],
+    initial_end: dict[TopicPartition, int],
+    sources: list[tuple[str, TopicPartition]],
     consume: asyncio.Task[None],
     lock: asyncio.Lock,
-    watch: asyncio.Task[Any] | None = None,
+    watch: asyncio.Task[KafkaAccessError] | None = None,
 ) -> None:
     interval = state.settings.eval_interval_ms / 1000
     while True:
@@ -273,10 +283,9 @@ async def _tick(
         await asyncio.sleep(interval)
 
 
-async def _serve(sock: Any, state: ExporterState, web_config: Any) -> Any:
-    from aiohttp import web
-    from prometheus_client import CONTENT_TYPE_LATEST
-
+async def _serve(
+    sock: socket.socket, state: ExporterState, web_config: WebConfig | None
+) -> web.AppRunner:
     async def metrics(_: web.Request) -> web.Response:
         if not state.snapshot.ready:
             return web.Response(status=503, text="changelog not read up to its end yet\n")
@@ -304,17 +313,12 @@ async def _serve(sock: Any, state: ExporterState, web_config: Any) -> Any:
             "<li><a href='/readyz'>/readyz</a> readiness (changelog read up to its end)</li></ul>",
         )
 
-    from cxpulse.web.server import serve
-
     routes = {"/": index, "/metrics": metrics, "/healthz": health, "/readyz": ready}
     return await serve(sock, routes, web_config)
 
 
 async def _wait_for_changelog(settings: Settings) -> int:
     """Partition count of the changelog, waiting for a worker to create it."""
-    from cxpulse.kafka.access import EXIT_NOPERM, KafkaAccessError
-    from cxpulse.kafka.topics import topic_partitions
-
     warned = False
     name = settings.changelog_topic
     while True:

@@ -34,13 +34,20 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from collections.abc import Set as AbstractSet
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
-from faust.types import TP
+import faust
+from faust.streams import _current_event
+from faust.types import TP, EventT
+from faust.types.tuples import RecordMetadata
+from mode import Service
 
 from cxpulse.changelog.records import PartitionStore, Write, partition_prefix
+from cxpulse.core.engine import PartitionEngine
 from cxpulse.core.events import SURVEYS, TICKETS
 from cxpulse.kafka.access import auth_watch, authorization_error
 from cxpulse.kafka.topics import deadletter_limit
@@ -106,8 +113,6 @@ def exit_on_missing_acl(settings: Settings) -> None:
     Process-wide on purpose: only the faust runtime calls this, once, before
     faust starts.
     """
-    from mode import Service
-
     def check(exc: BaseException | None) -> None:
         found = authorization_error(exc, settings) if exc is not None else None
         if found is not None:
@@ -138,16 +143,12 @@ class Worker:
     """Owns the faust app, the state table and the live engines of this process."""
 
     def __init__(self, settings: Settings, partitions: int) -> None:
-        import faust
-
-        from cxpulse.core.engine import PartitionEngine
-
         self.settings = settings
         self.n_partitions = partitions
         self.config = core_config(settings)
         self._engine_cls = PartitionEngine
         self.app = create_app(settings)
-        self._engines: dict[int, Any] = {}
+        self._engines: dict[int, PartitionEngine] = {}
         self._stores: dict[int, PartitionStore] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._last_event_ms: dict[int, int] = {}
@@ -160,7 +161,7 @@ class Worker:
         self.gaps = 0
         #: largest dead letter sent as a copy (lowered to the topic's limit at start)
         self._dl_max = settings.deadletter_max_bytes
-        self._seeks: dict[Any, tuple[int, float]] = {}
+        self._seeks: dict[TP, tuple[int, float]] = {}
         self._pending_seek: asyncio.Future[None] | None = None
         worker = self
 
@@ -172,10 +173,12 @@ class Worker:
             partition ends in `Worker._on_recovered`.
             """
 
-            def partition_for_key(self, key: Any) -> int | None:
+            def partition_for_key(self, key: Any) -> int | None:  # faust's own `key: Any`
                 return int(bytes(key).split(b"/", 1)[0])
 
-            async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
+            async def on_recovery_completed(
+                self, active_tps: set[TP], standby_tps: set[TP]
+            ) -> None:
                 await super().on_recovery_completed(active_tps, standby_tps)
                 try:
                     await worker._on_recovered({tp.partition for tp in active_tps})
@@ -207,8 +210,11 @@ class Worker:
             key_serializer="raw",
             value_serializer="raw",
         )
-        self.app.on_partitions_revoked.connect(self._on_revoked)
-        self.app.agent(self.source, name="cxpulse-process")(self._agent)
+        # faust's stub wants a handler taking `signal=` and any positionals; faust
+        # calls this one as `(sender, revoked, signal=...)`, which it accepts
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        # faust hands an agent a `Stream` (its `StreamT` stub lacks `take_events`)
+        self.app.agent(self.source, name="cxpulse-process")(self._agent)  # type: ignore[arg-type]
         self.app.timer(10.0, name="cxpulse-progress")(self._log_progress)
         self.app.task(self._deadletter_limit)
         #: does the broker still accept our credentials (`cxpulse.kafka.access.AuthWatch`)
@@ -217,7 +223,7 @@ class Worker:
 
     # -- the narrow interface the exporter reads
 
-    def engines(self) -> Mapping[int, Any]:
+    def engines(self) -> Mapping[int, PartitionEngine]:
         """The live PartitionEngines of the partitions this worker owns now."""
         return dict(self._engines)
 
@@ -264,13 +270,13 @@ class Worker:
 
     # -- recovery
 
-    def _context(self, p: int) -> Any:
-        from faust.streams import _current_event
-
+    def _context(
+        self, p: int
+    ) -> tuple[_PartitionEvent, Token[weakref.ReferenceType[EventT[object]] | None]]:
         ev = _PartitionEvent(self.settings.changelog_topic, p)
         return ev, _current_event.set(weakref.ref(ev))  # type: ignore[arg-type]
 
-    async def _write(self, p: int, writes: list[Write]) -> list[Any]:
+    async def _write(self, p: int, writes: list[Write]) -> list[Awaitable[RecordMetadata]]:
         """Apply writes to the local store and send them to changelog partition `p`.
 
         Returns the broker-ack futures. This bypasses faust's Table.__setitem__
@@ -284,8 +290,6 @@ class Worker:
 
     def _write_local(self, p: int, writes: list[Write]) -> None:
         """The local store half of `_write` (RocksDB keeps it across a kill -9)."""
-        from faust.streams import _current_event
-
         ev, token = self._context(p)
         data = self.table.data
         try:
@@ -299,17 +303,18 @@ class Worker:
             _current_event.reset(token)
             del ev
 
-    async def _send(self, p: int, writes: list[Write]) -> list[Any]:
+    async def _send(self, p: int, writes: list[Write]) -> list[Awaitable[RecordMetadata]]:
         """Send writes to changelog partition `p`; returns the broker-ack futures."""
         send = self.app.producer.send
         topic = self.settings.changelog_topic
         return [await send(topic, k, v, p, None, None) for k, v in writes]
 
-    async def _durable(self, p: int, changelog: list[Any]) -> None:
+    async def _durable(self, p: int, changelog: list[Awaitable[RecordMetadata]]) -> None:
         """Await every write; then remember the changelog offset for faust's recovery."""
         await await_all(changelog)
         if changelog:
-            last = max(f.result().offset for f in changelog)
+            # all acknowledged: awaiting each (a done aiokafka future) returns its result at once
+            last = max([(await f).offset for f in changelog])
             self.table.data.set_persisted_offset(TP(self.settings.changelog_topic, p), last)
 
     def _partition_items(self, p: int) -> list[tuple[bytes, bytes | None]]:
@@ -380,7 +385,9 @@ class Worker:
             time.monotonic() - t0,
         )
 
-    async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
+    async def _on_revoked(
+        self, sender: faust.App, revoked: AbstractSet[TP], **kwargs: object
+    ) -> None:
         for tp in revoked:
             p = tp.partition
             if tp.topic not in self.role_by_topic or p not in self._engines:
@@ -398,10 +405,10 @@ class Worker:
 
     # -- processing
 
-    async def _agent(self, stream: Any) -> None:
+    async def _agent(self, stream: faust.Stream[bytes]) -> None:
         s = self.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_timeout_ms / 1000):
-            groups: dict[tuple[str, int], list[Any]] = {}
+            groups: dict[tuple[str, int], list[EventT[bytes]]] = {}
             for ev in events:  # one group per source TopicPartition, order kept
                 groups.setdefault((ev.message.topic, ev.message.partition), []).append(ev)
             try:
@@ -422,12 +429,12 @@ class Worker:
         self._dl_max = await deadletter_limit(self.settings)
         log.info("dead letters above %d bytes are sent as pointers", self._dl_max)
 
-    async def _earliest(self, tp: Any) -> int:
+    async def _earliest(self, tp: TP) -> int:
         offsets = await self.app.consumer.earliest_offsets(tp)
         return int(offsets.get(tp) or 0)
 
     async def _on_gap(
-        self, tp: Any, role: str, nxt: int, offset: int, counts: dict[str, int]
+        self, tp: TP, role: str, nxt: int, offset: int, counts: dict[str, int]
     ) -> int:
         """A message beyond the next expected offset arrived: never apply it out of order.
 
@@ -463,7 +470,7 @@ class Worker:
         except Exception:  # no consumer (yet): not ours
             return False
 
-    async def _batch(self, events: list[Any]) -> None:
+    async def _batch(self, events: list[EventT[bytes]]) -> None:
         """Apply one source partition's share of a take batch, durably."""
         first = events[0].message
         p, role = first.partition, self.role_by_topic[first.topic]
@@ -479,7 +486,7 @@ class Worker:
                 return
             await self._apply_batch(p, role, events)
 
-    async def _apply_batch(self, p: int, role: str, events: list[Any]) -> None:
+    async def _apply_batch(self, p: int, role: str, events: list[EventT[bytes]]) -> None:
         store = self._stores[p]
         engine = self._engines[p]
         marker = store.marker
@@ -489,7 +496,7 @@ class Worker:
         else:  # first message ever of this partition: where the log starts
             nxt = await self._earliest(tp)
         now_ms = int(time.time() * 1000)
-        dl_futures: list[Any] = []
+        dl_futures: list[Awaitable[RecordMetadata]] = []
         counts: dict[str, int] = {}
         last_event_ms = None
         producer = self.app.producer
@@ -535,7 +542,12 @@ class Worker:
         self.batches += 1
 
     async def _commit(
-        self, p: int, store: PartitionStore, engine: Any, dead_letters: list[Any], now_ms: int
+        self,
+        p: int,
+        store: PartitionStore,
+        engine: PartitionEngine,
+        dead_letters: list[Awaitable[RecordMetadata]],
+        now_ms: int,
     ) -> None:
         """Make a batch durable: its dead letters acknowledged first, then state and marker.
 

@@ -50,12 +50,10 @@ def broker_credentials(settings: Settings) -> CredentialsT | None:
     )
 
 
-def create_app(settings: Settings, **extra: Any) -> Any:
+def create_app(settings: Settings, **extra: Any) -> faust.App:
     """A faust App configured from `settings` (`extra` overrides faust options).
 
-    Options stay `Any`: they are `faust.App(**options: Any)`'s own keyword values.
-    The result too, for now: typed `faust.App`, faust's signal stubs refuse the
-    runtime's `on_partitions_revoked.connect(...)` handler (`worker/agents.py`)."""
+    Options stay `Any`: they are `faust.App(**options: Any)`'s own keyword values."""
     options: dict[str, Any] = {
         "broker": broker_urls(settings),
         "broker_credentials": broker_credentials(settings),

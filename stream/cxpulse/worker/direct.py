@@ -38,9 +38,9 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from cxpulse.changelog.records import (
     MIN_MAX_RECORD_BYTES,
@@ -52,7 +52,14 @@ from cxpulse.changelog.records import (
 )
 from cxpulse.core.deadletter import DeadLetter
 from cxpulse.core.engine import PartitionEngine
-from cxpulse.kafka.access import KafkaAccessError, auth_watch, authorization_error, probe
+from cxpulse.kafka.access import (
+    EXIT_NOPERM,
+    EXIT_SETTINGS,
+    KafkaAccessError,
+    auth_watch,
+    authorization_error,
+    probe,
+)
 from cxpulse.kafka.topics import deadletter_limit, topic_max_message_bytes
 from cxpulse.settings import Settings, core_config
 from cxpulse.worker.crashpoint import crash_point
@@ -69,6 +76,23 @@ from cxpulse.worker.shared import (
     partition_lag,
     worker_status,
 )
+
+if TYPE_CHECKING:  # types only: aiokafka is imported where it is used, not when `cxpulse --help`
+    # loads this module; aiohttp/metrics belong to the command that serves the endpoint
+    from aiohttp import web
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+    from aiokafka.structs import RecordMetadata
+
+    from cxpulse.worker.metrics import WorkerView
+
+    #: a record as fetched (no deserializer): key and value may be absent
+    Record: TypeAlias = ConsumerRecord[bytes | None, bytes | None]
+    #: what `getmany` returns: each assigned partition's fetched records
+    Batch = Mapping[TopicPartition, list[Record]]
+    #: a queued send: its acknowledgement, and how many records it carries
+    Sent = tuple[asyncio.Future[RecordMetadata], int]
+    #: an offset jump seen while applying: (partition, role, expected, got)
+    Gap = tuple[TopicPartition, str, int, int]
 
 log = logging.getLogger("cxpulse.worker")
 
@@ -116,12 +140,13 @@ class DirectWorker:
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._last_success_s: float | None = None
-        self._consumer: Any = None
-        self._producer: Any = None  # shared, without transactional_writes
-        self._txn_producers: dict[int, Any] = {}
+        #: the group member and the changelog reader: created by `run()`
+        self._consumer: AIOKafkaConsumer
+        self._reader: AIOKafkaConsumer
+        self._producer: AIOKafkaProducer | None = None  # shared, without transactional_writes
+        self._txn_producers: dict[int, AIOKafkaProducer] = {}
         #: offset jumps seen while applying a batch, checked before it is written
-        self._gaps: dict[int, list[tuple[Any, str, int, int]]] = {}
-        self._reader: Any = None
+        self._gaps: dict[int, list[Gap]] = {}
         self._last_commit = 0.0
         self._last_freeze = self._last_unfreeze = time.monotonic()
         self.batches = 0
@@ -142,7 +167,7 @@ class DirectWorker:
 
     # -- the narrow interface the exporter reads (same as the faust runtime)
 
-    def engines(self) -> Mapping[int, Any]:
+    def engines(self) -> Mapping[int, PartitionEngine]:
         return {p: part.engine for p, part in self._parts.items() if p in self._assigned}
 
     def status(self) -> WorkerStatus:
@@ -167,11 +192,11 @@ class DirectWorker:
         )  # fmt: skip
 
     def _highwater(self, topic: str, p: int) -> int | None:
-        from aiokafka import TopicPartition
+        from aiokafka import TopicPartition  # aiokafka: not loaded at `--help` (module docs)
 
         try:
             hw = self._consumer.highwater(TopicPartition(topic, p))
-        except Exception:  # not started, or not assigned any more
+        except Exception:  # not started (no `_consumer` yet), or not assigned any more
             return None
         return None if hw is None else int(hw)
 
@@ -183,8 +208,8 @@ class DirectWorker:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def _new_producer(self, transactional_id: str | None) -> Any:
-        from aiokafka import AIOKafkaProducer
+    def _new_producer(self, transactional_id: str | None) -> AIOKafkaProducer:
+        from aiokafka import AIOKafkaProducer  # aiokafka: not loaded at `--help`
 
         s = self.settings
         return AIOKafkaProducer(
@@ -198,10 +223,13 @@ class DirectWorker:
             **s.aiokafka_security(),
         )
 
-    def _producer_for(self, p: int) -> Any:
+    def _producer_for(self, p: int) -> AIOKafkaProducer:
         """Writes changelog partition p and p's dead letters: with
         `transactional_writes` a transactional producer of p alone."""
-        return self._txn_producers[p] if self.settings.transactional_writes else self._producer
+        if self.settings.transactional_writes:
+            return self._txn_producers[p]
+        assert self._producer is not None, "run() creates it without transactional_writes"
+        return self._producer
 
     async def _fence(self, p: int) -> None:
         """Start partition p's transactional producer, fencing any earlier owner.
@@ -224,6 +252,7 @@ class DirectWorker:
                 await producer.stop()
 
     async def run(self) -> None:
+        # aiokafka: not loaded at `--help`
         from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
@@ -261,10 +290,10 @@ class DirectWorker:
             """aiokafka logs and swallows a listener's exception; a worker that
             failed to restore a partition must not go on without it."""
 
-            async def on_partitions_revoked(self, revoked: Any) -> None:
+            async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
                 await _or_exit(worker._on_revoked(revoked), worker.stopping, worker._access)
 
-            async def on_partitions_assigned(self, assigned: Any) -> None:
+            async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 await _or_exit(worker._on_assigned(assigned), worker.stopping, worker._access)
 
         if self._producer is not None:
@@ -302,7 +331,7 @@ class DirectWorker:
         First the group's offsets once more, so the committed offsets a monitoring
         tool (or the next owner's lag) sees are those of the last durable batch, not
         of up to `_COMMIT_EVERY_S` earlier (the marker stays the truth)."""
-        if self._consumer is not None and self._parts:
+        if self._parts:  # `_shutdown` runs only once `run()` started the clients
             with contextlib.suppress(Exception):  # bounded inside; leaving anyway
                 await self._commit_for_monitoring()
         clients = [self._consumer, self._reader, self._producer, *self._txn_producers.values()]
@@ -357,7 +386,7 @@ class DirectWorker:
                     self.batches, self.skipped_redeliveries, self.dropped_revoked, done,
                 )  # fmt: skip
 
-    async def _process_or_stop(self, batch: Mapping[Any, list[Any]]) -> None:
+    async def _process_or_stop(self, batch: Batch) -> None:
         """`_process`, unless a stop is requested while the batch cannot become
         durable (broker away): then exit after a grace period without it.
 
@@ -408,10 +437,10 @@ class DirectWorker:
 
     async def _commit_for_monitoring(self) -> None:
         """Commit the marker positions so `kafka-consumer-groups` shows a true lag."""
-        from aiokafka import TopicPartition
+        from aiokafka import TopicPartition  # aiokafka: not loaded at `--help`
         from aiokafka.errors import KafkaError
 
-        offsets = {}
+        offsets: dict[TopicPartition, int] = {}
         assigned = self._consumer.assignment()
         for p, part in self._parts.items():
             for role, done in part.store.marker.offsets.items():
@@ -428,7 +457,7 @@ class DirectWorker:
 
     # -- processing
 
-    async def _process(self, batch: Mapping[Any, list[Any]]) -> None:
+    async def _process(self, batch: Batch) -> None:
         now_ms = int(time.time() * 1000)
         async with self._lock:
             touched: dict[int, _Partition] = {}
@@ -472,7 +501,7 @@ class DirectWorker:
         """
         producer = self._producer_for(p)
 
-        async def send_dead() -> list[Any]:
+        async def send_dead() -> list[asyncio.Future[RecordMetadata]]:
             return [
                 await producer.send(
                     self.settings.topic_deadletter, value=d.value, key=d.key, headers=d.headers
@@ -498,7 +527,11 @@ class DirectWorker:
         return _last_offset(futures)
 
     def _apply(
-        self, part: _Partition, tp: Any, records: list[Any], now_ms: int
+        self,
+        part: _Partition,
+        tp: TopicPartition,
+        records: list[Record],
+        now_ms: int,
     ) -> list[DeadLetter]:
         role = self.role_by_topic[tp.topic]
         marker = part.store.marker
@@ -533,7 +566,7 @@ class DirectWorker:
             part.last_event_ms = last_ts
         return dead
 
-    async def _count_lost(self, part: _Partition, gaps: list[tuple[Any, str, int, int]]) -> None:
+    async def _count_lost(self, part: _Partition, gaps: list[Gap]) -> None:
         """Jumps in offsets: lost to retention only if the log no longer starts before them.
 
         Transaction markers and compaction leave gaps too, which lose nothing.
@@ -546,15 +579,15 @@ class DirectWorker:
                 log.warning("%s: %d messages deleted by retention before they were read", tp, lost)
 
     async def _send_changelog(
-        self, producer: Any, p: int, writes: list[Write]
-    ) -> list[tuple[Any, int]]:
+        self, producer: AIOKafkaProducer, p: int, writes: list[Write]
+    ) -> list[Sent]:
         """Queue writes to changelog partition p in large batches, in order.
 
         One producer batch holds thousands of small records: a per-record
         `send()` costs more than the KPI work of the event that caused it.
         """
         topic = self.settings.changelog_topic
-        out: list[tuple[Any, int]] = []
+        out: list[Sent] = []
         batch = producer.create_batch()
         n = 0
         for k, v in writes:
@@ -570,14 +603,14 @@ class DirectWorker:
 
     # -- rebalancing and recovery
 
-    async def _on_revoked(self, revoked: Any) -> None:
+    async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self._lock:  # the batch in flight finishes first
             gone = {tp.partition for tp in revoked}
             # From here until the next assignment another worker may own them.
             self._assigned -= gone
             log.info("partitions revoked: %s", sorted(gone))
 
-    async def _on_assigned(self, assigned: Any) -> None:
+    async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self._lock:
             mine = {tp.partition for tp in assigned if tp.topic in self.role_by_topic}
             for p in sorted(set(self._parts) - mine):
@@ -614,7 +647,7 @@ class DirectWorker:
         return end == part.changelog_end + (2 if self.settings.transactional_writes else 1)
 
     async def _changelog_ends(self, partitions: set[int]) -> dict[int, int]:
-        from aiokafka import TopicPartition
+        from aiokafka import TopicPartition  # aiokafka: not loaded at `--help`
 
         tps = [TopicPartition(self.settings.changelog_topic, p) for p in partitions]
         ends = await self._reader.end_offsets(tps) if tps else {}
@@ -687,7 +720,7 @@ class DirectWorker:
         self, p: int, local: LocalStore, end: int
     ) -> tuple[int, list[tuple[bytes, bytes]]]:
         """Bring the local copy up to changelog offset `end`; (records read, p's items)."""
-        from aiokafka import TopicPartition
+        from aiokafka import TopicPartition  # aiokafka: not loaded at `--help`
 
         have = local.offset()
         if have is not None and have >= end:
@@ -741,6 +774,7 @@ class DirectWorker:
 
     async def _ensure_changelog(self) -> None:
         """Create the compacted changelog topic (same partition count as the sources)."""
+        # aiokafka: not loaded at `--help`
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
         from aiokafka.errors import TopicAlreadyExistsError
 
@@ -768,7 +802,7 @@ class DirectWorker:
             await admin.close()
 
 
-def _check_created(response: Any, topic: str) -> bool:
+def _check_created(response: object, topic: str) -> bool:
     """True: created; False: it exists already (error 36: another worker won the race).
 
     aiokafka returns the broker's per-topic error codes instead of raising:
@@ -776,9 +810,7 @@ def _check_created(response: Any, topic: str) -> bool:
     and fail 40 s later. Any other code ends the start with one line naming
     the topic: 77 for a missing permission, 2 for a setting the broker
     refuses (e.g. `changelog_replication` above the number of brokers)."""
-    from aiokafka.errors import for_code
-
-    from cxpulse.kafka.access import EXIT_NOPERM, EXIT_SETTINGS, KafkaAccessError
+    from aiokafka.errors import for_code  # aiokafka: not loaded at `--help`
 
     created = True
     for entry in getattr(response, "topic_errors", []):
@@ -805,7 +837,9 @@ def _check_created(response: Any, topic: str) -> bool:
 
 
 async def _or_exit(
-    step: Any, stopping: Any, access: Callable[[BaseException], Any] | None = None
+    step: Awaitable[None],
+    stopping: Callable[[], bool],
+    access: Callable[[BaseException], Awaitable[KafkaAccessError | None]] | None = None,
 ) -> None:
     """A failed rebalance step ends the process (70), unless the worker is stopping:
     a restore runs off the loop, so a SIGTERM can close the clients under it; the
@@ -827,14 +861,16 @@ async def _or_exit(
         os._exit(70)
 
 
-def _last_offset(futures: list[tuple[Any, int]]) -> int | None:
+def _last_offset(futures: list[Sent]) -> int | None:
     if not futures:
         return None
     fut, n = futures[-1]
     return int(fut.result().offset) + n - 1
 
 
-async def run_direct(settings: Settings, partitions: int, serve: Any) -> int:
+async def run_direct(
+    settings: Settings, partitions: int, serve: Callable[[WorkerView], Awaitable[web.AppRunner]]
+) -> int:
     """Run until SIGTERM/SIGINT; `serve(worker)` starts the metrics endpoint."""
     worker = DirectWorker(settings, partitions)
     loop = asyncio.get_running_loop()
