@@ -9,7 +9,8 @@ numbers (see docs/architecture.md for the Prometheus HA convention).
 One asyncio loop, two tasks: `_consume` applies changelog batches to the
 replicas and signals new state; `_tick` then evaluates and renders the
 Prometheus text once. It evaluates when a batch with committed state was
-applied, at most once per `eval_min_interval` (a ceiling on the CPU spent
+applied, at most once per `eval_min_interval` or per the previous
+evaluation's duration, whichever is longer (a ceiling on the CPU spent
 evaluating under load, and the floor of the produce-to-visible latency), and
 every `eval_interval` without new state (the idle clock and the freshness
 gauge move on). A fixed tick alone made a change wait for the next tick: p99
@@ -20,7 +21,8 @@ for them, and no worker is involved at all.
 The evaluation (up to about half a second at the end of a busy day) runs in a
 thread, holding a lock `_consume` also takes per batch: the replicas never
 change under it, and the loop stays free to answer scrapes and health checks
-meanwhile (a scrape that waited for an evaluation could time out).
+meanwhile (a scrape that waited for an evaluation could time out). Applying a
+batch (up to 20,000 records) runs in a thread for the same reason.
 """
 
 from __future__ import annotations
@@ -243,13 +245,20 @@ async def _consume(
 ) -> None:
     while True:
         batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+        if not batch:
+            continue
         async with lock:
             before = state.batches
-            for tp, records in batch.items():
-                for r in records:
-                    state.apply(tp.partition, r.key, r.value)
+            # in a thread: 20,000 records take seconds under load, a scrape must not wait
+            await asyncio.to_thread(_apply_batch, state, batch)
             if fresh is not None and state.batches != before:  # a commit marker was read
                 fresh.set()
+
+
+def _apply_batch(state: ExporterState, batch: dict[Any, list[Any]]) -> None:
+    for tp, records in batch.items():
+        for r in records:
+            state.apply(tp.partition, r.key, r.value)
 
 
 async def _next_evaluation(
@@ -301,8 +310,10 @@ async def _tick(
             async with lock:  # `_consume` sets `fresh` only under it: nothing is missed
                 fresh.clear()
                 await asyncio.to_thread(state.evaluate_and_render, wall_ms)
-        # spaced from its end: evaluating takes at most eval / (eval + min_gap) of the time
-        await _next_evaluation(fresh, time.monotonic(), min_gap, interval)
+        # spaced from its end by at least its own duration: evaluating takes at most half
+        # of the time, the rest is left to `_consume` (else a busy exporter falls behind)
+        gap = min(interval, max(min_gap, state.eval_seconds))
+        await _next_evaluation(fresh, time.monotonic(), gap, interval)
 
 
 async def _serve(sock: Any, state: ExporterState, web_config: Any) -> Any:
