@@ -94,6 +94,15 @@ BENCHES = (
         broker=True,
     ),
     Bench(
+        "latency", "bench_latency.py", "Produce to visible on the exporter",
+        "Marker tickets through worker, changelog and exporter at a steady 5k events/s for "
+        "60 s, Prometheus scraping the exporter every 15 s: latency p50/p99 and scrape "
+        "times, evaluating on new state (the default) vs the old fixed 5 s tick "
+        "(`eval_min_interval=5s`) in the same run (the ratio is the figure).",
+        smoke=("--rate", "300", "--seconds", "3", "--tickets-per-day", "20000"),
+        broker=True,
+    ),
+    Bench(
         "ingest", "bench_ingest.py", "Helpdesk webhook gateway",
         "Deliveries/s and CPU per delivery of `cxpulse ingest` against a bare aiohttp "
         "handler producing the body unchanged, alternating (it starts its own broker).",

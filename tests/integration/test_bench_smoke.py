@@ -36,6 +36,11 @@ EXPECTED = {
     ],
     "scrape": [r"median catch-up: quiet [\d.]+ s, 4 scrapers [\d.]+ s, ratio [\d.]+"],
     "ingest": [r"\| 1 \| [\d,]+/s \| [\d,]+/s \| \d+\.\d\d "],
+    "latency": [
+        r"\| on new state \(eval_min_interval=500ms\) \| (\d+)/\1 \| [\d.]+ \| [\d.]+ \| [\d.]+ ",
+        r"\| old fixed tick \(eval_min_interval=5s\) \| (\d+)/\1 \| [\d.]+ \| [\d.]+ \| [\d.]+ ",
+        r"ratio on new state / old tick \(same run\): p50 [\d.]+, p99 [\d.]+",
+    ],
 }
 
 
@@ -73,5 +78,6 @@ def test_an_unknown_benchmark_name_is_one_clear_line() -> None:
     out = run_all("--smoke", "--only", "nosuch")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "--only: known benchmarks are worker, core, decode, hostile, hostile_volume, scrape, ingest"
+        "--only: known benchmarks are worker, core, decode, hostile, hostile_volume, scrape, "
+        "latency, ingest"
     ]

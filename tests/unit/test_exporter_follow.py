@@ -8,9 +8,13 @@ marker), from the full log and from a compacted one.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from cxpulse.changelog.follow import PartitionFollower
 from cxpulse.changelog.records import Write
 from cxpulse.exporter.clock import EvaluationClock, Freshness
+from cxpulse.exporter.service import _next_evaluation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -93,3 +97,25 @@ def test_evaluation_instant_follows_the_wall_clock_only_when_idle_and_caught_up(
     assert c.at(600_000, 5_000, True) == 540_000  # idle: now - idle_timeout
     assert c.at(601_000, 6_000, True) == 540_000  # an old event: never backwards
     assert c.at(700_000, 690_000, True) == 690_000
+
+
+def test_new_state_is_evaluated_after_the_minimum_gap_not_the_idle_interval() -> None:
+    """Evaluate when a batch was applied (not on the next idle tick), never sooner than
+    `eval_min_interval` after the previous evaluation; without new state, idle ticks go on."""
+
+    async def scenario() -> list[tuple[bool, float]]:
+        fresh = asyncio.Event()
+        out = []
+        last = time.monotonic()
+        out.append((await _next_evaluation(fresh, last, 0.05, 0.2), time.monotonic() - last))
+        fresh.set()  # a batch was applied meanwhile: it waits for the minimum gap only
+        last = time.monotonic()
+        out.append((await _next_evaluation(fresh, last, 0.3, 60), time.monotonic() - last))
+        last = time.monotonic() - 1.0  # the previous evaluation ended long ago: at once
+        out.append((await _next_evaluation(fresh, last, 0.3, 60), time.monotonic() - last))
+        return out
+
+    (idle, idle_s), (new, new_s), (late, late_s) = asyncio.run(scenario())
+    assert idle is False and idle_s >= 0.2  # nothing new: woke for the idle re-evaluation
+    assert new is True and 0.3 <= new_s < 30  # the ceiling holds; not the 60 s idle tick
+    assert late is True and late_s < 30

@@ -33,7 +33,8 @@ def register(sub: Subcommands) -> None:
         "group_id) and serve the merged, exact KPIs. Run one or two per group; Prometheus "
         "scrapes these for KPIs and the workers for their own health. Settings: defaults < "
         "--config YAML (or CXPULSE_CONFIG) < CXPULSE_* environment < flags/--set; "
-        "eval_interval (5s) and idle_timeout (1m) are the exporter's own.",
+        "eval_min_interval (500ms), eval_interval (5s) and idle_timeout (1m) are the "
+        "exporter's own.",
     )
     add_settings_flags(p)
     p.set_defaults(func=run)

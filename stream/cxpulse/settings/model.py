@@ -177,8 +177,11 @@ class Settings(BaseSettings):
     batch_size: Int = Field(default=20000, ge=1)
     batch_timeout_ms: Duration = Field(default=ms("200ms"), alias="batch_timeout")
     # --- exporter (`cxpulse exporter`)
-    #: how often the exporter evaluates every KPI (scrapes read the last evaluation)
+    #: the exporter evaluates every KPI when new committed state arrived, at most once
+    #: per `eval_min_interval` (bounds the CPU under load; the latency floor), and
+    #: every `eval_interval` without new state (the idle clock and freshness move on)
     eval_interval_ms: Duration = Field(default=ms("5s"), alias="eval_interval")
+    eval_min_interval_ms: Duration = Field(default=ms("500ms"), alias="eval_min_interval")
     #: caught up and no stream time progress for this long: windows move with the wall clock
     idle_timeout_ms: DurationOrZero = Field(default=ms("1m"), alias="idle_timeout")
     session_timeout_ms: Duration = Field(default=ms("30s"), alias="session_timeout")

@@ -1,0 +1,280 @@
+"""Produce -> visible on the exporter's `/metrics`, with marker tickets, at a steady rate.
+
+Issue 22's goal: p99 <= 2 s at 5k events/s with Prometheus scraping every 15 s
+alongside, and a scrape (about 10k series) <= 50 ms that never waits on an
+evaluation. The exporter evaluates when committed state arrived, at most once
+per `eval_min_interval`; the baseline, run in the same process one after the
+other on fresh topics, emulates the old fixed tick with
+`--set eval_min_interval=5s` (then it evaluates every `eval_interval`, 5 s,
+whether or not anything arrived, which is what the old loop did).
+
+Each run: fresh topics; one `cxpulse worker` (direct runtime) and one
+`cxpulse exporter`; a real Prometheus scraping the exporter every 15 s. A
+simulated stream (one busy hour of today) is produced at `--rate` events/s
+for `--seconds`; every `--marker-every` ms one extra `ticket.created` of team
+`bench_marker` goes with it. A poller reads the exporter's `/metrics` every
+50 ms: marker k is visible when `cxpulse_backlog_tickets{team="bench_marker"}`
+summed reaches k (markers stay open); its latency is that poll's end minus the instant marker k was
+handed to the producer (linger, broker, worker batch + transaction, changelog,
+exporter evaluation and the poll period all count). Scrape times are the
+poller's request times (all of them, while the stream runs) and Prometheus's
+own `scrape_duration_seconds`.
+
+Usage:
+    .venv/bin/python bench/bench_latency.py [--bootstrap-servers HOST:PORT]
+        [--rate 5000] [--seconds 60] [--marker-every 200] [--modes event,tick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cxpulse.core.decode import route_of  # noqa: E402
+from cxpulse.replay import plan, read_lines  # noqa: E402
+
+from bench.kafka_setup import broker, create_topics  # noqa: E402
+from tests.integration.test_exporter import ExporterProc  # noqa: E402
+from tests.integration.test_worker_pipeline import CXPULSE, Topics, WorkerProc  # noqa: E402
+from tests.support.prom import LoopbackServer  # noqa: E402
+
+MODES = {
+    "event": ("--set", "eval_interval=5s"),  # the defaults: on new state, >= 500 ms apart
+    "tick": ("--set", "eval_interval=5s", "--set", "eval_min_interval=5s"),  # the old tick
+}
+#: marker tickets are never answered or solved: all of them stay open. Not
+#: `cxpulse_tickets_created_total`: all-time counters fold sealed slices only, minutes later.
+MARKER = re.compile(rb'^cxpulse_backlog_tickets\{[^}]*team="bench_marker"[^}]*\} (\S+)$', re.M)
+
+
+@dataclass
+class Poll:
+    """What the 50 ms poller saw: (end of request, marker count), request seconds."""
+
+    seen: list[tuple[float, int]] = field(default_factory=list)
+    scrape_s: list[float] = field(default_factory=list)
+    series: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, url: str) -> None:
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    body: bytes = r.read()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            t1 = time.monotonic()
+            self.scrape_s.append(t1 - t0)
+            self.seen.append((t1, int(sum(float(v) for v in MARKER.findall(body)))))
+            self.series = sum(1 for ln in body.splitlines() if ln and not ln.startswith(b"#"))
+            self.stop.wait(max(0.0, 0.05 - (time.monotonic() - t1)))
+
+
+TS = re.compile(rb'"ts":"([^"]+)"')
+
+
+def marker(ts: str) -> bytes:
+    """A ticket of its own team, stamped `ts`: the stream's current event time (not late)."""
+    return json.dumps({
+        "event_id": str(uuid.uuid4()), "type": "ticket.created", "ts": ts,
+        "ticket_id": f"M-{uuid.uuid4().hex[:12]}", "team": "bench_marker", "channel": "web",
+        "priority": "normal", "customer_id": "c-bench", "created_by": "customer",
+    }).encode()  # fmt: skip
+
+
+async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, seconds: float,
+                  marker_every_s: float) -> list[float]:  # fmt: skip
+    """Send at `rate`/s for `seconds`; return the monotonic send instant of each marker."""
+    from aiokafka import AIOKafkaProducer
+
+    roles = {"tickets": topics.tickets, "surveys": topics.surveys}
+    out = [m for m, _ in zip(plan(read_lines(capture), roles, None), range(int(rate * seconds)),
+                             strict=False)]  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=5)  # fmt: skip
+    await producer.start()
+    sent_markers: list[float] = []
+    try:
+        t0 = time.monotonic()
+        next_marker = t0
+        futures = []
+        ts = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for i, msg in enumerate(out):
+            if (found := TS.search(msg.value)) is not None:
+                ts = found.group(1).decode()
+            wait = t0 + i / rate - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            futures.append(await producer.send(msg.topic, value=msg.value, key=msg.key))
+            now = time.monotonic()
+            if now >= next_marker:
+                value = marker(ts)
+                futures.append(await producer.send(topics.tickets, value=value,
+                                                   key=route_of(value)[1]))  # fmt: skip
+                sent_markers.append(time.monotonic())
+                next_marker += marker_every_s
+            if len(futures) >= 1000:
+                await asyncio.gather(*futures)
+                futures = []
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent_markers
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def prom_query(prom: LoopbackServer, expr: str) -> float | None:
+    url = f"{prom.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        res = json.loads(r.read())["data"]["result"]
+    return float(res[0]["value"][1]) if res else None
+
+
+def one_run(mode: str, bootstrap: str, capture: Path, work: Path, args: argparse.Namespace,
+            ) -> dict[str, float]:  # fmt: skip
+    suffix = uuid.uuid4().hex[:8]
+    topics = Topics(f"l.t.{suffix}", f"l.s.{suffix}", f"l.dl.{suffix}", f"lat-{suffix}")
+    asyncio.run(create_topics(bootstrap, [topics.tickets, topics.surveys, topics.deadletter]))
+    w = WorkerProc(bootstrap, topics, work, f"w-{mode}-{suffix}", "--set",
+                   "max_event_ahead=1d").start()  # fmt: skip
+    x = ExporterProc(bootstrap, topics, work, f"x-{mode}-{suffix}", *MODES[mode]).start()
+    prom = LoopbackServer("prometheus", f"""
+global: {{scrape_interval: 15s, scrape_timeout: 10s}}
+scrape_configs:
+  - job_name: exporter
+    static_configs: [{{targets: ["127.0.0.1:{x.port}"]}}]
+""").start()  # fmt: skip
+    poll = Poll()
+    try:
+        # the exporter serves once a worker created the changelog and it read it to its end:
+        # one warm-up marker makes the worker create its topics
+        asyncio.run(produce(bootstrap, topics, capture, 1, 1, 1.0))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if MARKER.search(x.scrape().encode()):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(
+                f"exporter {mode} never served the warm-up marker:\n{x.log_text()[-3000:]}"
+                f"\nits backlog lines:\n{[ln for ln in x.scrape().splitlines() if 'backlog' in ln]}"
+                f"\nworker:\n{w.log_text()[-3000:]}"
+            )
+        base = int(sum(float(v) for v in MARKER.findall(x.scrape().encode())))
+        poller = threading.Thread(target=poll.run, args=(f"http://127.0.0.1:{x.port}/metrics",),
+                                  daemon=True)  # fmt: skip
+        poller.start()
+        sent = asyncio.run(produce(bootstrap, topics, capture, args.rate, args.seconds,
+                                   args.marker_every / 1000))  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            not poll.seen or poll.seen[-1][1] < base + len(sent)
+        ):
+            time.sleep(0.2)
+        poll.stop.set()
+        poller.join()
+        lat: list[float] = []
+        for k, t_sent in enumerate(sent, start=base + 1):
+            vis = next((t for t, c in poll.seen if c >= k and t >= t_sent), None)
+            if vis is not None:
+                lat.append(vis - t_sent)
+        prom_max = prom_query(prom, 'max_over_time(scrape_duration_seconds{job="exporter"}[10m])')
+        prom_n = prom_query(prom, 'count_over_time(scrape_duration_seconds{job="exporter"}[10m])')
+    finally:
+        poll.stop.set()
+        prom.stop()
+        x.stop()
+        w.stop()
+    return {
+        "markers": len(sent), "visible": len(lat),
+        "p50": statistics.median(lat) if lat else float("nan"),
+        "p99": pct(lat, 0.99) if lat else float("nan"), "max": max(lat, default=float("nan")),
+        "series": poll.series, "scrapes": len(poll.scrape_s),
+        "scrape_p50_ms": statistics.median(poll.scrape_s) * 1000,
+        "scrape_p99_ms": pct(poll.scrape_s, 0.99) * 1000,
+        "scrape_max_ms": max(poll.scrape_s) * 1000,
+        "prom_scrapes": prom_n or 0, "prom_max_ms": (prom_max or float("nan")) * 1000,
+    }  # fmt: skip
+
+
+def main() -> int:
+    import subprocess
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bootstrap-servers", dest="bootstrap")
+    ap.add_argument("--rate", type=float, default=5000, help="events/s (default 5000)")
+    ap.add_argument("--seconds", type=float, default=60, help="default 60")
+    ap.add_argument("--marker-every", type=float, default=200, help="ms (default 200)")
+    ap.add_argument("--modes", default="event,tick", help="default event,tick")
+    ap.add_argument(
+        "--tickets-per-day",
+        type=int,
+        default=1_500_000,
+        help="simulated weekday volume (default 1500000: 326k lines in the hour)",
+    )
+    args = ap.parse_args()
+    modes = args.modes.split(",")
+    with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        capture = work / "live.jsonl"
+        # today 09:00 UTC: a busy hour of the time-of-day profile, within max_event_ahead
+        start = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT09:00:00Z")
+        subprocess.run(
+            [*CXPULSE, "simulate", "--seed", "7", "--duration", "1h",
+             "--tickets-per-day", str(args.tickets_per_day), "--duplicates", "0.03",
+             "--disorder", "120", "--malformed", "0.01", "--start", start, "--out", str(capture)],
+            check=True, cwd=ROOT, capture_output=True,
+        )  # fmt: skip
+        n = sum(1 for _ in read_lines(capture))
+        need = int(args.rate * args.seconds)
+        print(f"stream: {min(n, need)} of {n} simulated messages (stamped from {start}) at "
+              f"{args.rate:.0f}/s for {args.seconds:.0f} s, a marker every "
+              f"{args.marker_every:.0f} ms", flush=True)  # fmt: skip
+        rows = {m: one_run(m, bootstrap, capture, work, args) for m in modes}
+    print()
+    print(
+        "| exporter | markers visible | p50 s | p99 s | max s | series | scrapes "
+        "| scrape p50 ms | p99 ms | max ms | Prometheus scrapes | its max ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for m, r in rows.items():
+        label = {"event": "on new state (eval_min_interval=500ms)",
+                 "tick": "old fixed tick (eval_min_interval=5s)"}[m]  # fmt: skip
+        print(f"| {label} | {r['visible']}/{r['markers']} | {r['p50']:.2f} | {r['p99']:.2f} "
+              f"| {r['max']:.2f} | {r['series']} | {r['scrapes']} | {r['scrape_p50_ms']:.1f} "
+              f"| {r['scrape_p99_ms']:.1f} | {r['scrape_max_ms']:.1f} "
+              f"| {r['prom_scrapes']:.0f} | {r['prom_max_ms']:.1f} |")  # fmt: skip
+    if "event" in rows and "tick" in rows:
+        e, t = rows["event"], rows["tick"]
+        print(f"\nratio on new state / old tick (same run): p50 {e['p50'] / t['p50']:.2f}, "
+              f"p99 {e['p99'] / t['p99']:.2f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
