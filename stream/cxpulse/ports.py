@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import socket
 
 #: The demo's and the launcher's range: below the ephemeral range and below the
@@ -21,20 +22,26 @@ DEMO_PORTS = range(10_000, 20_000)
 
 
 class PortPool:
-    """Hands out the ports of `ports` in turn, from a start that differs per
-    process (a rerun soon after does not meet the previous run's sockets still
-    in TIME_WAIT), skipping any port that cannot be bound right now."""
+    """Hands out the ports of `ports`, skipping any that cannot be bound right now.
 
-    def __init__(self, ports: range, host: str = "127.0.0.1") -> None:
+    In turn, from a start that differs per process (a rerun soon after does not
+    meet the previous run's sockets still in TIME_WAIT), when the range is this
+    process's own (a test worker's block); at random when several processes draw
+    from the same range (`randomly`: two clones' demos side by side, whose pids,
+    and so their starts, are close: walking in turn, the second took a port the
+    first had chosen but not yet bound)."""
+
+    def __init__(self, ports: range, host: str = "127.0.0.1", randomly: bool = False) -> None:
         self.ports = ports
         self.host = host
+        self.randomly = randomly
         start = os.getpid() % len(ports)
         self._next = itertools.cycle([*ports[start:], *ports[:start]])
 
     def take(self) -> int:
         """A port of the pool that nothing listens on or holds at this moment."""
         for _ in range(len(self.ports)):
-            port = next(self._next)
+            port = random.choice(self.ports) if self.randomly else next(self._next)
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 try:
                     s.bind((self.host, port))
@@ -47,7 +54,7 @@ class PortPool:
 #: `cxpulse wall`'s default port (the worker's index page links to it).
 WALL_PORT = 9470
 
-_DEFAULT = PortPool(DEMO_PORTS)
+_DEFAULT = PortPool(DEMO_PORTS, randomly=True)
 
 
 def free_port() -> int:
