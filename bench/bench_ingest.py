@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -161,6 +162,7 @@ def main() -> int:
                          args.concurrency))  # fmt: skip
         rows = []
         n = len(items)
+        load_start = os.getloadavg()
         for run in range(1, args.runs + 1):
             c0 = cpu_seconds(procs[0].pid)
             gw = asyncio.run(load(f"http://127.0.0.1:{gw_port}/webhooks/zendesk", items,
@@ -171,6 +173,7 @@ def main() -> int:
                                     args.concurrency))  # fmt: skip
             b1 = cpu_seconds(procs[1].pid)
             rows.append((run, gw, bare, (c1 - c0) / n * 1e6, (b1 - b0) / n * 1e6))
+        load_end = os.getloadavg()
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, cwd=ROOT).stdout.strip()  # fmt: skip
         print(f"commit {commit}, {args.deliveries} deliveries per run, "
@@ -182,6 +185,17 @@ def main() -> int:
             print(f"| {run} | {gw:,.0f}/s | {bare:,.0f}/s | {gw / bare:.2f} "
                   f"| {cg:.0f} / {cb:.0f} µs "
                   f"| {1e6 / cg:,.0f} / {1e6 / cb:,.0f} (ratio {cb / cg:.2f}) |")
+        by_rate = sorted(gw / bare for _, gw, bare, _, _ in rows)
+        by_cpu = sorted(cb / cg for _, _, _, cg, cb in rows)
+        rates = sorted(gw for _, gw, _, _, _ in rows)
+        for name, vals in (("ratio by throughput", by_rate), ("ratio by CPU", by_cpu)):
+            print(f"{name}: median {statistics.median(vals):.2f}, min {vals[0]:.2f}, "
+                  f"max {vals[-1]:.2f}")
+        print(f"cxpulse ingest deliveries/s: median {statistics.median(rates):,.0f}, "
+              f"min {rates[0]:,.0f}, max {rates[-1]:,.0f}")
+        print("load average (1/5/15 min) at the first run: "
+              + "/".join(f"{x:.1f}" for x in load_start) + ", after the last: "
+              + "/".join(f"{x:.1f}" for x in load_end))
     finally:
         for p in procs:
             p.terminate()

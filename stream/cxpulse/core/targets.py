@@ -69,6 +69,12 @@ class ScoreTarget:
 
     target: float
     window: str = "24h"
+    #: (surveys; opt-in) a ticket when responses / offers over `window` stay under this.
+    #: None (the default): no rule. Response rates differ by channel, survey and
+    #: industry far more than satisfaction does (docs/alerts.md), and they exist only
+    #: where the helpdesk reports offers (contract 1.1 `survey.offered`): a built-in
+    #: floor would be an invented target, wrong for most deployments.
+    response_rate_floor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -231,10 +237,14 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
     scores = {}
     for kpi, default in defaults.items():
         s = _map(raw.get(kpi), kpi)
-        _check_keys(s, {"target", "window"}, kpi)
+        _check_keys(s, {"target", "window", *(("response_rate_floor",)
+                                              if kpi in SURVEY_KPIS else ())}, kpi)
         lo, hi = _score_range(kpi)
         w = _window(s.get("window", "24h"), f"{kpi}.window")
-        scores[kpi] = ScoreTarget(_num(s.get("target", default), f"{kpi}.target", lo, hi), w)
+        floor = s.get("response_rate_floor")
+        scores[kpi] = ScoreTarget(
+            _num(s.get("target", default), f"{kpi}.target", lo, hi), w,
+            None if floor is None else _num(floor, f"{kpi}.response_rate_floor", 0, 1))
 
     teams: dict[str, dict[str, float]] = {}
     for team, overrides in _map(raw.get("teams"), "teams").items():

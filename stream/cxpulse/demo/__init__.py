@@ -8,6 +8,7 @@
 | `receiver.py` | the webhook receiver Alertmanager notifies (printed on the console) |
 | `incidents.py` | when the simulated team stalls, and the simulated time of day |
 | `simulator.py` | the simulator part: produces events when their time comes |
+| `zendesk.py` | `--vendor zendesk`: the events as signed Zendesk webhooks to `cxpulse ingest` |
 
 Starts, on free loopback ports: a real Kafka broker, the worker(s), a real
 Prometheus loading the generated rules, a real Alertmanager with the

@@ -67,7 +67,7 @@ def register(sub: cliargs.Subcommands) -> None:
         "done), 1 a part died, 2 usage or a demo already runs in --dir.",
         epilog="examples: cxpulse demo   |   cxpulse demo --speed 60 --workers 2 "
         "--dir /tmp/demo   |   cxpulse demo --speed 60 --incident-team billing "
-        "--incident-after 30m   |   cxpulse demo --stop",
+        "--incident-after 30m   |   cxpulse demo --vendor zendesk   |   cxpulse demo --stop",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--dir", default=None, metavar="DIR",
@@ -98,6 +98,10 @@ def register(sub: cliargs.Subcommands) -> None:
     p.add_argument("--duration", type=cliargs.duration_ms, default="7d", metavar="DURATION",
                    help="simulated time to produce (at --speed N it ends N times sooner; "
                    "faster than real time up to a day more, see above)")
+    p.add_argument("--vendor", default=None, choices=("zendesk",),
+                   help="drive the demo through the helpdesk gateway: the simulator's traffic "
+                   "as this vendor's signed webhooks, posted to `cxpulse ingest`, mapped by "
+                   "`cxpulse map` (default: the simulator produces contract events directly)")
     p.add_argument("--wall-port", type=int, default=0, help="wall port (0: a free one)")
     p.add_argument("--targets", default="targets.yaml", help="targets file in the clone")
     p.set_defaults(func=run)

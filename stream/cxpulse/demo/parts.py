@@ -19,6 +19,7 @@ from cxpulse.settings import Settings
 _DEFAULTS = Settings.model_fields  # the demo runs every part on the settings' default topics
 TOPICS = (str(_DEFAULTS["topic_tickets"].default), str(_DEFAULTS["topic_surveys"].default))
 DEADLETTER = str(_DEFAULTS["topic_deadletter"].default)
+RAW = str(_DEFAULTS["topic_raw_deliveries"].default)  # `--vendor`: the gateway's topic
 PY = [sys.executable, "-m", "cxpulse.cli"]
 
 
@@ -38,6 +39,8 @@ class Part:
     scrape_job: str | None = None
     finishes: bool = False
     where: str = ""
+    #: added to the demo's environment (secrets: never on a command line)
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log: Path | None = None
 
@@ -52,13 +55,17 @@ class Part:
 
 def plan_parts(args: argparse.Namespace, root: Path, directory: Path, bootstrap: str,
                am_port: int, prom_port: int, sim_start_ms: int,
-               sim_duration_ms: int, live_ms: int | None = None) -> list[Part]:
+               sim_duration_ms: int, live_ms: int | None = None,
+               secret: str = "") -> list[Part]:
     """Every process after Kafka, in start order: the wall first (its port may be the
     user's `--wall-port`: a taken port ends the demo in seconds, not after a minute of
     starting the rest; it shows "Prometheus unreachable" until Prometheus is up), the
     workers (job `cxpulse-worker`, their health), one exporter (job
-    `cxpulse-exporter`, every KPI of all partitions), then Alertmanager, Prometheus and
-    the simulator."""
+    `cxpulse-exporter`, every KPI of all partitions), with `--vendor zendesk` the
+    gateway (`cxpulse ingest`, job `cxpulse-ingest`) and the map stage (`cxpulse map`,
+    job `cxpulse-map`, reading the demo's `mapping.yaml`), then Alertmanager,
+    Prometheus and the simulator (posting signed webhooks to the gateway with
+    `--vendor`, `secret` in its environment)."""
     a = args
     targets = str(root / a.targets)
     out: list[Part] = []
@@ -87,6 +94,29 @@ def plan_parts(args: argparse.Namespace, root: Path, directory: Path, bootstrap:
          "--metrics-port", str(port), "--set", f"targets_file={targets}"],
         ready_url=f"http://127.0.0.1:{port}/healthz", metrics_port=port,
         scrape_job="cxpulse-exporter", where=f"http://127.0.0.1:{port}/metrics"))
+    via: list[str] = []
+    secret_env: dict[str, str] = {}
+    if getattr(a, "vendor", None) == "zendesk":
+        from cxpulse.demo.zendesk import SECRET_ENV
+
+        secret_env = {SECRET_ENV: secret}
+        port = free_port()
+        via = ["--via-zendesk", f"http://127.0.0.1:{port}/webhooks/zendesk"]
+        out.append(Part(
+            "ingest",
+            [*PY, "ingest", "--bootstrap-servers", bootstrap, "--ingest-host", "127.0.0.1",
+             "--ingest-port", str(port)],
+            ready_url=f"http://127.0.0.1:{port}/healthz", metrics_port=port,
+            scrape_job="cxpulse-ingest", env=secret_env,
+            where=f"http://127.0.0.1:{port}/ (Zendesk webhooks: /webhooks/zendesk)"))
+        port = free_port()
+        out.append(Part(
+            "map",
+            [*PY, "map", "--bootstrap-servers", bootstrap, "--map-group-id", "cxpulse-demo-map",
+             "--mapping-file", str(directory / "mapping.yaml"), "--metrics-host", "127.0.0.1",
+             "--metrics-port", str(port)],
+            ready_url=f"http://127.0.0.1:{port}/healthz", metrics_port=port,
+            scrape_job="cxpulse-map", where=f"http://127.0.0.1:{port}/metrics"))
     out.append(Part(
         "alertmanager",
         ["prometheus-alertmanager", f"--config.file={directory / 'alertmanager.yml'}",
@@ -113,9 +143,10 @@ def plan_parts(args: argparse.Namespace, root: Path, directory: Path, bootstrap:
          "--speed", str(a.speed), "--scenario", a.scenario, "--seed", str(a.seed),
          "--tickets-per-day", str(a.tickets_per_day),
          "--duration-ms", str(sim_duration_ms),
-         "--start-ms", str(sim_start_ms), *live, *incident],
-        finishes=True, where=f"{a.scenario} scenario at {a.speed:g}x real time, "
-        f"simulated clock from {started:%Y-%m-%d %H:%M} UTC{history}"))
+         "--start-ms", str(sim_start_ms), *live, *incident, *via],
+        finishes=True, env=secret_env, where=f"{a.scenario} scenario at {a.speed:g}x real "
+        f"time, simulated clock from {started:%Y-%m-%d %H:%M} UTC{history}"
+        f"{' as Zendesk webhooks' if via else ''}"))
     return out
 
 def prometheus_config(root: Path, parts: list[Part], am_port: int) -> str:

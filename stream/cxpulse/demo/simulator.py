@@ -20,7 +20,8 @@ from cxpulse.sim.model import SimConfig
 
 def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
                  tickets_per_day: float, duration_ms: int, start_ms: int | None = None,
-                 incident: IncidentPlan | None = None, live_ms: int | None = None) -> int:
+                 incident: IncidentPlan | None = None, live_ms: int | None = None,
+                 via_zendesk: str | None = None) -> int:
     """Simulate and produce each event when its time comes (at `speed`x).
 
     At speed 1 the simulation starts now. Faster, it starts in the past so that
@@ -29,7 +30,9 @@ def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
     `max_event_ahead` after their Kafka timestamp, `cxpulse.core.timeguard`).
     The demo passes `start_ms` (computed so, a moment before this starts)
     so that it can announce the incidents at the right time. Events before
-    `live_ms` (the demo's backfilled history at speed 1) are produced at once."""
+    `live_ms` (the demo's backfilled history at speed 1) are produced at once.
+    `via_zendesk` (a `cxpulse ingest` webhook URL): each event is posted there as the
+    Zendesk webhook that would carry it (`cxpulse.demo.zendesk`) instead."""
     if start_ms is None:
         start_ms = int(time.time() * 1000) - int(duration_ms * (1 - 1 / speed))
     slowdowns = () if incident is None else incident.slowdowns(start_ms, duration_ms)
@@ -37,6 +40,11 @@ def produce_live(bootstrap: str, speed: float, scenario: str, seed: int,
                     tickets_per_day=tickets_per_day, scenario=scenario, slowdowns=slowdowns)
     topics = {TICKETS: TOPICS[0], SURVEYS: TOPICS[1]}
     outgoing = plan((r.value for r in generate(cfg)), topics, speed, origin_ms=live_ms)
+    if via_zendesk is not None:
+        from cxpulse.demo.zendesk import post_live
+
+        print(post_live(via_zendesk, outgoing), flush=True)
+        return 0
     n = asyncio.run(produce(bootstrap, outgoing))
     print(f"simulator: {n} messages produced", flush=True)
     return 0
@@ -55,12 +63,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--live-ms", type=int, default=None,
                    help="events before this instant are produced at once (backfill)")
     p.add_argument("--incident", default=None, help="an IncidentPlan as JSON")
+    p.add_argument("--via-zendesk", default=None, metavar="URL",
+                   help="post Zendesk webhooks to this `cxpulse ingest` URL (the signing "
+                   "secret in CXPULSE_ZENDESK_WEBHOOK_SECRET)")
     a = p.parse_args(argv)
     incident = IncidentPlan(**json.loads(a.incident)) if a.incident else None
     with contextlib.suppress(KeyboardInterrupt):
         return produce_live(a.produce, a.speed, a.scenario, a.seed, a.tickets_per_day,
                             a.duration_ms,
-                            a.start_ms, incident, a.live_ms)
+                            a.start_ms, incident, a.live_ms, a.via_zendesk)
     return 0
 
 

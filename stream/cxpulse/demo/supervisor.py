@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from typing import IO
 from cxpulse.demo.incidents import INCIDENT_FACTOR, human, simulated_span, with_backfill
 from cxpulse.demo.parts import (
     DEADLETTER,
+    RAW,
     TOPICS,
     Part,
     alertmanager_config,
@@ -82,7 +84,9 @@ class Demo:
             try:
                 part.proc = subprocess.Popen(part.argv, stdout=log, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, cwd=self.root,
-                                             start_new_session=True)
+                                             start_new_session=True,
+                                             env={**os.environ, **part.env} if part.env
+                                             else None)  # fmt: skip
             except OSError as exc:
                 raise DemoError(f"{part.name} cannot start: {exc.strerror}: {part.argv[0]}") \
                     from None
@@ -140,7 +144,8 @@ class Demo:
         finally:
             self.write_state()
         bootstrap: str = self.broker.bootstrap
-        asyncio.run(create_topics(bootstrap, list(TOPICS), 4))
+        vendor = getattr(self.args, "vendor", None) is not None
+        asyncio.run(create_topics(bootstrap, [*TOPICS, *([RAW] if vendor else [])], 4))
         asyncio.run(create_topics(bootstrap, [DEADLETTER], 1))
         return bootstrap
 
@@ -231,8 +236,15 @@ class Demo:
                 int(time.time() * 1000), a.duration, a.speed, a.incident)
             self.sim_start_ms, self.sim_duration_ms, self.sim_live_ms, a.incident = (
                 with_backfill(start, duration, a.speed, a.incident))
+            secret = ""
+            if getattr(a, "vendor", None) == "zendesk":
+                from cxpulse.demo.zendesk import mapping_yaml
+
+                secret = secrets.token_urlsafe(24)  # this demo's signing secret
+                (self.dir / "mapping.yaml").write_text(mapping_yaml())
             parts = plan_parts(a, self.root, self.dir, bootstrap, am_port, prom_port,
-                               self.sim_start_ms, self.sim_duration_ms, self.sim_live_ms)
+                               self.sim_start_ms, self.sim_duration_ms, self.sim_live_ms,
+                               secret)
             (self.dir / "prometheus.yml").write_text(prometheus_config(self.root, parts, am_port))
             (self.dir / "alertmanager.yml").write_text(alertmanager_config(self.root,
                                                                            receiver_port))
@@ -268,7 +280,9 @@ class Demo:
                     assert part.proc is not None
                     if part.finishes and part.proc.poll() == 0 and part.name not in done:
                         done.add(part.name)
-                        self.say(f"{part.name} finished; the rest keeps running")
+                        last = part.tail(1).strip()  # its summary (what it sent)
+                        self.say(f"{part.name} finished; the rest keeps running"
+                                 + (f" ({last})" if last else ""))
                 while schedule and schedule[0][0] <= time.time():
                     self.say(schedule.pop(0)[1])
                 time.sleep(0.5)

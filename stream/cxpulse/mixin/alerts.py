@@ -137,6 +137,36 @@ def _score_alerts(targets: Targets) -> list[dict[str, Any]]:
     return rules
 
 
+def _response_rate_alerts(targets: Targets) -> list[dict[str, Any]]:
+    """(opt-in: `response_rate_floor` under csat / nps / ces) responses per survey offered
+    below the floor, per team, over the KPI's window, with at least `min_sample` offers.
+
+    A ticket, never a page: nobody waits on a survey; what suffers is the survey
+    KPI's own evidence (fewer answers, and the unhappy customers who do not answer
+    are the ones it misses)."""
+    rules: list[dict[str, Any]] = []
+    for kpi, title in (("csat", "CSAT"), ("nps", "NPS"), ("ces", "CES")):
+        spec = targets.scores[kpi]
+        floor = spec.response_rate_floor
+        if floor is None:
+            continue
+        name = f"Cxpulse{title}ResponseRateLow"
+        sel = f'{{window="{spec.window}",{TEAM_SURVEYS}}}'
+        rate = dedup(m.SURVEY_RESPONSE_RATE[kpi] + sel)
+        offers = dedup(m.SURVEY_OFFERS[kpi] + sel)
+        rules.append(_alert(
+            targets, name, f"{rate} < {floor:g}\nand {offers} >= {targets.min_sample}", "1h",
+            "ticket", KPI,
+            f"{title} response rate of team {{{{ $labels.team }}}} is "
+            "{{ $value | humanizePercentage }}, below its floor",
+            f"Responses per {title} survey offered over the last {spec.window} are under "
+            f"{floor:g}, with at least {targets.min_sample} offers: the {title} figure rests "
+            "on fewer answers than it should. It clears when the rate is back at the floor.",
+            targets.paging.ticket_keep_firing_for,
+        ))
+    return rules
+
+
 def _per_team_increase(counter: str, window: str) -> str:
     return f"sum by (team) ({dedup(counter + '{' + NOT_ORG + '}', 'increase', window)})"
 
@@ -362,7 +392,8 @@ def alert_rules(targets: Targets) -> dict[str, Any]:
     """The whole rule file as a plain mapping (YAML-dumped by the caller)."""
     return {
         "groups": [
-            {"name": "cxpulse-kpis", "rules": _frt_alerts(targets) + _score_alerts(targets)},
+            {"name": "cxpulse-kpis", "rules": _frt_alerts(targets) + _score_alerts(targets)
+                                            + _response_rate_alerts(targets)},
             {"name": "cxpulse-pipeline", "rules": _pipeline_alerts(targets)},
         ]
     }

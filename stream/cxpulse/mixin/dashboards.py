@@ -340,6 +340,25 @@ def oncall(t: Targets) -> JSON:
     return _dashboard("cxpulse-oncall", "cxpulse / On-call", panels, [], "30s", ["oncall"])
 
 
+def _response_rate_panel(lay: _Layout, t: Targets, ssel: str) -> JSON:
+    """(contract 1.1) responses per survey offered, per kind, and the CSAT offers (its n,
+    in plain numbers on the right axis)."""
+    floor = t.scores["csat"].response_rate_floor
+    panel = _timeseries(lay, "Survey response rate", [
+        *(_target(one_replica(f"{m.SURVEY_RESPONSE_RATE[k]}{{{ssel}}}"), k.upper(), ref)
+          for k, ref in (("csat", "A"), ("nps", "B"), ("ces", "C"))),
+        _target(one_replica(f"{m.SURVEY_OFFERS['csat']}{{{ssel}}}"), "CSAT offers", "N"),
+    ], "percentunit", None if floor is None else _floor_steps(floor),
+        description="Responses per survey offered over the window (contract 1.1: only where "
+        "the helpdesk reports offers; no line without them). A falling rate makes the survey "
+        "KPIs rest on fewer, and less typical, answers. The threshold line: the CSAT floor "
+        "of targets.yaml when set (csat.response_rate_floor; off by default).")
+    offers = _fixed("CSAT offers", GREY, "none")
+    offers["properties"].append({"id": "custom.axisPlacement", "value": "right"})
+    panel["fieldConfig"]["overrides"].append(offers)
+    return panel
+
+
 def teamlead(t: Targets) -> JSON:
     lay = _Layout()
     frt = t.frt
@@ -402,6 +421,7 @@ def teamlead(t: Targets) -> JSON:
         ], "percentunit", _floor_steps(t.score_for("csat")),
             description="Satisfied share of CSAT answers with its 95 % interval; a wide band "
             "means few answers (n)."),
+        _response_rate_panel(lay, t, ssel),
         _timeseries(lay, "Volume and backlog", [
             _target(one_replica(f"{m.CREATED}{{{sel}}}"), "created in window"),
             _target(one_replica(f"{m.BACKLOG}{{{TEAM_TICKETS}}}"), "open backlog", "B"),
