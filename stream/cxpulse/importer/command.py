@@ -8,8 +8,10 @@ Inputs, per file (JSON, or JSONL with one object per line):
 * Zendesk: an incremental ticket-events export page (`{"ticket_events": [...]}`,
   with `include=comment_events`) or a ticket-audits page (`{"audits": [...]}`);
   `--poll URL` reads the export from Zendesk itself (`zendesk_poll.py`);
-* Chatwoot conversations + messages, Freshdesk tickets + conversations, Zammad
-  tickets + articles, as their REST APIs return them (pages or arrays of objects):
+* Chatwoot conversations + messages (with their activity messages: the status
+  history), Freshdesk tickets + conversations + ratings + the ticket activities
+  export (status and assignment history), Zammad tickets + articles + ticket
+  history, as their REST APIs return them (pages or arrays of objects):
   re-shaped as the webhook bodies the live path maps (`exports.py`, which says
   what an export cannot carry).
 
@@ -49,8 +51,9 @@ def register(sub: Any) -> None:
         "the live path (cxpulse ingest + map), so history and webhooks meet without double "
         "counting. FILE: recorded webhook bodies (JSON array or JSONL); zendesk: an "
         "incremental ticket-events or ticket-audits page; chatwoot: API conversations and "
-        "messages; freshdesk: API tickets (include=stats) and conversations; zammad: API "
-        "tickets and articles (expand=true).",
+        "messages (activity messages give the status history); freshdesk: API tickets "
+        "(include=stats), conversations, satisfaction ratings and the ticket activities "
+        "export; zammad: API tickets and articles (expand=true) and ticket_history.",
     )
     p.add_argument("vendor", choices=("zendesk", "chatwoot", "freshdesk", "zammad"),
                    help="the helpdesk the files come from")  # fmt: skip
