@@ -32,7 +32,7 @@ from tests.unit.test_helpdesks import map_all, report
 T0 = 1_795_000_000.0
 
 
-def chatwoot_export(conv: int, shift: int = 0) -> list[Any]:
+def chatwoot_export(conv: int, shift: int = 0, t0: float = T0) -> list[Any]:
     """`shift`: seconds after the change its activity message is dated (Chatwoot writes
     it from a background job)."""
     agent = {"id": AGENT, "name": "A", "available_name": "A", "type": "user"}
@@ -43,16 +43,16 @@ def chatwoot_export(conv: int, shift: int = 0) -> list[Any]:
             private: bool = False, **extra: Any) -> dict[str, Any]:  # fmt: skip
         return {"id": mid, "content": "...", "inbox_id": 3, "conversation_id": conv,
                 "message_type": mtype, "content_type": "text", "content_attributes": {},
-                "created_at": int(T0) + at, "updated_at": int(T0) + at, "private": private,
+                "created_at": int(t0) + at, "updated_at": int(t0) + at, "private": private,
                 "status": "sent", "source_id": None, "sender": sender, **extra}  # fmt: skip
 
     conversations = {"data": {"meta": {"mine_count": 1, "all_count": 1}, "payload": [{
         "id": conv, "account_id": 1, "inbox_id": 3, "status": "resolved", "priority": "high",
-        "created_at": int(T0), "timestamp": int(T0) + 2400, "labels": [],
+        "created_at": int(t0), "timestamp": int(t0) + 2400, "labels": [],
         "meta": {"sender": customer, "channel": "Channel::WebWidget", "assignee": agent,
                  "team": None, "hmac_verified": False},
-        "messages": [], "unread_count": 0, "first_reply_created_at": int(T0) + 600}]}}
-    csat = msg(2100, m + 8, 3, None, content_type="input_csat", updated_at=int(T0) + 2400,
+        "messages": [], "unread_count": 0, "first_reply_created_at": int(t0) + 600}]}}
+    csat = msg(2100, m + 8, 3, None, content_type="input_csat", updated_at=int(t0) + 2400,
                content_attributes={"submitted_values": {"csat_survey_response": {
                    "rating": 5, "feedback_message": "thanks"}}})  # fmt: skip
     def activity(at: int, mid: int, text: str) -> dict[str, Any]:
@@ -75,22 +75,22 @@ def chatwoot_export(conv: int, shift: int = 0) -> list[Any]:
     return [conversations, messages]
 
 
-def freshdesk_export(ticket: int, shift: int = 0) -> list[Any]:
+def freshdesk_export(ticket: int, shift: int = 0, t0: float = T0) -> list[Any]:
     """`shift`: seconds after the change its activity is dated."""
     c = ticket * 100
     tickets = [{"id": ticket, "group_id": 43000001, "source": 1, "priority": 3, "status": 4,
                 "requester_id": CUSTOMER, "responder_id": AGENT, "type": None,
-                "subject": "...", "created_at": iso(T0), "updated_at": iso(T0 + 2400),
-                "stats": {"agent_responded_at": iso(T0 + 2100),
-                          "first_responded_at": iso(T0 + 600), "resolved_at": iso(T0 + 2100),
-                          "reopened_at": iso(T0 + 1800), "closed_at": None}}]  # fmt: skip
+                "subject": "...", "created_at": iso(t0), "updated_at": iso(t0 + 2400),
+                "stats": {"agent_responded_at": iso(t0 + 2100),
+                          "first_responded_at": iso(t0 + 600), "resolved_at": iso(t0 + 2100),
+                          "reopened_at": iso(t0 + 1800), "closed_at": None}}]  # fmt: skip
 
     def conv(at: int, cid: int, user: int, incoming: bool, private: bool = False,
              source: int = 0) -> dict[str, Any]:  # fmt: skip
         return {"id": cid, "ticket_id": ticket, "user_id": user, "incoming": incoming,
                 "private": private, "source": source, "body_text": "...",
-                "support_email": None, "to_emails": [], "created_at": iso(T0 + at),
-                "updated_at": iso(T0 + at)}  # fmt: skip
+                "support_email": None, "to_emails": [], "created_at": iso(t0 + at),
+                "updated_at": iso(t0 + at)}  # fmt: skip
 
     conversations = [conv(60, c + 1, AGENT, False, private=True, source=2),
                      conv(120, c + 2, BOT, False), conv(600, c + 3, AGENT, False),
@@ -99,11 +99,11 @@ def freshdesk_export(ticket: int, shift: int = 0) -> list[Any]:
                      conv(2400, c + 8, CUSTOMER, True, source=6)]  # fmt: skip
     ratings = [{"id": c + 9, "survey_id": 1, "user_id": CUSTOMER, "agent_id": AGENT,
                 "group_id": 43000001, "ticket_id": ticket, "feedback": "thanks",
-                "ratings": {"default_question": 103}, "created_at": iso(T0 + 2400),
-                "updated_at": iso(T0 + 2400)}]  # fmt: skip
+                "ratings": {"default_question": 103}, "created_at": iso(t0 + 2400),
+                "updated_at": iso(t0 + 2400)}]  # fmt: skip
 
     def activity(at: int, performer: int = AGENT, **change: Any) -> dict[str, Any]:
-        when = datetime.fromtimestamp(T0 + at + shift, UTC).strftime("%d-%m-%Y %H:%M:%S +0000")
+        when = datetime.fromtimestamp(t0 + at + shift, UTC).strftime("%d-%m-%Y %H:%M:%S +0000")
         return {"performer_type": "user", "performer_id": performer, "ticket_id": ticket,
                 "performed_at": when, "activity": change}  # fmt: skip
 
@@ -122,22 +122,22 @@ def freshdesk_export(ticket: int, shift: int = 0) -> list[Any]:
     return [tickets, conversations, ratings, activities]
 
 
-def zammad_export(ticket: int, shift: int = 0) -> list[Any]:
+def zammad_export(ticket: int, shift: int = 0, t0: float = T0) -> list[Any]:
     """`shift`: seconds after the trigger's snapshot the history dates a change."""
     a = ticket * 100
     tickets = [{"id": ticket, "number": f"31{ticket:03d}", "title": "...", "group": "Users",
                 "group_id": 1, "state": "closed", "state_id": 4, "priority": "3 high",
                 "priority_id": 3, "owner_id": AGENT, "owner": "agent@example.com",
                 "customer_id": CUSTOMER, "customer": "customer@example.com",
-                "create_article_type": "email", "created_at": iso(T0, 3),
-                "updated_at": iso(T0 + 2100, 3), "first_response_at": iso(T0 + 600, 3),
-                "close_at": iso(T0 + 1500, 3), "article_count": 8}]  # fmt: skip
+                "create_article_type": "email", "created_at": iso(t0, 3),
+                "updated_at": iso(t0 + 2100, 3), "first_response_at": iso(t0 + 600, 3),
+                "close_at": iso(t0 + 1500, 3), "article_count": 8}]  # fmt: skip
 
     def art(at: int, aid: int, sender: str, by: int, internal: bool = False) -> dict[str, Any]:
         return {"id": aid, "ticket_id": ticket, "sender": sender, "sender_id": 2,
                 "type": "email", "internal": internal, "created_by_id": by,
-                "created_by": "someone@example.com", "created_at": iso(T0 + at, 3),
-                "updated_at": iso(T0 + at, 3)}  # fmt: skip
+                "created_by": "someone@example.com", "created_at": iso(t0 + at, 3),
+                "updated_at": iso(t0 + at, 3)}  # fmt: skip
 
     articles = [art(0, a + 1, "Customer", CUSTOMER), art(60, a + 2, "Agent", AGENT, True),
                 art(120, a + 3, "Agent", BOT), art(600, a + 4, "Agent", AGENT),
@@ -149,7 +149,7 @@ def zammad_export(ticket: int, shift: int = 0) -> list[Any]:
               ids: tuple[int, int] | None = None) -> dict[str, Any]:  # fmt: skip
         e = {"id": hid, "o_id": ticket, "object": "Ticket", "type": "updated",
              "attribute": attribute, "value_from": before, "value_to": after,
-             "created_by_id": AGENT, "created_at": iso(T0 + at + shift, 3)}  # fmt: skip
+             "created_by_id": AGENT, "created_at": iso(t0 + at + shift, 3)}  # fmt: skip
         if ids is not None:
             e["id_from"], e["id_to"] = ids
         return e
@@ -157,14 +157,14 @@ def zammad_export(ticket: int, shift: int = 0) -> list[Any]:
     # `GET /api/v1/ticket_history/{id}` (entries of the ticket and of its articles)
     history = {"history": [
         {"id": 1, "o_id": ticket, "object": "Ticket", "type": "created",
-         "created_by_id": CUSTOMER, "created_at": iso(T0, 3)},
+         "created_by_id": CUSTOMER, "created_at": iso(t0, 3)},
         {"id": 2, "o_id": a + 1, "object": "Ticket::Article", "type": "created",
          "related_o_id": ticket, "related_object": "Ticket", "created_by_id": CUSTOMER,
-         "created_at": iso(T0, 3)},
+         "created_at": iso(t0, 3)},
         entry(300, 3, "owner", "-", "Agent A", (1, AGENT)),
         entry(600, 4, "state", "new", "open", (1, 2)),
         entry(900, 5, "state", "open", "pending reminder", (2, 3)),
-        entry(900, 6, "pending_time", None, iso(T0 + 90000)),  # not tracked
+        entry(900, 6, "pending_time", None, iso(t0 + 90000)),  # not tracked
         entry(1200, 7, "state", "pending reminder", "open", (3, 2)),
         entry(1500, 8, "state", "open", "closed", (2, 4)),
         entry(1800, 9, "state", "closed", "open", (4, 2)),
