@@ -99,6 +99,7 @@ class Importer:
         self.vendor, self.mapping = vendor, mapping
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.requesters: dict[str, str] = {}  # Zendesk export: ticket -> requester
+        self.names: dict[str, str] = {}  # Chatwoot: agent name -> id (exports.learn_names)
         self.counts: Counter[str] = Counter()
 
     def events(self, record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,6 +118,8 @@ class Importer:
                                    for a in record["audits"] if isinstance(a, dict)])  # fmt: skip
             if self.vendor != "zendesk":
                 objects = list(exports.unwrap(self.vendor, record))
+                for o in objects:  # a page's senders name the agents its activities assign
+                    exports.learn_names(self.vendor, o, self.names)
                 if len(objects) != 1 or exports.is_export(self.vendor, objects[0]):
                     return [e for o in objects for e in self._export_object(o)]
             tid = str((record.get("ticket") or {}).get("id")) if self.vendor == "zammad" else ""
@@ -136,8 +139,12 @@ class Importer:
             self.counts["refused:not_an_export_object"] += 1
             return []
         try:
+            if self.vendor == "chatwoot" and exports.is_chatwoot_agent(obj):
+                self.counts["agents_read"] += 1
+                return []
             return self._many([map_delivery(self.vendor, body, self.mapping, previous)
-                               for body, previous in exports.as_webhooks(self.vendor, obj)])
+                               for body, previous in exports.as_webhooks(self.vendor, obj,
+                                                                         self.names)])  # fmt: skip
         except Unmappable as exc:
             self.counts[f"refused:{exc.code}"] += 1
             return []

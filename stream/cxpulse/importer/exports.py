@@ -14,9 +14,12 @@ vendor. What is re-shaped:
   its offer and its response, and the status history from the activity messages
   (message_type 2) among the messages: "Conversation was marked resolved by ..."
   (and the other texts of `CHATWOOT_ACTIVITY`, Chatwoot's `en` locale) become the
-  `conversation_status_changed` body of that change at the message's time. Not
-  imported: assignments (activity messages name agents and teams, not their ids),
-  and `bot` on the creation (the export's `status` is today's).
+  `conversation_status_changed` body of that change at the message's time, and
+  an agent's assignment ("Assigned to A by B", "... via TEAM by B", "A
+  self-assigned ...") the `conversation_updated` body, the agent's id found by
+  name (`learn_names`: `GET .../agents`, message senders, assignees). Not
+  imported: a team change alone, unassignments, agents not found by name, and
+  `bot` on the creation (the export's `status` is today's).
 * Freshdesk (`GET /api/v2/tickets?include=stats`, `GET /api/v2/tickets/{id}/
   conversations`, `GET /api/v2/surveys/satisfaction_ratings`, and the ticket
   activities export `GET /api/v2/export/ticket_activities?created_at=DAY`, whose
@@ -65,7 +68,7 @@ def is_export(vendor: str, obj: dict[str, Any]) -> bool:
         return True  # the ticket activities export file
     if vendor == "chatwoot":
         return "event" not in obj and "csat_survey_response" not in obj and (
-            "message_type" in obj or "inbox_id" in obj)  # fmt: skip
+            "message_type" in obj or "inbox_id" in obj or is_chatwoot_agent(obj))  # fmt: skip
     if vendor == "freshdesk":
         return "event" not in obj and "satisfaction_rating" not in obj and (
             "requester_id" in obj or "incoming" in obj or "ratings" in obj)  # fmt: skip
@@ -78,11 +81,40 @@ def is_export(vendor: str, obj: dict[str, Any]) -> bool:
 Body = dict[str, Any]
 
 
-def as_webhooks(vendor: str, obj: Body) -> list[tuple[Body, Body | None]]:
+def is_chatwoot_agent(obj: Body) -> bool:
+    """An agent of `GET /api/v1/accounts/{a}/agents` (a user, not a message or conversation)."""
+    return "role" in obj and "name" in obj and "message_type" not in obj and "inbox_id" not in obj
+
+
+def learn_names(vendor: str, obj: Body, names: dict[str, str]) -> None:
+    """Chatwoot: agent name -> id, from an agents list entry, a message's user sender or a
+    conversation's assignee (activity messages name agents, the events need ids)."""
+    if vendor != "chatwoot":
+        return
+    people = [obj] if is_chatwoot_agent(obj) else []
+    sender = obj.get("sender")
+    if isinstance(sender, dict) and sender.get("type") == "user":
+        people.append(sender)
+    meta = obj.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("assignee"), dict):
+        people.append(meta["assignee"])
+    for person in people:
+        pid = person.get("id")
+        for key in ("name", "available_name"):
+            name = person.get(key)
+            if isinstance(name, str) and name and pid is not None:
+                names.setdefault(name, str(pid))
+
+
+def as_webhooks(vendor: str, obj: Body, names: dict[str, str] | None = None
+                ) -> list[tuple[Body, Body | None]]:  # fmt: skip
     """The webhook bodies that carry what this export object dates (see the module doc),
-    each with the previous Zammad snapshot to diff it against (None: the first)."""
+    each with the previous Zammad snapshot to diff it against (None: the first).
+    `names`: Chatwoot's agent names -> ids (`learn_names`)."""
     if vendor == "chatwoot":
-        return [(b, None) for b in _chatwoot(obj)]
+        if is_chatwoot_agent(obj):
+            return []
+        return [(b, None) for b in _chatwoot(obj, names or {})]
     if vendor == "freshdesk":
         if "activities_data" in obj:
             return [(b, None) for b in _freshdesk_activities(obj["activities_data"])]
@@ -106,25 +138,55 @@ CHATWOOT_ACTIVITY = (
 )
 
 
-def _chatwoot_activity(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """An activity message (message_type 2) that says a status changed -> the
-    `conversation_status_changed` body of that change, at the message's time."""
+def _chatwoot_activity(obj: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    """An activity message (message_type 2) that says a status changed or an agent was
+    assigned -> the `conversation_status_changed` / `conversation_updated` body of that
+    change, at the message's time."""
     content = obj.get("content")
     if not isinstance(content, str):
         return []
+    conv, at = obj.get("conversation_id"), obj.get("created_at")
     for start, status in CHATWOOT_ACTIVITY:
         if content.startswith(start):
-            conv = obj.get("conversation_id")
             return [{"event": "conversation_status_changed", "id": conv, "status": status,
-                     "updated_at": obj.get("created_at")}]  # fmt: skip
-    return []
+                     "updated_at": at}]  # fmt: skip
+    agent, team = _chatwoot_assignee(content, names)
+    if agent is None:
+        return []
+    changed: list[dict[str, Any]] = [{"assignee_id": {"current_value": agent}}]
+    meta: dict[str, Any] = {"assignee": {"id": agent}}
+    if team is not None:
+        changed.append({"team_id": {"current_value": team}})
+        meta["team"] = {"name": team}
+    return [{"event": "conversation_updated", "id": conv, "inbox_id": obj.get("inbox_id"),
+             "updated_at": at, "changed_attributes": changed, "meta": meta}]  # fmt: skip
 
 
-def _chatwoot(obj: dict[str, Any]) -> list[dict[str, Any]]:
+def _chatwoot_assignee(content: str, names: dict[str, str]) -> tuple[str | None, str | None]:
+    """(agent id, team name) of an assignment's activity text (Chatwoot's `en` locale,
+    `conversations.activity.assignee.*` / `team.assigned_with_assignee`): "Assigned to
+    {agent} by {user}", "Assigned to {agent} via {team} by {user}", "{user} self-assigned
+    this conversation". An agent whose name is not known, or "Assigned to {team} by
+    {user}" (a team alone), gives nothing."""
+    self_assigned = " self-assigned this conversation"
+    if content.endswith(self_assigned):
+        return names.get(content.removesuffix(self_assigned)), None
+    if not content.startswith("Assigned to ") or " by " not in content:
+        return None, None
+    target = content.removeprefix("Assigned to ").rsplit(" by ", 1)[0]
+    if target in names:
+        return names[target], None
+    agent, via, team = target.partition(" via ")
+    if via and agent in names:
+        return names[agent], team
+    return None, None
+
+
+def _chatwoot(obj: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
     if "message_type" in obj:
         if obj.get("message_type") in (2, "activity"):
-            # not a message; a status change when its text says so (else ignored)
-            return _chatwoot_activity(obj) or [{**obj, "event": "message_created"}]
+            # not a message; a status change or assignment when its text says so
+            return _chatwoot_activity(obj, names) or [{**obj, "event": "message_created"}]
         bodies = [{**obj, "event": "message_created"}]
         submitted = (obj.get("content_attributes") or {}).get("submitted_values")
         if obj.get("content_type") == "input_csat" and submitted:
