@@ -17,6 +17,7 @@ rotating pages (`--rotate 1s`); wall-many-teams.png is one of them.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import subprocess
 import sys
@@ -171,9 +172,13 @@ def _expected_change(fed: FedPrometheus, team: str, key: str) -> str:
 
 #: The screens a wall meets: a laptop, the commonest cheap TV/monitor, full HD, 4K.
 SIZES = ((1280, 720), (1366, 768), (1920, 1080), (3840, 2160))
-#: Screenshots of each size, committed (the README links them; JPEG: the 4K PNG is 2 MB);
-#: tests/artifacts has PNG copies.
-SIZES_DIR = ROOT / "docs" / "img" / "wall-sizes"
+#: Screenshots of each size, committed (the README links them; JPEG: the 4K PNG is 2 MB).
+#: A test run writes them to tests/artifacts (ignored by git): the header clock changes
+#: every run, so writing into docs/ left the tree dirty after every `make test`.
+#: `CXPULSE_UPDATE_SCREENSHOTS=1` refreshes the committed copies after a layout change.
+SIZES_DIR = (ROOT / "docs" / "img" / "wall-sizes"
+             if os.environ.get("CXPULSE_UPDATE_SCREENSHOTS") == "1"
+             else ROOT / "tests" / "artifacts" / "wall-sizes")
 
 #: Every tile, label and header box, and every text in them, against the viewport and
 #: its own box: nothing outside the screen, nothing cut by its tile or box.

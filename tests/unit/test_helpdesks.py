@@ -195,7 +195,7 @@ def test_mapping_file_errors_are_one_line(tmp_path: Path) -> None:
         "zendesk: {statuses: {'1': solvd}}": "zendesk.statuses.1",
         "zendesk: {teems: {}}": "zendesk.teems",
         "zendesk: {teams: {'1': ''}}": "zendesk.teams.1",
-        "default_team: [a": "not valid YAML at line",
+        "default_team: [a": "not valid YAML: line",
         "- a list": "must hold a mapping",
     }
     for text, expected in cases.items():

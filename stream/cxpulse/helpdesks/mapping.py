@@ -23,10 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cxpulse.helpdesks.common import STATUSES
+from cxpulse.yamlfile import YamlFileError, read_yaml_mapping
 
 Label = str
 Status = Literal["open", "pending", "on_hold", "solved", "closed"]
@@ -115,15 +115,9 @@ def load_mapping(path: str | None) -> Mapping:
         return Mapping()
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise MappingError(f"mapping_file: cannot read {p}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise MappingError(f"mapping_file: {p} is not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise MappingError(f"mapping_file: {p} must hold a mapping")
+        data = read_yaml_mapping(p)
+    except YamlFileError as exc:
+        raise MappingError(f"mapping_file: {exc}") from None
     # YAML reads unquoted numeric ids as ints: ids are text here
     for section in data.values():
         if isinstance(section, dict):

@@ -52,7 +52,7 @@ from cxpulse.settings.model import (
     refuse_secret_on_command_line,
 )
 from cxpulse.settings.model import external_names as external_names
-from cxpulse.settings.sources import ENV_PREFIX, yaml_error_text
+from cxpulse.settings.sources import ENV_PREFIX
 from cxpulse.settings.types import Secret, SettingsError, parse_duration_ms
 
 __all__ = [
@@ -73,5 +73,4 @@ __all__ = [
     "load_targets_file",
     "parse_duration_ms",
     "refuse_secret_on_command_line",
-    "yaml_error_text",
 ]

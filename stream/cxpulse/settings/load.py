@@ -14,15 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from cxpulse.core.config import DEFAULT_TOP_N, CoreConfig
 from cxpulse.core.targets import Targets, TargetsError, parse_targets
 from cxpulse.settings.model import Settings, external_name, external_names
-from cxpulse.settings.sources import CURRENT, Inputs, yaml_error_text
+from cxpulse.settings.sources import CURRENT, Inputs
 from cxpulse.settings.types import SettingsError, is_secret
+from cxpulse.yamlfile import YamlFileError, read_yaml_mapping
 
 
 def load_settings(
@@ -156,15 +156,9 @@ def load_targets_file(path: str | Path) -> Targets:
     column, without PyYAML's snippet of the line)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TargetsError(f"{p}: cannot read it: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise TargetsError(f"{p}: not valid YAML: {yaml_error_text(exc)}") from None
-    if not isinstance(raw, Mapping):
-        raise TargetsError(f"{p}: must be a mapping of settings, got {type(raw).__name__}")
+        raw = read_yaml_mapping(p)
+    except YamlFileError as exc:
+        raise TargetsError(str(exc)) from None
     try:
         return parse_targets(raw)
     except TargetsError as exc:

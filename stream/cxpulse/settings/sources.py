@@ -9,23 +9,22 @@ Why our own sources rather than pydantic-settings' `EnvSettingsSource` and
 (theirs ignore it), a field's alias must take the prefix (`CXPULSE_LATENESS`
 for `lateness_ms`, theirs would read `LATENESS`), the environment is a
 mapping the caller passes (tests, subprocesses), and a YAML syntax error must
-not quote the offending line (`yaml_error_text`). Each source is a dict.
+not quote the offending line (`cxpulse.yamlfile`). Each source is a dict.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from cxpulse.settings.types import SettingsError
+from cxpulse.yamlfile import YamlFileError, read_yaml_mapping
 
 ENV_PREFIX = "CXPULSE_"
 #: `CXPULSE_*` variables that are not settings (the config file path itself).
@@ -99,30 +98,6 @@ class RawSource(PydanticBaseSettingsSource):
 def read_yaml_settings(path: Path) -> dict[str, object]:
     """The settings file: a flat mapping `name: value`. Errors name the file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"config: cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"config: {path} is not valid YAML: {yaml_error_text(exc)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise SettingsError(f"config: {path} must hold a mapping of setting: value")
-    return {str(key): value for key, value in data.items()}
-
-
-def yaml_error_text(exc: yaml.YAMLError) -> str:
-    """Where and what, without PyYAML's snippet of the offending line.
-
-    `str(exc)` quotes the line it choked on, which in a settings file is as
-    likely as not the `sasl_password:` line: printed to a terminal or a log
-    collector, that leaks the secret. The line and column are enough to find it.
-    """
-    mark = getattr(exc, "problem_mark", None)
-    problem = str(getattr(exc, "problem", None) or type(exc).__name__)
-    # a few problems quote a token of the file ("found undefined alias 'x'":
-    # a password starting with `*`); keep single characters, hide the rest
-    problem = re.sub(r"'[^'\s]{2,}'", "'...'", problem)
-    if mark is None:
-        return str(problem)
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+        return read_yaml_mapping(path)
+    except YamlFileError as exc:
+        raise SettingsError(f"config: {exc}") from None

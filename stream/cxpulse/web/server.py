@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
+
+from cxpulse.yamlfile import YamlFileError, read_yaml_mapping
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,15 +77,9 @@ def load_web_config(path: str | None) -> WebConfig:
         return WebConfig()
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise WebConfigError(f"web_config_file: cannot read {p}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise WebConfigError(f"web_config_file: {p} is not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise WebConfigError(f"web_config_file: {p} must hold a mapping")
+        data = read_yaml_mapping(p)
+    except YamlFileError as exc:
+        raise WebConfigError(f"web_config_file: {exc}") from None
     unknown = set(map(str, data)) - _TOP_KEYS
     if unknown:
         raise WebConfigError(f"web_config_file: {p}: unsupported key(s) {sorted(unknown)}")
