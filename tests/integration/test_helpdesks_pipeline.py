@@ -5,7 +5,10 @@ Per vendor one ticket lifecycle as the vendor sends it (tests/support/
 helpdesk_lifecycles.py), every delivery posted twice (a vendor retry): the
 exporter's first response time, first resolution time, reopens and CSAT of the
 vendor's team equal what the vendor reports for that ticket, i.e. each
-delivery counted once. An unmappable delivery is on the dead-letter topic with
+delivery counted once. Then each vendor's backfill of the same tickets (Zendesk's
+incremental export; Chatwoot's, Freshdesk's and Zammad's API exports with their
+status history) is imported to Kafka: every imported event is a duplicate for the
+worker and no KPI moves. An unmappable delivery is on the dead-letter topic with
 its bytes and reason, and the stage went on.
 """
 
@@ -43,6 +46,11 @@ from tests.support.helpdesk_lifecycles import (
 )
 from tests.support.ingest import Ingest, MapProc
 from tests.support.kafka_io import read_records
+from tests.unit.test_import_exports import chatwoot_export, freshdesk_export, zammad_export
+
+#: vendor -> its API export with status history (ticket, shift, t0), as the unit tests write it
+API_EXPORTS = {"chatwoot": chatwoot_export, "freshdesk": freshdesk_export,
+               "zammad": zammad_export}  # fmt: skip
 
 pytestmark = pytest.mark.kafka
 
@@ -83,11 +91,10 @@ def test_four_helpdesks_through_gateway_map_worker_exporter(
         # one vendor's lifecycle after the other (each 40 min, an hour apart), so the
         # events arrive in time order as from one helpdesk; creations in whole seconds
         now = int(time.time())
-        zendesk_t0, zendesk_ticket = 0.0, 0
+        starts: dict[str, tuple[int, float]] = {}  # vendor -> (ticket, t0)
         for n, (vendor, lifecycle) in enumerate(sorted(LIFECYCLES.items())):
             t0 = float(now - (4 - n) * 3600)
-            if vendor == "zendesk":
-                zendesk_t0, zendesk_ticket = t0, 11 + n
+            starts[vendor] = (11 + n, t0)
             for body in lifecycle(11 + n, t0):
                 for _ in range(2):  # every delivery twice: a vendor's retry
                     status, text = gateway.post_signed(vendor, body)
@@ -124,16 +131,38 @@ def test_four_helpdesks_through_gateway_map_worker_exporter(
         # imported to Kafka, is 15 duplicates for the worker and changes no KPI
         duplicates = worker_duplicates(worker.port)
         page = tmp_path / "export.json"
-        page.write_text(json.dumps({"ticket_events": export_items(zendesk_ticket, zendesk_t0)}))
+        page.write_text(json.dumps({"ticket_events": export_items(*starts["zendesk"])}))
         run = subprocess.run(
             [*CXPULSE, "import", "zendesk", str(page), "--bootstrap-servers", kafka_bootstrap,
              "--topic-tickets", topics.tickets, "--topic-surveys", topics.surveys,
              "--mapping-file", str(mapping_file)], capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
-        wait_for(lambda: worker_duplicates(worker.port) >= duplicates + 15, 60, "duplicates",
-                 worker)  # fmt: skip
-        assert worker_duplicates(worker.port) == duplicates + 15
+        imported = 15
+        # and the other three vendors' API exports with their status history (Chatwoot's
+        # activity messages, Freshdesk's activities export, Zammad's ticket_history),
+        # dated in the webhooks' seconds: every event is one the webhooks gave
+        for vendor, export in API_EXPORTS.items():
+            files = []
+            for i, doc in enumerate(export(starts[vendor][0], 0, starts[vendor][1])):
+                files.append(tmp_path / f"{vendor}-export-{i}.json")
+                files[-1].write_text(json.dumps(doc))
+            common = ["--topic-tickets", topics.tickets, "--topic-surveys", topics.surveys,
+                      "--mapping-file", str(mapping_file)]  # fmt: skip
+            out = tmp_path / f"{vendor}-imported.jsonl"
+            run = subprocess.run([*CXPULSE, "import", vendor, *map(str, files), "--out", str(out),
+                                  *common], capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert run.returncode == 0, run.stderr
+            events = [json.loads(line) for line in out.read_text().splitlines()]
+            assert any(e["type"] == "ticket.status_changed" for e in events), vendor
+            imported += len(events)
+            run = subprocess.run([*CXPULSE, "import", vendor, *map(str, files),
+                                  "--bootstrap-servers", kafka_bootstrap, *common],
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert run.returncode == 0, run.stderr
+        wait_for(lambda: worker_duplicates(worker.port) >= duplicates + imported, 60,
+                 "duplicates", worker)  # fmt: skip
+        assert worker_duplicates(worker.port) == duplicates + imported
         time.sleep(3)  # two evaluations of the exporter
         text = exporter.scrape()
         assert {k: team_value(text, k[1], k[0]) for k in expected} == expected

@@ -11,7 +11,7 @@ changelog) and memory (every restart rebuilds from the changelog).
 A random kill finds a narrow window only by luck (issue 13: the faust runtime
 lost a dead letter in one CI run of several), so the windows that matter are
 also hit on purpose, with the workers' test crash points
-(`cxpulse.worker.crashpoint`).
+(`cxpulse.crashpoint`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cxpulse.crashpoint import ENV, EXIT_CODE
 from cxpulse.replay import read_lines
-from cxpulse.worker.crashpoint import ENV, EXIT_CODE
 
 from tests.integration.test_worker_pipeline import (
     WorkerProc,

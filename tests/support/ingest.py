@@ -136,8 +136,11 @@ class MapProc:
     group: str = "map-test"
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    #: extra environment (e.g. a test crash point, `cxpulse.crashpoint`)
+    env: dict[str, str] = field(default_factory=dict)
 
-    def start(self, *extra: str) -> MapProc:
+    def start(self, *extra: str, wait: bool = True) -> MapProc:
+        """Start; with `wait`, return once healthy (partitions assigned, snapshots read)."""
         log = (self.workdir / f"map-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cxpulse.cli", "map", "--bootstrap-servers", self.bootstrap,
@@ -146,8 +149,10 @@ class MapProc:
              "--mapping-file", str(self.mapping_file), "--map-group-id", self.group,
              "--metrics-port", str(self.port),
              "--set", f"topic_map_snapshots={self.raw_topic}.snapshots", *extra],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env_with_secrets(),
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**env_with_secrets(), **self.env},
         )  # fmt: skip
+        if not wait:
+            return self
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # healthy = partitions assigned, snapshots read
             assert self.proc.poll() is None, self.log_text()[-3000:]

@@ -226,3 +226,24 @@ def test_chatwoot_bot_conversation_first_response_from_the_handoff(
     events = map_all("chatwoot", deliveries, mapping)
     kpis = report(tmp_path, events, capsys)
     assert kpis[("frt_mean_seconds", "{}")]["value"] == 600 - 180
+
+
+def test_chatwoot_assignment_through_a_team_is_one_event() -> None:
+    """Assigning through a team changes assignee and team in one update: one
+    `ticket.assigned` with the team (two under one id would be conflicting copies)."""
+    from cxpulse.helpdesks import Mapping
+
+    body = {"event": "conversation_updated", "id": 8, "inbox_id": 3, "status": "open",
+            "updated_at": 1_795_000_300.25,
+            "changed_attributes": [{"assignee_id": {"previous_value": None, "current_value": 4}},
+                                   {"team_id": {"previous_value": None, "current_value": 2}}],
+            "meta": {"assignee": {"id": 4, "name": "A"}, "team": {"id": 2, "name": "Tier 2"}}}
+    events = map_delivery("chatwoot", body, Mapping()).events
+    assert events == [{"event_id": "cw:8:assigned:4:1795000300", "type": "ticket.assigned",
+                       "ts": "2026-11-18T11:11:40.250Z", "ticket_id": "8", "agent_id": "4",
+                       "team": "Tier 2"}]  # fmt: skip
+    only_team = {**body, "changed_attributes": [{"team_id": {"current_value": 2}}]}
+    assert map_delivery("chatwoot", only_team, Mapping()).events == events
+    only_agent = {**body, "changed_attributes": [{"assignee_id": {"current_value": 4}}]}
+    assert [e.get("team") for e in map_delivery("chatwoot", only_agent, Mapping()).events] == [
+        None]

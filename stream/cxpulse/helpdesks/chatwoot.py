@@ -62,16 +62,14 @@ def map_webhook(body: dict[str, Any], mapping: Mapping) -> Mapped:
         changed_names = _changed_names(changed)
         if event == "conversation_status_changed" or "status" in changed_names:
             _status(out, conv, ts, str(data.get("status")))
-        if "assignee_id" in changed_names:
+        if "assignee_id" in changed_names or "team_id" in changed_names:
+            # one event per update: an assignment through a team changes both, and two
+            # events under one id would be conflicting copies
             agent = ident(dig(data, "meta", "assignee", "id"))
-            if agent is not None:
-                out.add(f"cw:{conv}:assigned:{agent}:{second(ts)}", "ticket.assigned", ts,
-                        ticket_id=conv, agent_id=agent)  # fmt: skip
-        if "team_id" in changed_names:
-            agent = ident(dig(data, "meta", "assignee", "id"))
-            team = dig(data, "meta", "team", "name")
-            if agent is not None and team:
-                team = mapping.team("chatwoot", ident(data.get("inbox_id")), str(team))
+            team = dig(data, "meta", "team", "name") if "team_id" in changed_names else None
+            if agent is not None and (team or "assignee_id" in changed_names):
+                team = (mapping.team("chatwoot", ident(data.get("inbox_id")), str(team))
+                        if team else None)  # fmt: skip
                 out.add(f"cw:{conv}:assigned:{agent}:{second(ts)}", "ticket.assigned", ts,
                         ticket_id=conv, agent_id=agent, team=team)  # fmt: skip
         if not out.events:

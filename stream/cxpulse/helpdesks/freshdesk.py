@@ -31,6 +31,8 @@ from cxpulse.helpdesks.common import (
 from cxpulse.helpdesks.mapping import Mapping
 
 STATUS = {"2": "open", "3": "pending", "4": "solved", "5": "closed"}
+#: the same statuses by the names the activities export uses (`cxpulse import`)
+STATUS_NAMES = {"open": "open", "pending": "pending", "resolved": "solved", "closed": "closed"}
 PRIORITY = {"1": "low", "2": "normal", "3": "high", "4": "urgent"}
 THREE_POINT = (103, 100, -103)
 
@@ -39,7 +41,8 @@ def _status(mapping: Mapping, code: Any) -> str | None:
     key = ident(code)
     if key is None:
         return None
-    return mapping.freshdesk.statuses.get(key) or STATUS.get(key)
+    return (mapping.freshdesk.statuses.get(key) or STATUS.get(key)
+            or STATUS_NAMES.get(key.lower()))  # fmt: skip
 
 
 def map_webhook(body: dict[str, Any], mapping: Mapping) -> Mapped:

@@ -8,8 +8,10 @@ Inputs, per file (JSON, or JSONL with one object per line):
 * Zendesk: an incremental ticket-events export page (`{"ticket_events": [...]}`,
   with `include=comment_events`) or a ticket-audits page (`{"audits": [...]}`);
   `--poll URL` reads the export from Zendesk itself (`zendesk_poll.py`);
-* Chatwoot conversations + messages, Freshdesk tickets + conversations, Zammad
-  tickets + articles, as their REST APIs return them (pages or arrays of objects):
+* Chatwoot conversations + messages (with their activity messages: the status
+  history), Freshdesk tickets + conversations + ratings + the ticket activities
+  export (status and assignment history), Zammad tickets + articles + ticket
+  history, as their REST APIs return them (pages or arrays of objects):
   re-shaped as the webhook bodies the live path maps (`exports.py`, which says
   what an export cannot carry).
 
@@ -49,8 +51,9 @@ def register(sub: Any) -> None:
         "the live path (cxpulse ingest + map), so history and webhooks meet without double "
         "counting. FILE: recorded webhook bodies (JSON array or JSONL); zendesk: an "
         "incremental ticket-events or ticket-audits page; chatwoot: API conversations and "
-        "messages; freshdesk: API tickets (include=stats) and conversations; zammad: API "
-        "tickets and articles (expand=true).",
+        "messages (activity messages give the status history); freshdesk: API tickets "
+        "(include=stats), conversations, satisfaction ratings and the ticket activities "
+        "export; zammad: API tickets and articles (expand=true) and ticket_history.",
     )
     p.add_argument("vendor", choices=("zendesk", "chatwoot", "freshdesk", "zammad"),
                    help="the helpdesk the files come from")  # fmt: skip
@@ -96,6 +99,7 @@ class Importer:
         self.vendor, self.mapping = vendor, mapping
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.requesters: dict[str, str] = {}  # Zendesk export: ticket -> requester
+        self.names: dict[str, str] = {}  # Chatwoot: agent name -> id (exports.learn_names)
         self.counts: Counter[str] = Counter()
 
     def events(self, record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -114,6 +118,8 @@ class Importer:
                                    for a in record["audits"] if isinstance(a, dict)])  # fmt: skip
             if self.vendor != "zendesk":
                 objects = list(exports.unwrap(self.vendor, record))
+                for o in objects:  # a page's senders name the agents its activities assign
+                    exports.learn_names(self.vendor, o, self.names)
                 if len(objects) != 1 or exports.is_export(self.vendor, objects[0]):
                     return [e for o in objects for e in self._export_object(o)]
             tid = str((record.get("ticket") or {}).get("id")) if self.vendor == "zammad" else ""
@@ -133,8 +139,12 @@ class Importer:
             self.counts["refused:not_an_export_object"] += 1
             return []
         try:
+            if self.vendor == "chatwoot" and exports.is_chatwoot_agent(obj):
+                self.counts["agents_read"] += 1
+                return []
             return self._many([map_delivery(self.vendor, body, self.mapping, previous)
-                               for body, previous in exports.as_webhooks(self.vendor, obj)])
+                               for body, previous in exports.as_webhooks(self.vendor, obj,
+                                                                         self.names)])  # fmt: skip
         except Unmappable as exc:
             self.counts[f"refused:{exc.code}"] += 1
             return []

@@ -17,7 +17,9 @@ anywhere repeats part of a batch, never skips one: repeated events are
 duplicates by id, and a snapshot written before the crash makes the repeated
 diff empty while its events were already acknowledged. The snapshots of a
 partition are read back whenever this process is given the partition, so the
-partition's owner alone diffs its tickets, across restarts and rebalances.
+partition's owner alone diffs its tickets, across restarts and rebalances, and
+none of a partition's records is mapped before its snapshots are back (aiokafka
+fetches for a new partition while the assignment callback still reads them).
 
 Every delivery is counted once per processing: `mapped`, `ignored` (a vendor
 event the contract does not track) or `deadletter` (with its reason).
@@ -35,6 +37,7 @@ from typing import Any
 from cxpulse import metric_names as mn
 from cxpulse.core.deadletter import bounded, dead_letter
 from cxpulse.core.decode import Rejection, dumps
+from cxpulse.crashpoint import crash_point
 from cxpulse.helpdesks import VENDORS, Mapping, Unmappable, map_delivery, parse, role_and_key
 
 log = logging.getLogger("cxpulse.map")
@@ -113,6 +116,8 @@ class SnapshotStore:
     def __init__(self, settings: Any) -> None:
         self.settings = settings
         self.by_partition: dict[int, dict[str, dict[str, Any]]] = {}
+        #: partitions whose snapshots are read back: only their records may be mapped
+        self.ready: set[int] = set()
 
     async def restore(self, partitions: list[int]) -> None:
         """Read each partition's snapshots from the start of its topic partition."""
@@ -149,12 +154,14 @@ class SnapshotStore:
                             self.by_partition[tp.partition][ticket] = json.loads(r.value)
         finally:
             await consumer.stop()
+        self.ready.update(partitions)
         log.info("restored Zammad snapshots of partitions %s (%d tickets)", sorted(partitions),
                  sum(len(self.by_partition[p]) for p in partitions))  # fmt: skip
 
     def forget(self, partitions: list[int]) -> None:
         for p in partitions:
             self.by_partition.pop(p, None)
+            self.ready.discard(p)
 
 
 class MapStage:
@@ -180,11 +187,16 @@ class MapStage:
                 stage.snapshots.forget([tp.partition for tp in revoked])
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
+                # aiokafka fetches for new partitions while this callback still awaits:
+                # nothing of them is mapped before their snapshots are back (a diff
+                # against a missing snapshot would re-create the ticket)
+                consumer.pause(*assigned)
                 await stage.snapshots.restore([tp.partition for tp in assigned])
                 fresh = [tp for tp in assigned if tp.partition not in rewound]
                 if from_beginning and fresh:
                     await consumer.seek_to_beginning(*fresh)
                     rewound.update(tp.partition for tp in fresh)
+                consumer.resume(*assigned)
                 stage.ready = True
 
         consumer = AIOKafkaConsumer(
@@ -218,6 +230,10 @@ class MapStage:
         snapshots: list[tuple[int, str, dict[str, Any]]] = []
         offsets: dict[Any, int] = {}
         for tp, records in batch.items():
+            if tp.partition not in self.snapshots.ready:
+                # fetched before the assignment's restore paused it: fetch it again later
+                consumer.seek(tp, records[0].offset)
+                continue
             kept = self.snapshots.by_partition.setdefault(tp.partition, {})
             for r in records:
                 ticket = r.key.decode(errors="replace") if r.key else None
@@ -236,12 +252,18 @@ class MapStage:
                     snapshots.append((tp.partition, ticket, outcome.snapshot))
             offsets[tp] = records[-1].offset + 1
         await asyncio.gather(*sends)  # events acknowledged before the snapshots that follow them
+        if snapshots:
+            crash_point("map-events-acked")
         acks = [await producer.send(s.topic_map_snapshots, json.dumps(snap).encode(),
                                     key=ticket.encode(), partition=p)
                 for p, ticket, snap in snapshots]  # fmt: skip
         await asyncio.gather(*acks)
+        if snapshots:
+            crash_point("map-snapshots-written")
         from aiokafka.errors import CommitFailedError, IllegalStateError
 
+        if not offsets:
+            return
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError):

@@ -8,6 +8,5 @@ the same changelog scheme (`cxpulse.changelog`), and the `cxpulse worker` comman
 | `shared.py` | what both runtimes share: one message's fate, status, lag |
 | `localstore.py` | the direct runtime's local copy of its partitions' state |
 | `metrics.py` | the worker's own `/metrics` (health) and the partial KPI view |
-| `crashpoint.py` | test hook: die at a named point of a batch |
 | `command.py` | the CLI entry point |
 """

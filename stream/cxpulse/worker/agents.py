@@ -49,11 +49,11 @@ from mode import Service
 from cxpulse.changelog.records import PartitionStore, Write, partition_prefix
 from cxpulse.core.engine import PartitionEngine
 from cxpulse.core.events import SURVEYS, TICKETS
+from cxpulse.crashpoint import crash_point
 from cxpulse.kafka.access import auth_watch, authorization_error
 from cxpulse.kafka.topics import deadletter_limit
 from cxpulse.settings import Settings, core_config
 from cxpulse.worker.app import create_app
-from cxpulse.worker.crashpoint import crash_point
 from cxpulse.worker.shared import (
     ROLES,
     PartitionStatus,

@@ -52,6 +52,7 @@ from cxpulse.changelog.records import (
 )
 from cxpulse.core.deadletter import DeadLetter
 from cxpulse.core.engine import PartitionEngine
+from cxpulse.crashpoint import crash_point
 from cxpulse.kafka.access import (
     EXIT_NOPERM,
     EXIT_SETTINGS,
@@ -62,7 +63,6 @@ from cxpulse.kafka.access import (
 )
 from cxpulse.kafka.topics import deadletter_limit, topic_max_message_bytes
 from cxpulse.settings import Settings, core_config
-from cxpulse.worker.crashpoint import crash_point
 from cxpulse.worker.localstore import LocalStore, LocalStoreCorrupt, open_or_quarantine
 from cxpulse.worker.shared import (
     ROLES,

@@ -1,4 +1,5 @@
-"""Test-only crash points: die like `kill -9` at a named place inside a batch.
+"""Test-only crash points: die like `kill -9` at a named place inside a batch
+(the worker's and the map stage's).
 
 Why: a random SIGKILL (tests/integration/test_worker_crash.py) hits a narrow
 window, such as "the batch's state is written but its dead letters are not
@@ -9,13 +10,23 @@ worker's environment makes it `os._exit` exactly there (no cleanup, no
 flush: what a kill -9 leaves behind). Without that variable, the default,
 a crash point costs one string comparison and does nothing.
 
-Named points (both runtimes, only in a batch that rejected a message):
+Named points of the worker (both runtimes, only in a batch that rejected a message):
 
 * `state-written`: the batch's state records and commit marker are written,
   not yet acknowledged. faust runtime: written to the local store (RocksDB
   keeps them across the crash), not sent to the changelog yet; the dead
   letters must be acknowledged by then. direct runtime: handed to the
   producer in the batch's transaction, before the dead letters are.
+
+Named points of the map stage (`cxpulse map`, only in a batch that keeps a new
+Zammad snapshot):
+
+* `map-events-acked`: the batch's contract events are acknowledged, its
+  snapshots not yet written (a restart diffs the batch again against the
+  older snapshots: the same events, same ids).
+* `map-snapshots-written`: the snapshots are acknowledged too, the consumer
+  offsets not yet committed (a restart maps the batch again against the new
+  snapshots: its diffs are empty, its articles duplicates by id).
 """
 
 from __future__ import annotations
