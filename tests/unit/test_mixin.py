@@ -312,7 +312,7 @@ def test_team_override_gets_its_own_rule_and_is_excluded_from_the_default() -> N
 
     t = parse_targets({"teams": {"vip": {"csat": 0.95}}})
     rules = [r for g in alert_rules(t)["groups"] for r in g["rules"]]
-    csat = [r for r in rules if r["alert"].startswith("CxpulseCSAT")]
+    csat = [r for r in rules if r["alert"].startswith("CxpulseCSATBelowTarget")]
     assert len(csat) == 2
     assert any('team!~"vip"' in r["expr"] and "< 0.8\n" in r["expr"] for r in csat)
     assert any('team="vip"' in r["expr"] and "< 0.95\n" in r["expr"] for r in csat)
