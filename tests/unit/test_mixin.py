@@ -286,10 +286,35 @@ def _pipeline_case() -> dict[str, Any]:
     }
 
 
+def _collapse_case(kpi: str, title: str, severity: str) -> dict[str, Any]:
+    """`collapsed` reaches the evidence ratio 1 at minute 20, falls back to 0.6 (held: the
+    alert waits for as much evidence of recovery as opened it) and reaches 0 at minute 60;
+    `close` hovers at 0.95 (never fires); `all` (the organisation) is never matched."""
+    series = []
+    for team, values in (("collapsed", "0x9 0.5x9 1x9 0.6x20 0x30"),
+                         ("close", "0.95x79"), ("all", "1x79")):
+        for inst in ("e1", "e2"):
+            series.append({"series": f"{m.COLLAPSE_EVIDENCE[kpi]}"
+                                     f"{_labels(team=team, instance=inst)}",
+                           "values": values})
+    firing = [{"exp_labels": {"severity": severity, "component": "kpi", "team": "collapsed"}}]
+    name = f"Cxpulse{title}Collapse"
+    tests: list[dict[str, Any]] = [
+        {"eval_time": "15m", "alertname": name, "exp_alerts": []},
+        {"eval_time": "21m", "alertname": name, "exp_alerts": firing},
+        {"eval_time": "45m", "alertname": name, "exp_alerts": firing},
+    ]
+    if severity == "page":  # closed within keep_firing_for (3m) of the ratio's return to 0
+        tests.append({"eval_time": "65m", "alertname": name, "exp_alerts": []})
+    return {"interval": "1m", "input_series": series, "alert_rule_test": tests}
+
+
 @pytest.mark.prometheus
 def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
     tests = [_frt_case(), _burn_case(), _pipeline_case(), _at_risk_case(),
              _burn_guard_case()]
+    tests += [_collapse_case("csat", "CSAT", "page"), _collapse_case("ces", "CES", "ticket"),
+              _collapse_case("fcr", "FCR", "ticket")]
     tests += [_score_case(k, t) for k, t in (("csat", "CSAT"), ("nps", "NPS"), ("ces", "CES"),
                                                ("fcr", "FCR"))]
     # promtool compares annotations too; the behaviour under test is expr/for/labels, so

@@ -141,6 +141,8 @@ def _score_alerts(targets: Targets) -> list[dict[str, Any]]:
 #: today); CES and FCR are tickets (process measures a team lead fixes over days).
 COLLAPSE_SEVERITY = {"csat": "page", "ces": "ticket", "fcr": "ticket"}
 _TITLES = {"csat": "CSAT", "ces": "CES", "fcr": "FCR"}
+#: A CSAT collapse within this long of an FRT page of the same team is that incident's.
+CAUSE_LOOKBACK = "1d"
 
 
 def _collapse_alerts(targets: Targets) -> list[dict[str, Any]]:
@@ -155,8 +157,16 @@ def _collapse_alerts(targets: Targets) -> list[dict[str, Any]]:
         evidence = dedup(f"{m.COLLAPSE_EVIDENCE[kpi]}{{{NOT_ORG}}}")
         overrides = ", ".join(f"{t} {v:g}" for t, v in sorted(spec.team_targets.items()))
         what = "answers" if kpi != "fcr" else "first solves"
+        expr = _held(name, f"{evidence} >= 1", f"{evidence} > 0")
+        if severity == "page":
+            # One page per incident: a team paged for its FRT in the last day has its
+            # cause paged already; the CSAT of its delayed tickets arrives after the
+            # recovery and would hold a second page open for hours (the ticket stays).
+            expr = (f"(\n{expr}\n)\nunless on (team)\nmax_over_time(ALERTS{{"
+                    f'alertname=~"CxpulseFrt.+",alertstate="firing",severity="page"}}'
+                    f"[{CAUSE_LOOKBACK}])")
         rules.append(_alert(
-            targets, name, _held(name, f"{evidence} >= 1", f"{evidence} > 0"), "0s", severity,
+            targets, name, expr, "0s", severity,
             KPI,
             f"{title} of team {{{{ $labels.team }}}} has collapsed (the evidence is sufficient)",
             f"The team's recent {what} are far more likely if its {title} fell to "
@@ -164,7 +174,9 @@ def _collapse_alerts(targets: Targets) -> list[dict[str, Any]]:
             + (f" (per team: {overrides})" if overrides else "")
             + f": a sequential test on each of them (CUSUM), set so that a team exactly at "
             f"its target gets at most one false alert per {spec.false_alarm_days:g} days at "
-            f"its volume. It clears when as many good {what} have come in again.",
+            f"its volume. It clears when as many good {what} have come in again."
+            + (" No page within a day of an FRT page of the same team (its cause, already "
+               "paged)." if severity == "page" else ""),
             targets.paging.keep_firing_for if severity == "page"
             else targets.paging.ticket_keep_firing_for,
         ))
