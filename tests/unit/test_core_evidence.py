@@ -21,7 +21,6 @@ import pytest
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.engine import PartitionEngine, evaluate
 from cxpulse.core.events import SurveyKind, SurveyResponse, TicketCreated, role_of
-from cxpulse.core.partitioning import partition_for
 from cxpulse.core.evidence import (
     EvidenceSpec,
     arl,
@@ -30,6 +29,7 @@ from cxpulse.core.evidence import (
     threshold,
     weights,
 )
+from cxpulse.core.partitioning import partition_for
 from cxpulse.core.targets import DEFAULT_TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
