@@ -297,6 +297,22 @@ def _collapse_case(kpi: str, title: str, severity: str) -> dict[str, Any]:
             series.append({"series": f"{m.COLLAPSE_EVIDENCE[kpi]}"
                                      f"{_labels(team=team, instance=inst)}",
                            "values": values})
+    if severity == "page":
+        # `explained`: the same evidence an hour after an FRT page of the team (its cause);
+        # `known`: the evidence completes while the team's CSAT ticket is already open.
+        for team in ("explained", "known"):
+            for inst in ("e1", "e2"):
+                series.append({"series": f"{m.COLLAPSE_EVIDENCE[kpi]}"
+                                         f"{_labels(team=team, instance=inst)}",
+                               "values": "0x9 1x70"})
+        series += [
+            {"series": 'ALERTS{alertname="CxpulseFrtStalled",alertstate="firing",'
+                       'severity="page",component="kpi",team="explained"}',
+             "values": "1x5 stale"},
+            {"series": f'ALERTS{{alertname="Cxpulse{title}BelowTarget",alertstate="firing",'
+                       'severity="ticket",component="kpi",team="known",window="24h"}',
+             "values": "1x79"},
+        ]
     firing = [{"exp_labels": {"severity": severity, "component": "kpi", "team": "collapsed"}}]
     name = f"Cxpulse{title}Collapse"
     tests: list[dict[str, Any]] = [
