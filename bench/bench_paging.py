@@ -36,7 +36,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=float, nargs="+", default=[20, 200, 720, 5000])
     parser.add_argument("--only", nargs="*", default=[], help="case name substrings")
     parser.add_argument("--csat", action="store_true",
-                        help="also the CSAT collapse (to 0.5 from 08:00): when its ticket fires")
+                        help="also the CSAT collapse (to 0.5 from 08:00): when it pages")
     parser.add_argument("--queue", action="store_true",
                         help="no rules: when the queue's at-risk band showed each case")
     args = parser.parse_args()

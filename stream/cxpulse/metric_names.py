@@ -59,6 +59,9 @@ AT_RISK = f"{PREFIX}_frt_at_risk_tickets"  # extra label: threshold="0.5|0.75"
 #: unanswered past their FRT deadline (the at-risk band ends at the deadline)
 BREACHED_UNANSWERED = f"{PREFIX}_frt_breached_unanswered_tickets"
 AGENT_OPEN = f"{PREFIX}_agent_open_assigned_tickets"  # labels: agent
+#: labels: team. Evidence that a share KPI collapsed (CUSUM / threshold, 0..1; 1 = alert;
+#: cxpulse.core.evidence): the team's answers of the last 24 h, one step per slice.
+COLLAPSE_EVIDENCE = {k: f"{PREFIX}_{k}_collapse_evidence_ratio" for k in ("csat", "ces", "fcr")}
 
 # -- cumulative counters and histograms (sum across workers) -----------------------------
 CREATED_TOTAL = f"{PREFIX}_tickets_created_total"

@@ -321,4 +321,5 @@ def core_config(targets: Targets) -> CoreConfig:
             k: int(v * 1000) for k, v in targets.frt.by_priority.items()
         },
         min_sample=targets.min_sample,
+        evidence=targets.evidence(),
     )

@@ -74,6 +74,8 @@ class Case:
     slow_ticket_h: float | None = None  # one ticket created then, answered 2 h later
     expect_page: bool = True
     expect_ticket: str | None = None  # a ticket-severity alert expected (alert name)
+    #: The incident hurts whether or not tickets breach (a CSAT collapse): a page is owed.
+    hurts: bool = False
     #: When the page is due: "before first breach", "first breach + 5 min",
     #: "second breach + 5 min" (a small team: its second ticket breached with no first
     #: reply between), or "" (any time during the incident)
@@ -124,10 +126,12 @@ def cases(sizes: tuple[float, ...] = (20, 200, 720, 5000)) -> list[Case]:
 
 
 def csat_cases(sizes: tuple[float, ...] = (200, 720, 5000)) -> list[Case]:
-    """CSAT falls from the healthy ~0.88 to 0.5 from 08:00 (a ticket, not a page)."""
+    """CSAT falls from the healthy ~0.88 to 0.5 from 08:00 with no slowdown worth a page:
+    `CxpulseCSATCollapse` pages (sequential evidence, docs/alerts.md "Collapse evidence");
+    the 24 h ticket opens too, later."""
     return [
         Case(f"csat collapse {n:g}/day", n, 0, 20, 8.0, None, (_csat(8.0, 16.0, 0.5),),
-             expect_page=False, expect_ticket="CxpulseCSATBelowTarget")
+             expect_ticket="CxpulseCSATBelowTarget", hurts=True)
         for n in sizes
     ]
 
@@ -217,8 +221,8 @@ class Outcome:
             out.append(f"paged other teams {self.other_team_pages}")
         # a small team may get too few tickets in the incident for anyone to wait: then
         # nothing hurt, and a page is not owed (nor wrong)
-        hurt = (self.second_breach_after_onset if c.due == SECOND
-                else self.first_breach_after_onset) is not None
+        hurt = c.hurts or (self.second_breach_after_onset if c.due == SECOND
+                           else self.first_breach_after_onset) is not None
         if not c.expect_page:
             if self.episodes:
                 out.append(f"paged {TEAM} {self.episodes}x on a day that should be silent")

@@ -286,10 +286,51 @@ def _pipeline_case() -> dict[str, Any]:
     }
 
 
+def _collapse_case(kpi: str, title: str, severity: str) -> dict[str, Any]:
+    """`collapsed` reaches the evidence ratio 1 at minute 20, falls back to 0.6 (held: the
+    alert waits for as much evidence of recovery as opened it) and reaches 0 at minute 60;
+    `close` hovers at 0.95 (never fires); `all` (the organisation) is never matched."""
+    series = []
+    for team, values in (("collapsed", "0x9 0.5x9 1x9 0.6x20 0x30"),
+                         ("close", "0.95x79"), ("all", "1x79")):
+        for inst in ("e1", "e2"):
+            series.append({"series": f"{m.COLLAPSE_EVIDENCE[kpi]}"
+                                     f"{_labels(team=team, instance=inst)}",
+                           "values": values})
+    if severity == "page":
+        # `explained`: the same evidence an hour after an FRT page of the team (its cause);
+        # `known`: the evidence completes while the team's CSAT ticket is already open.
+        for team in ("explained", "known"):
+            for inst in ("e1", "e2"):
+                series.append({"series": f"{m.COLLAPSE_EVIDENCE[kpi]}"
+                                         f"{_labels(team=team, instance=inst)}",
+                               "values": "0x9 1x70"})
+        series += [
+            {"series": 'ALERTS{alertname="CxpulseFrtStalled",alertstate="firing",'
+                       'severity="page",component="kpi",team="explained"}',
+             "values": "1x5 stale"},
+            {"series": f'ALERTS{{alertname="Cxpulse{title}BelowTarget",alertstate="firing",'
+                       'severity="ticket",component="kpi",team="known",window="24h"}',
+             "values": "1x79"},
+        ]
+    firing = [{"exp_labels": {"severity": severity, "component": "kpi", "team": "collapsed"}}]
+    name = f"Cxpulse{title}Collapse"
+    tests: list[dict[str, Any]] = [
+        {"eval_time": "15m", "alertname": name, "exp_alerts": []},
+        {"eval_time": "21m", "alertname": name, "exp_alerts": firing},
+        {"eval_time": "45m", "alertname": name, "exp_alerts": firing},
+    ]
+    if severity == "page":  # closed within keep_firing_for (3m) of the ratio's return to 0
+        tests.append({"eval_time": "65m", "alertname": name, "exp_alerts": []})
+    return {"interval": "1m", "input_series": series, "alert_rule_test": tests}
+
+
 @pytest.mark.prometheus
 def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
     tests = [_frt_case(), _burn_case(), _pipeline_case(), _at_risk_case(),
              _burn_guard_case()]
+    tests += [_collapse_case("csat", "CSAT", "page"), _collapse_case("ces", "CES", "ticket"),
+              _collapse_case("fcr", "FCR", "ticket")]
     tests += [_score_case(k, t) for k, t in (("csat", "CSAT"), ("nps", "NPS"), ("ces", "CES"),
                                                ("fcr", "FCR"))]
     # promtool compares annotations too; the behaviour under test is expr/for/labels, so
@@ -312,7 +353,7 @@ def test_team_override_gets_its_own_rule_and_is_excluded_from_the_default() -> N
 
     t = parse_targets({"teams": {"vip": {"csat": 0.95}}})
     rules = [r for g in alert_rules(t)["groups"] for r in g["rules"]]
-    csat = [r for r in rules if r["alert"].startswith("CxpulseCSAT")]
+    csat = [r for r in rules if r["alert"].startswith("CxpulseCSATBelowTarget")]
     assert len(csat) == 2
     assert any('team!~"vip"' in r["expr"] and "< 0.8\n" in r["expr"] for r in csat)
     assert any('team="vip"' in r["expr"] and "< 0.95\n" in r["expr"] for r in csat)

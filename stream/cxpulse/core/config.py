@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from cxpulse.core.evidence import EvidenceSpec
+
 #: Dimensions whose label values are capped (priority is a closed enum).
 CAPPED_DIMENSIONS: tuple[str, ...] = ("team", "channel", "agent", "touchpoint")
 
@@ -19,6 +21,13 @@ RESERVED_LABELS: frozenset[str] = frozenset({"other", "unknown"})
 DEFAULT_TOP_N: Mapping[str, int] = {"team": 50, "channel": 20, "agent": 200, "touchpoint": 20}
 
 #: Classic histogram bounds (ms) at the SLA-relevant thresholds: 1, 5, 15, 30 min, 1, 4, 24 h.
+#: The collapse tests of targets.yaml's defaults (`cxpulse.core.evidence`).
+DEFAULT_EVIDENCE: tuple[EvidenceSpec, ...] = (
+    EvidenceSpec("csat", 0.80),
+    EvidenceSpec("ces", 0.85),
+    EvidenceSpec("fcr", 0.80),
+)
+
 DEFAULT_HISTOGRAM_BUCKETS_MS: tuple[int, ...] = (
     60_000,
     300_000,
@@ -66,6 +75,9 @@ class CoreConfig:
     #: with them). Beyond it a ticket's new events are rejected, as
     #: `TICKET_EVENT_CAP` dead letters (`PartitionEngine.apply`); docs/kpis.md.
     max_events_per_ticket: int = 1000
+    #: Sequential collapse tests of share KPIs (targets.yaml: target, collapse,
+    #: paging.false_alarm_days): `cxpulse.core.evidence`.
+    evidence: tuple[EvidenceSpec, ...] = DEFAULT_EVIDENCE
 
     def __post_init__(self) -> None:
         if self.slice_ms <= 0:

@@ -85,6 +85,21 @@ class SurveyStats:
     response_rate: float | None = None
 
 
+def good_and_answers(kind: SurveyKind, counts: list[int]) -> tuple[int, int]:
+    """(good answers, answers) of a histogram: the share's numerator and n, every
+    scale included (1.1: other CSAT scales count in the share)."""
+    lo, hi = SCALES[kind]
+    good = sum(counts[s] for s in GOOD_SCORES[kind])
+    n = sum(counts[lo : hi + 1])
+    for slot, (scale, score) in SLOT_OTHER_SCALE.items():
+        c = counts[slot] if slot < len(counts) else 0
+        if c:  # only CSAT ever fills these slots (decode checks the scale)
+            n += c
+            if score in SATISFIED_OTHER[scale]:
+                good += c
+    return good, n
+
+
 def survey_stats(kind: SurveyKind, counts: list[int], min_sample: int) -> SurveyStats:
     if len(counts) < N_SURVEY_SLOTS:  # a v1-sized histogram: no 1.1 slots
         counts = [*counts, *[0] * (N_SURVEY_SLOTS - len(counts))]
@@ -92,14 +107,7 @@ def survey_stats(kind: SurveyKind, counts: list[int], min_sample: int) -> Survey
     native = sum(counts[lo : hi + 1])
     total = sum(score * counts[score] for score in range(lo, hi + 1))
     mean = total / native if native else None
-    good = sum(counts[s] for s in GOOD_SCORES[kind])
-    n = native
-    for slot, (scale, score) in SLOT_OTHER_SCALE.items():
-        c = counts[slot]
-        if c:  # only CSAT ever fills these slots (decode checks the scale)
-            n += c
-            if score in SATISFIED_OTHER[scale]:
-                good += c
+    good, n = good_and_answers(kind, counts)
     offers = counts[OFFERS_SLOT]
     ci: tuple[float, float] | None
     if kind is SurveyKind.NPS:

@@ -14,6 +14,7 @@ from typing import Any
 
 from cxpulse.core.durations import DurationError, parse_duration_ms, window_label
 from cxpulse.core.events import Priority
+from cxpulse.core.evidence import EvidenceError, EvidenceSpec, weights
 
 SURVEY_KPIS = ("csat", "nps", "ces")
 SHARE_KPIS = ("csat", "ces", "fcr")
@@ -69,6 +70,9 @@ class ScoreTarget:
 
     target: float
     window: str = "24h"
+    #: The share a collapse falls to (CSAT, CES, FCR): H1 of the sequential test
+    #: (`cxpulse.core.evidence`); None: no collapse alert (NPS: a score, not a share).
+    collapse: float | None = None
     #: (surveys; opt-in) a ticket when responses / offers over `window` stay under this.
     #: None (the default): no rule. Response rates differ by channel, survey and
     #: industry far more than satisfaction does (docs/alerts.md), and they exist only
@@ -145,6 +149,9 @@ class Paging:
     ticket_keep_firing_for: str = "1h"
     at_risk: AtRisk = field(default_factory=AtRisk)
     stall: Stall = field(default_factory=Stall)
+    #: Collapse alerts (CSAT page, CES/FCR tickets): a team exactly at its target gets at
+    #: most one false alert per this many days, whatever its volume (cxpulse.core.evidence).
+    false_alarm_days: float = 30.0
 
 
 DEFAULT_RUNBOOK_BASE_URL = "https://github.com/cxpulse/cxpulse/blob/main/docs/runbook.md"
@@ -165,6 +172,17 @@ class Targets:
         if team is not None and kpi in self.teams.get(team, {}):
             return self.teams[team][kpi]
         return self.scores[kpi].target
+
+    def evidence(self) -> tuple[EvidenceSpec, ...]:
+        """The collapse tests the core computes (one per share KPI with a `collapse`)."""
+        out = []
+        for kpi in SHARE_KPIS:
+            s = self.scores[kpi]
+            if s.collapse is not None:
+                teams = {t: o[kpi] for t, o in self.teams.items() if kpi in o}
+                out.append(EvidenceSpec(kpi, s.target, s.collapse, self.paging.false_alarm_days,
+                                        teams))
+        return tuple(out)
 
 
 def _num(value: Any, where: str, lo: float | None = None, hi: float | None = None) -> float:
@@ -237,14 +255,18 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
     scores = {}
     for kpi, default in defaults.items():
         s = _map(raw.get(kpi), kpi)
-        _check_keys(s, {"target", "window", *(("response_rate_floor",)
-                                              if kpi in SURVEY_KPIS else ())}, kpi)
+        share = kpi in SHARE_KPIS
+        _check_keys(s, {"target", "window", *(["collapse"] if share else []),
+                        *(["response_rate_floor"] if kpi in SURVEY_KPIS else [])}, kpi)
         lo, hi = _score_range(kpi)
         w = _window(s.get("window", "24h"), f"{kpi}.window")
+        target = _num(s.get("target", default), f"{kpi}.target", lo, hi)
+        collapse = _num(s.get("collapse", 0.5), f"{kpi}.collapse", 0.01, 0.99) if share else None
         floor = s.get("response_rate_floor")
         scores[kpi] = ScoreTarget(
-            _num(s.get("target", default), f"{kpi}.target", lo, hi), w,
-            None if floor is None else _num(floor, f"{kpi}.response_rate_floor", 0, 1))
+            target, w, collapse=collapse,
+            response_rate_floor=None if floor is None
+            else _num(floor, f"{kpi}.response_rate_floor", 0, 1))
 
     teams: dict[str, dict[str, float]] = {}
     for team, overrides in _map(raw.get("teams"), "teams").items():
@@ -253,6 +275,15 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
         teams[str(team)] = {
             k: _num(v, f"teams.{team}.{k}", *_score_range(k)) for k, v in o.items()
         }
+
+    for kpi in SHARE_KPIS:
+        col = scores[kpi].collapse
+        for who, t in [("", scores[kpi].target)] + [(f"teams.{n}.", o[kpi])
+                                                     for n, o in teams.items() if kpi in o]:
+            try:
+                weights(t, col) if col is not None else None
+            except EvidenceError as exc:
+                raise TargetsError(f"{kpi}.collapse ({who}{kpi} {t:g}): {exc}") from None
 
     p = _map(raw.get("pipeline"), "pipeline")
     _check_keys(p, {"max_kpi_delay_seconds", "max_processing_delay_seconds", "max_consumer_lag",
@@ -280,7 +311,8 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
 
 def _paging(raw: Any) -> Paging:
     g = _map(raw, "paging")
-    _check_keys(g, {"keep_firing_for", "ticket_keep_firing_for", "at_risk", "stall"}, "paging")
+    _check_keys(g, {"keep_firing_for", "ticket_keep_firing_for", "at_risk", "stall",
+                    "false_alarm_days"}, "paging")
     a = _map(g.get("at_risk"), "paging.at_risk")
     fields = {"threshold", "min_at_risk", "min_unanswered", "ratio", "min_usual", "baseline",
               "baseline_offset", "for", "usual_wait_seconds"}
@@ -319,6 +351,7 @@ def _paging(raw: Any) -> Paging:
                                        "paging.ticket_keep_firing_for"),
         at_risk=at_risk,
         stall=stall,
+        false_alarm_days=_num(g.get("false_alarm_days", 30), "paging.false_alarm_days", 1, 3650),
     )
 
 

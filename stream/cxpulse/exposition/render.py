@@ -125,6 +125,13 @@ GAUGE_FAMILIES: dict[str, Family | None] = {
         m.AT_RISK, "Unanswered tickets past this fraction of their FRT target",
         (*_NOW, "threshold"),
     ),
+    **{
+        f"{k}_collapse_evidence": Family(
+            name, f"Evidence that the team's {k.upper()} collapsed: its CUSUM over the "
+            "last 24 h / the threshold for its volume (1 = alert)", ("team",),
+        )
+        for k, name in m.COLLAPSE_EVIDENCE.items()
+    },
     "agent_open_assigned": Family(m.AGENT_OPEN, "Open tickets assigned to the agent", ("agent",)),
     "surveys_parked": Family(
         f"{m.PREFIX}_surveys_parked", "Surveys waiting for their ticket's stream to catch up", ()

@@ -139,6 +139,7 @@ def core_config(settings: Settings) -> CoreConfig:
                 f"targets_file: {exc} ({settings.source_of('targets_file')})"
             ) from None
         kwargs["min_sample"] = targets.min_sample
+        kwargs["evidence"] = targets.evidence()
         kwargs["frt_target_ms"] = round(targets.frt.target_seconds * 1000)
         kwargs["frt_target_by_priority"] = {
             k: round(v * 1000) for k, v in targets.frt.by_priority.items()

@@ -11,6 +11,7 @@ from cxpulse.core.durations import window_label
 from cxpulse.core.evaluation.backlog import collect_backlog
 from cxpulse.core.evaluation.caps import DIM_OF_VIEW, Caps, cap_view, merge_into
 from cxpulse.core.evaluation.counters import all_time
+from cxpulse.core.evaluation.evidence import collapse_samples
 from cxpulse.core.evaluation.model import Evaluation, KpiValue, Sample
 from cxpulse.core.evaluation.view import PartitionView
 from cxpulse.core.evaluation.windows import agent_kpis, survey_kpis, ticket_kpis
@@ -74,6 +75,7 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Eval
         kpis.extend(agent_kpis(wl, av, caps, a_universe))
         kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg))
     gauges = backlog.samples(caps, cfg)
+    gauges.extend(collapse_samples(engines, cfg, end, caps))
     for eng in engines:
         for role in ROLES:
             st = eng.stream_time(role)

@@ -1,0 +1,237 @@
+"""The collapse evidence (issue 20, sequential CSAT) against independent computations.
+
+* The exact ARL (Markov chain) against a Monte Carlo run of the per-answer CUSUM.
+* The threshold statement ("a team at its target: at most one false alert per
+  `false_alarm_days` days at its volume") against the ARL, and the weights against
+  the log-likelihood ratio they stand for.
+* The evaluation's gauge, computed from merged per-partition slices, against a
+  per-answer brute force over the raw answers: equal when no minute holds both a
+  good and a bad answer, and between the "bad answers first" and "good answers
+  first" orderings otherwise; identical whatever the partitioning.
+* The table of docs/alerts.md ("Collapse evidence") is what `detection_table` computes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.engine import PartitionEngine, evaluate
+from cxpulse.core.events import SurveyKind, SurveyResponse, TicketCreated, role_of
+from cxpulse.core.evidence import (
+    EvidenceSpec,
+    arl,
+    cusum,
+    expected_hours_to_alert,
+    threshold,
+    weights,
+)
+from cxpulse.core.partitioning import partition_for
+from cxpulse.core.targets import DEFAULT_TARGETS
+
+ROOT = Path(__file__).resolve().parents[2]
+MIN = 60_000
+T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+
+
+def _per_answer(answers: list[bool], up: int, down: int, h: int) -> int:
+    """The textbook recursion, one answer at a time (True = good)."""
+    s = 0
+    for good in answers:
+        s = min(h, max(0, s - down if good else s + up))
+    return s
+
+
+def _simulated_run_length(rng: random.Random, p_good: float, up: int, down: int,
+                          h: int) -> int:
+    s, n = 0, 0
+    while s < h:
+        n += 1
+        s = max(0, s - down if rng.random() < p_good else s + up)
+    return n
+
+
+@pytest.mark.parametrize(("p", "up", "down", "h"), [
+    (0.8, 2, 1, 6), (0.5, 2, 1, 9), (0.88, 2, 1, 5), (0.85, 9, 4, 20), (0.62, 2, 1, 8),
+])
+def test_exact_arl_matches_a_monte_carlo_of_the_per_answer_cusum(
+        p: float, up: int, down: int, h: int) -> None:
+    rng = random.Random(f"{p}-{h}")
+    runs = [_simulated_run_length(rng, p, up, down, h) for _ in range(4000)]
+    mean = sum(runs) / len(runs)
+    sd = math.sqrt(sum((r - mean) ** 2 for r in runs) / (len(runs) - 1))
+    exact = arl(p, up, down, h)
+    assert abs(mean - exact) < 4 * sd / math.sqrt(len(runs)), (mean, exact)
+
+
+def test_small_cases_by_hand() -> None:
+    # H = 2 with (2, 1): the first bad answer alerts, so the ARL is geometric: 1/q.
+    assert arl(0.8, 2, 1, 2) == pytest.approx(5.0)
+    # H = 1 likewise; and a team that never answers badly never alerts.
+    assert arl(0.5, 2, 1, 1) == pytest.approx(2.0)
+    assert arl(1.0, 2, 1, 3) == math.inf
+
+
+@pytest.mark.parametrize(("p0", "p1"), [(0.8, 0.5), (0.85, 0.5), (0.9, 0.5), (0.95, 0.6),
+                                        (0.7, 0.5)])
+def test_weights_are_the_log_likelihood_ratio_in_small_integers(p0: float, p1: float) -> None:
+    up, down = weights(p0, p1)
+    llr = math.log((1 - p1) / (1 - p0)) / math.log(p0 / p1)
+    assert down <= 4
+    assert abs(up / down - llr) / llr < 0.07, (up, down, llr)
+
+
+@pytest.mark.parametrize("per_day", [5, 20, 100, 250, 1000, 5000])
+@pytest.mark.parametrize("days", [7.0, 30.0])
+def test_threshold_is_the_smallest_that_keeps_the_false_alarm_promise(
+        per_day: float, days: float) -> None:
+    up, down = weights(0.8, 0.5)
+    h = threshold(0.8, 0.5, days, per_day)
+    assert arl(0.8, up, down, h) >= days * per_day
+    assert h == 1 or arl(0.8, up, down, h - 1) < days * per_day
+
+
+def _events(answers: list[tuple[int, str, bool]], kind: SurveyKind = SurveyKind.CSAT
+            ) -> list[TicketCreated | SurveyResponse]:
+    """One ticket per answer (its own id, so answers spread over partitions); an
+    answer is (minute, team, good), attributed as it arrives (team, agent and channel
+    on the survey: none waits for its ticket's partition)."""
+    out: list[TicketCreated | SurveyResponse] = []
+    for i, (minute, team, good) in enumerate(answers):
+        ts = T0 + minute * MIN + 1000 + i % 50
+        tid = f"T-{i:06d}"
+        out.append(TicketCreated(f"c{i}", ts - 500, tid, team, "email"))
+        score = (5 if good else 2) if kind is SurveyKind.CSAT else (6 if good else 3)
+        out.append(SurveyResponse(f"s{i}", ts, kind, score, ticket_id=tid, team=team,
+                                  agent_id="a-1", channel="email"))
+    return out
+
+
+def _evidence(answers: list[tuple[int, str, bool]], partitions: int,
+              cfg: CoreConfig) -> dict[str, float]:
+    engines = [PartitionEngine(cfg, p) for p in range(partitions)]
+    for e in sorted(_events(answers), key=lambda e: e.ts):
+        assert e.ticket_id is not None
+        engines[partition_for(e.ticket_id, partitions)].apply(role_of(e), e)
+    end = T0 + (max(m for m, _, _ in answers) + 1) * MIN - 1
+    ev = evaluate(engines, at_ms=end)
+    return {dict(s.labels)["team"]: s.value for s in ev.gauges
+            if s.name == "csat_collapse_evidence"}
+
+
+def _random_answers(rng: random.Random, minutes: int, per_minute: float, p_good: dict[str, float],
+                    crowded: bool) -> list[tuple[int, str, bool]]:
+    out = []
+    for minute in range(minutes):
+        for team, p in p_good.items():
+            if crowded:
+                k = sum(rng.random() < per_minute / 3 for _ in range(3))
+            else:
+                k = int(rng.random() < per_minute)
+            out += [(minute, team, rng.random() < p) for _ in range(k)]
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_gauge_equals_the_per_answer_brute_force_when_minutes_hold_one_answer(
+        seed: int) -> None:
+    rng = random.Random(seed)
+    cfg = CoreConfig()
+    spec = cfg.evidence[0]
+    assert spec.kpi == "csat"
+    teams = {"steady": 0.9, "falling": 0.5, "edge": 0.75}
+    answers = _random_answers(rng, 600, 0.3, teams, crowded=False)
+    got = _evidence(answers, 4, cfg)
+    for team in teams:
+        seq = [good for _, t, good in answers if t == team]
+        up, down = weights(spec.target, spec.collapse)
+        h = threshold(spec.target, spec.collapse, spec.false_alarm_days, float(len(seq)))
+        assert got[team] == _per_answer(seq, up, down, h) / h, team
+    assert got["falling"] > 0  # the data reach the interesting range
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_gauge_lies_between_the_two_extreme_orderings_of_each_minute(seed: int) -> None:
+    rng = random.Random(seed)
+    cfg = CoreConfig()
+    spec = cfg.evidence[0]
+    teams = {"a": 0.8, "b": 0.6, "c": 0.95}
+    answers = _random_answers(rng, 300, 1.2, teams, crowded=True)
+    one = _evidence(answers, 1, cfg)
+    four = _evidence(answers, 4, cfg)
+    assert one == four  # the partitioning changes nothing
+    up, down = weights(spec.target, spec.collapse)
+    for team in teams:
+        mine = [(m, g) for m, t, g in answers if t == team]
+        h = threshold(spec.target, spec.collapse, spec.false_alarm_days, float(len(mine)))
+        bad_first = [g for _, g in sorted(mine, key=lambda x: (x[0], x[1]))]
+        good_first = [g for _, g in sorted(mine, key=lambda x: (x[0], not x[1]))]
+        lo, hi = _per_answer(bad_first, up, down, h), _per_answer(good_first, up, down, h)
+        assert lo / h <= one[team] <= hi / h, (team, lo, one[team] * h, hi)
+
+
+def test_only_the_last_day_counts_and_team_overrides_apply() -> None:
+    """Answers older than the 24 h horizon are forgotten; a team with its own target is
+    tested against it (a 0.95 team at 0.8 is collapsing, the default 0.8 one is not)."""
+    cfg = CoreConfig(evidence=(EvidenceSpec("csat", 0.8, 0.5, 30.0, {"vip": 0.95}),))
+    rng = random.Random(9)
+    old_bad = [(m, "std", False) for m in range(0, 60)]  # a bad hour, 25 h ago
+    recent = [(m, t, rng.random() < 0.8) for m in range(1500, 2940, 3) for t in ("std", "vip")]
+    got = _evidence(old_bad + recent, 2, cfg)
+    seq = [g for m, t, g in recent if t == "std"]
+    up, down = weights(0.8, 0.5)
+    h = threshold(0.8, 0.5, 30.0, float(len(seq)))
+    assert got["std"] == _per_answer(seq, up, down, h) / h
+    vip = [g for m, t, g in recent if t == "vip"]
+    up, down = weights(0.95, 0.5)
+    h = threshold(0.95, 0.5, 30.0, float(len(vip)))
+    assert got["vip"] == _per_answer(vip, up, down, h) / h
+
+
+def test_cusum_batches() -> None:
+    # one batch of 1 good and 1 bad from 0 with (2, 1): net +1
+    assert cusum([(1, 1)], 2, 1, 5) == 1
+    assert cusum([(0, 3)], 2, 1, 5) == 5  # capped
+    assert cusum([(0, 3), (4, 0)], 2, 1, 5) == 1
+    assert cusum([(9, 0), (0, 1)], 2, 1, 5) == 2  # no credit banked
+
+
+VOLUMES = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def detection_table() -> str:
+    """docs/alerts.md's table: per daily volume of answers, the threshold and the mean
+    time from a fall (target -> collapse share) to the alert, for the CSAT defaults."""
+    s = DEFAULT_TARGETS.scores["csat"]
+    assert s.collapse is not None
+    p0, p1 = s.target, s.collapse
+    days = DEFAULT_TARGETS.paging.false_alarm_days
+    up, down = weights(p0, p1)
+    rows = [
+        f"| answered surveys a day | threshold (points) | answers to page at {p1 * 100:.0f} % "
+        f"| mean time to page | false pages at {p0 * 100:.0f} % (target) "
+        "| at 88 % (the simulator's healthy teams) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in VOLUMES:
+        h = threshold(p0, p1, days, v)
+        n1 = arl(p1, up, down, h)
+        hours = expected_hours_to_alert(p0, p1, days, v)
+        at_target = arl(p0, up, down, h) / v
+        healthy = arl(0.88, up, down, h) / v
+        rows.append(f"| {v:,} | {h} | {n1:.1f} | {_h(hours)} | one per {at_target:,.0f} days "
+                    f"| one per {healthy:,.0f} days |")
+    return "\n".join(rows)
+
+
+def _h(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 2 else f"{hours:.1f} h"
+
+
+def test_docs_table_is_computed() -> None:
+    text = (ROOT / "docs/alerts.md").read_text()
+    table = detection_table()
+    assert table in text, "docs/alerts.md: paste this table under 'Collapse evidence':\n" + table
