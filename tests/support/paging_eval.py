@@ -6,7 +6,8 @@ any team size" needs traffic the scenarios do not have: a team of ~20 tickets a
 day and one of ~5,000, a 24/7 team whose night shift stops answering, a decline
 that doubles response times every hour, a CSAT collapse without any slowdown,
 and the look-alikes that must stay silent (a surge the team absorbs, one slow
-ticket while the team answers the others, and a whole normal day with its night).
+ticket while the team answers the others, by day and by night, and a whole
+normal day with its night).
 
 Each `Case` is the simulated operation at one volume (the simulator's four
 teams keep their shares: tech 36 %, billing 28 %, shipping 20 %, accounts 16 %;
@@ -118,6 +119,9 @@ def cases(sizes: tuple[float, ...] = (20, 200, 720, 5000)) -> list[Case]:
                  due=BEFORE if n >= BIG else ""),
             Case(f"surge absorbed {tag}", n, 11, 7, scenario="surge", expect_page=False),
             Case(f"one slow ticket {tag}", n, 8, 6, slow_ticket_h=10.0, expect_page=False),
+            # the night shift's look-alike of a stall: one customer waits 2 h at 02:00
+            Case(f"one slow ticket by night {tag}", n, 0, 7, slow_ticket_h=2.0,
+                 expect_page=False),
             Case(f"normal day {tag}", n, 0, 24, expect_page=False),
         ]
     return out
