@@ -120,6 +120,13 @@ def night_screen(targets: Targets, sizes: list[float], n_seeds: int) -> int:
             for case in silent:
                 for name, teams in pe.night_screen(case, seed, targets).items():
                     false[name] = false.get(name, 0) + sum(len(v) for v in teams.values())
+        facts = [pe.night_facts(stall, seed, targets)[0] for seed in range(1, n_seeds + 1)]
+        normal = next(c for c in silent if c.name.startswith("normal day"))
+        slow = [pe.night_facts(normal, seed, targets)[1] for seed in range(1, n_seeds + 1)]
+        lone = sum(1 for f in facts if f == 0)
+        print(f"| {size:g}/day | (facts) | {lone}/{len(facts)} stalls with no other customer "
+              f"waiting at first breach + 5 min | - | healthy nights: {sum(slow) / len(slow):.1f} "
+              f"tickets a night wait > 20 min | - |", flush=True)
         for name, got in firsts.items():
             paged = sorted(v for v in got if v is not None)
             within = sum(v <= 5 for v in paged)

@@ -497,3 +497,35 @@ def night_screen(case: Case, seed: int, targets: Targets) -> dict[str, dict[str,
                 out[name][team] = [(cfg.start_ms + (s + 1) * MINUTE - origin) / MINUTE
                                    for s in starts]
     return out
+
+
+def night_facts(case: Case, seed: int, targets: Targets) -> tuple[int | None, int]:
+    """From the events, for TEAM: how many other customers were waiting unanswered 5 min
+    after the first breach at or after the onset (None: no such breach), and how many of
+    the tickets created at night (22:00-06:00) waited more than 20 min for a first reply
+    (a healthy night's look-alikes of a lone overdue ticket)."""
+    cfg, stream = events(case, seed)
+    created: dict[str, int] = {}
+    answered: dict[str, int] = {}
+    for e in stream:
+        if isinstance(e, TicketCreated) and e.created_by == Creator.CUSTOMER \
+                and e.team == TEAM:
+            created[e.ticket_id] = e.ts
+        elif isinstance(e, TicketMessage) and e.author == Author.AGENT and e.public:
+            answered.setdefault(e.ticket_id, e.ts)
+    never = cfg.end_ms + DAY_MS
+    target_ms = int(targets.frt.target_seconds * 1000)
+    midnight = first_midnight(cfg.start_ms)
+    night = sum(1 for tid, t0 in created.items()
+                if ((t0 - midnight) // HOUR % 24 >= 22 or (t0 - midnight) // HOUR % 24 < 6)
+                and answered.get(tid, never) - t0 > 20 * MINUTE and t0 + 20 * MINUTE < cfg.end_ms)
+    others: int | None = None
+    if case.onset_h is not None:
+        onset = midnight + int(case.onset_h * HOUR)
+        breaches = sorted(t0 + target_ms for tid, t0 in created.items()
+                          if answered.get(tid, never) > t0 + target_ms >= onset)
+        if breaches:
+            t = breaches[0] + 5 * MINUTE
+            others = sum(1 for tid, t0 in created.items()
+                         if t0 <= t < answered.get(tid, never)) - 1
+    return others, night
