@@ -6,7 +6,8 @@ any team size" needs traffic the scenarios do not have: a team of ~20 tickets a
 day and one of ~5,000, a 24/7 team whose night shift stops answering, a decline
 that doubles response times every hour, a CSAT collapse without any slowdown,
 and the look-alikes that must stay silent (a surge the team absorbs, one slow
-ticket while the team answers the others, and a whole normal day with its night).
+ticket while the team answers the others, by day and by night, and a whole
+normal day with its night).
 
 Each `Case` is the simulated operation at one volume (the simulator's four
 teams keep their shares: tech 36 %, billing 28 %, shipping 20 %, accounts 16 %;
@@ -23,9 +24,10 @@ after recovery, the first ticket-severity alert of a KPI.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,7 @@ from cxpulse.exposition.render import render
 from cxpulse.mixin.alerts import alert_rules
 from cxpulse.sim import params as p
 from cxpulse.sim.model import SimConfig, Simulation, first_midnight
+from cxpulse.sim.params import DAY as DAY_MS
 from cxpulse.sim.params import HOUR, MINUTE
 
 from tests.support.alert_days import (
@@ -120,6 +123,9 @@ def cases(sizes: tuple[float, ...] = (20, 200, 720, 5000)) -> list[Case]:
                  due=BEFORE if n >= BIG else ""),
             Case(f"surge absorbed {tag}", n, 11, 7, scenario="surge", expect_page=False),
             Case(f"one slow ticket {tag}", n, 8, 6, slow_ticket_h=10.0, expect_page=False),
+            # the night shift's look-alike of a stall: one customer waits 2 h at 02:00
+            Case(f"one slow ticket by night {tag}", n, 0, 7, slow_ticket_h=2.0,
+                 expect_page=False),
             Case(f"normal day {tag}", n, 0, 24, expect_page=False),
         ]
     return out
@@ -394,3 +400,136 @@ def queue_evidence(case: Case, seed: int, targets: Targets, min_band: int = 4,
     breaching = next((after[k] for k in range(len(after) - cluster + 1)
                       if after[k + cluster - 1] - after[k] <= 10), None)
     return QueueEvidence(case, seed, first, breaching, signal, top)
+
+
+#: A candidate opening clause of the stall page, on one team's queue at one minute:
+#: (ages of its unanswered customer tickets in seconds, first replies in the last 15 min,
+#: tickets created in the last 15 min) -> open.
+Clause = Callable[[list[float], int, int], bool]
+
+
+def _past(ages: list[float], fraction: float, target: float) -> int:
+    return sum(a >= fraction * target for a in ages)
+
+
+def night_clauses(targets: Targets) -> dict[str, Clause]:
+    """The stall page's clauses and the quiet-shift candidates measured against each other
+    (docs/alerts.md, "The night shift"): each as its statement, on ground truth."""
+    s, target = targets.paging.stall, targets.frt.target_seconds
+
+    def overdue(ages: list[float]) -> int:
+        return sum(a > target for a in ages)
+
+    def before(ages: list[float], rep: int, arr: int) -> bool:
+        od = overdue(ages)
+        return (od >= s.min_breached and od > rep) or (
+            od >= 1 and arr >= s.silent_min_arrivals and rep == 0)
+
+    def quiet(fraction: float, n: int) -> Clause:
+        return lambda ages, rep, arr: overdue(ages) >= 1 and rep == 0 and \
+            _past(ages, fraction, target) >= n
+
+    return {
+        "two overdue or silent arrivals (before)": before,
+        "+ a 2nd ticket waiting at all": lambda a, r, n: before(a, r, n) or quiet(0.0, 2)(a, r, n),
+        "+ a 2nd ticket past 50 %": lambda a, r, n: before(a, r, n) or quiet(0.5, 2)(a, r, n),
+        "+ a 2nd ticket past 75 % (chosen)":
+            lambda a, r, n: before(a, r, n) or quiet(0.75, 2)(a, r, n),
+        "+ two more tickets past 50 %": lambda a, r, n: before(a, r, n) or quiet(0.5, 3)(a, r, n),
+    }
+
+
+def _episodes(minutes: list[int], for_minutes: int = 1, keep_minutes: int = 3) -> list[int]:
+    """Start minutes of firing episodes: `for_minutes` consecutive minutes open it, a gap
+    longer than `keep_minutes` ends it (the rule's `for:` and `keep_firing_for:`)."""
+    starts: list[int] = []
+    run, prev, last_fired = 0, -2, -100
+    for mi in minutes:
+        run = run + 1 if mi == prev + 1 else 1
+        prev = mi
+        if run > for_minutes:
+            if mi - last_fired > keep_minutes + 1:
+                starts.append(mi)
+            last_fired = mi
+    return starts
+
+
+def night_screen(case: Case, seed: int, targets: Targets) -> dict[str, dict[str, list[float]]]:
+    """Every candidate clause of `night_clauses` on every team's queue, minute by minute,
+    from the events themselves (no core, no PromQL: a screen, fast enough for 20 seeds;
+    the chosen clause is then measured through the generated rule by `run_case`).
+    Returns clause -> team -> episode starts, in minutes from the first ground-truth
+    breach at or after the onset (TEAM in an incident) or from the run's start."""
+    cfg, stream = events(case, seed)
+    created: dict[str, tuple[str, int]] = {}
+    answered: dict[str, int] = {}
+    for e in stream:
+        if isinstance(e, TicketCreated) and e.created_by == Creator.CUSTOMER:
+            created[e.ticket_id] = (e.team, e.ts)
+        elif isinstance(e, TicketMessage) and e.author == Author.AGENT and e.public:
+            answered.setdefault(e.ticket_id, e.ts)
+    never = cfg.end_ms + DAY_MS
+    per_team: dict[str, list[tuple[int, int]]] = {}
+    for tid, (team, t0) in created.items():
+        per_team.setdefault(team, []).append((t0, answered.get(tid, never)))
+    clauses = night_clauses(targets)
+    target_ms = int(targets.frt.target_seconds * 1000)
+    onset_ms = None if case.onset_h is None else cfg.start_ms + int(
+        (case.onset_h - case.start_h) * HOUR)
+    mine = sorted(t0 + target_ms for t0, a in per_team.get(TEAM, [])
+                  if a > t0 + target_ms and onset_ms is not None and t0 + target_ms >= onset_ms)
+    origin = mine[0] if mine else cfg.start_ms
+    out: dict[str, dict[str, list[float]]] = {name: {} for name in clauses}
+    window = 15 * MINUTE
+    for team, tickets in per_team.items():
+        replies = sorted(a for _, a in tickets if a < never)
+        arrivals = sorted(t0 for t0, _ in tickets)
+        hits: dict[str, list[int]] = {name: [] for name in clauses}
+        for minute in range(cfg.duration_ms // MINUTE):
+            t = cfg.start_ms + (minute + 1) * MINUTE - 1
+            ages = [(t - t0) / 1000 for t0, a in tickets if t0 <= t < a]
+            if not ages:
+                continue
+            rep = bisect.bisect_right(replies, t) - bisect.bisect_right(replies, t - window)
+            arr = bisect.bisect_right(arrivals, t) - bisect.bisect_right(arrivals, t - window)
+            for name, clause in clauses.items():
+                if clause(ages, rep, arr):
+                    hits[name].append(minute)
+        for name, minutes in hits.items():
+            starts = _episodes(minutes)
+            if starts:
+                out[name][team] = [(cfg.start_ms + (s + 1) * MINUTE - origin) / MINUTE
+                                   for s in starts]
+    return out
+
+
+def night_facts(case: Case, seed: int, targets: Targets) -> tuple[int | None, int]:
+    """From the events, for TEAM: how many other customers were waiting unanswered 5 min
+    after the first breach at or after the onset (None: no such breach), and how many of
+    the tickets created at night (22:00-06:00) waited more than 20 min for a first reply
+    (a healthy night's look-alikes of a lone overdue ticket)."""
+    cfg, stream = events(case, seed)
+    created: dict[str, int] = {}
+    answered: dict[str, int] = {}
+    for e in stream:
+        if isinstance(e, TicketCreated) and e.created_by == Creator.CUSTOMER \
+                and e.team == TEAM:
+            created[e.ticket_id] = e.ts
+        elif isinstance(e, TicketMessage) and e.author == Author.AGENT and e.public:
+            answered.setdefault(e.ticket_id, e.ts)
+    never = cfg.end_ms + DAY_MS
+    target_ms = int(targets.frt.target_seconds * 1000)
+    midnight = first_midnight(cfg.start_ms)
+    night = sum(1 for tid, t0 in created.items()
+                if ((t0 - midnight) // HOUR % 24 >= 22 or (t0 - midnight) // HOUR % 24 < 6)
+                and answered.get(tid, never) - t0 > 20 * MINUTE and t0 + 20 * MINUTE < cfg.end_ms)
+    others: int | None = None
+    if case.onset_h is not None:
+        onset = midnight + int(case.onset_h * HOUR)
+        breaches = sorted(t0 + target_ms for tid, t0 in created.items()
+                          if answered.get(tid, never) > t0 + target_ms >= onset)
+        if breaches:
+            t = breaches[0] + 5 * MINUTE
+            others = sum(1 for tid, t0 in created.items()
+                         if t0 <= t < answered.get(tid, never)) - 1
+    return others, night

@@ -251,6 +251,46 @@ def _burn_guard_case() -> dict[str, Any]:
     }
 
 
+def _quiet_shift_case() -> dict[str, Any]:
+    """The stall page on a thin night shift (issue 20): one ticket past its deadline and
+    few arrivals, so neither the two-overdue nor the silent-arrivals clause can open it.
+    `stalled` has a second customer past the quiet band and no first reply in 15 minutes:
+    it pages. `slow` has only the overdue ticket (three others are half-way, below the
+    quiet band): one slow ticket, no page. `answering` has the second customer too but sent
+    a first reply in the window: no page. From minute 40 `stalled` is answered."""
+    s = TARGETS.paging.stall
+    other = 0.5 if s.quiet_band != 0.5 else 0.75
+    series = []
+    for team, band, half, replies, overdue in (
+            ("stalled", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", None, "0x10 1x30 0x20"),
+            ("slow", "0x60", "0x10 3x50", None, "0x10 1x50"),
+            ("answering", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", "1x60", "0x10 1x50")):
+        lab = {"team": team, "channel": "all", "priority": "all"}
+        series += [
+            {"series": f"{m.BREACHED_UNANSWERED}{_labels(**lab)}", "values": overdue},
+            {"series": f"{m.AT_RISK}{_labels(threshold=f'{s.quiet_band:g}', **lab)}",
+             "values": band},
+            {"series": f"{m.AT_RISK}{_labels(threshold=f'{other:g}', **lab)}", "values": half},
+            {"series": f"{m.CREATED}{_labels(window='15m', **lab)}", "values": "1x60"},
+        ]
+        if replies is not None:
+            series.append({"series": f"{m.FRT_COUNT}{_labels(window='15m', **lab)}",
+                           "values": replies})
+    stalled = [{"exp_labels": {"severity": "page", "component": "kpi", "team": "stalled",
+                               "channel": "all", "priority": "all"}}]
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": "9m", "alertname": "CxpulseFrtStalled", "exp_alerts": []},
+            {"eval_time": "15m", "alertname": "CxpulseFrtStalled", "exp_alerts": stalled},
+            {"eval_time": "35m", "alertname": "CxpulseFrtStalled", "exp_alerts": stalled},
+            # answered at minute 40: closed once keep_firing_for (3m) has run out
+            {"eval_time": "50m", "alertname": "CxpulseFrtStalled", "exp_alerts": []},
+        ],
+    }
+
+
 def _pipeline_case() -> dict[str, Any]:
     """WorkerDown pages within 2 minutes of the first failed scrape (1 m for: + 30 s
     evaluation); the exporters all down fires KpisUnavailable, one down only a ticket;
@@ -328,7 +368,7 @@ def _collapse_case(kpi: str, title: str, severity: str) -> dict[str, Any]:
 @pytest.mark.prometheus
 def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
     tests = [_frt_case(), _burn_case(), _pipeline_case(), _at_risk_case(),
-             _burn_guard_case()]
+             _burn_guard_case(), _quiet_shift_case()]
     tests += [_collapse_case("csat", "CSAT", "page"), _collapse_case("ces", "CES", "ticket"),
               _collapse_case("fcr", "FCR", "ticket")]
     tests += [_score_case(k, t) for k, t in (("csat", "CSAT"), ("nps", "NPS"), ("ces", "CES"),

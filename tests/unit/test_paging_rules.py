@@ -48,6 +48,8 @@ def _queues(seed: int) -> dict[str, dict[str, list[int] | None]]:
             "overdue": _runs(rng, [0, 0, 1, 1, 2, 3, 5]),
             "replies": None if team == "quiet" else _runs(rng, [0, 0, 1, 2, 3, 6, 12, 30]),
             "arrivals": _runs(rng, [0, 1, 3, 4, 5, 8]),
+            # tickets past the quiet band but not yet overdue (the thin-shift clause)
+            "band": _runs(rng, [0, 0, 0, 1, 1, 2]),
         }
     return out
 
@@ -56,21 +58,24 @@ def reference(q: dict[str, list[int] | None]) -> list[bool]:
     """Firing at each evaluation (one a minute, at the minute's sample), by the rule's
     statement: open on `min_breached` overdue tickets that outnumber the first replies of
     the last 15 min, or on one overdue ticket with `silent_min_arrivals` arrivals and no
-    reply at all; once firing, hold while one is overdue and the team sent fewer than
-    `catch_up_replies` first replies per overdue ticket."""
+    reply at all, or on one overdue ticket with `quiet_min_waiting` tickets (it included)
+    past `quiet_band` of their target and no reply at all; once firing, hold while one is
+    overdue and the team sent fewer than `catch_up_replies` first replies per overdue
+    ticket."""
     s = TARGETS.paging.stall
     hold_for = parse_duration_ms(s.for_) // 60_000
     keep = parse_duration_ms(TARGETS.paging.keep_firing_for) // 60_000
-    overdue, arrivals = q["overdue"], q["arrivals"]
-    assert overdue is not None and arrivals is not None
+    overdue, arrivals, band = q["overdue"], q["arrivals"], q["band"]
+    assert overdue is not None and arrivals is not None and band is not None
     replies = q["replies"] or [0] * MINUTES
     state, active_at, keep_since = "inactive", 0, None
     firing: list[bool] = []
     for i in range(MINUTES):
-        ov, rep, arr = overdue[i], replies[i], arrivals[i]
+        ov, rep, arr, waiting = overdue[i], replies[i], arrivals[i], band[i] + overdue[i]
         was_firing = bool(firing) and firing[-1]  # ALERTS of the previous evaluation
         opens = (ov >= s.min_breached and ov > rep) or (
-            ov >= 1 and arr >= s.silent_min_arrivals and rep == 0)
+            ov >= 1 and arr >= s.silent_min_arrivals and rep == 0) or (
+            ov >= 1 and waiting >= s.quiet_min_waiting and rep == 0)
         holds = ov >= 1 and rep < s.catch_up_replies * ov and was_firing
         if opens or holds:
             keep_since = None
@@ -92,13 +97,15 @@ def _series(queues: dict[str, dict[str, list[int] | None]]) -> list[dict[str, st
     out = []
     for team, q in queues.items():
         rollup = f'channel="all",priority="all",team="{team}"'
-        for metric, key in ((m.BREACHED_UNANSWERED, "overdue"),
-                            (m.FRT_COUNT, "replies"), (m.CREATED, "arrivals")):
+        band = f'threshold="{TARGETS.paging.stall.quiet_band:g}",'
+        for metric, key, extra in ((m.BREACHED_UNANSWERED, "overdue", ""),
+                                   (m.FRT_COUNT, "replies", 'window="15m",'),
+                                   (m.CREATED, "arrivals", 'window="15m",'),
+                                   (m.AT_RISK, "band", band)):
             values = q[key]
             if values is None:
                 continue
-            window = "" if key == "overdue" else 'window="15m",'
-            out.append({"series": f"{metric}{{{window}{rollup}}}",
+            out.append({"series": f"{metric}{{{extra}{rollup}}}",
                         "values": " ".join(str(v) for v in values)})
     return out
 

@@ -87,3 +87,14 @@ def test_stall_page_settings_are_read_and_checked() -> None:
         parse_targets({"paging": {"stall": {"min_overdue": 2}}})
     with pytest.raises(TargetsError, match=r"paging\.stall\.min_breached"):
         parse_targets({"paging": {"stall": {"min_breached": 0}}})
+
+
+def test_quiet_shift_band_must_be_an_exported_threshold() -> None:
+    # The rule reads `cxpulse_frt_at_risk_tickets{threshold=...}`: a band the core does not
+    # export would select nothing, and the clause could never fire.
+    t = parse_targets({"paging": {"stall": {"quiet_band": 0.5, "quiet_min_waiting": 3}}})
+    assert (t.paging.stall.quiet_band, t.paging.stall.quiet_min_waiting) == (0.5, 3)
+    with pytest.raises(TargetsError, match=r"paging\.stall\.quiet_band.*0\.5, 0\.75"):
+        parse_targets({"paging": {"stall": {"quiet_band": 0.8}}})
+    with pytest.raises(TargetsError, match=r"paging\.stall\.quiet_min_waiting"):
+        parse_targets({"paging": {"stall": {"quiet_min_waiting": 0}}})

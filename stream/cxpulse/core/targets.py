@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cxpulse.core.config import CoreConfig
 from cxpulse.core.durations import DurationError, parse_duration_ms, window_label
 from cxpulse.core.events import Priority
 from cxpulse.core.evidence import EvidenceError, EvidenceSpec, weights
@@ -130,6 +131,15 @@ class Stall:
     #: healthy team answers most tickets within 15 minutes): one overdue ticket then
     #: suffices, and a big team's night stall pages minutes after its first breach.
     silent_min_arrivals: int = 4
+    #: A thin shift (a night with 1-5 tickets an hour) never has `silent_min_arrivals`
+    #: arrivals, and one overdue ticket there is also what one slow ticket looks like. The
+    #: quiet-shift evidence is a second customer kept waiting with it: at least
+    #: `quiet_min_waiting` tickets past `quiet_band` of their FRT target (the overdue one
+    #: counts) while the team sent no first reply in the last 15 minutes. `quiet_band` must
+    #: be one of the at-risk thresholds the core exports (0.5, 0.75); docs/alerts.md has
+    #: the measurement behind 0.75 (0.5 paged healthy days twice as often).
+    quiet_band: float = 0.75
+    quiet_min_waiting: int = 2
     #: Once open, the page closes when no ticket is overdue or the team sends this many
     #: first replies (in 15 min) per overdue ticket: it has caught up. A looser release
     #: (replies merely outnumbering overdue tickets) flapped 4 times in a slow decline.
@@ -334,13 +344,21 @@ def _paging(raw: Any) -> Paging:
         for_=_window(a.get("for", d.for_), f"{w}.for"),
     )
     st = _map(g.get("stall"), "paging.stall")
-    _check_keys(st, {"min_breached", "silent_min_arrivals", "catch_up_replies", "for"},
-                "paging.stall")
+    _check_keys(st, {"min_breached", "silent_min_arrivals", "quiet_band", "quiet_min_waiting",
+                     "catch_up_replies", "for"}, "paging.stall")
+    quiet_band = _num(st.get("quiet_band", Stall.quiet_band), "paging.stall.quiet_band")
+    if quiet_band not in CoreConfig.at_risk_fractions:
+        raise TargetsError(
+            f"paging.stall.quiet_band must be one of the exported at-risk thresholds "
+            f"{', '.join(f'{f:g}' for f in CoreConfig.at_risk_fractions)}, got {quiet_band:g}")
     stall = Stall(
         min_breached=int(_num(st.get("min_breached", Stall.min_breached),
                               "paging.stall.min_breached", 1)),
         silent_min_arrivals=int(_num(st.get("silent_min_arrivals", Stall.silent_min_arrivals),
                                      "paging.stall.silent_min_arrivals", 1)),
+        quiet_band=quiet_band,
+        quiet_min_waiting=int(_num(st.get("quiet_min_waiting", Stall.quiet_min_waiting),
+                                   "paging.stall.quiet_min_waiting", 1)),
         catch_up_replies=int(_num(st.get("catch_up_replies", Stall.catch_up_replies),
                                   "paging.stall.catch_up_replies", 1)),
         for_=_window(st.get("for", Stall.for_), "paging.stall.for"),

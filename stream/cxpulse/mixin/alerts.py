@@ -288,7 +288,12 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
     arrivals = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
     silent = (f"{overdue} >= 1\nand on (team) {arrivals} >= {s.silent_min_arrivals}\n"
               f"unless on (team) {replies} > 0")
-    fire = f"{overdue} >= {s.min_breached}\nand on (team) {behind}\nor\n{silent}"
+    # A thin shift: one overdue ticket, a second customer waiting past the quiet band (the
+    # overdue one counts), and not one first reply in 15 minutes (docs/alerts.md measures it).
+    band = dedup(f'{m.AT_RISK}{{threshold="{s.quiet_band:g}",{TEAM_TICKETS}}}')
+    quiet = (f"{overdue} >= 1\nand on (team) ({band} + ignoring (threshold) {overdue})"
+             f" >= {s.quiet_min_waiting}\nunless on (team) {replies} > 0")
+    fire = f"{overdue} >= {s.min_breached}\nand on (team) {behind}\nor\n{silent}\nor\n{quiet}"
     # Once open it holds while any ticket waits past its deadline and the team has not
     # caught up (catch_up_replies first replies per overdue ticket): a stall with no new
     # deadlines is still a stall, and a trickle of replies in a decline does not flap it.
@@ -302,7 +307,9 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
         f"At least {s.min_breached} of the team's tickets are past their first-response "
         "deadline with no reply, more than the first replies the team sent in the last 15 "
         f"minutes; or one is, and {s.silent_min_arrivals} or more tickets arrived in the last "
-        "15 minutes without the team sending a single first reply. It stays open while "
+        "15 minutes without the team sending a single first reply; or one is, while "
+        f"{s.quiet_min_waiting} or more tickets wait past {s.quiet_band:.0%} of their target "
+        "(it included) and the team sent no first reply in 15 minutes. It stays open while "
         "tickets wait past their deadline unanswered and closes once the team has caught up "
         f"({s.catch_up_replies} first replies in 15 minutes per overdue ticket) or answered "
         "them all.",
