@@ -45,6 +45,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import Annotated
+
+import msgspec
 
 from cxpulse.core.events import (
     DEFAULT_SCALE,
@@ -139,8 +142,31 @@ MIN_TS = -62135596800000  # 0001-01-01T00:00:00.000Z
 MAX_TS = 253402300799999  # 9999-12-31T23:59:59.999Z
 
 
+#: "YYYY-MM-DDTHH:MM" -> epoch ms of that UTC minute, for prefixes the full
+#: parser accepted in the shape `format_ts` writes (`...:SS.mmmZ`). Events come
+#: in bursts of nearby times, so most timestamps hit a minute seen before and
+#: skip the regex and the calendar arithmetic: the whole parse is then a dict
+#: lookup and one `int` of five digits. Bounded (cleared when full), so a
+#: backfill over years costs one full parse per minute, not memory.
+_MINUTES: dict[str, int] = {}
+_MINUTES_MAX = 8192
+
+
 def parse_ts(text: str) -> int | Rejection:
     """RFC 3339 date-time to epoch milliseconds, or the reason it is refused."""
+    if len(text) == 24 and text[23] == "Z" and text[19] == "." and text[16] == ":":
+        base = _MINUTES.get(text[:16])
+        if base is not None:
+            digits = text[17:19] + text[20:23]  # SS and mmm: SSmmm milliseconds
+            if digits.isascii() and digits.isdigit():
+                ms = int(digits)
+                if ms < 60000:  # second 60 (leap) takes the full path
+                    return base + ms
+    return _parse_ts_full(text)
+
+
+def _parse_ts_full(text: str) -> int | Rejection:
+    """`parse_ts` by the grammar; remembers the minute of a `format_ts`-shaped stamp."""
     m = _TS_RE.fullmatch(text)
     if m is None:
         return Rejection(BAD_TIMESTAMP, "field 'ts' is not an RFC 3339 date-time")
@@ -167,6 +193,10 @@ def parse_ts(text: str) -> int | Rejection:
         ms = ms - delta if offset[0] == "+" else ms + delta
     if ms < MIN_TS or ms > MAX_TS:
         return Rejection(BAD_TIMESTAMP, "field 'ts' is outside years 0001..9999 UTC")
+    if offset == "Z" and sep == "T" and frac is not None and len(frac) == 3:
+        if len(_MINUTES) >= _MINUTES_MAX:
+            _MINUTES.clear()
+        _MINUTES[text[:16]] = ms - s * 1000 - int(frac)
     return ms
 
 
@@ -348,11 +378,26 @@ def decode(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Event 
 
     `None` is accepted (a Kafka tombstone) and rejected as `not_json`, so a
     stray null-value record cannot crash the caller.
+
+    Two paths, one result. The fast one (`_decode_fast`) lets msgspec parse
+    and type-check the bytes straight into per-type structs in C; it accepts
+    only what the checked path below accepts, and builds the same event.
+    Whatever it does not accept, for whatever reason, goes through the checked
+    path, which alone writes rejections: every reason code and message stays
+    that path's (tests/unit/test_decode_fast.py compares the two).
     """
     if value is None:
         return Rejection(NOT_JSON, "null message value (tombstone)")
     if len(value) > max_bytes:
         return Rejection(TOO_LARGE, f"message of {len(value)} bytes exceeds {max_bytes}")
+    event = _decode_fast(value)
+    if event is not None:
+        return event
+    return _decode_checked(value)
+
+
+def _decode_checked(value: bytes) -> Event | Rejection:
+    """The reference decoder: the standard library's parser, then each check in order."""
     try:
         text = bytes(value).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -416,6 +461,175 @@ def _decode_object(obj: dict[str, object]) -> Event | Rejection:
             return rejection
     event: Event = cls(**kwargs)
     return event
+
+
+# ---------------------------------------------------------------------------
+# The fast path: msgspec structs mirroring _SCHEMAS.
+#
+# Each struct accepts a subset of what _SCHEMAS accepts (msgspec is at least as
+# strict: no bool for an int, no float for an int, no lone surrogates even in
+# unknown fields, an object only, tags must agree when `type` is repeated), and
+# `_event` returns None for anything the checked path would still refuse (a bad
+# `ts`, a score off its scale). Three differences of the parsers are kept out
+# before msgspec sees the bytes: invalid UTF-8 inside an unknown field (msgspec
+# skips it unread; `_decode_fast` checks the whole value), nesting (the
+# standard parser's recursion limit refuses deep unknown fields; values with
+# more than `_FAST_MAX_BRACKETS` brackets take the checked path) and integers
+# beyond Python's digit limit (impossible in `_FAST_MAX_BYTES`).
+
+_FAST_MAX_BYTES = 4096
+_FAST_MAX_BRACKETS = 32
+
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX)]
+_Label = Annotated[str, msgspec.Meta(min_length=1, max_length=LABEL_MAX)]
+
+
+class _Wire(msgspec.Struct, tag_field="type", gc=False):
+    """Common part of the wire structs; `type` is the tag, one struct per event type."""
+
+    event_id: _Id
+    ts: str
+
+    def _event(self) -> Event | None:
+        raise NotImplementedError
+
+
+class _Created(_Wire, tag="ticket.created", gc=False):
+    ticket_id: _Id
+    team: _Label
+    channel: _Label
+    priority: Priority | None = None
+    customer_id: _Id | None = None
+    created_by: Creator | None = None
+    bot: bool | None = None
+
+    def _event(self) -> Event | None:
+        ts = parse_ts(self.ts)
+        if type(ts) is not int:
+            return None
+        return TicketCreated(
+            self.event_id, ts, self.ticket_id, self.team, self.channel,
+            self.priority or Priority.NORMAL, self.customer_id,
+            self.created_by or Creator.CUSTOMER, self.bot or False,
+        )  # fmt: skip
+
+
+class _Assigned(_Wire, tag="ticket.assigned", gc=False):
+    ticket_id: _Id
+    agent_id: _Label
+    team: _Label | None = None
+
+    def _event(self) -> Event | None:
+        ts = parse_ts(self.ts)
+        if type(ts) is not int:
+            return None
+        return TicketAssigned(self.event_id, ts, self.ticket_id, self.agent_id, self.team)
+
+
+class _Handoff(_Wire, tag="ticket.handoff", gc=False):
+    ticket_id: _Id
+
+    def _event(self) -> Event | None:
+        ts = parse_ts(self.ts)
+        if type(ts) is not int:
+            return None
+        return TicketHandoff(self.event_id, ts, self.ticket_id)
+
+
+class _Message(_Wire, tag="ticket.message", gc=False):
+    ticket_id: _Id
+    author: Author
+    agent_id: _Label | None = None
+    public: bool | None = None
+
+    def _event(self) -> Event | None:
+        ts = parse_ts(self.ts)
+        if type(ts) is not int:
+            return None
+        public = True if self.public is None else self.public
+        return TicketMessage(self.event_id, ts, self.ticket_id, self.author, self.agent_id, public)
+
+
+class _Status(_Wire, tag="ticket.status_changed", gc=False):
+    ticket_id: _Id
+    status: Status
+
+    def _event(self) -> Event | None:
+        ts = parse_ts(self.ts)
+        if type(ts) is not int:
+            return None
+        return StatusChanged(self.event_id, ts, self.ticket_id, self.status)
+
+
+class _Response(_Wire, tag="survey.response", gc=False):
+    survey: SurveyKind
+    score: int
+    ticket_id: _Id | None = None
+    customer_id: _Id | None = None
+    team: _Label | None = None
+    agent_id: _Label | None = None
+    channel: _Label | None = None
+    touchpoint: _Label | None = None
+    scale: Scale | None = None
+
+    def _event(self) -> Event | None:
+        ts = parse_ts(self.ts)
+        if type(ts) is not int:
+            return None
+        scores = SCALE_SCORES[self.survey].get(self.scale or DEFAULT_SCALE[self.survey])
+        if scores is None or self.score not in scores:
+            return None
+        return SurveyResponse(
+            self.event_id, ts, self.survey, self.score, self.ticket_id, self.customer_id,
+            self.team, self.agent_id, self.channel, self.touchpoint, self.scale,
+        )  # fmt: skip
+
+
+class _Offered(_Wire, tag="survey.offered", gc=False):
+    survey: SurveyKind
+    ticket_id: _Id | None = None
+    customer_id: _Id | None = None
+    team: _Label | None = None
+    agent_id: _Label | None = None
+    channel: _Label | None = None
+    touchpoint: _Label | None = None
+    scale: Scale | None = None
+
+    def _event(self) -> Event | None:
+        ts = parse_ts(self.ts)
+        if type(ts) is not int:
+            return None
+        if (self.scale or DEFAULT_SCALE[self.survey]) not in SCALE_SCORES[self.survey]:
+            return None
+        return SurveyOffered(
+            self.event_id, ts, self.survey, self.ticket_id, self.customer_id,
+            self.team, self.agent_id, self.channel, self.touchpoint, self.scale,
+        )  # fmt: skip
+
+
+_WIRE = (_Created, _Assigned, _Handoff, _Message, _Status, _Response, _Offered)
+assert {w.__struct_config__.tag for w in _WIRE} == set(_SCHEMAS)
+_WIRE_DECODE = msgspec.json.Decoder(
+    _Created | _Assigned | _Handoff | _Message | _Status | _Response | _Offered
+).decode
+
+
+def _decode_fast(value: bytes) -> Event | None:
+    """The event, when msgspec's typed parse accepts `value`; None: ask `_decode_checked`."""
+    if len(value) > _FAST_MAX_BYTES:
+        return None
+    if not value.isascii():
+        try:
+            value.decode("utf-8")
+        except (UnicodeDecodeError, AttributeError):
+            return None
+    if value.count(b"{") + value.count(b"[") > _FAST_MAX_BRACKETS:
+        return None
+    try:
+        wire = _WIRE_DECODE(value)
+    except (msgspec.DecodeError, RecursionError, TypeError):
+        return None
+    return wire._event()  # type: ignore[no-any-return]
 
 
 def _scale_text(scale: Scale, scores: tuple[int, ...]) -> str:
