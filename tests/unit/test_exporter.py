@@ -11,7 +11,7 @@ from cxpulse import metric_names as m
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode
 from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
-from cxpulse.core.events import role_of
+from cxpulse.core.events import SurveyKind, SurveyOffered, role_of
 from cxpulse.exposition.render import (
     COUNTER_FAMILIES,
     GAUGE_FAMILIES,
@@ -29,7 +29,9 @@ HOURS = 6
 
 @pytest.fixture(scope="module")
 def evaluation() -> tuple[Evaluation, list[str]]:
-    cfg = SimConfig(seed=3, duration_ms=HOURS * 3_600_000, tickets_per_day=1500)
+    # contract 1.1: the day carries CSAT survey offers, so the response-rate panel's series
+    # exist; the simulator offers no NPS or CES survey, so one offer of each is added below
+    cfg = SimConfig(seed=3, duration_ms=HOURS * 3_600_000, tickets_per_day=1500, contract="1.1")
     engine = PartitionEngine(CoreConfig(), 0)
     ids: set[str] = set()
     for rec in generate(cfg):
@@ -41,6 +43,12 @@ def evaluation() -> tuple[Evaluation, list[str]]:
             value = getattr(event, attr, None)
             if value:
                 ids.add(value)
+    last = event.ts
+    for n, kind in enumerate((SurveyKind.NPS, SurveyKind.CES)):
+        offer = SurveyOffered(f"offer-{n}", last - 60_000, kind, customer_id=f"c-offer-{n}",
+                              touchpoint="after_purchase")
+        engine.apply(role_of(offer), offer)
+        ids |= {offer.event_id, f"c-offer-{n}"}
     return evaluate([engine]), sorted(ids)
 
 
