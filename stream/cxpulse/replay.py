@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -24,7 +23,8 @@ from tqdm import tqdm
 
 from cxpulse.core.decode import Rejection, decode, route_of
 from cxpulse.core.events import SURVEYS, TICKETS
-from cxpulse.settings import Settings, SettingsError, load_settings
+from cxpulse.settings import Settings, SettingsError
+from cxpulse.settings.flags import settings_from_args
 from cxpulse.settings.model import ClientOptions
 
 _DEFAULTS = Settings.model_fields  # the one place defaults are written down
@@ -169,7 +169,7 @@ def kafka_target(args: argparse.Namespace) -> KafkaTarget:
 
     Raises `SettingsError` (a one-line message naming the setting)."""
     overrides: dict[str, object] = {"bootstrap_servers": args.bootstrap_servers}
-    settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None, overrides)
+    settings = settings_from_args(args, overrides)
     # Topic flags are taken as given (a test may send both roles to one topic).
     return KafkaTarget(
         settings.bootstrap_servers,
@@ -205,28 +205,28 @@ EXIT_KAFKA = 69
 def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
-        print(f"replay: no such file: {path}", file=sys.stderr)
+        print(f"cxpulse replay: no such file: {path}", file=sys.stderr)
         return 2
     if args.speed is not None and args.speed <= 0:
-        print("replay: --speed must be positive", file=sys.stderr)
+        print("cxpulse replay: --speed must be positive", file=sys.stderr)
         return 2
     try:
         target = kafka_target(args)
     except SettingsError as exc:
-        print(f"replay: bad setting: {exc}", file=sys.stderr)
+        print(f"cxpulse replay: bad setting: {exc}", file=sys.stderr)
         return 2
     bar = progress_bar(args.progress, "msg")
     started = time.monotonic()
     try:
         messages = plan(read_lines(path), target.topics, args.speed)
-        sent = send("replay", target, messages, bar)
+        sent = send("cxpulse replay", target, messages, bar)
     finally:
         if bar is not None:
             bar.close()
     if sent is None:
         return EXIT_KAFKA
     elapsed = time.monotonic() - started
-    print(f"replay: {sent} messages in {elapsed:.1f}s", file=sys.stderr)
+    print(f"cxpulse replay: {sent} messages in {elapsed:.1f}s", file=sys.stderr)
     return 0
 
 

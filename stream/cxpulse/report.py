@@ -33,7 +33,8 @@ from cxpulse.core.events import key_of, role_of
 from cxpulse.core.partitioning import partition_for
 from cxpulse.core.timeguard import time_rejection
 from cxpulse.mixin import tiles as tl
-from cxpulse.settings import SettingsError, core_config, load_settings
+from cxpulse.settings import SettingsError, core_config
+from cxpulse.settings.flags import settings_from_args
 
 #: No line of the input was a valid event (a CSV or gzip file given by mistake).
 EXIT_NO_VALID_LINE = 3
@@ -312,7 +313,7 @@ def _config(args: argparse.Namespace) -> CoreConfig:
     """The worker's KPI definitions: same settings file, environment and targets file,
     so a report of an export is comparable with the live metrics."""
     overrides = {"targets_file": args.targets} if args.targets else {}
-    settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None, overrides)
+    settings = settings_from_args(args, overrides)
     return core_config(settings)
 
 

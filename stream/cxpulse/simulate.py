@@ -88,18 +88,18 @@ def _paced(
 def run(args: argparse.Namespace) -> int:
     to_kafka = args.bootstrap_servers is not None or args.config is not None
     if (args.out is None) == (not to_kafka):
-        print("simulate: give exactly one of --out FILE or --bootstrap-servers HOST:PORT "
+        print("cxpulse simulate: give exactly one of --out FILE or --bootstrap-servers HOST:PORT "
               "(or --config)", file=sys.stderr)  # fmt: skip
         return 2
     if args.disorder >= p.DEFAULT_LATENESS_S and not args.allow_late:
         print(
-            f"simulate: --disorder {args.disorder:g}s reaches the default allowed lateness "
+            f"cxpulse simulate: --disorder {args.disorder:g}s reaches the default allowed lateness "
             f"({p.DEFAULT_LATENESS_S:g}s); add --allow-late to produce late events on purpose",
             file=sys.stderr,
         )
         return 2
     if args.tickets_per_day <= 0:
-        print("simulate: --tickets-per-day must be positive", file=sys.stderr)
+        print("cxpulse simulate: --tickets-per-day must be positive", file=sys.stderr)
         return 2
     cfg = config_of(args)
     bar = progress_bar(args.progress, "msg")
@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
             try:
                 target = kafka_target(args)
             except SettingsError as exc:
-                print(f"simulate: bad setting: {exc}", file=sys.stderr)
+                print(f"cxpulse simulate: bad setting: {exc}", file=sys.stderr)
                 return 2
-            sent = send("simulate", target, _paced(records, target.topics, args.rate))
+            sent = send("cxpulse simulate", target, _paced(records, target.topics, args.rate))
             if sent is None:
                 return EXIT_KAFKA
             n = sent
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(f"simulate: {n} messages", file=sys.stderr)
+    print(f"cxpulse simulate: {n} messages", file=sys.stderr)
     return 0
 
 

@@ -217,3 +217,26 @@ def test_demo_regenerates_stale_rules(tmp_path: Path) -> None:
                          env={**os.environ, "PATH": str(tmp_path / "no-bin")})
     assert "regenerated alerts/cxpulse-rules.yml" in out.stdout, out.stdout + out.stderr
     assert stale_outputs(load_targets(targets), tmp_path) == []
+
+
+@pytest.mark.parametrize("command", [
+    ["worker", "--bootstrap-servers", "127.0.0.1:1"],
+    ["exporter", "--bootstrap-servers", "127.0.0.1:1"],
+    ["ingest", "--bootstrap-servers", "127.0.0.1:1"],
+    ["map", "--bootstrap-servers", "127.0.0.1:1"],
+    ["import", "zendesk", "/dev/null", "--bootstrap-servers", "127.0.0.1:1"],
+    ["replay", "{empty}", "--bootstrap-servers", "127.0.0.1:1"],
+    ["simulate", "--duration", "1h", "--bootstrap-servers", "127.0.0.1:1"],
+    ["report", "/dev/null"],
+])  # fmt: skip
+def test_every_command_reads_settings_one_way(command: list[str], tmp_path: Path) -> None:
+    """Every command that reads the settings reads `--config` (else CXPULSE_CONFIG) the
+    same way, and a bad value is one line with the command's full name, exit 2."""
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_text("session_timeout: '30'\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    command = [a.format(empty=tmp_path / "empty.jsonl") for a in command]
+    by_flag = cli(*command, "--config", str(cfg))
+    one_line(by_flag, command[0], "session_timeout: '30' needs a unit", f"set in {cfg}")
+    by_env = cli(*command, env={"CXPULSE_CONFIG": str(cfg)})
+    one_line(by_env, command[0], "session_timeout: '30' needs a unit", f"set in {cfg}")

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from cxpulse.cliargs import Subcommands
 from cxpulse.exporter.service import run_exporter
 from cxpulse.kafka.access import KafkaAccessError
 from cxpulse.lifecycle import run_until_signal
-from cxpulse.settings import SettingsError, core_config, load_settings
-from cxpulse.settings.flags import add_settings_flags, settings_overrides
+from cxpulse.settings import SettingsError, core_config
+from cxpulse.settings.flags import add_settings_flags, settings_from_args
 from cxpulse.startup import prepare_serving
 
 
@@ -42,9 +41,7 @@ def register(sub: Subcommands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(
-            args.config or os.environ.get("CXPULSE_CONFIG"), None, settings_overrides(args)
-        )
+        settings = settings_from_args(args)
         config = core_config(settings)
     except SettingsError as exc:
         print(f"cxpulse exporter: bad setting: {exc}", file=sys.stderr)

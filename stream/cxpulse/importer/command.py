@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -168,13 +167,12 @@ def _audit_item(audit: dict[str, Any]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from cxpulse.helpdesks import MappingError, load_mapping
-    from cxpulse.settings import SettingsError, load_settings
-    from cxpulse.settings.flags import settings_overrides
+    from cxpulse.settings import SettingsError
+    from cxpulse.settings.flags import settings_from_args
 
     prog = "cxpulse import"
     try:
-        settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None,
-                                 settings_overrides(args))  # fmt: skip
+        settings = settings_from_args(args)
         mapping = load_mapping(settings.mapping_file)
     except (SettingsError, MappingError) as exc:
         print(f"{prog}: bad setting: {exc}", file=sys.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from typing import Any
 
@@ -36,13 +35,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxpulse.settings import SettingsError, load_settings
-    from cxpulse.settings.flags import settings_overrides
+    from cxpulse.settings import SettingsError
+    from cxpulse.settings.flags import settings_from_args
     from cxpulse.web.server import WebConfigError, bind_socket, load_web_config
 
     try:
-        settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None,
-                                 settings_overrides(args))  # fmt: skip
+        settings = settings_from_args(args)
         web_config = load_web_config(settings.web_config_file)
     except (SettingsError, WebConfigError) as exc:
         print(f"cxpulse ingest: bad setting: {exc}", file=sys.stderr)

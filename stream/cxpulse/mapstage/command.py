@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from typing import Any
@@ -78,15 +77,14 @@ def run(args: argparse.Namespace) -> int:
     from cxpulse.helpdesks import MappingError, load_mapping
     from cxpulse.kafka.access import KafkaAccessError
     from cxpulse.kafka.topics import StartupError
-    from cxpulse.settings import SettingsError, load_settings
-    from cxpulse.settings.flags import settings_overrides
+    from cxpulse.settings import SettingsError
+    from cxpulse.settings.flags import settings_from_args
     from cxpulse.startup import bind_metrics_socket, wait_for_topics
     from cxpulse.web.server import WebConfigError, load_web_config
 
     prog = "cxpulse map"
     try:
-        settings = load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None,
-                                 settings_overrides(args))  # fmt: skip
+        settings = settings_from_args(args)
         mapping = load_mapping(settings.mapping_file)
         web_config = load_web_config(settings.web_config_file)
         sock = bind_metrics_socket(settings)

@@ -8,8 +8,10 @@ Secrets are refused on the command line (they would show in `ps`).
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Literal, get_args, get_origin
 
+from cxpulse.settings.load import load_settings
 from cxpulse.settings.model import Settings, refuse_secret_on_command_line
 from cxpulse.settings.types import SettingsError
 
@@ -26,7 +28,7 @@ def add_settings_flags(p: argparse.ArgumentParser,
     """`--config`, a `--flag` for each setting in `names` (its help shows the default and
     the choices), and `--set NAME=VALUE` for any other; read back with
     `settings_overrides`."""
-    p.add_argument("--config", help="YAML settings file (or CXPULSE_CONFIG)")
+    p.add_argument("--config", metavar="YAML", help="settings file (or CXPULSE_CONFIG)")
     for name in names:
         info = Settings.model_fields[name]
         external = info.alias or name
@@ -56,3 +58,14 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, object]:
         refuse_secret_on_command_line(name.strip())
         out[name.strip()] = value
     return out
+
+
+def settings_from_args(args: argparse.Namespace,
+                       overrides: dict[str, object] | None = None) -> Settings:
+    """The settings of a command: `--config` (or `CXPULSE_CONFIG`) < environment <
+    `overrides` (the command line; by default `settings_overrides(args)`, for a parser
+    built by `add_settings_flags`). One place, so every command reads the file the same
+    way; raises `SettingsError` with a one-line message naming the setting."""
+    if overrides is None:
+        overrides = settings_overrides(args)
+    return load_settings(args.config or os.environ.get("CXPULSE_CONFIG"), None, overrides)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import socket
 import sys
 
@@ -19,8 +18,8 @@ from aiohttp import web
 from cxpulse.cliargs import Subcommands
 from cxpulse.kafka.access import KafkaAccessError, authorization_error
 from cxpulse.kafka.topics import check_group_access
-from cxpulse.settings import Settings, SettingsError, core_config, load_settings
-from cxpulse.settings.flags import add_settings_flags, settings_overrides
+from cxpulse.settings import Settings, SettingsError, core_config
+from cxpulse.settings.flags import add_settings_flags, settings_from_args
 from cxpulse.startup import prepare_serving
 from cxpulse.web.server import WebConfig
 from cxpulse.worker.direct import run_direct
@@ -42,9 +41,7 @@ def register(sub: Subcommands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(
-            args.config or os.environ.get("CXPULSE_CONFIG"), None, settings_overrides(args)
-        )
+        settings = settings_from_args(args)
     except SettingsError as exc:
         print(f"cxpulse worker: bad setting: {exc}", file=sys.stderr)
         return 2
