@@ -21,6 +21,7 @@ from typing import NoReturn, TypeAlias
 
 from tqdm import tqdm
 
+from cxpulse.cliargs import Subcommands
 from cxpulse.core.decode import Rejection, decode, route_of
 from cxpulse.core.events import SURVEYS, TICKETS
 from cxpulse.settings import Settings, SettingsError
@@ -230,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "replay",
         help="produce a JSONL capture to the tickets/surveys topics",

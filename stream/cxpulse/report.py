@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from cxpulse import report_summary as summary
+from cxpulse.cliargs import Subcommands
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode, format_ts, parse_ts
 from cxpulse.core.durations import DurationError, parse_duration_ms, window_label
@@ -444,7 +445,7 @@ def _targets_of(args: argparse.Namespace) -> Any:
     return load_targets(Path(path)) if path else DEFAULT_TARGETS
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "report",
         help="KPIs of a JSONL event file per team, vs the previous period (the batch reference)",

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: cliargs.Subcommands) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="generate a realistic, reproducible support event stream",

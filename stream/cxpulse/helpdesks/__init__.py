@@ -9,11 +9,11 @@ Imports only core (timestamps) and the mapping file's model.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from cxpulse.helpdesks import chatwoot, freshdesk, zammad, zendesk
 from cxpulse.helpdesks.common import Mapped, Unmappable, role_and_key
 from cxpulse.helpdesks.mapping import Mapping, MappingError, load_mapping
+from cxpulse.jsontypes import JSON
 
 VENDORS = ("zendesk", "chatwoot", "freshdesk", "zammad")
 
@@ -21,7 +21,7 @@ __all__ = ["VENDORS", "Mapped", "Mapping", "MappingError", "Unmappable", "load_m
            "map_delivery", "parse", "role_and_key"]  # fmt: skip
 
 
-def parse(value: bytes | None) -> dict[str, Any]:
+def parse(value: bytes | None) -> JSON:
     """The delivery's JSON object (the gateway checked it; a replayed topic may not be)."""
     try:
         body = json.loads(value or b"")
@@ -32,8 +32,8 @@ def parse(value: bytes | None) -> dict[str, Any]:
     return body
 
 
-def map_delivery(vendor: str, body: dict[str, Any], mapping: Mapping,
-                 previous: dict[str, Any] | None = None) -> Mapped:  # fmt: skip
+def map_delivery(vendor: str, body: JSON, mapping: Mapping,
+                 previous: JSON | None = None) -> Mapped:  # fmt: skip
     """Contract events of one delivery; raises `Unmappable` with the reason."""
     try:
         if vendor == "zendesk":

@@ -30,13 +30,14 @@ from cxpulse.helpdesks.common import (
     to_ms,
 )
 from cxpulse.helpdesks.mapping import Mapping
+from cxpulse.jsontypes import JSON
 
 STATUS = {"open": "open", "resolved": "solved", "snoozed": "on_hold"}
 PRIORITY = {"low": "low", "medium": "normal", "high": "high", "urgent": "urgent"}
 MESSAGE_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
 
 
-def _unwrap(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _unwrap(body: JSON) -> tuple[str, JSON]:
     event = body.get("event")
     if isinstance(event, str):
         return event.replace(".", "_"), body
@@ -50,7 +51,7 @@ def _unwrap(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     raise Unmappable("unknown_event", "no Chatwoot event name ('event') in the delivery")
 
 
-def map_webhook(body: dict[str, Any], mapping: Mapping) -> Mapped:
+def map_webhook(body: JSON, mapping: Mapping) -> Mapped:
     event, data = _unwrap(body)
     out = Mapped()
     if event == "conversation_created":
@@ -97,7 +98,7 @@ def _changed_names(changed: Any) -> set[str]:
     return names
 
 
-def _created(out: Mapped, data: dict[str, Any], mapping: Mapping) -> None:
+def _created(out: Mapped, data: JSON, mapping: Mapping) -> None:
     conv = require_id(data.get("id"), "conversation id")
     ts = to_ms(data.get("created_at") or data.get("timestamp"), "created_at")
     team_name = dig(data, "meta", "team", "name")
@@ -123,7 +124,7 @@ def _status(out: Mapped, conv: str, ts: int, status: str) -> None:
                 ticket_id=conv, status=mapped)  # fmt: skip
 
 
-def _message(out: Mapped, event: str, data: dict[str, Any], mapping: Mapping) -> None:
+def _message(out: Mapped, event: str, data: JSON, mapping: Mapping) -> None:
     msg_id = require_id(data.get("id"), "message id")
     conv = require_id(ident(dig(data, "conversation", "id")) or data.get("conversation_id"),
                       "conversation id")  # fmt: skip

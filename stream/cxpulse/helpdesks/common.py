@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxpulse.core.decode import format_ts
+from cxpulse.jsontypes import JSON
 
 TICKETS, SURVEYS = "tickets", "surveys"
 STATUSES = ("open", "pending", "on_hold", "solved", "closed")
@@ -36,10 +37,10 @@ class Unmappable(ValueError):
 class Mapped:
     """Events of one delivery (in order), or nothing with the reason it was ignored."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[JSON] = field(default_factory=list)
     ignored: str | None = None
     #: Zammad: the ticket's snapshot to keep for the next delivery's diff (None: unchanged)
-    snapshot: dict[str, Any] | None = None
+    snapshot: JSON | None = None
 
     def add(self, event_id: str, type_: str, ts_ms: int, **fields: Any) -> None:
         event = {"event_id": event_id[:128], "type": type_, "ts": format_ts(ts_ms)}
@@ -47,14 +48,14 @@ class Mapped:
         self.events.append(event)
 
 
-def role_and_key(event: dict[str, Any]) -> tuple[str, bytes]:
+def role_and_key(event: JSON) -> tuple[str, bytes]:
     """The contract's topic role and Kafka key of an event we built."""
     role = SURVEYS if event["type"].startswith("survey.") else TICKETS
     key = event.get("ticket_id") or event["event_id"]
     return role, str(key).encode()
 
 
-def obj_at(body: dict[str, Any], name: str) -> dict[str, Any]:
+def obj_at(body: JSON, name: str) -> JSON:
     """`body[name]` when it is an object, else an empty one (vendors send null)."""
     value = body.get(name)
     return value if isinstance(value, dict) else {}

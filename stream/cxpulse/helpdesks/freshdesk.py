@@ -29,6 +29,7 @@ from cxpulse.helpdesks.common import (
     to_ms,
 )
 from cxpulse.helpdesks.mapping import Mapping
+from cxpulse.jsontypes import JSON
 
 STATUS = {"2": "open", "3": "pending", "4": "solved", "5": "closed"}
 #: the same statuses by the names the activities export uses (`cxpulse import`)
@@ -45,7 +46,7 @@ def _status(mapping: Mapping, code: Any) -> str | None:
             or STATUS_NAMES.get(key.lower()))  # fmt: skip
 
 
-def map_webhook(body: dict[str, Any], mapping: Mapping) -> Mapped:
+def map_webhook(body: JSON, mapping: Mapping) -> Mapped:
     event = body.get("event")
     data = obj_at(body, "data") or body
     out = Mapped()
@@ -68,14 +69,14 @@ def map_webhook(body: dict[str, Any], mapping: Mapping) -> Mapped:
     return out
 
 
-def _ticket(data: dict[str, Any]) -> dict[str, Any]:
+def _ticket(data: JSON) -> JSON:
     ticket = data.get("ticket")
     if not isinstance(ticket, dict):
         raise Unmappable("missing_field", "no 'data.ticket' in the delivery")
     return ticket
 
 
-def _created(out: Mapped, t: dict[str, Any], mapping: Mapping, fallback: Any) -> None:
+def _created(out: Mapped, t: JSON, mapping: Mapping, fallback: Any) -> None:
     ticket = require_id(t.get("id"), "ticket id")
     ts = to_ms(t.get("created_at") or fallback, "created_at")
     requester = ident(t.get("requester_id"))
@@ -93,7 +94,7 @@ def _created(out: Mapped, t: dict[str, Any], mapping: Mapping, fallback: Any) ->
                 ticket_id=ticket, status=status)  # fmt: skip
 
 
-def _updated(out: Mapped, t: dict[str, Any], mapping: Mapping, fallback: Any) -> None:
+def _updated(out: Mapped, t: JSON, mapping: Mapping, fallback: Any) -> None:
     ticket = require_id(t.get("id"), "ticket id")
     ts = to_ms(t.get("updated_at") or fallback, "updated_at")
     changes = obj_at(t, "changes")
@@ -114,7 +115,7 @@ def _updated(out: Mapped, t: dict[str, Any], mapping: Mapping, fallback: Any) ->
         out.ignored = "ticket_change_not_tracked"
 
 
-def _conversation(out: Mapped, c: dict[str, Any], mapping: Mapping) -> None:
+def _conversation(out: Mapped, c: JSON, mapping: Mapping) -> None:
     ticket = require_id(c.get("ticket_id"), "ticket_id")
     conv = require_id(c.get("id"), "conversation id")
     ts = to_ms(c.get("created_at"), "created_at")
@@ -131,7 +132,7 @@ def _conversation(out: Mapped, c: dict[str, Any], mapping: Mapping) -> None:
             public=c.get("private") is not True)  # fmt: skip
 
 
-def _rating(out: Mapped, r: dict[str, Any]) -> None:
+def _rating(out: Mapped, r: JSON) -> None:
     ticket = require_id(r.get("ticket_id"), "ticket_id")
     rid = require_id(r.get("id"), "satisfaction rating id")
     score = dig(r, "ratings", "default_question")

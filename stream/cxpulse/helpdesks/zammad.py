@@ -26,6 +26,7 @@ from typing import Any
 
 from cxpulse.helpdesks.common import Mapped, Unmappable, dig, ident, require_id, second, to_ms
 from cxpulse.helpdesks.mapping import Mapping
+from cxpulse.jsontypes import JSON
 
 STATE = {"new": None, "open": "open", "pending reminder": "pending",
          "pending close": "pending", "closed": "solved", "merged": "closed",
@@ -41,7 +42,7 @@ def _name(value: Any) -> str | None:
     return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
-def snapshot_of(ticket: dict[str, Any]) -> dict[str, Any]:
+def snapshot_of(ticket: JSON) -> JSON:
     """What is kept for the next diff: small, no customer data."""
     return {
         "state": _name(ticket.get("state")),
@@ -51,7 +52,7 @@ def snapshot_of(ticket: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def map_webhook(body: dict[str, Any], mapping: Mapping, previous: dict[str, Any] | None
+def map_webhook(body: JSON, mapping: Mapping, previous: JSON | None
                 ) -> Mapped:  # fmt: skip
     ticket = body.get("ticket")
     if not isinstance(ticket, dict):
@@ -102,7 +103,7 @@ def _state(mapping: Mapping, state: str | None) -> str | None:
     return mapping.zammad.statuses.get(state) or STATE.get(state)
 
 
-def _article(out: Mapped, tid: str, a: dict[str, Any], mapping: Mapping) -> None:
+def _article(out: Mapped, tid: str, a: JSON, mapping: Mapping) -> None:
     aid = require_id(a.get("id"), "article.id")
     sender = _name(a.get("sender"))
     author_id = ident(a.get("created_by_id")) or ident(dig(a, "created_by", "id"))

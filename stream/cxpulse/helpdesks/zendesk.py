@@ -35,6 +35,7 @@ from cxpulse.helpdesks.common import (
     to_ms,
 )
 from cxpulse.helpdesks.mapping import Mapping
+from cxpulse.jsontypes import JSON
 
 PREFIX = "zen:event-type:ticket."
 STATUS = {"open": "open", "pending": "pending", "hold": "on_hold", "solved": "solved",
@@ -57,7 +58,7 @@ def _status(mapping: Mapping, value: Any, custom: Any = None) -> str | None:
     return own.get(str(value)) or STATUS.get(str(value).lower())
 
 
-def map_webhook(body: dict[str, Any], mapping: Mapping) -> Mapped:
+def map_webhook(body: JSON, mapping: Mapping) -> Mapped:
     kind = body.get("type")
     if kind == "cxpulse:ticket.satisfaction":
         return _satisfaction(body, mapping)
@@ -109,7 +110,7 @@ def map_webhook(body: dict[str, Any], mapping: Mapping) -> Mapped:
     return out
 
 
-def _created(out: Mapped, ticket: str, ts: int, detail: dict[str, Any], mapping: Mapping
+def _created(out: Mapped, ticket: str, ts: int, detail: JSON, mapping: Mapping
              ) -> None:  # fmt: skip
     requester, submitter = ident(detail.get("requester_id")), ident(detail.get("submitter_id"))
     out.add(f"zd:{ticket}:created", "ticket.created", ts, ticket_id=ticket,
@@ -139,7 +140,7 @@ def _comment(out: Mapped, ticket: str, ts: int, comment_id: str, author: str | N
             author=who, agent_id=author if who == "agent" else None, public=public)  # fmt: skip
 
 
-def _satisfaction(body: dict[str, Any], mapping: Mapping) -> Mapped:
+def _satisfaction(body: JSON, mapping: Mapping) -> Mapped:
     ticket = require_id(body.get("ticket_id"), "ticket_id")
     ts = to_ms(body.get("time"), "time")
     rating = str(body.get("rating", "")).strip().lower()
@@ -161,7 +162,7 @@ def _satisfaction(body: dict[str, Any], mapping: Mapping) -> Mapped:
 # --- backfill: the incremental ticket-events export ----------------------------------------
 
 
-def map_export_event(item: dict[str, Any], mapping: Mapping, staff_by_user: dict[str, bool],
+def map_export_event(item: JSON, mapping: Mapping, staff_by_user: dict[str, bool],
                      requesters: dict[str, str] | None = None) -> Mapped:  # fmt: skip
     """One `ticket_events` item of `/api/v2/incremental/ticket_events?include=comment_events`.
 
@@ -175,7 +176,7 @@ def map_export_event(item: dict[str, Any], mapping: Mapping, staff_by_user: dict
     updater = ident(item.get("updater_id"))
     out = Mapped()
     children = item.get("child_events") or []
-    snapshot: dict[str, Any] = {}
+    snapshot: JSON = {}
     for child in children:
         if isinstance(child, dict) and child.get("event_type") == "Create":
             snapshot.update(_fields(child))
@@ -230,7 +231,7 @@ _FIELDS = ("status", "assignee_id", "group_id", "priority", "requester_id",
            "satisfaction_score", "custom_status_id")  # fmt: skip
 
 
-def _fields(child: dict[str, Any]) -> dict[str, Any]:
+def _fields(child: JSON) -> JSON:
     if "field_name" in child:
         return {str(child["field_name"]): child.get("value")}
     return {name: child[name] for name in _FIELDS if name in child}

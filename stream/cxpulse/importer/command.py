@@ -32,15 +32,21 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from cxpulse.cliargs import Subcommands
 from cxpulse.importer import exports
+from cxpulse.jsontypes import JSON
+
+if TYPE_CHECKING:
+    from cxpulse.helpdesks import Mapping
+    from cxpulse.settings import Settings
 
 FLAGS = ("bootstrap_servers", "topic_tickets", "topic_surveys", "mapping_file",
          "zendesk_api_email")  # fmt: skip
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     from cxpulse.settings.flags import add_settings_flags
 
     p = sub.add_parser(
@@ -70,7 +76,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
+def _records(path: Path) -> Iterator[JSON]:
     text = path.read_text(encoding="utf-8")
     try:
         doc = json.loads(text)
@@ -94,14 +100,14 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
 class Importer:
     """Maps records in order, counting what each became."""
 
-    def __init__(self, vendor: str, mapping: Any) -> None:
+    def __init__(self, vendor: str, mapping: Mapping) -> None:
         self.vendor, self.mapping = vendor, mapping
-        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.snapshots: dict[str, JSON] = {}
         self.requesters: dict[str, str] = {}  # Zendesk export: ticket -> requester
         self.names: dict[str, str] = {}  # Chatwoot: agent name -> id (exports.learn_names)
         self.counts: Counter[str] = Counter()
 
-    def events(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+    def events(self, record: JSON) -> list[JSON]:
         from cxpulse.helpdesks import Unmappable, map_delivery, zendesk
 
         try:
@@ -130,7 +136,7 @@ class Importer:
             self.counts[f"refused:{exc.code}"] += 1
             return []
 
-    def _export_object(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    def _export_object(self, obj: JSON) -> list[JSON]:
         """One API object (a conversation, message, ticket, article): refused alone."""
         from cxpulse.helpdesks import Unmappable, map_delivery
 
@@ -148,7 +154,7 @@ class Importer:
             self.counts[f"refused:{exc.code}"] += 1
             return []
 
-    def _many(self, mapped: list[Any]) -> list[dict[str, Any]]:
+    def _many(self, mapped: list[Any]) -> list[JSON]:
         out = []
         for m in mapped:
             self.counts["mapped" if m.events else "ignored"] += 1
@@ -156,7 +162,7 @@ class Importer:
         return out
 
 
-def _audit_item(audit: dict[str, Any]) -> dict[str, Any]:
+def _audit_item(audit: JSON) -> JSON:
     """A ticket audit as an export item (`events` -> `child_events`, `type` -> `event_type`)."""
     children = [{**e, "event_type": e.get("type"), "author_id": audit.get("author_id")}
                 for e in audit.get("events") or [] if isinstance(e, dict)]  # fmt: skip
@@ -184,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prog}: --poll reads Zendesk's incremental export only", file=sys.stderr)
         return 2
     importer = Importer(args.vendor, mapping)
-    collected: list[dict[str, Any]] = []
+    collected: list[JSON] = []
     to_kafka = args.setting_bootstrap_servers is not None  # as `cxpulse simulate`
     out: IO[str] | None = None
     if not to_kafka:
@@ -219,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _emit(events: list[dict[str, Any]], out: IO[str] | None, collected: list[Any]) -> None:
+def _emit(events: list[JSON], out: IO[str] | None, collected: list[Any]) -> None:
     if out is None:
         collected.extend(events)
         return
@@ -228,7 +234,7 @@ def _emit(events: list[dict[str, Any]], out: IO[str] | None, collected: list[Any
     out.flush()
 
 
-def _poll(args: argparse.Namespace, settings: Any, importer: Importer, out: IO[str] | None,
+def _poll(args: argparse.Namespace, settings: Settings, importer: Importer, out: IO[str] | None,
           collected: list[Any]) -> int:  # fmt: skip
     from cxpulse.importer.zendesk_poll import PollError, basic_auth, pages
 
@@ -252,7 +258,7 @@ def _poll(args: argparse.Namespace, settings: Any, importer: Importer, out: IO[s
     return 0
 
 
-async def _produce(settings: Any, items: list[tuple[tuple[str, bytes], dict[str, Any]]]) -> None:
+async def _produce(settings: Settings, items: list[tuple[tuple[str, bytes], JSON]]) -> None:
     from aiokafka import AIOKafkaProducer
 
     topics = {"tickets": settings.topic_tickets, "surveys": settings.topic_surveys}

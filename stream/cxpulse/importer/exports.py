@@ -48,8 +48,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from cxpulse.jsontypes import JSON
 
-def unwrap(vendor: str, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+
+def unwrap(vendor: str, record: JSON) -> Iterator[JSON]:
     """The objects of an API page (`payload` / `data.payload` lists) or the record itself."""
     if vendor == "chatwoot":
         data = record.get("data")
@@ -60,7 +62,7 @@ def unwrap(vendor: str, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield record
 
 
-def is_export(vendor: str, obj: dict[str, Any]) -> bool:
+def is_export(vendor: str, obj: JSON) -> bool:
     """An API object rather than a webhook body (which names its event or wraps a ticket)."""
     if vendor == "zammad" and isinstance(obj.get("history"), list):
         return True  # GET /api/v1/ticket_history/{id}
@@ -78,7 +80,7 @@ def is_export(vendor: str, obj: dict[str, Any]) -> bool:
     return False
 
 
-Body = dict[str, Any]
+Body = JSON
 
 
 def is_chatwoot_agent(obj: Body) -> bool:
@@ -138,7 +140,7 @@ CHATWOOT_ACTIVITY = (
 )
 
 
-def _chatwoot_activity(obj: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+def _chatwoot_activity(obj: JSON, names: dict[str, str]) -> list[JSON]:
     """An activity message (message_type 2) that says a status changed or an agent was
     assigned -> the `conversation_status_changed` / `conversation_updated` body of that
     change, at the message's time."""
@@ -153,8 +155,8 @@ def _chatwoot_activity(obj: dict[str, Any], names: dict[str, str]) -> list[dict[
     agent, team = _chatwoot_assignee(content, names)
     if agent is None:
         return []
-    changed: list[dict[str, Any]] = [{"assignee_id": {"current_value": agent}}]
-    meta: dict[str, Any] = {"assignee": {"id": agent}}
+    changed: list[JSON] = [{"assignee_id": {"current_value": agent}}]
+    meta: JSON = {"assignee": {"id": agent}}
     if team is not None:
         changed.append({"team_id": {"current_value": team}})
         meta["team"] = {"name": team}
@@ -182,7 +184,7 @@ def _chatwoot_assignee(content: str, names: dict[str, str]) -> tuple[str | None,
     return None, None
 
 
-def _chatwoot(obj: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+def _chatwoot(obj: JSON, names: dict[str, str]) -> list[JSON]:
     if "message_type" in obj:
         if obj.get("message_type") in (2, "activity"):
             # not a message; a status change or assignment when its text says so
@@ -202,13 +204,13 @@ def _chatwoot(obj: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]
              "meta": {k: v for k, v in meta.items() if k != "assignee"}}]  # fmt: skip
 
 
-def _freshdesk(obj: dict[str, Any]) -> list[dict[str, Any]]:
+def _freshdesk(obj: JSON) -> list[JSON]:
     if "incoming" in obj:
         return [{"event": "onConversationCreate", "data": {"conversation": obj}}]
     if "ratings" in obj:  # GET /api/v2/surveys/satisfaction_ratings: the webhook's object
         return [{"satisfaction_rating": obj}]
     created = {k: v for k, v in obj.items() if k not in ("status", "responder_id")}
-    bodies: list[dict[str, Any]] = [{"event": "onTicketCreate", "data": {"ticket": created}}]
+    bodies: list[JSON] = [{"event": "onTicketCreate", "data": {"ticket": created}}]
     resolved = (obj.get("stats") or {}).get("resolved_at")
     if resolved:
         update = {"id": obj.get("id"), "updated_at": resolved, "changes": {"status": [2, 4]}}
@@ -254,13 +256,13 @@ def _zammad_history(entries: list[Any]) -> list[tuple[Body, Body | None]]:
                and e.get("type") == "updated" and e.get("attribute") in ZAMMAD_TRACKED
                and _second_of(e) is not None]  # fmt: skip
     changes.sort(key=lambda e: (str(e.get("created_at")), _int(e.get("id"))))
-    running: dict[str, dict[str, Any]] = {}
+    running: dict[str, JSON] = {}
     for e in changes:  # each attribute's value before its first change
         ticket = running.setdefault(str(e.get("o_id")), {"owner_id": NOBODY})
         field, before = _zammad_value(e, "from")
         ticket.setdefault(field, before)
     out: list[tuple[Body, Body | None]] = []
-    update: list[dict[str, Any]] = []
+    update: list[JSON] = []
     for i, e in enumerate(changes):
         update.append(e)
         nxt = changes[i + 1] if i + 1 < len(changes) else None
@@ -279,7 +281,7 @@ def _zammad_history(entries: list[Any]) -> list[tuple[Body, Body | None]]:
     return out
 
 
-def _zammad_value(entry: dict[str, Any], side: str) -> tuple[str, Any]:
+def _zammad_value(entry: JSON, side: str) -> tuple[str, Any]:
     """(snapshot field, value) of one side of a history entry: state and group by name,
     the owner by id."""
     attribute = str(entry.get("attribute"))
@@ -288,7 +290,7 @@ def _zammad_value(entry: dict[str, Any], side: str) -> tuple[str, Any]:
     return attribute, entry.get(f"value_{side}")
 
 
-def _second_of(entry: dict[str, Any]) -> int | None:
+def _second_of(entry: JSON) -> int | None:
     from cxpulse.helpdesks import Unmappable
     from cxpulse.helpdesks.common import to_ms
 
@@ -315,7 +317,7 @@ def _freshdesk_activities(activities: list[Any]) -> list[Body]:
     export has them, with their ids).
     """
     out: list[Body] = []
-    responder: dict[str, Any] = {}  # ticket -> its agent so far (a group change keeps it)
+    responder: JSON = {}  # ticket -> its agent so far (a group change keeps it)
     timed = [(_freshdesk_time(a.get("performed_at")), a) for a in activities
              if isinstance(a, dict)]  # fmt: skip
     timed.sort(key=lambda x: str(x[0]))
@@ -328,8 +330,8 @@ def _freshdesk_activities(activities: list[Any]) -> list[Body]:
             responder[tid] = change["agent_id"]
         if change.get("new_ticket"):
             continue
-        changes: dict[str, Any] = {}
-        ticket: dict[str, Any] = {"id": a.get("ticket_id"), "updated_at": when}
+        changes: JSON = {}
+        ticket: JSON = {"id": a.get("ticket_id"), "updated_at": when}
         if isinstance(change.get("status"), str):
             changes["status"] = [None, change["status"]]
         if change.get("agent_id") is not None:

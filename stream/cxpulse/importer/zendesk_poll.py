@@ -26,13 +26,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cxpulse.jsontypes import JSON
+
 
 class PollError(RuntimeError):
     """The export answered an error that waiting does not fix (one line, no secret)."""
 
 
 def _get(url: str, auth: str | None, sleep: Callable[[float], None], max_waits: int = 20
-         ) -> dict[str, Any]:  # fmt: skip
+         ) -> JSON:  # fmt: skip
     if not url.startswith(("https://", "http://")):
         raise PollError(f"{url.split('?')[0]}: not an http(s) URL")
     for _ in range(max_waits):
@@ -41,7 +43,7 @@ def _get(url: str, auth: str | None, sleep: Callable[[float], None], max_waits: 
             req.add_header("Authorization", auth)
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (checked)
-                page: dict[str, Any] = json.load(resp)
+                page: JSON = json.load(resp)
                 return page
         except urllib.error.HTTPError as exc:
             if exc.code == 429:
@@ -54,7 +56,7 @@ def _get(url: str, auth: str | None, sleep: Callable[[float], None], max_waits: 
     raise PollError(f"{url.split('?')[0]}: still rate limited after {max_waits} waits")
 
 
-Page = tuple[dict[str, Any], Callable[[], None]]
+Page = tuple[JSON, Callable[[], None]]
 
 
 def pages(start_url: str, state_file: Path | None, auth: str | None = None,

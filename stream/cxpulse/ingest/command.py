@@ -11,14 +11,15 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Any
+
+from cxpulse.cliargs import Subcommands
 
 #: the settings a flag names (everything else: --set, the file, CXPULSE_*)
 FLAGS = ("bootstrap_servers", "topic_raw_deliveries", "ingest_host", "ingest_port",
          "web_config_file", "log_level")  # fmt: skip
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     from cxpulse.settings.flags import add_settings_flags
 
     p = sub.add_parser(

@@ -25,13 +25,19 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from cxpulse import metric_names as mn
 from cxpulse.ingest.auth import verify_any
 from cxpulse.ingest.keys import VENDORS, ticket_key
+
+if TYPE_CHECKING:
+    import socket
+
+    from cxpulse.settings import Settings
+    from cxpulse.web.server import WebConfig
 
 log = logging.getLogger("cxpulse.ingest")
 
@@ -183,7 +189,7 @@ class Counters:
 class Gateway:
     """Handlers and producer of one `cxpulse ingest` process."""
 
-    settings: Any
+    settings: Settings
     counters: Counters = field(default_factory=Counters)
     producer: Any = None
     #: (monotonic time, reachable) of the last broker probe (/healthz)
@@ -356,7 +362,7 @@ class Gateway:
         )
 
 
-async def run_gateway(settings: Any, sock: Any, web_config: Any) -> int:
+async def run_gateway(settings: Settings, sock: socket.socket, web_config: WebConfig) -> int:
     """Serve until SIGTERM/SIGINT; 0 on a clean stop."""
     import signal
 

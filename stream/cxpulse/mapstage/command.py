@@ -12,14 +12,23 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+from cxpulse.cliargs import Subcommands
+
+if TYPE_CHECKING:
+    import socket
+
+    from cxpulse.helpdesks import Mapping
+    from cxpulse.settings import Settings
+    from cxpulse.web.server import WebConfig
 
 FLAGS = ("bootstrap_servers", "topic_raw_deliveries", "topic_tickets", "topic_surveys",
          "topic_deadletter", "mapping_file", "map_group_id", "metrics_host", "metrics_port",
          "log_level")  # fmt: skip
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     from cxpulse.settings.flags import add_settings_flags
 
     p = sub.add_parser(
@@ -37,7 +46,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-async def check_topics(settings: Any) -> int:
+async def check_topics(settings: Settings) -> int:
     """Partitions of the raw topic; the snapshot topic is created (compacted) when missing."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -104,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(settings, mapping, sock, web_config, args.from_beginning))
 
 
-async def _serve(settings: Any, mapping: Any, sock: Any, web_config: Any,
+async def _serve(settings: Settings, mapping: Mapping, sock: socket.socket,
+                 web_config: WebConfig,
                  from_beginning: bool) -> int:  # fmt: skip
     from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

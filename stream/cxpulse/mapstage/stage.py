@@ -32,13 +32,17 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxpulse import metric_names as mn
 from cxpulse.core.deadletter import bounded, dead_letter
 from cxpulse.core.decode import Rejection, dumps
 from cxpulse.crashpoint import crash_point
 from cxpulse.helpdesks import VENDORS, Mapping, Unmappable, map_delivery, parse, role_and_key
+from cxpulse.jsontypes import JSON
+
+if TYPE_CHECKING:
+    from cxpulse.settings import Settings
 
 log = logging.getLogger("cxpulse.map")
 
@@ -79,11 +83,11 @@ class Outcome:
     records: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]
     outcome: str
     reason: str | None = None
-    snapshot: dict[str, Any] | None = None
+    snapshot: JSON | None = None
 
 
 def map_record(record: Any, mapping: Mapping, topics: dict[str, str],
-               previous: dict[str, Any] | None, now_ms: int) -> tuple[str, Outcome]:  # fmt: skip
+               previous: JSON | None, now_ms: int) -> tuple[str, Outcome]:  # fmt: skip
     """(vendor, what to produce) for one raw-deliveries record."""
     headers = dict(record.headers or ())
     vendor_raw = headers.get(VENDOR_HEADER, b"")
@@ -113,9 +117,9 @@ def map_record(record: Any, mapping: Mapping, topics: dict[str, str],
 class SnapshotStore:
     """Zammad's last snapshot per ticket, per partition, backed by a compacted topic."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.by_partition: dict[int, dict[str, dict[str, Any]]] = {}
+        self.by_partition: dict[int, dict[str, JSON]] = {}
         #: partitions whose snapshots are read back: only their records may be mapped
         self.ready: set[int] = set()
 
@@ -167,7 +171,7 @@ class SnapshotStore:
 class MapStage:
     """The consume-map-produce loop of one `cxpulse map` process."""
 
-    def __init__(self, settings: Any, mapping: Mapping) -> None:
+    def __init__(self, settings: Settings, mapping: Mapping) -> None:
         self.settings, self.mapping = settings, mapping
         self.counters = MapCounters()
         self.snapshots = SnapshotStore(settings)
@@ -227,7 +231,7 @@ class MapStage:
         s = self.settings
         now_ms = int(time.time() * 1000)
         sends: list[Any] = []
-        snapshots: list[tuple[int, str, dict[str, Any]]] = []
+        snapshots: list[tuple[int, str, JSON]] = []
         offsets: dict[Any, int] = {}
         for tp, records in batch.items():
             if tp.partition not in self.snapshots.ready:
