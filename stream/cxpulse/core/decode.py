@@ -285,6 +285,16 @@ _LABEL = _string(LABEL_MAX)
 
 #: Per type: the class and its fields beyond event_id/type/ts, as
 #: (name, check, required). Order fixes which reason wins when several apply.
+#: The optional fields both survey events carry, in the dataclasses' order.
+_SURVEY_CONTEXT: tuple[tuple[str, _Check, bool], ...] = (
+    ("ticket_id", _ID, False),
+    ("customer_id", _ID, False),
+    ("team", _LABEL, False),
+    ("agent_id", _LABEL, False),
+    ("channel", _LABEL, False),
+    ("touchpoint", _LABEL, False),
+    ("scale", _enum(Scale), False),
+)
 _SCHEMAS: dict[str, tuple[type, tuple[tuple[str, _Check, bool], ...]]] = {
     "ticket.created": (
         TicketCreated,
@@ -328,31 +338,9 @@ _SCHEMAS: dict[str, tuple[type, tuple[tuple[str, _Check, bool], ...]]] = {
     ),
     "survey.response": (
         SurveyResponse,
-        (
-            ("survey", _enum(SurveyKind), True),
-            ("score", _int, True),
-            ("ticket_id", _ID, False),
-            ("customer_id", _ID, False),
-            ("team", _LABEL, False),
-            ("agent_id", _LABEL, False),
-            ("channel", _LABEL, False),
-            ("touchpoint", _LABEL, False),
-            ("scale", _enum(Scale), False),
-        ),
+        (("survey", _enum(SurveyKind), True), ("score", _int, True), *_SURVEY_CONTEXT),
     ),
-    "survey.offered": (
-        SurveyOffered,
-        (
-            ("survey", _enum(SurveyKind), True),
-            ("ticket_id", _ID, False),
-            ("customer_id", _ID, False),
-            ("team", _LABEL, False),
-            ("agent_id", _LABEL, False),
-            ("channel", _LABEL, False),
-            ("touchpoint", _LABEL, False),
-            ("scale", _enum(Scale), False),
-        ),
-    ),
+    "survey.offered": (SurveyOffered, (("survey", _enum(SurveyKind), True), *_SURVEY_CONTEXT)),
 }
 assert set(_SCHEMAS) == set(TYPE_NAMES.values())
 _TYPE_LIST = ", ".join(_SCHEMAS)
@@ -561,9 +549,12 @@ class _Status(_Wire, tag="ticket.status_changed", gc=False):
         return StatusChanged(self.event_id, ts, self.ticket_id, self.status)
 
 
-class _Response(_Wire, tag="survey.response", gc=False):
+class _Survey(_Wire, gc=False):
+    """The fields both survey events share. `score` lives in `_Response` and is optional
+    there only because msgspec wants required fields before inherited optional ones: a
+    response without a score goes to the checked path like any other refusal."""
+
     survey: SurveyKind
-    score: int
     ticket_id: _Id | None = None
     customer_id: _Id | None = None
     team: _Label | None = None
@@ -572,11 +563,19 @@ class _Response(_Wire, tag="survey.response", gc=False):
     touchpoint: _Label | None = None
     scale: Scale | None = None
 
+    def _scores(self) -> tuple[int, ...] | None:
+        """The scores the survey's scale allows; None for a scale the kind has not."""
+        return SCALE_SCORES[self.survey].get(self.scale or DEFAULT_SCALE[self.survey])
+
+
+class _Response(_Survey, tag="survey.response", gc=False):
+    score: int | None = None
+
     def _event(self) -> Event | None:
         ts = parse_ts(self.ts)
-        if type(ts) is not int:
+        if type(ts) is not int or self.score is None:
             return None
-        scores = SCALE_SCORES[self.survey].get(self.scale or DEFAULT_SCALE[self.survey])
+        scores = self._scores()
         if scores is None or self.score not in scores:
             return None
         return SurveyResponse(
@@ -585,21 +584,10 @@ class _Response(_Wire, tag="survey.response", gc=False):
         )  # fmt: skip
 
 
-class _Offered(_Wire, tag="survey.offered", gc=False):
-    survey: SurveyKind
-    ticket_id: _Id | None = None
-    customer_id: _Id | None = None
-    team: _Label | None = None
-    agent_id: _Label | None = None
-    channel: _Label | None = None
-    touchpoint: _Label | None = None
-    scale: Scale | None = None
-
+class _Offered(_Survey, tag="survey.offered", gc=False):
     def _event(self) -> Event | None:
         ts = parse_ts(self.ts)
-        if type(ts) is not int:
-            return None
-        if (self.scale or DEFAULT_SCALE[self.survey]) not in SCALE_SCORES[self.survey]:
+        if type(ts) is not int or self._scores() is None:
             return None
         return SurveyOffered(
             self.event_id, ts, self.survey, self.ticket_id, self.customer_id,
