@@ -48,11 +48,11 @@ def expected(
     st = eng.stream_time("tickets")
     admit = eng.guard.admit
     if state.late:
-        view, _, _ = derive(state.events, eng._params, st, None)
-        ontime = [e for e in state.events if e.event_id not in state.late]
+        view, _, _ = derive(state.event_list(), eng._params, st, None)
+        ontime = [e for e in state.event_list() if e.event_id not in state.late]
         _, contribs, pending = derive(ontime, eng._params, st, admit)
         return view, contribs, pending
-    return derive(state.events, eng._params, st, admit)
+    return derive(state.event_list(), eng._params, st, admit)
 
 
 def slice_totals(eng: PartitionEngine) -> Counter[tuple[object, ...]]:

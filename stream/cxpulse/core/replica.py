@@ -24,10 +24,10 @@ from cxpulse.core.config import CoreConfig
 from cxpulse.core.dimensions import LabelGuard
 from cxpulse.core.engine.stores import evict_before, slice_stores
 from cxpulse.core.evaluation.view import OpenTicket, open_ticket
-from cxpulse.core.events import SURVEYS, TICKETS, SurveyOffered, SurveyResponse
+from cxpulse.core.events import SURVEYS, TICKETS, event_order
 from cxpulse.core.outcome import ROLES, Outcome
 from cxpulse.core.slices import AgentAgg, Key, SliceStore, SurveyAgg, TicketAgg, survey_counts
-from cxpulse.core.tickets import DeriveParams, TicketState, decode_event, derive_all
+from cxpulse.core.tickets import DeriveParams, decode_ticket_event, derive_all
 
 
 class PartitionReplica:
@@ -121,13 +121,9 @@ class PartitionReplica:
         if value is None or "x" in value:
             return  # deleted, or a tombstone (attribution for late surveys only)
         self._live.add(tid)
-        state = TicketState()
-        late = set(value.get("l", ()))
-        for raw in value["e"]:
-            e = decode_event(raw)
-            assert not isinstance(e, SurveyResponse | SurveyOffered)
-            state.insert(e, e.event_id in late)
-        view = derive_all(state.events, self._params, None).view
+        events = [decode_ticket_event(raw) for raw in value["e"]]
+        events.sort(key=event_order)  # as written; sorted again, as a restore does
+        view = derive_all(events, self._params, None).view
         if view.is_open:
             self._open[tid] = (view.last_ts + self.config.retention_ms, open_ticket(view))
 

@@ -34,10 +34,11 @@ Rules the catalogue leaves open, decided here (also in docs/kpis.md):
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -101,7 +102,9 @@ class TicketView:
     #: Where the FRT clock starts: the creation, or for a bot ticket its first
     #: handoff (None until then: no deadline, not unanswered).
     frt_start: int | None = None
-    time_in_status: dict[str, int] = field(default_factory=dict)
+    #: Time spent so far in the waiting statuses (`WAITING_STATUSES`): all that
+    #: the first solve's wait needs, one int instead of a dict per ticket.
+    waited: int = 0
     assignee: str | None = None
     first_response_ts: int | None = None
     first_solve_ts: int | None = None
@@ -110,8 +113,9 @@ class TicketView:
     reopens: int = 0
     closed_ts: int | None = None
     last_ts: int = 0
-    team_tl: list[tuple[int, str]] = field(default_factory=list)
-    agent_tl: list[tuple[int, str]] = field(default_factory=list)
+    #: (time, value) changes; tuples, shared with the `Attribution` a ticket leaves.
+    team_tl: tuple[tuple[int, str], ...] = ()
+    agent_tl: tuple[tuple[int, str], ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -125,9 +129,16 @@ class TicketView:
         return _at(self.agent_tl, ts)
 
     def attribution(self) -> Attribution:
-        return Attribution(
-            self.created_ts, self.channel, tuple(self.team_tl), tuple(self.agent_tl)
-        )
+        return Attribution(self.created_ts, self.channel, self.team_tl, self.agent_tl)
+
+
+def _intern(value: str) -> str:
+    """The one copy of a label value (team, channel, agent) all tickets share.
+
+    Why: every decoded event brings its own copy of the same few strings; a
+    ticket keeps them in its view, timelines and contribution keys, some
+    50 bytes each, per ticket, for values a partition has a few hundred of."""
+    return sys.intern(value)
 
 
 def _at(timeline: Sequence[tuple[int, str]], ts: int) -> str | None:
@@ -167,8 +178,8 @@ class Attribution:
         return cls(
             data[0],
             data[1],
-            tuple((int(t), str(v)) for t, v in data[2]),
-            tuple((int(t), str(v)) for t, v in data[3]),
+            tuple((int(t), _intern(str(v))) for t, v in data[2]),
+            tuple((int(t), _intern(str(v))) for t, v in data[3]),
         )
 
 
@@ -232,8 +243,8 @@ class Derivation:
             self.c = c = created.ts
             view.created_ts = c
             view.by_customer = created.created_by is Creator.CUSTOMER
-            view.team = created.team
-            view.channel = created.channel
+            view.team = team = _intern(created.team)
+            view.channel = channel = _intern(created.channel)
             # The plain string, not the enum member: enum members are objects the
             # garbage collector tracks, and a tuple holding one (every slice key,
             # every contribution) stays tracked and is traversed by every full
@@ -241,7 +252,7 @@ class Derivation:
             view.priority = created.priority.value
             view.status_since = c
             view.last_ts = c
-            view.team_tl.append((c, created.team))
+            view.team_tl = ((c, team),)
             self.target = params.target(view.priority)
             if created.bot:
                 view.bot = True
@@ -249,8 +260,8 @@ class Derivation:
                 view.frt_start = c
                 self.deadline = c + self.target
             if label is not None:
-                self.team_label = label("team", created.team)
-                self.key = (self.team_label, label("channel", created.channel), view.priority)
+                self.team_label = label("team", team)
+                self.key = (self.team_label, label("channel", channel), view.priority)
                 self.contribs.append((TICKET_STORE, c - c % slice_ms, self.key, CREATED, 1))
 
     def step(self, e: TicketEvent, label: Labeler | None) -> None:
@@ -297,16 +308,16 @@ class Derivation:
                 agent = e.agent_id or view.assignee
                 if emit and agent is not None:
                     assert label is not None
-                    akey = (self.team_label, label("agent", agent))
+                    akey = (self.team_label, label("agent", _intern(agent)))
                     self.contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
         elif isinstance(e, TicketAssigned):
-            view.assignee = e.agent_id
-            view.agent_tl.append((t, e.agent_id))
+            view.assignee = agent = _intern(e.agent_id)
+            view.agent_tl += ((t, agent),)
             if e.team is not None and e.team != view.team:
-                view.team = e.team
-                view.team_tl.append((t, e.team))
+                view.team = team = _intern(e.team)
+                view.team_tl += ((t, team),)
                 if label is not None and c is not None:
-                    self.team_label = label("team", e.team)
+                    self.team_label = label("team", team)
                     key = self.key
                     self.key = (self.team_label, key[1], key[2])
         elif isinstance(e, TicketHandoff):
@@ -318,9 +329,8 @@ class Derivation:
             if new == status:
                 return
             since = view.status_since
-            tis = view.time_in_status
-            if since is not None:
-                tis[status] = tis.get(status, 0) + t - since
+            if since is not None and status in WAITING_STATUSES:
+                view.waited += t - since
             view.status_since = t
             s = t - t % slice_ms
             if new == "solved":
@@ -337,9 +347,8 @@ class Derivation:
                     if emit:
                         assert c is not None
                         key = self.key
-                        wait = sum(tis.get(x, 0) for x in WAITING_STATUSES)
                         self.contribs.append((TICKET_STORE, s, key, F_RESOLUTION, t - c))
-                        self.contribs.append((TICKET_STORE, s, key, F_WAIT, wait))
+                        self.contribs.append((TICKET_STORE, s, key, F_WAIT, view.waited))
                         if self.before_solve <= 1:
                             self.contribs.append((TICKET_STORE, s, key, ONE_TOUCH, 1))
             elif new == "open" and status == "solved":
@@ -377,11 +386,16 @@ class Derivation:
 def derive_all(
     events: Sequence[TicketEvent], params: DeriveParams, label: Labeler | None
 ) -> Derivation:
-    """A `Derivation` fed with all of `events` (sorted by (ts, event_id))."""
+    """A `Derivation` fed with all of `events` (sorted by (ts, event_id)).
+
+    It forgets the creation event afterwards (`Derivation.c` says there was
+    one): a resumed derivation never meets it again, and the ticket keeps its
+    events only as JSON (`TicketState`)."""
     d = Derivation(events, params, label)
     step = d.step
     for e in events:
         step(e, label)
+    d.created = None
     return d
 
 
@@ -402,24 +416,38 @@ _NONE_LATE: frozenset[str] = frozenset()
 
 
 class TicketState:
-    """A live ticket: sorted events, which of them arrived late, and derivations.
+    """A live ticket: its events (as JSON), which of them arrived late, and derivations.
 
     `contribs` + `tail` are the contributions currently applied to the slice
     aggregates (`tail`: the stream-time dependent FRT breach). `derivation` is
-    the resumable loop state over all `events`, kept only while no event is
+    the resumable loop state over all events, kept only while no event is
     late: a late event splits state (all events) from contributions (on-time
     events only), and such tickets are re-derived from scratch.
+
+    Memory (issue 22, `bench/bench_memory.py`): a live ticket keeps its events
+    only as `enc`, the JSON text the changelog value is made of anyway, not as
+    event objects (about 160 bytes each plus their strings) nor a dict of
+    their ids. Most events append at the end of their ticket and only feed the
+    resumed derivation, which needs no earlier event. Whatever needs them all
+    (a re-derivation, an insertion before the end, a duplicate's kept copy)
+    decodes them into `events` (`event_list`); `encoded`, which runs when the
+    batch is drained, drops that list again.
     """
 
     __slots__ = (
-        "admitted", "contribs", "derivation", "enc", "events", "expiry", "ids", "late",
+        "admitted", "contribs", "derivation", "enc", "events", "expiry", "last_ts", "late",
         "n_enc", "pending", "pushed", "tail", "view",
     )  # fmt: skip
 
     def __init__(self) -> None:
-        self.events: list[TicketEvent] = []
-        #: event_id -> the copy kept (`cxpulse.core.duplicates` decides which)
-        self.ids: dict[str, TicketEvent] = {}
+        #: The sorted events when decoded (None: `enc` holds them all).
+        self.events: list[TicketEvent] | None = None
+        #: JSON of the first `n_enc` sorted events, comma-separated; all of them
+        #: while `events` is None (see `encoded`).
+        self.enc = b""
+        self.n_enc = 0
+        #: The largest event time: whether an event appends without decoding.
+        self.last_ts: int | None = None
         #: Ids of the late events; the shared empty frozenset until there is one
         #: (one container less per ticket for the garbage collector to traverse).
         self.late: AbstractSet[str] = _NONE_LATE
@@ -432,17 +460,63 @@ class TicketState:
         self.expiry = 0
         #: The labels last admitted for the gauges (the engine skips re-admitting them).
         self.admitted: tuple[object, ...] = ()
-        #: JSON of events[:n_enc], comma-separated (see `encoded`).
-        self.enc = b""
-        self.n_enc = 0
+
+    def count(self) -> int:
+        """How many events the ticket holds."""
+        events = self.events
+        return self.n_enc if events is None else len(events)
+
+    def event_list(self) -> list[TicketEvent]:
+        """The events sorted by `event_order`, decoded from `enc` if need be."""
+        events = self.events
+        if events is None:
+            events = self.events = [
+                decode_ticket_event(raw) for raw in _DECODE(b"[" + self.enc + b"]")
+            ]
+        return events
+
+    def load(self, events: list[TicketEvent], late: AbstractSet[str]) -> None:
+        """Set all events at once (a restore): sorted here, `late` the late ids."""
+        events.sort(key=event_order)
+        self.events, self.enc, self.n_enc = events, b"", 0
+        self.last_ts = max((e.ts for e in events), default=None)
+        self.late = set(late) if late else _NONE_LATE
+
+    def find(self, event_id: str) -> TicketEvent | None:
+        """The kept event with this id, if the ticket holds one.
+
+        Without decoding, `enc` is searched for the id where only an event's
+        own id can stand: right after the one-letter tag that opens each
+        event (`["c","<id>",`; a `[` followed by an unescaped `"` occurs
+        nowhere else in a ticket's JSON: events hold no nested lists, and a
+        quote inside a string is escaped). Only a hit decodes the events."""
+        events = self.events
+        if events is None:
+            if _find_enc(self.enc, dumps(event_id)) < 0:
+                return None
+            events = self.event_list()
+        for e in reversed(events):
+            if e.event_id == event_id:
+                return e
+        return None
 
     def insert(self, event: TicketEvent, late: bool) -> bool:
         """Add an event in (ts, event_id) order; True if it went after all others."""
-        self.ids[event.event_id] = event
         if late:
             self.late = {*self.late, event.event_id}
+        last = self.last_ts
         events = self.events
-        if not events or event_order(events[-1]) < event_order(event):
+        if last is None or event.ts > last:
+            self.last_ts = event.ts
+            if events is None:  # the usual case: JSON only, nothing decoded
+                more = dumps(encode_event(event))
+                self.enc = self.enc + b"," + more if self.n_enc else more
+                self.n_enc += 1
+            else:
+                events.append(event)
+            return True
+        events = self.event_list()
+        if event_order(events[-1]) < event_order(event):
             events.append(event)
             return True
         i = bisect_right(events, event_order(event), key=event_order)
@@ -453,18 +527,19 @@ class TicketState:
 
     def replace(self, kept: TicketEvent, winner: TicketEvent) -> None:
         """Swap the kept copy of an event_id for `winner` (same id; lateness kept)."""
-        events = self.events
+        events = self.event_list()
         i = bisect_left(events, event_order(kept), key=event_order)
         assert events[i] is kept
         del events[i]
         if i < self.n_enc:
             self.enc, self.n_enc = b"", 0
+        self.last_ts = max((e.ts for e in events), default=None)
         late = self.late
         self.insert(winner, False)
         self.late = late
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"e": [encode_event(e) for e in self.events]}
+        out: dict[str, Any] = {"e": [encode_event(e) for e in self.event_list()]}
         if self.late:
             out["l"] = sorted(self.late)
         return out
@@ -475,15 +550,33 @@ class TicketState:
         Why: a ticket is written out at every batch that touched it, and its
         events are mostly appended in order, so keeping the JSON text of the
         sorted prefix already encoded makes each write encode only the new
-        events. An insert before that prefix's end discards it."""
+        events. An insert before that prefix's end discards it. Called when
+        the batch is drained (nothing is stale then): the decoded events, if
+        any, are dropped here, the JSON now holding them all."""
         events = self.events
-        n = self.n_enc
-        if n < len(events):
-            more = dumps([encode_event(e) for e in events[n:]])[1:-1]
-            self.enc = self.enc + b"," + more if n else more
-            self.n_enc = len(events)
+        if events is not None:
+            n = self.n_enc
+            if n < len(events):
+                more = dumps([encode_event(e) for e in events[n:]])[1:-1]
+                self.enc = self.enc + b"," + more if n else more
+                self.n_enc = len(events)
+            self.events = None
         late = b',"l":' + dumps(sorted(self.late)) if self.late else b""
         return b'{"e":[' + self.enc + b"]" + late + b"}"
+
+
+def _find_enc(enc: bytes, id_json: bytes) -> int:
+    """Where the event with this JSON-encoded id starts in `enc`, else -1 (`TicketState.find`)."""
+    pattern = b'",' + id_json + b","
+    i = enc.find(pattern)
+    while i >= 0:
+        if i >= 3 and enc[i - 3] == 0x5B and enc[i - 2] == 0x22:  # '["' + tag
+            return i - 3
+        i = enc.find(pattern, i + 1)
+    return -1
+
+
+_DECODE = msgspec.json.Decoder().decode
 
 
 def dumps(obj: object) -> bytes:
@@ -532,6 +625,14 @@ def encode_event(e: Event) -> list[Any]:
     if e.scale is not None:  # appended only when set: 1.0 values stay byte-identical
         out.append(e.scale.value)
     return out
+
+
+def decode_ticket_event(d: list[Any]) -> TicketEvent:
+    """`decode_event` of a ticket's own events (a survey here is a corrupt value)."""
+    e = decode_event(d)
+    if isinstance(e, SurveyResponse | SurveyOffered):
+        raise ValueError("a survey event among a ticket's events")
+    return e
 
 
 def decode_event(d: list[Any]) -> Event:

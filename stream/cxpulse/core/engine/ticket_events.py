@@ -63,9 +63,9 @@ class TicketEvents(EngineState):
             if late and st is not None and st - e.ts > cfg.retention_ms:
                 return Outcome.LATE
             state = self._tickets[tid] = TicketState()
-        elif e.event_id in state.ids:
-            return self._duplicate(tid, state, e, late)
-        elif len(state.events) >= cfg.max_events_per_ticket:
+        elif (kept := state.find(e.event_id)) is not None:
+            return self._duplicate(tid, state, kept, e, late)
+        elif state.count() >= cfg.max_events_per_ticket:
             # Bounded state and cost whatever a producer sends; counted, never
             # silent: the caller dead-letters it (docs/kpis.md, the effect).
             return Rejection(
@@ -83,7 +83,7 @@ class TicketEvents(EngineState):
             appended
             and d is not None
             and not state.late
-            and (d.created is not None or type(e) is not TicketCreated)
+            and (d.c is not None or type(e) is not TicketCreated)
         ):
             self._resume(tid, state, e)
         elif not (self._deferring and self._defer(tid, state, late, e)):
@@ -92,7 +92,9 @@ class TicketEvents(EngineState):
             self._on_tickets_time()
         return Outcome.LATE if late else Outcome.APPLIED
 
-    def _duplicate(self, tid: str, state: TicketState, e: TicketEvent, late: bool) -> Outcome:
+    def _duplicate(
+        self, tid: str, state: TicketState, kept: TicketEvent, e: TicketEvent, late: bool
+    ) -> Outcome:
         """A ticket event whose event_id the ticket holds already (`DUPLICATE`).
 
         Different content is a conflict (counted): of all copies the one with
@@ -104,7 +106,6 @@ class TicketEvents(EngineState):
         changes nothing but the count. An on-time conflicting copy moves the
         stream time like an applied event (either copy may arrive first and
         would have moved it)."""
-        kept = state.ids[e.event_id]
         if kept == e:
             return Outcome.DUPLICATE
         verdict = resolve(kept, e).verdict
@@ -137,13 +138,14 @@ class TicketEvents(EngineState):
             self._stale.pop(tid, None)
         st = self._st[TICKETS]
         admit = self.guard.admit
+        events = state.event_list()
         if state.late:
-            view = derive_all(state.events, self._params, None).view
-            ontime = [e for e in state.events if e.event_id not in state.late]
+            view = derive_all(events, self._params, None).view
+            ontime = [e for e in events if e.event_id not in state.late]
             d = derive_all(ontime, self._params, admit)
             state.derivation = None
         else:
-            d = derive_all(state.events, self._params, admit)
+            d = derive_all(events, self._params, admit)
             view = d.view
             state.derivation = d
         tail, pending = d.finish(st, admit)
