@@ -21,9 +21,14 @@ The tickets (`open_tickets`): N tickets created over a fixed 2 hours (the
 slices, the labels, hence the per-process constants, do not grow with N),
 each customer-created with created, assigned, a customer message, a public
 agent reply and a status change to open or pending: 5 events, UUID event ids,
-8 teams, 4 channels, 200 agents, and all still open at the end. Event time
-only moves forward, so this measures the state of live tickets, not
-disorder.
+8 teams, 4 channels, 200 agents, and all still open at the end; then one
+ticket created 30 hours later, so the stream time passes the longest window
+(24 h) and every slice of those tickets is sealed and evicted. What is left
+is what a ticket costs for as long as it is open (up to the retention, 7
+days): slice aggregates are bounded by windows times label values, not by
+open tickets, and with a fixed 2 hours they would still be filling up
+between the two counts. Event time only moves forward, so this measures the
+state of live tickets, not disorder.
 
 `--breakdown` walks the objects of the larger count (`sys.getsizeof`, each
 object counted once, at the first structure that reaches it, shared
@@ -67,6 +72,7 @@ from cxpulse.core.replica import PartitionReplica
 
 START_MS = 1_793_577_600_000  # 2026-11-02T00:00:00Z
 SPAN_MS = 2 * 3_600_000
+LATER_MS = 30 * 3_600_000
 BATCH = 500
 TEAMS = tuple(f"team-{i}" for i in range(8))
 CHANNELS = ("email", "chat", "phone", "web")
@@ -93,6 +99,11 @@ def open_tickets(n: int, seed: int = 1) -> Iterator[TicketEvent]:
         yield TicketMessage(eid(), t + 2, tid, Author.CUSTOMER)
         yield TicketMessage(eid(), t + 3, tid, Author.AGENT, agent)
         yield StatusChanged(eid(), t + 4, tid, rng.choice((Status.OPEN, Status.PENDING)))
+    # One more ticket, a day and more later: the stream time passes the longest
+    # window, so every slice of the tickets above is sealed, folded and evicted.
+    # What stays is what an open ticket costs as long as it stays open (retention:
+    # 7 days); slices are bounded by windows x label values, not by open tickets.
+    yield TicketCreated(eid(), START_MS + LATER_MS, "T-0001-later", TEAMS[0], CHANNELS[0])
 
 
 def rss_bytes() -> int:

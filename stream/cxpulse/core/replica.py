@@ -49,7 +49,10 @@ class PartitionReplica:
         self.duplicate_conflicts: dict[str, int] = dict.fromkeys(ROLES, 0)
         self._st: dict[str, int | None] = {TICKETS: None, SURVEYS: None}
         self._outcomes: dict[str, dict[str, int]] = {r: {o: 0 for o in Outcome} for r in ROLES}
-        self._open: dict[str, tuple[int, OpenTicket]] = {}  # ticket -> (expiry, row)
+        #: ticket -> (expiry, *the `OpenTicket` fields): one tuple per open ticket
+        #: rather than a pair and an object (issue 22: the exporter's memory per
+        #: open ticket); the row is built when an evaluation reads it.
+        self._open: dict[str, tuple[Any, ...]] = {}
         self._live: set[str] = set()
         self._parked: set[str] = set()
         self._cum_tickets: dict[Key, TicketAgg] = {}
@@ -125,7 +128,11 @@ class PartitionReplica:
         events.sort(key=event_order)  # as written; sorted again, as a restore does
         view = derive_all(events, self._params, None).view
         if view.is_open:
-            self._open[tid] = (view.last_ts + self.config.retention_ms, open_ticket(view))
+            t = open_ticket(view)
+            self._open[tid] = (
+                view.last_ts + self.config.retention_ms, t.team, t.channel, t.priority,
+                t.created_ts, t.assignee, t.unanswered, t.clock_ts,
+            )  # fmt: skip
 
     # ------------------------------------------------------------- read model
 
@@ -136,9 +143,9 @@ class PartitionReplica:
         return self._outcomes[role]
 
     def open_tickets(self, at_ms: int) -> Iterator[OpenTicket]:
-        for expiry, row in self._open.values():
-            if expiry >= at_ms:
-                yield row
+        for row in self._open.values():
+            if row[0] >= at_ms:
+                yield OpenTicket(*row[1:])
 
     def cumulative_tickets(self) -> Mapping[Key, TicketAgg]:
         return self._cum_tickets

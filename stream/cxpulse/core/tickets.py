@@ -80,7 +80,15 @@ from cxpulse.core.slices import (
 TICKET_STORE, AGENT_STORE = 0, 1
 #: (store, slice start, key, field, value): one additive unit of a slice aggregate.
 Contribution = tuple[int, int, tuple[str, ...], int, int]
+#: `Derivation.contribs` of a kept derivation once its contributions are in the
+#: slices (the engine does not keep them, `TicketEvents._applied`): one shared
+#: empty list instead of one per ticket. Never appended to: the engine gives a
+#: derivation a new list before each step (`TicketEvents._resume`).
+APPLIED: list[Contribution] = []
 Labeler = Callable[[str, str], str]
+#: A value over time, flat: (t0, value0, t1, value1, ...), times ascending. Flat
+#: rather than pairs: one tuple per ticket instead of one per change plus one.
+Timeline = tuple[Any, ...]
 
 WAITING_STATUSES = ("new", "open", "on_hold")
 OPEN_STATUSES = frozenset({"new", "open", "pending", "on_hold"})
@@ -113,9 +121,10 @@ class TicketView:
     reopens: int = 0
     closed_ts: int | None = None
     last_ts: int = 0
-    #: (time, value) changes; tuples, shared with the `Attribution` a ticket leaves.
-    team_tl: tuple[tuple[int, str], ...] = ()
-    agent_tl: tuple[tuple[int, str], ...] = ()
+    #: Team and assignee changes (`Timeline`), shared with the `Attribution`
+    #: a ticket leaves.
+    team_tl: Timeline = ()
+    agent_tl: Timeline = ()
 
     @property
     def is_open(self) -> bool:
@@ -141,12 +150,12 @@ def _intern(value: str) -> str:
     return sys.intern(value)
 
 
-def _at(timeline: Sequence[tuple[int, str]], ts: int) -> str | None:
+def _at(timeline: Timeline, ts: int) -> str | None:
     found = None
-    for t, value in timeline:
-        if t > ts:
+    for i in range(0, len(timeline), 2):
+        if timeline[i] > ts:
             break
-        found = value
+        found = timeline[i + 1]
     return found
 
 
@@ -156,8 +165,8 @@ class Attribution:
 
     created_ts: int | None
     channel: str | None
-    team_tl: tuple[tuple[int, str], ...]
-    agent_tl: tuple[tuple[int, str], ...]
+    team_tl: Timeline
+    agent_tl: Timeline
 
     def at(self, ts: int) -> tuple[str | None, str | None, str | None]:
         """(team, agent, channel) at `ts`; nothing for a survey before the creation."""
@@ -169,8 +178,8 @@ class Attribution:
         return [
             self.created_ts,
             self.channel,
-            [list(x) for x in self.team_tl],
-            [list(x) for x in self.agent_tl],
+            [[t, v] for t, v in zip(self.team_tl[::2], self.team_tl[1::2], strict=True)],
+            [[t, v] for t, v in zip(self.agent_tl[::2], self.agent_tl[1::2], strict=True)],
         ]
 
     @classmethod
@@ -178,8 +187,8 @@ class Attribution:
         return cls(
             data[0],
             data[1],
-            tuple((int(t), _intern(str(v))) for t, v in data[2]),
-            tuple((int(t), _intern(str(v))) for t, v in data[3]),
+            tuple(x for t, v in data[2] for x in (int(t), _intern(str(v)))),
+            tuple(x for t, v in data[3] for x in (int(t), _intern(str(v)))),
         )
 
 
@@ -252,7 +261,7 @@ class Derivation:
             view.priority = created.priority.value
             view.status_since = c
             view.last_ts = c
-            view.team_tl = ((c, team),)
+            view.team_tl = (c, team)
             self.target = params.target(view.priority)
             if created.bot:
                 view.bot = True
@@ -312,10 +321,10 @@ class Derivation:
                     self.contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
         elif isinstance(e, TicketAssigned):
             view.assignee = agent = _intern(e.agent_id)
-            view.agent_tl += ((t, agent),)
+            view.agent_tl += (t, agent)
             if e.team is not None and e.team != view.team:
                 view.team = team = _intern(e.team)
-                view.team_tl += ((t, team),)
+                view.team_tl += (t, team)
                 if label is not None and c is not None:
                     self.team_label = label("team", team)
                     key = self.key
@@ -418,8 +427,9 @@ _NONE_LATE: frozenset[str] = frozenset()
 class TicketState:
     """A live ticket: its events (as JSON), which of them arrived late, and derivations.
 
-    `contribs` + `tail` are the contributions currently applied to the slice
-    aggregates (`tail`: the stream-time dependent FRT breach). `derivation` is
+    The contributions currently applied to the slice aggregates are those of
+    the events in `base` (re-derived when needed, `TicketEvents._applied`) plus
+    `tail` (the stream-time dependent FRT breach, kept). `derivation` is
     the resumable loop state over all events, kept only while no event is
     late: a late event splits state (all events) from contributions (on-time
     events only), and such tickets are re-derived from scratch.
@@ -435,7 +445,7 @@ class TicketState:
     """
 
     __slots__ = (
-        "admitted", "contribs", "derivation", "enc", "events", "expiry", "last_ts", "late",
+        "admitted", "base", "derivation", "enc", "events", "expiry", "last_ts", "late",
         "n_enc", "pending", "pushed", "tail", "view",
     )  # fmt: skip
 
@@ -452,7 +462,11 @@ class TicketState:
         #: (one container less per ticket for the garbage collector to traverse).
         self.late: AbstractSet[str] = _NONE_LATE
         self.view = TicketView()
-        self.contribs: list[Contribution] = []
+        #: The events (JSON or decoded) and late ids the contributions in the
+        #: slices were derived from, while they differ from the current ones
+        #: (None: the current ones). The contributions are not kept: the engine
+        #: derives them again from these when it must subtract them.
+        self.base: tuple[bytes | list[TicketEvent], AbstractSet[str]] | None = _NO_EVENTS
         self.tail: tuple[Contribution, ...] = ()
         self.derivation: Derivation | None = None
         self.pending: int | None = None
@@ -470,9 +484,7 @@ class TicketState:
         """The events sorted by `event_order`, decoded from `enc` if need be."""
         events = self.events
         if events is None:
-            events = self.events = [
-                decode_ticket_event(raw) for raw in _DECODE(b"[" + self.enc + b"]")
-            ]
+            events = self.events = decode_events(self.enc)
         return events
 
     def load(self, events: list[TicketEvent], late: AbstractSet[str]) -> None:
@@ -500,8 +512,18 @@ class TicketState:
                 return e
         return None
 
+    def _keep_base(self) -> None:
+        """Before the events change: remember what the slices were derived from."""
+        if self.base is None:
+            events = self.events
+            if events is None or self.n_enc == len(events):
+                self.base = (self.enc, self.late)  # immutable bytes: no copy
+            else:
+                self.base = (list(events), self.late)
+
     def insert(self, event: TicketEvent, late: bool) -> bool:
         """Add an event in (ts, event_id) order; True if it went after all others."""
+        self._keep_base()
         if late:
             self.late = {*self.late, event.event_id}
         last = self.last_ts
@@ -527,6 +549,7 @@ class TicketState:
 
     def replace(self, kept: TicketEvent, winner: TicketEvent) -> None:
         """Swap the kept copy of an event_id for `winner` (same id; lateness kept)."""
+        self._keep_base()
         events = self.event_list()
         i = bisect_left(events, event_order(kept), key=event_order)
         assert events[i] is kept
@@ -577,6 +600,17 @@ def _find_enc(enc: bytes, id_json: bytes) -> int:
 
 
 _DECODE = msgspec.json.Decoder().decode
+#: `TicketState.base` of a new ticket: derived from no events, nothing in the slices.
+_NO_EVENTS: tuple[bytes, AbstractSet[str]] = (b"", _NONE_LATE)
+
+
+def decode_events(enc: bytes | list[TicketEvent]) -> list[TicketEvent]:
+    """A ticket's events from their comma-separated JSON (a list: as it is)."""
+    if not isinstance(enc, bytes):
+        return enc
+    if not enc:
+        return []
+    return [decode_ticket_event(raw) for raw in _DECODE(b"[" + enc + b"]")]
 
 
 def dumps(obj: object) -> bytes:
