@@ -116,9 +116,6 @@ class TicketView:
     assignee: str | None = None
     first_response_ts: int | None = None
     first_solve_ts: int | None = None
-    public_agent_replies: int = 0
-    solves: int = 0
-    reopens: int = 0
     closed_ts: int | None = None
     last_ts: int = 0
     #: Team and assignee changes (`Timeline`), shared with the `Attribution`
@@ -295,7 +292,6 @@ class Derivation:
                         (TICKET_STORE, t - t % slice_ms, self.key, CUSTOMER_MSGS, 1)
                     )
             elif e.author is Author.AGENT:
-                view.public_agent_replies += 1
                 if view.first_solve_ts is None:
                     self.before_solve += 1
                 s = t - t % slice_ms
@@ -343,7 +339,6 @@ class Derivation:
             view.status_since = t
             s = t - t % slice_ms
             if new == "solved":
-                view.solves += 1
                 if emit:
                     key = self.key
                     self.contribs.append((TICKET_STORE, s, key, SOLVES, 1))
@@ -360,10 +355,8 @@ class Derivation:
                         self.contribs.append((TICKET_STORE, s, key, F_WAIT, view.waited))
                         if self.before_solve <= 1:
                             self.contribs.append((TICKET_STORE, s, key, ONE_TOUCH, 1))
-            elif new == "open" and status == "solved":
-                view.reopens += 1
-                if self.emit:
-                    self.contribs.append((TICKET_STORE, s, self.key, REOPENS, 1))
+            elif new == "open" and status == "solved" and self.emit:  # a reopen
+                self.contribs.append((TICKET_STORE, s, self.key, REOPENS, 1))
             view.status = new
             if new == "closed":
                 view.closed_ts = t
