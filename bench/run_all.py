@@ -68,6 +68,15 @@ BENCHES = (
         smoke=("--scale", "0.01", "--passes", "1"),
     ),
     Bench(
+        "memory", "bench_memory.py", "Memory per open ticket",
+        "RSS slope per open ticket between 20,000 and 100,000 open tickets (each count in "
+        "a fresh process) of the core engine as the worker drives it and of the exporter's "
+        "replica fed the same tickets' changelog values; then bytes per ticket by structure "
+        "(a `sys.getsizeof` walk). Goals (issue 22): 1,024 B core, 512 B replica.",
+        args=("--breakdown",),
+        smoke=("--smoke", "--breakdown"),
+    ),
+    Bench(
         "decode", "bench_decode.py", "Decoding and validation",
         "`decode` (contract checks, RFC 3339 parsing, event construction) on the busy day "
         "against bare `json.loads` of the same bytes and against decode's checked path alone "

@@ -28,6 +28,11 @@ EXPECTED = {
         r"\| `cxpulse worker`, direct, memory \| [\d.]+ \| [\d,]+ \| [\d.]+ \| [\d.]+ \| \d+ ",
     ],
     "core": [r"busy day, 4 engines, .*: [\d,]+ events/s", r"evaluate a day, 3 window"],
+    "memory": [
+        r"\| core \| [\d.]+ \| [\d.]+ \| -?[\d,]+ \| 1,024 \|",
+        r"\| replica \| [\d.]+ \| [\d.]+ \| -?[\d,]+ \| 512 \|",
+        r"\| core, 1,000 tickets: structure \| bytes per ticket \|",
+    ],
     "decode": [r"ratio decode/json\.loads on the same valid bytes: \d\.\d\d"],
     "hostile": [r"\n\s+200 \|\s+[\d,]+ \|"],
     "hostile_volume": [
@@ -78,6 +83,6 @@ def test_an_unknown_benchmark_name_is_one_clear_line() -> None:
     out = run_all("--smoke", "--only", "nosuch")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "--only: known benchmarks are worker, core, decode, hostile, hostile_volume, scrape, "
-        "latency, ingest"
+        "--only: known benchmarks are worker, core, memory, decode, hostile, hostile_volume, "
+        "scrape, latency, ingest"
     ]

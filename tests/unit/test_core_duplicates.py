@@ -6,9 +6,22 @@ import itertools
 from functools import reduce
 
 import pytest
+from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import decode
 from cxpulse.core.duplicates import Verdict, canonical, resolve, winner_of
-from cxpulse.core.events import Event, Priority, SurveyKind, SurveyResponse, TicketCreated
+from cxpulse.core.engine import PartitionEngine
+from cxpulse.core.events import (
+    TICKETS,
+    Author,
+    Event,
+    Priority,
+    SurveyKind,
+    SurveyResponse,
+    TicketAssigned,
+    TicketCreated,
+    TicketMessage,
+)
+from cxpulse.core.outcome import Outcome
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -72,3 +85,26 @@ def test_any_arrival_order_keeps_the_same_winner(specs: list[tuple[Priority, int
     for order in itertools.islice(itertools.permutations(copies), 120):
         # re-deliveries of any copy (the list repeated) change nothing either
         assert _fold([*order, *order])[0] == expected
+
+
+def test_an_id_seen_only_as_another_field_of_the_ticket_is_not_a_duplicate() -> None:
+    """A ticket keeps its events as JSON and finds a kept id by searching it
+    (`TicketState.find`): an id standing elsewhere in that JSON, as an agent,
+    a ticket or a customer id, or with characters JSON escapes, is no match."""
+    odd = 'x","a-1",["c'
+    eng = PartitionEngine(CoreConfig(), 0)
+    first = [
+        TicketCreated("c-1", T0, "t-1", "tech", "email", Priority.NORMAL, "m-1"),
+        TicketAssigned(odd, T0 + 1, "t-1", "a-1"),
+        TicketMessage("m-2", T0 + 2, "t-1", Author.AGENT, "t-1"),
+    ]
+    for e in first:
+        assert eng.apply(TICKETS, e) is Outcome.APPLIED
+    eng.drain_dirty()  # the events are now JSON only
+    for eid in ("m-1", "a-1", "t-1", "x", "c"):
+        e = TicketMessage(eid, T0 + 3, "t-1", Author.CUSTOMER)
+        assert eng.apply(TICKETS, e) is Outcome.APPLIED, eid
+        eng.drain_dirty()
+    assert eng.apply(TICKETS, TicketAssigned(odd, T0 + 1, "t-1", "a-1")) is Outcome.DUPLICATE
+    assert eng.apply(TICKETS, first[0]) is Outcome.DUPLICATE
+    assert eng._tickets["t-1"].count() == 8

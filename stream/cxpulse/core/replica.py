@@ -24,10 +24,10 @@ from cxpulse.core.config import CoreConfig
 from cxpulse.core.dimensions import LabelGuard
 from cxpulse.core.engine.stores import evict_before, slice_stores
 from cxpulse.core.evaluation.view import OpenTicket, open_ticket
-from cxpulse.core.events import SURVEYS, TICKETS, SurveyOffered, SurveyResponse
+from cxpulse.core.events import SURVEYS, TICKETS, event_order
 from cxpulse.core.outcome import ROLES, Outcome
 from cxpulse.core.slices import AgentAgg, Key, SliceStore, SurveyAgg, TicketAgg, survey_counts
-from cxpulse.core.tickets import DeriveParams, TicketState, decode_event, derive_all
+from cxpulse.core.tickets import DeriveParams, decode_ticket_event, derive_all
 
 
 class PartitionReplica:
@@ -49,7 +49,10 @@ class PartitionReplica:
         self.duplicate_conflicts: dict[str, int] = dict.fromkeys(ROLES, 0)
         self._st: dict[str, int | None] = {TICKETS: None, SURVEYS: None}
         self._outcomes: dict[str, dict[str, int]] = {r: {o: 0 for o in Outcome} for r in ROLES}
-        self._open: dict[str, tuple[int, OpenTicket]] = {}  # ticket -> (expiry, row)
+        #: ticket -> (expiry, *the `OpenTicket` fields): one tuple per open ticket
+        #: rather than a pair and an object (issue 22: the exporter's memory per
+        #: open ticket); the row is built when an evaluation reads it.
+        self._open: dict[str, tuple[Any, ...]] = {}
         self._live: set[str] = set()
         self._parked: set[str] = set()
         self._cum_tickets: dict[Key, TicketAgg] = {}
@@ -121,15 +124,15 @@ class PartitionReplica:
         if value is None or "x" in value:
             return  # deleted, or a tombstone (attribution for late surveys only)
         self._live.add(tid)
-        state = TicketState()
-        late = set(value.get("l", ()))
-        for raw in value["e"]:
-            e = decode_event(raw)
-            assert not isinstance(e, SurveyResponse | SurveyOffered)
-            state.insert(e, e.event_id in late)
-        view = derive_all(state.events, self._params, None).view
+        events = [decode_ticket_event(raw) for raw in value["e"]]
+        events.sort(key=event_order)  # as written; sorted again, as a restore does
+        view = derive_all(events, self._params, None).view
         if view.is_open:
-            self._open[tid] = (view.last_ts + self.config.retention_ms, open_ticket(view))
+            t = open_ticket(view)
+            self._open[tid] = (
+                view.last_ts + self.config.retention_ms, t.team, t.channel, t.priority,
+                t.created_ts, t.assignee, t.unanswered, t.clock_ts,
+            )  # fmt: skip
 
     # ------------------------------------------------------------- read model
 
@@ -140,9 +143,9 @@ class PartitionReplica:
         return self._outcomes[role]
 
     def open_tickets(self, at_ms: int) -> Iterator[OpenTicket]:
-        for expiry, row in self._open.values():
-            if expiry >= at_ms:
-                yield row
+        for row in self._open.values():
+            if row[0] >= at_ms:
+                yield OpenTicket(*row[1:])
 
     def cumulative_tickets(self) -> Mapping[Key, TicketAgg]:
         return self._cum_tickets

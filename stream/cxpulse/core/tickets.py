@@ -34,10 +34,11 @@ Rules the catalogue leaves open, decided here (also in docs/kpis.md):
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -79,7 +80,15 @@ from cxpulse.core.slices import (
 TICKET_STORE, AGENT_STORE = 0, 1
 #: (store, slice start, key, field, value): one additive unit of a slice aggregate.
 Contribution = tuple[int, int, tuple[str, ...], int, int]
+#: `Derivation.contribs` of a kept derivation once its contributions are in the
+#: slices (the engine does not keep them, `TicketEvents._applied`): one shared
+#: empty list instead of one per ticket. Never appended to: the engine gives a
+#: derivation a new list before each step (`TicketEvents._resume`).
+APPLIED: list[Contribution] = []
 Labeler = Callable[[str, str], str]
+#: A value over time, flat: (t0, value0, t1, value1, ...), times ascending. Flat
+#: rather than pairs: one tuple per ticket instead of one per change plus one.
+Timeline = tuple[Any, ...]
 
 WAITING_STATUSES = ("new", "open", "on_hold")
 OPEN_STATUSES = frozenset({"new", "open", "pending", "on_hold"})
@@ -101,17 +110,18 @@ class TicketView:
     #: Where the FRT clock starts: the creation, or for a bot ticket its first
     #: handoff (None until then: no deadline, not unanswered).
     frt_start: int | None = None
-    time_in_status: dict[str, int] = field(default_factory=dict)
+    #: Time spent so far in the waiting statuses (`WAITING_STATUSES`): all that
+    #: the first solve's wait needs, one int instead of a dict per ticket.
+    waited: int = 0
     assignee: str | None = None
     first_response_ts: int | None = None
     first_solve_ts: int | None = None
-    public_agent_replies: int = 0
-    solves: int = 0
-    reopens: int = 0
     closed_ts: int | None = None
     last_ts: int = 0
-    team_tl: list[tuple[int, str]] = field(default_factory=list)
-    agent_tl: list[tuple[int, str]] = field(default_factory=list)
+    #: Team and assignee changes (`Timeline`), shared with the `Attribution`
+    #: a ticket leaves.
+    team_tl: Timeline = ()
+    agent_tl: Timeline = ()
 
     @property
     def is_open(self) -> bool:
@@ -125,17 +135,24 @@ class TicketView:
         return _at(self.agent_tl, ts)
 
     def attribution(self) -> Attribution:
-        return Attribution(
-            self.created_ts, self.channel, tuple(self.team_tl), tuple(self.agent_tl)
-        )
+        return Attribution(self.created_ts, self.channel, self.team_tl, self.agent_tl)
 
 
-def _at(timeline: Sequence[tuple[int, str]], ts: int) -> str | None:
+def _intern(value: str) -> str:
+    """The one copy of a label value (team, channel, agent) all tickets share.
+
+    Why: every decoded event brings its own copy of the same few strings; a
+    ticket keeps them in its view, timelines and contribution keys, some
+    50 bytes each, per ticket, for values a partition has a few hundred of."""
+    return sys.intern(value)
+
+
+def _at(timeline: Timeline, ts: int) -> str | None:
     found = None
-    for t, value in timeline:
-        if t > ts:
+    for i in range(0, len(timeline), 2):
+        if timeline[i] > ts:
             break
-        found = value
+        found = timeline[i + 1]
     return found
 
 
@@ -145,8 +162,8 @@ class Attribution:
 
     created_ts: int | None
     channel: str | None
-    team_tl: tuple[tuple[int, str], ...]
-    agent_tl: tuple[tuple[int, str], ...]
+    team_tl: Timeline
+    agent_tl: Timeline
 
     def at(self, ts: int) -> tuple[str | None, str | None, str | None]:
         """(team, agent, channel) at `ts`; nothing for a survey before the creation."""
@@ -158,8 +175,8 @@ class Attribution:
         return [
             self.created_ts,
             self.channel,
-            [list(x) for x in self.team_tl],
-            [list(x) for x in self.agent_tl],
+            [[t, v] for t, v in zip(self.team_tl[::2], self.team_tl[1::2], strict=True)],
+            [[t, v] for t, v in zip(self.agent_tl[::2], self.agent_tl[1::2], strict=True)],
         ]
 
     @classmethod
@@ -167,8 +184,8 @@ class Attribution:
         return cls(
             data[0],
             data[1],
-            tuple((int(t), str(v)) for t, v in data[2]),
-            tuple((int(t), str(v)) for t, v in data[3]),
+            tuple(x for t, v in data[2] for x in (int(t), _intern(str(v)))),
+            tuple(x for t, v in data[3] for x in (int(t), _intern(str(v)))),
         )
 
 
@@ -232,8 +249,8 @@ class Derivation:
             self.c = c = created.ts
             view.created_ts = c
             view.by_customer = created.created_by is Creator.CUSTOMER
-            view.team = created.team
-            view.channel = created.channel
+            view.team = team = _intern(created.team)
+            view.channel = channel = _intern(created.channel)
             # The plain string, not the enum member: enum members are objects the
             # garbage collector tracks, and a tuple holding one (every slice key,
             # every contribution) stays tracked and is traversed by every full
@@ -241,7 +258,7 @@ class Derivation:
             view.priority = created.priority.value
             view.status_since = c
             view.last_ts = c
-            view.team_tl.append((c, created.team))
+            view.team_tl = (c, team)
             self.target = params.target(view.priority)
             if created.bot:
                 view.bot = True
@@ -249,8 +266,8 @@ class Derivation:
                 view.frt_start = c
                 self.deadline = c + self.target
             if label is not None:
-                self.team_label = label("team", created.team)
-                self.key = (self.team_label, label("channel", created.channel), view.priority)
+                self.team_label = label("team", team)
+                self.key = (self.team_label, label("channel", channel), view.priority)
                 self.contribs.append((TICKET_STORE, c - c % slice_ms, self.key, CREATED, 1))
 
     def step(self, e: TicketEvent, label: Labeler | None) -> None:
@@ -275,7 +292,6 @@ class Derivation:
                         (TICKET_STORE, t - t % slice_ms, self.key, CUSTOMER_MSGS, 1)
                     )
             elif e.author is Author.AGENT:
-                view.public_agent_replies += 1
                 if view.first_solve_ts is None:
                     self.before_solve += 1
                 s = t - t % slice_ms
@@ -297,16 +313,16 @@ class Derivation:
                 agent = e.agent_id or view.assignee
                 if emit and agent is not None:
                     assert label is not None
-                    akey = (self.team_label, label("agent", agent))
+                    akey = (self.team_label, label("agent", _intern(agent)))
                     self.contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
         elif isinstance(e, TicketAssigned):
-            view.assignee = e.agent_id
-            view.agent_tl.append((t, e.agent_id))
+            view.assignee = agent = _intern(e.agent_id)
+            view.agent_tl += (t, agent)
             if e.team is not None and e.team != view.team:
-                view.team = e.team
-                view.team_tl.append((t, e.team))
+                view.team = team = _intern(e.team)
+                view.team_tl += (t, team)
                 if label is not None and c is not None:
-                    self.team_label = label("team", e.team)
+                    self.team_label = label("team", team)
                     key = self.key
                     self.key = (self.team_label, key[1], key[2])
         elif isinstance(e, TicketHandoff):
@@ -318,13 +334,11 @@ class Derivation:
             if new == status:
                 return
             since = view.status_since
-            tis = view.time_in_status
-            if since is not None:
-                tis[status] = tis.get(status, 0) + t - since
+            if since is not None and status in WAITING_STATUSES:
+                view.waited += t - since
             view.status_since = t
             s = t - t % slice_ms
             if new == "solved":
-                view.solves += 1
                 if emit:
                     key = self.key
                     self.contribs.append((TICKET_STORE, s, key, SOLVES, 1))
@@ -337,15 +351,12 @@ class Derivation:
                     if emit:
                         assert c is not None
                         key = self.key
-                        wait = sum(tis.get(x, 0) for x in WAITING_STATUSES)
                         self.contribs.append((TICKET_STORE, s, key, F_RESOLUTION, t - c))
-                        self.contribs.append((TICKET_STORE, s, key, F_WAIT, wait))
+                        self.contribs.append((TICKET_STORE, s, key, F_WAIT, view.waited))
                         if self.before_solve <= 1:
                             self.contribs.append((TICKET_STORE, s, key, ONE_TOUCH, 1))
-            elif new == "open" and status == "solved":
-                view.reopens += 1
-                if self.emit:
-                    self.contribs.append((TICKET_STORE, s, self.key, REOPENS, 1))
+            elif new == "open" and status == "solved" and self.emit:  # a reopen
+                self.contribs.append((TICKET_STORE, s, self.key, REOPENS, 1))
             view.status = new
             if new == "closed":
                 view.closed_ts = t
@@ -377,11 +388,16 @@ class Derivation:
 def derive_all(
     events: Sequence[TicketEvent], params: DeriveParams, label: Labeler | None
 ) -> Derivation:
-    """A `Derivation` fed with all of `events` (sorted by (ts, event_id))."""
+    """A `Derivation` fed with all of `events` (sorted by (ts, event_id)).
+
+    It forgets the creation event afterwards (`Derivation.c` says there was
+    one): a resumed derivation never meets it again, and the ticket keeps its
+    events only as JSON (`TicketState`)."""
     d = Derivation(events, params, label)
     step = d.step
     for e in events:
         step(e, label)
+    d.created = None
     return d
 
 
@@ -402,29 +418,48 @@ _NONE_LATE: frozenset[str] = frozenset()
 
 
 class TicketState:
-    """A live ticket: sorted events, which of them arrived late, and derivations.
+    """A live ticket: its events (as JSON), which of them arrived late, and derivations.
 
-    `contribs` + `tail` are the contributions currently applied to the slice
-    aggregates (`tail`: the stream-time dependent FRT breach). `derivation` is
-    the resumable loop state over all `events`, kept only while no event is
+    The contributions currently applied to the slice aggregates are those of
+    the events in `base` (re-derived when needed, `TicketEvents._applied`) plus
+    `tail` (the stream-time dependent FRT breach, kept). `derivation` is
+    the resumable loop state over all events, kept only while no event is
     late: a late event splits state (all events) from contributions (on-time
     events only), and such tickets are re-derived from scratch.
+
+    Memory (issue 22, `bench/bench_memory.py`): a live ticket keeps its events
+    only as `enc`, the JSON text the changelog value is made of anyway, not as
+    event objects (about 160 bytes each plus their strings) nor a dict of
+    their ids. Most events append at the end of their ticket and only feed the
+    resumed derivation, which needs no earlier event. Whatever needs them all
+    (a re-derivation, an insertion before the end, a duplicate's kept copy)
+    decodes them into `events` (`event_list`); `encoded`, which runs when the
+    batch is drained, drops that list again.
     """
 
     __slots__ = (
-        "admitted", "contribs", "derivation", "enc", "events", "expiry", "ids", "late",
+        "admitted", "base", "derivation", "enc", "events", "expiry", "last_ts", "late",
         "n_enc", "pending", "pushed", "tail", "view",
     )  # fmt: skip
 
     def __init__(self) -> None:
-        self.events: list[TicketEvent] = []
-        #: event_id -> the copy kept (`cxpulse.core.duplicates` decides which)
-        self.ids: dict[str, TicketEvent] = {}
+        #: The sorted events when decoded (None: `enc` holds them all).
+        self.events: list[TicketEvent] | None = None
+        #: JSON of the first `n_enc` sorted events, comma-separated; all of them
+        #: while `events` is None (see `encoded`).
+        self.enc = b""
+        self.n_enc = 0
+        #: The largest event time: whether an event appends without decoding.
+        self.last_ts: int | None = None
         #: Ids of the late events; the shared empty frozenset until there is one
         #: (one container less per ticket for the garbage collector to traverse).
         self.late: AbstractSet[str] = _NONE_LATE
         self.view = TicketView()
-        self.contribs: list[Contribution] = []
+        #: The events (JSON or decoded) and late ids the contributions in the
+        #: slices were derived from, while they differ from the current ones
+        #: (None: the current ones). The contributions are not kept: the engine
+        #: derives them again from these when it must subtract them.
+        self.base: tuple[bytes | list[TicketEvent], AbstractSet[str]] | None = _NO_EVENTS
         self.tail: tuple[Contribution, ...] = ()
         self.derivation: Derivation | None = None
         self.pending: int | None = None
@@ -432,17 +467,71 @@ class TicketState:
         self.expiry = 0
         #: The labels last admitted for the gauges (the engine skips re-admitting them).
         self.admitted: tuple[object, ...] = ()
-        #: JSON of events[:n_enc], comma-separated (see `encoded`).
-        self.enc = b""
-        self.n_enc = 0
+
+    def count(self) -> int:
+        """How many events the ticket holds."""
+        events = self.events
+        return self.n_enc if events is None else len(events)
+
+    def event_list(self) -> list[TicketEvent]:
+        """The events sorted by `event_order`, decoded from `enc` if need be."""
+        events = self.events
+        if events is None:
+            events = self.events = decode_events(self.enc)
+        return events
+
+    def load(self, events: list[TicketEvent], late: AbstractSet[str]) -> None:
+        """Set all events at once (a restore): sorted here, `late` the late ids."""
+        events.sort(key=event_order)
+        self.events, self.enc, self.n_enc = events, b"", 0
+        self.last_ts = max((e.ts for e in events), default=None)
+        self.late = set(late) if late else _NONE_LATE
+
+    def find(self, event_id: str) -> TicketEvent | None:
+        """The kept event with this id, if the ticket holds one.
+
+        Without decoding, `enc` is searched for the id where only an event's
+        own id can stand: right after the one-letter tag that opens each
+        event (`["c","<id>",`; a `[` followed by an unescaped `"` occurs
+        nowhere else in a ticket's JSON: events hold no nested lists, and a
+        quote inside a string is escaped). Only a hit decodes the events."""
+        events = self.events
+        if events is None:
+            if _find_enc(self.enc, dumps(event_id)) < 0:
+                return None
+            events = self.event_list()
+        for e in reversed(events):
+            if e.event_id == event_id:
+                return e
+        return None
+
+    def _keep_base(self) -> None:
+        """Before the events change: remember what the slices were derived from."""
+        if self.base is None:
+            events = self.events
+            if events is None or self.n_enc == len(events):
+                self.base = (self.enc, self.late)  # immutable bytes: no copy
+            else:
+                self.base = (list(events), self.late)
 
     def insert(self, event: TicketEvent, late: bool) -> bool:
         """Add an event in (ts, event_id) order; True if it went after all others."""
-        self.ids[event.event_id] = event
+        self._keep_base()
         if late:
             self.late = {*self.late, event.event_id}
+        last = self.last_ts
         events = self.events
-        if not events or event_order(events[-1]) < event_order(event):
+        if last is None or event.ts > last:
+            self.last_ts = event.ts
+            if events is None:  # the usual case: JSON only, nothing decoded
+                more = dumps(encode_event(event))
+                self.enc = self.enc + b"," + more if self.n_enc else more
+                self.n_enc += 1
+            else:
+                events.append(event)
+            return True
+        events = self.event_list()
+        if event_order(events[-1]) < event_order(event):
             events.append(event)
             return True
         i = bisect_right(events, event_order(event), key=event_order)
@@ -453,18 +542,20 @@ class TicketState:
 
     def replace(self, kept: TicketEvent, winner: TicketEvent) -> None:
         """Swap the kept copy of an event_id for `winner` (same id; lateness kept)."""
-        events = self.events
+        self._keep_base()
+        events = self.event_list()
         i = bisect_left(events, event_order(kept), key=event_order)
         assert events[i] is kept
         del events[i]
         if i < self.n_enc:
             self.enc, self.n_enc = b"", 0
+        self.last_ts = max((e.ts for e in events), default=None)
         late = self.late
         self.insert(winner, False)
         self.late = late
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"e": [encode_event(e) for e in self.events]}
+        out: dict[str, Any] = {"e": [encode_event(e) for e in self.event_list()]}
         if self.late:
             out["l"] = sorted(self.late)
         return out
@@ -475,15 +566,44 @@ class TicketState:
         Why: a ticket is written out at every batch that touched it, and its
         events are mostly appended in order, so keeping the JSON text of the
         sorted prefix already encoded makes each write encode only the new
-        events. An insert before that prefix's end discards it."""
+        events. An insert before that prefix's end discards it. Called when
+        the batch is drained (nothing is stale then): the decoded events, if
+        any, are dropped here, the JSON now holding them all."""
         events = self.events
-        n = self.n_enc
-        if n < len(events):
-            more = dumps([encode_event(e) for e in events[n:]])[1:-1]
-            self.enc = self.enc + b"," + more if n else more
-            self.n_enc = len(events)
+        if events is not None:
+            n = self.n_enc
+            if n < len(events):
+                more = dumps([encode_event(e) for e in events[n:]])[1:-1]
+                self.enc = self.enc + b"," + more if n else more
+                self.n_enc = len(events)
+            self.events = None
         late = b',"l":' + dumps(sorted(self.late)) if self.late else b""
         return b'{"e":[' + self.enc + b"]" + late + b"}"
+
+
+def _find_enc(enc: bytes, id_json: bytes) -> int:
+    """Where the event with this JSON-encoded id starts in `enc`, else -1 (`TicketState.find`)."""
+    pattern = b'",' + id_json + b","
+    i = enc.find(pattern)
+    while i >= 0:
+        if i >= 3 and enc[i - 3] == 0x5B and enc[i - 2] == 0x22:  # '["' + tag
+            return i - 3
+        i = enc.find(pattern, i + 1)
+    return -1
+
+
+_DECODE = msgspec.json.Decoder().decode
+#: `TicketState.base` of a new ticket: derived from no events, nothing in the slices.
+_NO_EVENTS: tuple[bytes, AbstractSet[str]] = (b"", _NONE_LATE)
+
+
+def decode_events(enc: bytes | list[TicketEvent]) -> list[TicketEvent]:
+    """A ticket's events from their comma-separated JSON (a list: as it is)."""
+    if not isinstance(enc, bytes):
+        return enc
+    if not enc:
+        return []
+    return [decode_ticket_event(raw) for raw in _DECODE(b"[" + enc + b"]")]
 
 
 def dumps(obj: object) -> bytes:
@@ -532,6 +652,14 @@ def encode_event(e: Event) -> list[Any]:
     if e.scale is not None:  # appended only when set: 1.0 values stay byte-identical
         out.append(e.scale.value)
     return out
+
+
+def decode_ticket_event(d: list[Any]) -> TicketEvent:
+    """`decode_event` of a ticket's own events (a survey here is a corrupt value)."""
+    e = decode_event(d)
+    if isinstance(e, SurveyResponse | SurveyOffered):
+        raise ValueError("a survey event among a ticket's events")
+    return e
 
 
 def decode_event(d: list[Any]) -> Event:

@@ -108,9 +108,9 @@ class Deferral(EngineState):
             # any label value of the ticket's events may be admitted by some
             # derivation of it, in either order: at most two per event, or
             # exactly those not admitted yet (the cheap bound first)
-            cost = 2 * len(state.events)
+            cost = 2 * state.count()
             if self._label_cost + cost > self._label_room:
-                cost = self._unseen_labels(state.events)
+                cost = self._unseen_labels(state.event_list())
         if self._label_cost + cost > self._label_room:
             self.settle()
             return False

@@ -28,6 +28,7 @@ from cxpulse.core.tickets import (
     Attribution,
     TicketState,
     decode_event,
+    decode_ticket_event,
     dumps,
     encode_event,
 )
@@ -187,11 +188,7 @@ class Snapshot(EngineState):
                 eng._schedule_expiry(tid, int(value["x"]))
                 continue
             state = eng._tickets[tid] = TicketState()
-            late = set(value.get("l", ()))
-            for raw in value["e"]:
-                e = decode_event(raw)
-                assert not isinstance(e, SurveyResponse | SurveyOffered)
-                state.insert(e, e.event_id in late)
+            state.load([decode_ticket_event(raw) for raw in value["e"]], set(value.get("l", ())))
             eng._rederive(tid, state, apply=False)
         for store in (eng.tickets_store, eng.agents_store):
             st = eng._st[TICKETS]

@@ -18,9 +18,11 @@ from cxpulse.core.events import (
 from cxpulse.core.outcome import Outcome
 from cxpulse.core.tickets import (
     AGENT_STORE,
+    APPLIED,
     Contribution,
     TicketState,
     TicketView,
+    decode_events,
     derive_all,
 )
 
@@ -63,9 +65,9 @@ class TicketEvents(EngineState):
             if late and st is not None and st - e.ts > cfg.retention_ms:
                 return Outcome.LATE
             state = self._tickets[tid] = TicketState()
-        elif e.event_id in state.ids:
-            return self._duplicate(tid, state, e, late)
-        elif len(state.events) >= cfg.max_events_per_ticket:
+        elif (kept := state.find(e.event_id)) is not None:
+            return self._duplicate(tid, state, kept, e, late)
+        elif state.count() >= cfg.max_events_per_ticket:
             # Bounded state and cost whatever a producer sends; counted, never
             # silent: the caller dead-letters it (docs/kpis.md, the effect).
             return Rejection(
@@ -83,7 +85,7 @@ class TicketEvents(EngineState):
             appended
             and d is not None
             and not state.late
-            and (d.created is not None or type(e) is not TicketCreated)
+            and (d.c is not None or type(e) is not TicketCreated)
         ):
             self._resume(tid, state, e)
         elif not (self._deferring and self._defer(tid, state, late, e)):
@@ -92,7 +94,9 @@ class TicketEvents(EngineState):
             self._on_tickets_time()
         return Outcome.LATE if late else Outcome.APPLIED
 
-    def _duplicate(self, tid: str, state: TicketState, e: TicketEvent, late: bool) -> Outcome:
+    def _duplicate(
+        self, tid: str, state: TicketState, kept: TicketEvent, e: TicketEvent, late: bool
+    ) -> Outcome:
         """A ticket event whose event_id the ticket holds already (`DUPLICATE`).
 
         Different content is a conflict (counted): of all copies the one with
@@ -104,7 +108,6 @@ class TicketEvents(EngineState):
         changes nothing but the count. An on-time conflicting copy moves the
         stream time like an applied event (either copy may arrive first and
         would have moved it)."""
-        kept = state.ids[e.event_id]
         if kept == e:
             return Outcome.DUPLICATE
         verdict = resolve(kept, e).verdict
@@ -137,20 +140,45 @@ class TicketEvents(EngineState):
             self._stale.pop(tid, None)
         st = self._st[TICKETS]
         admit = self.guard.admit
+        old = self._applied(state) if apply else []
+        events = state.event_list()
         if state.late:
-            view = derive_all(state.events, self._params, None).view
-            ontime = [e for e in state.events if e.event_id not in state.late]
+            view = derive_all(events, self._params, None).view
+            ontime = [e for e in events if e.event_id not in state.late]
             d = derive_all(ontime, self._params, admit)
             state.derivation = None
         else:
-            d = derive_all(state.events, self._params, admit)
+            d = derive_all(events, self._params, admit)
             view = d.view
             state.derivation = d
         tail, pending = d.finish(st, admit)
         if apply:
-            self._apply_diff([*state.contribs, *state.tail], [*d.contribs, *tail])
-        state.contribs, state.tail = d.contribs, tail
+            self._apply_diff(old, [*d.contribs, *tail])
+        d.contribs = APPLIED  # a resumed step only needs the ones it appends
+        state.tail, state.base = tail, None
         self._settle(tid, state, view, pending, apply)
+
+    def _applied(self, state: TicketState) -> list[Contribution]:
+        """The contributions of the ticket the slices hold now.
+
+        Why recomputed rather than kept: they were some 700 bytes per ticket
+        (issue 22), and they are only needed when a ticket is re-derived (an
+        event out of order, late, or a conflicting copy), to subtract them.
+        They are what deriving the events of the last derivation gives
+        (`TicketState.base`): a resumed derivation appends exactly what a
+        full one would (`Derivation`), and every label value they use was
+        admitted or refused then, so `peek` maps it as `admit` did (admission
+        never changes a value's label, `LabelGuard`) without counting a cap
+        again. The stream-time dependent `tail` is kept, not recomputed."""
+        base = state.base
+        if base is None:
+            events, late = state.event_list(), state.late
+        else:
+            events, late = decode_events(base[0]), base[1]
+        if late:
+            events = [e for e in events if e.event_id not in late]
+        contribs = derive_all(events, self._params, self.guard.peek).contribs if events else []
+        return [*contribs, *state.tail]
 
     def _resume(self, tid: str, state: TicketState, event: TicketEvent | None) -> None:
         """Feed `event` (None: the stream time moved) to the ticket's derivation.
@@ -160,8 +188,8 @@ class TicketEvents(EngineState):
         d = state.derivation
         assert d is not None
         admit = self.guard.admit
-        contribs = d.contribs
-        n = len(contribs)
+        contribs = d.contribs = []
+        n = 0
         if event is not None:
             d.step(event, admit)
         tail, pending = d.finish(self._st[TICKETS], admit)
@@ -178,6 +206,8 @@ class TicketEvents(EngineState):
         else:
             for c in contribs[n:]:
                 self._add(c, 1)
+        d.contribs = APPLIED  # see `_applied`
+        state.base = None
         self._settle(tid, state, d.view, pending, True)
 
     def _settle(
