@@ -245,14 +245,14 @@ def max_parts_for(max_record_bytes: int) -> int:
 
 #: Cut candidates of the content-defined split: between two JSON array elements.
 _CUT = b"],["
-#: Bytes before a candidate hashed to decide whether it is a cut.
-_CUT_WINDOW = 24
+#: Bytes before the first candidate hashed when no element precedes it.
+_CUT_WINDOW = 64
 
 
 def content_chunks(value: bytes, hi: int) -> list[bytes]:
     """`value` cut into parts of at most `hi` bytes at content-defined points.
 
-    A candidate (after `],` of `],[`) is a cut when a hash of the bytes
+    A candidate (after `],` of `],[`) is a cut when a hash of the element
     before it says so: rarely (1/16) below `hi // 4` bytes into the part,
     often (1/2) beyond; never below `hi // 16`; a part with no cut by `hi`
     bytes is cut there. Each cut depends only on where the part started and
@@ -269,12 +269,16 @@ def content_chunks(value: bytes, hi: int) -> list[bytes]:
         end = min(start + hi, n)
         cut = end
         i = find(_CUT, start + max(lo, 1) - 2)
+        prev = value.rfind(_CUT, 0, i) if i > 0 else -1
         while i != -1 and i + 2 < end:
             c = i + 2
-            h = zlib.crc32(value[max(0, c - _CUT_WINDOW) : c])
+            # the whole element before the candidate: its ids and times vary,
+            # its last bytes alone may not (`"...",null,true],[` in every event)
+            h = zlib.crc32(value[prev + 2 if prev >= 0 else max(0, c - _CUT_WINDOW) : c])
             if (h & 15) == 0 or (c - start >= target and not h & 1):
                 cut = c
                 break
+            prev = i
             i = find(_CUT, i + 1)
         out.append(value[start:cut])
         start = cut
