@@ -98,6 +98,16 @@ BENCHES = (
         broker=True,
     ),
     Bench(
+        "changelog", "bench_changelog.py", "Changelog bytes per event (in process)",
+        "Bytes and records the direct worker's write path (`handle_message`, "
+        "`drain_dirty`, `PartitionStore.batch_writes`) writes per input event: busy day in "
+        "batches of 20,000, live (batches of 250), a trickle of single-event commits, a "
+        "20,000-event ticket in order vs reversed; restore CPU time per million open "
+        "tickets. Deterministic (no broker); `--compare-pythonpath` adds another "
+        "checkout's code as the baseline in the same run.",
+        smoke=("--smoke",),
+    ),
+    Bench(
         "scrape", "bench_scrape.py", "Scrape load vs consumption",
         "Catch-up time of a 3-day backlog, quiet vs four clients scraping every endpoint "
         "of the worker and the exporter (the ratio is the figure).",

@@ -39,6 +39,12 @@ EXPECTED = {
         r"\| labels \| [\d,]+ \| 0 \| True \|",
         r"\| ticket \| [\d,]+ \| 0 \| True \|",
     ],
+    "changelog": [
+        r"\| this \w+ \| busy day, batches of 20,000 \| [\d,]+ \| [\d,]+ \| [\d,]+ \| "
+        r"[\d.]+ MB \| [\d,]+ \| [\d.]+ ",
+        r"\| this \w+ \| trickle, 1 message per batch .* \| [\d,]+ \| [\d.]+ \|",
+        r"this: fat ticket reversed / in order: [\d.]+x bytes",
+    ],
     "scrape": [r"median catch-up: quiet [\d.]+ s, 4 scrapers [\d.]+ s, ratio [\d.]+"],
     "ingest": [r"\| 1 \| [\d,]+/s \| [\d,]+/s \| \d+\.\d\d "],
     "latency": [
@@ -84,5 +90,5 @@ def test_an_unknown_benchmark_name_is_one_clear_line() -> None:
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         "--only: known benchmarks are worker, core, memory, decode, hostile, hostile_volume, "
-        "scrape, latency, ingest"
+        "changelog, scrape, latency, ingest"
     ]

@@ -288,7 +288,7 @@ def test_large_values_are_split_under_the_record_bound_and_rewritten_by_what_cha
 def test_a_changed_part_that_does_not_match_its_descriptor_is_corrupt() -> None:
     store, _ = recover(P, [], epoch=3)
     table = compact(store.batch_writes({"k": b"abcdefghij"}, 0))
-    part = next(k for k in table if b"/x/" in k)
+    part = next(k for k in table if b"/y/" in k)
     rec = decode_record(table[part])
     table[part] = encode_record(Record(rec.epoch, rec.seq, b"zzz", rec.prev))
     try:

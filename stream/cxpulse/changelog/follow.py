@@ -15,6 +15,10 @@ bytes under part keys) is released whole: each part's committed value is
 decided by the same rule, kept (a later batch may rewrite only its last
 part), and joined when the key's descriptor changes. A split value therefore
 costs the follower one copy of its bytes besides the replica's parsed state.
+Format-2 parts are keyed by their digest: immutable, kept from their record
+to their tombstone whatever the marker says (a part of a batch that never
+committed is never listed by a committed descriptor, and its writer
+tombstones it). The engine meta (`m`) of format 2 comes with the marker.
 
 With `read_committed` and transactional writes (the direct runtime's
 default) aborted batches are never even seen; the marker rule makes the
@@ -27,11 +31,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cxpulse.changelog.records import (
+    META_KEY,
     CorruptState,
     Marker,
     Record,
+    decode_names,
     decode_record,
+    is_digest_descriptor,
     join_parts,
+    parse_digest_suffix,
     parse_part_suffix,
 )
 
@@ -51,10 +59,14 @@ class PartitionFollower:
     pending_parts: list[tuple[str, int, Record | None]] = field(default_factory=list)
     #: committed descriptor of every key whose value is split
     descriptors: dict[str, bytes] = field(default_factory=dict)
-    #: committed parts of split values: name -> index -> bytes
+    #: committed parts of split values: name -> index -> bytes (format 1)
     parts: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    #: parts present in the log: name -> digest -> bytes (format 2)
+    digest_parts: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
     #: records that did not decode (counted, skipped: a replica must not crash)
     corrupt: int = 0
+    #: the partition's counter names (format 2: the marker lists values only)
+    names: list[str] | None = None
 
     def feed(self, key: bytes | None, value: bytes | None) -> list[Change] | None:
         """One changelog record; the batch's committed changes when it was a marker."""
@@ -66,11 +78,17 @@ class PartitionFollower:
         if head != str(self.partition):
             self.corrupt += 1  # not this partition's key: never written by cxpulse
             return None
+        if rest == "n":
+            try:
+                self.names = None if value is None else decode_names(value)
+            except CorruptState:
+                self.corrupt += 1
+            return None
         if rest == "m":
             if value is None:
                 return None
             try:
-                marker = Marker.decode(value)
+                marker = Marker.decode(value, self.names)
             except CorruptState:
                 self.corrupt += 1
                 return None
@@ -86,6 +104,29 @@ class PartitionFollower:
                 self.corrupt += 1
                 return None
             self.pending_parts.append((parsed[0], parsed[1], rec))
+            return None
+        if rest.startswith("y/"):
+            dparsed = parse_digest_suffix(rest[2:])
+            if dparsed is None:
+                self.corrupt += 1
+                return None
+            name, digest = dparsed
+            if value is None:
+                have = self.digest_parts.get(name)
+                if have is not None:
+                    have.pop(digest, None)
+                    if not have:
+                        del self.digest_parts[name]
+                return None
+            try:
+                prec = decode_record(value)
+            except CorruptState:
+                self.corrupt += 1
+                return None
+            if prec.new is None:
+                self.corrupt += 1
+                return None
+            self.digest_parts.setdefault(name, {})[digest] = prec.new
             return None
         if not rest.startswith("s/"):
             self.corrupt += 1
@@ -121,8 +162,13 @@ class PartitionFollower:
             if rec is not None:
                 if marker.is_committed(rec):
                     raw, split = rec.new, rec.new_split
+                elif rec.no_prev:  # never visible under read_committed
+                    self.corrupt += 1
+                    continue
                 else:
                     raw, split = rec.prev, rec.prev_split
+            if name == META_KEY and marker.meta is not None:
+                continue  # a format-1 `m` key deleted: the marker carries it
             if raw is not None and split:
                 self.descriptors[name] = raw
                 touched.add(name)  # joined below, once this batch's parts are in
@@ -134,10 +180,17 @@ class PartitionFollower:
             desc = self.descriptors.get(name)
             if desc is None:
                 continue  # parts of a value no longer split (deleted just now)
+            got: dict[int, bytes] | dict[bytes, bytes]
+            if is_digest_descriptor(desc):
+                got = self.digest_parts.get(name, {})
+            else:
+                got = self.parts.get(name, {})
             try:
-                out.append((name, join_parts(desc, self.parts.get(name, {}))))
+                out.append((name, join_parts(desc, got)))
             except CorruptState:
                 self.corrupt += 1
+        if marker.meta is not None:
+            out.append((META_KEY, marker.meta))
         self.pending = []
         self.pending_parts = []
         self.marker = marker

@@ -44,6 +44,27 @@ Why the scheme looks like this (see docs/runtimes.md, "faust-streaming 0.15.3"):
   Recovery and the exporter's follower decide each part's committed value
   by the same rule as the key's, then join the parts and check them against
   the descriptor's digests.
+
+Format 2 (written since issue 22; format 1 above is still read, so a worker
+restores from a changelog an older worker wrote, and rewrites each key in the
+new format the next time it changes):
+
+* **No `prev` with transactional writes** (`with_prev=False`): read_committed
+  never shows an aborted batch and the local store is written only after the
+  broker acknowledged, so every record recovery or the follower ever sees is
+  committed; `prev` (half of every record) is never used. Such records carry
+  `_NO_PREV`, and recovery stops with `CorruptState` if one is ever found
+  uncommitted (something other than this code wrote the table).
+* **The engine meta (`m`) travels in the commit marker**: it changes in every
+  batch, so a record of its own cost a record and a header per commit.
+* **Content-defined parts keyed by digest** (descriptor `D2`, part keys
+  `<p>/y/<digest>/<name>`): a split value is cut at JSON element boundaries
+  (`"],["`) chosen by a hash of the bytes before them, so an insertion near
+  the front changes the parts around it and the later cuts fall where they
+  did; a part whose digest is already in the table is never written again.
+  A part is immutable (its key is its content): it needs no `prev`, and the
+  follower keeps it until its tombstone. Parts no committed descriptor lists
+  any more are tombstoned one batch later (recovery tombstones any it finds).
 """
 
 from __future__ import annotations
@@ -52,6 +73,7 @@ import hashlib
 import json
 import secrets
 import struct
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -62,7 +84,9 @@ _HAS_PREV = 2
 _NEW_SPLIT = 4  # `new` is a descriptor of parts, not the value
 _PREV_SPLIT = 8  # `prev` is a descriptor of parts, not the value
 _DESC = struct.Struct(">2sQ")  # magic, total length; then one digest per part
-_DESC_MAGIC = b"D1"
+_DESC_MAGIC = b"D1"  # parts by index: `<p>/x/<i>/<name>` (format 1, read only)
+_DESC2_MAGIC = b"D2"  # parts by digest: `<p>/y/<hex digest>/<name>`
+_NO_PREV = 16  # written without `prev`: valid only if committed (format 2)
 _DIGEST_BYTES = 8
 
 #: Default bound of every state record (header + key + new + prev). The broker's
@@ -99,10 +123,14 @@ class Record:
     prev: bytes | None
     new_split: bool = False
     prev_split: bool = False
+    #: written without `prev` (format 2): an uncommitted one is corrupt state
+    no_prev: bool = False
 
 
 def encode_record(rec: Record) -> bytes:
     flags = (_HAS_NEW if rec.new is not None else 0) | (_HAS_PREV if rec.prev is not None else 0)
+    if rec.no_prev:
+        flags |= _NO_PREV
     if rec.new_split and rec.new is not None:
         flags |= _NEW_SPLIT
     if rec.prev_split and rec.prev is not None:
@@ -125,6 +153,7 @@ def decode_record(raw: bytes) -> Record:
         body[n:] if flags & _HAS_PREV else None,
         bool(flags & _NEW_SPLIT and flags & _HAS_NEW),
         bool(flags & _PREV_SPLIT and flags & _HAS_PREV),
+        bool(flags & _NO_PREV),
     )
 
 
@@ -141,6 +170,22 @@ def parse_part_suffix(rest: str) -> tuple[str, int] | None:
     return name, int(idx)
 
 
+def digest_part_key(partition: int, name: str, digest: bytes) -> bytes:
+    """Key of the part with `digest` of state key `name` (format 2)."""
+    return f"{partition}/y/{digest.hex()}/{name}".encode()
+
+
+def parse_digest_suffix(rest: str) -> tuple[str, bytes] | None:
+    """`"<hex>/<name>"` (a part key after `<p>/y/`) -> (name, digest); None if malformed."""
+    hx, sep, name = rest.partition("/")
+    if not sep or len(hx) != 2 * _DIGEST_BYTES:
+        return None
+    try:
+        return name, bytes.fromhex(hx)
+    except ValueError:
+        return None
+
+
 def part_digest(part: bytes) -> bytes:
     return hashlib.blake2b(part, digest_size=_DIGEST_BYTES).digest()
 
@@ -149,23 +194,36 @@ def encode_descriptor(total: int, digests: list[bytes]) -> bytes:
     return _DESC.pack(_DESC_MAGIC, total) + b"".join(digests)
 
 
+def encode_descriptor2(total: int, digests: list[bytes]) -> bytes:
+    return _DESC.pack(_DESC2_MAGIC, total) + b"".join(digests)
+
+
+def is_digest_descriptor(raw: bytes) -> bool:
+    """Does this descriptor name its parts by digest (format 2), not by index?"""
+    return raw[:2] == _DESC2_MAGIC
+
+
 def decode_descriptor(raw: bytes) -> tuple[int, list[bytes]]:
-    """(total length, digest of each part) of a split value's descriptor."""
+    """(total length, digest of each part) of a split value's descriptor (either format)."""
     if len(raw) < _DESC.size or (len(raw) - _DESC.size) % _DIGEST_BYTES:
         raise CorruptState("bad split-value descriptor")
     magic, total = _DESC.unpack_from(raw)
-    if magic != _DESC_MAGIC:
+    if magic not in (_DESC_MAGIC, _DESC2_MAGIC):
         raise CorruptState("bad split-value descriptor")
     body = raw[_DESC.size :]
     return total, [body[i : i + _DIGEST_BYTES] for i in range(0, len(body), _DIGEST_BYTES)]
 
 
-def join_parts(descriptor: bytes, parts: Mapping[int, bytes]) -> bytes:
-    """The whole value from its committed parts, checked against the descriptor."""
+def join_parts(descriptor: bytes, parts: Mapping[int, bytes] | Mapping[bytes, bytes]) -> bytes:
+    """The whole value from its committed parts, checked against the descriptor.
+
+    `parts`: by index for a format-1 descriptor, by digest for a format-2 one."""
     total, digests = decode_descriptor(descriptor)
+    by_digest = is_digest_descriptor(descriptor)
+    lookup: Mapping[object, bytes] = parts  # type: ignore[assignment]
     chunks = []
     for i, digest in enumerate(digests):
-        part = parts.get(i)
+        part = lookup.get(digest if by_digest else i)
         if part is None or part_digest(part) != digest:
             raise CorruptState(f"part {i} of a split value is missing or does not match")
         chunks.append(part)
@@ -185,6 +243,48 @@ def max_parts_for(max_record_bytes: int) -> int:
     return max(1, ((max_record_bytes - _RECORD_SLACK) // 2 - _DESC.size) // _DIGEST_BYTES)
 
 
+#: Cut candidates of the content-defined split: between two JSON array elements.
+_CUT = b"],["
+#: Bytes before the first candidate hashed when no element precedes it.
+_CUT_WINDOW = 64
+
+
+def content_chunks(value: bytes, hi: int) -> list[bytes]:
+    """`value` cut into parts of at most `hi` bytes at content-defined points.
+
+    A candidate (after `],` of `],[`) is a cut when a hash of the element
+    before it says so: rarely (1/16) below `hi // 4` bytes into the part,
+    often (1/2) beyond; never below `hi // 16`; a part with no cut by `hi`
+    bytes is cut there. Each cut depends only on where the part started and
+    on the bytes around it, so after an insertion the cuts fall back onto the
+    old ones within a part or two and the later parts keep their digests
+    (fixed-size parts made an insertion rewrite every later part: a fat
+    ticket applied newest first wrote 20x what it wrote in order).
+    """
+    lo, target = hi // 16, hi // 4
+    out: list[bytes] = []
+    start, n = 0, len(value)
+    find = value.find
+    while start < n:
+        end = min(start + hi, n)
+        cut = end
+        i = find(_CUT, start + max(lo, 1) - 2)
+        prev = value.rfind(_CUT, 0, i) if i > 0 else -1
+        while i != -1 and i + 2 < end:
+            c = i + 2
+            # the whole element before the candidate: its ids and times vary,
+            # its last bytes alone may not (`"...",null,true],[` in every event)
+            h = zlib.crc32(value[prev + 2 if prev >= 0 else max(0, c - _CUT_WINDOW) : c])
+            if (h & 15) == 0 or (c - start >= target and not h & 1):
+                cut = c
+                break
+            prev = i
+            i = find(_CUT, i + 1)
+        out.append(value[start:cut])
+        start = cut
+    return out or [b""]
+
+
 class ValueTooLarge(ValueError):
     """A state value needs more parts than one descriptor record can list."""
 
@@ -195,6 +295,21 @@ def state_key(partition: int, key: str) -> bytes:
 
 def marker_key(partition: int) -> bytes:
     return f"{partition}/m".encode()
+
+
+def names_key(partition: int) -> bytes:
+    """Key of the partition's counter names (a JSON list, only ever appended to)."""
+    return f"{partition}/n".encode()
+
+
+def decode_names(raw: bytes) -> list[str]:
+    try:
+        names = json.loads(raw)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("not a list of names")
+        return names
+    except ValueError as exc:
+        raise CorruptState(f"bad counter names: {exc}") from None
 
 
 def partition_prefix(partition: int) -> bytes:
@@ -221,6 +336,14 @@ class Marker:
     tombstones: list[str] = field(default_factory=list)
     #: part keys (`"<i>/<name>"`) this batch tombstoned, for the same reason
     part_tombstones: list[str] = field(default_factory=list)
+    #: digest part keys (`"<hex>/<name>"`) this batch tombstoned (format 2)
+    digest_tombstones: list[str] = field(default_factory=list)
+    #: the engine's meta value (state key `m`), carried here since format 2
+    meta: bytes | None = None
+    #: counter names in the order of the partition's name record (`names_key`):
+    #: when set, counters are encoded as a list of values in that order
+    #: (format 2; the names cost more than the values and rarely change)
+    names: list[str] | None = field(default=None, compare=False, repr=False)
 
     def committed_for(self, epoch: int) -> int | None:
         if epoch == self.epoch and epoch != 0:
@@ -232,35 +355,60 @@ class Marker:
         return last is not None and rec.seq <= last
 
     def encode(self) -> bytes:
-        return json.dumps(
+        """Compact JSON; empty lists left out; the meta value last, as written
+        (its length in `ml`, so decoding hands back the very bytes)."""
+        body = json.dumps(
             {
-                "v": 1,
+                "v": 2,
                 "epoch": self.epoch,
                 "seq": self.seq,
-                "committed": {str(k): v for k, v in self.committed.items()},
+                **({"committed": {str(k): v for k, v in self.committed.items()}}
+                   if self.committed else {}),
                 "offsets": self.offsets,
-                "counters": self.counters,
+                **({"k": [self.counters.get(n, 0) for n in self.names]}
+                   if self.names is not None else {"counters": self.counters}),
                 "wall_ms": self.wall_ms,
-                "tombstones": self.tombstones,
+                **({"tombstones": self.tombstones} if self.tombstones else {}),
                 **({"part_tombstones": self.part_tombstones} if self.part_tombstones else {}),
+                **({"gc": self.digest_tombstones} if self.digest_tombstones else {}),
+                **({"ml": len(self.meta)} if self.meta is not None else {}),
             },
             separators=(",", ":"),
             sort_keys=True,
-        ).encode()
+        ).encode()  # fmt: skip
+        if self.meta is None:
+            return body
+        return body[:-1] + b',"meta":' + self.meta + b"}"
 
     @classmethod
-    def decode(cls, raw: bytes) -> Marker:
+    def decode(cls, raw: bytes, names: list[str] | None = None) -> Marker:
+        """Either format: 1 (every field present, no meta) or 2 (`names`: the
+        partition's counter names, needed when the counters are a list)."""
         try:
             d = json.loads(raw)
+            if "k" in d:
+                values = d["k"]
+                names = names or []
+                if len(values) > len(names):
+                    raise ValueError("counter values without their names")
+                d["counters"] = dict(zip(names, values, strict=False))
+            meta = None
+            if "ml" in d:
+                meta = raw[len(raw) - 1 - int(d["ml"]) : -1]
+                if json.loads(meta) != d["meta"]:
+                    raise ValueError("meta length does not match")
             return cls(
                 epoch=int(d["epoch"]),
                 seq=int(d["seq"]),
-                committed={int(k): int(v) for k, v in d["committed"].items()},
+                committed={int(k): int(v) for k, v in d.get("committed", {}).items()},
                 offsets={str(k): int(v) for k, v in d["offsets"].items()},
                 counters={str(k): int(v) for k, v in d["counters"].items()},
                 wall_ms=int(d.get("wall_ms", 0)),
                 tombstones=[str(k) for k in d.get("tombstones", [])],
                 part_tombstones=[str(k) for k in d.get("part_tombstones", [])],
+                digest_tombstones=[str(k) for k in d.get("gc", [])],
+                meta=meta,
+                names=list(names[: len(d["k"])]) if "k" in d and names is not None else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptState(f"bad marker: {exc}") from None
@@ -285,13 +433,21 @@ class Recovery:
 _Phys = tuple[bytes, bool]
 
 
+#: The state key whose value travels in the marker (format 2).
+META_KEY = "m"
+
+
 class PartitionStore:
     """Bookkeeping of one partition's table content; produces the writes.
 
     `current` mirrors the committed record value of every live key (the
-    value itself, or its descriptor when split) and `parts` the committed
-    parts of split keys: needed as the `prev` of the next write, and to
-    see which parts did not change, without a table read per key.
+    value itself, or its descriptor when split): the `prev` of the next
+    write (format 1 and `with_prev`), and how to tell which parts changed.
+    `parts` holds the chunks of values still split by index (format 1,
+    read from an older changelog: only to delete them once rewritten);
+    `digests` the digests of the parts of format-2 split values present in
+    the table (not their bytes: a part whose digest is there is not sent
+    again), and `listed` those the current descriptor lists.
     """
 
     def __init__(
@@ -302,17 +458,26 @@ class PartitionStore:
         parts: dict[str, list[bytes]] | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         part_bytes: int | None = None,
+        digests: dict[str, set[bytes]] | None = None,
+        with_prev: bool = True,
+        listed: dict[str, set[bytes]] | None = None,
     ) -> None:
         self.partition = partition
         self.marker = marker
         self.current = current
         self.parts: dict[str, list[bytes]] = parts if parts is not None else {}
+        self.digests: dict[str, set[bytes]] = digests if digests is not None else {}
+        #: digests the current descriptor lists, for names whose value is split (format 2)
+        self.listed: dict[str, set[bytes]] = listed if listed is not None else {}
         self.max_record_bytes = max_record_bytes
         #: `part_bytes` overrides the derived size (tests: tiny parts)
         self.part_bytes = part_bytes or part_bytes_for(max_record_bytes)
         self.max_parts = max_parts_for(max_record_bytes)
+        #: False with transactional writes: records carry no `prev` (module docs)
+        self.with_prev = with_prev
         self._deleted_last_batch: list[str] = []
         self._deleted_parts_last_batch: list[tuple[str, int]] = []
+        self._dropped_last_batch: list[tuple[str, bytes]] = []
 
     @classmethod
     def recover(
@@ -322,29 +487,44 @@ class PartitionStore:
         epoch: int | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         part_bytes: int | None = None,
+        with_prev: bool = True,
     ) -> tuple[PartitionStore, Recovery]:
         """Rebuild from the table's keys of `partition` (other keys are ignored).
 
         Starts a new epoch; the returned repairs (rewrites of uncommitted keys,
-        re-sends of the last committed batch, then the new marker) must be
-        written and awaited before the first batch is processed. Keys and
-        parts are decided alike (committed: `new`, else `prev`); split values
-        are then joined and checked against their descriptor.
+        re-sends of the last committed batch, tombstones of parts no committed
+        value lists, then the new marker) must be written and awaited before
+        the first batch is processed. Keys and index parts are decided alike
+        (committed: `new`, else `prev`); split values are then joined and
+        checked against their descriptor. Reads both formats.
         """
         prefix = partition_prefix(partition)
         mkey = marker_key(partition)
-        marker: Marker | None = None
+        nkey = names_key(partition)
+        marker_raw: bytes | None = None
+        names: list[str] | None = None
         records: dict[bytes, Record] = {}
         raw_by_key: dict[bytes, bytes] = {}
+        dparts: dict[str, dict[bytes, tuple[bytes, Record]]] = {}
         for k, v in table_items:
             if not k.startswith(prefix) or v is None:
                 continue
             if k == mkey:
-                marker = Marker.decode(v)
+                marker_raw = v
+                continue
+            if k == nkey:
+                names = decode_names(v)
+                continue
+            rec = decode_record(v)
+            raw_by_key[k] = v
+            if k.startswith(prefix + b"y/"):
+                yk = parse_digest_suffix(k[len(prefix) + 2 :].decode())
+                if yk is None or rec.new is None:
+                    raise CorruptState("bad digest part")
+                dparts.setdefault(yk[0], {})[yk[1]] = (k, rec)
             else:
-                records[k] = decode_record(v)
-                raw_by_key[k] = v
-        old = marker or Marker()
+                records[k] = rec
+        old = Marker() if marker_raw is None else Marker.decode(marker_raw, names)
         epoch = epoch if epoch is not None else new_epoch()
         heads: dict[str, _Phys] = {}
         part_values: dict[str, dict[int, bytes]] = {}
@@ -352,6 +532,7 @@ class PartitionStore:
         referenced: dict[int, int] = {}
         tombstones: list[str] = []
         part_tombstones: list[str] = []
+        digest_tombstones: list[str] = []
         reverted = resent = 0
         head_prefix = prefix + b"s/"
         part_prefix = prefix + b"x/"
@@ -369,6 +550,19 @@ class PartitionStore:
             if k not in records:
                 repairs.append((k, None))
                 part_tombstones.append(suffix)
+        for suffix in old.digest_tombstones:
+            dparsed = parse_digest_suffix(suffix)
+            if dparsed is None:
+                raise CorruptState("bad part tombstone in the marker")
+            if dparsed[1] not in dparts.get(dparsed[0], {}):
+                repairs.append((digest_part_key(partition, *dparsed), None))
+                digest_tombstones.append(suffix)
+
+        def note_committed(rec: Record) -> None:
+            last = old.committed_for(rec.epoch)
+            assert last is not None
+            referenced[rec.epoch] = last
+
         for k, rec in records.items():
             suffix = k[cut:].decode()
             if k.startswith(head_prefix):
@@ -386,15 +580,15 @@ class PartitionStore:
                     gone.append(suffix)
                     continue
                 value = (rec.new, rec.new_split)
-                last = old.committed_for(rec.epoch)
-                assert last is not None
-                referenced[rec.epoch] = last
+                note_committed(rec)
                 if rec.seq == old.seq:
                     # last committed batch (or an earlier recovery's repairs):
                     # may have reached only the local store before a crash
                     repairs.append((k, raw_by_key[k]))
                     resent += 1
             else:
+                if rec.no_prev:
+                    raise CorruptState("an uncommitted record written without its prev value")
                 reverted += 1
                 if rec.prev is None:
                     repairs.append((k, None))
@@ -411,14 +605,46 @@ class PartitionStore:
         items: dict[str, bytes] = {}
         current: dict[str, bytes] = {}
         parts: dict[str, list[bytes]] = {}
+        digests: dict[str, set[bytes]] = {}
         for name, (raw, split) in heads.items():
             current[name] = raw
-            if split:
-                have = part_values.get(name, {})
-                items[name] = join_parts(raw, have)  # checks parts 0..n-1
-                parts[name] = [have[i] for i in range(len(decode_descriptor(raw)[1]))]
+            if split and is_digest_descriptor(raw):
+                have = dparts.get(name, {})
+                listed = decode_descriptor(raw)[1]
+                chunks: dict[bytes, bytes] = {}
+                for d in listed:
+                    if d in chunks or d not in have:
+                        continue
+                    pk, prec = have[d]
+                    assert prec.new is not None
+                    chunks[d] = prec.new
+                    if old.is_committed(prec):
+                        note_committed(prec)
+                    if prec.seq == old.seq or not old.is_committed(prec):
+                        repairs.append((pk, raw_by_key[pk]))  # maybe only local so far
+                        resent += 1
+                items[name] = join_parts(raw, chunks)  # checks every part
+                digests[name] = set(listed)
+            elif split:
+                have_i = part_values.get(name, {})
+                items[name] = join_parts(raw, have_i)  # checks parts 0..n-1
+                parts[name] = [have_i[i] for i in range(len(decode_descriptor(raw)[1]))]
             else:
                 items[name] = raw
+        for name, by_digest in dparts.items():  # parts no committed value lists
+            keep = digests.get(name, set())
+            for d, (pk, _prec) in by_digest.items():
+                if d not in keep:
+                    repairs.append((pk, None))
+                    digest_tombstones.append(f"{d.hex()}/{name}")
+        for name, by_index in part_values.items():  # index parts of values rewritten since
+            n = len(parts.get(name, ()))
+            for i in by_index:
+                if i >= n:
+                    repairs.append((part_key(partition, name, i), None))
+                    part_tombstones.append(f"{i}/{name}")
+        if old.meta is not None:  # newer than a format-1 `m` key, if both exist
+            items[META_KEY] = old.meta
         marker_new = Marker(
             epoch=epoch,
             seq=old.seq,
@@ -428,9 +654,19 @@ class PartitionStore:
             wall_ms=old.wall_ms,
             tombstones=tombstones,
             part_tombstones=part_tombstones,
+            digest_tombstones=digest_tombstones,
+            meta=old.meta,
         )
+        # format 2 from here on: the names record first, always re-sent (the
+        # last batch may have written it to the local store only)
+        marker_new.names = [] if names is None else list(names)
+        marker_new.names += sorted(set(old.counters) - set(marker_new.names))
+        repairs.append((nkey, json.dumps(marker_new.names).encode()))
         repairs.append((mkey, marker_new.encode()))
-        store = cls(partition, marker_new, current, parts, max_record_bytes, part_bytes)
+        store = cls(
+            partition, marker_new, current, parts, max_record_bytes, part_bytes, digests,
+            with_prev, {n: set(d) for n, d in digests.items()},
+        )  # fmt: skip
         return store, Recovery(items, repairs, reverted, resent)
 
     def batch_writes(self, dirty: Mapping[str, bytes | None], wall_ms: int) -> list[Write]:
@@ -438,8 +674,9 @@ class PartitionStore:
 
         Call after updating `marker.offsets`/`marker.counters` for the batch.
         The batch counts as committed once all writes are durable. A value
-        longer than `part_bytes` is written as parts (only those that
-        changed) plus a descriptor under its own key.
+        longer than `part_bytes` is written as content-defined parts (only
+        those not in the table yet) plus a descriptor under its own key. The
+        engine meta (`m`) goes into the marker.
         """
         m = self.marker
         seq = m.seq + 1
@@ -447,50 +684,64 @@ class PartitionStore:
         records: list[Write] = []
         deleted: list[str] = []
         deleted_parts: list[tuple[str, int]] = []
-        written_parts: set[tuple[str, int]] = set()
+        dropped: list[tuple[str, bytes]] = []
+        written: set[str] = set()
         pb = self.part_bytes
+        with_prev = self.with_prev
+        no_prev = not with_prev
         for name, new in dirty.items():
+            if name == META_KEY:
+                m.meta = new
+                if name not in self.current:
+                    continue
+                new = None  # a format-1 `m` key: deleted, the marker has it now
             prev = self.current.get(name)
-            old_parts = self.parts.get(name, [])
-            prev_split = name in self.parts
+            old_parts = self.parts.pop(name, None)
+            old_digests = self.digests.get(name)
+            prev_split = old_parts is not None or name in self.listed
+            prev_out = prev if with_prev else None
+            if old_parts is not None:  # format-1 parts: deleted one batch later
+                deleted_parts.extend((name, i) for i in range(len(old_parts)))
             if new is None:
                 if prev is None:
                     continue
-                head = Record(m.epoch, seq, None, prev, False, prev_split)
+                head = Record(m.epoch, seq, None, prev_out, False, prev_split, no_prev)
                 del self.current[name]
+                self.listed.pop(name, None)
                 deleted.append(name)
-                chunks: list[bytes] = []
+                new_digests: set[bytes] = set()
             elif len(new) <= pb:
-                head = Record(m.epoch, seq, new, prev, False, prev_split)
+                head = Record(m.epoch, seq, new, prev_out, False, prev_split, no_prev)
                 self.current[name] = new
-                chunks = []
+                self.listed.pop(name, None)
+                new_digests = set()
             else:
-                size = self._part_size(len(new))
-                chunks = [new[o : o + size] for o in range(0, len(new), size)]
-                old_digests = decode_descriptor(prev)[1] if prev_split and prev else []
-                digests = []
-                for i, chunk in enumerate(chunks):
-                    before = old_parts[i] if i < len(old_parts) else None
-                    if before == chunk and i < len(old_digests):
-                        digests.append(old_digests[i])
-                        continue
-                    digests.append(part_digest(chunk))
-                    rec = Record(m.epoch, seq, chunk, before)
-                    records.append((part_key(p, name, i), encode_record(rec)))
-                    written_parts.add((name, i))
-                desc = encode_descriptor(len(new), digests)
-                head = Record(m.epoch, seq, desc, prev, True, prev_split)
+                chunks = self._chunks(new)
+                listed: list[bytes] = []
+                have = old_digests if old_digests is not None else set()
+                new_digests = set()
+                for chunk in chunks:
+                    d = part_digest(chunk)
+                    listed.append(d)
+                    if d not in have and d not in new_digests:
+                        rec = Record(m.epoch, seq, chunk, None, no_prev=True)
+                        records.append((digest_part_key(p, name, d), encode_record(rec)))
+                    new_digests.add(d)
+                desc = encode_descriptor2(len(new), listed)
+                head = Record(m.epoch, seq, desc, prev_out, True, prev_split, no_prev)
                 self.current[name] = desc
-            for i in range(len(chunks), len(old_parts)):  # past the new end: delete
-                records.append((part_key(p, name, i), encode_record(Record(
-                    m.epoch, seq, None, old_parts[i]))))  # fmt: skip
-                deleted_parts.append((name, i))
-                written_parts.add((name, i))
-            if chunks:
-                self.parts[name] = chunks
+                self.listed[name] = set(new_digests)
+            if old_digests is not None:
+                # parts the new value no longer lists stay in the table until
+                # the next batch (a revert to `prev` may need them), then go
+                dropped.extend((name, d) for d in old_digests - new_digests)
+                new_digests |= old_digests  # present until tombstoned
+            if new_digests:
+                self.digests[name] = new_digests
             else:
-                self.parts.pop(name, None)
+                self.digests.pop(name, None)
             records.append((state_key(p, name), encode_record(head)))
+            written.add(name)
         # last batch's committed deletes become real tombstones, written before
         # this batch's records (a key written again in this batch needs none)
         # The marker names them (for recovery from a local store), so their
@@ -500,7 +751,7 @@ class PartitionStore:
         tombstones: list[str] = []
         deferred: list[str] = []
         for name in self._deleted_last_batch:
-            if name in self.current or name in dirty:
+            if name in self.current or name in written:
                 continue
             if budget - (len(name) + 4) < 0:
                 deferred.append(name)
@@ -510,29 +761,59 @@ class PartitionStore:
         part_tombstones: list[tuple[str, int]] = []
         deferred_parts: list[tuple[str, int]] = []
         for name, i in self._deleted_parts_last_batch:
-            if (name, i) in written_parts or i < len(self.parts.get(name, ())):
-                continue
             if budget - (len(name) + 12) < 0:
                 deferred_parts.append((name, i))
                 continue
             budget -= len(name) + 12
             part_tombstones.append((name, i))
+        gc: list[tuple[str, bytes]] = []
+        deferred_gc: list[tuple[str, bytes]] = []
+        for name, d in self._dropped_last_batch:
+            if d in self.listed.get(name, ()):
+                continue  # listed again since: still needed
+            if budget - (len(name) + 24) < 0:
+                deferred_gc.append((name, d))
+                continue
+            budget -= len(name) + 24
+            gc.append((name, d))
+            live = self.digests.get(name)
+            if live is not None:
+                live.discard(d)
+                if not live:
+                    del self.digests[name]
         writes: list[Write] = [(state_key(p, name), None) for name in tombstones]
         writes += [(part_key(p, name, i), None) for name, i in part_tombstones]
+        writes += [(digest_part_key(p, name, d), None) for name, d in gc]
         writes += records
         m.tombstones = tombstones
         m.part_tombstones = [f"{i}/{name}" for name, i in part_tombstones]
+        m.digest_tombstones = [f"{d.hex()}/{name}" for name, d in gc]
         self._deleted_last_batch = deferred + deleted
         self._deleted_parts_last_batch = deferred_parts + deleted_parts
+        self._dropped_last_batch = deferred_gc + dropped
         m.seq = seq
         m.wall_ms = wall_ms
+        if m.names is None:
+            m.names = []
+        new_names = m.counters.keys() - set(m.names)
+        if new_names:  # a counter seen for the first time: the names grow
+            m.names = m.names + sorted(new_names)
+            writes.append((names_key(p), json.dumps(m.names).encode()))
         writes.append((marker_key(p), m.encode()))
         return writes
 
+    def _chunks(self, value: bytes) -> list[bytes]:
+        """Content-defined parts of `value`; fixed-size ones when those would
+        need more parts than a descriptor lists."""
+        size = self._part_size(len(value))
+        chunks = content_chunks(value, size)
+        if len(chunks) > self.max_parts:
+            chunks = [value[o : o + size] for o in range(0, len(value), size)]
+        return chunks
+
     def _part_size(self, length: int) -> int:
         """`part_bytes`, doubled (up to what a record holds) while a value of
-        `length` would need more parts than a descriptor lists: boundaries stay
-        put while the value grows within one size, so appends stay cheap."""
+        `length` would need more parts than a descriptor lists."""
         size = self.part_bytes
         cap = max(size, (self.max_record_bytes - _RECORD_SLACK) // 2)
         while -(-length // size) > self.max_parts and size < cap:

@@ -706,7 +706,11 @@ class DirectWorker:
     def _recover(
         self, p: int, items: list[tuple[bytes, bytes]]
     ) -> tuple[PartitionStore, Recovery]:
-        return PartitionStore.recover(p, items, max_record_bytes=self._record_max)
+        # transactional: no record is ever seen uncommitted, so none needs `prev`
+        return PartitionStore.recover(
+            p, items, max_record_bytes=self._record_max,
+            with_prev=not self.settings.transactional_writes,
+        )  # fmt: skip
 
     def _count_rebuild(self, p: int, reason: str, cause: str, aside: str | None) -> None:
         self.local_store_rebuilds[(p, reason)] = self.local_store_rebuilds.get((p, reason), 0) + 1

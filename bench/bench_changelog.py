@@ -1,0 +1,307 @@
+"""Changelog bytes and records per input event, in process, on the worker's write path.
+
+What is measured is exactly what the direct worker writes to the changelog:
+per batch and source partition `shared.handle_message` applies each message
+inside `engine.batch()` (as `DirectWorker._apply` does), then
+`PartitionStore.batch_writes(engine.drain_dirty(), now)` returns the records
+(state keys, parts, tombstones, the commit marker) that go to changelog
+partition p in one transaction. Bytes = key + value of every record (Kafka's
+own framing, the same for any format, is left out); records include the
+marker and tombstones. No broker: the figures are deterministic, so one run is
+enough and load does not matter (only the restore seconds are timed).
+
+Scenarios (4 partitions, keys routed like the Kafka producer, `partition_for`):
+
+* `busy`: the busy day (`simulate --seed 1 --duration 24h --tickets-per-day
+  20000 --duplicates 0.03 --disorder 120 --malformed 0.01`) in batches of
+  20,000 messages (the worker's `batch_size`: a catch-up);
+* `live`: the same day in batches of 250 (a worker keeping up);
+* `trickle`: the first `--trickle-events` messages of that day, one message
+  per batch (a real helpdesk: 2 events a second, one transaction each);
+* `fat`: one ticket of 20,000 events (`tests.support.hostile_volume`) in
+  order, and the same events newest first, in batches of 250.
+
+Restore: after the busy day, the changelog compacted (latest value per key)
+is recovered (`PartitionStore.recover`) and the engines rebuilt
+(`PartitionEngine.restore`), timed (CPU seconds of this process), and stated
+per million open tickets (tickets the engines track at the end of the day).
+That is the cost once the local store is lost, besides reading the bytes.
+
+`--compare-pythonpath DIR` runs every scenario a second time with another
+checkout's code (DIR: a checkout or its `stream/` directory, e.g. a `git
+worktree` of main), in a subprocess, on the same input, interleaved with this
+code's runs, and prints both and their ratio.
+
+Usage:
+    .venv/bin/python bench/bench_changelog.py [--compare-pythonpath DIR]
+        [--scenarios busy,live,trickle,fat] [--tickets-per-day 20000]
+        [--duration-h 24] [--trickle-events 20000] [--fat-events 20000] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PARTITIONS = 4
+#: source message as the worker sees it: (role, key, value)
+Msg = tuple[str, bytes | None, bytes]
+
+SCENARIOS = ("busy", "live", "trickle", "fat")
+
+
+# --- input (generated once, by this checkout, and handed to both runs) -------
+
+
+def busy_day(tickets_per_day: int, duration_h: float) -> list[Msg]:
+    from cxpulse.sim.dirt import generate
+    from cxpulse.sim.model import SimConfig
+
+    cfg = SimConfig(
+        seed=1, duration_ms=int(duration_h * 3_600_000), tickets_per_day=float(tickets_per_day),
+        duplicates=0.03, disorder_s=120.0, malformed=0.01,
+    )  # fmt: skip
+    return [(r.role, r.key, r.value) for r in generate(cfg)]
+
+
+def fat_ticket(events: int) -> list[Msg]:
+    from tests.support.hostile_volume import long_tickets
+
+    return [("tickets", b"T-LONG-00000", v) for v in long_tickets(1, events)]
+
+
+def inputs(args: argparse.Namespace) -> dict[str, list[tuple[str, list[Msg], int]]]:
+    """scenario -> [(variant, messages, batch size)]"""
+    out: dict[str, list[tuple[str, list[Msg], int]]] = {}
+    wanted = args.scenarios.split(",")
+    day: list[Msg] = []
+    if {"busy", "live", "trickle"} & set(wanted):
+        day = busy_day(args.tickets_per_day, args.duration_h)
+    if "busy" in wanted:
+        out["busy"] = [("busy day, batches of 20,000", day, 20_000)]
+    if "live" in wanted:
+        out["live"] = [("live, batches of 250", day, 250)]
+    if "trickle" in wanted:
+        out["trickle"] = [
+            (f"trickle, 1 message per batch (first {args.trickle_events:,})",
+             day[: args.trickle_events], 1),
+        ]  # fmt: skip
+    if "fat" in wanted:
+        fat = fat_ticket(args.fat_events)
+        out["fat"] = [
+            (f"fat ticket ({args.fat_events:,} events) in order", fat, 250),
+            (f"fat ticket ({args.fat_events:,} events) reversed", fat[::-1], 250),
+        ]
+    return out
+
+
+# --- one run (in the code under test: this checkout or --compare-pythonpath) --
+
+
+def run_variant(msgs: list[Msg], batch: int, restore: bool) -> dict[str, Any]:
+    """Feed `msgs` to 4 partitions' engines in batches; sum what is written."""
+    from cxpulse.changelog.records import PartitionStore
+    from cxpulse.core.engine import PartitionEngine
+    from cxpulse.core.partitioning import partition_for
+    from cxpulse.settings import Settings, core_config
+    from cxpulse.worker.shared import count_label_caps, handle_message
+
+    config = core_config(Settings())
+    engines: dict[int, Any] = {}
+    stores: dict[int, Any] = {}
+    offsets = {(p, r): 0 for p in range(PARTITIONS) for r in ("tickets", "surveys")}
+    # as the direct worker with transactional writes (its default) recovers them
+    params = inspect.signature(PartitionStore.recover).parameters
+    kw = {"with_prev": False} if "with_prev" in params else {}
+    for p in range(PARTITIONS):
+        engines[p] = PartitionEngine(config, p)
+        store, _rec = PartitionStore.recover(p, [], epoch=p + 1, **kw)
+        stores[p] = store
+    table: dict[bytes, bytes | None] = {}
+    n_bytes = n_records = largest = batches = 0
+    now_ms = 1_800_000_000_000  # after the simulated days: no event is from the future
+    rr = 0
+    for i in range(0, len(msgs), batch):
+        chunk = msgs[i : i + batch]
+        by_part: dict[int, list[Msg]] = {}
+        for m in chunk:
+            if m[1] is None:
+                p, rr = rr % PARTITIONS, rr + 1  # unkeyed: the producer spreads them
+            else:
+                p = partition_for(m[1], PARTITIONS)
+            by_part.setdefault(p, []).append(m)
+        now_ms += 1000
+        for p, part_msgs in sorted(by_part.items()):
+            engine, store = engines[p], stores[p]
+            counts: dict[str, int] = {}
+            with engine.batch():
+                for role, key, value in part_msgs:
+                    off = offsets[(p, role)]
+                    offsets[(p, role)] = off + 1
+                    handle_message(engine, role, role, p, off, key, value, counts, now_ms)
+                    store.marker.offsets[role] = off
+            count_label_caps(engine, counts)
+            for k, c in counts.items():
+                store.count(k, c)
+            writes = store.batch_writes(engine.drain_dirty(), now_ms)
+            batches += 1
+            for k, v in writes:
+                size = len(k) + (len(v) if v is not None else 0)
+                n_bytes += size
+                largest = max(largest, size)
+                n_records += 1
+                table[k] = v
+    out: dict[str, Any] = {
+        "events": len(msgs), "bytes": n_bytes, "records": n_records,
+        "largest": largest, "batches": batches,
+        "compacted": sum(len(k) + len(v) for k, v in table.items() if v is not None),
+    }  # fmt: skip
+    if restore:
+        out.update(time_restore(table, engines, config))
+    return out
+
+
+def time_restore(
+    table: dict[bytes, bytes | None], engines: dict[int, Any], config: Any
+) -> dict[str, Any]:
+    """CPU seconds to rebuild every partition from the compacted changelog."""
+    from cxpulse.changelog.records import PartitionStore
+    from cxpulse.core.engine import PartitionEngine
+
+    items = [(k, v) for k, v in table.items() if v is not None]
+    tracked = sum(e.tickets_tracked() for e in engines.values())
+    t0 = time.process_time()
+    for p in range(PARTITIONS):
+        prefix = f"{p}/".encode()
+        _store, rec = PartitionStore.recover(p, [kv for kv in items if kv[0].startswith(prefix)])
+        restored = PartitionEngine.restore(config, p, rec.items.items())
+        assert restored.tickets_tracked() == engines[p].tickets_tracked()
+    secs = time.process_time() - t0
+    return {"restore_s": secs, "tickets": tracked}
+
+
+def child(path: str) -> int:
+    """Subprocess entry: read the pickled job, print one JSON line per variant."""
+    with open(path, "rb") as f:
+        job = pickle.load(f)
+    for label, msgs, batch, restore in job:
+        r = run_variant(msgs, batch, restore)
+        r["label"] = label
+        print(json.dumps(r), flush=True)
+    return 0
+
+
+def run_in(pythonpath: str, job: list[tuple[str, list[Msg], int, bool]]) -> list[dict[str, Any]]:
+    with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as f:
+        pickle.dump(job, f)
+    try:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([pythonpath, str(ROOT)]))
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", f.name],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise SystemExit(f"run with PYTHONPATH={pythonpath} failed:\n{out.stderr[-3000:]}")
+        return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    finally:
+        os.unlink(f.name)
+
+
+def stream_dir(path: str) -> str:
+    p = Path(path)
+    return str(p / "stream") if (p / "stream" / "cxpulse").is_dir() else str(p)
+
+
+def git_head(path: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "?"
+
+
+def row(name: str, r: dict[str, Any]) -> str:
+    n = r["events"]
+    restore = "-"
+    if "restore_s" in r and r["tickets"]:
+        restore = f"{r['restore_s']:.2f} s ({r['restore_s'] / r['tickets'] * 1e6:,.0f} s/M)"
+    return (
+        f"| {name} | {r['label']} | {n:,} | {r['batches']:,} | {r['records']:,} | "
+        f"{r['bytes'] / 1e6:,.2f} MB | {r['bytes'] / n:,.0f} | {r['records'] / n:.2f} | "
+        f"{r['largest']:,} | {r['compacted'] / 1e6:,.2f} MB | {restore} |"
+    )
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compare-pythonpath", help="another checkout (or its stream/) as baseline")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--tickets-per-day", type=int, default=20_000)
+    ap.add_argument("--duration-h", type=float, default=24.0)
+    ap.add_argument("--trickle-events", type=int, default=20_000)
+    ap.add_argument("--fat-events", type=int, default=20_000)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    if args.child:
+        return child(args.child)
+    if args.smoke:
+        args.tickets_per_day, args.duration_h = 3000, 3.0
+        args.trickle_events, args.fat_events = 200, 300
+    for s in args.scenarios.split(","):
+        if s not in SCENARIOS:
+            raise SystemExit(f"--scenarios: known scenarios are {', '.join(SCENARIOS)}")
+    sys.path.insert(0, str(ROOT / "stream"))
+    sys.path.insert(0, str(ROOT))
+    jobs = inputs(args)
+    here = str(ROOT / "stream")
+    versions = [("this", here)]
+    if args.compare_pythonpath:
+        versions.insert(0, ("baseline", stream_dir(args.compare_pythonpath)))
+    heads = {name: git_head(path) for name, path in versions}
+    print(f"{PARTITIONS} partitions; bytes = key + value of every changelog record written "
+          "(marker and tombstones included); commits: " +
+          ", ".join(f"{n} {heads[n]}" for n, _ in versions))  # fmt: skip
+    print()
+    print(
+        "| code | scenario | events | commits | records | written | B/event | "
+        "records/event | largest record | compacted | restore (CPU, per M tickets) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    for scen, variants in jobs.items():
+        for name, path in versions:  # interleaved: baseline then this, per scenario
+            job = [(label, msgs, batch, scen == "busy") for label, msgs, batch in variants]
+            for r in run_in(path, job):
+                results[(name, r["label"])] = r
+                print(row(f"{name} {heads[name]}", r), flush=True)
+    print()
+    for name, _ in versions:
+        fat = [r for (n, label), r in results.items() if n == name and label.startswith("fat")]
+        if len(fat) == 2:
+            print(f"{name}: fat ticket reversed / in order: "
+                  f"{fat[1]['bytes'] / fat[0]['bytes']:.2f}x bytes")  # fmt: skip
+    if args.compare_pythonpath:
+        for (name, label), r in results.items():
+            if name != "this":
+                continue
+            b = results.get(("baseline", label))
+            if b:
+                print(f"this / baseline, {label}: bytes {r['bytes'] / b['bytes']:.3f}, "
+                      f"records {r['records'] / b['records']:.3f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

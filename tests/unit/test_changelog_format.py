@@ -1,0 +1,225 @@
+"""Changelog format 2 (issue 22): no `prev` with transactional writes, the engine
+meta in the marker, content-defined parts keyed by digest; and format 1 (what
+workers before it wrote) still read.
+
+The crash tests of `test_persistence.py` cover the `with_prev` store (the faust
+runtime, non-transactional writes) in the new format; here the transactional
+store, whose batches land whole or not at all (read_committed), and the reading
+of records the old code wrote (`data/changelog_format1.json`, written by
+`data/gen_changelog_format1.py` with the code of main 691881a).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cxpulse.changelog.follow import PartitionFollower
+from cxpulse.changelog.records import (
+    META_KEY,
+    CorruptState,
+    Marker,
+    PartitionStore,
+    Record,
+    Recovery,
+    Write,
+    content_chunks,
+    decode_record,
+    encode_record,
+    marker_key,
+    state_key,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.test_persistence import PART, P, apply_truth, batches_st, compact
+
+DATA = Path(__file__).parent / "data" / "changelog_format1.json"
+
+
+def recover_tx(items: object, epoch: int | None = None) -> tuple[PartitionStore, Recovery]:
+    return PartitionStore.recover(P, items, epoch=epoch, part_bytes=PART, with_prev=False)  # type: ignore[arg-type]
+
+
+def follow(log: list[Write]) -> tuple[dict[str, bytes], int]:
+    f = PartitionFollower(P)
+    state: dict[str, bytes] = {}
+    for k, v in log:
+        for name, value in f.feed(k, v) or []:
+            if value is None:
+                state.pop(name, None)
+            else:
+                state[name] = value
+    return state, f.corrupt
+
+
+def compacted(log: list[Write]) -> list[Write]:
+    last = {k: i for i, (k, _) in enumerate(log)}
+    return [w for i, w in enumerate(log) if last[w[0]] == i]
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches_st, st.data())
+def test_transactional_store_writes_no_prev_and_recovers_at_every_batch(
+    batches: list[dict[str, bytes | None]], data: st.DataObject
+) -> None:
+    """Whole batches only (a transaction lands whole or not at all); a restart after
+    any of them, from the changelog or after its repairs, gives the truth; so does
+    the follower, from the full log and from a compacted one."""
+    store, rec = recover_tx([], epoch=5)
+    log = list(rec.repairs)
+    truth: dict[str, bytes] = {}
+    for i, batch in enumerate(batches):
+        writes = store.batch_writes(batch, wall_ms=i)
+        for k, v in writes:
+            if v is not None and k != marker_key(P):
+                r = decode_record(v)
+                assert r.prev is None and r.no_prev
+        log += writes
+        truth = apply_truth(truth, batch)
+        if data.draw(st.booleans()):  # a restart: the next incarnation goes on
+            store, rec = recover_tx(compact(log).items())
+            assert rec.items == truth and rec.reverted == 0
+            log += rec.repairs
+        assert follow(log) == (truth, 0)
+        assert follow(compacted(log)) == (truth, 0)
+    _, rec = recover_tx(compact(log).items())
+    assert rec.items == truth
+
+
+def test_an_uncommitted_record_without_prev_is_corrupt_state() -> None:
+    store, _ = recover_tx([], epoch=5)
+    log = store.batch_writes({"a": b"1"}, 0)
+    log += store.batch_writes({"a": b"2"}, 1)[:-1]  # its marker never came
+    try:
+        recover_tx(compact(log).items())
+    except CorruptState:
+        pass
+    else:
+        raise AssertionError("an uncommitted record without prev was accepted")
+    assert follow(log)[1] == 0  # nothing released yet: the follower waits for a marker
+
+
+def test_the_engine_meta_travels_in_the_marker() -> None:
+    store, _ = recover_tx([], epoch=5)
+    w = store.batch_writes({META_KEY: b'{"st":[1,2]}', "a": b"1"}, 0)
+    assert state_key(P, META_KEY) not in dict(w)
+    assert [k for k, _ in w] == [state_key(P, "a"), marker_key(P)]
+    w += store.batch_writes({META_KEY: b'{"st":[3,4]}'}, 1)
+    marker = Marker.decode(w[-1][1] or b"")
+    assert marker.meta == b'{"st":[3,4]}'
+    _, rec = recover_tx(compact(w).items())
+    assert rec.items == {"a": b"1", META_KEY: b'{"st":[3,4]}'}
+    assert follow(w) == ({"a": b"1", META_KEY: b'{"st":[3,4]}'}, 0)
+
+
+def _json_value(n: int, start: int = 0) -> bytes:
+    """A ticket-like JSON value of `n` events."""
+    events = (b'["m","ev-%06d",%d,"T-1","agent"]' % (i, i) for i in range(start, start + n))
+    return b'{"e":[' + b",".join(events) + b"]}"
+
+
+def test_an_insertion_rewrites_the_parts_around_it_not_every_later_part() -> None:
+    """A fat ticket's events arriving newest first: each is inserted at the front.
+    Fixed-size parts rewrote the whole value per insertion."""
+    store, _ = PartitionStore.recover(P, [], epoch=3, with_prev=False)
+    value = _json_value(2_000, start=10)
+    assert len(value) > 40 * store.part_bytes // 4
+    log = store.batch_writes({"t:fat": value}, 0)
+    for i in range(9, -1, -1):
+        value = _json_value(2_010 - i, start=i)
+        w = store.batch_writes({"t:fat": value}, 10 - i)
+        parts = [k for k, v in w if b"/y/" in k and v is not None]
+        assert len(parts) <= 3, len(parts)
+        log += w
+    _, rec = PartitionStore.recover(P, compact(log).items(), epoch=4, with_prev=False)
+    assert rec.items == {"t:fat": value}
+    assert follow(log) == ({"t:fat": value}, 0)
+    chunks = content_chunks(value, store.part_bytes)
+    assert b"".join(chunks) == value and max(map(len, chunks)) <= store.part_bytes
+
+
+def test_parts_no_value_lists_are_tombstoned_by_the_next_batch_or_by_recovery() -> None:
+    store, _ = PartitionStore.recover(P, [], epoch=3, with_prev=False)
+    log = store.batch_writes({"t:x": _json_value(800)}, 0)
+    log += store.batch_writes({"t:x": _json_value(800, start=400)}, 1)
+    before = {k for k in compact(log) if b"/y/" in k}
+    # recovery now: the parts the first value alone listed are garbage
+    _, rec = PartitionStore.recover(P, compact(log).items(), epoch=4, with_prev=False)
+    healed = compact(rec.repairs, compact(log))
+    _, again = PartitionStore.recover(P, healed.items(), epoch=5, with_prev=False)
+    assert again.items == rec.items == {"t:x": _json_value(800, start=400)}
+    garbage = {k for k, v in rec.repairs if v is None}
+    assert garbage and garbage < before
+    # or the next batch of the same store tombstones them
+    log += store.batch_writes({}, 2)
+    assert {k for k in compact(log) if b"/y/" in k} == before - garbage
+    log += store.batch_writes({"t:x": b"small"}, 3)
+    log += store.batch_writes({}, 4)
+    assert sorted(compact(log)) == sorted([marker_key(P), state_key(P, "t:x")])
+
+
+def _format1() -> tuple[list[Write], dict[str, bytes]]:
+    d = json.loads(DATA.read_text())
+    assert d["partition"] == P
+    log = [(bytes.fromhex(k), None if v is None else bytes.fromhex(v)) for k, v in d["log"]]
+    return log, {k: v.encode() for k, v in d["truth"].items()}
+
+
+def test_records_the_old_code_wrote_are_read_then_rewritten_in_the_new_format() -> None:
+    """A worker of this version restores from a changelog an older worker wrote (split
+    values by index, the meta as a key, a batch cut short by a crash), and so does
+    the exporter's follower; the next batches move each key to the new format and
+    delete what the old one left (`x/` parts, the `m` key)."""
+    log, truth = _format1()
+    assert any(b"/x/" in k for k, _ in log) and state_key(P, META_KEY) in dict(log)
+    assert follow(log) == (truth, 0)
+    for with_prev in (True, False):
+        store, rec = PartitionStore.recover(
+            P, compact(log).items(), epoch=9, part_bytes=512, with_prev=with_prev
+        )
+        assert rec.items == truth
+        new_log = log + rec.repairs
+        assert follow(new_log) == (truth, 0)
+        now = dict(truth)
+        for i, batch in enumerate((
+            {META_KEY: b'{"st":[10,10]}', "t:big": truth["t:big"] + b" ", "t:a": b"{}"},
+            {META_KEY: b'{"st":[11,11]}', "t:shrink": b'{"e":[]}', "c": truth["c"]},
+            {},
+        )):  # fmt: skip
+            new_log += store.batch_writes(batch, wall_ms=2000 + i)
+            now = apply_truth(now, batch)
+            _, again = PartitionStore.recover(
+                P, compact(new_log).items(), epoch=10 + i, part_bytes=512, with_prev=with_prev
+            )
+            assert again.items == now
+            assert follow(new_log) == (now, 0)
+            assert follow(compacted(new_log)) == (now, 0)
+        left = compact(new_log)
+        assert not any(b"/x/" in k for k in left)
+        assert state_key(P, META_KEY) not in left
+
+
+def test_record_flags_roundtrip() -> None:
+    for rec in (Record(1, 2, b"n", None, no_prev=True), Record(1, 2, None, None, no_prev=True)):
+        assert decode_record(encode_record(rec)) == rec
+
+
+def test_counters_are_values_in_the_order_of_the_names_record() -> None:
+    """The marker lists counter values only; their names (written when one is new)
+    come from the partition's names record, in recovery and in the follower."""
+    store, rec = recover_tx([], epoch=5)
+    log = list(rec.repairs)
+    expected: dict[str, int] = {}
+    for i, name in enumerate(("consumed:tickets", "applied:tickets", "consumed:tickets", "a:z")):
+        store.count(name, i + 1)
+        expected[name] = expected.get(name, 0) + i + 1
+        log += store.batch_writes({}, i)
+    marker = log[-1][1] or b""
+    assert b"consumed:tickets" not in marker
+    again, _ = recover_tx(compact(log).items())
+    assert again.marker.counters == expected
+    f = PartitionFollower(P)
+    for k, v in compacted(log):
+        f.feed(k, v)
+    assert f.marker is not None and f.marker.counters == expected and f.corrupt == 0
