@@ -18,7 +18,15 @@ topics (the busy day at the defaults: 24h, 20,000 tickets).
 Usage:
     .venv/bin/python bench/bench_worker.py [--bootstrap-servers HOST:PORT]
         [--tickets-per-day N] [--span 24h] [--runtimes direct,faust]
+        [--compare-pythonpath CHECKOUT [--reps 3]]
 Without --bootstrap a throw-away broker is started with cxpulse.kafka.broker.
+
+`--compare-pythonpath CHECKOUT` is the before/after A/B of a change: after the
+baseline and the peer, the direct worker (memory store) of this checkout and
+that of CHECKOUT (another clone or `git worktree`, e.g. of the parent commit;
+its `stream/` is put first on the worker's PYTHONPATH) run alternately on the
+same topics, `--reps` times each, and the ratio of each pair and their median
+are printed. The benchmark's own code (and the peer) are this checkout's.
 """
 
 from __future__ import annotations
@@ -27,7 +35,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -184,12 +195,28 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run_worker(
-    bootstrap: str, topics: Topics, n: int, workdir: Path, runtime: str, *extra: str
+    bootstrap: str,
+    topics: Topics,
+    n: int,
+    workdir: Path,
+    runtime: str,
+    *extra: str,
+    pythonpath: Path | None = None,
 ) -> tuple[float, float]:
     """(seconds from the first consumed message to all n consumed and durable,
-    the worker's peak RSS in MB)."""
+    the worker's peak RSS in MB). `pythonpath`: run the cxpulse of that
+    source directory instead of this checkout's."""
     name = f"bench-{uuid.uuid4().hex[:6]}"
-    w = WorkerProc(bootstrap, topics, workdir, name, *extra, runtime=runtime).start()
+    saved = os.environ.get("PYTHONPATH")
+    if pythonpath is not None:  # WorkerProc's subprocess inherits the environment
+        os.environ["PYTHONPATH"] = str(pythonpath)
+    try:
+        w = WorkerProc(bootstrap, topics, workdir, name, *extra, runtime=runtime).start()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     try:
         t_first: float | None = None
         deadline = time.monotonic() + 900
@@ -217,6 +244,9 @@ def main() -> int:
     ap.add_argument("--stores", default="rocksdb,memory", help="comma-separated: rocksdb,memory")
     ap.add_argument("--no-fencing-cost", dest="fencing_cost", action="store_false",
                     help="skip the direct worker without transactional writes")
+    ap.add_argument("--compare-pythonpath", type=Path, metavar="CHECKOUT",
+                    help="A/B: alternate the direct worker of this checkout with CHECKOUT's")
+    ap.add_argument("--reps", type=int, default=3, help="runs of each side with --compare")
     ap.add_argument("--faust-noop", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.faust_noop:
@@ -231,6 +261,10 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+#: a table row: name, seconds, peak RSS MB, note
+Row = tuple[str, float | None, float | None, str]
+
+
 def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     capture = simulate(workdir / "sim.jsonl", seed=1, span=args.span, per_day=args.tickets_per_day)
     lines = list(read_lines(capture))
@@ -242,7 +276,7 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     )  # fmt: skip
     asyncio.run(create_topics(bootstrap, [topics.tickets, topics.surveys, topics.deadletter]))
     replay(capture, bootstrap, topics)
-    rows: list[tuple[str, float | None, float | None, str]] = []  # name, secs, rss, note
+    rows: list[Row] = []
 
     def row(name: str, secs: float | None, rss: float | None = None, note: str = "") -> None:
         rows.append((name, secs, rss, note))
@@ -257,6 +291,8 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     row("Quix Streams peer (`bench/quix_peer.py`)", peer_s,
         note=peer[1] if peer else "not installed (`pip install -e '.[bench]'`)")  # fmt: skip
     row("core in process (decode + apply + drain, no Kafka)", core_only(lines, args.batch_size))
+    if args.compare_pythonpath is not None:
+        return compare(args, bootstrap, topics, n, workdir, rows, raw_s, peer_s)
     runtimes = args.runtimes.split(",")
     if "faust" in runtimes:
         noop = run_faust_noop(bootstrap, topics, n, args.batch_size)
@@ -279,6 +315,13 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
         if more:
             name += ", " + more[-1]
         row(name, secs, rss, "every KPI, 3 windows")
+    print_rows(args, n, rows, raw_s, peer_s)
+    return 0
+
+
+def print_rows(
+    args: argparse.Namespace, n: int, rows: list[Row], raw_s: float, peer_s: float | None
+) -> None:
     print(f"{n:,} messages ({args.span}, {args.tickets_per_day:,} tickets/day, "
           f"batch {args.batch_size:,}); ratio = events/s / baseline's events/s\n")  # fmt: skip
     print("| pipeline | seconds | events/s | ratio to baseline | ratio to peer | peak RSS MB "
@@ -294,6 +337,58 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
         mem = f"{rss:.0f}" if rss is not None else "-"
         print(f"| {name} | {secs:.2f} | {n / secs:,.0f} | {raw_s / secs:.3f} | {vs_peer} "
               f"| {mem} | {note} |")  # fmt: skip
+
+
+def commit_of(checkout: Path) -> str:
+    """Short commit of a checkout (+ "-dirty" with uncommitted changes to tracked files)."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", str(checkout), *a], capture_output=True,
+                              text=True, check=False).stdout.strip()  # fmt: skip
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def compare(
+    args: argparse.Namespace,
+    bootstrap: str,
+    topics: Topics,
+    n: int,
+    workdir: Path,
+    rows: list[Row],
+    raw_s: float,
+    peer_s: float | None,
+) -> int:
+    """`--compare-pythonpath`: this checkout's direct worker against CHECKOUT's,
+    alternating (which side starts alternates too, so a drift in the machine's
+    load hits both alike); prints each pair's ratio and the median."""
+    other = args.compare_pythonpath.resolve()
+    source = other / "stream" if (other / "stream" / "cxpulse").is_dir() else other
+    if not (source / "cxpulse").is_dir():
+        raise SystemExit(f"{other}: no cxpulse package (in it or in its stream/)")
+    sides = {"this": (None, commit_of(ROOT)), "other": (source, commit_of(other))}
+    pairs: list[dict[str, float]] = []
+    for rep in range(args.reps):
+        pair: dict[str, float] = {}
+        for side in ("this", "other") if rep % 2 == 0 else ("other", "this"):
+            path, commit = sides[side]
+            wt = Topics(topics.tickets, topics.surveys, topics.deadletter,
+                        f"{topics.group}-{side}-{rep}")  # fmt: skip
+            secs, rss = run_worker(
+                bootstrap, wt, n, workdir, "direct", "--store", "memory://",
+                "--set", f"batch_size={args.batch_size}", pythonpath=path,
+            )  # fmt: skip
+            pair[side] = max(secs, 1e-3)
+            label = "this checkout" if side == "this" else f"`{other}`"
+            rows.append((f"`cxpulse worker`, direct, memory, {label} ({commit}), run {rep + 1}",
+                         secs, rss, "every KPI, 3 windows"))  # fmt: skip
+            print(f"{side} run {rep + 1}: {secs:.2f}s", file=sys.stderr, flush=True)
+        pairs.append(pair)
+    print_rows(args, n, rows, raw_s, peer_s)
+    ratios = [p["other"] / p["this"] for p in pairs]
+    print(f"\nthis checkout ({sides['this'][1]}) / {other} ({sides['other'][1]}), events/s "
+          f"ratio per pair: {', '.join(f'{r:.2f}' for r in ratios)}; "
+          f"median {statistics.median(ratios):.2f}")  # fmt: skip
     return 0
 
 
