@@ -26,7 +26,10 @@ baseline and the peer, the direct worker (memory store) of this checkout and
 that of CHECKOUT (another clone or `git worktree`, e.g. of the parent commit;
 its `stream/` is put first on the worker's PYTHONPATH) run alternately on the
 same topics, `--reps` times each, and the ratio of each pair and their median
-are printed. The benchmark's own code (and the peer) are this checkout's.
+are printed; the other runtime's rows (`--runtimes direct,faust`, stores
+from `--stores`) run once, before them. The benchmark's own code (and the
+peer) are this checkout's. A quick A/B:
+`bench_worker.py --runtimes direct --compare-pythonpath ../base --reps 3`.
 """
 
 from __future__ import annotations
@@ -291,8 +294,6 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     row("Quix Streams peer (`bench/quix_peer.py`)", peer_s,
         note=peer[1] if peer else "not installed (`pip install -e '.[bench]'`)")  # fmt: skip
     row("core in process (decode + apply + drain, no Kafka)", core_only(lines, args.batch_size))
-    if args.compare_pythonpath is not None:
-        return compare(args, bootstrap, topics, n, workdir, rows, raw_s, peer_s)
     runtimes = args.runtimes.split(",")
     if "faust" in runtimes:
         noop = run_faust_noop(bootstrap, topics, n, args.batch_size)
@@ -301,7 +302,10 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     variants = [
         (runtime, f"{store}://", ()) for runtime in runtimes for store in args.stores.split(",")
     ]  # fmt: skip
-    if "direct" in runtimes and args.fencing_cost:  # what zombie fencing costs
+    comparing = args.compare_pythonpath is not None
+    if comparing:  # the direct rows are the A/B pairs, after the other runtime's rows
+        variants = [v for v in variants if v[0] != "direct"]
+    elif "direct" in runtimes and args.fencing_cost:  # what zombie fencing costs
         variants.insert(1, ("direct", "memory://", ("--set", "transactional_writes=false")))
     for i, (runtime, store, more) in enumerate(variants):
         wt = Topics(
@@ -315,6 +319,8 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
         if more:
             name += ", " + more[-1]
         row(name, secs, rss, "every KPI, 3 windows")
+    if comparing:
+        return compare(args, bootstrap, topics, n, workdir, rows, raw_s, peer_s)
     print_rows(args, n, rows, raw_s, peer_s)
     return 0
 
