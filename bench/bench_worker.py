@@ -197,6 +197,12 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process used so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_worker(
     bootstrap: str,
     topics: Topics,
@@ -205,10 +211,11 @@ def run_worker(
     runtime: str,
     *extra: str,
     pythonpath: Path | None = None,
-) -> tuple[float, float]:
-    """(seconds from the first consumed message to all n consumed and durable,
-    the worker's peak RSS in MB). `pythonpath`: run the cxpulse of that
-    source directory instead of this checkout's."""
+) -> tuple[float, float, float]:
+    """(seconds from the first consumed message to all n consumed, the
+    worker's peak RSS in MB, the CPU seconds it used meanwhile: far less
+    sensitive to other processes' load than the seconds). `pythonpath`: run
+    the cxpulse of that source directory instead of this checkout's."""
     name = f"bench-{uuid.uuid4().hex[:6]}"
     saved = os.environ.get("PYTHONPATH")
     if pythonpath is not None:  # WorkerProc's subprocess inherits the environment
@@ -222,15 +229,18 @@ def run_worker(
             os.environ["PYTHONPATH"] = saved
     try:
         t_first: float | None = None
+        cpu_first = 0.0
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             c = totals([w]).consumed
             now = time.perf_counter()
+            assert w.proc is not None
             if c > 0 and t_first is None:
-                t_first = now
+                t_first, cpu_first = now, cpu_seconds(w.proc.pid)
             if c >= n:
-                assert t_first is not None and w.proc is not None
-                return now - t_first, peak_rss_mb(w.proc.pid)
+                assert t_first is not None
+                cpu = cpu_seconds(w.proc.pid) - cpu_first
+                return now - t_first, peak_rss_mb(w.proc.pid), cpu
             time.sleep(0.1)
         raise TimeoutError(w.log_text()[-3000:])
     finally:
@@ -311,7 +321,7 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
         wt = Topics(
             topics.tickets, topics.surveys, topics.deadletter, f"{topics.group}-{i}"
         )  # a group (and changelog) of its own per worker
-        secs, rss = run_worker(
+        secs, rss, _cpu = run_worker(
             bootstrap, wt, n, workdir, runtime, "--store", store,
             "--set", f"batch_size={args.batch_size}", *more,
         )  # fmt: skip
@@ -380,21 +390,29 @@ def compare(
             path, commit = sides[side]
             wt = Topics(topics.tickets, topics.surveys, topics.deadletter,
                         f"{topics.group}-{side}-{rep}")  # fmt: skip
-            secs, rss = run_worker(
+            secs, rss, cpu = run_worker(
                 bootstrap, wt, n, workdir, "direct", "--store", "memory://",
                 "--set", f"batch_size={args.batch_size}", pythonpath=path,
             )  # fmt: skip
             pair[side] = max(secs, 1e-3)
+            pair[side + " cpu"] = max(cpu, 1e-3)
             label = "this checkout" if side == "this" else f"`{other}`"
             rows.append((f"`cxpulse worker`, direct, memory, {label} ({commit}), run {rep + 1}",
                          secs, rss, "every KPI, 3 windows"))  # fmt: skip
-            print(f"{side} run {rep + 1}: {secs:.2f}s", file=sys.stderr, flush=True)
+            print(f"{side} run {rep + 1}: {secs:.2f}s, {cpu:.2f} s CPU", file=sys.stderr,
+                  flush=True)  # fmt: skip
         pairs.append(pair)
     print_rows(args, n, rows, raw_s, peer_s)
     ratios = [p["other"] / p["this"] for p in pairs]
+    cpu_ratios = [p["other cpu"] / p["this cpu"] for p in pairs]
     print(f"\nthis checkout ({sides['this'][1]}) / {other} ({sides['other'][1]}), events/s "
           f"ratio per pair: {', '.join(f'{r:.2f}' for r in ratios)}; "
           f"median {statistics.median(ratios):.2f}")  # fmt: skip
+    print("events per CPU second (worker process, first to last message) ratio per pair: "
+          f"{', '.join(f'{r:.2f}' for r in cpu_ratios)}; median {statistics.median(cpu_ratios):.2f}; "
+          f"this checkout {n / statistics.median(p['this cpu'] for p in pairs):,.0f}, "
+          f"other {n / statistics.median(p['other cpu'] for p in pairs):,.0f} events per "
+          "CPU second")  # fmt: skip
     return 0
 
 
