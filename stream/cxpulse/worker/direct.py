@@ -155,6 +155,9 @@ class DirectWorker:
         self._lock = asyncio.Lock()
         #: the write of the last applied batch, while it is in flight (`_settle`)
         self._pending: asyncio.Future[None] | None = None
+        #: seconds spent waiting for a batch in flight (logged at the stop): what
+        #: the pipeline did not hide of the writes
+        self.write_wait_s = 0.0
         self._stop = asyncio.Event()
         self._last_success_s: float | None = None
         #: the group member and the changelog reader: created by `run()`
@@ -362,7 +365,7 @@ class DirectWorker:
             )
         for local in self._locals.values():
             local.close()
-        log.info("stopped: batches=%d", self.batches)
+        log.info("stopped: batches=%d, waited %.2fs for writes", self.batches, self.write_wait_s)
 
     async def _loop(self) -> None:
         s = self.settings
@@ -536,7 +539,11 @@ class DirectWorker:
         """Wait until the batch in flight is durable; its failure is raised here."""
         pending, self._pending = self._pending, None
         if pending is not None:
-            await pending
+            t0 = time.monotonic()
+            try:
+                await pending
+            finally:
+                self.write_wait_s += time.monotonic() - t0
 
     async def _write(self, p: int, writes: list[Write], dead: list[DeadLetter]) -> int | None:
         """Make one partition's batch durable; returns its last changelog offset.
