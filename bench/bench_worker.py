@@ -8,8 +8,9 @@ Rows, each process timed from its first consumed message to its last:
 * peer: a Quix Streams application computing a subset of the KPIs
   (`bench/quix_peer.py`, optional group `bench`; skipped when not installed);
 * the core in process (decode + apply + drain, no Kafka): the KPI logic alone;
-* `cxpulse worker` per runtime and store, until every message is consumed and
-  its state durable in the changelog (progress read from `/metrics/worker`).
+* `cxpulse worker` per runtime and store, until its consumed counter
+  (`/metrics/worker`) reaches every message: counted once a batch is applied,
+  so the last batch's changelog write is not timed (with either runtime).
 
 Input: `cxpulse simulate --seed 1 --duration SPAN --tickets-per-day N
 --duplicates 0.03 --disorder 120 --malformed 0.01` replayed into 4-partition
@@ -18,7 +19,18 @@ topics (the busy day at the defaults: 24h, 20,000 tickets).
 Usage:
     .venv/bin/python bench/bench_worker.py [--bootstrap-servers HOST:PORT]
         [--tickets-per-day N] [--span 24h] [--runtimes direct,faust]
+        [--compare-pythonpath CHECKOUT [--reps 3]]
 Without --bootstrap a throw-away broker is started with cxpulse.kafka.broker.
+
+`--compare-pythonpath CHECKOUT` is the before/after A/B of a change: after the
+baseline and the peer, the direct worker (memory store) of this checkout and
+that of CHECKOUT (another clone or `git worktree`, e.g. of the parent commit;
+its `stream/` is put first on the worker's PYTHONPATH) run alternately on the
+same topics, `--reps` times each, and the ratio of each pair and their median
+are printed; the other runtime's rows (`--runtimes direct,faust`, stores
+from `--stores`) run once, before them. The benchmark's own code (and the
+peer) are this checkout's. A quick A/B:
+`bench_worker.py --runtimes direct --compare-pythonpath ../base --reps 3`.
 """
 
 from __future__ import annotations
@@ -27,7 +39,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -183,24 +198,50 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process used so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_worker(
-    bootstrap: str, topics: Topics, n: int, workdir: Path, runtime: str, *extra: str
-) -> tuple[float, float]:
-    """(seconds from the first consumed message to all n consumed and durable,
-    the worker's peak RSS in MB)."""
+    bootstrap: str,
+    topics: Topics,
+    n: int,
+    workdir: Path,
+    runtime: str,
+    *extra: str,
+    pythonpath: Path | None = None,
+) -> tuple[float, float, float]:
+    """(seconds from the first consumed message to all n consumed, the
+    worker's peak RSS in MB, the CPU seconds it used meanwhile: far less
+    sensitive to other processes' load than the seconds). `pythonpath`: run
+    the cxpulse of that source directory instead of this checkout's."""
     name = f"bench-{uuid.uuid4().hex[:6]}"
-    w = WorkerProc(bootstrap, topics, workdir, name, *extra, runtime=runtime).start()
+    saved = os.environ.get("PYTHONPATH")
+    if pythonpath is not None:  # WorkerProc's subprocess inherits the environment
+        os.environ["PYTHONPATH"] = str(pythonpath)
+    try:
+        w = WorkerProc(bootstrap, topics, workdir, name, *extra, runtime=runtime).start()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     try:
         t_first: float | None = None
+        cpu_first = 0.0
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             c = totals([w]).consumed
             now = time.perf_counter()
+            assert w.proc is not None
             if c > 0 and t_first is None:
-                t_first = now
+                t_first, cpu_first = now, cpu_seconds(w.proc.pid)
             if c >= n:
-                assert t_first is not None and w.proc is not None
-                return now - t_first, peak_rss_mb(w.proc.pid)
+                assert t_first is not None
+                cpu = cpu_seconds(w.proc.pid) - cpu_first
+                return now - t_first, peak_rss_mb(w.proc.pid), cpu
             time.sleep(0.1)
         raise TimeoutError(w.log_text()[-3000:])
     finally:
@@ -217,6 +258,9 @@ def main() -> int:
     ap.add_argument("--stores", default="rocksdb,memory", help="comma-separated: rocksdb,memory")
     ap.add_argument("--no-fencing-cost", dest="fencing_cost", action="store_false",
                     help="skip the direct worker without transactional writes")
+    ap.add_argument("--compare-pythonpath", type=Path, metavar="CHECKOUT",
+                    help="A/B: alternate the direct worker of this checkout with CHECKOUT's")
+    ap.add_argument("--reps", type=int, default=3, help="runs of each side with --compare")
     ap.add_argument("--faust-noop", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.faust_noop:
@@ -231,6 +275,10 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+#: a table row: name, seconds, peak RSS MB, note
+Row = tuple[str, float | None, float | None, str]
+
+
 def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     capture = simulate(workdir / "sim.jsonl", seed=1, span=args.span, per_day=args.tickets_per_day)
     lines = list(read_lines(capture))
@@ -242,7 +290,7 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     )  # fmt: skip
     asyncio.run(create_topics(bootstrap, [topics.tickets, topics.surveys, topics.deadletter]))
     replay(capture, bootstrap, topics)
-    rows: list[tuple[str, float | None, float | None, str]] = []  # name, secs, rss, note
+    rows: list[Row] = []
 
     def row(name: str, secs: float | None, rss: float | None = None, note: str = "") -> None:
         rows.append((name, secs, rss, note))
@@ -265,13 +313,16 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     variants = [
         (runtime, f"{store}://", ()) for runtime in runtimes for store in args.stores.split(",")
     ]  # fmt: skip
-    if "direct" in runtimes and args.fencing_cost:  # what zombie fencing costs
+    comparing = args.compare_pythonpath is not None
+    if comparing:  # the direct rows are the A/B pairs, after the other runtime's rows
+        variants = [v for v in variants if v[0] != "direct"]
+    elif "direct" in runtimes and args.fencing_cost:  # what zombie fencing costs
         variants.insert(1, ("direct", "memory://", ("--set", "transactional_writes=false")))
     for i, (runtime, store, more) in enumerate(variants):
         wt = Topics(
             topics.tickets, topics.surveys, topics.deadletter, f"{topics.group}-{i}"
         )  # a group (and changelog) of its own per worker
-        secs, rss = run_worker(
+        secs, rss, _cpu = run_worker(
             bootstrap, wt, n, workdir, runtime, "--store", store,
             "--set", f"batch_size={args.batch_size}", *more,
         )  # fmt: skip
@@ -279,6 +330,15 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
         if more:
             name += ", " + more[-1]
         row(name, secs, rss, "every KPI, 3 windows")
+    if comparing:
+        return compare(args, bootstrap, topics, n, workdir, rows, raw_s, peer_s)
+    print_rows(args, n, rows, raw_s, peer_s)
+    return 0
+
+
+def print_rows(
+    args: argparse.Namespace, n: int, rows: list[Row], raw_s: float, peer_s: float | None
+) -> None:
     print(f"{n:,} messages ({args.span}, {args.tickets_per_day:,} tickets/day, "
           f"batch {args.batch_size:,}); ratio = events/s / baseline's events/s\n")  # fmt: skip
     print("| pipeline | seconds | events/s | ratio to baseline | ratio to peer | peak RSS MB "
@@ -294,6 +354,67 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
         mem = f"{rss:.0f}" if rss is not None else "-"
         print(f"| {name} | {secs:.2f} | {n / secs:,.0f} | {raw_s / secs:.3f} | {vs_peer} "
               f"| {mem} | {note} |")  # fmt: skip
+
+
+def commit_of(checkout: Path) -> str:
+    """Short commit of a checkout (+ "-dirty" with uncommitted changes to tracked files)."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", str(checkout), *a], capture_output=True,
+                              text=True, check=False).stdout.strip()  # fmt: skip
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def compare(
+    args: argparse.Namespace,
+    bootstrap: str,
+    topics: Topics,
+    n: int,
+    workdir: Path,
+    rows: list[Row],
+    raw_s: float,
+    peer_s: float | None,
+) -> int:
+    """`--compare-pythonpath`: this checkout's direct worker against CHECKOUT's,
+    alternating (which side starts alternates too, so a drift in the machine's
+    load hits both alike); prints each pair's ratio and the median."""
+    other = args.compare_pythonpath.resolve()
+    source = other / "stream" if (other / "stream" / "cxpulse").is_dir() else other
+    if not (source / "cxpulse").is_dir():
+        raise SystemExit(f"{other}: no cxpulse package (in it or in its stream/)")
+    sides = {"this": (None, commit_of(ROOT)), "other": (source, commit_of(other))}
+    pairs: list[dict[str, float]] = []
+    for rep in range(args.reps):
+        pair: dict[str, float] = {}
+        for side in ("this", "other") if rep % 2 == 0 else ("other", "this"):
+            path, commit = sides[side]
+            wt = Topics(topics.tickets, topics.surveys, topics.deadletter,
+                        f"{topics.group}-{side}-{rep}")  # fmt: skip
+            secs, rss, cpu = run_worker(
+                bootstrap, wt, n, workdir, "direct", "--store", "memory://",
+                "--set", f"batch_size={args.batch_size}", pythonpath=path,
+            )  # fmt: skip
+            pair[side] = max(secs, 1e-3)
+            pair[side + " cpu"] = max(cpu, 1e-3)
+            label = "this checkout" if side == "this" else f"`{other}`"
+            rows.append((f"`cxpulse worker`, direct, memory, {label} ({commit}), run {rep + 1}",
+                         secs, rss, "every KPI, 3 windows"))  # fmt: skip
+            print(f"{side} run {rep + 1}: {secs:.2f}s, {cpu:.2f} s CPU", file=sys.stderr,
+                  flush=True)  # fmt: skip
+        pairs.append(pair)
+    print_rows(args, n, rows, raw_s, peer_s)
+    ratios = [p["other"] / p["this"] for p in pairs]
+    cpu_ratios = [p["other cpu"] / p["this cpu"] for p in pairs]
+    print(f"\nthis checkout ({sides['this'][1]}) / {other} ({sides['other'][1]}), events/s "
+          f"ratio per pair: {', '.join(f'{r:.2f}' for r in ratios)}; "
+          f"median {statistics.median(ratios):.2f}")  # fmt: skip
+    print("events per CPU second (worker process, first to last message) ratio per pair: "
+          f"{', '.join(f'{r:.2f}' for r in cpu_ratios)}; "
+          f"median {statistics.median(cpu_ratios):.2f}; "
+          f"this checkout {n / statistics.median(p['this cpu'] for p in pairs):,.0f}, "
+          f"other {n / statistics.median(p['other cpu'] for p in pairs):,.0f} events per "
+          "CPU second")  # fmt: skip
     return 0
 
 

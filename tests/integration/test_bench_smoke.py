@@ -92,3 +92,22 @@ def test_an_unknown_benchmark_name_is_one_clear_line() -> None:
         "--only: known benchmarks are worker, core, memory, decode, hostile, hostile_volume, "
         "changelog, scrape, latency, ingest"
     ]
+
+
+def test_worker_bench_compares_two_checkouts(kafka_bootstrap: str) -> None:
+    """`bench_worker.py --compare-pythonpath` (the A/B of docs/benchmarks.md) still runs:
+    against this same checkout here, so both sides exist; the figures are not judged."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_worker.py"), "--bootstrap-servers",
+         kafka_bootstrap, "--tickets-per-day", "300", "--span", "2h", "--runtimes", "direct",
+         "--compare-pythonpath", str(ROOT), "--reps", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for pattern in (
+        r"\| `cxpulse worker`, direct, memory, this checkout \(\w+(-dirty)?\), run 1 \| [\d.]+ ",
+        r"\| `cxpulse worker`, direct, memory, `[^`]+` \(\w+(-dirty)?\), run 1 \| [\d.]+ ",
+        r"events/s ratio per pair: [\d.]+; median [\d.]+",
+        r"events per CPU second .* ratio per pair: [\d.]+; median [\d.]+",
+    ):
+        assert re.search(pattern, out.stdout), (pattern, out.stdout[-3000:])

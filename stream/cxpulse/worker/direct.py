@@ -13,10 +13,22 @@ Per `getmany` batch, under one lock:
 
 1. per source TopicPartition: skip offsets at or below the partition's commit
    marker (re-deliveries), decode, apply or dead-letter (`shared.handle_message`);
-2. per touched partition: each dirty state key once, then the marker, written
-   to changelog partition p in a few large producer batches;
-3. await every broker acknowledgement (changelog and dead letters), then copy
-   the writes into the local store with the changelog offset.
+2. per touched partition: each dirty state key once, then the marker, encoded;
+3. wait until the previous batch is durable, then start this batch's write
+   (a task): the encoded records to changelog partition p in a few large
+   producer batches, every broker acknowledgement (changelog and dead
+   letters) awaited, then the writes copied into the local store with the
+   changelog offset.
+
+Step 3 is pipelined: while batch N's transaction commits (broker round
+trips, where the loop would otherwise sit idle), batch N+1 is fetched and
+applied in memory. Exactly once is unchanged: a batch counts only through
+its marker, written in the same transaction as its state; N+1's transaction
+starts only once N's committed (in order, one open transaction per
+producer); anything that needs the durable position (a revocation, an
+assignment, a restore, the stop) waits for the batch in flight first; a
+failed write ends the process like any failed batch (the engine then holds
+N+1 unwritten, which the restart rebuilds exactly, as before).
 
 Rebalances (eager, range assignor so tickets p and surveys p land together):
 `on_partitions_revoked` waits for the batch in flight (the lock); on
@@ -39,7 +51,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 from cxpulse.changelog.records import (
@@ -121,6 +133,9 @@ class _Partition:
     #: changelog offset of the last record this worker wrote (or read at restore)
     changelog_end: int | None
     last_event_ms: int | None = None
+    #: source offsets (role -> last offset) of the last durable marker: the
+    #: marker's own offsets run one batch ahead while a write is in flight
+    durable: dict[str, int] = field(default_factory=dict)
 
 
 class DirectWorker:
@@ -138,6 +153,11 @@ class DirectWorker:
         self._assigned: set[int] = set()
         self._locals: dict[int, LocalStore] = {}
         self._lock = asyncio.Lock()
+        #: the write of the last applied batch, while it is in flight (`_settle`)
+        self._pending: asyncio.Future[None] | None = None
+        #: seconds spent waiting for a batch in flight (logged at the stop): what
+        #: the pipeline did not hide of the writes
+        self.write_wait_s = 0.0
         self._stop = asyncio.Event()
         self._last_success_s: float | None = None
         #: the group member and the changelog reader: created by `run()`
@@ -345,7 +365,7 @@ class DirectWorker:
             )
         for local in self._locals.values():
             local.close()
-        log.info("stopped: batches=%d", self.batches)
+        log.info("stopped: batches=%d, waited %.2fs for writes", self.batches, self.write_wait_s)
 
     async def _loop(self) -> None:
         s = self.settings
@@ -354,24 +374,9 @@ class DirectWorker:
         while not self._stop.is_set():
             batch = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_size)
             if batch:
-                try:
-                    await self._process_or_stop(batch)
-                except asyncio.CancelledError:
-                    raise
-                except BaseException as exc:
-                    access = await self._access(exc)
-                    if access is not None:
-                        exit_with(access)
-                    if type(exc).__name__ in ("ProducerFenced", "TransactionCoordinatorFenced"):
-                        log.error(
-                            "fenced: another worker took a partition over while this one "
-                            "was not looking (paused or cut off); its batch was aborted. "
-                            "Exiting so the state is rebuilt exactly"
-                        )
-                    else:
-                        log.exception("batch failed; exiting so the state is rebuilt exactly")
-                    logging.shutdown()
-                    os._exit(70)
+                await self._step(self._process(batch))
+            elif self._pending is not None and self._pending.done():
+                await self._step(self._settle())  # idle: a failed write must not wait
             now = time.monotonic()
             if now - self._last_freeze > _FREEZE_EVERY_S:
                 self._freeze_state(now)
@@ -385,15 +390,39 @@ class DirectWorker:
                     "progress: batches=%d skipped_redeliveries=%d dropped_revoked=%d offsets=%s",
                     self.batches, self.skipped_redeliveries, self.dropped_revoked, done,
                 )  # fmt: skip
+        await self._step(self._settle())  # the batch in flight, before leaving
 
-    async def _process_or_stop(self, batch: Batch) -> None:
-        """`_process`, unless a stop is requested while the batch cannot become
-        durable (broker away): then exit after a grace period without it.
+    async def _step(self, step: Awaitable[None]) -> None:
+        """`_process_or_stop(step)`; any failure ends the process (exit 70, or
+        77/78 for a permission or credential problem)."""
+        try:
+            await self._process_or_stop(step)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            access = await self._access(exc)
+            if access is not None:
+                exit_with(access)
+            if type(exc).__name__ in ("ProducerFenced", "TransactionCoordinatorFenced"):
+                log.error(
+                    "fenced: another worker took a partition over while this one "
+                    "was not looking (paused or cut off); its batch was aborted. "
+                    "Exiting so the state is rebuilt exactly"
+                )
+            else:
+                log.exception("batch failed; exiting so the state is rebuilt exactly")
+            logging.shutdown()
+            os._exit(70)
+
+    async def _process_or_stop(self, step: Awaitable[None]) -> None:
+        """Run `step` (a batch, or the wait for the one in flight), unless a stop
+        is requested while a batch cannot become durable (broker away): then
+        exit after a grace period without it.
 
         Safe because a batch counts only once its writes are acknowledged; its
         messages are re-read from the commit marker at the next start.
         """
-        task = asyncio.ensure_future(self._process(batch))
+        task = asyncio.ensure_future(step)
         stop = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -443,7 +472,7 @@ class DirectWorker:
         offsets: dict[TopicPartition, int] = {}
         assigned = self._consumer.assignment()
         for p, part in self._parts.items():
-            for role, done in part.store.marker.offsets.items():
+            for role, done in part.durable.items():
                 tp = TopicPartition(self.topic_by_role[role], p)
                 if tp in assigned:
                     offsets[tp] = done + 1
@@ -458,6 +487,8 @@ class DirectWorker:
     # -- processing
 
     async def _process(self, batch: Batch) -> None:
+        """Apply a batch, wait for the previous one to be durable, start this
+        one's write (`_finish`, in flight until the next `_settle`)."""
         now_ms = int(time.time() * 1000)
         async with self._lock:
             touched: dict[int, _Partition] = {}
@@ -472,6 +503,10 @@ class DirectWorker:
                     continue
                 touched[p] = part
                 dead.setdefault(p, []).extend(self._apply(part, tp, records, now_ms))
+                # The previous batch's commit runs on this loop: let its broker
+                # round trips advance between partitions (between, not inside
+                # `engine.batch()`: nothing may evaluate an engine in a batch)
+                await asyncio.sleep(0)
             for p in list(dead):  # offsets jumped: ask the log start (a broker call)
                 if self._gaps.get(p):
                     await self._count_lost(touched[p], self._gaps.pop(p))
@@ -479,15 +514,36 @@ class DirectWorker:
                 p: part.store.batch_writes(part.engine.drain_dirty(), now_ms)
                 for p, part in touched.items()
             }
-            ends = await asyncio.gather(
-                *(self._write(p, writes[p], dead.get(p, [])) for p in touched)
-            )
-            for (p, part), end in zip(touched.items(), ends, strict=True):
-                part.changelog_end = end
-                if part.local is not None:
-                    part.local.apply(writes[p], end)
-            self._last_success_s = time.time()
-            self.batches += 1
+            offsets = {p: dict(part.store.marker.offsets) for p, part in touched.items()}
+            await self._settle()
+            self._pending = asyncio.ensure_future(self._finish(touched, writes, dead, offsets))
+
+    async def _finish(
+        self,
+        touched: dict[int, _Partition],
+        writes: dict[int, list[Write]],
+        dead: dict[int, list[DeadLetter]],
+        offsets: dict[int, dict[str, int]],
+    ) -> None:
+        """Make an applied batch durable (changelog, dead letters, local copy)."""
+        ends = await asyncio.gather(*(self._write(p, writes[p], dead.get(p, [])) for p in touched))
+        for (p, part), end in zip(touched.items(), ends, strict=True):
+            part.changelog_end = end
+            part.durable = offsets[p]
+            if part.local is not None:
+                part.local.apply(writes[p], end)
+        self._last_success_s = time.time()
+        self.batches += 1
+
+    async def _settle(self) -> None:
+        """Wait until the batch in flight is durable; its failure is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            t0 = time.monotonic()
+            try:
+                await pending
+            finally:
+                self.write_wait_s += time.monotonic() - t0
 
     async def _write(self, p: int, writes: list[Write], dead: list[DeadLetter]) -> int | None:
         """Make one partition's batch durable; returns its last changelog offset.
@@ -604,7 +660,8 @@ class DirectWorker:
     # -- rebalancing and recovery
 
     async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._lock:  # the batch in flight finishes first
+        async with self._lock:  # the batch being applied finishes first
+            await self._settle()  # and so does its write: the next owner reads it
             gone = {tp.partition for tp in revoked}
             # From here until the next assignment another worker may own them.
             self._assigned -= gone
@@ -612,6 +669,7 @@ class DirectWorker:
 
     async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self._lock:
+            await self._settle()  # `_unchanged` compares with its changelog end
             mine = {tp.partition for tp in assigned if tp.topic in self.role_by_topic}
             for p in sorted(set(self._parts) - mine):
                 del self._parts[p]
@@ -694,8 +752,9 @@ class DirectWorker:
             local.close()  # the engine and the store's `current` are the state now
             del self._locals[p]
         self._parts[p] = _Partition(
-            engine, store, self._locals.get(p), changelog_end
-        )
+            engine, store, self._locals.get(p), changelog_end,
+            durable=dict(store.marker.offsets),
+        )  # fmt: skip
         log.info(
             "partition %d restored: %d keys (%d read from the changelog), %d reverted, "
             "%d re-sent, seq %d, %.2fs",
