@@ -33,11 +33,9 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from cxpulse import metric_names as mn
@@ -48,7 +46,7 @@ from cxpulse.core.outcome import ROLES
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.exporter.clock import EvaluationClock, Freshness
 from cxpulse.exporter.serving import Publisher
-from cxpulse.exposition.render import render
+from cxpulse.exposition.render import exposition, render
 from cxpulse.kafka.access import (
     EXIT_NOPERM,
     AuthWatch,
@@ -131,9 +129,7 @@ class ExporterState:
         at = self.clock.at(wall_ms, max(times) if times else None, caught_up)
         families = list(render(evaluate(self.replicas, at))) if at is not None else []
         families += self._self_families(wall_ms, as_of, at)
-        registry = CollectorRegistry()
-        registry.register(_Static(families))
-        self.snapshot = Snapshot(generate_latest(registry), True, time.time())
+        self.snapshot = Snapshot(exposition(families), True, time.time())
         self.eval_seconds = time.perf_counter() - t0
         if self.publisher is not None:
             self.publisher.body(self.snapshot.body)
@@ -195,19 +191,6 @@ class ExporterState:
             refused.add_metric([], self.auth.failures)
             out.append(refused)
         return out
-
-
-class _Static:
-    """A collector returning families computed elsewhere."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._families
-
-    def describe(self) -> list[Metric]:
-        return []
 
 
 async def run_exporter(
