@@ -20,9 +20,17 @@ exporter evaluation and the poll period all count). Scrape times are the
 poller's request times (all of them, while the stream runs) and Prometheus's
 own `scrape_duration_seconds`.
 
+Evaluation cost: the poller also reads `cxpulse_exporter_evaluation_duration_seconds`
+(each distinct value is one evaluation) and the series count: milliseconds per
+1k series served. `--baseline-root DIR` adds the mode `base`: the exporter of
+another checkout (`git worktree add --detach DIR <commit>`) run with
+`PYTHONPATH=DIR/stream`, with its defaults, in the same run and against the same
+worker (this checkout's) as the others; `--reps` repeats the modes interleaved.
+
 Usage:
     .venv/bin/python bench/bench_latency.py [--bootstrap-servers HOST:PORT]
         [--rate 5000] [--seconds 60] [--marker-every 200] [--modes event,tick]
+        [--baseline-root DIR] [--reps 1]
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import os
 import re
 import statistics
 import sys
@@ -57,10 +66,17 @@ from tests.support.prom import LoopbackServer  # noqa: E402
 MODES = {
     "event": ("--set", "eval_interval=5s"),  # the defaults: on new state, >= 500 ms apart
     "tick": ("--set", "eval_interval=5s", "--set", "eval_min_interval=5s"),  # the old tick
+    "base": ("--set", "eval_interval=5s"),  # another checkout's exporter, its defaults
+}
+LABELS = {
+    "event": "on new state (eval_min_interval=500ms)",
+    "tick": "old fixed tick (eval_min_interval=5s)",
+    "base": "baseline checkout, on new state (eval_min_interval=500ms)",
 }
 #: marker tickets are never answered or solved: all of them stay open. Not
 #: `cxpulse_tickets_created_total`: all-time counters fold sealed slices only, minutes later.
 MARKER = re.compile(rb'^cxpulse_backlog_tickets\{[^}]*team="bench_marker"[^}]*\} (\S+)$', re.M)
+EVAL = re.compile(rb"^cxpulse_exporter_evaluation_duration_seconds (\S+)$", re.M)
 
 
 @dataclass
@@ -70,6 +86,8 @@ class Poll:
     seen: list[tuple[float, int]] = field(default_factory=list)
     scrape_s: list[float] = field(default_factory=list)
     series: int = 0
+    #: (evaluation seconds, series in that scrape), one per distinct evaluation seen
+    evals: list[tuple[float, int]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self, url: str) -> None:
@@ -85,6 +103,10 @@ class Poll:
             self.scrape_s.append(t1 - t0)
             self.seen.append((t1, int(sum(float(v) for v in MARKER.findall(body)))))
             self.series = sum(1 for ln in body.splitlines() if ln and not ln.startswith(b"#"))
+            if (found := EVAL.search(body)) is not None:
+                took = float(found.group(1))
+                if not self.evals or self.evals[-1][0] != took:
+                    self.evals.append((took, self.series))
             self.stop.wait(max(0.0, 0.05 - (time.monotonic() - t1)))
 
 
@@ -159,7 +181,17 @@ def one_run(mode: str, bootstrap: str, capture: Path, work: Path, args: argparse
     asyncio.run(create_topics(bootstrap, [topics.tickets, topics.surveys, topics.deadletter]))
     w = WorkerProc(bootstrap, topics, work, f"w-{mode}-{suffix}", "--set",
                    "max_event_ahead=1d").start()  # fmt: skip
-    x = ExporterProc(bootstrap, topics, work, f"x-{mode}-{suffix}", *MODES[mode]).start()
+    x = ExporterProc(bootstrap, topics, work, f"x-{mode}-{suffix}", *MODES[mode])
+    saved = os.environ.get("PYTHONPATH")
+    if mode == "base":  # the baseline's `cxpulse` first on the path of its exporter only
+        os.environ["PYTHONPATH"] = str(Path(args.baseline_root) / "stream")
+    try:
+        x.start()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     prom = LoopbackServer("prometheus", f"""
 global: {{scrape_interval: 15s, scrape_timeout: 10s}}
 scrape_configs:
@@ -210,7 +242,12 @@ scrape_configs:
         prom.stop()
         x.stop()
         w.stop()
+    evals = [(t, n) for t, n in poll.evals if n > 0]
     return {
+        "eval_p50_ms": statistics.median(t for t, _ in evals) * 1000 if evals else float("nan"),
+        "eval_max_ms": max((t for t, _ in evals), default=float("nan")) * 1000,
+        "eval_ms_per_1k": statistics.median(t * 1e6 / n for t, n in evals) if evals
+        else float("nan"),
         "markers": len(sent), "visible": len(lat),
         "p50": statistics.median(lat) if lat else float("nan"),
         "p99": pct(lat, 0.99) if lat else float("nan"), "max": max(lat, default=float("nan")),
@@ -230,7 +267,11 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=5000, help="events/s (default 5000)")
     ap.add_argument("--seconds", type=float, default=60, help="default 60")
     ap.add_argument("--marker-every", type=float, default=200, help="ms (default 200)")
-    ap.add_argument("--modes", default="event,tick", help="default event,tick")
+    ap.add_argument(
+        "--modes", default="event,tick", help="default event,tick (base: needs --baseline-root)"
+    )
+    ap.add_argument("--baseline-root", help="another checkout, for the mode `base`")
+    ap.add_argument("--reps", type=int, default=1, help="rounds of the modes, interleaved")
     ap.add_argument(
         "--tickets-per-day",
         type=int,
@@ -239,6 +280,8 @@ def main() -> int:
     )
     args = ap.parse_args()
     modes = args.modes.split(",")
+    if "base" in modes and not args.baseline_root:
+        ap.error("the mode base needs --baseline-root")
     with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         capture = work / "live.jsonl"
@@ -255,24 +298,37 @@ def main() -> int:
         print(f"stream: {min(n, need)} of {n} simulated messages (stamped from {start}) at "
               f"{args.rate:.0f}/s for {args.seconds:.0f} s, a marker every "
               f"{args.marker_every:.0f} ms", flush=True)  # fmt: skip
-        rows = {m: one_run(m, bootstrap, capture, work, args) for m in modes}
+        runs: list[tuple[str, dict[str, float]]] = []
+        for rep in range(args.reps):
+            for m in modes:
+                runs.append((m, one_run(m, bootstrap, capture, work, args)))
+                r = runs[-1][1]
+                print(f"  rep {rep + 1} {m}: p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, "
+                      f"scrape p99 {r['scrape_p99_ms']:.1f} ms", flush=True)  # fmt: skip
     print()
     print(
         "| exporter | markers visible | p50 s | p99 s | max s | series | scrapes "
-        "| scrape p50 ms | p99 ms | max ms | Prometheus scrapes | its max ms |"
+        "| scrape p50 ms | p99 ms | max ms | Prometheus scrapes | its max ms "
+        "| evaluation p50 ms | max ms | ms per 1k series |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for m, r in rows.items():
-        label = {"event": "on new state (eval_min_interval=500ms)",
-                 "tick": "old fixed tick (eval_min_interval=5s)"}[m]  # fmt: skip
-        print(f"| {label} | {r['visible']}/{r['markers']} | {r['p50']:.2f} | {r['p99']:.2f} "
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for m, r in runs:
+        print(f"| {LABELS[m]} | {r['visible']}/{r['markers']} | {r['p50']:.2f} | {r['p99']:.2f} "
               f"| {r['max']:.2f} | {r['series']} | {r['scrapes']} | {r['scrape_p50_ms']:.1f} "
               f"| {r['scrape_p99_ms']:.1f} | {r['scrape_max_ms']:.1f} "
-              f"| {r['prom_scrapes']:.0f} | {r['prom_max_ms']:.1f} |")  # fmt: skip
-    if "event" in rows and "tick" in rows:
-        e, t = rows["event"], rows["tick"]
-        print(f"\nratio on new state / old tick (same run): p50 {e['p50'] / t['p50']:.2f}, "
-              f"p99 {e['p99'] / t['p99']:.2f}")  # fmt: skip
+              f"| {r['prom_scrapes']:.0f} | {r['prom_max_ms']:.1f} | {r['eval_p50_ms']:.0f} "
+              f"| {r['eval_max_ms']:.0f} | {r['eval_ms_per_1k']:.1f} |")  # fmt: skip
+
+    def med(mode: str, key: str) -> float:
+        return statistics.median(r[key] for m, r in runs if m == mode)
+
+    for other, name in (("tick", "old tick"), ("base", "baseline checkout")):
+        if "event" in modes and other in modes:
+            print(f"\nratio on new state / {name} (same run): "
+                  f"p50 {med('event', 'p50') / med(other, 'p50'):.2f}, "
+                  f"p99 {med('event', 'p99') / med(other, 'p99'):.2f}, "
+                  f"scrape p99 {med('event', 'scrape_p99_ms') / med(other, 'scrape_p99_ms'):.2f}"
+                  )  # fmt: skip
     return 0
 
 

@@ -124,6 +124,14 @@ BENCHES = (
         broker=True,
     ),
     Bench(
+        "evaluation", "bench_evaluation.py", "Exporter evaluation per 1k series",
+        "What `cxpulse exporter` spends per evaluation on the state of a busy day (20,000 "
+        "tickets, 24 h, 4 partitions, loaded into replicas): evaluate, render and the text "
+        "format, cold (after a restart) and warm (a slice later), and the collapse evidence "
+        "alone; per 1k series served. `--baseline-root` adds another checkout in the same run.",
+        smoke=("--hours", "1", "--tickets-per-day", "300", "--reps", "1", "--warm", "1"),
+    ),
+    Bench(
         "ingest", "bench_ingest.py", "Helpdesk webhook gateway",
         "Deliveries/s and CPU per delivery of `cxpulse ingest` against a bare aiohttp "
         "handler producing the body unchanged, alternating (it starts its own broker).",

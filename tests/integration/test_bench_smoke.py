@@ -46,6 +46,7 @@ EXPECTED = {
         r"this: fat ticket reversed / in order: [\d.]+x bytes",
     ],
     "scrape": [r"median catch-up: quiet [\d.]+ s, 4 scrapers [\d.]+ s, ratio [\d.]+"],
+    "evaluation": [r"\| this checkout \| \d+ \| exposition \| \d+ \| \d+ \| \d+ \| \d+ "],
     "ingest": [r"\| 1 \| [\d,]+/s \| [\d,]+/s \| \d+\.\d\d "],
     "latency": [
         r"\| on new state \(eval_min_interval=500ms\) \| (\d+)/\1 \| [\d.]+ \| [\d.]+ \| [\d.]+ ",

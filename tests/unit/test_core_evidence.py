@@ -235,3 +235,81 @@ def test_docs_table_is_computed() -> None:
     text = (ROOT / "docs/alerts.md").read_text()
     table = detection_table()
     assert table in text, "docs/alerts.md: paste this table under 'Collapse evidence':\n" + table
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_every_hourly_evaluation_of_a_stream_equals_the_brute_force_of_its_last_day(
+        seed: int) -> None:
+    """The evaluation keeps the rows of sealed slices between evaluations (incremental);
+    each of 48 hourly evaluations over two days, while the stream moves on and the
+    horizon slides, equals the per-answer CUSUM of that instant's last 24 h of answers."""
+    rng = random.Random(seed)
+    cfg = CoreConfig()
+    spec = cfg.evidence[0]
+    teams = {"steady": 0.9, "edge": 0.75}
+    first = _random_answers(rng, 1440, 0.3, {**teams, "falling": 0.85}, crowded=False)
+    second = [(m + 1440, t, g) for m, t, g in
+              _random_answers(rng, 1440, 0.3, {**teams, "falling": 0.5}, crowded=False)]
+    answers = first + second
+    engines = [PartitionEngine(cfg, p) for p in range(4)]
+    events = sorted(_events(answers), key=lambda e: e.ts)
+    stamp = [T0 + m * MIN + 1000 + i % 50 for i, (m, _, _) in enumerate(answers)]  # `_events`
+    up, down = weights(spec.target, spec.collapse)
+    i, checked, rising = 0, 0, 0
+    for minute in range(59, 2880, 60):
+        # halfway through the minute's answers (its slice changes after this evaluation:
+        # only sealed slices may be kept), then at its end
+        for cut in (T0 + minute * MIN + 1025, T0 + (minute + 1) * MIN):
+            while i < len(events) and events[i].ts < cut:
+                e = events[i]
+                assert e.ticket_id is not None
+                engines[partition_for(e.ticket_id, 4)].apply(role_of(e), e)
+                i += 1
+            ev = evaluate(engines, at_ms=cut - 1)
+            got = {dict(s.labels)["team"]: s.value for s in ev.gauges
+                   if s.name == "csat_collapse_evidence"}
+            for team in ("steady", "edge", "falling"):
+                seq = [g for (m, t, g), ts in zip(answers, stamp, strict=True)
+                       if t == team and minute - 1440 < m <= minute and ts < cut]
+                if not seq:
+                    assert team not in got
+                    continue
+                h = threshold(spec.target, spec.collapse, spec.false_alarm_days,
+                              float(len(seq)))
+                assert got[team] == _per_answer(seq, up, down, h) / h, (minute, team)
+                checked += 1
+            rising += got.get("falling", 0.0) > 0.5
+    assert checked > 100 and rising > 0  # the data reach the interesting range
+
+
+def test_the_kept_rows_of_sealed_slices_change_nothing_on_replicas_of_a_simulated_day() -> None:
+    """CSAT, CES and FCR evidence from replicas fed with drained state as a worker
+    commits: every evaluation with the kept rows equals one computed afresh."""
+    from cxpulse.core.decode import Rejection, decode
+    from cxpulse.core.evaluation import evidence
+    from cxpulse.core.replica import PartitionReplica
+    from cxpulse.sim.dirt import generate
+    from cxpulse.sim.model import SimConfig
+
+    cfg = CoreConfig()
+    assert {s.kpi for s in cfg.evidence} >= {"csat", "fcr"}
+    sim = SimConfig(seed=5, duration_ms=30 * 60 * MIN, tickets_per_day=3000, duplicates=0.03,
+                    disorder_s=120)
+    engines = [PartitionEngine(cfg, p) for p in range(2)]
+    replicas = [PartitionReplica(cfg, p) for p in range(2)]
+    compared = 0
+    for n, rec in enumerate(generate(sim)):
+        e = decode(rec.value)
+        if isinstance(e, Rejection):
+            continue
+        engines[partition_for(e.ticket_id or e.event_id, 2)].apply(role_of(e), e)
+        if n % 1999 == 0:
+            for eng, rep in zip(engines, replicas, strict=True):
+                for name, raw in eng.drain_dirty().items():
+                    rep.apply(name, raw)
+            kept = [s for s in evaluate(replicas).gauges if s.name.endswith("_evidence")]
+            evidence._SEALED_ROWS.clear()
+            fresh = [s for s in evaluate(replicas).gauges if s.name.endswith("_evidence")]
+            assert kept == fresh
+            compared += len(kept)
+    assert compared > 100

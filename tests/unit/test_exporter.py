@@ -140,3 +140,33 @@ def test_series_names_used_by_alerts_and_dashboards_exist(
     for expr in panel_queries():
         for name in re.findall(r"\b(cxpulse_[a-z0-9_]+)", expr):
             assert name in exposed or name in self_metrics, (name, expr)
+
+
+def test_the_exporters_own_text_writer_writes_what_prometheus_client_writes(
+    evaluation: tuple[Evaluation, list[str]],
+) -> None:
+    """`exposition` replaces `generate_latest` on the exporter's hot path: the same
+    bytes for a whole evaluation, and for label values that need escaping."""
+    from cxpulse.exposition.render import exposition
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    ev, _ = evaluation
+    odd = GaugeMetricFamily("cxpulse_odd", 'help with \\ and\nnewline', labels=["team", "b"])
+    for value in ('q"uote', "back\\slash", "new\nline", "ünï €", "", "plain"):
+        odd.add_metric([value, "x"], 0.1 + 1e-17)
+    odd.add_metric(["big", "y"], 1234567890123.0)
+    odd.add_metric(["inf", "y"], float("inf"))
+    odd.add_metric(["nan", "y"], float("nan"))
+    bare = CounterMetricFamily("cxpulse_bare", "no labels")
+    bare.add_metric([], 3)
+    families = [*render(ev), odd, bare]
+
+    class Static:
+        def collect(self) -> list[object]:
+            return families
+
+    registry = CollectorRegistry()
+    registry.register(Static())  # type: ignore[arg-type]
+    expected = generate_latest(registry)
+    assert len(expected) > 100_000  # a whole evaluation, histograms and counters included
+    assert exposition(families) == expected

@@ -20,9 +20,11 @@ for them, and no worker is involved at all.
 
 The evaluation (up to about half a second at the end of a busy day) runs in a
 thread, holding a lock `_consume` also takes per batch: the replicas never
-change under it, and the loop stays free to answer scrapes and health checks
-meanwhile (a scrape that waited for an evaluation could time out). Applying a
-batch (up to 20,000 records) runs in a thread for the same reason.
+change under it. Applying a batch runs in a thread for the same reason, in
+slices of at most `MAX_RECORDS` so an evaluation waits for little. The HTTP
+side is a process of its own (`cxpulse.exporter.serving`): each rendering is
+handed to it once, and a scrape there shares neither the interpreter lock nor
+the garbage collector of this process, so it never waits on an evaluation.
 """
 
 from __future__ import annotations
@@ -31,12 +33,9 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from cxpulse import metric_names as mn
@@ -46,7 +45,8 @@ from cxpulse.core.evaluation import evaluate
 from cxpulse.core.outcome import ROLES
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.exporter.clock import EvaluationClock, Freshness
-from cxpulse.exposition.render import render
+from cxpulse.exporter.serving import Publisher
+from cxpulse.exposition.render import exposition, render
 from cxpulse.kafka.access import (
     EXIT_NOPERM,
     AuthWatch,
@@ -56,12 +56,16 @@ from cxpulse.kafka.access import (
 )
 from cxpulse.kafka.topics import topic_partitions
 from cxpulse.settings import Settings
-from cxpulse.web.server import WebConfig, serve
+from cxpulse.web.server import WebConfig
 
 if TYPE_CHECKING:  # types only: aiokafka is imported where it is used, not at `cxpulse --help`
     from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 log = logging.getLogger("cxpulse.exporter")
+
+#: Changelog records per fetch and applied under the lock in one go: an evaluation
+#: that became due waits for at most this many (a few hundred ms under load).
+MAX_RECORDS = 5_000
 
 
 @dataclass
@@ -90,6 +94,8 @@ class ExporterState:
     caught_up_once: bool = False
     #: does the broker still accept our credentials (`cxpulse.kafka.access.AuthWatch`)
     auth: AuthWatch | None = None
+    #: the serving process each rendering goes to (None: kept in `snapshot` only)
+    publisher: Publisher | None = None
 
     def __post_init__(self) -> None:
         self.followers = [PartitionFollower(p) for p in range(self.partitions)]
@@ -123,10 +129,16 @@ class ExporterState:
         at = self.clock.at(wall_ms, max(times) if times else None, caught_up)
         families = list(render(evaluate(self.replicas, at))) if at is not None else []
         families += self._self_families(wall_ms, as_of, at)
-        registry = CollectorRegistry()
-        registry.register(_Static(families))
-        self.snapshot = Snapshot(generate_latest(registry), True, time.time())
+        self.snapshot = Snapshot(exposition(families), True, time.time())
         self.eval_seconds = time.perf_counter() - t0
+        if self.publisher is not None:
+            self.publisher.body(self.snapshot.body)
+
+    def not_ready(self) -> str | None:
+        """Why /readyz fails even with KPIs rendered (None: it does not)."""
+        if self.auth is not None and self.auth.failing:
+            return f"kafka refuses this exporter's credentials: {self.auth.last}"
+        return None
 
     def _self_families(self, wall_ms: int, as_of: int | None, at: int | None) -> list[Metric]:
         out: list[Metric] = []
@@ -181,19 +193,6 @@ class ExporterState:
         return out
 
 
-class _Static:
-    """A collector returning families computed elsewhere."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._families
-
-    def describe(self) -> list[Metric]:
-        return []
-
-
 async def run_exporter(
     settings: Settings, config: CoreConfig, sock: socket.socket, web_config: WebConfig | None = None
 ) -> int:
@@ -212,13 +211,13 @@ async def run_exporter(
         **sec,
     )
     await consumer.start()
-    runner = None
+    publisher: Publisher | None = None
     try:
         tps = [TopicPartition(settings.changelog_topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         initial_end = await consumer.end_offsets(tps)
-        runner = await _serve(sock, state, web_config)
+        state.publisher = publisher = Publisher(sock, web_config)
         log.info(
             "following %s (%d partitions), serving /metrics on %s:%d",
             settings.changelog_topic, partitions, settings.metrics_host, settings.metrics_port,
@@ -232,20 +231,27 @@ async def run_exporter(
         fresh = asyncio.Event()
         consume = asyncio.create_task(_consume(consumer, state, lock, fresh))
         watch = asyncio.create_task(auth.run())
+        beat = asyncio.create_task(_heartbeat(state, publisher))
+        tick = asyncio.create_task(
+            _tick(consumer, state, tps, initial_end, sources, consume, lock, watch, fresh)
+        )
         try:
-            await _tick(consumer, state, tps, initial_end, sources, consume, lock, watch, fresh)
+            done, _ = await asyncio.wait({tick, beat}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raise what stopped it
         finally:
-            consume.cancel()
-            watch.cancel()
-            await asyncio.gather(consume, watch, return_exceptions=True)
+            tasks: list[asyncio.Task[Any]] = [tick, beat, consume, watch]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     except Exception as exc:  # a missing ACL: one line naming it (the caller prints it)
         found = authorization_error(exc, settings, exporter=True)
         if found is None:
             raise
         raise found from None
     finally:
-        if runner is not None:
-            await runner.cleanup()
+        if publisher is not None:
+            await asyncio.to_thread(publisher.close)
         await consumer.stop()
     return 0
 
@@ -255,12 +261,12 @@ async def _consume(
     fresh: asyncio.Event | None = None,
 ) -> None:
     while True:
-        batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+        batch = await consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS)
         if not batch:
             continue
         async with lock:
             before = state.batches
-            # in a thread: 20,000 records take seconds under load, a scrape must not wait
+            # in a thread: thousands of records take a while under load; the loop stays free
             await asyncio.to_thread(_apply_batch, state, batch)
             if fresh is not None and state.batches != before:  # a commit marker was read
                 fresh.set()
@@ -329,38 +335,12 @@ async def _tick(
         await _next_evaluation(fresh, time.monotonic(), gap, interval)
 
 
-async def _serve(
-    sock: socket.socket, state: ExporterState, web_config: WebConfig | None
-) -> web.AppRunner:
-    async def metrics(_: web.Request) -> web.Response:
-        if not state.snapshot.ready:
-            return web.Response(status=503, text="changelog not read up to its end yet\n")
-        return web.Response(body=state.snapshot.body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def health(_: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
-
-    async def ready(_: web.Request) -> web.Response:
-        if state.auth is not None and state.auth.failing:
-            return web.Response(
-                status=503, text=f"not ready: kafka refuses this exporter's credentials: "
-                f"{state.auth.last}\n",
-            )  # fmt: skip
-        if state.snapshot.ready:
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text="catching up on the changelog\n")
-
-    async def index(_: web.Request) -> web.Response:
-        return web.Response(
-            content_type="text/html",
-            text="<!doctype html><title>cxpulse exporter</title><h1>cxpulse exporter</h1>"
-            "<ul><li><a href='/metrics'>/metrics</a> every KPI, all partitions</li>"
-            "<li><a href='/healthz'>/healthz</a> liveness</li>"
-            "<li><a href='/readyz'>/readyz</a> readiness (changelog read up to its end)</li></ul>",
-        )
-
-    routes = {"/": index, "/metrics": metrics, "/healthz": health, "/readyz": ready}
-    return await serve(sock, routes, web_config)
+async def _heartbeat(state: ExporterState, publisher: Publisher) -> None:
+    """Every second: readiness to the serving process (its /healthz hears that this loop
+    answers); raises when the serving process is gone."""
+    while True:
+        await asyncio.to_thread(publisher.status, state.not_ready())
+        await asyncio.sleep(1.0)
 
 
 async def _wait_for_changelog(settings: Settings) -> int:
