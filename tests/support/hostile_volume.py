@@ -88,7 +88,8 @@ def changelog_stats(records: Iterable[Any]) -> ChangelogStats:
         n += 1
         total += size
         largest = max(largest, size)
-        if b"/x/" in (r.key or b""):
+        key = r.key or b""
+        if b"/x/" in key or b"/y/" in key:  # parts by index (format 1) or by digest (2)
             parts += 1
     return ChangelogStats(n, total, largest, parts)
 
