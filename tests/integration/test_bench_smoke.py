@@ -91,7 +91,7 @@ def test_an_unknown_benchmark_name_is_one_clear_line() -> None:
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         "--only: known benchmarks are worker, core, memory, decode, hostile, hostile_volume, "
-        "changelog, scrape, latency, ingest"
+        "changelog, scrape, latency, evaluation, ingest"
     ]
 
 
