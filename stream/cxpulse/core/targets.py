@@ -151,13 +151,14 @@ class Stall:
 class Forecast:
     """The forecast page: the queue itself says tickets will breach.
 
-    Fires when at least `min_tickets` of the team's unanswered tickets will pass their
-    FRT deadline at the pace of first replies of the last 15 minutes, whichever order
+    Fires when at least `min_tickets` of the team's unanswered tickets (those past a
+    quarter of their target: `CoreConfig.forecast_from_fraction`) will pass their FRT
+    deadline at the pace of first replies of the last 15 minutes, whichever order
     the team answers them in (`cxpulse_frt_forecast_breach_tickets`, computed by the
     core from every ticket's time left; docs/alerts.md "Breach forecast"); holds while
     at least one will."""
 
-    min_tickets: int = 5
+    min_tickets: int = 4
     for_: str = "1m"
 
 

@@ -312,7 +312,8 @@ def _forecast_alert(targets: Targets) -> dict[str, Any]:
         "Team {{ $labels.team }} will miss the first-reply deadline of at least "
         "{{ $value }} waiting tickets at its current pace",
         f"At the pace of first replies of the last 15 minutes the team cannot reach at "
-        f"least {f.min_tickets} of its waiting tickets before their "
+        f"least {f.min_tickets} of its waiting tickets (those past a quarter of their "
+        "target) before their "
         f"{human_minutes(targets.frt.target_seconds)} first-reply deadline, whichever it "
         "answers first: they will breach unless the pace rises now. It stays open while "
         "one still will, or while tickets wait past their deadline and the team has not "

@@ -47,7 +47,7 @@ class Backlog:
                     v[3] = max(v[3], age)
                     if age > target:
                         v[4] += 1
-                    else:
+                    elif age >= cfg.forecast_from_fraction * target:
                         slack.setdefault(view, []).append(target - age)
                     for i, f in enumerate(cfg.at_risk_fractions):
                         if f * target <= age <= target:
@@ -88,7 +88,8 @@ def forecast_breaches(slack_ms: Sequence[int], pace_per_ms: float) -> float:
     comparison with the team's past: a healthy queue is young and answered faster than
     it ages (the bound stays 0), a stalling or declining one holds more tickets near
     their deadline than the team's pace reaches in time. `slack_ms`: each not yet
-    breached unanswered ticket's time left to its deadline (>= 0). Rounded to 1e-3 so
+    breached unanswered ticket's time left to its deadline (>= 0; the backlog passes
+    those past `forecast_from_fraction` of their target only). Rounded to 1e-3 so
     that equal queues give bit-equal values whatever order partitions are read in."""
     worst = 0.0
     for k, s in enumerate(sorted(slack_ms), start=1):
