@@ -58,6 +58,9 @@ OLDEST_UNANSWERED = f"{PREFIX}_oldest_unanswered_age_seconds"
 AT_RISK = f"{PREFIX}_frt_at_risk_tickets"  # extra label: threshold="0.5|0.75"
 #: unanswered past their FRT deadline (the at-risk band ends at the deadline)
 BREACHED_UNANSWERED = f"{PREFIX}_frt_breached_unanswered_tickets"
+#: unanswered tickets that will pass their FRT deadline at least, at the team's pace of the
+#: last 15 min whatever order it answers in (cxpulse.core.evaluation.backlog.forecast_breaches)
+FORECAST_BREACHES = f"{PREFIX}_frt_forecast_breach_tickets"
 AGENT_OPEN = f"{PREFIX}_agent_open_assigned_tickets"  # labels: agent
 #: labels: team. Evidence that a share KPI collapsed (CUSUM / threshold, 0..1; 1 = alert;
 #: cxpulse.core.evidence): the team's answers of the last 24 h, one step per slice.

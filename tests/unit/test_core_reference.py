@@ -208,6 +208,18 @@ def check_backlog(ev: Evaluation, ref: Reference, cfg: CoreConfig) -> None:
         for f in cfg.at_risk_fractions:
             n = sum(1 for r in unanswered if f * r[6] <= r[3] <= r[6])
             assert ev.sample("gauge", "frt_at_risk", **labels, threshold=f"{f:g}") == n
+        # The breach forecast, as its statement: the largest N(s) - pace x s over the
+        # tickets' own slacks s, N(s) = waiting tickets (past `forecast_from_fraction` of
+        # their target, not yet breached) due within s, pace = first replies
+        # of the view in the shortest window (counted from the facts) per millisecond.
+        w = min(cfg.windows_ms)
+        replies = sum(1 for f in ref.facts if f.kind == "frt" and in_window(
+            f.ts, ref.at_ms, w, cfg) and all(getattr(f, k) == v for k, v in labels.items()))
+        slacks = [r[6] - r[3] for r in unanswered
+                  if cfg.forecast_from_fraction * r[6] <= r[3] <= r[6]]
+        bound = max([sum(1 for x in slacks if x <= s) - replies / w * s for s in slacks] + [0.0])
+        got = ev.sample("gauge", "frt_forecast_breaches", **labels)
+        assert got is not None and abs(got - bound) <= 1e-3 + 1e-9, (labels, got, bound)
 
 
 def check_surveys(ev: Evaluation, ref: Reference, cfg: CoreConfig) -> None:

@@ -182,15 +182,21 @@ def _at_risk_case() -> dict[str, Any]:
     a = TARGETS.paging.at_risk
     many = 3 * a.min_unanswered
     series = []
-    for team, band, breached in (("breached", 0, many), ("risky", many, 0), ("calm", 0, 0)):
+    for team, band, breached in (("breached", 0, many), ("risky", many, 0), ("calm", 0, 0),
+                                 ("cold", many, 0)):
         lab = _labels(team=team, channel="all", priority="all")
         risk = _labels(team=team, channel="all", priority="all", threshold=f"{a.threshold:g}")
         created = _labels(window="15m", team=team, channel="all", priority="all")
+        day = _labels(window="24h", team=team, channel="all", priority="all")
+        # `cold`: Prometheus holds the team's series only from minute 20 (a cold start), so
+        # at minute 80 its usual level (the hour ending 15 min ago) is not known yet
+        history = "_x19 30x100" if team == "cold" else "30x120"
         series += [
             {"series": f"{m.UNANSWERED}{lab}", "values": f"1x70 {many}x50"},
             {"series": f"{m.AT_RISK}{risk}", "values": f"0x70 {band}x50"},
             {"series": f"{m.BREACHED_UNANSWERED}{lab}", "values": f"0x70 {breached}x50"},
             {"series": f"{m.CREATED}{created}", "values": "2x120"},
+            {"series": f"{m.CREATED}{day}", "values": history},
         ]
     def firing(*teams: str) -> list[dict[str, Any]]:
         return [{"exp_labels": {"severity": "page", "component": "kpi", "team": t,
@@ -202,9 +208,65 @@ def _at_risk_case() -> dict[str, Any]:
             {"eval_time": "65m", "alertname": "CxpulseFrtAtRisk", "exp_alerts": []},
             {"eval_time": "80m", "alertname": "CxpulseFrtAtRisk",
              "exp_alerts": firing("breached", "risky")},
+            # once the team's history covers the baseline hour, `cold` pages too
+            {"eval_time": "105m", "alertname": "CxpulseFrtAtRisk",
+             "exp_alerts": firing("breached", "risky", "cold")},
             # 45 minutes on, the stalled level is the usual one: the page holds regardless
             {"eval_time": "115m", "alertname": "CxpulseFrtAtRisk",
-             "exp_alerts": firing("breached", "risky")},
+             "exp_alerts": firing("breached", "risky", "cold")},
+        ],
+    }
+
+
+def _forecast_case() -> dict[str, Any]:
+    """The breach-forecast page (issue 20). `behind`: from minute 20 the queue forecasts
+    `min_tickets` + 1 breaches, then 1, then none while two tickets wait past their
+    deadline, then none overdue: it pages, holds through the 1 and the overdue tickets,
+    and resolves. `below`: always one breach short of `min_tickets`; `spike`: the
+    forecast for a single evaluation (shorter than `for:`): neither pages. `cold`: its
+    series (and the core's 15 min pace window) begin at minute 19, a cold start: its
+    forecast from minute 20 pages only once its history is 15 minutes deep."""
+    f = TARGETS.paging.forecast
+    lab = {"channel": "all", "priority": "all"}
+
+    def values(*runs: tuple[float, int]) -> str:
+        return " ".join(str(v) for v, n in runs for _ in range(n))
+
+    series = [
+        {"series": f"{m.FORECAST_BREACHES}{_labels(team='behind', **lab)}",
+         "values": values((0, 20), (f.min_tickets + 1, 15), (1, 10), (0, 25))},
+        {"series": f"{m.BREACHED_UNANSWERED}{_labels(team='behind', **lab)}",
+         "values": values((0, 45), (2, 10), (0, 15))},
+        {"series": f"{m.FORECAST_BREACHES}{_labels(team='below', **lab)}",
+         "values": values((f.min_tickets - 1, 70))},
+        {"series": f"{m.FORECAST_BREACHES}{_labels(team='spike', **lab)}",
+         "values": values((0, 30), (3 * f.min_tickets, 1), (0, 39))},
+        {"series": f"{m.FORECAST_BREACHES}{_labels(team='cold', **lab)}",
+         "values": "_x19 " + values((0, 1), (f.min_tickets, 50))},
+    ]
+    for team in ("behind", "below", "spike"):
+        series.append({"series": f"{m.CREATED}{_labels(window='24h', team=team, **lab)}",
+                       "values": values((30, 70))})
+    series.append({"series": f"{m.CREATED}{_labels(window='24h', team='cold', **lab)}",
+                   "values": "_x19 " + values((30, 51))})
+
+    def firing(*teams: str) -> list[dict[str, Any]]:
+        return [{"exp_labels": {"severity": "page", "component": "kpi", "team": t, **lab}}
+                for t in teams]
+
+    name = "CxpulseFrtBreachForecast"
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": "19m", "alertname": name, "exp_alerts": []},
+            {"eval_time": "23m", "alertname": name, "exp_alerts": firing("behind")},
+            {"eval_time": "32m", "alertname": name, "exp_alerts": firing("behind")},
+            {"eval_time": "40m", "alertname": name, "exp_alerts": firing("behind", "cold")},
+            # held by the two overdue tickets alone
+            {"eval_time": "52m", "alertname": name, "exp_alerts": firing("behind", "cold")},
+            # nothing forecast nor overdue from minute 55: closed after keep_firing_for (3m)
+            {"eval_time": "62m", "alertname": name, "exp_alerts": firing("cold")},
         ],
     }
 
@@ -368,7 +430,7 @@ def _collapse_case(kpi: str, title: str, severity: str) -> dict[str, Any]:
 @pytest.mark.prometheus
 def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
     tests = [_frt_case(), _burn_case(), _pipeline_case(), _at_risk_case(),
-             _burn_guard_case(), _quiet_shift_case()]
+             _burn_guard_case(), _quiet_shift_case(), _forecast_case()]
     tests += [_collapse_case("csat", "CSAT", "page"), _collapse_case("ces", "CES", "ticket"),
               _collapse_case("fcr", "FCR", "ticket")]
     tests += [_score_case(k, t) for k, t in (("csat", "CSAT"), ("nps", "NPS"), ("ces", "CES"),

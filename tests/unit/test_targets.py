@@ -98,3 +98,42 @@ def test_quiet_shift_band_must_be_an_exported_threshold() -> None:
         parse_targets({"paging": {"stall": {"quiet_band": 0.8}}})
     with pytest.raises(TargetsError, match=r"paging\.stall\.quiet_min_waiting"):
         parse_targets({"paging": {"stall": {"quiet_min_waiting": 0}}})
+
+
+def test_at_risk_threshold_must_be_an_exported_threshold() -> None:
+    # The predictive page reads `cxpulse_frt_at_risk_tickets{threshold=...}`: a fraction
+    # the core does not export selects no series and the page could never fire.
+    from cxpulse.core.config import CoreConfig
+
+    for f in CoreConfig.at_risk_fractions:
+        assert parse_targets({"paging": {"at_risk": {"threshold": f}}}).paging.at_risk \
+            .threshold == f
+    with pytest.raises(TargetsError, match=r"paging\.at_risk\.threshold.*0\.5, 0\.75, "
+                                           r"got 0\.6"):
+        parse_targets({"paging": {"at_risk": {"threshold": 0.6}}})
+
+
+def test_a_bad_threshold_is_one_clear_line_from_the_cli(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "targets.yaml").read_text()
+    assert "threshold: 0.5 " in text
+    bad = tmp_path / "targets.yaml"
+    bad.write_text(text.replace("threshold: 0.5 ", "threshold: 0.6 ", 1))
+    out = subprocess.run([str(Path(sys.executable).parent / "cxpulse"), "generate",
+                          "--targets", str(bad), "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert len(lines) == 1 and "paging.at_risk.threshold" in lines[0], lines
+
+
+def test_forecast_page_settings_are_read_and_checked() -> None:
+    t = parse_targets({"paging": {"forecast": {"min_tickets": 8, "for": "2m"}}})
+    assert (t.paging.forecast.min_tickets, t.paging.forecast.for_) == (8, "2m")
+    with pytest.raises(TargetsError, match=r"paging\.forecast\.min_tickets"):
+        parse_targets({"paging": {"forecast": {"min_tickets": 0}}})
+    with pytest.raises(TargetsError, match=r"paging\.forecast"):
+        parse_targets({"paging": {"forecast": {"horizon": "5m"}}})

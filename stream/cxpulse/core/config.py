@@ -60,6 +60,11 @@ class CoreConfig:
     frt_target_by_priority: Mapping[str, int] = field(default_factory=dict)
     min_sample: int = 30
     at_risk_fractions: tuple[float, ...] = (0.5, 0.75)
+    #: The breach forecast counts unanswered tickets from this fraction of their FRT target
+    #: on: a ticket that has just arrived says nothing about the team's pace (a team whose
+    #: queue was empty sent no first reply in 15 minutes because nothing waited, and a
+    #: burst of fresh tickets then "forecast" as many breaches: docs/alerts.md).
+    forecast_from_fraction: float = 0.25
     histogram_buckets_ms: tuple[int, ...] = DEFAULT_HISTOGRAM_BUCKETS_MS
     sketch_relative_accuracy: float = 0.01
     #: How long a survey waits for its ticket's partition to catch up before

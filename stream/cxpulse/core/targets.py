@@ -148,6 +148,21 @@ class Stall:
 
 
 @dataclass(frozen=True)
+class Forecast:
+    """The forecast page: the queue itself says tickets will breach.
+
+    Fires when at least `min_tickets` of the team's unanswered tickets (those past a
+    quarter of their target: `CoreConfig.forecast_from_fraction`) will pass their FRT
+    deadline at the pace of first replies of the last 15 minutes, whichever order
+    the team answers them in (`cxpulse_frt_forecast_breach_tickets`, computed by the
+    core from every ticket's time left; docs/alerts.md "Breach forecast"); holds while
+    at least one will."""
+
+    min_tickets: int = 4
+    for_: str = "1m"
+
+
+@dataclass(frozen=True)
 class Paging:
     """How alerts behave over time, independent of the KPI they watch."""
 
@@ -159,6 +174,7 @@ class Paging:
     ticket_keep_firing_for: str = "1h"
     at_risk: AtRisk = field(default_factory=AtRisk)
     stall: Stall = field(default_factory=Stall)
+    forecast: Forecast = field(default_factory=Forecast)
     #: Collapse alerts (CSAT page, CES/FCR tickets): a team exactly at its target gets at
     #: most one false alert per this many days, whatever its volume (cxpulse.core.evidence).
     false_alarm_days: float = 30.0
@@ -322,15 +338,22 @@ def parse_targets(raw: Mapping[str, Any]) -> Targets:
 def _paging(raw: Any) -> Paging:
     g = _map(raw, "paging")
     _check_keys(g, {"keep_firing_for", "ticket_keep_firing_for", "at_risk", "stall",
-                    "false_alarm_days"}, "paging")
+                    "forecast", "false_alarm_days"}, "paging")
     a = _map(g.get("at_risk"), "paging.at_risk")
     fields = {"threshold", "min_at_risk", "min_unanswered", "ratio", "min_usual", "baseline",
               "baseline_offset", "for", "usual_wait_seconds"}
     _check_keys(a, fields, "paging.at_risk")
     d = AtRisk()
     w = "paging.at_risk"
+    threshold = _num(a.get("threshold", d.threshold), f"{w}.threshold", 0.05, 1)
+    if threshold not in CoreConfig.at_risk_fractions:
+        # the rule reads cxpulse_frt_at_risk_tickets{threshold="..."}: any other value
+        # selects no series, and the page could never fire
+        raise TargetsError(
+            f"{w}.threshold must be one of the exported at-risk thresholds "
+            f"{', '.join(f'{f:g}' for f in CoreConfig.at_risk_fractions)}, got {threshold:g}")
     at_risk = AtRisk(
-        threshold=_num(a.get("threshold", d.threshold), f"{w}.threshold", 0.05, 1),
+        threshold=threshold,
         min_at_risk=int(_num(a.get("min_at_risk", d.min_at_risk), f"{w}.min_at_risk", 0)),
         min_unanswered=int(_num(a.get("min_unanswered", d.min_unanswered),
                                 f"{w}.min_unanswered", 1)),
@@ -363,12 +386,20 @@ def _paging(raw: Any) -> Paging:
                                   "paging.stall.catch_up_replies", 1)),
         for_=_window(st.get("for", Stall.for_), "paging.stall.for"),
     )
+    fc = _map(g.get("forecast"), "paging.forecast")
+    _check_keys(fc, {"min_tickets", "for"}, "paging.forecast")
+    forecast = Forecast(
+        min_tickets=int(_num(fc.get("min_tickets", Forecast.min_tickets),
+                             "paging.forecast.min_tickets", 1)),
+        for_=_window(fc.get("for", Forecast.for_), "paging.forecast.for"),
+    )
     return Paging(
         keep_firing_for=_window(g.get("keep_firing_for", "3m"), "paging.keep_firing_for"),
         ticket_keep_firing_for=_window(g.get("ticket_keep_firing_for", "1h"),
                                        "paging.ticket_keep_firing_for"),
         at_risk=at_risk,
         stall=stall,
+        forecast=forecast,
         false_alarm_days=_num(g.get("false_alarm_days", 30), "paging.false_alarm_days", 1, 3650),
     )
 

@@ -123,6 +123,10 @@ GAUGE_FAMILIES: dict[str, Family | None] = {
     "frt_breached_unanswered": Family(
         m.BREACHED_UNANSWERED, "Unanswered tickets past their FRT deadline", _NOW
     ),
+    "frt_forecast_breaches": Family(
+        m.FORECAST_BREACHES, "Unanswered tickets that will pass their FRT deadline at least, "
+        "at the pace of first replies of the last 15 minutes, in any order", _NOW
+    ),
     "frt_at_risk": Family(
         m.AT_RISK, "Unanswered tickets past this fraction of their FRT target",
         (*_NOW, "threshold"),

@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from cxpulse import metric_names as m
+from cxpulse.core.durations import parse_duration_ms
 from cxpulse.core.targets import BurnRate, Targets
 from cxpulse.mixin.promql import one_replica
 
@@ -41,6 +42,8 @@ LATE_EVENTS = m.EVENTS_TOTAL + '{outcome="late"}'
 WORKER_JOB = "cxpulse-worker"
 EXPORTER_JOB = "cxpulse-exporter"
 
+#: The KPI window whose series exist for every team active in the last day.
+LONGEST_WINDOW = "24h"
 # Per-team series of the roll-up over the other ticket dimensions; never the org.
 NOT_ORG = 'team!="all"'
 TEAM_TICKETS = f'channel="all",priority="all",{NOT_ORG}'
@@ -254,11 +257,17 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
         f"  > on (team) {a.ratio * explained:g} * {created}\n"
         f"and on (team) {at_risk} >= {a.min_at_risk}"
     )
+    # The usual level is only known once Prometheus holds the team's series from the start
+    # of the baseline window: after a cold start (a new deployment, a lost TSDB) the
+    # average covers a few minutes of a quiet start, `min_usual` becomes the bar, and a
+    # healthy morning ramp paged (docs/alerts.md, "A false page on a healthy morning").
+    history = _history(_sum_durations(a.baseline, a.baseline_offset))
     # Once firing, the team's own recent level no longer counts: during a long
     # stall it rises to the stalled level, which must not resolve the page.
     unusual = (
         f"{stalled}\nand on (team) {unanswered}\n"
-        f"  > on (team) {a.ratio:g} * clamp_min({usual}, {a.min_usual:g})"
+        f"  > on (team) {a.ratio:g} * clamp_min({usual}, {a.min_usual:g})\n"
+        f"and on (team) {history}"
     )
     name = "CxpulseFrtAtRisk"
     return _alert(
@@ -273,18 +282,72 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     )
 
 
+def _history(since: str) -> str:
+    """Per team: Prometheus held the team's series `since` ago (a team active in the last
+    day always has its 24 h window's series), i.e. not a cold start within that span."""
+    return dedup(f'{m.CREATED}{{window="{LONGEST_WINDOW}",{TEAM_TICKETS}}}', "last_over_time",
+                 "5m", since)
+
+
+def _sum_durations(*durations: str) -> str:
+    """`1h` + `15m` -> `75m` (a PromQL offset)."""
+    return f"{sum(parse_duration_ms(d) for d in durations) // 60_000}m"
+
+
+def _forecast_alert(targets: Targets) -> dict[str, Any]:
+    """The queue's own forecast (cxpulse.core.evaluation.backlog.forecast_breaches): at
+    least `min_tickets` unanswered tickets will pass their deadline at the team's pace of
+    the last 15 minutes, whatever order it answers them in. Holds while one will, or while
+    tickets wait past their deadline and the team has not caught up (the stall page's
+    release), so a decline whose forecast dips for a minute stays one incident."""
+    f = targets.paging.forecast
+    forecast = dedup(f"{m.FORECAST_BREACHES}{{{TEAM_TICKETS}}}")
+    # The pace is that of the last 15 minutes: after a cold start the window holds only a
+    # few minutes of replies, and the forecast would count the rest as never coming.
+    fire = f"{forecast} >= {f.min_tickets}\nand on (team) {_history('15m')}"
+    hold = f"(\n{forecast} >= 1\nor\n{_behind(targets)}\n)"
+    name = "CxpulseFrtBreachForecast"
+    return _alert(
+        targets, name, _held(name, fire, hold), f.for_, "page", KPI,
+        "Team {{ $labels.team }} will miss the first-reply deadline of at least "
+        "{{ $value }} waiting tickets at its current pace",
+        f"At the pace of first replies of the last 15 minutes the team cannot reach at "
+        f"least {f.min_tickets} of its waiting tickets (those past a quarter of their "
+        "target) before their "
+        f"{human_minutes(targets.frt.target_seconds)} first-reply deadline, whichever it "
+        "answers first: they will breach unless the pace rises now. It stays open while "
+        "one still will, or while tickets wait past their deadline and the team has not "
+        f"caught up ({targets.paging.stall.catch_up_replies} first replies in 15 minutes per "
+        "overdue ticket).",
+        targets.paging.keep_firing_for,
+    )
+
+
 def _overdue() -> str:
     """Per team: tickets past their FRT deadline with no public reply yet."""
     return dedup(f"{m.BREACHED_UNANSWERED}{{{TEAM_TICKETS}}}")
+
+
+def _replied() -> str:
+    """Per team: first replies in the last 15 minutes, 0 for a team without the series
+    while it has overdue tickets (no reply in the window: no series)."""
+    replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
+    return f"({replies} or on (team) 0 * {_overdue()})"
+
+
+def _behind(targets: Targets) -> str:
+    """Per team: tickets wait past their deadline and the team has not caught up
+    (fewer than `catch_up_replies` first replies in 15 minutes per overdue ticket)."""
+    overdue = _overdue()
+    return (f"{overdue} >= 1\nand on (team) {targets.paging.stall.catch_up_replies} * "
+            f"{overdue}\n  > on (team) {_replied()}")
 
 
 def _stall_alert(targets: Targets) -> dict[str, Any]:
     s = targets.paging.stall
     overdue = _overdue()
     replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
-    # a team with no first reply in the window may have no series: read it as 0
-    replied = f"({replies} or on (team) 0 * {overdue})"
-    behind = f"{overdue}\n  > on (team) {replied}"
+    behind = f"{overdue}\n  > on (team) {_replied()}"
     arrivals = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
     silent = (f"{overdue} >= 1\nand on (team) {arrivals} >= {s.silent_min_arrivals}\n"
               f"unless on (team) {replies} > 0")
@@ -297,8 +360,7 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
     # Once open it holds while any ticket waits past its deadline and the team has not
     # caught up (catch_up_replies first replies per overdue ticket): a stall with no new
     # deadlines is still a stall, and a trickle of replies in a decline does not flap it.
-    hold = (f"{overdue} >= 1\nand on (team) {s.catch_up_replies} * {overdue}\n"
-            f"  > on (team) {replied}")
+    hold = _behind(targets)
     name = "CxpulseFrtStalled"
     return _alert(
         targets, name, _held(name, fire, hold), s.for_, "page", KPI,
@@ -362,7 +424,7 @@ def human_minutes(seconds: float) -> str:
 def _frt_alerts(targets: Targets) -> list[dict[str, Any]]:
     frt = targets.frt
     q = f"{frt.quantile * 100:g}"
-    rules = [_at_risk_alert(targets), _stall_alert(targets)]
+    rules = [_at_risk_alert(targets), _forecast_alert(targets), _stall_alert(targets)]
     for burn in frt.burn_rates:
         rules.append(_burn_alert(targets, burn))
     # Chronic slowness: the p-quantile over a long window, a ticket for the team lead.

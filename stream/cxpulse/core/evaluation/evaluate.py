@@ -17,7 +17,16 @@ from cxpulse.core.evaluation.view import PartitionView
 from cxpulse.core.evaluation.windows import agent_kpis, survey_kpis, ticket_kpis
 from cxpulse.core.events import SurveyKind
 from cxpulse.core.outcome import ROLES
-from cxpulse.core.slices import AgentAgg, Key, SurveyAgg, TicketAgg
+from cxpulse.core.slices import FRT, AgentAgg, Key, SurveyAgg, TicketAgg
+
+
+def _pace(tv: dict[Key, TicketAgg], caps: Caps, window_ms: int) -> dict[Key, float]:
+    """First replies per millisecond of each capped view over `window_ms` (the team's
+    recent pace, for the backlog's breach forecast)."""
+    replies: Counter[Key] = Counter()
+    for view, agg in tv.items():  # counted, not merged: `capped` merges into the window's
+        replies[cap_view(view, caps)] += agg.dists[FRT].n  # copies, which ticket_kpis reads
+    return {view: n / window_ms for view, n in replies.items()}
 
 
 def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Evaluation:
@@ -74,7 +83,8 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Eval
         kpis.extend(ticket_kpis(wl, tv, av, caps, t_universe, cfg))
         kpis.extend(agent_kpis(wl, av, caps, a_universe))
         kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg))
-    gauges = backlog.samples(caps, cfg)
+    gauges = backlog.samples(caps, cfg, _pace(per_window[cfg.windows_ms.index(
+        min(cfg.windows_ms))][1], caps, min(cfg.windows_ms)))
     gauges.extend(collapse_samples(engines, cfg, end, caps))
     for eng in engines:
         for role in ROLES:
