@@ -34,9 +34,11 @@ WORD = {"ok": "", "warn": "!", "bad": "!!", "low_sample": "?", "no_data": "", "i
 
 
 #: Columns in the order they give way on a narrow terminal (least important first): the
-#: survey scores move slowly and the wall shows them; first reply, SLA and the waiting
+#: survey scores move slowly and the wall shows them; the CSAT collapse evidence says why
+#: a CSAT page came (kept longer than the CSAT itself); first reply, SLA and the waiting
 #: tickets are what an on-call person opens `top` for.
-DROP_ORDER = ("ces", "fcr", "nps", "backlog", "csat", "oldest", "at_risk", "sla", "frt")
+DROP_ORDER = ("ces", "fcr", "nps", "backlog", "csat", "csat_collapse", "oldest", "at_risk",
+              "sla", "frt")
 TEAM_WIDTH = 12
 GAP = 1  # the table's padding on each side of a cell (plus a one-cell divider)
 

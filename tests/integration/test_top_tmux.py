@@ -84,8 +84,9 @@ def test_top_at_80x24_drops_the_least_important_columns_and_says_so(
                 if len(ln.rstrip()) > 80 and "cxpulse.cli top" not in ln]  # the typed command
         assert not wide, wide
         notice = next(ln for ln in screen.splitlines() if "not shown" in ln)
-        titles = {t.key: t.title for t in tl.tiles(DEFAULT_TARGETS)}
-        hidden = [k for k, title in titles.items() if title in notice]
+        titles = {t.key: t.title for t in tl.wall_tiles(DEFAULT_TARGETS)}
+        said = notice.split("not shown ", 1)[1].split(" (wider")[0].split(", ")
+        hidden = [k for k, title in titles.items() if title in said]
         shown = [k for k in titles if k not in hidden]
         # Least important first: what is hidden is a prefix of the drop order, and the
         # first reply time and the SLA share are still there.
@@ -126,12 +127,12 @@ def test_top_shows_every_team_and_follows_an_incident(fed: FedPrometheus) -> Non
         for team, label in ((tl.ORG, "Organisation"), *((t, t) for t in TEAMS)):
             below = lines[lines.index(line_of(screen, label)) + 1]
             at = 0
-            for tile in tl.tiles(DEFAULT_TARGETS):
-                delta = fed.feed.values[team][tile.key] - fed.history.yesterday(team, tile.key)
+            for tile in tl.wall_tiles(DEFAULT_TARGETS):
+                delta = fed.feed.shown(team, tile.key) - fed.history.yesterday(team, tile.key)
                 at = below.find(tile.format_change(delta), at)
                 assert at >= 0, (team, tile.key, tile.format_change(delta), below)
         assert "▼ 1m 30s" in lines[lines.index(line_of(screen, "Organisation")) + 1]
-        assert [t.key for t in tl.tiles(DEFAULT_TARGETS)] == list(TILE_KEYS)
+        assert [t.key for t in tl.wall_tiles(DEFAULT_TARGETS)] == list(TILE_KEYS)
         target = DEFAULT_TARGETS.frt.target_seconds
         fed.feed.set("tech", frt=target * 3.5)
         screen = _wait_for(session, lambda s: "52m 30s!!" in line_of(s, "tech"))
@@ -141,6 +142,14 @@ def test_top_shows_every_team_and_follows_an_incident(fed: FedPrometheus) -> Non
         # any more, and the team is in crisis: red (!!), never a green "At risk 0"
         fed.feed.set("shipping", at_risk=0, overdue=2)
         _wait_for(session, lambda s: " 2!!" in line_of(s, "shipping"))
+        # CSAT collapse evidence: "!" from half of what the page needs, "!!" at the page's
+        # threshold; the organisation shows its worst team
+        fed.feed.set("billing", csat_collapse=1.0)
+        fed.feed.set("accounts", csat_collapse=tl.EVIDENCE_WARN + 0.1)
+        screen = _wait_for(session, lambda s: "100 %!!" in line_of(s, "billing")
+                           and re.search(r" 60 %!(?!!)", line_of(s, "accounts")) is not None)
+        assert "100 %!!" in line_of(screen, "Organisation")
+        assert "10 %!" not in line_of(screen, "shipping")  # its 10 % is plain: on target
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "top.txt").write_text(_screen(session))
     finally:

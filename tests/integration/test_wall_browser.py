@@ -165,8 +165,8 @@ def _sparks(page: Any) -> dict[tuple[str, str], tuple[list[list[float]], str, li
 def _expected_change(fed: FedPrometheus, team: str, key: str) -> str:
     """The change text for today's live value against the backfilled yesterday."""
     assert fed.history is not None
-    tile = next(t for t in tl.tiles(DEFAULT_TARGETS) if t.key == key)
-    delta = fed.feed.values[team][key] - fed.history.yesterday(team, key)
+    tile = next(t for t in tl.wall_tiles(DEFAULT_TARGETS) if t.key == key)
+    delta = fed.feed.shown(team, key) - fed.history.yesterday(team, key)
     return tile.format_change(delta)
 
 
@@ -239,7 +239,7 @@ def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
                             : true]; })""")
     seen = {(team, key): rest for team, key, *rest in boxes}
     for team in (tl.ORG, *TEAMS):
-        for key in ("label", *(t.key for t in tl.tiles(DEFAULT_TARGETS))):
+        for key in ("label", *(t.key for t in tl.wall_tiles(DEFAULT_TARGETS))):
             x, y, right, bottom, fits = seen[(team, key)]
             # Entirely inside the 1920x1080 viewport: nothing needs scrolling.
             assert x >= 0 and y >= 0 and right <= 1920 and bottom <= 1080, (team, key, x, y)
@@ -286,6 +286,12 @@ def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
     assert sparks[(tl.ORG, "frt")][1] == "▼ 1m 30s"
     assert sparks[("billing", "sla")][1] == "▼ 3 pt"
     assert sparks[("accounts", "nps")][1] == "▲ 10"
+    # The organisation's collapse evidence is its worst team's (no organisation-wide test):
+    # 10 % now, 30 % yesterday (accounts and tech).
+    assert _tile(page, tl.ORG, "csat_collapse").locator(".v").inner_text() == "10 %"
+    assert sparks[(tl.ORG, "csat_collapse")][1] == "▼ 20 pt"
+    for team in (tl.ORG, *TEAMS):
+        assert _tile(page, team, "csat_collapse").get_attribute("data-colour") == tl.OK
     assert "▲▼ vs same time yesterday" in page.locator("#legend").inner_text()
     page.screenshot(path=str(ARTIFACTS / "wall-normal.png"))
 
@@ -314,6 +320,25 @@ def test_wall_normal_incident_and_stale(fed: FedPrometheus, page: Any) -> None:
     assert all(a > b for a, b in zip(ys[-10:], ys[-9:], strict=False)), ys[-10:]
     assert ys[-1] == min(ys), ys
     assert chg == _expected_change(fed, "tech", "frt") == "▲ 44m 10s"
+    # shipping's two waiting tickets are both past their deadline, so neither is "at risk"
+    # any more: the team is in crisis, red with the 2 counted, never a green "At risk 0"
+    fed.feed.set("shipping", at_risk=0, overdue=2)
+    _wait_colour(page, "shipping", "at_risk", tl.BAD)
+    assert _tile(page, "shipping", "at_risk").locator(".v").inner_text() == "2"
+    assert _css_colour(page, "shipping", "at_risk") == RGB[tl.BAD]
+    # CSAT collapse evidence: amber from half of what the page needs, red at the page's
+    # threshold (1); the organisation's row turns red with its worst team
+    fed.feed.set("billing", csat_collapse=tl.EVIDENCE_WARN + 0.1)
+    fed.feed.set("accounts", csat_collapse=1.0)
+    _wait_colour(page, "accounts", "csat_collapse", tl.BAD)
+    _wait_colour(page, "billing", "csat_collapse", tl.WARN)
+    _wait_colour(page, tl.ORG, "csat_collapse", tl.BAD)
+    assert _tile(page, "accounts", "csat_collapse").locator(".v").inner_text() == "100 %"
+    assert _tile(page, "billing", "csat_collapse").locator(".v").inner_text() == "60 %"
+    assert _css_colour(page, "billing", "csat_collapse") == RGB[tl.WARN]
+    assert _tile(page, "shipping", "csat_collapse").get_attribute("data-colour") == tl.OK
+    fit = page.evaluate(_FIT_JS, [1920, 1080])
+    assert not fit["problems"], fit["problems"]
     page.screenshot(path=str(ARTIFACTS / "wall-incident.png"))
 
     # -- stale: the newest samples Prometheus has stop getting newer (a stuck or cut-off

@@ -32,12 +32,15 @@ TICKET = {"channel": "all", "priority": "all"}
 SURVEY = {"channel": "all", "agent": "all", "touchpoint": "all"}
 
 #: A healthy team against the default targets (FRT 900 s, SLA 90 %, CSAT 80 %, NPS 70,
-#: CES 85 %, FCR 80 %, min sample 30).
+#: CES 85 %, FCR 80 %, min sample 30); a tenth of the evidence a CSAT collapse page needs.
 HEALTHY: dict[str, float] = {
     "frt": 320.0, "frt_n": 60, "sla": 0.96, "met": 96, "breached": 4, "backlog": 42,
     "oldest": 240.0, "at_risk": 1, "overdue": 0, "csat": 0.91, "csat_n": 80, "nps": 76, "nps_n": 80,
-    "ces": 0.9, "ces_n": 80, "fcr": 0.86, "fcr_n": 70,
+    "ces": 0.9, "ces_n": 80, "fcr": 0.86, "fcr_n": 70, "csat_collapse": 0.1,
 }
+#: Per-team series only (the exporter has no `team="all"` collapse evidence: the test is
+#: per team); the wall's organisation row shows the worst team.
+PER_TEAM_ONLY = ("csat_collapse",)
 
 
 class Feed:
@@ -59,6 +62,14 @@ class Feed:
         with self.lock:
             self.values[team].update(kpis)
 
+    def shown(self, team: str, key: str) -> float:
+        """The value the wall shows for `team`: the organisation's row of a per-team-only
+        series is its worst team's."""
+        with self.lock:
+            if key in PER_TEAM_ONLY and team == m.ALL:
+                return max(v[key] for t, v in self.values.items() if t != m.ALL)
+            return self.values[team][key]
+
     def collect(self) -> Iterator[Any]:
         with self.lock:
             values = {t: dict(v) for t, v in self.values.items()}
@@ -76,6 +87,8 @@ def families(values: dict[str, dict[str, float]], delay: float,
         names = ["team", *labels, *extra]
         g = GaugeMetricFamily(name, name, labels=names)
         for team, v in values.items():
+            if key in PER_TEAM_ONLY and team == m.ALL:
+                continue
             g.add_metric([team, *labels.values(), *extra.values()], v[key], timestamp=timestamp)
         return g
 
@@ -95,6 +108,7 @@ def families(values: dict[str, dict[str, float]], delay: float,
         yield fam(m.SURVEY_RESPONSES[kpi], {}, f"{kpi}_n", {**w24, **SURVEY})
     yield fam(m.FCR, {}, "fcr", {**w24, **TICKET})
     yield fam(m.FIRST_SOLVES, {}, "fcr_n", {**w24, **TICKET})
+    yield fam(m.COLLAPSE_EVIDENCE["csat"], {}, "csat_collapse", {})
     d = GaugeMetricFamily("cxpulse_kpi_delay_seconds", "KPI delay")
     d.add_metric([], delay, timestamp=timestamp)
     yield d

@@ -28,7 +28,7 @@ from typing import Any
 from cxpulse import metric_names as m
 
 from tests.support.prom import binary
-from tests.support.wallfeed import HEALTHY, TEAMS, families
+from tests.support.wallfeed import HEALTHY, PER_TEAM_ONLY, TEAMS, families
 
 DAY_S = 86_400
 SPAN_S = 26 * 3600
@@ -37,18 +37,19 @@ FLAT_S = 3600
 INCIDENT_TEAM = "tech"
 
 #: The KPIs that have a tile (the tile keys are the feed's value keys).
-TILE_KEYS = ("frt", "sla", "backlog", "oldest", "at_risk", "csat", "nps", "ces", "fcr")
+TILE_KEYS = ("frt", "sla", "backlog", "oldest", "at_risk", "csat", "nps", "ces", "fcr",
+             "csat_collapse")
 #: Yesterday = today's healthy value + DRIFT[kpi] * TEAM_K[team] (before clamping).
 DRIFT = {"frt": 90.0, "sla": -0.03, "backlog": 8.0, "oldest": 60.0, "at_risk": 2.0,
-         "csat": -0.04, "nps": -5.0, "ces": 0.02, "fcr": -0.03}
+         "csat": -0.04, "nps": -5.0, "ces": 0.02, "fcr": -0.03, "csat_collapse": 0.1}
 TEAM_K = {m.ALL: 1, "accounts": 2, "billing": -1, "shipping": 1, "tech": 2}
 #: Extra at the busiest hour of the day (a load of 1) relative to the load at t0.
 SWING = {"frt": 120.0, "sla": -0.03, "backlog": 30.0, "oldest": 120.0, "at_risk": 2.0,
-         "csat": -0.02, "nps": -4.0, "ces": -0.02, "fcr": -0.02}
+         "csat": -0.02, "nps": -4.0, "ces": -0.02, "fcr": -0.02, "csat_collapse": 0.05}
 #: The incident team in the last hour: this much worse at t0, linearly from an hour ago.
 #: FRT stays under the 900 s page threshold so the feed's page rule does not fire on it.
 RAMP = {"frt": 400.0, "oldest": 420.0, "at_risk": 6.0, "sla": -0.12}
-RATIOS = {"sla", "csat", "ces", "fcr"}
+RATIOS = {"sla", "csat", "ces", "fcr", "csat_collapse"}
 COUNTS = {"backlog", "at_risk"}
 
 
@@ -93,7 +94,10 @@ class History:
         return range(self.t0 - SPAN_S, self.t0, STEP_S)
 
     def yesterday(self, team: str, key: str) -> float:
-        """What `offset 1d` reads while a test runs (flat within an hour of t0 - 1 d)."""
+        """What `offset 1d` reads while a test runs (flat within an hour of t0 - 1 d); the
+        organisation's row of a per-team-only series is the worst team's."""
+        if key in PER_TEAM_ONLY and team == m.ALL:
+            return max(value(t, key, self.t0 - DAY_S, self.t0) for t in TEAMS)
         return value(team, key, self.t0 - DAY_S, self.t0)
 
     def openmetrics(self) -> str:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+import re
+from pathlib import Path
 from typing import Any
 
+import yaml
+from cxpulse.core import evidence as ev
 from cxpulse.core.targets import parse_targets
 from cxpulse.mixin import tiles as tl
 from cxpulse.mixin.dashboards import oncall, teamlead, wall
 
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = parse_targets({})
 VIP = parse_targets({"teams": {"vip": {"csat": 0.95, "nps": 50}}})
 
@@ -154,3 +160,48 @@ def test_oncall_breach_share_turns_red_where_the_burn_rate_alert_fires() -> None
         exprs = [t["expr"] for t in panel["targets"]]
         assert any(f"[{burn.long}]" in e for e in exprs)
         assert any(f"[{burn.short}]" in e for e in exprs)
+
+
+def test_collapse_tile_is_red_where_the_generated_page_fires_amber_from_half() -> None:
+    tile = next(t for t in tl.wall_tiles(DEFAULT) if t.key == "csat_collapse")
+    assert [t.key for t in tl.wall_tiles(DEFAULT)] == [
+        *(t.key for t in tl.tiles(DEFAULT)), "csat_collapse"]
+    # The generated rule (alerts/cxpulse-rules.yml, not this module) pages at `>= 1` of the
+    # same series the tile reads; the tile turns red exactly there.
+    rules = yaml.safe_load((ROOT / "alerts" / "cxpulse-rules.yml").read_text())
+    page = next(r for g in rules["groups"] for r in g["rules"]
+                if r.get("alert") == tile.alert)
+    assert page["labels"]["severity"] == "page"
+    fire = re.search(r"\((cxpulse_csat_collapse_evidence_ratio)\{[^}]*\}\) >= ([0-9.]+)",
+                     page["expr"])
+    assert fire is not None, page["expr"]
+    assert fire.group(1) in tile.query("tech") and 'team="tech"' in tile.query("tech")
+    red = float(fire.group(2))
+    assert tile.colour(red) == tl.BAD and tile.colour(red - 1e-9) == tl.WARN
+    assert tile.colour(tl.EVIDENCE_WARN) == tl.WARN
+    assert tile.colour(tl.EVIDENCE_WARN - 1e-9) == tl.OK
+    assert tile.colour(0.0) == tl.OK and tile.colour(None) == tl.NO_DATA
+    assert tile.format(0.6) == "60 %"
+    # CES and FCR collapses are tickets: no column (the wall has no room for two more)
+    assert not any(t.key in ("ces_collapse", "fcr_collapse") for t in tl.wall_tiles(DEFAULT))
+
+
+def test_collapse_amber_share_has_the_consequences_the_comment_states() -> None:
+    """tiles.EVIDENCE_WARN's comment (and docs/alerts.md): with the default targets a team
+    at 88 % goes amber about once in 8-12 days at any volume, one exactly at its target
+    every 0.3-3 days, and after a fall to 50 % amber comes in about half the page's time."""
+    spec = next(s for s in DEFAULT.evidence() if s.kpi == "csat")
+    up, down = ev.weights(spec.target, spec.collapse)
+    for per_day in (20, 50, 100, 200, 500, 1000, 5000):
+        h = ev.threshold(spec.target, spec.collapse, spec.false_alarm_days, per_day)
+        amber = math.ceil(tl.EVIDENCE_WARN * h)  # the statistic is an integer
+        healthy_days = ev.arl(0.88, up, down, amber) / per_day
+        at_target_days = ev.arl(spec.target, up, down, amber) / per_day
+        to_amber = ev.arl(spec.collapse, up, down, amber)
+        to_red = ev.arl(spec.collapse, up, down, h)
+        assert 8.0 <= healthy_days <= 12.5, (per_day, healthy_days)
+        assert 0.3 <= at_target_days <= 3.0, (per_day, at_target_days)
+        assert 0.4 <= to_amber / to_red <= 0.6, (per_day, to_amber / to_red)
+        if per_day == 100:
+            assert round(to_amber / per_day * 24, 1) == 2.8
+            assert round(to_red / per_day * 24, 1) == 6.1

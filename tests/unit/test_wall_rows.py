@@ -23,13 +23,22 @@ class CannedProm(PromClient):
     """Answers `TEAMS_EXPR` with the teams owning tickets and the NPS tile's queries
     with `nps_teams`; everything else is empty."""
 
-    def __init__(self, ticket_teams: list[str], nps_teams: list[str]) -> None:
+    def __init__(self, ticket_teams: list[str], nps_teams: list[str],
+                 evidence: dict[str, float] | None = None,
+                 firing: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__("http://canned.invalid")
         self.ticket_teams, self.nps_teams = ticket_teams, nps_teams
+        self.evidence, self.firing = evidence or {}, firing
 
     def _answer(self, expr: str) -> list[dict[str, Any]]:
         if expr == tl.TEAMS_EXPR:
             return [{"metric": {"team": t}, "value": [0, "1"]} for t in self.ticket_teams]
+        if expr == tl.PAGES_EXPR:
+            return [{"metric": {"alertname": a, "team": t, "severity": "page"},
+                     "value": [0, "1"]} for a, t in self.firing]
+        if expr.startswith(f"max without (instance) ({m.COLLAPSE_EVIDENCE['csat']}"):
+            return [{"metric": {"team": t}, "value": [0, str(v)]}
+                    for t, v in self.evidence.items()]
         if m.NPS in expr:
             return [{"metric": {"team": t}, "value": [0, "40"]} for t in self.nps_teams]
         return []
@@ -55,3 +64,25 @@ def test_surveys_tied_to_no_ticket_make_no_unknown_row() -> None:
 def test_unknown_owning_tickets_has_its_row_and_a_survey_only_team_too() -> None:
     assert _rows(["billing", "unknown"], [tl.ORG, "billing", "vip"]) == [
         tl.ORG, "billing", "unknown", "vip"]
+
+
+def _collapse(snap: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {r["team"]: next((c["text"], c["colour"]) for c in r["tiles"]
+                            if c["key"] == "csat_collapse") for r in snap["rows"]}
+
+
+def test_collapse_tile_stays_red_while_its_page_is_open() -> None:
+    """The CSAT page holds until the evidence is back at 0: at 30 % with the page still
+    firing the tile is red (a green tile beside an open page is a false green); the same
+    30 % with no page is green, and another team's open page reddens the organisation."""
+    teams = ["billing", "tech"]
+    page = next(t.alert for t in tl.wall_tiles(parse_targets({})) if t.key == "csat_collapse")
+    assert page == "CxpulseCSATCollapse"
+    prom = CannedProm(teams, [], {"billing": 0.3, "tech": 0.3}, ((page, "billing"),))
+    got = _collapse(asyncio.run(snapshot(prom, parse_targets({}))))
+    assert got["billing"] == ("30 %", tl.BAD)
+    assert got["tech"] == ("30 %", tl.OK)
+    assert got[tl.ORG][1] == tl.BAD
+    calm = _collapse(asyncio.run(snapshot(CannedProm(teams, [], {"billing": 0.3}),
+                                          parse_targets({}))))
+    assert calm["billing"] == ("30 %", tl.OK) and calm[tl.ORG][1] != tl.BAD

@@ -173,7 +173,13 @@ def _response_rate_alerts(targets: Targets) -> list[dict[str, Any]]:
 #: The collapse alerts: CSAT pages (customers are being hurt now, and the team can act
 #: today); CES and FCR are tickets (process measures a team lead fixes over days).
 COLLAPSE_SEVERITY = {"csat": "page", "ces": "ticket", "fcr": "ticket"}
-_TITLES = {"csat": "CSAT", "ces": "CES", "fcr": "FCR"}
+COLLAPSE_TITLES = {"csat": "CSAT", "ces": "CES", "fcr": "FCR"}
+
+
+def collapse_alert_name(kpi: str) -> str:
+    """`CxpulseCSATCollapse` for `csat`: one name for the rule and for the wall's collapse
+    tile, which stays red while the alert is open (it holds until the evidence is 0)."""
+    return f"Cxpulse{COLLAPSE_TITLES[kpi]}Collapse"
 #: A CSAT collapse within this long of an FRT page of the same team is that incident's.
 CAUSE_LOOKBACK = "1d"
 
@@ -184,9 +190,9 @@ def _collapse_alerts(targets: Targets) -> list[dict[str, Any]]:
     brought it back to 0 (as much evidence of recovery as opened it)."""
     rules: list[dict[str, Any]] = []
     for spec in targets.evidence():
-        kpi, title = spec.kpi, _TITLES[spec.kpi]
+        kpi, title = spec.kpi, COLLAPSE_TITLES[spec.kpi]
         severity = COLLAPSE_SEVERITY[kpi]
-        name = f"Cxpulse{title}Collapse"
+        name = collapse_alert_name(kpi)
         evidence = dedup(f"{m.COLLAPSE_EVIDENCE[kpi]}{{{NOT_ORG}}}")
         overrides = ", ".join(f"{t} {v:g}" for t, v in sorted(spec.team_targets.items()))
         what = "answers" if kpi != "fcr" else "first solves"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from cxpulse import metric_names as m
 from cxpulse.core.targets import Targets
+from cxpulse.mixin.alerts import COLLAPSE_SEVERITY, COLLAPSE_TITLES, collapse_alert_name
 from cxpulse.mixin.promql import one_replica
 
 #: Label value of the organisation-wide roll-up series.
@@ -39,6 +40,16 @@ AMBER_SHARE = 0.75
 #: once (issue 20: a fully breached queue read "At risk 0" in green).
 AT_RISK_WARN = 5.0
 AT_RISK_BAD = 15.0
+
+#: Collapse evidence (`cxpulse_<kpi>_collapse_evidence_ratio`: the team's CUSUM over its
+#: threshold, cxpulse.core.evidence) is red at 1, where the alert opens, and amber from
+#: this share of it: half the evidence a page needs. With the default targets (CSAT 80 %,
+#: collapse to 50 %, `false_alarm_days: 30`) a healthy team at 88 % satisfied goes amber
+#: about once in 8-12 days at any volume, a team exactly at its target every 0.3-3 days
+#: (it is near its limit), and after a fall to 50 % amber comes in about half the time the
+#: page takes (100 answers a day: 2.8 h against 6.1 h). tests/unit/test_tiles.py computes
+#: these figures from the exact run lengths (docs/alerts.md, "On the wall").
+EVIDENCE_WARN = 0.5
 
 #: How far back the sparkline reaches, and the comparison point of the trend.
 SPARK_RANGE = "6h"
@@ -75,6 +86,12 @@ class Tile:
     #: When set, `n_expr` is not a sample size but a count of tickets in crisis (past
     #: their deadline, unanswered), included in the value: red from this many of them.
     red_from_n: float | None = None
+    #: The organisation's row shows the worst team (a series without `team="all"`: the
+    #: collapse evidence is a per-team test; an organisation-wide one would hide a team).
+    org_is_worst_team: bool = False
+    #: The alert this tile's reading opens: the tile stays red while it is firing for the
+    #: team (the collapse page holds until the evidence is back at 0, not just under 1).
+    alert: str | None = None
     core_name: str = ""  # KPI (or gauge) name in `cxpulse.core` evaluations, for the report
     core_window: str | None = None
     core_labels: Mapping[str, str] = field(default_factory=dict)
@@ -87,8 +104,7 @@ class Tile:
 
     def trend_query(self, team: str) -> str:
         """Now minus the same time yesterday."""
-        q = self.query(team)
-        return f"({q}) - ({_offset(q, COMPARE_OFFSET)})"
+        return trend(self.query(team))
 
     def target(self, team: str = ORG) -> float | None:
         return self.team_targets.get(team, self.default_target)
@@ -132,6 +148,11 @@ class Tile:
         else:
             text = format_value(self.unit, abs(delta))
         return f"{arrow} {text}"
+
+
+def trend(query: str) -> str:
+    """`query` now minus the same time yesterday."""
+    return f"({query}) - ({_offset(query, COMPARE_OFFSET)})"
 
 
 def _offset(expr: str, offset: str) -> str:
@@ -259,6 +280,34 @@ def tiles(t: Targets) -> list[Tile]:
     ))
     assert sum(tile.width for tile in out) == 24, "a team's tiles fill one Grafana row"
     return out
+
+
+def collapse_tiles(t: Targets) -> list[Tile]:
+    """The collapse evidence of each share KPI whose collapse pages (CSAT with the default
+    alerts): 0 %..100 % of the evidence the page needs, per team. CES and FCR collapses are
+    tickets, and the wall has no room for two more columns at a readable size."""
+    out = []
+    for spec in t.evidence():
+        if COLLAPSE_SEVERITY[spec.kpi] != "page":
+            continue
+        title = COLLAPSE_TITLES[spec.kpi]
+        out.append(Tile(
+            f"{spec.kpi}_collapse", f"{title} collapse",
+            f"Evidence that the team's {title} fell from its target to "
+            f"{spec.collapse:.0%} (sequential test on its answers of the last day): "
+            f"the page comes at 100 %; amber from {EVIDENCE_WARN:.0%}. Organisation: the "
+            "worst team", "ratio", "ceiling",
+            _sel(m.COLLAPSE_EVIDENCE[spec.kpi], 'team="{team}"'), 3,
+            default_target=1.0, warn_at=EVIDENCE_WARN, org_is_worst_team=True,
+            alert=collapse_alert_name(spec.kpi), core_name=f"{spec.kpi}_collapse_evidence",
+        ))
+    return out
+
+
+def wall_tiles(t: Targets) -> list[Tile]:
+    """What `cxpulse wall` and `cxpulse top` show: the tiles, then the collapse evidence
+    (not on the Grafana wall, whose row of 24 units the tiles fill)."""
+    return tiles(t) + collapse_tiles(t)
 
 
 def _overrides(t: Targets, kpi: str) -> dict[str, float]:

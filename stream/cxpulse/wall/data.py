@@ -38,6 +38,14 @@ def _all_teams(expr: str) -> str:
     return expr.replace('team="{team}"', ALL_TEAMS)
 
 
+def _tile_query(tile: tl.Tile) -> str:
+    """The tile's value for every team in one query; for a per-team test (collapse
+    evidence) the worst team's too, as a series without a team label (the organisation's
+    row: `_by_team`)."""
+    q = _all_teams(tile.expr)
+    return f"{q} or max({q})" if tile.org_is_worst_team else q
+
+
 @dataclass
 class PromClient:
     """The two Prometheus API calls the wall needs, with a short timeout: a TV must
@@ -103,7 +111,7 @@ def _num(value: float | None) -> float | None:
 
 async def snapshot(client: PromClient, targets: Targets) -> dict[str, Any]:
     """Everything one refresh of the wall needs, or a status saying why it is missing."""
-    tiles = tl.tiles(targets)
+    tiles = tl.wall_tiles(targets)
     fresh = tl.freshness_tile(targets)
     end = time.time()
     span = parse_duration_ms(tl.SPARK_RANGE) // 1000
@@ -114,9 +122,9 @@ async def snapshot(client: PromClient, targets: Targets) -> dict[str, Any]:
                            client.query(session, fresh.query(tl.ORG)),
                            client.query(session, tl.PAGES_EXPR)]
         for tile in tiles:
-            q = _all_teams(tile.expr)
+            q = _tile_query(tile)
             n_q = _all_teams(tile.n_expr) if tile.n_expr else "vector(0)"
-            trend = _all_teams(tile.trend_query("{team}"))
+            trend = tl.trend(q)
             jobs += [client.query(session, q), client.query(session, n_q),
                      client.query(session, trend),
                      client.query_range(session, q, end - span, end, step)]
@@ -131,6 +139,7 @@ async def snapshot(client: PromClient, targets: Targets) -> dict[str, Any]:
     teams: list[str] = sorted({s["metric"]["team"] for s in teams_seen})
     for first, *_ in per_tile:
         teams += sorted(set(_by_team(first)) - set(teams) - {tl.ORG, UNKNOWN})
+    firing = {(p["metric"].get("alertname"), p["metric"].get("team", "")) for p in pages_res}
     rows: list[dict[str, Any]] = []
     for team in [tl.ORG, *teams]:
         cells = []
@@ -138,10 +147,14 @@ async def snapshot(client: PromClient, targets: Targets) -> dict[str, Any]:
             value = _num(_by_team(values).get(team))
             n: float | None = _num(_by_team(ns).get(team)) if tile.n_expr else None
             delta = _num(_by_team(trends).get(team))
+            colour = tile.colour(value, n, team)
+            if tile.alert and any(a == tile.alert and (t == team or team == tl.ORG)
+                                  for a, t in firing):
+                colour = tl.BAD  # the alert holds open until the evidence is back at 0
             cells.append({
                 "key": tile.key, "title": tile.title, "description": tile.description,
                 "value": value, "text": tile.format(value),
-                "colour": tile.colour(value, n, team),
+                "colour": colour,
                 "target": tile.target(team), "kind": tile.kind,
                 "target_text": _target_text(tile, team),
                 "n": n, "min_n": tile.min_n,
@@ -168,14 +181,21 @@ async def snapshot(client: PromClient, targets: Targets) -> dict[str, Any]:
         "freshness": {"value": age, "text": fresh.format(age) if age is not None else "?",
                       "colour": fresh.colour(age)},
         "pages": pages, "rows": rows,
-        "columns": [{"key": t.key, "title": t.title} for t in tiles],
+        "columns": _columns(tiles),
     }
+
+
+def _columns(tiles: list[tl.Tile]) -> list[dict[str, Any]]:
+    """Column heads; `unit` lets the wall give the short counts narrower columns."""
+    return [{"key": t.key, "title": t.title, "unit": t.unit} for t in tiles]
 
 
 def _target_text(tile: tl.Tile, team: str) -> str:
     target = tile.target(team)
     if target is None or tile.kind == "info":
         return ""
+    if tile.alert:  # collapse evidence: not a KPI target, the level that pages
+        return f"page at {tile.format(target)}"
     sign = "≤" if tile.kind == "ceiling" else "≥"
     return f"{sign} {tile.format(target)}"
 
@@ -274,10 +294,10 @@ def stale(snap: dict[str, Any], age: float) -> dict[str, Any]:
 
 def _empty(targets: Targets) -> dict[str, Any]:
     """The organisation's row with every tile and no value (before any data came)."""
-    tiles = tl.tiles(targets)
+    tiles = tl.wall_tiles(targets)
     return {"rows": [{"team": tl.ORG, "label": "Organisation", "tiles": [
         {"key": t.key, "title": t.title, "description": t.description, "value": None,
          "text": "no data", "colour": tl.NO_DATA, "target": None, "kind": t.kind,
          "target_text": "", "n": None, "min_n": None, "change": None, "change_text": "",
          "spark": []} for t in tiles]}],
-        "columns": [{"key": t.key, "title": t.title} for t in tiles], "pages": None}
+        "columns": _columns(tiles), "pages": None}

@@ -147,6 +147,10 @@
     const rows = [...org, ...teams.slice(page * lay.size, (page + 1) * lay.size)];
     // Every page has the same row height, also a last page with fewer teams.
     grid.style.gridTemplateRows = `repeat(${lay.size + org.length}, minmax(0, 1fr))`;
+    // A column per tile of the snapshot; counts (a backlog, tickets at risk) are a few
+    // digits and take a narrower one, so ten columns keep every title whole at 1920 px.
+    grid.style.gridTemplateColumns = "var(--label-px) " + snap.columns
+      .map((c) => (c.unit === "count" ? "minmax(0, 0.75fr)" : "minmax(0, 1fr)")).join(" ");
     const size = lay.value;
     grid.style.setProperty("--value-size", size + "px");
     for (const row of rows) {
