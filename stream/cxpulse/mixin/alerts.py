@@ -280,8 +280,8 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
         targets, name, _held(name, unusual, stalled), a.for_, "page", KPI,
         "Team {{ $labels.team }}'s queue is stalling: {{ $value }} tickets wait for a "
         "first reply",
-        f"Unanswered tickets are {a.ratio:g}x the team's usual level (the {a.baseline} "
-        f"ending {a.baseline_offset} ago) and {a.ratio:g}x what the tickets created in the "
+        f"Unanswered tickets are {a.ratio:g}x the team's usual level (the "
+        f"{_prose(a.baseline)} ending {_prose(a.baseline_offset)} ago) and {a.ratio:g}x what the tickets created in the "
         f"last 15 minutes explain, with tickets already past {a.threshold:.0%} of their "
         "FRT target: at this pace they breach within minutes.",
         targets.paging.keep_firing_for,
@@ -411,11 +411,17 @@ def _burn_alert(targets: Targets, burn: BurnRate) -> dict[str, Any]:
         "2m" if page else "15m", burn.severity, KPI,
         f"Team {{{{ $labels.team }}}} burns its FRT SLA budget {burn.factor:g}x too fast",
         f"More than {threshold:.0%} of the team's tickets breached the "
-        f"{human_minutes(frt.target_seconds)} first-response target over both {burn.long} and "
-        f"{burn.short} (objective {frt.objective:.0%}, at least {frt.min_count} deadlines, "
-        f"{frt.min_count_short} in the last {burn.short}).",
+        f"{human_minutes(frt.target_seconds)} first-response target over both the last "
+        f"{_prose(burn.long)} and the last {_prose(burn.short)} (objective "
+        f"{frt.objective:.0%}, at least {frt.min_count} deadlines, {frt.min_count_short} in "
+        f"the last {_prose(burn.short)}).",
         targets.paging.keep_firing_for if page else targets.paging.ticket_keep_firing_for,
     )
+
+
+def _prose(window: str) -> str:
+    """A Prometheus duration of targets.yaml (`1h`, `15m`) as `human_minutes` writes it."""
+    return human_minutes(parse_duration_ms(window) / 1000)
 
 
 def human_minutes(seconds: float) -> str:
