@@ -281,7 +281,8 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
         "Team {{ $labels.team }}'s queue is stalling: {{ $value }} tickets wait for a "
         "first reply",
         f"Unanswered tickets are {a.ratio:g}x the team's usual level (the "
-        f"{_prose(a.baseline)} ending {_prose(a.baseline_offset)} ago) and {a.ratio:g}x what the tickets created in the "
+        f"{_prose(a.baseline)} ending {_prose(a.baseline_offset)} ago) and {a.ratio:g}x "
+        "what the tickets created in the "
         f"last 15 minutes explain, with tickets already past {a.threshold:.0%} of their "
         "FRT target: at this pace they breach within minutes.",
         targets.paging.keep_firing_for,
