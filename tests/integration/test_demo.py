@@ -459,7 +459,9 @@ def test_vendor_zendesk_drives_the_pipeline_through_the_gateway(tmp_path: Path) 
         summary = con.wait(r"simulator finished.*simulator: (\d+) Zendesk webhooks posted to "
                            r"cxpulse ingest .*\((\d+) posted twice.*\), (\d+) tickets", 240)
         posted, twice, tickets = (int(g) for g in summary.groups())
-        assert posted > 300 and twice == posted // 50 and tickets > 50, summary.group(0)
+        # the simulated hour is the hour of day the test runs in (the day's shape: a 21:00
+        # hour has a third of a 10:00 one), so only its proportions are fixed
+        assert tickets >= 5 and posted >= 2 * tickets and twice == posted // 50, summary.group(0)
         # tickets created in the last 24 h (the whole simulated hour): the window's gauge,
         # not `_total` (all-time counters fold sealed slices only: the last minutes of
         # event time stay open once the simulator has stopped)

@@ -137,5 +137,5 @@ def test_replay_and_simulate_to_a_broker_that_is_down_say_so_in_one_line(tmp_pat
         )  # fmt: skip
         assert out.returncode == 69, out.stderr
         assert "Traceback" not in out.stderr
-        lines = [x for x in out.stderr.splitlines() if x.startswith(f"{cmd[0]}: kafka at")]
+        lines = [x for x in out.stderr.splitlines() if x.startswith(f"cxpulse {cmd[0]}: kafka at")]
         assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], out.stderr
