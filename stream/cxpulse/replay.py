@@ -70,7 +70,11 @@ async def produce(
         max_request_size=max_request_size,
         **(security or {}),
     )
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()  # a failed start leaves it open ("Unclosed AIOKafkaProducer")
+        raise
     sent = 0
     try:
         loop = asyncio.get_running_loop()
