@@ -32,6 +32,7 @@ from cxpulse.changelog.records import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_exporter_follow import follow_counting
 from tests.unit.test_persistence import PART, P, apply_truth, batches_st, compact
 
 DATA = Path(__file__).parent / "data" / "changelog_format1.json"
@@ -42,15 +43,7 @@ def recover_tx(items: object, epoch: int | None = None) -> tuple[PartitionStore,
 
 
 def follow(log: list[Write]) -> tuple[dict[str, bytes], int]:
-    f = PartitionFollower(P)
-    state: dict[str, bytes] = {}
-    for k, v in log:
-        for name, value in f.feed(k, v) or []:
-            if value is None:
-                state.pop(name, None)
-            else:
-                state[name] = value
-    return state, f.corrupt
+    return follow_counting(log, P)
 
 
 def compacted(log: list[Write]) -> list[Write]:

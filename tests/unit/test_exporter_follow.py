@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from tests.unit.test_persistence import P, apply_truth, batches_st, compact, recover
 
 
-def follow(log: list[Write]) -> dict[str, bytes]:
-    f = PartitionFollower(P)
+def follow_counting(log: list[Write], partition: int = P) -> tuple[dict[str, bytes], int]:
+    """What a follower of `log` holds, and how many values it found corrupt."""
+    f = PartitionFollower(partition)
     state: dict[str, bytes] = {}
     for k, v in log:
         for name, value in f.feed(k, v) or []:
@@ -30,7 +31,12 @@ def follow(log: list[Write]) -> dict[str, bytes]:
                 state.pop(name, None)
             else:
                 state[name] = value
-    assert f.corrupt == 0  # split values always join (parts match their descriptor)
+    return state, f.corrupt
+
+
+def follow(log: list[Write]) -> dict[str, bytes]:
+    state, corrupt = follow_counting(log)
+    assert corrupt == 0  # split values always join (parts match their descriptor)
     return state
 
 
