@@ -18,17 +18,19 @@ prerequisites:
 setup: prerequisites $(VENV)/.installed
 	scripts/kafka fetch
 
-# ruff, mypy strict, the import contracts of .importlinter (docs/architecture.md's layers)
-# and the dashboard lint (cxpulse.mixin.lint: dashboard-linter's rules, exclusions in
-# grafana/.lint with a reason each).
+# ruff, mypy strict (the package, then tests/ and bench/ as their own roots), the import
+# contracts of .importlinter (docs/architecture.md's layers) and the dashboard lint
+# (cxpulse.mixin.lint: dashboard-linter's rules, exclusions in grafana/.lint with a reason each).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy stream/cxpulse
+	$(VENV)/bin/mypy --explicit-package-bases tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m cxpulse.mixin.lint grafana/dashboards
 
 typecheck: setup
 	$(VENV)/bin/mypy stream/cxpulse
+	$(VENV)/bin/mypy --explicit-package-bases tests bench
 
 # Rules and dashboards from targets.yaml (never edited by hand; a test fails when stale).
 generate: setup

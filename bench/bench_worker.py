@@ -310,7 +310,7 @@ def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
         noop = run_faust_noop(bootstrap, topics, n, args.batch_size)
         row(f"faust agent, `take_events({args.batch_size})`, no processing", noop,
             note="faust's own ceiling")  # fmt: skip
-    variants = [
+    variants: list[tuple[str, str, tuple[str, ...]]] = [
         (runtime, f"{store}://", ()) for runtime in runtimes for store in args.stores.split(",")
     ]  # fmt: skip
     comparing = args.compare_pythonpath is not None

@@ -82,7 +82,7 @@ def main(bootstrap: str, tickets: str, surveys: str, n: int) -> int:
             return None
         if kind == "ticket.created" or (kind == "ticket.assigned" and e.get("team")):
             state.set("team", e.get("team"))
-        row = dict.fromkeys(KINDS, 0)
+        row: dict[str, Any] = dict.fromkeys(KINDS, 0)
         if kind == "ticket.created":
             row["created"] = 1
         elif kind == "ticket.message" and e.get("public"):
@@ -94,7 +94,7 @@ def main(bootstrap: str, tickets: str, surveys: str, n: int) -> int:
         row["team"] = state.get("team") or "unknown"
         return row
 
-    def late(*_args: Any) -> bool:
+    def late(*_args: Any, **_kwargs: Any) -> bool:
         seen["late"] += 1
         return False  # do not log each one
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Every broker a test starts takes its listener ports the tests' way (`ports.py`: a
 # block per xdist worker, below the ephemeral range), not by `bind(0)`.
-broker_script.free_port = free_port
+broker_script.free_port = free_port  # type: ignore[attr-defined]  # replaced on purpose
 
 T = TypeVar("T")
 

@@ -2,103 +2,31 @@
 
 Each line is one message value, produced byte for byte (malformed lines
 included: the worker must see them to dead-letter them). Topic and key
-follow the contract via `route_of`. The producer is idempotent with
-acks=all so a retried batch never duplicates messages, and it keeps aiokafka's
-default murmur2 partitioner, the one Java clients use: the KPI core relies on
-the same key landing on the same partition whichever client produced it.
+follow the contract via `route_of`; `cxpulse.kafka.produce` sends them (idempotent,
+acks=all, the Java clients' partitioner).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, TypeAlias
+from typing import NoReturn
 
 from tqdm import tqdm
 
 from cxpulse.cliargs import Subcommands
 from cxpulse.core.decode import Rejection, decode, route_of
 from cxpulse.core.events import SURVEYS, TICKETS
+from cxpulse.kafka.produce import EXIT_KAFKA, KafkaTarget, Outgoing, send
 from cxpulse.settings import Settings, SettingsError
 from cxpulse.settings.flags import settings_from_args
-from cxpulse.settings.model import ClientOptions
 
 _DEFAULTS = Settings.model_fields  # the one place defaults are written down
 DEFAULT_TOPICS = {TICKETS: str(_DEFAULTS["topic_tickets"].default),
                   SURVEYS: str(_DEFAULTS["topic_surveys"].default)}
-SEND_CHUNK = 5000
-#: A progress bar advanced by hand (`update(n)`), over no iterable.
-Progress: TypeAlias = "tqdm[NoReturn]"
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    topic: str
-    key: bytes | None
-    value: bytes
-    due: float | None = None  # seconds after the start of sending; None = at once
-
-
-async def produce(
-    bootstrap: str,
-    messages: Iterable[Outgoing],
-    *,
-    progress: Progress | None = None,
-    max_request_size: int = 4 * 1024 * 1024,
-    security: ClientOptions | None = None,
-) -> int:
-    """Send every message, wait for all acknowledgements, return how many were sent.
-
-    Futures are gathered in chunks: awaiting each send would cap throughput
-    at one round trip per message, gathering all at the end would hold every
-    pending future in memory. `security` is the worker settings'
-    `aiokafka_security()` (TLS/SASL pass through the same way).
-    """
-    from aiokafka import AIOKafkaProducer  # aiokafka: not imported at `--help` time
-
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        max_batch_size=256 * 1024,
-        max_request_size=max_request_size,
-        **(security or {}),
-    )
-    try:
-        await producer.start()
-    except BaseException:
-        await producer.stop()  # a failed start leaves it open ("Unclosed AIOKafkaProducer")
-        raise
-    sent = 0
-    try:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        futures: list[asyncio.Future[object]] = []  # of aiokafka's RecordMetadata
-        for msg in messages:
-            if msg.due is not None:
-                wait = msg.due - (loop.time() - started)
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            futures.append(await producer.send(msg.topic, value=msg.value, key=msg.key))
-            if len(futures) >= SEND_CHUNK:
-                await asyncio.gather(*futures)
-                sent += len(futures)
-                if progress is not None:
-                    progress.update(len(futures))
-                futures = []
-        await asyncio.gather(*futures)
-        sent += len(futures)
-        if progress is not None:
-            progress.update(len(futures))
-    finally:
-        await producer.stop()
-    return sent
 
 
 def read_lines(path: Path) -> Iterator[bytes]:
@@ -134,7 +62,7 @@ def plan(
         yield Outgoing(topics[role], key, value, due)
 
 
-def progress_bar(enabled: bool, unit: str) -> Progress | None:
+def progress_bar(enabled: bool, unit: str) -> tqdm[NoReturn] | None:
     if not (enabled or sys.stderr.isatty()):
         return None
     return tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True)
@@ -162,13 +90,6 @@ def add_kafka_args(parser: argparse.ArgumentParser, bootstrap_default: str | Non
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class KafkaTarget:
-    bootstrap: str
-    topics: dict[str, str]
-    security: ClientOptions
-
-
 def kafka_target(args: argparse.Namespace) -> KafkaTarget:
     """Broker, topics and security from the worker's settings, flags overriding.
 
@@ -182,29 +103,6 @@ def kafka_target(args: argparse.Namespace) -> KafkaTarget:
          SURVEYS: args.topic_surveys or settings.topic_surveys},
         settings.aiokafka_security(),
     )  # fmt: skip
-
-
-def send(command: str, target: KafkaTarget, messages: Iterable[Outgoing],
-         progress: Progress | None = None) -> int | None:  # fmt: skip
-    """`produce`, or one line naming the problem on stderr and None (exit 69)."""
-    from aiokafka.errors import KafkaError  # aiokafka: not imported at `--help` time
-
-    try:
-        return asyncio.run(
-            produce(target.bootstrap, messages, progress=progress, security=target.security)
-        )
-    except KafkaError as exc:
-        print(f"{command}: kafka at {target.bootstrap}: {type(exc).__name__}: {exc} "
-              "(is the broker up, and are the security settings right?)",
-              file=sys.stderr)  # fmt: skip
-        return None
-    except KeyboardInterrupt:
-        print(f"{command}: interrupted", file=sys.stderr)
-        return None
-
-
-#: Exit code when the broker cannot be reached or refuses (sysexits EX_UNAVAILABLE).
-EXIT_KAFKA = 69
 
 
 def run(args: argparse.Namespace) -> int:

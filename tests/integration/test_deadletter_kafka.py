@@ -22,7 +22,7 @@ from cxpulse.core import decode as d
 from cxpulse.core.deadletter import DeadLetter, dead_letter
 from cxpulse.core.decode import Rejection, decode, parse_ts
 from cxpulse.deadletter_writer import DeadLetterWriter
-from cxpulse.replay import Outgoing, produce
+from cxpulse.kafka.produce import Outgoing, produce
 from cxpulse.sim.dirt import MALFORMED_KINDS, malformed_record, record_of
 from cxpulse.sim.model import SimConfig, Simulation
 

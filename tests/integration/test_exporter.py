@@ -15,9 +15,9 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from cxpulse.replay import read_lines
@@ -160,7 +160,13 @@ KPI_SELECTOR = ('{job="cxpulse-exporter",__name__=~"cxpulse_.+",'
                 f'__name__!~"cxpulse_({"|".join(SELF_PREFIXES)}).*"}}')
 
 
-def wait_settled(exporters: list[ExporterProc], exp: Expected, timeout: float = 180) -> None:
+class Scraped(Protocol):
+    """An exporter process of a test (plain here, with the ACL test's users there)."""
+
+    def scrape(self) -> str: ...
+
+
+def wait_settled(exporters: Sequence[Scraped], exp: Expected, timeout: float = 180) -> None:
     """Every exporter serves exactly the report's KPI series (every partition applied).
 
     Stream time alone is not enough: one partition can reach the last event time

@@ -21,6 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -55,6 +56,14 @@ API_EXPORTS = {"chatwoot": chatwoot_export, "freshdesk": freshdesk_export,
 pytestmark = pytest.mark.kafka
 
 
+class Proc(Protocol):
+    """One of the pipeline's processes in a test: its log for a failure, its exit code."""
+
+    def log_text(self) -> str: ...
+
+    def stop(self) -> int: ...
+
+
 def worker_duplicates(port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         samples = parse_metrics(r.read().decode()).get("cxpulse_events_total", [])
@@ -86,7 +95,7 @@ def test_four_helpdesks_through_gateway_map_worker_exporter(
                     mapping_file, tmp_path, group=f"map-{topics.group}").start()  # fmt: skip
     worker = WorkerProc(kafka_bootstrap, topics, tmp_path, "w1").start()
     exporter = ExporterProc(kafka_bootstrap, topics, tmp_path, "x1").start()
-    procs = [gateway, stage, worker, exporter]
+    procs: list[Proc] = [gateway, stage, worker, exporter]
     try:
         # one vendor's lifecycle after the other (each 40 min, an hour apart), so the
         # events arrive in time order as from one helpdesk; creations in whole seconds

@@ -118,19 +118,27 @@ def test_replay_speed_paces_by_event_time(
     assert span_s / 60 - 0.5 <= elapsed <= span_s / 60 + 10
 
 
-def test_replay_and_simulate_to_a_broker_that_is_down_say_so_in_one_line(tmp_path: Path) -> None:
+def test_replay_simulate_and_import_to_a_broker_that_is_down_say_so_in_one_line(
+    tmp_path: Path,
+) -> None:
     """No traceback: one line naming the broker, exit 69 (as the worker's unreachable broker)."""
+    import json
     import subprocess
     import sys
 
+    from tests.support.helpdesk_lifecycles import MAPPING_YAML, export_items
     from tests.support.ports import free_port
 
     port = free_port()  # nothing listens here
     capture = tmp_path / "one.jsonl"
     capture.write_text('{"event_id":"e-1","type":"ticket.created","ts":"2026-11-22T09:00:00Z",'
                        '"ticket_id":"T-1","team":"billing","channel":"email","priority":"high"}\n')
+    page = tmp_path / "page.json"  # a Zendesk export page: events to send
+    page.write_text(json.dumps({"ticket_events": export_items(2, 1_795_000_000.0)}))
+    (tmp_path / "mapping.yaml").write_text(MAPPING_YAML)
     root = Path(__file__).resolve().parents[2]
-    for cmd in (["replay", str(capture)], ["simulate", "--duration", "1m"]):
+    for cmd in (["replay", str(capture)], ["simulate", "--duration", "1m"],
+                ["import", "zendesk", str(page), "--mapping-file", str(tmp_path / "mapping.yaml")]):
         out = subprocess.run(
             [sys.executable, "-m", "cxpulse.cli", *cmd, "--bootstrap-servers", f"127.0.0.1:{port}"],
             cwd=root, capture_output=True, text=True, timeout=120,

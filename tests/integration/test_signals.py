@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cxpulse.replay import read_lines
@@ -61,6 +62,8 @@ class Child:
 
     def __init__(self, *args: str, tty: bool = False) -> None:
         self.out: list[str] = []
+        #: bytes on a terminal (read by `_read_pty`), text otherwise
+        self.proc: subprocess.Popen[Any]
         if tty:  # `top` draws only on a terminal: give it one
             master, slave = pty.openpty()
             self.proc = subprocess.Popen([*CXPULSE, *args], cwd=ROOT, stdout=slave,
@@ -77,7 +80,7 @@ class Child:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.out.append(line)
+            self.out.append(str(line))
 
     def _read_pty(self, fd: int) -> None:
         with contextlib.suppress(OSError):  # EIO once the child closed the terminal

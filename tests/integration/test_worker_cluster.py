@@ -212,7 +212,7 @@ def test_stops_on_sigterm_while_the_broker_is_down(tmp_path: Path) -> None:
 
     from cxpulse.kafka.broker import KafkaBroker
 
-    from bench.bench_worker import create_topics
+    from bench.kafka_setup import create_topics
     from tests.integration.test_worker_pipeline import Topics
 
     broker = KafkaBroker(workdir=tmp_path / "k").start()

@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from cxpulse.changelog.records import PartitionStore
@@ -299,7 +299,13 @@ def totals(workers: Iterable[WorkerProc]) -> Totals:
     return t
 
 
-def wait_for(pred: Callable[[], bool], timeout: float, what: str, *workers: WorkerProc) -> None:
+class Logged(Protocol):
+    """A test's child process whose log a failed wait shows."""
+
+    def log_text(self) -> str: ...
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, what: str, *workers: Logged) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():

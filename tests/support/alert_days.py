@@ -19,10 +19,11 @@ as healthy constants: these days are about the KPI alerts.
 from __future__ import annotations
 
 import copy
+import operator
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,12 @@ class DayAlerts:
         return {(a, t) for (a, t, s) in self.per_alert if s == severity}
 
 
+#: How one day's summaries of two queries (or two teams' pages) combine.
+_MERGE: dict[str, Callable[[float, float], float]] = {
+    "episodes": operator.add, "first": min, "last": max,
+}
+
+
 def _parse(output: str, n_queries: int) -> list[list[tuple[dict[str, str], float]]]:
     """promtool prints `got:` for every expression whose result differs from the
     (deliberately empty) expectation; an expression with no output returned nothing."""
@@ -292,8 +299,7 @@ def run_rules(
                 k = (labels.get("alertname", ""), labels.get("team", ""),
                      labels.get("severity", ""))
                 summary = result[d].per_alert.setdefault(k, {})
-            merge = {"episodes": lambda a, b: a + b, "first": min, "last": max}[kind]
-            summary[kind] = merge(summary[kind], value) if kind in summary else value
+            summary[kind] = _MERGE[kind](summary[kind], value) if kind in summary else value
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
@@ -59,7 +60,7 @@ def status(tid: str, clock: str, value: str) -> StatusChanged:
 
 
 def survey(clock: str, kind: str, score: int, ticket: str | None = None,
-           **fields: str) -> SurveyResponse:  # fmt: skip
+           **fields: Any) -> SurveyResponse:  # fmt: skip
     return SurveyResponse(_eid(), at(clock), SurveyKind(kind), score, ticket_id=ticket, **fields)
 
 

@@ -45,7 +45,8 @@ def test_every_flag_has_help_with_its_default() -> None:
                 continue
             assert action.help, (name, action.option_strings)
             if action.default not in (None, False, [], argparse.SUPPRESS):
-                assert "default" in cmd.formatter_class(name)._get_help_string(action), (
+                fmt = cmd.formatter_class(prog=name)
+                assert "default" in (fmt._get_help_string(action) or ""), (  # type: ignore[attr-defined]
                     name, action.option_strings)  # fmt: skip
         assert "usage:" in text
 

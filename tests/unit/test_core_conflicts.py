@@ -77,12 +77,13 @@ def test_survey_copies_in_both_orders() -> None:
                         None)  # fmt: skip
     s5 = dataclasses.replace(s1, score=5, ts=at("10:30:30"))
     later = created("U", "10:40:00")  # releases the parked surveys
-    one, two = [c, s1, s5, later], [c, s5, s1, later]
+    one: list[Event] = [c, s1, s5, later]
+    two: list[Event] = [c, s5, s1, later]
     ev1, ev2 = evaluate([_run(one)]), evaluate([_run(two)])
     assert ev1 == ev2
     assert ev1.sample("counter", "duplicate_conflicts_total", role=SURVEYS) == 1
     winner = winner_of([s1, s5])
-    assert ev1.kpi("csat_mean", "1h").value == float(winner.score)  # type: ignore[union-attr]
+    assert ev1.kpi("csat_mean", "1h").value == float(winner.score)
     assert ev1.kpi("csat", "1h").n == 1
     # not parked (team, agent, channel given): replaced in its slice
     full = [dataclasses.replace(s, team="x", agent_id="a", channel="web") for s in (s1, s5)]
@@ -99,8 +100,8 @@ def test_the_issue_example_in_both_orders() -> None:
     urgent = dataclasses.replace(c, priority=Priority.URGENT)
     reply = msg("T", "10:04:53.7", agent="a-1")
     internal = dataclasses.replace(reply, public=False)
-    one = [low, internal, urgent, reply]
-    two = [urgent, reply, low, internal]
+    one: list[Event] = [low, internal, urgent, reply]
+    two: list[Event] = [urgent, reply, low, internal]
     e1, e2 = _run(one), _run(two)
     ev1, ev2 = evaluate([e1]), evaluate([e2])
     assert ev1 == ev2
@@ -110,7 +111,7 @@ def test_the_issue_example_in_both_orders() -> None:
     winner = winner_of([low, urgent])
     assert ev1.kpi("tickets_created", "1h", priority=winner.priority.value).value == 1
     frt = winner_of([reply, internal])
-    assert ev1.kpi("frt_count", "1h").value == (1 if frt.public else 0)  # type: ignore[union-attr]
+    assert ev1.kpi("frt_count", "1h").value == (1 if frt.public else 0)
     # the count survives a restore and reaches the changelog replica
     values = e1.drain_dirty()
     restored = PartitionEngine.restore(CoreConfig(), 0, [(k, v) for k, v in values.items() if v])
@@ -235,8 +236,8 @@ def test_both_arrival_orders_give_identical_evaluations(
     e1, e2 = _run(one), _run(two)
     if any(e.outcome_counts(r)["late"] for e in (e1, e2) for r in (TICKETS, SURVEYS)):
         return
-    for e in (e1, e2):
-        e.end_of_stream()
+    for eng in (e1, e2):
+        eng.end_of_stream()
     one_ev, two_ev = evaluate([e1]), evaluate([e2])
     if e1._tombs or e2._tombs:
         # A finished ticket keeps no events, so a copy arriving after it finished is a

@@ -322,7 +322,7 @@ def check_surveys(ev: Evaluation, ref: Reference, cfg: CoreConfig) -> None:
             kind_offers = [r for r in offers if r[0].survey is kind]
             views: set[tuple[tuple[str, str], ...]] = {()}
             for r in (*kind_rows, *kind_offers):
-                views.update(((d, r[1 + i]),) for i, d in enumerate(dims))
+                views.update(((d, str(r[1 + i])),) for i, d in enumerate(dims))
             for view in views:
                 labels = dict(view)
 

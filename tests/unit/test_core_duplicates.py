@@ -93,7 +93,7 @@ def test_an_id_seen_only_as_another_field_of_the_ticket_is_not_a_duplicate() -> 
     a ticket or a customer id, or with characters JSON escapes, is no match."""
     odd = 'x","a-1",["c'
     eng = PartitionEngine(CoreConfig(), 0)
-    first = [
+    first: list[Event] = [
         TicketCreated("c-1", T0, "t-1", "tech", "email", Priority.NORMAL, "m-1"),
         TicketAssigned(odd, T0 + 1, "t-1", "a-1"),
         TicketMessage("m-2", T0 + 2, "t-1", Author.AGENT, "t-1"),

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 
 from cxpulse.core.config import CoreConfig
+from cxpulse.core.decode import Rejection
 from cxpulse.core.engine import Outcome, PartitionEngine, evaluate
 from cxpulse.core.events import SURVEYS, TICKETS, Event, TicketCreated, role_of
 
 from tests.unit.core_helpers import assigned, at, created, msg, run, status, survey
 
 
-def feed(eng: PartitionEngine, events: list[Event]) -> list[Outcome]:
+def feed(eng: PartitionEngine, events: list[Event]) -> list[Outcome | Rejection]:
     return [eng.apply(role_of(e), e) for e in events]
 
 
@@ -164,7 +165,7 @@ def test_drain_is_incremental_json_and_restores_exactly() -> None:
     restored = PartitionEngine.restore(CoreConfig(), 0, store.items())
     assert evaluate([restored]) == evaluate([eng])
     # Both continue identically.
-    more = [created("C", "11:31:00"), survey("11:32:00", "csat", 3, "C")]
+    more: list[Event] = [created("C", "11:31:00"), survey("11:32:00", "csat", 3, "C")]
     feed(eng, more)
     feed(restored, more)
     assert evaluate([restored]) == evaluate([eng])

@@ -12,7 +12,15 @@ from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, encode
 from cxpulse.core.engine import Outcome, PartitionEngine, evaluate
 from cxpulse.core.engine.partition import TICKET_EVENT_CAP
-from cxpulse.core.events import TICKETS, Author, Event, TicketCreated, TicketMessage, role_of
+from cxpulse.core.events import (
+    TICKETS,
+    Author,
+    Event,
+    TicketCreated,
+    TicketEvent,
+    TicketMessage,
+    role_of,
+)
 from cxpulse.core.tickets import TicketState
 from cxpulse.report import compute
 from cxpulse.worker.shared import handle_message
@@ -39,13 +47,13 @@ def test_twenty_thousand_events_keep_one_thousand() -> None:
         calls += 1
         rederive(tid, state, apply)
 
-    def count_resume(tid: str, state: TicketState, e: object) -> None:
+    def count_resume(tid: str, state: TicketState, e: TicketEvent | None) -> None:
         nonlocal calls
         calls += 1
-        resume(tid, state, e)  # type: ignore[arg-type]
+        resume(tid, state, e)
 
     eng._rederive = count_rederive  # type: ignore[method-assign]
-    eng._resume = count_resume  # type: ignore[method-assign]
+    eng._resume = count_resume  # type: ignore[method-assign,assignment]
     events = ticket(20_000)
     tracemalloc.start()
     applied: list[Outcome | Rejection] = []

@@ -19,9 +19,9 @@ from cxpulse.core.engine import PartitionEngine
 from cxpulse.core.engine.snapshot import _dumps
 from cxpulse.core.events import (
     Event,
-    SurveyResponse,
     TicketCreated,
     TicketEvent,
+    event_order,
     role_of,
 )
 from cxpulse.core.tickets import (
@@ -33,7 +33,6 @@ from cxpulse.core.tickets import (
     TicketState,
     derive,
     derive_all,
-    event_order,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -91,7 +90,7 @@ def ticket_arrivals(draw: st.DrawFn) -> list[TicketEvent]:
     within a few minutes, some delivered twice, some very late."""
     events: list[TicketEvent] = []
     for k in range(draw(st.integers(1, 4))):
-        events.extend(e for e in draw(ticket_history(k)) if not isinstance(e, SurveyResponse))
+        events.extend(e for e in draw(ticket_history(k)) if isinstance(e, TicketEvent))
     events.sort(key=event_order)
     events += [e for e in events if draw(st.integers(0, 9)) == 0]  # duplicates
     keyed = []
@@ -168,7 +167,7 @@ def test_derivation_step_by_step_equals_derive_all(
     the engine does) leaves the same state as one pass over them, whatever the
     labeler had admitted in between."""
     events = sorted(
-        (e for e in histories[0] if not isinstance(e, SurveyResponse)), key=event_order
+        (e for e in histories[0] if isinstance(e, TicketEvent)), key=event_order
     )
     params = DeriveParams(60_000, 900_000, {"urgent": 300_000})
     guard = LabelGuard(CoreConfig(max_label_values=max_labels))

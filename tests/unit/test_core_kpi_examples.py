@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cxpulse.core.engine import Evaluation
+from cxpulse.core.events import Event
 
 from tests.unit.core_helpers import assigned, created, msg, run, status, survey
 
@@ -110,7 +111,7 @@ def test_transfer_between_teams() -> None:
 
 
 def test_breach_counted_when_stream_time_passes_deadline() -> None:
-    events = [created("T", "10:00:00"), created("Y", "10:15:00")]  # deadline of T: 10:15
+    events: list[Event] = [created("T", "10:00:00"), created("Y", "10:15:00")]  # T: 10:15
     _, ev = run(events)
     assert value(ev, "frt_sla_breached") == 0  # stream time 10:15 has not *passed* it
     events.append(created("Z", "10:15:00.001"))

@@ -230,7 +230,7 @@ def check_surveys(ev: Evaluation, ref: Reference, cfg: CoreConfig) -> None:
         for kind in SurveyKind:
             kind_rows = [r for r in rows if r[0].survey is kind]
             views: set[tuple[tuple[str, str], ...]] = {()}
-            views.update(((d, r[1 + i]),) for r in kind_rows for i, d in enumerate(dims))
+            views.update(((d, str(r[1 + i])),) for r in kind_rows for i, d in enumerate(dims))
             for view in views:
                 labels = dict(view)
                 scores = [r[0].score for r in kind_rows
@@ -284,9 +284,9 @@ def test_engine_matches_reference(
             check_backlog(ev, ref, CFG)
             for q in range(partitions):
                 drain_into(stores[q], engines[q])
-                restored = PartitionEngine.restore(CFG, q, stores[q].items())
-                assert evaluate([restored]) == evaluate([engines[q]])
-                engines[q] = restored
+                back = PartitionEngine.restore(CFG, q, stores[q].items())
+                assert evaluate([back]) == evaluate([engines[q]])
+                engines[q] = back
     for eng in engines:
         eng.end_of_stream()
     ev = evaluate(engines)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode
@@ -89,7 +90,7 @@ def test_report_rejects_bad_arguments(tmp_path: Path) -> None:
     assert out.returncode == 2 and "--at" in out.stderr
 
 
-def _simulated(hours: int, **dirt: float) -> list[bytes]:
+def _simulated(hours: int, **dirt: Any) -> list[bytes]:
     cfg = SimConfig(seed=3, duration_ms=hours * 3_600_000, tickets_per_day=1500.0, **dirt)
     return [r.value for r in generate(cfg)]
 

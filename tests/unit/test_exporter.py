@@ -22,6 +22,7 @@ from cxpulse.exposition.render import (
 from cxpulse.sim.dirt import generate
 from cxpulse.sim.model import SimConfig
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 HOURS = 6
@@ -38,12 +39,12 @@ def evaluation() -> tuple[Evaluation, list[str]]:
         event = decode(rec.value)
         assert not isinstance(event, Rejection)
         engine.apply(role_of(event), event)
+        last = event.ts
         ids.add(event.event_id)
         for attr in ("ticket_id", "customer_id"):
             value = getattr(event, attr, None)
             if value:
                 ids.add(value)
-    last = event.ts
     for n, kind in enumerate((SurveyKind.NPS, SurveyKind.CES)):
         offer = SurveyOffered(f"offer-{n}", last - 60_000, kind, customer_id=f"c-offer-{n}",
                               touchpoint="after_purchase")
@@ -162,7 +163,7 @@ def test_the_exporters_own_text_writer_writes_what_prometheus_client_writes(
     families = [*render(ev), odd, bare]
 
     class Static:
-        def collect(self) -> list[object]:
+        def collect(self) -> list[Metric]:
             return families
 
     registry = CollectorRegistry()

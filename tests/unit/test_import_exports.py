@@ -15,6 +15,7 @@ expand=true` (names instead of ids, `close_at`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,7 @@ def zammad_export(ticket: int, shift: int = 0, t0: float = T0) -> list[Any]:
 
 
 #: vendor -> (export, webhook lifecycle, the id parts an export cannot date (module doc))
-CASES = {
+CASES: dict[str, tuple[Callable[..., Any], Callable[..., Any], tuple[str, ...]]] = {
     "chatwoot": (chatwoot_export, chatwoot_webhooks, ()),
     "freshdesk": (freshdesk_export, freshdesk_webhooks, ()),
     "zammad": (zammad_export, zammad_webhooks, ()),

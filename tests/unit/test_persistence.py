@@ -14,7 +14,7 @@ the switch between whole and split values are all crashed into.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from cxpulse.changelog.records import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -73,7 +73,7 @@ def compact(writes: Iterable[Write], base: dict[bytes, bytes] | None = None) -> 
     return table
 
 
-def apply_truth(state: dict[str, bytes], batch: Batch) -> dict[str, bytes]:
+def apply_truth(state: dict[str, bytes], batch: Mapping[str, bytes | None]) -> dict[str, bytes]:
     out = dict(state)
     for k, v in batch.items():
         if v is None:

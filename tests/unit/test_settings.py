@@ -141,7 +141,7 @@ def test_app_factory_uses_settings(tmp_path: Path) -> None:
     assert app.conf.broker_session_timeout == 6.0
     assert app.conf.broker_heartbeat_interval == 1.0
     assert app.conf.web_enabled is True and app.conf.web_port == 16066
-    assert app.conf.processing_guarantee.value == "at_least_once"
+    assert str(app.conf.processing_guarantee.value) == "at_least_once"
     assert create_app(load_settings(env={})).conf.web_enabled is False
 
 
@@ -318,7 +318,7 @@ def test_an_error_of_any_kind_on_a_secret_does_not_quote_it() -> None:
     from cxpulse.settings import error_line
     from cxpulse.settings.sources import Inputs
 
-    err = {"type": "string_pattern_mismatch", "loc": ("sasl_password",),
+    err: dict[str, object] = {"type": "string_pattern_mismatch", "loc": ("sasl_password",),
            "msg": "String should match pattern", "input": "hunter2-s3cret"}  # fmt: skip
     line = error_line([err], Inputs(env={"sasl_password": "hunter2-s3cret"},  # type: ignore[list-item]
                                     env_names={"sasl_password": "CXPULSE_SASL_PASSWORD"}))

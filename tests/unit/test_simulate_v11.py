@@ -68,7 +68,7 @@ def test_the_1_0_operation_underneath_is_unchanged() -> None:
         ts = e.ts - delta if delta and e.ts >= solved else e.ts
         moved += ts != e.ts
         if isinstance(e, TicketCreated):
-            assert n == dataclasses.replace(e, bot=n.bot)
+            assert isinstance(n, TicketCreated) and n == dataclasses.replace(e, bot=n.bot)
         elif isinstance(e, SurveyResponse) and e.survey is SurveyKind.CSAT:
             assert isinstance(n, SurveyResponse) and n.ts == ts
             assert is_good(n) == (e.score >= 4)

@@ -28,11 +28,15 @@ within the lateness, count every conflict); the reference
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from cxpulse.core.decode import encode_bytes
 from cxpulse.core.events import Event
+
+E = TypeVar("E", bound=Event)
 
 
 class Verdict(StrEnum):
@@ -72,8 +76,9 @@ def resolve(kept: Event, arriving: Event) -> Resolution:
     return Resolution(Verdict.KEEP, kept)
 
 
-def winner_of(copies: list[Event]) -> Event:
-    """The copy the rule keeps among all copies (the reference for tests and reports)."""
+def winner_of(copies: Sequence[E]) -> E:
+    """The copy the rule keeps among all copies (the reference for tests and reports);
+    copies of one event share its type, so the winner keeps it."""
     if not copies:
         raise ValueError("no copies")
     return min(copies, key=canonical)

@@ -19,7 +19,7 @@ import html
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
@@ -43,7 +43,7 @@ class Receiver:
         self._thread: threading.Thread | None = None
         self.port = 0
 
-    def line(self, receiver: str, alert: dict[str, object]) -> str | None:
+    def line(self, receiver: str, alert: Mapping[str, object]) -> str | None:
         """The console line for one alert of a notification (None: not printed)."""
         labels = alert.get("labels")
         labels = labels if isinstance(labels, dict) else {}

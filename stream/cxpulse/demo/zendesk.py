@@ -42,7 +42,7 @@ from typing import Any
 from cxpulse.core.events import Scale, SurveyKind
 from cxpulse.core.kpis import GOOD_SCORES, SATISFIED_OTHER
 from cxpulse.ingest.auth import sign
-from cxpulse.replay import Outgoing
+from cxpulse.kafka.produce import Outgoing
 from cxpulse.sim import params
 
 #: the environment variable the demo passes its signing secret in (the gateway reads

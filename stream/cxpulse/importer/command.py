@@ -20,13 +20,13 @@ Events go to `--out` (JSONL, `-` for stdout; feed it to `cxpulse replay` or
 with the contract keys. Ids are those of the live path, so importing a period the
 webhooks already covered changes no KPI. Exit codes: 0 done, 2 bad usage or
 setting (a file that cannot be read, a bad mapping file), 3 nothing in the
-input could be mapped, 69 an export URL that fails (`--poll`).
+input could be mapped, 69 an export URL that fails (`--poll`) or a broker that cannot
+be reached or refuses (one line, as `cxpulse replay`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections import Counter
@@ -37,6 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from cxpulse.cliargs import Subcommands
 from cxpulse.importer import exports
 from cxpulse.jsontypes import JSON
+from cxpulse.kafka.produce import EXIT_KAFKA
 
 if TYPE_CHECKING:
     from cxpulse.helpdesks import Mapping
@@ -215,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
     if to_kafka and collected:
         from cxpulse.helpdesks import role_and_key
 
-        asyncio.run(_produce(settings, [(role_and_key(e), e) for e in collected]))
+        if not _produce(prog, settings, [(role_and_key(e), e) for e in collected]):
+            return EXIT_KAFKA
     summary = ", ".join(f"{k} {v}" for k, v in sorted(importer.counts.items()))
     print(f"{prog}: {summary or 'nothing read'}", file=sys.stderr)
     if not importer.counts["mapped"]:
@@ -247,29 +249,30 @@ def _poll(args: argparse.Namespace, settings: Settings, importer: Importer, out:
             if out is None:  # to Kafka: acknowledged before the state moves past the page
                 from cxpulse.helpdesks import role_and_key
 
-                asyncio.run(_produce(settings, [(role_and_key(e), e) for e in events]))
+                if not _produce("cxpulse import", settings,
+                                [(role_and_key(e), e) for e in events]):  # fmt: skip
+                    return EXIT_KAFKA
             else:
                 _emit(events, out, collected)
             commit()
     except PollError as exc:
         print(f"cxpulse import: export: {exc} (resume with the same --state-file)",
               file=sys.stderr)  # fmt: skip
-        return 69
+        return EXIT_KAFKA
     return 0
 
 
-async def _produce(settings: Settings, items: list[tuple[tuple[str, bytes], JSON]]) -> None:
-    from aiokafka import AIOKafkaProducer
+def _produce(prog: str, settings: Settings, items: list[tuple[tuple[str, bytes], JSON]]) -> bool:
+    """Send the mapped events with the contract keys (`cxpulse.kafka.produce`: idempotent,
+    acks=all); False after one line on stderr when the broker cannot be reached."""
+    from cxpulse.core.events import SURVEYS, TICKETS
+    from cxpulse.kafka.produce import KafkaTarget, Outgoing, send
 
-    topics = {"tickets": settings.topic_tickets, "surveys": settings.topic_surveys}
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True,
-        **settings.aiokafka_security(),
+    target = KafkaTarget(
+        settings.bootstrap_servers,
+        {TICKETS: settings.topic_tickets, SURVEYS: settings.topic_surveys},
+        settings.aiokafka_security(),
     )
-    await producer.start()
-    try:
-        futures = [await producer.send(topics[role], json.dumps(e).encode(), key=key)
-                   for (role, key), e in items]  # fmt: skip
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    messages = (Outgoing(target.topics[role], key, json.dumps(e).encode())
+                for (role, key), e in items)  # fmt: skip
+    return send(prog, target, messages) is not None

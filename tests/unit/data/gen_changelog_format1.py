@@ -13,15 +13,15 @@ from cxpulse.changelog.records import PartitionStore
 P = 3
 
 
-def ev(i):
+def ev(i: int) -> bytes:
     return b'["m","ev-%05d",%d,"T-1","customer"]' % (i, 1793577600000 + i)
 
 
-def ticket(n, start=0):
+def ticket(n: int, start: int = 0) -> bytes:
     return b'{"e":[' + b",".join(ev(i) for i in range(start, start + n)) + b"]}"
 
 
-batches = [
+batches: list[dict[str, bytes | None]] = [
     {"m": b'{"st":[1,2]}', "t:a": ticket(3), "t:big": ticket(40), "c": b'{"t":[]}'},
     {"m": b'{"st":[3,4]}', "t:big": ticket(60), "t:gone": b'{"e":[]}'},
     {"m": b'{"st":[5,6]}', "t:gone": None, "t:shrink": ticket(50)},
@@ -29,7 +29,7 @@ batches = [
 ]
 store, rec = PartitionStore.recover(P, [], epoch=77, part_bytes=512)
 log = list(rec.repairs)
-truth = {}
+truth: dict[str, bytes] = {}
 for i, b in enumerate(batches):
     store.count("applied:tickets", len(b))
     store.marker.offsets["tickets"] = i
