@@ -77,6 +77,14 @@ BENCHES = (
         smoke=("--smoke", "--breakdown"),
     ),
     Bench(
+        "scaling", "bench_scaling.py", "Cost as open tickets grow",
+        "A fixed probe (4,000 tickets, 20,000 events, applied and drained as the worker "
+        "does) on top of 1k, 10k, 100k and 1M held open tickets, each in a fresh process: "
+        "CPU us per event and its ratio to the smallest count (flat = 1.0), RSS per open "
+        "ticket and its slope, one `evaluate()` of the held tickets and its slope.",
+        smoke=("--smoke",),
+    ),
+    Bench(
         "decode", "bench_decode.py", "Decoding and validation",
         "`decode` (contract checks, RFC 3339 parsing, event construction) on the busy day "
         "against bare `json.loads` of the same bytes and against decode's checked path alone "

@@ -33,6 +33,7 @@ EXPECTED = {
         r"\| replica \| [\d.]+ \| [\d.]+ \| -?[\d,]+ \| 512 \|",
         r"\| core, 1,000 tickets: structure \| bytes per ticket \|",
     ],
+    "scaling": [r"\| 2,000 \| [\d.]+ \| [\d.]+ \| [\d,]+ B \| [\d,]+ B \| \d+ \| -?[\d.]+ \|"],
     "decode": [r"ratio decode/json\.loads on the same valid bytes: \d\.\d\d"],
     "hostile": [r"\n\s+200 \|\s+[\d,]+ \|"],
     "hostile_volume": [
@@ -90,8 +91,8 @@ def test_an_unknown_benchmark_name_is_one_clear_line() -> None:
     out = run_all("--smoke", "--only", "nosuch")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "--only: known benchmarks are worker, core, memory, decode, hostile, hostile_volume, "
-        "changelog, scrape, latency, evaluation, ingest"
+        "--only: known benchmarks are worker, core, memory, scaling, decode, hostile, "
+        "hostile_volume, changelog, scrape, latency, evaluation, ingest"
     ]
 
 
