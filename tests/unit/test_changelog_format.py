@@ -26,8 +26,8 @@ from cxpulse.changelog.records import (
     apply_patch,
     content_chunks,
     decode_record,
-    make_patch,
     encode_record,
+    make_patch,
     marker_key,
     state_key,
 )

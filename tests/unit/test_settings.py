@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cxpulse.settings import (
@@ -383,9 +384,10 @@ def test_changelog_compression_reaches_both_runtimes_producers(
     import importlib.util
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "cramjam" else find_spec(name, *a)
-    )
+    def without_cramjam(name: str, *args: Any) -> Any:
+        return None if name == "cramjam" else find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_cramjam)
     assert load_settings(env={"CXPULSE_CHANGELOG_COMPRESSION": "gzip"})
     for name in ("lz4", "zstd"):
         with pytest.raises(SettingsError, match=r"^changelog_compression.*cramjam"):
