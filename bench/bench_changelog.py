@@ -47,7 +47,8 @@ code's runs, and prints both and their ratio.
 Usage:
     .venv/bin/python bench/bench_changelog.py [--compare-pythonpath DIR]
         [--scenarios busy,live,trickle,fat] [--tickets-per-day 20000]
-        [--duration-h 24] [--trickle-events 20000] [--fat-events 20000] [--smoke]
+        [--duration-h 24] [--trickle-events 20000] [--fat-events 20000]
+        [--codecs none,gzip,lz4,zstd] [--broker-events N] [--smoke]
 """
 
 from __future__ import annotations
@@ -166,7 +167,11 @@ def stored_bytes(writes: list[tuple[bytes, bytes | None]], codec: int) -> int:
 
 
 def run_variant(
-    msgs: list[Msg], batch: int, restore: bool, codecs: Sequence[str] = ()
+    msgs: list[Msg],
+    batch: int,
+    restore: bool,
+    codecs: Sequence[str] = (),
+    commits: list[tuple[int, list[tuple[bytes, bytes | None]]]] | None = None,
 ) -> dict[str, Any]:
     """Feed `msgs` to 4 partitions' engines in batches; sum what is written
     (and what the broker would store with each of `codecs`)."""
@@ -219,6 +224,8 @@ def run_variant(
                 store.count(k, c)
             writes = store.batch_writes(engine.drain_dirty(), now_ms)
             batches += 1
+            if commits is not None:
+                commits.append((p, writes))
             for c in codecs:
                 t0 = time.process_time()
                 stored[c] += stored_bytes(writes, CODECS[c])
@@ -257,6 +264,55 @@ def time_restore(
         assert restored.tickets_tracked() == engines[p].tickets_tracked()
     secs = time.process_time() - t0
     return {"restore_s": secs, "tickets": tracked}
+
+
+def broker_check(msgs: list[Msg], codecs: list[str]) -> None:
+    """The model's stored bytes against a real broker's log segments: the trickle's
+    commits (this code), each one transaction of a transactional producer, to one
+    4-partition topic per codec on a private broker; then the size of its .log files."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from cxpulse.kafka.broker import KafkaBroker, create_topics
+
+    commits: list[tuple[int, list[tuple[bytes, bytes | None]]]] = []
+    model = run_variant(msgs, 1, False, codecs, commits)
+
+    async def produce(bootstrap: str, topic: str, codec: str) -> None:
+        prod = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, transactional_id=f"bench-{topic}", acks="all",
+            enable_idempotence=True, linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES,
+            compression_type=None if codec == "none" else codec,
+        )  # fmt: skip
+        await prod.start()
+        try:
+            for p, writes in commits:
+                async with prod.transaction():
+                    for k, v in writes:
+                        await prod.send(topic, key=k, value=v, partition=p)
+        finally:
+            await prod.stop()
+
+    broker = KafkaBroker().start()
+    try:
+        topics = {c: f"bench-changelog-{c}" for c in codecs}
+        asyncio.run(create_topics(broker.bootstrap, list(topics.values()), PARTITIONS))
+        for c, t in topics.items():
+            asyncio.run(produce(broker.bootstrap, t, c))
+        assert broker.workdir is not None
+        data = broker.workdir / "data"
+        n = len(msgs)
+        print()
+        print(f"Real broker, trickle (first {n:,} messages, one transaction each): "
+              f"payload {model['bytes'] / n:,.0f} B/event")  # fmt: skip
+        print()
+        print("| codec | model B/event | broker log segments B/event |")
+        print("|---|---:|---:|")
+        for c, t in topics.items():
+            size = sum(f.stat().st_size for d in data.glob(f"{t}-*") for f in d.glob("*.log"))
+            print(f"| {c} | {model['stored'][c] / n:,.0f} | {size / n:,.0f} |")
+    finally:
+        broker.stop(remove_data=True)
 
 
 def child(path: str) -> int:
@@ -322,6 +378,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--fat-events", type=int, default=20_000)
     ap.add_argument("--codecs", default="none,gzip,lz4,zstd",
                     help="producer compression codecs to state stored bytes for")  # fmt: skip
+    ap.add_argument("--broker-events", type=int, default=0,
+                    help="also check the stored bytes on a real private broker "
+                    "(the trickle's first N messages)")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(list(argv) if argv is not None else None)
@@ -385,6 +444,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             if b:
                 print(f"this / baseline, {label}: bytes {r['bytes'] / b['bytes']:.3f}, "
                       f"records {r['records'] / b['records']:.3f}")  # fmt: skip
+    if args.broker_events:
+        broker_check(busy_day(args.tickets_per_day, args.duration_h)[: args.broker_events], codecs)
     return 0
 
 
