@@ -224,7 +224,7 @@ class Settings(BaseSettings):
     #: the broker stores the producer's batches as sent, so this divides the
     #: changelog's disk and replication bytes (bench/bench_changelog.py, stored
     #: bytes). zstd: the smallest for the least CPU (gzip, built into aiokafka,
-    #: is as small but costs ~15x the CPU); lz4 and zstd need the `cramjam`
+    #: is about as small but costs ~10x the CPU on large batches); lz4 and zstd need the `cramjam`
     #: package (a dependency of cxpulse) in every reader too: the exporter and a
     #: worker restoring. A commit of one event compresses least.
     changelog_compression: Compression = "zstd"
