@@ -8,7 +8,19 @@ inside `engine.batch()` (as `DirectWorker._apply` does), then
 partition p in one transaction. Bytes = key + value of every record (Kafka's
 own framing, the same for any format, is left out); records include the
 marker and tombstones. No broker: the figures are deterministic, so one run is
-enough and load does not matter (only the restore seconds are timed).
+enough and load does not matter (only the restore and compression seconds are
+timed).
+
+Stored bytes: what the broker appends to the changelog topic's log for those
+records, per producer compression codec (`--codecs`): each commit's records
+of one partition as the one producer record batch the worker sends (aiokafka's
+own batch builder, magic 2, transactional, split at the worker's batch bytes;
+the broker keeps the producer's batches as they are with the topic's default
+`compression.type=producer`), plus one transaction commit marker batch (78 B)
+per commit. That is the log before compaction (what is written to disk and
+replicated), not what compaction leaves. lz4 and zstd need `cramjam` (readers
+too: the exporter and a recovering worker decompress); a codec whose library
+is missing is left out of the table.
 
 Scenarios (4 partitions, keys routed like the Kafka producer, `partition_for`):
 
@@ -35,7 +47,8 @@ code's runs, and prints both and their ratio.
 Usage:
     .venv/bin/python bench/bench_changelog.py [--compare-pythonpath DIR]
         [--scenarios busy,live,trickle,fat] [--tickets-per-day 20000]
-        [--duration-h 24] [--trickle-events 20000] [--fat-events 20000] [--smoke]
+        [--duration-h 24] [--trickle-events 20000] [--fat-events 20000]
+        [--codecs none,gzip,lz4,zstd] [--broker-events N] [--smoke]
 """
 
 from __future__ import annotations
@@ -49,7 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +123,58 @@ def inputs(args: argparse.Namespace) -> dict[str, list[tuple[str, list[Msg], int
 # --- one run (in the code under test: this checkout or --compare-pythonpath) --
 
 
-def run_variant(msgs: list[Msg], batch: int, restore: bool) -> dict[str, Any]:
-    """Feed `msgs` to 4 partitions' engines in batches; sum what is written."""
+#: aiokafka codec ids (`DefaultRecordBatchBuilder` attributes)
+CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+#: the direct worker's producer batch bytes (`worker.direct._MAX_BATCH_BYTES`)
+PRODUCER_BATCH_BYTES = 512 * 1024
+#: a transaction's commit marker: one control batch of one record per partition
+COMMIT_MARKER_BYTES = 78
+
+
+def available_codecs(wanted: str) -> list[str]:
+    from aiokafka import codec
+
+    have = {"none": True, "gzip": True, "snappy": codec.has_snappy(),
+            "lz4": codec.has_lz4(), "zstd": codec.has_zstd()}  # fmt: skip
+    out = [c for c in wanted.split(",") if c]
+    for c in out:
+        if c not in CODECS:
+            raise SystemExit(f"--codecs: known codecs are {', '.join(CODECS)}")
+    return [c for c in out if have[c]]
+
+
+def stored_bytes(writes: list[tuple[bytes, bytes | None]], codec: int) -> int:
+    """Bytes of the record batches a producer sends for one commit's `writes`
+    to one partition, plus the transaction's commit marker there."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    total, i = COMMIT_MARKER_BYTES, 0
+    while i < len(writes):
+        b = DefaultRecordBatchBuilder(2, codec, 1, 1000, 0, 0, PRODUCER_BATCH_BYTES)
+        used = 61
+        n = 0
+        while i < len(writes):
+            k, v = writes[i]
+            size = len(k) + (len(v) if v is not None else 0) + 32
+            if n and used + size > PRODUCER_BATCH_BYTES:
+                break
+            b.append(n, 1_800_000_000_000, k, v, [])
+            used += size
+            n += 1
+            i += 1
+        total += len(b.build())
+    return total
+
+
+def run_variant(
+    msgs: list[Msg],
+    batch: int,
+    restore: bool,
+    codecs: Sequence[str] = (),
+    commits: list[tuple[int, list[tuple[bytes, bytes | None]]]] | None = None,
+) -> dict[str, Any]:
+    """Feed `msgs` to 4 partitions' engines in batches; sum what is written
+    (and what the broker would store with each of `codecs`)."""
     from cxpulse.changelog.records import PartitionStore
     from cxpulse.core.engine import PartitionEngine
     from cxpulse.core.partitioning import partition_for
@@ -131,6 +194,10 @@ def run_variant(msgs: list[Msg], batch: int, restore: bool) -> dict[str, Any]:
         stores[p] = store
     table: dict[bytes, bytes | None] = {}
     n_bytes = n_records = largest = batches = 0
+    for c in codecs:  # imports and first-call costs outside the timing
+        stored_bytes([(b"k", b"v")], CODECS[c])
+    stored = dict.fromkeys(codecs, 0)
+    stored_cpu = dict.fromkeys(codecs, 0.0)
     now_ms = 1_800_000_000_000  # after the simulated days: no event is from the future
     rr = 0
     for i in range(0, len(msgs), batch):
@@ -157,6 +224,12 @@ def run_variant(msgs: list[Msg], batch: int, restore: bool) -> dict[str, Any]:
                 store.count(k, c)
             writes = store.batch_writes(engine.drain_dirty(), now_ms)
             batches += 1
+            if commits is not None:
+                commits.append((p, writes))
+            for c in codecs:
+                t0 = time.process_time()
+                stored[c] += stored_bytes(writes, CODECS[c])
+                stored_cpu[c] += time.process_time() - t0
             for k, v in writes:
                 size = len(k) + (len(v) if v is not None else 0)
                 n_bytes += size
@@ -167,6 +240,7 @@ def run_variant(msgs: list[Msg], batch: int, restore: bool) -> dict[str, Any]:
         "events": len(msgs), "bytes": n_bytes, "records": n_records,
         "largest": largest, "batches": batches,
         "compacted": sum(len(k) + len(v) for k, v in table.items() if v is not None),
+        "stored": stored, "stored_cpu": stored_cpu,
     }  # fmt: skip
     if restore:
         out.update(time_restore(table, engines, config))
@@ -192,18 +266,69 @@ def time_restore(
     return {"restore_s": secs, "tickets": tracked}
 
 
+def broker_check(msgs: list[Msg], codecs: list[str]) -> None:
+    """The model's stored bytes against a real broker's log segments: the trickle's
+    commits (this code), each one transaction of a transactional producer, to one
+    4-partition topic per codec on a private broker; then the size of its .log files."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from cxpulse.kafka.broker import KafkaBroker, create_topics
+
+    commits: list[tuple[int, list[tuple[bytes, bytes | None]]]] = []
+    model = run_variant(msgs, 1, False, codecs, commits)
+
+    async def produce(bootstrap: str, topic: str, codec: str) -> None:
+        prod = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, transactional_id=f"bench-{topic}", acks="all",
+            enable_idempotence=True, linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES,
+            compression_type=None if codec == "none" else codec,
+        )  # fmt: skip
+        await prod.start()
+        try:
+            for p, writes in commits:
+                async with prod.transaction():
+                    for k, v in writes:
+                        await prod.send(topic, key=k, value=v, partition=p)
+        finally:
+            await prod.stop()
+
+    broker = KafkaBroker().start()
+    try:
+        topics = {c: f"bench-changelog-{c}" for c in codecs}
+        asyncio.run(create_topics(broker.bootstrap, list(topics.values()), PARTITIONS))
+        for c, t in topics.items():
+            asyncio.run(produce(broker.bootstrap, t, c))
+        assert broker.workdir is not None
+        data = broker.workdir / "data"
+        n = len(msgs)
+        print()
+        print(f"Real broker, trickle (first {n:,} messages, one transaction each): "
+              f"payload {model['bytes'] / n:,.0f} B/event")  # fmt: skip
+        print()
+        print("| codec | model B/event | broker log segments B/event |")
+        print("|---|---:|---:|")
+        for c, t in topics.items():
+            size = sum(f.stat().st_size for d in data.glob(f"{t}-*") for f in d.glob("*.log"))
+            print(f"| {c} | {model['stored'][c] / n:,.0f} | {size / n:,.0f} |")
+    finally:
+        broker.stop(remove_data=True)
+
+
 def child(path: str) -> int:
     """Subprocess entry: read the pickled job, print one JSON line per variant."""
     with open(path, "rb") as f:
         job = pickle.load(f)
-    for label, msgs, batch, restore in job:
-        r = run_variant(msgs, batch, restore)
+    for label, msgs, batch, restore, codecs in job:
+        r = run_variant(msgs, batch, restore, codecs)
         r["label"] = label
         print(json.dumps(r), flush=True)
     return 0
 
 
-def run_in(pythonpath: str, job: list[tuple[str, list[Msg], int, bool]]) -> list[dict[str, Any]]:
+def run_in(
+    pythonpath: str, job: list[tuple[str, list[Msg], int, bool, list[str]]]
+) -> list[dict[str, Any]]:
     with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as f:
         pickle.dump(job, f)
     try:
@@ -251,6 +376,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--duration-h", type=float, default=24.0)
     ap.add_argument("--trickle-events", type=int, default=20_000)
     ap.add_argument("--fat-events", type=int, default=20_000)
+    ap.add_argument("--codecs", default="none,gzip,lz4,zstd",
+                    help="producer compression codecs to state stored bytes for")  # fmt: skip
+    ap.add_argument("--broker-events", type=int, default=0,
+                    help="also check the stored bytes on a real private broker "
+                    "(the trickle's first N messages)")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(list(argv) if argv is not None else None)
@@ -265,6 +395,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "stream"))
     sys.path.insert(0, str(ROOT))
     jobs = inputs(args)
+    codecs = available_codecs(args.codecs)
     here = str(ROOT / "stream")
     versions = [("this", here)]
     if args.compare_pythonpath:
@@ -282,10 +413,23 @@ def main(argv: Iterable[str] | None = None) -> int:
     results: dict[tuple[str, str], dict[str, Any]] = {}
     for scen, variants in jobs.items():
         for name, path in versions:  # interleaved: baseline then this, per scenario
-            job = [(label, msgs, batch, scen == "busy") for label, msgs, batch in variants]
+            job = [(label, msgs, batch, scen == "busy", codecs) for label, msgs, batch in variants]
             for r in run_in(path, job):
                 results[(name, r["label"])] = r
                 print(row(f"{name} {heads[name]}", r), flush=True)
+    if codecs:
+        print()
+        print("Stored by the broker (record batches as the producer sends them, one per "
+              "commit and partition, + 78 B commit marker each), B/event "
+              "(compression CPU, us/event):")  # fmt: skip
+        print()
+        print("| code | scenario | " + " | ".join(codecs) + " |")
+        print("|---|---|" + "---:|" * len(codecs))
+        for (name, label), r in results.items():
+            n = r["events"]
+            cells = [f"{r['stored'][c] / n:,.0f} ({r['stored_cpu'][c] / n * 1e6:,.0f} us)"
+                     for c in codecs]  # fmt: skip
+            print(f"| {name} {heads[name]} | {label} | " + " | ".join(cells) + " |")
     print()
     for name, _ in versions:
         fat = [r for (n, label), r in results.items() if n == name and label.startswith("fat")]
@@ -300,6 +444,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             if b:
                 print(f"this / baseline, {label}: bytes {r['bytes'] / b['bytes']:.3f}, "
                       f"records {r['records'] / b['records']:.3f}")  # fmt: skip
+    if args.broker_events:
+        broker_check(busy_day(args.tickets_per_day, args.duration_h)[: args.broker_events], codecs)
     return 0
 
 

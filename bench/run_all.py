@@ -111,7 +111,9 @@ BENCHES = (
         "`drain_dirty`, `PartitionStore.batch_writes`) writes per input event: busy day in "
         "batches of 20,000, live (batches of 250), a trickle of single-event commits, a "
         "20,000-event ticket in order vs reversed; restore CPU time per million open "
-        "tickets. Deterministic (no broker); `--compare-pythonpath` adds another "
+        "tickets; bytes the broker stores per producer compression codec (the producer's "
+        "record batches, checked against a real broker's log with `--broker-events`). "
+        "Deterministic (no broker); `--compare-pythonpath` adds another "
         "checkout's code as the baseline in the same run.",
         smoke=("--smoke",),
     ),

@@ -23,9 +23,11 @@ from cxpulse.changelog.records import (
     Record,
     Recovery,
     Write,
+    apply_patch,
     content_chunks,
     decode_record,
     encode_record,
+    make_patch,
     marker_key,
     state_key,
 )
@@ -33,13 +35,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_exporter_follow import follow_counting
-from tests.unit.test_persistence import PART, P, apply_truth, batches_st, compact
+from tests.unit.test_persistence import PART, PATCH, P, apply_truth, batches_st, compact
 
 DATA = Path(__file__).parent / "data" / "changelog_format1.json"
 
 
 def recover_tx(items: object, epoch: int | None = None) -> tuple[PartitionStore, Recovery]:
-    return PartitionStore.recover(P, items, epoch=epoch, part_bytes=PART, with_prev=False)  # type: ignore[arg-type]
+    return PartitionStore.recover(
+        P, items, epoch=epoch, part_bytes=PART, with_prev=False, patch_bytes=PATCH  # type: ignore[arg-type]
+    )
 
 
 def follow(log: list[Write]) -> tuple[dict[str, bytes], int]:
@@ -216,3 +220,84 @@ def test_counters_are_values_in_the_order_of_the_names_record() -> None:
     for k, v in compacted(log):
         f.feed(k, v)
     assert f.marker is not None and f.marker.counters == expected and f.corrupt == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=30), st.data())
+def test_a_patch_gives_the_value_back_and_respects_its_bound(
+    elements: list[bytes], data: st.DataObject
+) -> None:
+    """JSON-like values (elements joined by `],[`, where pieces are cut) edited in
+    a few places: the patch turns the old value into the new one, or is None when
+    it would be longer than the bound."""
+    base = b"],[".join(elements)
+    edited = list(elements)
+    for _ in range(data.draw(st.integers(0, 3))):
+        i = data.draw(st.integers(0, len(edited)))
+        edited.insert(i, data.draw(st.binary(max_size=40)))
+    if edited and data.draw(st.booleans()):
+        del edited[data.draw(st.integers(0, len(edited) - 1))]
+    value = b"],[".join(edited)
+    limit = data.draw(st.integers(0, 2 * len(value) + 20))
+    patch = make_patch(base, value, limit)
+    if patch is not None:
+        assert len(patch) <= limit
+        assert apply_patch(base, patch) == value
+    assert apply_patch(base, make_patch(base, value, 10**9) or b"") == value
+
+
+def _cum_like(n_keys: int, bumped: dict[int, int]) -> bytes:
+    """Cumulative-aggregate-like JSON: one element per key, a few counters bumped."""
+    items = (b'[["team-%03d","email"],[%d,3,[1,2,3,4,5]]]' % (k, 10 + bumped.get(k, 0))
+             for k in range(n_keys))  # fmt: skip
+    return b'{"t":[' + b",".join(items) + b"]}"
+
+
+def test_a_small_change_of_a_split_value_writes_one_patched_head() -> None:
+    """A few counters bumped across a split value: one record (its head, carrying a
+    patch of the parts the table has), no part and no tombstone; read back by
+    recovery and by the follower. A change larger than the patch bound cuts the
+    value into parts again."""
+    store, rec = PartitionStore.recover(P, [], epoch=3, with_prev=False)
+    value = _cum_like(300, {})
+    assert len(value) > 3 * store.part_bytes
+    log = rec.repairs + store.batch_writes({"c": value}, 0)
+    bumped: dict[int, int] = {}
+    for i in range(1, 6):
+        for k in (7 * i, 100 + 13 * i, 250 + i):
+            bumped[k] = bumped.get(k, 0) + 1
+        value = _cum_like(300, bumped)
+        w = store.batch_writes({"c": value}, i)
+        assert [k for k, _ in w] == [state_key(P, "c"), marker_key(P)]
+        assert decode_record(w[0][1] or b"").new[:2] == b"D3"  # type: ignore[index]
+        log += w
+        _, rec = PartitionStore.recover(P, compact(log).items(), epoch=4 + i, with_prev=False)
+        assert rec.items == {"c": value}
+        assert follow(log) == ({"c": value}, 0)
+        assert follow(compacted(log)) == ({"c": value}, 0)
+    # every key bumped: the patch would be larger than a part: parts again
+    value = _cum_like(300, {k: 5 for k in range(300)})
+    w = store.batch_writes({"c": value}, 9)
+    assert any(b"/y/" in k and v is not None for k, v in w)
+    assert decode_record(dict(w)[state_key(P, "c")] or b"").new[:2] == b"D2"  # type: ignore[index]
+    log += w + store.batch_writes({}, 10)  # the parts no longer listed go
+    _, rec = PartitionStore.recover(P, compact(log).items(), epoch=20, with_prev=False)
+    healed = compact(rec.repairs, compact(log))
+    assert len([k for k in healed if b"/y/" in k]) == len(store.listed["c"])
+    assert rec.items == {"c": value} and follow(log) == ({"c": value}, 0)
+    # a recovered store patches the parts it found
+    store, rec = PartitionStore.recover(P, compact(log).items(), epoch=21, with_prev=False)
+    value = _cum_like(300, {**{k: 5 for k in range(300)}, 3: 6})
+    w = store.batch_writes({"c": value}, 11)
+    assert [k for k, _ in w] == [state_key(P, "c"), marker_key(P)]
+    _, rec = PartitionStore.recover(P, compact(log + w).items(), epoch=22, with_prev=False)
+    assert rec.items == {"c": value}
+
+
+def test_a_bad_patch_is_corrupt_state() -> None:
+    for bad in (b"X", b"C\x00", b"C" + bytes(4) + b"\x00\x00\x10\x00", b"L\x00\x00\x00\x09ab"):
+        try:
+            apply_patch(b"base", bad)
+        except CorruptState:
+            continue
+        raise AssertionError(f"accepted {bad!r}")

@@ -37,6 +37,9 @@ P = 3
 KEYS = [f"k{i}" for i in range(6)]
 #: part size of the stores under test: values up to ~18 bytes make up to 6 parts
 PART = 3
+#: patch bound of the stores under test: a split value's head then often carries a
+#: patch of its parts (format 3), and as often is cut into parts again
+PATCH = 24
 
 Batch = dict[str, bytes | None]
 #: short values, and values with a shared (append-mostly) prefix plus a tail
@@ -59,8 +62,10 @@ batches_st = st.lists(
 def recover(
     partition: int, items: Iterable[tuple[bytes, bytes | None]], epoch: int | None = None
 ) -> tuple[PartitionStore, Recovery]:
-    """`PartitionStore.recover` with tiny parts."""
-    return PartitionStore.recover(partition, items, epoch=epoch, part_bytes=PART)
+    """`PartitionStore.recover` with tiny parts (and patches of them)."""
+    return PartitionStore.recover(
+        partition, items, epoch=epoch, part_bytes=PART, patch_bytes=PATCH
+    )
 
 
 def compact(writes: Iterable[Write], base: dict[bytes, bytes] | None = None) -> dict[bytes, bytes]:

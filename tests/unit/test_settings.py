@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cxpulse.settings import (
@@ -364,3 +365,30 @@ def test_label_guard_settings_reach_the_core_config(tmp_path: Path) -> None:
     ]:
         with pytest.raises(SettingsError, match=rf"^{name}"):
             load_settings(env=env)
+
+
+def test_changelog_compression_reaches_both_runtimes_producers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = load_settings(env={})
+    assert s.changelog_compression == "zstd" and s.producer_compression() == "zstd"
+    assert create_app(s).conf.producer_compression_type == "zstd"
+    gz = load_settings(env={"CXPULSE_CHANGELOG_COMPRESSION": "gzip"})
+    assert create_app(gz).conf.producer_compression_type == "gzip"
+    off = load_settings(env={"CXPULSE_CHANGELOG_COMPRESSION": "none"})
+    assert off.producer_compression() is None
+    assert create_app(off).conf.producer_compression_type is None
+    with pytest.raises(SettingsError, match=r"^changelog_compression"):
+        load_settings(env={"CXPULSE_CHANGELOG_COMPRESSION": "brotli"})
+    # lz4/zstd need a codec library every reader must have too: refused without it
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    def without_cramjam(name: str, *args: Any) -> Any:
+        return None if name == "cramjam" else find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_cramjam)
+    assert load_settings(env={"CXPULSE_CHANGELOG_COMPRESSION": "gzip"})
+    for name in ("lz4", "zstd"):
+        with pytest.raises(SettingsError, match=r"^changelog_compression.*cramjam"):
+            load_settings(env={"CXPULSE_CHANGELOG_COMPRESSION": name})

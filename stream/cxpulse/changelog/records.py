@@ -65,6 +65,21 @@ new format the next time it changes):
   A part is immutable (its key is its content): it needs no `prev`, and the
   follower keeps it until its tombstone. Parts no committed descriptor lists
   any more are tombstoned one batch later (recovery tombstones any it finds).
+
+Format 3 (since the trickle work of issue 22; formats 1 and 2 are still read):
+
+* **A split value's head may carry a patch** (descriptor `D3`: the parts it
+  lists, joined, then patched: copies of their byte ranges and literal
+  bytes, `make_patch`/`apply_patch`). A value that changes a little in several
+  places (the cumulative aggregates `c`: each sealed minute adds to a few keys
+  across it) then costs one head record per change, not every part it touched
+  plus their tombstones; once the patch would exceed `patch_bytes` (a part's
+  size) the value is cut into parts again and the patch starts empty. The
+  parts a patched head lists are the ones the previous head listed, so the
+  crash rules are those of format 2 unchanged. Only values up to
+  `_MAX_PATCH_BASE` are patched (their parts stay joined in memory).
+  A reader older than format 3 sees `D3` as corrupt: upgrade exporters first
+  (docs/runtimes.md).
 """
 
 from __future__ import annotations
@@ -86,6 +101,10 @@ _PREV_SPLIT = 8  # `prev` is a descriptor of parts, not the value
 _DESC = struct.Struct(">2sQ")  # magic, total length; then one digest per part
 _DESC_MAGIC = b"D1"  # parts by index: `<p>/x/<i>/<name>` (format 1, read only)
 _DESC2_MAGIC = b"D2"  # parts by digest: `<p>/y/<hex digest>/<name>`
+_DESC3_MAGIC = b"D3"  # parts by digest, then a patch of the joined parts (format 3)
+_DESC3 = struct.Struct(">2sQI")  # magic, total length of the parts, number of parts
+_COPY = struct.Struct(">cII")  # b"C", offset and length of bytes copied from the parts
+_LIT = struct.Struct(">cI")  # b"L", length of the literal bytes that follow
 _NO_PREV = 16  # written without `prev`: valid only if committed (format 2)
 _DIGEST_BYTES = 8
 
@@ -99,6 +118,10 @@ MIN_MAX_RECORD_BYTES = 16 * 1024
 #: cost fewer keys. 1,000 tickets x 1,000 events wrote 901 B of changelog per
 #: event with 16 KiB parts, 300 B with 4 KiB (bench/bench_hostile_volume.py).
 MAX_PART_BYTES = 4 * 1024
+#: Split values up to this long keep their joined parts in memory, so that a
+#: change can be written as a patch of them (format 3); longer ones (a ticket
+#: with thousands of events) are cut into parts at every change, as in format 2.
+_MAX_PATCH_BASE = 64 * 1024
 #: Room kept in a record for its header, key and Kafka's per-record overhead.
 _RECORD_SLACK = 4 * 1024
 
@@ -198,27 +221,138 @@ def encode_descriptor2(total: int, digests: list[bytes]) -> bytes:
     return _DESC.pack(_DESC2_MAGIC, total) + b"".join(digests)
 
 
+def encode_descriptor3(total: int, digests: list[bytes], patch: bytes) -> bytes:
+    """Parts (joined: `total` bytes) plus a patch that turns them into the value."""
+    return _DESC3.pack(_DESC3_MAGIC, total, len(digests)) + b"".join(digests) + patch
+
+
 def is_digest_descriptor(raw: bytes) -> bool:
-    """Does this descriptor name its parts by digest (format 2), not by index?"""
-    return raw[:2] == _DESC2_MAGIC
+    """Does this descriptor name its parts by digest (format 2 or 3), not by index?"""
+    return raw[:2] in (_DESC2_MAGIC, _DESC3_MAGIC)
+
+
+def _split_descriptor(raw: bytes) -> tuple[int, list[bytes], bytes | None]:
+    """(total length of the parts, digest of each part, patch or None)."""
+    if raw[:2] == _DESC3_MAGIC:
+        if len(raw) < _DESC3.size:
+            raise CorruptState("bad split-value descriptor")
+        _magic, total, n = _DESC3.unpack_from(raw)
+        end = _DESC3.size + n * _DIGEST_BYTES
+        if len(raw) < end:
+            raise CorruptState("bad split-value descriptor")
+        body = raw[_DESC3.size : end]
+        patch: bytes | None = raw[end:]
+    else:
+        if len(raw) < _DESC.size or (len(raw) - _DESC.size) % _DIGEST_BYTES:
+            raise CorruptState("bad split-value descriptor")
+        magic, total = _DESC.unpack_from(raw)
+        if magic not in (_DESC_MAGIC, _DESC2_MAGIC):
+            raise CorruptState("bad split-value descriptor")
+        body, patch = raw[_DESC.size :], None
+    return total, [body[i : i + _DIGEST_BYTES] for i in range(0, len(body), _DIGEST_BYTES)], patch
 
 
 def decode_descriptor(raw: bytes) -> tuple[int, list[bytes]]:
-    """(total length, digest of each part) of a split value's descriptor (either format)."""
-    if len(raw) < _DESC.size or (len(raw) - _DESC.size) % _DIGEST_BYTES:
-        raise CorruptState("bad split-value descriptor")
-    magic, total = _DESC.unpack_from(raw)
-    if magic not in (_DESC_MAGIC, _DESC2_MAGIC):
-        raise CorruptState("bad split-value descriptor")
-    body = raw[_DESC.size :]
-    return total, [body[i : i + _DIGEST_BYTES] for i in range(0, len(body), _DIGEST_BYTES)]
+    """(total length, digest of each part) of a split value's descriptor (any
+    format; for a patched one, the length of the parts joined, before the patch)."""
+    total, digests, _patch = _split_descriptor(raw)
+    return total, digests
+
+
+#: Patches are computed on content-defined pieces of at most this many bytes.
+_PATCH_PIECE = 512
+
+
+def make_patch(base: bytes, value: bytes, limit: int) -> bytes | None:
+    """A patch turning `base` into `value` (copies of `base` ranges and literal
+    bytes, `apply_patch`), or None if it would be longer than `limit` bytes.
+
+    Both are cut at the same content-defined points (`content_chunks`), so the
+    pieces an edit did not touch are found in `base` by their bytes and cost a
+    copy (9 B), the changed ones their bytes. A split value that changes a
+    little in several places (the cumulative aggregates `c`: a sealed minute
+    adds to a few keys all over it) then rewrites one small head record rather
+    than every part it touched (and their tombstones a batch later)."""
+    where: dict[bytes, int] = {}
+    off = 0
+    for piece in content_chunks(base, _PATCH_PIECE):
+        where.setdefault(piece, off)
+        off += len(piece)
+    out: list[bytes] = []
+    size = 0
+    lit: list[bytes] = []
+    copy_at = copy_len = 0
+
+    def flush_copy() -> None:
+        nonlocal copy_len, size
+        if copy_len:
+            out.append(_COPY.pack(b"C", copy_at, copy_len))
+            size += _COPY.size
+            copy_len = 0
+
+    def flush_lit() -> None:
+        nonlocal size
+        if lit:
+            data = b"".join(lit)
+            out.append(_LIT.pack(b"L", len(data)) + data)
+            size += _LIT.size + len(data)
+            lit.clear()
+
+    pending = 0  # literal bytes not flushed yet
+    for piece in content_chunks(value, _PATCH_PIECE):
+        at = where.get(piece)
+        if at is None:
+            flush_copy()
+            lit.append(piece)
+            pending += len(piece)
+        else:
+            flush_lit()
+            pending = 0
+            if copy_len and copy_at + copy_len == at:
+                copy_len += len(piece)
+            else:
+                flush_copy()
+                copy_at, copy_len = at, len(piece)
+        if size + pending > limit:
+            return None
+    flush_copy()
+    flush_lit()
+    return b"".join(out) if size <= limit else None
+
+
+def apply_patch(base: bytes, patch: bytes) -> bytes:
+    """`value` back from `base` and `make_patch(base, value)`."""
+    out: list[bytes] = []
+    i, n = 0, len(patch)
+    try:
+        while i < n:
+            op = patch[i : i + 1]
+            if op == b"C":
+                _op, at, length = _COPY.unpack_from(patch, i)
+                if at + length > len(base):
+                    raise CorruptState("a patch copies beyond its parts")
+                out.append(base[at : at + length])
+                i += _COPY.size
+            elif op == b"L":
+                _op, length = _LIT.unpack_from(patch, i)
+                i += _LIT.size
+                if i + length > n:
+                    raise CorruptState("a patch is cut short")
+                out.append(patch[i : i + length])
+                i += length
+            else:
+                raise CorruptState("bad patch")
+    except struct.error:
+        raise CorruptState("a patch is cut short") from None
+    return b"".join(out)
 
 
 def join_parts(descriptor: bytes, parts: Mapping[int, bytes] | Mapping[bytes, bytes]) -> bytes:
     """The whole value from its committed parts, checked against the descriptor.
 
-    `parts`: by index for a format-1 descriptor, by digest for a format-2 one."""
-    total, digests = decode_descriptor(descriptor)
+    `parts`: by index for a format-1 descriptor, by digest for a format-2 or 3
+    one (format 3: the joined parts are then patched)."""
+    total, digests, patch = _split_descriptor(descriptor)
     by_digest = is_digest_descriptor(descriptor)
     lookup: Mapping[object, bytes] = parts  # type: ignore[assignment]
     chunks = []
@@ -230,7 +364,7 @@ def join_parts(descriptor: bytes, parts: Mapping[int, bytes] | Mapping[bytes, by
     value = b"".join(chunks)
     if len(value) != total:
         raise CorruptState("a split value has the wrong length")
-    return value
+    return value if patch is None else apply_patch(value, patch)
 
 
 def part_bytes_for(max_record_bytes: int) -> int:
@@ -461,6 +595,8 @@ class PartitionStore:
         digests: dict[str, set[bytes]] | None = None,
         with_prev: bool = True,
         listed: dict[str, set[bytes]] | None = None,
+        bases: dict[str, bytes] | None = None,
+        patch_bytes: int | None = None,
     ) -> None:
         self.partition = partition
         self.marker = marker
@@ -475,6 +611,11 @@ class PartitionStore:
         self.max_parts = max_parts_for(max_record_bytes)
         #: False with transactional writes: records carry no `prev` (module docs)
         self.with_prev = with_prev
+        #: a split value's parts joined, while its head can patch them (format 3)
+        self.bases: dict[str, bytes] = bases if bases is not None else {}
+        #: largest patch a head carries before the value is cut into parts again
+        #: (0: never patch; writes format 2)
+        self.patch_bytes = self.part_bytes if patch_bytes is None else patch_bytes
         self._deleted_last_batch: list[str] = []
         self._deleted_parts_last_batch: list[tuple[str, int]] = []
         self._dropped_last_batch: list[tuple[str, bytes]] = []
@@ -488,6 +629,7 @@ class PartitionStore:
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         part_bytes: int | None = None,
         with_prev: bool = True,
+        patch_bytes: int | None = None,
     ) -> tuple[PartitionStore, Recovery]:
         """Rebuild from the table's keys of `partition` (other keys are ignored).
 
@@ -606,6 +748,7 @@ class PartitionStore:
         current: dict[str, bytes] = {}
         parts: dict[str, list[bytes]] = {}
         digests: dict[str, set[bytes]] = {}
+        bases: dict[str, bytes] = {}
         for name, (raw, split) in heads.items():
             current[name] = raw
             if split and is_digest_descriptor(raw):
@@ -625,6 +768,9 @@ class PartitionStore:
                         resent += 1
                 items[name] = join_parts(raw, chunks)  # checks every part
                 digests[name] = set(listed)
+                base_len = decode_descriptor(raw)[0]
+                if base_len <= _MAX_PATCH_BASE:  # what a format-3 head can patch
+                    bases[name] = b"".join(chunks[d] for d in listed)
             elif split:
                 have_i = part_values.get(name, {})
                 items[name] = join_parts(raw, have_i)  # checks parts 0..n-1
@@ -665,7 +811,7 @@ class PartitionStore:
         repairs.append((mkey, marker_new.encode()))
         store = cls(
             partition, marker_new, current, parts, max_record_bytes, part_bytes, digests,
-            with_prev, {n: set(d) for n, d in digests.items()},
+            with_prev, {n: set(d) for n, d in digests.items()}, bases, patch_bytes,
         )  # fmt: skip
         return store, Recovery(items, repairs, reverted, resent)
 
@@ -675,8 +821,9 @@ class PartitionStore:
         Call after updating `marker.offsets`/`marker.counters` for the batch.
         The batch counts as committed once all writes are durable. A value
         longer than `part_bytes` is written as content-defined parts (only
-        those not in the table yet) plus a descriptor under its own key. The
-        engine meta (`m`) goes into the marker.
+        those not in the table yet) plus a descriptor under its own key, or
+        as a patch of the parts already listed (format 3). The engine meta
+        (`m`) goes into the marker.
         """
         m = self.marker
         seq = m.seq + 1
@@ -702,6 +849,8 @@ class PartitionStore:
             prev_out = prev if with_prev else None
             if old_parts is not None:  # format-1 parts: deleted one batch later
                 deleted_parts.extend((name, i) for i in range(len(old_parts)))
+            if len(new or b"") <= pb or new is None:
+                self.bases.pop(name, None)
             if new is None:
                 if prev is None:
                     continue
@@ -715,6 +864,14 @@ class PartitionStore:
                 self.current[name] = new
                 self.listed.pop(name, None)
                 new_digests = set()
+            elif (desc3 := self._patched(name, new)) is not None:
+                # the parts stay as they are; the head carries the difference
+                # (nothing listed changes: no part to write, none to drop)
+                head = Record(m.epoch, seq, desc3, prev_out, True, prev_split, no_prev)
+                self.current[name] = desc3
+                records.append((state_key(p, name), encode_record(head)))
+                written.add(name)
+                continue
             else:
                 chunks = self._chunks(new)
                 listed: list[bytes] = []
@@ -731,6 +888,10 @@ class PartitionStore:
                 head = Record(m.epoch, seq, desc, prev_out, True, prev_split, no_prev)
                 self.current[name] = desc
                 self.listed[name] = set(new_digests)
+                if self.patch_bytes and len(new) <= _MAX_PATCH_BASE:
+                    self.bases[name] = new
+                else:
+                    self.bases.pop(name, None)
             if old_digests is not None:
                 # parts the new value no longer lists stay in the table until
                 # the next batch (a revert to `prev` may need them), then go
@@ -801,6 +962,21 @@ class PartitionStore:
             writes.append((names_key(p), json.dumps(m.names).encode()))
         writes.append((marker_key(p), m.encode()))
         return writes
+
+    def _patched(self, name: str, value: bytes) -> bytes | None:
+        """A format-3 descriptor of `value`: the parts now listed plus a patch,
+        if the patch is at most `patch_bytes` and the head record still fits."""
+        base = self.bases.get(name)
+        if base is None or name not in self.listed:
+            return None
+        patch = make_patch(base, value, self.patch_bytes)
+        if patch is None:
+            return None
+        _total, digests = decode_descriptor(self.current[name])
+        desc = encode_descriptor3(len(base), digests, patch)
+        if len(desc) > (self.max_record_bytes - _RECORD_SLACK) // 2:
+            return None  # the head holds new and prev: both must fit
+        return desc
 
     def _chunks(self, value: bytes) -> list[bytes]:
         """Content-defined parts of `value`; fixed-size ones when those would

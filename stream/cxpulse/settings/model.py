@@ -10,6 +10,7 @@ each failing with the setting at fault (`_fail`). Loading and error messages:
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import ssl
 from pathlib import Path
@@ -42,6 +43,8 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 Store = Literal["rocksdb://", "memory://"]
 Runtime = Literal["direct", "faust"]
+#: producer compression codecs of the changelog (aiokafka's names; `none`: off)
+Compression = Literal["none", "gzip", "lz4", "zstd"]
 #: Keyword arguments of an aiokafka client (`security_protocol`, `ssl_context`,
 #: `sasl_*`): values of several types, as aiokafka's own `**kwargs`.
 ClientOptions: TypeAlias = dict[str, Any]
@@ -49,7 +52,14 @@ SECURITY_PROTOCOLS = get_args(SecurityProtocol)
 SASL_MECHANISMS = get_args(SaslMechanism)
 STORES = get_args(Store)
 RUNTIMES = get_args(Runtime)
+COMPRESSIONS = get_args(Compression)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _has_cramjam() -> bool:
+    """Can aiokafka use lz4 and zstd here? (its codecs come from `cramjam`; looked
+    up without importing aiokafka, which settings do not load)"""
+    return importlib.util.find_spec("cramjam") is not None
 
 
 def _fail(setting: str, message: str, *related: str) -> NoReturn:
@@ -210,6 +220,14 @@ class Settings(BaseSettings):
     max_record_bytes: Int = Field(
         default=DEFAULT_MAX_RECORD_BYTES, ge=MIN_MAX_RECORD_BYTES, le=1_000_000
     )
+    #: producer compression of what the worker writes (changelog and dead letters):
+    #: the broker stores the producer's batches as sent, so this divides the
+    #: changelog's disk and replication bytes (bench/bench_changelog.py, stored
+    #: bytes). zstd: the smallest for the least CPU (gzip, built into aiokafka,
+    #: is about as small but costs ~10x the CPU on large batches); lz4 and zstd need the `cramjam`
+    #: package (a dependency of cxpulse) in every reader too: the exporter and a
+    #: worker restoring. A commit of one event compresses least.
+    changelog_compression: Compression = "zstd"
     #: exporter-toolkit web-config file (TLS and basic auth for /metrics and every
     #: HTTP endpoint of the process; `cxpulse.web.server`); none: plain HTTP
     web_config_file: ExistingFile = None
@@ -332,6 +350,9 @@ class Settings(BaseSettings):
             if dim not in CAPPED_DIMENSIONS:
                 _fail("label_caps", f"{dim!r} is not a capped dimension "
                       f"({', '.join(CAPPED_DIMENSIONS)})")  # fmt: skip
+        if self.changelog_compression in ("lz4", "zstd") and not _has_cramjam():
+            _fail("changelog_compression", f"{self.changelog_compression} needs the "
+                  "cramjam package (pip install cramjam) in every worker and exporter")  # fmt: skip
         if self.log_level.lower() not in LOG_LEVELS:
             _fail("log_level", f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         return self
@@ -357,6 +378,10 @@ class Settings(BaseSettings):
     @property
     def changelog_topic(self) -> str:
         return f"{self.group_id}-{self.state_table}-changelog"
+
+    def producer_compression(self) -> str | None:
+        """`compression_type` of the worker's producers (aiokafka and faust)."""
+        return None if self.changelog_compression == "none" else self.changelog_compression
 
     def aiokafka_security(self) -> ClientOptions:
         """Connection keyword arguments for a plain aiokafka client (admin, lag probe)."""

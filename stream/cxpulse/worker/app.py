@@ -74,6 +74,7 @@ def create_app(settings: Settings, **extra: Any) -> faust.App:
         "table_standby_replicas": settings.standby_replicas,
         "producer_acks": -1,
         "producer_linger": 0.005,
+        "producer_compression_type": settings.producer_compression(),
         "stream_buffer_maxsize": max(4096, settings.batch_size * 2),
         "broker_max_poll_records": max(500, settings.batch_size),
         "stream_wait_empty": False,

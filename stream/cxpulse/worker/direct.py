@@ -239,6 +239,7 @@ class DirectWorker:
             transactional_id=transactional_id,
             linger_ms=5,
             max_batch_size=self._batch_bytes,
+            compression_type=s.producer_compression(),
             request_timeout_ms=max(40_000, s.session_timeout_ms + 5_000),
             **s.aiokafka_security(),
         )
