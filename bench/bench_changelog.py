@@ -220,8 +220,8 @@ def run_variant(
                     handle_message(engine, role, role, p, off, key, value, counts, now_ms)
                     store.marker.offsets[role] = off
             count_label_caps(engine, counts)
-            for k, c in counts.items():
-                store.count(k, c)
+            for name, n in counts.items():
+                store.count(name, n)
             writes = store.batch_writes(engine.drain_dirty(), now_ms)
             batches += 1
             if commits is not None:

@@ -235,7 +235,8 @@ def test_a_patch_gives_the_value_back_and_respects_its_bound(
     for _ in range(data.draw(st.integers(0, 3))):
         i = data.draw(st.integers(0, len(edited)))
         edited.insert(i, data.draw(st.binary(max_size=40)))
-    if edited and data.draw(st.booleans()):
+    drop: bool = data.draw(st.booleans())
+    if edited and drop:
         del edited[data.draw(st.integers(0, len(edited) - 1))]
     value = b"],[".join(edited)
     limit = data.draw(st.integers(0, 2 * len(value) + 20))
