@@ -1,5 +1,5 @@
 """Issue 20 in CI: a small team that stops answering is paged, one slow ticket is not
-(by day, nor on a quiet night).
+(by day, nor on a quiet night), a stall by day is paged before its first breach.
 
 The short version of the paging evaluation (tests/support/paging_eval.py): the
 cheapest cases, one seed, two to three minutes on a quiet machine. The full set,
@@ -55,3 +55,15 @@ def test_one_slow_ticket_on_a_quiet_night_pages_nobody() -> None:
     # with one or two tickets an hour, while the team answers the others.
     o = pe.run_case(_case("one slow ticket by night", 200), 1, TARGETS)
     assert o.episodes == 0 and not o.other_team_pages, pe.describe(o)
+
+
+def test_a_stall_by_day_is_paged_before_its_first_breach() -> None:
+    # The breach forecast's case, cut to 08:00-11:00 (the stall from 10:00) to stay short:
+    # a 200/day team stops answering and the page comes before any ticket breaches.
+    full = _case("stall by day", 200)
+    case = pe.Case("stall by day 200/day, 3 h", full.team_per_day, 8, 3, full.onset_h,
+                   None, full.slowdowns, due=pe.BEFORE)
+    o = pe.run_case(case, 1, TARGETS)
+    assert o.first_breach_after_onset is not None, pe.describe(o)  # the case hurts
+    assert o.page_after_breach is not None and o.page_after_breach < 0, pe.describe(o)
+    assert o.episodes == 1 and not o.problems(), pe.describe(o)

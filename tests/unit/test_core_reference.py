@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import replace
 
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.durations import window_label
@@ -211,10 +212,18 @@ def check_backlog(ev: Evaluation, ref: Reference, cfg: CoreConfig) -> None:
         # The breach forecast, as its statement: the largest N(s) - pace x s over the
         # tickets' own slacks s, N(s) = waiting tickets (past `forecast_from_fraction` of
         # their target, not yet breached) due within s, pace = first replies
-        # of the view in the shortest window (counted from the facts) per millisecond.
-        w = min(cfg.windows_ms)
-        replies = sum(1 for f in ref.facts if f.kind == "frt" and in_window(
-            f.ts, ref.at_ms, w, cfg) and all(getattr(f, k) == v for k, v in labels.items()))
+        # of the view per millisecond (counted from the facts) over the shortest span of
+        # `forecast_pace_ms` in which the view's replies of the shortest KPI window expect
+        # at least `forecast_pace_evidence`, else over the longest span.
+        def replies_in(w: int, labels: dict[str, str] = labels) -> int:
+            return sum(1 for f in ref.facts if f.kind == "frt" and in_window(
+                f.ts, ref.at_ms, w, cfg) and all(getattr(f, k) == v for k, v in labels.items()))
+
+        usual = min(cfg.windows_ms)
+        fit = [s for s in cfg.forecast_pace_ms
+               if replies_in(usual) * s >= cfg.forecast_pace_evidence * usual]
+        w = min(fit) if fit and min(fit) < max(cfg.forecast_pace_ms) else max(cfg.forecast_pace_ms)
+        replies = replies_in(w)
         slacks = [r[6] - r[3] for r in unanswered
                   if cfg.forecast_from_fraction * r[6] <= r[3] <= r[6]]
         bound = max([sum(1 for x in slacks if x <= s) - replies / w * s for s in slacks] + [0.0])
@@ -260,6 +269,54 @@ def drain_into(store: dict[str, bytes], eng: PartitionEngine) -> None:
             store.pop(k, None)
         else:
             store[k] = v
+
+
+def test_breach_forecast_pace_is_over_the_span_the_team_s_volume_supports() -> None:
+    """A team that sent 30 first replies in 9 min and then none for 5 min, with 6 tickets
+    waiting: its 15 min pace expects 10 replies in 5 min, so the pace is that of the last
+    5 min (nothing: all 6 forecast to breach), not that of 10 min (13 replies: none).
+    The gauge is checked against the reference's statement (a pace from any other span
+    fails it)."""
+    events: list[Event] = []
+    for i in range(30):
+        t0 = BASE + 15 * MIN + i * 18_000
+        events += [TicketCreated(f"F-{i}-c", t0, f"F-{i}", "tech", "email"),
+                   TicketMessage(f"F-{i}-r", t0 + MIN, f"F-{i}", Author.AGENT, "a-1")]
+    events += [TicketCreated(f"W-{i}-c", BASE + (20 + i // 2) * MIN, f"W-{i}", "tech", "email")
+               for i in range(6)]
+    events.append(TicketCreated("now", BASE + 30 * MIN, "N-1", "billing", "chat"))
+    arrived = [(role_of(e), e) for e in sorted(events, key=lambda e: e.ts)]
+    engine = PartitionEngine(CFG, 0)
+    for role, e in arrived:
+        engine.apply(role, e)
+    ev = evaluate([engine])
+    check_backlog(ev, reference(arrived, CFG, 1), CFG)
+    assert ev.sample("gauge", "frt_forecast_breaches", team="tech") == 6
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrivals(), st.integers(1, 3),
+       st.sampled_from([(60_000,), (600_000, 3_600_000), (120_000, 900_000),
+                        (300_000, 600_000, 900_000)]),
+       st.integers(1, 3), st.data())
+def test_breach_forecast_pace_over_any_spans_matches_reference(
+    events: list[tuple[str, Event]], partitions: int, spans: tuple[int, ...], evidence: int,
+    data: st.DataObject,
+) -> None:
+    """The forecast's pace spans may be KPI windows (their views are reused: 15 min, 1 h)
+    or not (the stores keep their views: 1, 2 min), one or several, with little evidence
+    asked (so that the short spans are chosen on these small histories): the gauge is the
+    reference's statement either way, mid-stream too."""
+    if not events:
+        return
+    cfg = replace(CFG, forecast_pace_ms=spans, forecast_pace_evidence=evidence)
+    engines = [PartitionEngine(cfg, p) for p in range(partitions)]
+    cuts = set(data.draw(st.lists(st.integers(1, len(events)), max_size=3)))
+    for i, (role, e) in enumerate(events):
+        engines[partition_for(e.ticket_id or e.event_id, partitions)].apply(role, e)
+        if i + 1 in cuts:
+            check_backlog(evaluate(engines), reference(events[: i + 1], cfg, partitions), cfg)
+    check_backlog(evaluate(engines), reference(events, cfg, partitions), cfg)
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])

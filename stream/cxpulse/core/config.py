@@ -20,6 +20,10 @@ RESERVED_LABELS: frozenset[str] = frozenset({"other", "unknown"})
 
 DEFAULT_TOP_N: Mapping[str, int] = {"team": 50, "channel": 20, "agent": 200, "touchpoint": 20}
 
+#: The breach forecast's pace spans (`CoreConfig.forecast_pace_ms`); the generated page's
+#: text reads them from here.
+FORECAST_PACE_MS: tuple[int, ...] = (120_000, 300_000, 600_000)
+
 #: Classic histogram bounds (ms) at the SLA-relevant thresholds: 1, 5, 15, 30 min, 1, 4, 24 h.
 #: The collapse tests of targets.yaml's defaults (`cxpulse.core.evidence`).
 DEFAULT_EVIDENCE: tuple[EvidenceSpec, ...] = (
@@ -65,6 +69,15 @@ class CoreConfig:
     #: queue was empty sent no first reply in 15 minutes because nothing waited, and a
     #: burst of fresh tickets then "forecast" as many breaches: docs/alerts.md).
     forecast_from_fraction: float = 0.25
+    #: The breach forecast's pace: the team's first replies over the shortest of these spans
+    #: (multiples of `slice_ms`, shortest first; they need not be KPI windows) in which its
+    #: pace over the shortest KPI window expects at least `forecast_pace_evidence` of them;
+    #: the last span otherwise. A stalled team's pace then falls as fast as its volume can
+    #: show it: over 2 min for a team answering 5 a minute, over 10 min for a small one
+    #: (a 5-min pace for every team paged healthy small teams; docs/alerts.md, "Breach
+    #: forecast").
+    forecast_pace_ms: tuple[int, ...] = FORECAST_PACE_MS
+    forecast_pace_evidence: int = 10
     histogram_buckets_ms: tuple[int, ...] = DEFAULT_HISTOGRAM_BUCKETS_MS
     sketch_relative_accuracy: float = 0.01
     #: How long a survey waits for its ticket's partition to catch up before
@@ -94,6 +107,15 @@ class CoreConfig:
         for w in self.windows_ms:
             if w <= 0 or w % self.slice_ms:
                 raise ValueError(f"window {w} ms is not a positive multiple of slice_ms")
+        spans = self.forecast_pace_ms
+        if not spans or list(spans) != sorted(set(spans)):
+            raise ValueError("forecast_pace_ms must be strictly increasing")
+        if any(w <= 0 or w % self.slice_ms for w in spans):
+            raise ValueError("forecast_pace_ms are not positive multiples of slice_ms")
+        if max(spans) > self.retention_ms:
+            raise ValueError("retention_ms must cover forecast_pace_ms")
+        if self.forecast_pace_evidence < 1:
+            raise ValueError("forecast_pace_evidence must be >= 1")
         if self.lateness_ms < 0:
             raise ValueError("lateness_ms must be >= 0")
         if self.lateness_ms >= max(self.windows_ms):

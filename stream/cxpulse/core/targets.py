@@ -153,8 +153,9 @@ class Forecast:
 
     Fires when at least `min_tickets` of the team's unanswered tickets (those past a
     quarter of their target: `CoreConfig.forecast_from_fraction`) will pass their FRT
-    deadline at the pace of first replies of the last 15 minutes, whichever order
-    the team answers them in (`cxpulse_frt_forecast_breach_tickets`, computed by the
+    deadline at the team's recent pace of first replies (`CoreConfig.forecast_pace_ms`:
+    over 2, 5 or 10 minutes, as its volume supports), whichever order the team answers
+    them in (`cxpulse_frt_forecast_breach_tickets`, computed by the
     core from every ticket's time left; docs/alerts.md "Breach forecast"); holds while
     at least one will."""
 

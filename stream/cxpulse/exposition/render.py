@@ -125,7 +125,8 @@ GAUGE_FAMILIES: dict[str, Family | None] = {
     ),
     "frt_forecast_breaches": Family(
         m.FORECAST_BREACHES, "Unanswered tickets that will pass their FRT deadline at least, "
-        "at the pace of first replies of the last 15 minutes, in any order", _NOW
+        "at the team's recent pace of first replies (over 2, 5 or 10 minutes, as its volume "
+        "supports), in any order", _NOW
     ),
     "frt_at_risk": Family(
         m.AT_RISK, "Unanswered tickets past this fraction of their FRT target",

@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from cxpulse import metric_names as m
+from cxpulse.core.config import FORECAST_PACE_MS
 from cxpulse.core.durations import parse_duration_ms
 from cxpulse.core.targets import BurnRate, Targets
 from cxpulse.mixin.promql import one_replica
@@ -303,14 +304,16 @@ def _sum_durations(*durations: str) -> str:
 
 def _forecast_alert(targets: Targets) -> dict[str, Any]:
     """The queue's own forecast (cxpulse.core.evaluation.backlog.forecast_breaches): at
-    least `min_tickets` unanswered tickets will pass their deadline at the team's pace of
-    the last 15 minutes, whatever order it answers them in. Holds while one will, or while
+    least `min_tickets` unanswered tickets will pass their deadline at the team's recent
+    pace (`CoreConfig.forecast_pace_ms`: over 2, 5 or 10 minutes, as its volume supports),
+    whatever order it answers them in. Holds while one will, or while
     tickets wait past their deadline and the team has not caught up (the stall page's
     release), so a decline whose forecast dips for a minute stays one incident."""
     f = targets.paging.forecast
     forecast = dedup(f"{m.FORECAST_BREACHES}{{{TEAM_TICKETS}}}")
-    # The pace is that of the last 15 minutes: after a cold start the window holds only a
-    # few minutes of replies, and the forecast would count the rest as never coming.
+    # The pace's span is chosen from the replies of the last 15 minutes: after a cold start
+    # the windows hold only a few minutes of replies, and the forecast would count the rest
+    # as never coming.
     fire = f"{forecast} >= {f.min_tickets}\nand on (team) {_history('15m')}"
     hold = f"(\n{forecast} >= 1\nor\n{_behind(targets)}\n)"
     name = "CxpulseFrtBreachForecast"
@@ -318,9 +321,10 @@ def _forecast_alert(targets: Targets) -> dict[str, Any]:
         targets, name, _held(name, fire, hold), f.for_, "page", KPI,
         "Team {{ $labels.team }} will miss the first-reply deadline of at least "
         "{{ $value }} waiting tickets at its current pace",
-        f"At the pace of first replies of the last 15 minutes the team cannot reach at "
-        f"least {f.min_tickets} of its waiting tickets (those past a quarter of their "
-        "target) before their "
+        f"At its recent pace of first replies (over the last {_pace_spans()}: the shortest "
+        "span in which its replies of the last 15 minutes expect 10, the longest for a "
+        f"small team) the team cannot reach at least {f.min_tickets} of its waiting "
+        "tickets (those past a quarter of their target) before their "
         f"{human_minutes(targets.frt.target_seconds)} first-reply deadline, whichever it "
         "answers first: they will breach unless the pace rises now. It stays open while "
         "one still will, or while tickets wait past their deadline and the team has not "
@@ -328,6 +332,12 @@ def _forecast_alert(targets: Targets) -> dict[str, Any]:
         "overdue ticket).",
         targets.paging.keep_firing_for,
     )
+
+
+def _pace_spans() -> str:
+    """`2, 5 or 10 min`: the breach forecast's pace spans as a team lead reads them."""
+    spans = [human_minutes(ms / 1000) for ms in FORECAST_PACE_MS]
+    return ", ".join(spans[:-1]) + " or " + spans[-1] if len(spans) > 1 else spans[0]
 
 
 def _overdue() -> str:

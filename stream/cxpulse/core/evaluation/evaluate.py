@@ -20,13 +20,27 @@ from cxpulse.core.outcome import ROLES
 from cxpulse.core.slices import FRT, AgentAgg, Key, SurveyAgg, TicketAgg
 
 
-def _pace(tv: dict[Key, TicketAgg], caps: Caps, window_ms: int) -> dict[Key, float]:
-    """First replies per millisecond of each capped view over `window_ms` (the team's
-    recent pace, for the backlog's breach forecast)."""
+def _replies(tv: dict[Key, TicketAgg], caps: Caps) -> Counter[Key]:
+    """First replies of each capped view in a window's views."""
     replies: Counter[Key] = Counter()
     for view, agg in tv.items():  # counted, not merged: `capped` merges into the window's
         replies[cap_view(view, caps)] += agg.dists[FRT].n  # copies, which ticket_kpis reads
-    return {view: n / window_ms for view, n in replies.items()}
+    return replies
+
+
+def _pace(spans: dict[int, Counter[Key]], usual: Counter[Key], usual_ms: int,
+          evidence: int) -> dict[Key, float]:
+    """First replies per millisecond of each capped view (the team's recent pace, for the
+    backlog's breach forecast), over the shortest span in which its replies of the last
+    `usual_ms` expect at least `evidence` of them, else over the longest span: the more a
+    team answers, the sooner a fall in its pace is evidence (`CoreConfig.forecast_pace_ms`)."""
+    ordered = sorted(spans)
+    out: dict[Key, float] = {}
+    for view in set(usual).union(*spans.values()):  # exact: integers, no rate rounding
+        span = next((w for w in ordered[:-1] if usual[view] * w >= evidence * usual_ms),
+                    ordered[-1])
+        out[view] = spans[span][view] / span
+    return out
 
 
 def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Evaluation:
@@ -83,8 +97,18 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Eval
         kpis.extend(ticket_kpis(wl, tv, av, caps, t_universe, cfg))
         kpis.extend(agent_kpis(wl, av, caps, a_universe))
         kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg))
-    gauges = backlog.samples(caps, cfg, _pace(per_window[cfg.windows_ms.index(
-        min(cfg.windows_ms))][1], caps, min(cfg.windows_ms)))
+    spans: dict[int, Counter[Key]] = {}
+    for span in cfg.forecast_pace_ms:
+        if span in cfg.windows_ms:
+            spans[span] = _replies(per_window[cfg.windows_ms.index(span)][1], caps)
+        else:  # not a KPI window: the stores keep its views like any other window's
+            span_tv: dict[Key, TicketAgg] = {}
+            for eng in engines:
+                merge_into(span_tv, eng.tickets_store.window_views(span, end))
+            spans[span] = _replies(span_tv, caps)
+    shortest = min(cfg.windows_ms)
+    usual = _replies(per_window[cfg.windows_ms.index(shortest)][1], caps)
+    gauges = backlog.samples(caps, cfg, _pace(spans, usual, shortest, cfg.forecast_pace_evidence))
     gauges.extend(collapse_samples(engines, cfg, end, caps))
     for eng in engines:
         for role in ROLES:
