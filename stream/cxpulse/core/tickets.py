@@ -38,6 +38,7 @@ import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
+from copy import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -361,6 +362,20 @@ class Derivation:
             if new == "closed":
                 view.closed_ts = t
 
+    def fork(self) -> Derivation:
+        """An independent copy of the loop state (its view and contributions too).
+
+        Why: re-deriving a ticket after an event sorted before its last one
+        needs the contributions of the old and of the new events; both share
+        the loop state after the events they have in common
+        (`TicketEvents._rederive`), so that prefix is fed once and forked."""
+        d = Derivation.__new__(Derivation)
+        for name in Derivation.__slots__:
+            setattr(d, name, getattr(self, name))
+        d.contribs = list(self.contribs)
+        d.view = copy(self.view)
+        return d
+
     def finish(
         self, stream_time: int | None, label: Labeler | None
     ) -> tuple[tuple[Contribution, ...], int | None]:
@@ -478,6 +493,11 @@ class TicketState:
         events = self.events
         if events is None:
             events = self.events = decode_events(self.enc)
+            base = self.base
+            if base is not None and base[0] is self.enc and events:
+                # the same events the slices were derived from: decoded once
+                # (`TicketEvents._rederive` compares them by identity)
+                self.base = (list(events), base[1])
         return events
 
     def load(self, events: list[TicketEvent], late: AbstractSet[str]) -> None:
@@ -523,7 +543,11 @@ class TicketState:
         events = self.events
         if last is None or event.ts > last:
             self.last_ts = event.ts
-            if events is None:  # the usual case: JSON only, nothing decoded
+            if events is None and not self.n_enc:
+                # The ticket's first event: kept decoded until the batch is
+                # drained (`encoded`), its derivation needs it at once.
+                self.events = [event]
+            elif events is None:  # the usual case: JSON only, nothing decoded
                 more = dumps(encode_event(event))
                 self.enc = self.enc + b"," + more if self.n_enc else more
                 self.n_enc += 1

@@ -20,6 +20,7 @@ from cxpulse.core.tickets import (
     AGENT_STORE,
     APPLIED,
     Contribution,
+    Derivation,
     TicketState,
     TicketView,
     decode_events,
@@ -140,8 +141,19 @@ class TicketEvents(EngineState):
             self._stale.pop(tid, None)
         st = self._st[TICKETS]
         admit = self.guard.admit
-        old = self._applied(state) if apply else []
         events = state.event_list()
+        if apply and not state.late:
+            forked = self._forked(state, events)
+            if forked is not None:
+                d, old = forked
+                tail, pending = d.finish(st, admit)
+                self._apply_diff(old, [*d.contribs, *tail])
+                d.contribs = APPLIED
+                state.derivation = d
+                state.tail, state.base = tail, None
+                self._settle(tid, state, d.view, pending, apply)
+                return
+        old = self._applied(state) if apply else []
         if state.late:
             view = derive_all(events, self._params, None).view
             ontime = [e for e in events if e.event_id not in state.late]
@@ -157,6 +169,51 @@ class TicketEvents(EngineState):
         d.contribs = APPLIED  # a resumed step only needs the ones it appends
         state.tail, state.base = tail, None
         self._settle(tid, state, view, pending, apply)
+
+    def _forked(
+        self, state: TicketState, events: list[TicketEvent]
+    ) -> tuple[Derivation, list[Contribution]] | None:
+        """The new derivation of an on-time ticket and the contributions in the
+        slices (`_applied`), deriving the events both have in common once.
+
+        Why: most re-derivations follow an event sorted before the last one
+        (disorder), and the events before it are the same before and after.
+        The loop state after them is forked (`Derivation.fork`): the copy is
+        fed the old remaining events (with `peek`, as `_applied` does), the
+        original the new ones (with `admit`, in the order a full derivation
+        calls it, so caps are counted alike). The derive loop never looks
+        ahead, so each side ends exactly where deriving its events from the
+        start would. Only when both find their creation among the common
+        events (or neither has one): the creation is searched among all
+        events before the loop starts. None: derive both from scratch."""
+        base = state.base
+        if base is None:
+            old_events: list[TicketEvent] = events
+        elif base[1]:
+            return None  # late events in what the slices hold: on-time ones only
+        else:
+            old_events = decode_events(base[0])
+        n = min(len(events), len(old_events))
+        k = 0
+        while k < n and (events[k] is old_events[k] or events[k] == old_events[k]):
+            k += 1
+        created = _first_creation(events)
+        if created >= k and not (
+            created == len(events) and _first_creation(old_events) == len(old_events)
+        ):
+            return None
+        admit, peek = self.guard.admit, self.guard.peek
+        d = Derivation(events, self._params, admit)
+        step = d.step
+        for i in range(k):
+            step(events[i], admit)
+        old_d = d.fork()
+        for e in old_events[k:]:
+            old_d.step(e, peek)
+        for i in range(k, len(events)):
+            step(events[i], admit)
+        d.created = None  # as `derive_all`
+        return d, [*old_d.contribs, *state.tail]
 
     def _applied(self, state: TicketState) -> list[Contribution]:
         """The contributions of the ticket the slices hold now.
@@ -272,3 +329,11 @@ class TicketEvents(EngineState):
         target = self.agents_store if store == AGENT_STORE else self.tickets_store
         if not target.add(start, key, fld, value, sign):
             self.dropped_contributions += 1
+
+
+def _first_creation(events: list[TicketEvent]) -> int:
+    """The index of the first `TicketCreated` (the creation), else len(events)."""
+    for i, e in enumerate(events):
+        if type(e) is TicketCreated:
+            return i
+    return len(events)
