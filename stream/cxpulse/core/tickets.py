@@ -38,6 +38,7 @@ import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
+from copy import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +148,23 @@ def _intern(value: str) -> str:
     return sys.intern(value)
 
 
+_SHARED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _shared(key: tuple[str, ...]) -> tuple[str, ...]:
+    """The one copy of a slice key (labels) that all derivations keep, like `_intern`.
+
+    Why: every open ticket keeps its key in its derivation, a 64-byte tuple of
+    values a partition has a few hundred combinations of. Only a cache: when
+    it holds many (label values beyond any cap), it starts again."""
+    shared = _SHARED_KEYS.get(key)
+    if shared is None:
+        if len(_SHARED_KEYS) >= 1 << 16:
+            _SHARED_KEYS.clear()
+        shared = _SHARED_KEYS[key] = key
+    return shared
+
+
 def _at(timeline: Timeline, ts: int) -> str | None:
     found = None
     for i in range(0, len(timeline), 2):
@@ -218,7 +236,7 @@ class Derivation:
     """
 
     __slots__ = (
-        "before_solve", "c", "contribs", "created", "deadline", "emit", "key",
+        "before_solve", "c", "contribs", "created", "emit", "key",
         "slice_ms", "target", "team_label", "view",
     )  # fmt: skip
 
@@ -239,8 +257,6 @@ class Derivation:
         self.emit = label is not None and created is not None
         self.slice_ms = slice_ms = params.slice_ms
         self.key: tuple[str, ...] = ()
-        #: The FRT deadline; None while a bot ticket waits for its handoff.
-        self.deadline: int | None = None
         self.target = 0
         self.team_label = ""
         #: Public agent replies before the first solve (FCR: one-touch if <= 1).
@@ -264,10 +280,9 @@ class Derivation:
                 view.bot = True
             else:
                 view.frt_start = c
-                self.deadline = c + self.target
             if label is not None:
                 self.team_label = label("team", team)
-                self.key = (self.team_label, label("channel", channel), view.priority)
+                self.key = _shared((self.team_label, label("channel", channel), view.priority))
                 self.contribs.append((TICKET_STORE, c - c % slice_ms, self.key, CREATED, 1))
 
     def step(self, e: TicketEvent, label: Labeler | None) -> None:
@@ -324,11 +339,10 @@ class Derivation:
                 if label is not None and c is not None:
                     self.team_label = label("team", team)
                     key = self.key
-                    self.key = (self.team_label, key[1], key[2])
+                    self.key = _shared((self.team_label, key[1], key[2]))
         elif isinstance(e, TicketHandoff):
             if view.bot and view.frt_start is None and view.first_response_ts is None:
                 view.frt_start = t
-                self.deadline = t + self.target
         elif isinstance(e, StatusChanged):
             new: str = e.status
             if new == status:
@@ -361,6 +375,29 @@ class Derivation:
             if new == "closed":
                 view.closed_ts = t
 
+    @property
+    def deadline(self) -> int | None:
+        """The FRT deadline; None while a bot ticket waits for its handoff.
+
+        Computed, not kept (an int object per ticket, issue 22): the clock's
+        start plus the priority's target, both fixed once set."""
+        start = self.view.frt_start
+        return None if start is None else start + self.target
+
+    def fork(self) -> Derivation:
+        """An independent copy of the loop state (its view and contributions too).
+
+        Why: re-deriving a ticket after an event sorted before its last one
+        needs the contributions of the old and of the new events; both share
+        the loop state after the events they have in common
+        (`TicketEvents._rederive`), so that prefix is fed once and forked."""
+        d = Derivation.__new__(Derivation)
+        for name in Derivation.__slots__:
+            setattr(d, name, getattr(self, name))
+        d.contribs = list(self.contribs)
+        d.view = copy(self.view)
+        return d
+
     def finish(
         self, stream_time: int | None, label: Labeler | None
     ) -> tuple[tuple[Contribution, ...], int | None]:
@@ -380,7 +417,7 @@ class Derivation:
         assert label is not None
         team_d = view.team_at(deadline) or ""
         key = self.key
-        dkey = (label("team", team_d), key[1], key[2])
+        dkey = _shared((label("team", team_d), key[1], key[2]))
         ds = deadline - deadline % self.slice_ms
         return ((TICKET_STORE, ds, dkey, SLA_BREACHED, 1),), None
 
@@ -438,15 +475,18 @@ class TicketState:
     """
 
     __slots__ = (
-        "admitted", "base", "derivation", "enc", "events", "expiry", "last_ts", "late",
-        "n_enc", "pending", "pushed", "tail", "view",
+        "base", "derivation", "enc", "events", "expiry", "last_ts", "late",
+        "n_enc", "pending", "pushed", "tail", "tid", "view",
     )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, tid: str) -> None:
+        #: The ticket id (the engine's key string, shared): every event holds it.
+        self.tid = tid
         #: The sorted events when decoded (None: `enc` holds them all).
         self.events: list[TicketEvent] | None = None
         #: JSON of the first `n_enc` sorted events, comma-separated; all of them
-        #: while `events` is None (see `encoded`).
+        #: while `events` is None (see `encoded`). Each event's ticket id, the
+        #: same for all, is one byte there (`_compact`).
         self.enc = b""
         self.n_enc = 0
         #: The largest event time: whether an event appends without decoding.
@@ -465,8 +505,6 @@ class TicketState:
         self.pending: int | None = None
         self.pushed: int | None = None  # deadline already queued in the engine's heap
         self.expiry = 0
-        #: The labels last admitted for the gauges (the engine skips re-admitting them).
-        self.admitted: tuple[object, ...] = ()
 
     def count(self) -> int:
         """How many events the ticket holds."""
@@ -477,7 +515,12 @@ class TicketState:
         """The events sorted by `event_order`, decoded from `enc` if need be."""
         events = self.events
         if events is None:
-            events = self.events = decode_events(self.enc)
+            events = self.events = decode_events(self.enc, self.tid)
+            base = self.base
+            if base is not None and base[0] is self.enc and events:
+                # the same events the slices were derived from: decoded once
+                # (`TicketEvents._rederive` compares them by identity)
+                self.base = (list(events), base[1])
         return events
 
     def load(self, events: list[TicketEvent], late: AbstractSet[str]) -> None:
@@ -523,8 +566,12 @@ class TicketState:
         events = self.events
         if last is None or event.ts > last:
             self.last_ts = event.ts
-            if events is None:  # the usual case: JSON only, nothing decoded
-                more = dumps(encode_event(event))
+            if events is None and not self.n_enc:
+                # The ticket's first event: kept decoded until the batch is
+                # drained (`encoded`), its derivation needs it at once.
+                self.events = [event]
+            elif events is None:  # the usual case: JSON only, nothing decoded
+                more = dumps(_compact(encode_event(event), self.tid))
                 self.enc = self.enc + b"," + more if self.n_enc else more
                 self.n_enc += 1
             else:
@@ -573,12 +620,13 @@ class TicketState:
         if events is not None:
             n = self.n_enc
             if n < len(events):
-                more = dumps([encode_event(e) for e in events[n:]])[1:-1]
+                tid = self.tid
+                more = dumps([_compact(encode_event(e), tid) for e in events[n:]])[1:-1]
                 self.enc = self.enc + b"," + more if n else more
                 self.n_enc = len(events)
             self.events = None
         late = b',"l":' + dumps(sorted(self.late)) if self.late else b""
-        return b'{"e":[' + self.enc + b"]" + late + b"}"
+        return b'{"e":[' + self.enc.replace(_TID, dumps(self.tid)) + b"]" + late + b"}"
 
 
 def _find_enc(enc: bytes, id_json: bytes) -> int:
@@ -597,13 +645,34 @@ _DECODE = msgspec.json.Decoder().decode
 _NO_EVENTS: tuple[bytes, AbstractSet[str]] = (b"", _NONE_LATE)
 
 
-def decode_events(enc: bytes | list[TicketEvent]) -> list[TicketEvent]:
-    """A ticket's events from their comma-separated JSON (a list: as it is)."""
+def decode_events(enc: bytes | list[TicketEvent], tid: str) -> list[TicketEvent]:
+    """The events of ticket `tid` from their comma-separated JSON as `TicketState.enc`
+    holds it (a list: as it is)."""
     if not isinstance(enc, bytes):
         return enc
     if not enc:
         return []
-    return [decode_ticket_event(raw) for raw in _DECODE(b"[" + enc + b"]")]
+    raw = _DECODE(b"[" + enc.replace(_TID, dumps(tid)) + b"]")
+    return [decode_ticket_event(d) for d in raw]
+
+
+#: A ticket id in `TicketState.enc`: a byte that JSON text never holds outside
+#: a string, nor inside one (control characters are escaped there), so
+#: `bytes.replace` restores the ids exactly.
+_TID = b"\x00"
+_TID_RAW = msgspec.Raw(_TID)
+
+
+def _compact(encoded: list[Any], tid: str) -> list[Any]:
+    """`encode_event` of an event of ticket `tid` with its ticket id (item 3) as `_TID`.
+
+    Why: the id is the same in every event of a ticket and the ticket keeps it
+    anyway (`TicketState.tid`); with UUIDs it was 37 bytes per event kept, a
+    third of the events' JSON (issue 22). An event holding another id (only a
+    corrupt restored value can) keeps its own."""
+    if encoded[3] == tid:
+        encoded[3] = _TID_RAW
+    return encoded
 
 
 def dumps(obj: object) -> bytes:

@@ -187,7 +187,7 @@ class Snapshot(EngineState):
                 eng._tombs[tid] = (int(value["x"]), Attribution.from_json(value["a"]))
                 eng._schedule_expiry(tid, int(value["x"]))
                 continue
-            state = eng._tickets[tid] = TicketState()
+            state = eng._tickets[tid] = TicketState(tid)
             state.load([decode_ticket_event(raw) for raw in value["e"]], set(value.get("l", ())))
             eng._rederive(tid, state, apply=False)
         for store in (eng.tickets_store, eng.agents_store):

@@ -45,7 +45,6 @@ class EngineState:
         self._expiry_heap: list[int] = []
         self._bucket_of: dict[str, int] = {}
         self._deadlines: list[tuple[int, str]] = []
-        self._open: set[str] = set()
         self._dedup: dict[str, int] = {}
         self._dedup_slices: dict[int, set[str]] = {}
         self._dedup_heap: list[int] = []  # the keys of _dedup_slices, to evict the oldest

@@ -20,6 +20,7 @@ from cxpulse.core.tickets import (
     AGENT_STORE,
     APPLIED,
     Contribution,
+    Derivation,
     TicketState,
     TicketView,
     decode_events,
@@ -64,7 +65,7 @@ class TicketEvents(EngineState):
                 return Outcome.APPLIED
             if late and st is not None and st - e.ts > cfg.retention_ms:
                 return Outcome.LATE
-            state = self._tickets[tid] = TicketState()
+            state = self._tickets[tid] = TicketState(tid)
         elif (kept := state.find(e.event_id)) is not None:
             return self._duplicate(tid, state, kept, e, late)
         elif state.count() >= cfg.max_events_per_ticket:
@@ -140,8 +141,19 @@ class TicketEvents(EngineState):
             self._stale.pop(tid, None)
         st = self._st[TICKETS]
         admit = self.guard.admit
-        old = self._applied(state) if apply else []
         events = state.event_list()
+        if apply and not state.late:
+            forked = self._forked(state, events)
+            if forked is not None:
+                d, old = forked
+                tail, pending = d.finish(st, admit)
+                self._apply_diff(old, [*d.contribs, *tail])
+                d.contribs = APPLIED
+                state.derivation = d
+                state.tail, state.base = tail, None
+                self._settle(tid, state, d.view, pending, apply, _labels(state.view))
+                return
+        old = self._applied(state) if apply else []
         if state.late:
             view = derive_all(events, self._params, None).view
             ontime = [e for e in events if e.event_id not in state.late]
@@ -156,7 +168,52 @@ class TicketEvents(EngineState):
             self._apply_diff(old, [*d.contribs, *tail])
         d.contribs = APPLIED  # a resumed step only needs the ones it appends
         state.tail, state.base = tail, None
-        self._settle(tid, state, view, pending, apply)
+        self._settle(tid, state, view, pending, apply, _labels(state.view))
+
+    def _forked(
+        self, state: TicketState, events: list[TicketEvent]
+    ) -> tuple[Derivation, list[Contribution]] | None:
+        """The new derivation of an on-time ticket and the contributions in the
+        slices (`_applied`), deriving the events both have in common once.
+
+        Why: most re-derivations follow an event sorted before the last one
+        (disorder), and the events before it are the same before and after.
+        The loop state after them is forked (`Derivation.fork`): the copy is
+        fed the old remaining events (with `peek`, as `_applied` does), the
+        original the new ones (with `admit`, in the order a full derivation
+        calls it, so caps are counted alike). The derive loop never looks
+        ahead, so each side ends exactly where deriving its events from the
+        start would. Only when both find their creation among the common
+        events (or neither has one): the creation is searched among all
+        events before the loop starts. None: derive both from scratch."""
+        base = state.base
+        if base is None:
+            old_events: list[TicketEvent] = events
+        elif base[1]:
+            return None  # late events in what the slices hold: on-time ones only
+        else:
+            old_events = decode_events(base[0], state.tid)
+        n = min(len(events), len(old_events))
+        k = 0
+        while k < n and (events[k] is old_events[k] or events[k] == old_events[k]):
+            k += 1
+        created = _first_creation(events)
+        if created >= k and not (
+            created == len(events) and _first_creation(old_events) == len(old_events)
+        ):
+            return None
+        admit, peek = self.guard.admit, self.guard.peek
+        d = Derivation(events, self._params, admit)
+        step = d.step
+        for i in range(k):
+            step(events[i], admit)
+        old_d = d.fork()
+        for e in old_events[k:]:
+            old_d.step(e, peek)
+        for i in range(k, len(events)):
+            step(events[i], admit)
+        d.created = None  # as `derive_all`
+        return d, [*old_d.contribs, *state.tail]
 
     def _applied(self, state: TicketState) -> list[Contribution]:
         """The contributions of the ticket the slices hold now.
@@ -174,7 +231,7 @@ class TicketEvents(EngineState):
         if base is None:
             events, late = state.event_list(), state.late
         else:
-            events, late = decode_events(base[0]), base[1]
+            events, late = decode_events(base[0], state.tid), base[1]
         if late:
             events = [e for e in events if e.event_id not in late]
         contribs = derive_all(events, self._params, self.guard.peek).contribs if events else []
@@ -190,7 +247,9 @@ class TicketEvents(EngineState):
         admit = self.guard.admit
         contribs = d.contribs = []
         n = 0
+        was = None
         if event is not None:
+            was = _labels(d.view)  # `d.view` is `state.view`, changed in place
             d.step(event, admit)
         tail, pending = d.finish(self._st[TICKETS], admit)
         # The difference to apply: the contributions the step appended, and the
@@ -208,7 +267,7 @@ class TicketEvents(EngineState):
                 self._add(c, 1)
         d.contribs = APPLIED  # see `_applied`
         state.base = None
-        self._settle(tid, state, d.view, pending, True)
+        self._settle(tid, state, d.view, pending, True, was)
 
     def _settle(
         self,
@@ -217,19 +276,21 @@ class TicketEvents(EngineState):
         view: TicketView,
         pending: int | None,
         apply: bool,
+        was: tuple[object, ...] | None,
     ) -> None:
-        """Bookkeeping after a derivation: labels, deadline, backlog, expiry."""
-        admitted = (view.created_ts is not None, view.team, view.channel, view.assignee)
-        if admitted != state.admitted:
+        """Bookkeeping after a derivation: labels, deadline, backlog, expiry.
+
+        `was`: the `_labels` of the ticket's view before (None: unchanged)."""
+        if was is not None and was != _labels(view):
             # Admit the labels gauges will show (a late transfer adds no contribution).
-            # Admitting a value again changes nothing, so unchanged labels are skipped.
+            # Admitting a value again changes nothing, so unchanged labels are skipped
+            # (compared with the view before rather than kept: 72 bytes per ticket).
             admit = self.guard.admit
             if view.created_ts is not None:
                 admit("team", view.team or UNKNOWN)
                 admit("channel", view.channel or UNKNOWN)
             if view.assignee is not None:
                 admit("agent", view.assignee)
-            state.admitted = admitted
         state.view = view
         if apply:
             self._dirty.add("t:" + tid)
@@ -237,10 +298,6 @@ class TicketEvents(EngineState):
         if pending is not None and state.pushed != pending:
             heapq.heappush(self._deadlines, (pending, tid))
             state.pushed = pending
-        if view.is_open:
-            self._open.add(tid)
-        else:
-            self._open.discard(tid)
         if view.closed_ts is not None and view.created_ts is not None:
             # Without its creation a close is not final yet: a creation stamped
             # after it may still arrive on time and move everything (clamping).
@@ -272,3 +329,16 @@ class TicketEvents(EngineState):
         target = self.agents_store if store == AGENT_STORE else self.tickets_store
         if not target.add(start, key, fld, value, sign):
             self.dropped_contributions += 1
+
+
+def _first_creation(events: list[TicketEvent]) -> int:
+    """The index of the first `TicketCreated` (the creation), else len(events)."""
+    for i, e in enumerate(events):
+        if type(e) is TicketCreated:
+            return i
+    return len(events)
+
+
+def _labels(view: TicketView) -> tuple[object, ...]:
+    """What decides the labels a ticket's gauges admit (`_settle`)."""
+    return (view.created_ts is not None, view.team, view.channel, view.assignee)

@@ -114,7 +114,6 @@ class StreamTimeUpkeep(EngineState):
         st = self._st[TICKETS]
         assert st is not None
         del self._tickets[tid]
-        self._open.discard(tid)
         expiry = st + self.config.retention_ms
         self._tombs[tid] = (expiry, state.view.attribution())
         self._bucket_of.pop(tid, None)
