@@ -16,7 +16,12 @@ for `--seconds`; every `--marker-every` ms one extra `ticket.created` of team
 50 ms: marker k is visible when `cxpulse_backlog_tickets{team="bench_marker"}`
 summed reaches k (markers stay open); its latency is that poll's end minus the instant marker k was
 handed to the producer (linger, broker, worker batch + transaction, changelog,
-exporter evaluation and the poll period all count). Scrape times are the
+exporter evaluation and the poll period all count). The split: a
+`read_committed` reader of the changelog notes when each marker's state key
+became readable (the worker's transaction committed); "worker" is that
+instant minus the send, "exporter" the visible instant minus that one (the
+exporter's fetch, apply, wait for its evaluation, evaluation, hand-over to
+its serving process, and the poll period). Scrape times are the
 poller's request times (all of them, while the stream runs) and Prometheus's
 own `scrape_duration_seconds`.
 
@@ -58,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 from cxpulse.core.decode import route_of  # noqa: E402
 from cxpulse.replay import plan, read_lines  # noqa: E402
 
-from bench.kafka_setup import broker, create_topics  # noqa: E402
+from bench.kafka_setup import PARTITIONS, broker, create_topics  # noqa: E402
 from tests.integration.test_exporter import ExporterProc  # noqa: E402
 from tests.integration.test_worker_pipeline import CXPULSE, Topics, WorkerProc  # noqa: E402
 from tests.support.prom import LoopbackServer  # noqa: E402
@@ -113,18 +118,19 @@ class Poll:
 TS = re.compile(rb'"ts":"([^"]+)"')
 
 
-def marker(ts: str) -> bytes:
-    """A ticket of its own team, stamped `ts`: the stream's current event time (not late)."""
+def marker(ts: str, tid: str) -> bytes:
+    """Ticket `tid` of its own team, stamped `ts`: the stream's current event time (not late)."""
     return json.dumps({
         "event_id": str(uuid.uuid4()), "type": "ticket.created", "ts": ts,
-        "ticket_id": f"M-{uuid.uuid4().hex[:12]}", "team": "bench_marker", "channel": "web",
+        "ticket_id": tid, "team": "bench_marker", "channel": "web",
         "priority": "normal", "customer_id": "c-bench", "created_by": "customer",
     }).encode()  # fmt: skip
 
 
 async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, seconds: float,
-                  marker_every_s: float) -> list[float]:  # fmt: skip
-    """Send at `rate`/s for `seconds`; return the monotonic send instant of each marker."""
+                  marker_every_s: float) -> list[tuple[str, float]]:  # fmt: skip
+    """Send at `rate`/s for `seconds`; return each marker's ticket id and monotonic send
+    instant."""
     from aiokafka import AIOKafkaProducer
 
     roles = {"tickets": topics.tickets, "surveys": topics.surveys}
@@ -133,7 +139,7 @@ async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, se
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=5)  # fmt: skip
     await producer.start()
-    sent_markers: list[float] = []
+    sent_markers: list[tuple[str, float]] = []
     try:
         t0 = time.monotonic()
         next_marker = t0
@@ -148,10 +154,11 @@ async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, se
             futures.append(await producer.send(msg.topic, value=msg.value, key=msg.key))
             now = time.monotonic()
             if now >= next_marker:
-                value = marker(ts)
+                tid = f"M-{uuid.uuid4().hex[:12]}"
+                value = marker(ts, tid)
                 futures.append(await producer.send(topics.tickets, value=value,
                                                    key=route_of(value)[1]))  # fmt: skip
-                sent_markers.append(time.monotonic())
+                sent_markers.append((tid, time.monotonic()))
                 next_marker += marker_every_s
             if len(futures) >= 1000:
                 await asyncio.gather(*futures)
@@ -160,6 +167,42 @@ async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, se
     finally:
         await producer.stop()
     return sent_markers
+
+
+@dataclass
+class ChangelogWatch:
+    """When each marker ticket's state was first readable (committed) in the changelog."""
+
+    bootstrap: str
+    topic: str
+    seen: dict[str, float] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+            isolation_level="read_committed", fetch_max_wait_ms=20,
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            # started once the exporter served: the worker created it, as many as the sources
+            tps = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            while not self.stop.is_set():
+                batch = await consumer.getmany(timeout_ms=100)
+                now = time.monotonic()
+                for records in batch.values():
+                    for r in records:
+                        if r.key is not None and (i := r.key.find(b"/s/t:M-")) >= 0:
+                            self.seen.setdefault(r.key[i + 5:].decode(), now)
+        finally:
+            await consumer.stop()
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -221,6 +264,9 @@ scrape_configs:
         poller = threading.Thread(target=poll.run, args=(f"http://127.0.0.1:{x.port}/metrics",),
                                   daemon=True)  # fmt: skip
         poller.start()
+        watch = ChangelogWatch(bootstrap, topics.changelog)
+        watcher = threading.Thread(target=watch.run, daemon=True)
+        watcher.start()
         sent = asyncio.run(produce(bootstrap, topics, capture, args.rate, args.seconds,
                                    args.marker_every / 1000))  # fmt: skip
         deadline = time.monotonic() + 60
@@ -230,11 +276,19 @@ scrape_configs:
             time.sleep(0.2)
         poll.stop.set()
         poller.join()
+        watch.stop.set()
+        watcher.join()
         lat: list[float] = []
-        for k, t_sent in enumerate(sent, start=base + 1):
+        worker_lag: list[float] = []
+        exporter_lag: list[float] = []
+        for k, (tid, t_sent) in enumerate(sent, start=base + 1):
             vis = next((t for t, c in poll.seen if c >= k and t >= t_sent), None)
             if vis is not None:
                 lat.append(vis - t_sent)
+            if (t_log := watch.seen.get(tid)) is not None:
+                worker_lag.append(t_log - t_sent)
+                if vis is not None:
+                    exporter_lag.append(max(0.0, vis - t_log))
         prom_max = prom_query(prom, 'max_over_time(scrape_duration_seconds{job="exporter"}[10m])')
         prom_n = prom_query(prom, 'count_over_time(scrape_duration_seconds{job="exporter"}[10m])')
     finally:
@@ -251,6 +305,11 @@ scrape_configs:
         "markers": len(sent), "visible": len(lat),
         "p50": statistics.median(lat) if lat else float("nan"),
         "p99": pct(lat, 0.99) if lat else float("nan"), "max": max(lat, default=float("nan")),
+        "worker_p50": statistics.median(worker_lag) if worker_lag else float("nan"),
+        "worker_p99": pct(worker_lag, 0.99) if worker_lag else float("nan"),
+        "exporter_p50": statistics.median(exporter_lag) if exporter_lag else float("nan"),
+        "exporter_p99": pct(exporter_lag, 0.99) if exporter_lag else float("nan"),
+        "load1": os.getloadavg()[0],
         "series": poll.series, "scrapes": len(poll.scrape_s),
         "scrape_p50_ms": statistics.median(poll.scrape_s) * 1000,
         "scrape_p99_ms": pct(poll.scrape_s, 0.99) * 1000,
@@ -303,18 +362,25 @@ def main() -> int:
             for m in modes:
                 runs.append((m, one_run(m, bootstrap, capture, work, args)))
                 r = runs[-1][1]
-                print(f"  rep {rep + 1} {m}: p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, "
-                      f"scrape p99 {r['scrape_p99_ms']:.1f} ms", flush=True)  # fmt: skip
+                print(f"  rep {rep + 1} {m}: p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s "
+                      f"(worker p50 {r['worker_p50']:.2f} p99 {r['worker_p99']:.2f}, exporter "
+                      f"p50 {r['exporter_p50']:.2f} p99 {r['exporter_p99']:.2f}), scrape p99 "
+                      f"{r['scrape_p99_ms']:.1f} ms, load {r['load1']:.1f}",
+                      flush=True)  # fmt: skip
     print()
     print(
-        "| exporter | markers visible | p50 s | p99 s | max s | series | scrapes "
+        "| exporter | markers visible | p50 s | p99 s | max s | worker p50 s | p99 s "
+        "| exporter p50 s | p99 s | load | series | scrapes "
         "| scrape p50 ms | p99 ms | max ms | Prometheus scrapes | its max ms "
         "| evaluation p50 ms | max ms | ms per 1k series |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+          "---:|---:|---:|")
     for m, r in runs:
         print(f"| {LABELS[m]} | {r['visible']}/{r['markers']} | {r['p50']:.2f} | {r['p99']:.2f} "
-              f"| {r['max']:.2f} | {r['series']} | {r['scrapes']} | {r['scrape_p50_ms']:.1f} "
+              f"| {r['max']:.2f} | {r['worker_p50']:.2f} | {r['worker_p99']:.2f} "
+              f"| {r['exporter_p50']:.2f} | {r['exporter_p99']:.2f} | {r['load1']:.1f} "
+              f"| {r['series']} | {r['scrapes']} | {r['scrape_p50_ms']:.1f} "
               f"| {r['scrape_p99_ms']:.1f} | {r['scrape_max_ms']:.1f} "
               f"| {r['prom_scrapes']:.0f} | {r['prom_max_ms']:.1f} | {r['eval_p50_ms']:.0f} "
               f"| {r['eval_max_ms']:.0f} | {r['eval_ms_per_1k']:.1f} |")  # fmt: skip
@@ -326,7 +392,9 @@ def main() -> int:
         if "event" in modes and other in modes:
             print(f"\nratio on new state / {name} (same run): "
                   f"p50 {med('event', 'p50') / med(other, 'p50'):.2f}, "
-                  f"p99 {med('event', 'p99') / med(other, 'p99'):.2f}, "
+                  f"p99 {med('event', 'p99') / med(other, 'p99'):.2f}, exporter part p50 "
+                  f"{med('event', 'exporter_p50') / med(other, 'exporter_p50'):.2f}, p99 "
+                  f"{med('event', 'exporter_p99') / med(other, 'exporter_p99'):.2f}, "
                   f"scrape p99 {med('event', 'scrape_p99_ms') / med(other, 'scrape_p99_ms'):.2f}"
                   )  # fmt: skip
     return 0

@@ -15,7 +15,8 @@ for two holders of the per-ticket state:
   `drain_dirty` (its values discarded: the worker's store is not the core).
 * `replica`: `cxpulse.core.replica.PartitionReplica` as the exporter drives
   it: every changelog value an engine drained for the same tickets, applied
-  in the order written (read from a file the parent wrote, one value a line).
+  in the order written (read from a file the parent wrote, one value a line),
+  its slice stores read every `READ_EVERY` values as an evaluation would.
 
 The tickets (`open_tickets`): N tickets created over a fixed 2 hours (the
 slices, the labels, hence the per-process constants, do not grow with N),
@@ -138,12 +139,20 @@ def build_engine(n: int, values_out: Path | None = None) -> PartitionEngine:
     return eng
 
 
+#: values between two reads of the replica's slice stores: an exporter evaluates
+#: about that often (it parses a slice value when an evaluation reads it, so a
+#: replica nobody reads would never hold its slices)
+READ_EVERY = 600
+
+
 def build_replica(values: Path) -> PartitionReplica:
     rep = PartitionReplica(CoreConfig(), 0)
     with values.open() as f:
-        for line in f:
+        for i, line in enumerate(f, start=1):
             k, v = json.loads(line)
             rep.apply(k, None if v is None else v.encode())
+            if i % READ_EVERY == 0:
+                rep.tickets_store, rep.agents_store, rep.surveys_store  # noqa: B018
     return rep
 
 

@@ -91,3 +91,6 @@ def test_replica_equals_engine_over_two_simulated_days() -> None:
         feed(rep, eng)
     assert deleted > 0  # evictions and expiries were exercised
     assert_same(engines, replicas, (0, 15 * 60_000, 30 * HOUR))
+    for rep in replicas:  # label values no open ticket holds were let go
+        held = {v for t in rep.open_tickets(0) for v in (t.team, t.channel, t.priority, t.assignee)}
+        assert len(rep._labels) == len(held)

@@ -17,6 +17,7 @@ machine's contributions; a changed ticket is re-derived only for its view
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,55 @@ from cxpulse.core.outcome import ROLES, Outcome
 from cxpulse.core.slices import AgentAgg, Key, SliceStore, SurveyAgg, TicketAgg, survey_counts
 from cxpulse.core.tickets import DeriveParams, decode_ticket_event, derive_all
 
+#: One open ticket's row: expiry, created, FRT clock start (ms); the indices of
+#: its team, channel, priority and assignee in `_Labels`; unanswered. 41 bytes
+#: in one object, where a tuple of the same fields took 8 pointers and 3 ints
+#: of its own (issue 22: the exporter's memory per open ticket).
+_ROW = struct.Struct("<qqqIIIIB")
+
+
+class _Labels:
+    """The label values open tickets hold, each kept once and referred to by index.
+
+    Counted: a value no row refers to any more is dropped and its index reused,
+    so a stream of ever-new values (a hostile team name per ticket) does not
+    grow it beyond the open tickets' own values."""
+
+    __slots__ = ("_free", "_index", "_refs", "_values")
+
+    def __init__(self) -> None:
+        self._index: dict[str | None, int] = {}
+        self._values: list[str | None] = []
+        self._refs: list[int] = []
+        self._free: list[int] = []
+
+    def __getitem__(self, i: int) -> str | None:
+        return self._values[i]
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def ref(self, value: str | None) -> int:
+        i = self._index.get(value)
+        if i is None:
+            if self._free:
+                i = self._free.pop()
+                self._values[i] = value
+            else:
+                i = len(self._values)
+                self._values.append(value)
+                self._refs.append(0)
+            self._index[value] = i
+        self._refs[i] += 1
+        return i
+
+    def unref(self, i: int) -> None:
+        self._refs[i] -= 1
+        if not self._refs[i]:
+            del self._index[self._values[i]]
+            self._values[i] = None
+            self._free.append(i)
+
 
 class PartitionReplica:
     """The committed state of source partition `partition`, key by key."""
@@ -39,21 +89,29 @@ class PartitionReplica:
         self._params = DeriveParams(
             config.slice_ms, config.frt_target_ms, dict(config.frt_target_by_priority)
         )
-        self.tickets_store: SliceStore[TicketAgg]
-        self.agents_store: SliceStore[AgentAgg]
-        self.surveys_store: SliceStore[SurveyAgg]
-        self.tickets_store, self.agents_store, self.surveys_store = slice_stores(config)
+        self._tickets_store: SliceStore[TicketAgg]
+        self._agents_store: SliceStore[AgentAgg]
+        self._surveys_store: SliceStore[SurveyAgg]
+        self._tickets_store, self._agents_store, self._surveys_store = slice_stores(config)
+        self._stores: dict[str, SliceStore[Any]] = {
+            "T": self._tickets_store, "A": self._agents_store, "S": self._surveys_store
+        }
+        #: store tag -> slice start -> its latest committed value, not parsed yet.
+        #: A worker rewrites the slice that is filling at every commit (several a
+        #: second); parsing it took about 40 % of the exporter's apply time, for a
+        #: value the next commit replaces. Parsed when an evaluation reads the store.
+        self._unparsed: dict[str, dict[int, bytes]] = {"T": {}, "A": {}, "S": {}}
         self._nb = len(config.histogram_buckets_ms) + 1
         self.guard = LabelGuard(config)
         self.dropped_contributions = 0
         self.duplicate_conflicts: dict[str, int] = dict.fromkeys(ROLES, 0)
         self._st: dict[str, int | None] = {TICKETS: None, SURVEYS: None}
         self._outcomes: dict[str, dict[str, int]] = {r: {o: 0 for o in Outcome} for r in ROLES}
-        #: ticket -> (expiry, *the `OpenTicket` fields): one tuple per open ticket
-        #: rather than a pair and an object (issue 22: the exporter's memory per
-        #: open ticket); the row is built when an evaluation reads it.
-        self._open: dict[str, tuple[Any, ...]] = {}
-        self._live: set[str] = set()
+        #: open ticket -> its packed row (`_ROW`); the `OpenTicket` is built when an
+        #: evaluation reads it. Tickets tracked but not open: `_closed`.
+        self._open: dict[str, bytes] = {}
+        self._labels = _Labels()
+        self._closed: set[str] = set()
         self._parked: set[str] = set()
         self._cum_tickets: dict[Key, TicketAgg] = {}
         self._cum_surveys: dict[str, list[int]] = {}
@@ -65,8 +123,18 @@ class PartitionReplica:
 
         Apply every key of a committed batch before evaluating: a batch may seal
         a slice (meta) and write its last change together."""
-        value: Any = None if raw is None else json.loads(raw)
         tag, _, rest = name.partition(":")
+        if tag in ("T", "A", "S"):
+            unparsed, start = self._unparsed[tag], int(rest)
+            if raw is None:
+                unparsed.pop(start, None)
+                self._stores[tag].slices.pop(start, None)
+            else:
+                unparsed[start] = raw
+            return
+        if tag == "D":
+            return  # survey dedup ids matter to the engine only
+        value: Any = None if raw is None else json.loads(raw)
         if name == "m":
             if value is not None:
                 self._load_meta(value)
@@ -78,28 +146,27 @@ class PartitionReplica:
                 self.guard.load(value)
         elif tag == "t":
             self._load_ticket(rest, value)
-        elif tag in ("T", "A", "S"):
-            stores: dict[str, SliceStore[Any]] = {
-                "T": self.tickets_store, "A": self.agents_store, "S": self.surveys_store
-            }
-            store = stores[tag]
-            if value is None:
-                store.slices.pop(int(rest), None)
-            else:
-                store.load_slice(int(rest), value)
         elif tag == "P":
             if value is None:
                 self._parked.discard(rest)
             else:
                 self._parked.add(rest)
-        # `D:` (survey dedup ids) matters to the engine only.
+
+    def _parsed(self, tag: str) -> SliceStore[Any]:
+        """Store `tag` with every slice value received so far loaded."""
+        store, unparsed = self._stores[tag], self._unparsed[tag]
+        if unparsed:
+            for start, raw in unparsed.items():
+                store.load_slice(start, json.loads(raw))
+            unparsed.clear()
+        return store
 
     def _load_meta(self, meta: Mapping[str, Any]) -> None:
         self._st[TICKETS], self._st[SURVEYS] = meta["st"]
         for r in ROLES:
             self._outcomes[r] = dict(zip(list(Outcome), meta["o"][r], strict=True))
-        self.tickets_store.sealed = self.agents_store.sealed = meta["sealed"][0]
-        self.surveys_store.sealed = meta["sealed"][1]
+        self._tickets_store.sealed = self._agents_store.sealed = meta["sealed"][0]
+        self._surveys_store.sealed = meta["sealed"][1]
         self.dropped_contributions = meta["dropped"]
         self.duplicate_conflicts = dict(zip(ROLES, meta.get("dc", (0, 0)), strict=True))
         # Deleted slices lie before the engine's eviction frontier, which trails
@@ -107,7 +174,7 @@ class PartitionReplica:
         cfg = self.config
         st_t, st_s = self._st[TICKETS], self._st[SURVEYS]
         for store, st in (
-            (self.tickets_store, st_t), (self.agents_store, st_t), (self.surveys_store, st_s)
+            (self._tickets_store, st_t), (self._agents_store, st_t), (self._surveys_store, st_s)
         ):
             if st is not None:
                 store.evicted = max(store.evicted, evict_before(cfg, st))
@@ -119,22 +186,39 @@ class PartitionReplica:
         self._cum_surveys = {k: survey_counts(v) for k, v in cum["s"].items()}
 
     def _load_ticket(self, tid: str, value: Mapping[str, Any] | None) -> None:
-        self._open.pop(tid, None)
-        self._live.discard(tid)
+        if (old := self._open.pop(tid, None)) is not None:
+            unref = self._labels.unref
+            for i in _ROW.unpack(old)[3:7]:
+                unref(i)
+        self._closed.discard(tid)
         if value is None or "x" in value:
             return  # deleted, or a tombstone (attribution for late surveys only)
-        self._live.add(tid)
         events = [decode_ticket_event(raw) for raw in value["e"]]
         events.sort(key=event_order)  # as written; sorted again, as a restore does
         view = derive_all(events, self._params, None).view
-        if view.is_open:
-            t = open_ticket(view)
-            self._open[tid] = (
-                view.last_ts + self.config.retention_ms, t.team, t.channel, t.priority,
-                t.created_ts, t.assignee, t.unanswered, t.clock_ts,
-            )  # fmt: skip
+        if not view.is_open:
+            self._closed.add(tid)
+            return
+        t = open_ticket(view)
+        ref = self._labels.ref
+        self._open[tid] = _ROW.pack(
+            view.last_ts + self.config.retention_ms, t.created_ts, t.clock_ts,
+            ref(t.team), ref(t.channel), ref(t.priority), ref(t.assignee), t.unanswered,
+        )  # fmt: skip
 
     # ------------------------------------------------------------- read model
+
+    @property
+    def tickets_store(self) -> SliceStore[TicketAgg]:
+        return self._parsed("T")
+
+    @property
+    def agents_store(self) -> SliceStore[AgentAgg]:
+        return self._parsed("A")
+
+    @property
+    def surveys_store(self) -> SliceStore[SurveyAgg]:
+        return self._parsed("S")
 
     def stream_time(self, role: str) -> int | None:
         return self._st[role]
@@ -143,9 +227,17 @@ class PartitionReplica:
         return self._outcomes[role]
 
     def open_tickets(self, at_ms: int) -> Iterator[OpenTicket]:
-        for row in self._open.values():
-            if row[0] >= at_ms:
-                yield OpenTicket(*row[1:])
+        label = self._labels.__getitem__
+        for expiry, created, clock, team, channel, prio, assignee, unanswered in map(
+            _ROW.unpack, self._open.values()
+        ):
+            if expiry >= at_ms:
+                priority = label(prio)
+                assert priority is not None  # a ticket's priority always has a value
+                yield OpenTicket(
+                    label(team), label(channel), priority, created, label(assignee),
+                    bool(unanswered), clock,
+                )  # fmt: skip
 
     def cumulative_tickets(self) -> Mapping[Key, TicketAgg]:
         return self._cum_tickets
@@ -157,4 +249,4 @@ class PartitionReplica:
         return len(self._parked)
 
     def tickets_tracked(self) -> int:
-        return len(self._live)
+        return len(self._open) + len(self._closed)

@@ -2,7 +2,7 @@
 
 **Freshness** (`cxpulse_kpi_delay_seconds`) answers the on-call question "how
 far behind real time are these numbers?". The exporter samples each source
-partition's log end offset every tick. The KPIs are current *as of* the
+partition's log end offset every `eval_min_interval`. The KPIs are current *as of* the
 latest sample instant t at which every message then in the log has been
 applied (the partition's commit marker, as read from the changelog, is at or
 past that end offset). The delay is now minus that instant, the worst source

@@ -6,9 +6,11 @@ partition's committed state, so a reader of all of it can (a "global table",
 as Kafka Streams calls it). Run one or two replicas; each serves the same
 numbers (see docs/architecture.md for the Prometheus HA convention).
 
-One asyncio loop, two tasks: `_consume` applies changelog batches to the
+One asyncio loop, three tasks: `_consume` applies changelog batches to the
 replicas and signals new state; `_tick` then evaluates and renders the
-Prometheus text once. It evaluates when a batch with committed state was
+Prometheus text once; `_sample_ends` asks the broker for the input topics' end
+offsets (the freshness gauge) on its own period, so no broker round trip lies
+between new state and its evaluation. It evaluates when a batch with committed state was
 applied, at most once per `eval_min_interval` or per the previous
 evaluation's duration, whichever is longer (a ceiling on the CPU spent
 evaluating under load, and the floor of the produce-to-visible latency), and
@@ -232,15 +234,18 @@ async def run_exporter(
         consume = asyncio.create_task(_consume(consumer, state, lock, fresh))
         watch = asyncio.create_task(auth.run())
         beat = asyncio.create_task(_heartbeat(state, publisher))
-        tick = asyncio.create_task(
-            _tick(consumer, state, tps, initial_end, sources, consume, lock, watch, fresh)
+        ends = asyncio.create_task(
+            _sample_ends(consumer, state, tps, initial_end, sources, lock, fresh)
         )
+        tick = asyncio.create_task(_tick(state, consume, lock, watch, fresh))
         try:
-            done, _ = await asyncio.wait({tick, beat}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {tick, beat, ends}, return_when=asyncio.FIRST_COMPLETED
+            )
             for task in done:
                 task.result()  # re-raise what stopped it
         finally:
-            tasks: list[asyncio.Task[Any]] = [tick, beat, consume, watch]
+            tasks: list[asyncio.Task[Any]] = [tick, beat, consume, watch, ends]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -295,19 +300,54 @@ async def _next_evaluation(
     return True
 
 
-async def _tick(
+def _periods(settings: Settings) -> tuple[float, float]:
+    """(idle re-evaluation period, least gap between evaluations), in seconds."""
+    interval = settings.eval_interval_ms / 1000
+    return interval, min(interval, settings.eval_min_interval_ms / 1000)
+
+
+async def _sample_ends(
     consumer: AIOKafkaConsumer,
     state: ExporterState,
     tps: list[TopicPartition],
     initial_end: dict[TopicPartition, int],
     sources: list[tuple[str, TopicPartition]],
+    lock: asyncio.Lock,
+    fresh: asyncio.Event,
+) -> None:
+    """Sample the sources' end offsets once per least evaluation gap, for `Freshness`.
+
+    A task of its own: asked before each evaluation, this broker round trip
+    delayed every change on its way to `/metrics` (issue 22). Samples are
+    recorded under `lock`, which the evaluation thread holds while it reads
+    them; the instant of a sample is taken when the broker answered, so the
+    wait for the lock does not age it. Also decides when the changelog was read
+    up to its end at start, and wakes `_tick` then."""
+    _, period = _periods(state.settings)
+    while True:
+        ends = await consumer.end_offsets([tp for _, tp in sources])
+        wall_ms = int(time.time() * 1000)
+        async with lock:
+            state.freshness.observe(
+                wall_ms, {(role, tp.partition): ends[tp] for role, tp in sources}
+            )
+        if not state.caught_up_once:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= initial_end[tp] for pos, tp in zip(positions, tps, strict=True)):
+                state.caught_up_once = True
+                log.info("changelog read up to its end at start: serving KPIs")
+                fresh.set()
+        await asyncio.sleep(period)
+
+
+async def _tick(
+    state: ExporterState,
     consume: asyncio.Task[None],
     lock: asyncio.Lock,
     watch: asyncio.Task[KafkaAccessError] | None = None,
     fresh: asyncio.Event | None = None,
 ) -> None:
-    interval = state.settings.eval_interval_ms / 1000
-    min_gap = min(interval, state.settings.eval_min_interval_ms / 1000)
+    interval, min_gap = _periods(state.settings)
     fresh = fresh if fresh is not None else asyncio.Event()
     while True:
         if watch is not None and watch.done():
@@ -315,20 +355,10 @@ async def _tick(
         if consume.done():
             consume.result()  # re-raise what stopped the consumer
             raise RuntimeError("changelog consumer stopped")
-        ends = await consumer.end_offsets([tp for _, tp in sources])
-        wall_ms = int(time.time() * 1000)
-        state.freshness.observe(
-            wall_ms, {(role, tp.partition): ends[tp] for role, tp in sources}
-        )
-        if not state.caught_up_once:
-            positions = [await consumer.position(tp) for tp in tps]
-            if all(pos >= initial_end[tp] for pos, tp in zip(positions, tps, strict=True)):
-                state.caught_up_once = True
-                log.info("changelog read up to its end at start: serving KPIs")
         if state.caught_up_once:
             async with lock:  # `_consume` sets `fresh` only under it: nothing is missed
                 fresh.clear()
-                await asyncio.to_thread(state.evaluate_and_render, wall_ms)
+                await asyncio.to_thread(state.evaluate_and_render, int(time.time() * 1000))
         # spaced from its end by at least its own duration: evaluating takes at most half
         # of the time, the rest is left to `_consume` (else a busy exporter falls behind)
         gap = min(interval, max(min_gap, state.eval_seconds))
