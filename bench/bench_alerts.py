@@ -8,7 +8,8 @@ detection time (first page after onset) and reset time (page resolved after
 recovery). Results go to docs/alerts.md.
 
 Run it: `.venv/bin/python bench/bench_alerts.py [--days 7] [--seeds 1 2 3]
-[--scenarios normal incident ...]` (about 40 s per simulated day).
+[--scenarios normal incident ...] [--tickets-per-day 200 2000 10000]` (about 40 s
+per simulated day at 2,000 tickets a day).
 """
 
 from __future__ import annotations
@@ -70,15 +71,22 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--scenarios", nargs="+", default=list(p.SCENARIOS))
     parser.add_argument("--replicas", type=int, default=2, help="exporter replicas (1 or 2)")
+    parser.add_argument("--tickets-per-day", type=float, nargs="+", default=[None],
+                        help="organisation volumes (team sizes scale with it; default the "
+                             "simulator's 2,000 a day)")
     args = parser.parse_args()
     targets = load_targets(ROOT / "targets.yaml")
     for scenario in args.scenarios:
         n_days = args.days if scenario in ("normal", "chronic") else 1
-        for seed in args.seeds:
-            t0 = time.monotonic()
-            _, days = replay(targets, scenario, seed, hours=24 * n_days, replicas=args.replicas)
-            print(describe(scenario, seed, days))
-            print(f"  ({n_days} day(s) in {time.monotonic() - t0:.0f} s)", flush=True)
+        for volume in args.tickets_per_day:
+            for seed in args.seeds:
+                t0 = time.monotonic()
+                _, days = replay(targets, scenario, seed, hours=24 * n_days,
+                                 replicas=args.replicas, tickets_per_day=volume)
+                if volume is not None:
+                    print(f"[{volume:g} tickets a day]")
+                print(describe(scenario, seed, days))
+                print(f"  ({n_days} day(s) in {time.monotonic() - t0:.0f} s)", flush=True)
     return 0
 
 

@@ -306,12 +306,16 @@ def run_rules(
 def replay(
     targets: Targets, scenario: str, seed: int, hours: int = 24, start_hour: int = 0,
     workdir: Path | None = None, replicas: int = 1, keep_minutes: bool = False,
+    tickets_per_day: float | None = None,
 ) -> Any:
     """Simulate `hours` of a scenario from `start_hour` of its first day and return what
     the generated rules fired each day (alert times in seconds since the run's start);
-    with `keep_minutes`, also the recorded minutes."""
+    with `keep_minutes`, also the recorded minutes; `tickets_per_day` scales the whole
+    organisation (and its staff) from the simulator's default."""
     start = SimConfig().start_ms + start_hour * HOUR
-    cfg = SimConfig(seed=seed, scenario=scenario, start_ms=start, duration_ms=hours * HOUR)
+    volume = SimConfig().tickets_per_day if tickets_per_day is None else tickets_per_day
+    cfg = SimConfig(seed=seed, scenario=scenario, start_ms=start, duration_ms=hours * HOUR,
+                    tickets_per_day=volume)
     rules = alert_rules(targets)
     wanted = rule_metric_names(rules) | {m.SLA_BREACHED_TOTAL}
     minutes = record_minutes(cfg, wanted, core_config(targets))

@@ -8,6 +8,8 @@
   per-answer brute force over the raw answers: equal when no minute holds both a
   good and a bad answer, and between the "bad answers first" and "good answers
   first" orderings otherwise; identical whatever the partitioning.
+* The mean time to alert when answers come a survey delay after the service they rate
+  against a Monte Carlo that draws the services, their delays and the answers.
 * The table of docs/alerts.md ("Collapse evidence") is what `detection_table` computes.
 """
 
@@ -26,6 +28,7 @@ from cxpulse.core.evidence import (
     arl,
     cusum,
     expected_hours_to_alert,
+    expected_hours_to_alert_after_surveys,
     threshold,
     weights,
 )
@@ -65,6 +68,57 @@ def test_exact_arl_matches_a_monte_carlo_of_the_per_answer_cusum(
     sd = math.sqrt(sum((r - mean) ** 2 for r in runs) / (len(runs) - 1))
     exact = arl(p, up, down, h)
     assert abs(mean - exact) < 4 * sd / math.sqrt(len(runs)), (mean, exact)
+
+
+def _delayed_run_minutes(rng: random.Random, per_day: float, p_before: float, p1: float,
+                         median: float, sigma: float, up: int, down: int, h: int,
+                         horizon_min: float) -> float:
+    """One collapse at t = 0, drawn from scratch: services as a Poisson stream from two
+    days before the onset, each answered a lognormal delay later, good with the share of
+    its service's side of the onset; the per-answer CUSUM over the answers that arrive
+    after the onset, in arrival order, from 0. Minutes to the alert."""
+    rate = per_day / 1440.0
+    answers: list[tuple[float, bool]] = []
+    t = -2 * 1440.0
+    while True:
+        t += rng.expovariate(rate)
+        if t > horizon_min:
+            break
+        at = t + rng.lognormvariate(math.log(median), sigma)
+        if 0.0 <= at <= horizon_min:
+            answers.append((at, rng.random() < (p_before if t < 0 else p1)))
+    answers.sort()
+    s = 0
+    for at, good in answers:
+        s = max(0, s - down if good else s + up)
+        if s >= h:
+            return at
+    raise AssertionError("no alert within the horizon: make it longer")
+
+
+@pytest.mark.parametrize(("per_day", "p_before", "horizon_days"),
+                         [(100, 0.8, 5.0), (100, 0.88, 5.0), (500, 0.8, 2.0)])
+def test_time_to_alert_after_survey_delays_matches_a_monte_carlo(
+        per_day: float, p_before: float, horizon_days: float) -> None:
+    p0, p1, days, median, sigma = 0.8, 0.5, 30.0, 90.0, 1.1
+    up, down = weights(p0, p1)
+    h = threshold(p0, p1, days, per_day)
+    rng = random.Random(f"delayed-{per_day}-{p_before}")
+    runs = [_delayed_run_minutes(rng, per_day, p_before, p1, median, sigma, up, down, h,
+                                 horizon_days * 1440) for _ in range(1200)]
+    mean = sum(runs) / len(runs)
+    sd = math.sqrt(sum((r - mean) ** 2 for r in runs) / (len(runs) - 1))
+    exact = 60 * expected_hours_to_alert_after_surveys(p0, p1, days, per_day, median, sigma,
+                                                       p_before)
+    assert abs(mean - exact) < 4 * sd / math.sqrt(len(runs)), (mean, exact)
+    # the delay costs time, never saves it
+    assert exact > 60 * expected_hours_to_alert(p0, p1, days, per_day)
+
+
+def test_time_to_alert_without_a_delay_is_the_exact_arl() -> None:
+    for per_day in (10, 100, 1000):
+        assert expected_hours_to_alert_after_surveys(0.8, 0.5, 30, per_day, 1e-6, 0.01) == \
+            pytest.approx(expected_hours_to_alert(0.8, 0.5, 30, per_day), rel=1e-6)
 
 
 def test_small_cases_by_hand() -> None:
@@ -200,31 +254,60 @@ def test_cusum_batches() -> None:
 
 
 VOLUMES = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+#: The simulator's survey delay (minutes after the solve: lognormal median, sigma).
+SURVEY_DELAY = (90.0, 1.1)
+#: The simulator's healthy teams' CSAT share.
+HEALTHY = 0.88
 
 
 def detection_table() -> str:
     """docs/alerts.md's table: per daily volume of answers, the threshold and the mean
-    time from a fall (target -> collapse share) to the alert, for the CSAT defaults."""
+    time from a fall (target -> collapse share) to the alert, for the CSAT defaults:
+    with the answers turning bad at the onset (the test's own delay), and with answers
+    that come a survey delay after the service they rate (what a page can do no better
+    than); then the smallest volume whose mean time to page is <= 2 h."""
     s = DEFAULT_TARGETS.scores["csat"]
     assert s.collapse is not None
     p0, p1 = s.target, s.collapse
     days = DEFAULT_TARGETS.paging.false_alarm_days
     up, down = weights(p0, p1)
+    med, sigma = SURVEY_DELAY
     rows = [
         f"| answered surveys a day | threshold (points) | answers to page at {p1 * 100:.0f} % "
         f"| mean time to page | false pages at {p0 * 100:.0f} % (target) "
-        "| at 88 % (the simulator's healthy teams) |",
-        "|---|---|---|---|---|---|",
+        f"| at {HEALTHY * 100:.0f} % (the simulator's healthy teams) "
+        f"| mean time to page, answers {med:.0f} min (median) after the solve, "
+        f"from {p0 * 100:.0f} % | same, from {HEALTHY * 100:.0f} % |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for v in VOLUMES:
         h = threshold(p0, p1, days, v)
         n1 = arl(p1, up, down, h)
         hours = expected_hours_to_alert(p0, p1, days, v)
         at_target = arl(p0, up, down, h) / v
-        healthy = arl(0.88, up, down, h) / v
+        healthy = arl(HEALTHY, up, down, h) / v
+        late = expected_hours_to_alert_after_surveys(p0, p1, days, v, med, sigma)
+        late_healthy = expected_hours_to_alert_after_surveys(p0, p1, days, v, med, sigma,
+                                                             HEALTHY)
         rows.append(f"| {v:,} | {h} | {n1:.1f} | {_h(hours)} | one per {at_target:,.0f} days "
-                    f"| one per {healthy:,.0f} days |")
+                    f"| one per {healthy:,.0f} days | {_h(late)} | {_h(late_healthy)} |")
+    rows.append("")
+    rows.append(f"Mean time to page <= 2 h (answers turning bad at the onset) from "
+                f"{two_hours_from(p0, p1, days):,} answered surveys a day.")
     return "\n".join(rows)
+
+
+def two_hours_from(p0: float, p1: float, days: float) -> int:
+    """The smallest daily volume (in steps of 10) from which every larger one up to 5,000
+    has a mean time to page <= 2 h (the threshold's integer steps make the time jump)."""
+    ok = [v for v in range(10, 5001, 10) if expected_hours_to_alert(p0, p1, days, v) <= 2.0]
+    assert ok and ok[-1] == 5000
+    first = 5000
+    for v in reversed(ok):
+        if v != first - 10 and v != first:
+            break
+        first = v
+    return first
 
 
 def _h(hours: float) -> str:
