@@ -80,31 +80,39 @@ CHANNELS = ("email", "chat", "phone", "web")
 AGENTS = tuple(f"a-agent-{i:03d}" for i in range(200))
 
 
-def open_tickets(n: int, seed: int = 1) -> Iterator[TicketEvent]:
-    """`n` open tickets' events in time order (see the module docstring)."""
-    rng = Random(seed)
+def one_ticket(
+    rng: Random, tid: str, t: int, status: Status | None = None
+) -> Iterator[TicketEvent]:
+    """One ticket's 5 events from `t`: created by a customer, assigned, a customer message,
+    a public agent reply, a status change (to `status`, else open or pending at random);
+    UUID event ids, team, agent, channel and priority drawn from `rng`."""
 
     def eid() -> str:
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
+    team = rng.choice(TEAMS)
+    agent = rng.choice(AGENTS)
+    customer = f"c-{rng.randrange(10**6):06d}"
+    yield TicketCreated(eid(), t, tid, team, rng.choice(CHANNELS),
+                        rng.choice(list(Priority)), customer)  # fmt: skip
+    yield TicketAssigned(eid(), t + 1, tid, agent, team)
+    yield TicketMessage(eid(), t + 2, tid, Author.CUSTOMER)
+    yield TicketMessage(eid(), t + 3, tid, Author.AGENT, agent)
+    yield StatusChanged(eid(), t + 4, tid, status or rng.choice((Status.OPEN, Status.PENDING)))
+
+
+def open_tickets(n: int, seed: int = 1) -> Iterator[TicketEvent]:
+    """`n` open tickets' events in time order (see the module docstring)."""
+    rng = Random(seed)
     step = SPAN_MS // n
     for i in range(n):
-        t = START_MS + i * step
-        tid = f"T-0001-{i:07d}"
-        team = rng.choice(TEAMS)
-        agent = rng.choice(AGENTS)
-        customer = f"c-{rng.randrange(10**6):06d}"
-        yield TicketCreated(eid(), t, tid, team, rng.choice(CHANNELS),
-                            rng.choice(list(Priority)), customer)  # fmt: skip
-        yield TicketAssigned(eid(), t + 1, tid, agent, team)
-        yield TicketMessage(eid(), t + 2, tid, Author.CUSTOMER)
-        yield TicketMessage(eid(), t + 3, tid, Author.AGENT, agent)
-        yield StatusChanged(eid(), t + 4, tid, rng.choice((Status.OPEN, Status.PENDING)))
+        yield from one_ticket(rng, f"T-0001-{i:07d}", START_MS + i * step)
     # One more ticket, a day and more later: the stream time passes the longest
     # window, so every slice of the tickets above is sealed, folded and evicted.
     # What stays is what an open ticket costs as long as it stays open (retention:
     # 7 days); slices are bounded by windows x label values, not by open tickets.
-    yield TicketCreated(eid(), START_MS + LATER_MS, "T-0001-later", TEAMS[0], CHANNELS[0])
+    later_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    yield TicketCreated(later_id, START_MS + LATER_MS, "T-0001-later", TEAMS[0], CHANNELS[0])
 
 
 def rss_bytes() -> int:

@@ -31,7 +31,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from random import Random
@@ -42,26 +41,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench_memory import (  # noqa: E402
-    AGENTS,
     BATCH,
-    CHANNELS,
     LATER_MS,
     START_MS,
-    TEAMS,
     build_engine,
+    one_ticket,
     rss_bytes,
 )
 from cxpulse.core.engine import PartitionEngine, evaluate  # noqa: E402
 from cxpulse.core.events import (  # noqa: E402
     TICKETS,
-    Author,
-    Priority,
     Status,
-    StatusChanged,
-    TicketAssigned,
-    TicketCreated,
     TicketEvent,
-    TicketMessage,
 )
 
 PROBE = 4_000  # tickets, 20,000 events
@@ -74,20 +65,9 @@ def probe_tickets(rep: int, n: int = PROBE) -> Iterator[TicketEvent]:
     rng = Random(1000 + rep)
     base = PROBE_START_MS + rep * 3_600_000
     step = 3_000_000 // n
-
-    def eid() -> str:
-        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
     for i in range(n):
-        t = base + i * step
-        tid = f"P-{rep}-{i:06d}"
-        team, agent = rng.choice(TEAMS), rng.choice(AGENTS)
-        yield TicketCreated(eid(), t, tid, team, rng.choice(CHANNELS),
-                            rng.choice(list(Priority)), f"c-{i}")  # fmt: skip
-        yield TicketAssigned(eid(), t + 1, tid, agent, team)
-        yield TicketMessage(eid(), t + 2, tid, Author.CUSTOMER)
-        yield TicketMessage(eid(), t + 3, tid, Author.AGENT, agent)
-        yield StatusChanged(eid(), t + 4, tid, Status.SOLVED if i % 2 else Status.PENDING)
+        status = Status.SOLVED if i % 2 else Status.PENDING
+        yield from one_ticket(rng, f"P-{rep}-{i:06d}", base + i * step, status)
 
 
 def time_probe(eng: PartitionEngine, rep: int) -> float:
