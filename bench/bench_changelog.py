@@ -175,7 +175,7 @@ def run_variant(
 ) -> dict[str, Any]:
     """Feed `msgs` to 4 partitions' engines in batches; sum what is written
     (and what the broker would store with each of `codecs`)."""
-    from cxpulse.changelog.records import PartitionStore
+    from cxpulse.changelog.store import PartitionStore
     from cxpulse.core.engine import PartitionEngine
     from cxpulse.core.partitioning import partition_for
     from cxpulse.settings import Settings, core_config
@@ -251,7 +251,7 @@ def time_restore(
     table: dict[bytes, bytes | None], engines: dict[int, Any], config: Any
 ) -> dict[str, Any]:
     """CPU seconds to rebuild every partition from the compacted changelog."""
-    from cxpulse.changelog.records import PartitionStore
+    from cxpulse.changelog.store import PartitionStore
     from cxpulse.core.engine import PartitionEngine
 
     items = [(k, v) for k, v in table.items() if v is not None]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from cxpulse.changelog.records import PartitionStore
+from cxpulse.changelog.store import PartitionStore
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode, route_of
 from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate

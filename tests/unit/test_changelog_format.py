@@ -19,9 +19,7 @@ from cxpulse.changelog.records import (
     META_KEY,
     CorruptState,
     Marker,
-    PartitionStore,
     Record,
-    Recovery,
     Write,
     apply_patch,
     content_chunks,
@@ -31,6 +29,7 @@ from cxpulse.changelog.records import (
     marker_key,
     state_key,
 )
+from cxpulse.changelog.store import PartitionStore, Recovery
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

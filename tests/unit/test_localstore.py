@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cxpulse.changelog.records import PartitionStore
+from cxpulse.changelog.store import PartitionStore
 from cxpulse.worker.localstore import MemoryStore, RocksStore, open_store
 
 

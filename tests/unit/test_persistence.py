@@ -20,9 +20,7 @@ from cxpulse.changelog.records import (
     DEFAULT_MAX_RECORD_BYTES,
     CorruptState,
     Marker,
-    PartitionStore,
     Record,
-    Recovery,
     ValueTooLarge,
     Write,
     decode_record,
@@ -30,6 +28,7 @@ from cxpulse.changelog.records import (
     marker_key,
     state_key,
 )
+from cxpulse.changelog.store import PartitionStore, Recovery
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1,9 +1,9 @@
-"""State <-> changelog-table logic of one partition, exact under crashes.
+"""The changelog's bytes: records, split values' descriptors and patches, part keys
+and the commit marker of one partition (formats 1-3), exact under crashes.
 
-No faust here: this module decides *what* to write to the state table and how
-to rebuild a partition from whatever the table holds after a crash; the shell
-(`cxpulse.worker.agents`) only performs the writes and awaits them. That split
-is what makes the crash logic unit-testable without a broker.
+Pure and without faust: `cxpulse.changelog.store` decides which of these to write
+for a batch and how to rebuild a partition from them; `cxpulse.changelog.follow`
+reads them back on the exporter. The shells only perform the writes and await them.
 
 Why the scheme looks like this (see docs/runtimes.md, "faust-streaming 0.15.3"):
 
@@ -77,7 +77,7 @@ Format 3 (since the trickle work of issue 22; formats 1 and 2 are still read):
   size) the value is cut into parts again and the patch starts empty. The
   parts a patched head lists are the ones the previous head listed, so the
   crash rules are those of format 2 unchanged. Only values up to
-  `_MAX_PATCH_BASE` are patched (their parts stay joined in memory).
+  `MAX_PATCH_BASE` are patched (their parts stay joined in memory).
   A reader older than format 3 sees `D3` as corrupt: upgrade exporters first
   (docs/runtimes.md).
 """
@@ -86,10 +86,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MAGIC = b"C1"
@@ -121,9 +120,9 @@ MAX_PART_BYTES = 4 * 1024
 #: Split values up to this long keep their joined parts in memory, so that a
 #: change can be written as a patch of them (format 3); longer ones (a ticket
 #: with thousands of events) are cut into parts at every change, as in format 2.
-_MAX_PATCH_BASE = 64 * 1024
+MAX_PATCH_BASE = 64 * 1024
 #: Room kept in a record for its header, key and Kafka's per-record overhead.
-_RECORD_SLACK = 4 * 1024
+RECORD_SLACK = 4 * 1024
 
 #: Table writes: (table key, value or None for a tombstone).
 Write = tuple[bytes, bytes | None]
@@ -369,12 +368,12 @@ def join_parts(descriptor: bytes, parts: Mapping[int, bytes] | Mapping[bytes, by
 
 def part_bytes_for(max_record_bytes: int) -> int:
     """Largest part such that a part record (new + prev + header + key) fits."""
-    return max(256, min(MAX_PART_BYTES, (max_record_bytes - _RECORD_SLACK) // 2))
+    return max(256, min(MAX_PART_BYTES, (max_record_bytes - RECORD_SLACK) // 2))
 
 
 def max_parts_for(max_record_bytes: int) -> int:
     """Most parts a descriptor may list: the head record holds two descriptors."""
-    return max(1, ((max_record_bytes - _RECORD_SLACK) // 2 - _DESC.size) // _DIGEST_BYTES)
+    return max(1, ((max_record_bytes - RECORD_SLACK) // 2 - _DESC.size) // _DIGEST_BYTES)
 
 
 #: Cut candidates of the content-defined split: between two JSON array elements.
@@ -548,458 +547,5 @@ class Marker:
             raise CorruptState(f"bad marker: {exc}") from None
 
 
-def new_epoch() -> int:
-    """A random epoch id (never 0, which means 'nothing committed yet')."""
-    return secrets.randbits(63) or 1
-
-
-@dataclass
-class Recovery:
-    """What `PartitionStore.recover` found: engine items and repair writes."""
-
-    items: dict[str, bytes]
-    repairs: list[Write]
-    reverted: int  # uncommitted records that fell back to their prev value
-    resent: int  # records of the last committed batch written again
-
-
-#: A committed physical value: (bytes, is a descriptor of parts).
-_Phys = tuple[bytes, bool]
-
-
 #: The state key whose value travels in the marker (format 2).
 META_KEY = "m"
-
-
-class PartitionStore:
-    """Bookkeeping of one partition's table content; produces the writes.
-
-    `current` mirrors the committed record value of every live key (the
-    value itself, or its descriptor when split): the `prev` of the next
-    write (format 1 and `with_prev`), and how to tell which parts changed.
-    `parts` holds the chunks of values still split by index (format 1,
-    read from an older changelog: only to delete them once rewritten);
-    `digests` the digests of the parts of format-2 split values present in
-    the table (not their bytes: a part whose digest is there is not sent
-    again), and `listed` those the current descriptor lists.
-    """
-
-    def __init__(
-        self,
-        partition: int,
-        marker: Marker,
-        current: dict[str, bytes],
-        parts: dict[str, list[bytes]] | None = None,
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        part_bytes: int | None = None,
-        digests: dict[str, set[bytes]] | None = None,
-        with_prev: bool = True,
-        listed: dict[str, set[bytes]] | None = None,
-        bases: dict[str, bytes] | None = None,
-        patch_bytes: int | None = None,
-    ) -> None:
-        self.partition = partition
-        self.marker = marker
-        self.current = current
-        self.parts: dict[str, list[bytes]] = parts if parts is not None else {}
-        self.digests: dict[str, set[bytes]] = digests if digests is not None else {}
-        #: digests the current descriptor lists, for names whose value is split (format 2)
-        self.listed: dict[str, set[bytes]] = listed if listed is not None else {}
-        self.max_record_bytes = max_record_bytes
-        #: `part_bytes` overrides the derived size (tests: tiny parts)
-        self.part_bytes = part_bytes or part_bytes_for(max_record_bytes)
-        self.max_parts = max_parts_for(max_record_bytes)
-        #: False with transactional writes: records carry no `prev` (module docs)
-        self.with_prev = with_prev
-        #: a split value's parts joined, while its head can patch them (format 3)
-        self.bases: dict[str, bytes] = bases if bases is not None else {}
-        #: largest patch a head carries before the value is cut into parts again
-        #: (0: never patch; writes format 2)
-        self.patch_bytes = self.part_bytes if patch_bytes is None else patch_bytes
-        self._deleted_last_batch: list[str] = []
-        self._deleted_parts_last_batch: list[tuple[str, int]] = []
-        self._dropped_last_batch: list[tuple[str, bytes]] = []
-
-    @classmethod
-    def recover(
-        cls,
-        partition: int,
-        table_items: Iterable[tuple[bytes, bytes | None]],
-        epoch: int | None = None,
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        part_bytes: int | None = None,
-        with_prev: bool = True,
-        patch_bytes: int | None = None,
-    ) -> tuple[PartitionStore, Recovery]:
-        """Rebuild from the table's keys of `partition` (other keys are ignored).
-
-        Starts a new epoch; the returned repairs (rewrites of uncommitted keys,
-        re-sends of the last committed batch, tombstones of parts no committed
-        value lists, then the new marker) must be written and awaited before
-        the first batch is processed. Keys and index parts are decided alike
-        (committed: `new`, else `prev`); split values are then joined and
-        checked against their descriptor. Reads both formats.
-        """
-        prefix = partition_prefix(partition)
-        mkey = marker_key(partition)
-        nkey = names_key(partition)
-        marker_raw: bytes | None = None
-        names: list[str] | None = None
-        records: dict[bytes, Record] = {}
-        raw_by_key: dict[bytes, bytes] = {}
-        dparts: dict[str, dict[bytes, tuple[bytes, Record]]] = {}
-        for k, v in table_items:
-            if not k.startswith(prefix) or v is None:
-                continue
-            if k == mkey:
-                marker_raw = v
-                continue
-            if k == nkey:
-                names = decode_names(v)
-                continue
-            rec = decode_record(v)
-            raw_by_key[k] = v
-            if k.startswith(prefix + b"y/"):
-                yk = parse_digest_suffix(k[len(prefix) + 2 :].decode())
-                if yk is None or rec.new is None:
-                    raise CorruptState("bad digest part")
-                dparts.setdefault(yk[0], {})[yk[1]] = (k, rec)
-            else:
-                records[k] = rec
-        old = Marker() if marker_raw is None else Marker.decode(marker_raw, names)
-        epoch = epoch if epoch is not None else new_epoch()
-        heads: dict[str, _Phys] = {}
-        part_values: dict[str, dict[int, bytes]] = {}
-        repairs: list[Write] = []
-        referenced: dict[int, int] = {}
-        tombstones: list[str] = []
-        part_tombstones: list[str] = []
-        digest_tombstones: list[str] = []
-        reverted = resent = 0
-        head_prefix = prefix + b"s/"
-        part_prefix = prefix + b"x/"
-        cut = len(prefix) + 2  # "<p>/s/" or "<p>/x/"
-        for name in old.tombstones:  # the last batch's tombstones may exist only locally
-            k = state_key(partition, name)
-            if k not in records:
-                repairs.append((k, None))
-                tombstones.append(name)
-        for suffix in old.part_tombstones:
-            parsed = parse_part_suffix(suffix)
-            if parsed is None:
-                raise CorruptState("bad part tombstone in the marker")
-            k = part_key(partition, parsed[0], parsed[1])
-            if k not in records:
-                repairs.append((k, None))
-                part_tombstones.append(suffix)
-        for suffix in old.digest_tombstones:
-            dparsed = parse_digest_suffix(suffix)
-            if dparsed is None:
-                raise CorruptState("bad part tombstone in the marker")
-            if dparsed[1] not in dparts.get(dparsed[0], {}):
-                repairs.append((digest_part_key(partition, *dparsed), None))
-                digest_tombstones.append(suffix)
-
-        def note_committed(rec: Record) -> None:
-            last = old.committed_for(rec.epoch)
-            assert last is not None
-            referenced[rec.epoch] = last
-
-        for k, rec in records.items():
-            suffix = k[cut:].decode()
-            if k.startswith(head_prefix):
-                gone = tombstones
-            elif k.startswith(part_prefix):
-                gone = part_tombstones
-                if parse_part_suffix(suffix) is None:
-                    raise CorruptState("bad part key")
-            else:
-                raise CorruptState("unknown state key kind")
-            value: _Phys | None
-            if old.is_committed(rec):
-                if rec.new is None:
-                    repairs.append((k, None))  # committed delete: tombstone it
-                    gone.append(suffix)
-                    continue
-                value = (rec.new, rec.new_split)
-                note_committed(rec)
-                if rec.seq == old.seq:
-                    # last committed batch (or an earlier recovery's repairs):
-                    # may have reached only the local store before a crash
-                    repairs.append((k, raw_by_key[k]))
-                    resent += 1
-            else:
-                if rec.no_prev:
-                    raise CorruptState("an uncommitted record written without its prev value")
-                reverted += 1
-                if rec.prev is None:
-                    repairs.append((k, None))
-                    gone.append(suffix)
-                    continue
-                value = (rec.prev, rec.prev_split)
-                back = Record(epoch, old.seq, rec.prev, rec.prev, rec.prev_split, rec.prev_split)
-                repairs.append((k, encode_record(back)))
-            if gone is tombstones:
-                heads[suffix] = value
-            else:
-                name, i = parse_part_suffix(suffix) or ("", 0)
-                part_values.setdefault(name, {})[i] = value[0]
-        items: dict[str, bytes] = {}
-        current: dict[str, bytes] = {}
-        parts: dict[str, list[bytes]] = {}
-        digests: dict[str, set[bytes]] = {}
-        bases: dict[str, bytes] = {}
-        for name, (raw, split) in heads.items():
-            current[name] = raw
-            if split and is_digest_descriptor(raw):
-                have = dparts.get(name, {})
-                listed = decode_descriptor(raw)[1]
-                chunks: dict[bytes, bytes] = {}
-                for d in listed:
-                    if d in chunks or d not in have:
-                        continue
-                    pk, prec = have[d]
-                    assert prec.new is not None
-                    chunks[d] = prec.new
-                    if old.is_committed(prec):
-                        note_committed(prec)
-                    if prec.seq == old.seq or not old.is_committed(prec):
-                        repairs.append((pk, raw_by_key[pk]))  # maybe only local so far
-                        resent += 1
-                items[name] = join_parts(raw, chunks)  # checks every part
-                digests[name] = set(listed)
-                base_len = decode_descriptor(raw)[0]
-                if base_len <= _MAX_PATCH_BASE:  # what a format-3 head can patch
-                    bases[name] = b"".join(chunks[d] for d in listed)
-            elif split:
-                have_i = part_values.get(name, {})
-                items[name] = join_parts(raw, have_i)  # checks parts 0..n-1
-                parts[name] = [have_i[i] for i in range(len(decode_descriptor(raw)[1]))]
-            else:
-                items[name] = raw
-        for name, by_digest in dparts.items():  # parts no committed value lists
-            keep = digests.get(name, set())
-            for d, (pk, _prec) in by_digest.items():
-                if d not in keep:
-                    repairs.append((pk, None))
-                    digest_tombstones.append(f"{d.hex()}/{name}")
-        for name, by_index in part_values.items():  # index parts of values rewritten since
-            n = len(parts.get(name, ()))
-            for i in by_index:
-                if i >= n:
-                    repairs.append((part_key(partition, name, i), None))
-                    part_tombstones.append(f"{i}/{name}")
-        if old.meta is not None:  # newer than a format-1 `m` key, if both exist
-            items[META_KEY] = old.meta
-        marker_new = Marker(
-            epoch=epoch,
-            seq=old.seq,
-            committed=referenced,
-            offsets=dict(old.offsets),
-            counters=dict(old.counters),
-            wall_ms=old.wall_ms,
-            tombstones=tombstones,
-            part_tombstones=part_tombstones,
-            digest_tombstones=digest_tombstones,
-            meta=old.meta,
-        )
-        # format 2 from here on: the names record first, always re-sent (the
-        # last batch may have written it to the local store only)
-        marker_new.names = [] if names is None else list(names)
-        marker_new.names += sorted(set(old.counters) - set(marker_new.names))
-        repairs.append((nkey, json.dumps(marker_new.names).encode()))
-        repairs.append((mkey, marker_new.encode()))
-        store = cls(
-            partition, marker_new, current, parts, max_record_bytes, part_bytes, digests,
-            with_prev, {n: set(d) for n, d in digests.items()}, bases, patch_bytes,
-        )  # fmt: skip
-        return store, Recovery(items, repairs, reverted, resent)
-
-    def batch_writes(self, dirty: Mapping[str, bytes | None], wall_ms: int) -> list[Write]:
-        """Writes of one batch: tombstones of last batch's deletes, records, marker.
-
-        Call after updating `marker.offsets`/`marker.counters` for the batch.
-        The batch counts as committed once all writes are durable. A value
-        longer than `part_bytes` is written as content-defined parts (only
-        those not in the table yet) plus a descriptor under its own key, or
-        as a patch of the parts already listed (format 3). The engine meta
-        (`m`) goes into the marker.
-        """
-        m = self.marker
-        seq = m.seq + 1
-        p = self.partition
-        records: list[Write] = []
-        deleted: list[str] = []
-        deleted_parts: list[tuple[str, int]] = []
-        dropped: list[tuple[str, bytes]] = []
-        written: set[str] = set()
-        pb = self.part_bytes
-        with_prev = self.with_prev
-        no_prev = not with_prev
-        for name, new in dirty.items():
-            if name == META_KEY:
-                m.meta = new
-                if name not in self.current:
-                    continue
-                new = None  # a format-1 `m` key: deleted, the marker has it now
-            prev = self.current.get(name)
-            old_parts = self.parts.pop(name, None)
-            old_digests = self.digests.get(name)
-            prev_split = old_parts is not None or name in self.listed
-            prev_out = prev if with_prev else None
-            if old_parts is not None:  # format-1 parts: deleted one batch later
-                deleted_parts.extend((name, i) for i in range(len(old_parts)))
-            if len(new or b"") <= pb or new is None:
-                self.bases.pop(name, None)
-            if new is None:
-                if prev is None:
-                    continue
-                head = Record(m.epoch, seq, None, prev_out, False, prev_split, no_prev)
-                del self.current[name]
-                self.listed.pop(name, None)
-                deleted.append(name)
-                new_digests: set[bytes] = set()
-            elif len(new) <= pb:
-                head = Record(m.epoch, seq, new, prev_out, False, prev_split, no_prev)
-                self.current[name] = new
-                self.listed.pop(name, None)
-                new_digests = set()
-            elif (desc3 := self._patched(name, new)) is not None:
-                # the parts stay as they are; the head carries the difference
-                # (nothing listed changes: no part to write, none to drop)
-                head = Record(m.epoch, seq, desc3, prev_out, True, prev_split, no_prev)
-                self.current[name] = desc3
-                records.append((state_key(p, name), encode_record(head)))
-                written.add(name)
-                continue
-            else:
-                chunks = self._chunks(new)
-                listed: list[bytes] = []
-                have = old_digests if old_digests is not None else set()
-                new_digests = set()
-                for chunk in chunks:
-                    d = part_digest(chunk)
-                    listed.append(d)
-                    if d not in have and d not in new_digests:
-                        rec = Record(m.epoch, seq, chunk, None, no_prev=True)
-                        records.append((digest_part_key(p, name, d), encode_record(rec)))
-                    new_digests.add(d)
-                desc = encode_descriptor2(len(new), listed)
-                head = Record(m.epoch, seq, desc, prev_out, True, prev_split, no_prev)
-                self.current[name] = desc
-                self.listed[name] = set(new_digests)
-                if self.patch_bytes and len(new) <= _MAX_PATCH_BASE:
-                    self.bases[name] = new
-                else:
-                    self.bases.pop(name, None)
-            if old_digests is not None:
-                # parts the new value no longer lists stay in the table until
-                # the next batch (a revert to `prev` may need them), then go
-                dropped.extend((name, d) for d in old_digests - new_digests)
-                new_digests |= old_digests  # present until tombstoned
-            if new_digests:
-                self.digests[name] = new_digests
-            else:
-                self.digests.pop(name, None)
-            records.append((state_key(p, name), encode_record(head)))
-            written.add(name)
-        # last batch's committed deletes become real tombstones, written before
-        # this batch's records (a key written again in this batch needs none)
-        # The marker names them (for recovery from a local store), so their
-        # number per batch is bounded by bytes: the rest wait for a later batch
-        # (their committed delete records say "deleted" meanwhile).
-        budget = self.max_record_bytes // 4
-        tombstones: list[str] = []
-        deferred: list[str] = []
-        for name in self._deleted_last_batch:
-            if name in self.current or name in written:
-                continue
-            if budget - (len(name) + 4) < 0:
-                deferred.append(name)
-                continue
-            budget -= len(name) + 4
-            tombstones.append(name)
-        part_tombstones: list[tuple[str, int]] = []
-        deferred_parts: list[tuple[str, int]] = []
-        for name, i in self._deleted_parts_last_batch:
-            if budget - (len(name) + 12) < 0:
-                deferred_parts.append((name, i))
-                continue
-            budget -= len(name) + 12
-            part_tombstones.append((name, i))
-        gc: list[tuple[str, bytes]] = []
-        deferred_gc: list[tuple[str, bytes]] = []
-        for name, d in self._dropped_last_batch:
-            if d in self.listed.get(name, ()):
-                continue  # listed again since: still needed
-            if budget - (len(name) + 24) < 0:
-                deferred_gc.append((name, d))
-                continue
-            budget -= len(name) + 24
-            gc.append((name, d))
-            live = self.digests.get(name)
-            if live is not None:
-                live.discard(d)
-                if not live:
-                    del self.digests[name]
-        writes: list[Write] = [(state_key(p, name), None) for name in tombstones]
-        writes += [(part_key(p, name, i), None) for name, i in part_tombstones]
-        writes += [(digest_part_key(p, name, d), None) for name, d in gc]
-        writes += records
-        m.tombstones = tombstones
-        m.part_tombstones = [f"{i}/{name}" for name, i in part_tombstones]
-        m.digest_tombstones = [f"{d.hex()}/{name}" for name, d in gc]
-        self._deleted_last_batch = deferred + deleted
-        self._deleted_parts_last_batch = deferred_parts + deleted_parts
-        self._dropped_last_batch = deferred_gc + dropped
-        m.seq = seq
-        m.wall_ms = wall_ms
-        if m.names is None:
-            m.names = []
-        new_names = m.counters.keys() - set(m.names)
-        if new_names:  # a counter seen for the first time: the names grow
-            m.names = m.names + sorted(new_names)
-            writes.append((names_key(p), json.dumps(m.names).encode()))
-        writes.append((marker_key(p), m.encode()))
-        return writes
-
-    def _patched(self, name: str, value: bytes) -> bytes | None:
-        """A format-3 descriptor of `value`: the parts now listed plus a patch,
-        if the patch is at most `patch_bytes` and the head record still fits."""
-        base = self.bases.get(name)
-        if base is None or name not in self.listed:
-            return None
-        patch = make_patch(base, value, self.patch_bytes)
-        if patch is None:
-            return None
-        _total, digests = decode_descriptor(self.current[name])
-        desc = encode_descriptor3(len(base), digests, patch)
-        if len(desc) > (self.max_record_bytes - _RECORD_SLACK) // 2:
-            return None  # the head holds new and prev: both must fit
-        return desc
-
-    def _chunks(self, value: bytes) -> list[bytes]:
-        """Content-defined parts of `value`; fixed-size ones when those would
-        need more parts than a descriptor lists."""
-        size = self._part_size(len(value))
-        chunks = content_chunks(value, size)
-        if len(chunks) > self.max_parts:
-            chunks = [value[o : o + size] for o in range(0, len(value), size)]
-        return chunks
-
-    def _part_size(self, length: int) -> int:
-        """`part_bytes`, doubled (up to what a record holds) while a value of
-        `length` would need more parts than a descriptor lists."""
-        size = self.part_bytes
-        cap = max(size, (self.max_record_bytes - _RECORD_SLACK) // 2)
-        while -(-length // size) > self.max_parts and size < cap:
-            size = min(size * 2, cap)
-        if -(-length // size) > self.max_parts:
-            raise ValueTooLarge(
-                f"a state value of {length} bytes needs more than {self.max_parts} parts "
-                f"of {size} bytes (max_record_bytes {self.max_record_bytes})"
-            )
-        return size
-
-    def count(self, name: str, n: int = 1) -> None:
-        self.marker.counters[name] = self.marker.counters.get(name, 0) + n

@@ -12,7 +12,7 @@ Per batch: skip messages at or below the offsets recorded in `p`'s commit
 marker (re-deliveries after a crash), decode, dead-letter rejections, apply
 the rest to the engine, await the dead letters' broker acknowledgements,
 then write each dirty state key *once* plus the marker to the faust table
-(`cxpulse.changelog.records.PartitionStore` decides the bytes) and await every write's
+(`cxpulse.changelog.store.PartitionStore` decides the bytes) and await every write's
 broker acknowledgement before the batch ends (dead letters first: the marker
 commits the batch, see `Worker._commit`). Only then does `take_events` ack
 the batch to faust, so faust can never commit a source offset whose effect
@@ -46,7 +46,8 @@ from faust.types import TP, EventT
 from faust.types.tuples import RecordMetadata
 from mode import Service
 
-from cxpulse.changelog.records import PartitionStore, Write, partition_prefix
+from cxpulse.changelog.records import Write, partition_prefix
+from cxpulse.changelog.store import PartitionStore
 from cxpulse.core.engine import PartitionEngine
 from cxpulse.core.events import SURVEYS, TICKETS
 from cxpulse.crashpoint import crash_point
@@ -199,7 +200,7 @@ class Worker:
             key_type=bytes,
             value_type=bytes,
             partitions=partitions,
-            help="cxpulse per-partition state (see cxpulse.changelog.records)",
+            help="cxpulse per-partition state (see cxpulse.changelog.store)",
         )
         self.app.tables.add(self.table)  # what app.Table() does; we need our subclass
         self.source = self.app.topic(

@@ -57,11 +57,10 @@ from typing import TYPE_CHECKING, TypeAlias
 from cxpulse.changelog.records import (
     MIN_MAX_RECORD_BYTES,
     CorruptState,
-    PartitionStore,
-    Recovery,
     Write,
     partition_prefix,
 )
+from cxpulse.changelog.store import PartitionStore, Recovery
 from cxpulse.core.deadletter import DeadLetter
 from cxpulse.core.engine import PartitionEngine
 from cxpulse.crashpoint import crash_point

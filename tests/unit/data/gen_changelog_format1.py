@@ -8,7 +8,7 @@ import json
 import sys
 
 sys.path.insert(0, sys.argv[2] + "/stream")
-from cxpulse.changelog.records import PartitionStore
+from cxpulse.changelog.store import PartitionStore
 
 P = 3
 
