@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cxpulse.core.decode import route_of  # noqa: E402
-from cxpulse.replay import plan, read_lines  # noqa: E402
+from cxpulse.importer.replay import plan, read_lines  # noqa: E402
 
 from bench.kafka_setup import PARTITIONS, broker, create_topics  # noqa: E402
 from tests.integration.test_exporter import ExporterProc  # noqa: E402

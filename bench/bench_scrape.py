@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cxpulse.replay import read_lines  # noqa: E402
+from cxpulse.importer.replay import read_lines  # noqa: E402
 
 from bench.kafka_setup import broker, create_topics  # noqa: E402
 from tests.integration.test_exporter import ExporterProc  # noqa: E402

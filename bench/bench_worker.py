@@ -58,7 +58,7 @@ from cxpulse.core.decode import Rejection, decode  # noqa: E402
 from cxpulse.core.engine import PartitionEngine  # noqa: E402
 from cxpulse.core.events import key_of, role_of  # noqa: E402
 from cxpulse.core.partitioning import partition_for  # noqa: E402
-from cxpulse.replay import read_lines  # noqa: E402
+from cxpulse.importer.replay import read_lines  # noqa: E402
 
 from bench.kafka_setup import PARTITIONS, broker, create_topics  # noqa: E402
 from tests.integration.test_worker_pipeline import (  # noqa: E402

@@ -19,13 +19,13 @@ from cxpulse import __version__
 #: (module path) of every subcommand, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "cxpulse.mixin.command",
-    "cxpulse.simulate",
-    "cxpulse.replay",
-    "cxpulse.report",
+    "cxpulse.sim.command",
+    "cxpulse.importer.replay",
+    "cxpulse.report.command",
     "cxpulse.worker.command",
     "cxpulse.exporter.command",
     "cxpulse.wall.server",
-    "cxpulse.top",
+    "cxpulse.wall.top",
     "cxpulse.demo.command",
     "cxpulse.ingest.command",
     "cxpulse.mapstage.command",

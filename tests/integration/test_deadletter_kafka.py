@@ -2,7 +2,8 @@
 
 5,000 valid simulator events and 500 malformed messages of every kind go
 through a real topic; a consumer decodes them and dead-letters the rejected
-through `DeadLetterWriter`. The dead-letter topic must then hold exactly the
+as the worker does (the record's key, value and headers to the dead-letter topic,
+`cxpulse.worker.direct`). The dead-letter topic must then hold exactly the
 malformed messages, byte for byte, each with its reason and a correct
 pointer back to where it came from.
 """
@@ -21,7 +22,6 @@ from aiokafka.structs import ConsumerRecord
 from cxpulse.core import decode as d
 from cxpulse.core.deadletter import DeadLetter, dead_letter
 from cxpulse.core.decode import Rejection, decode, parse_ts
-from cxpulse.deadletter_writer import DeadLetterWriter
 from cxpulse.kafka.produce import Outgoing, produce
 from cxpulse.sim.dirt import MALFORMED_KINDS, malformed_record, record_of
 from cxpulse.sim.model import SimConfig, Simulation
@@ -99,7 +99,6 @@ async def test_malformed_messages_land_in_the_dead_letter_topic_with_reason_and_
     )
     await producer.start()
     try:
-        writer = DeadLetterWriter(producer, dlq)
         futures = []
         for record in consumed:
             by_position[(record.partition, record.offset)] = record
@@ -114,7 +113,11 @@ async def test_malformed_messages_land_in_the_dead_letter_topic_with_reason_and_
                     rejection=result,
                     rejected_at_ms=int(time.time() * 1000),
                 )
-                futures.append(await writer.send(letter))
+                futures.append(
+                    await producer.send(
+                        dlq, value=letter.value, key=letter.key, headers=letter.headers
+                    )
+                )
             else:
                 accepted.append(result)
         for future in futures:

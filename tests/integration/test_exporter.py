@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from cxpulse.replay import read_lines
+from cxpulse.importer.replay import read_lines
 
 from tests.integration.test_worker_pipeline import (
     CXPULSE,
@@ -295,7 +295,7 @@ def kpi_samples(text: str) -> dict[str, set[tuple[tuple[tuple[str, str], ...], f
 
 def report_samples(lines: list[bytes], at_ms: int) -> dict[str, Any]:
     from cxpulse.exposition.render import KpiCollector
-    from cxpulse.report import compute
+    from cxpulse.report.command import compute
     from prometheus_client import CollectorRegistry, generate_latest
 
     from tests.integration.test_worker_pipeline import _samples

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cxpulse.replay import read_lines
+from cxpulse.importer.replay import read_lines
 
 from tests.conftest import run_sync
 from tests.integration.test_worker_pipeline import (

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cxpulse import top
 from cxpulse.core.targets import DEFAULT_TARGETS
 from cxpulse.mixin import tiles as tl
+from cxpulse.wall import top
 
 from tests.support.wallfeed import TEAMS, FedPrometheus
 from tests.support.wallhistory import TILE_KEYS

@@ -38,8 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cxpulse.importer.replay import read_lines
 from cxpulse.kafka.broker import Acl, KafkaBroker, alter_acls, create_topics
-from cxpulse.replay import read_lines
 
 from tests.integration.test_worker_pipeline import (
     CXPULSE,
@@ -176,7 +176,7 @@ def test_worker_works_with_exactly_the_readme_acls(
 ) -> None:
     lines = list(read_lines(capture))
     exp = expected(lines)
-    from cxpulse.report import compute
+    from cxpulse.report.command import compute
 
     report = compute(capture.read_bytes().splitlines(), partitions=PARTITIONS).evaluation
     assert (report.kpis, report.gauges) == (exp.evaluation.kpis, exp.evaluation.gauges)

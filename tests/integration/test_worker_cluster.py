@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cxpulse.replay import read_lines
+from cxpulse.importer.replay import read_lines
 
 from tests.integration.test_worker_pipeline import (
     PARTITIONS,

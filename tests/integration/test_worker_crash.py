@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from cxpulse.crashpoint import ENV, EXIT_CODE
-from cxpulse.replay import read_lines
+from cxpulse.importer.replay import read_lines
 
 from tests.integration.test_worker_pipeline import (
     WorkerProc,

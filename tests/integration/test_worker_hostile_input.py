@@ -27,7 +27,7 @@ from cxpulse.core.decode import encode_bytes, parse_ts
 from cxpulse.core.engine import evaluate
 from cxpulse.core.events import Author, TicketCreated, TicketMessage
 from cxpulse.core.replica import PartitionReplica
-from cxpulse.replay import read_lines
+from cxpulse.importer.replay import read_lines
 
 from tests.integration.test_worker_pipeline import (
     PARTITIONS,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cxpulse.replay import read_lines
+from cxpulse.importer.replay import read_lines
 
 from tests.integration.test_worker_pipeline import (
     PARTITIONS,
@@ -49,7 +49,7 @@ def test_corrupt_local_store_is_rebuilt_from_the_changelog(
     lines = list(read_lines(capture))
     exp = expected(lines)
     # the reference is what `cxpulse report` prints for the same file
-    from cxpulse.report import compute
+    from cxpulse.report.command import compute
 
     report = compute(capture.read_bytes().splitlines(), partitions=PARTITIONS).evaluation
     assert (report.kpis, report.gauges, report.counters) == (

@@ -38,7 +38,7 @@ from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode, route_of
 from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
 from cxpulse.core.partitioning import partition_for
-from cxpulse.replay import read_lines
+from cxpulse.importer.replay import read_lines
 
 from tests.support.ports import free_port
 from tests.support.signals import default_sigint
@@ -469,7 +469,7 @@ def test_live_equivalence_one_worker(
     lines = list(read_lines(capture))
     exp = expected(lines)
     # The offline reference is exactly what `cxpulse report --partitions N` prints.
-    from cxpulse.report import compute
+    from cxpulse.report.command import compute
 
     report = compute(capture.read_bytes().splitlines(), partitions=PARTITIONS).evaluation
     assert (report.kpis, report.gauges, report.counters, report.histograms) == (
@@ -511,7 +511,7 @@ def test_live_equivalence_contract_1_1(
     assert b'"ticket.handoff"' in raw and b'"survey.offered"' in raw and b'"two_point"' in raw
     lines = list(read_lines(capture))
     exp = expected(lines)
-    from cxpulse.report import compute
+    from cxpulse.report.command import compute
 
     report = compute(raw.splitlines(), partitions=PARTITIONS).evaluation
     assert report.kpis == exp.evaluation.kpis

@@ -22,7 +22,7 @@ from cxpulse.core.events import (
     role_of,
 )
 from cxpulse.core.tickets import TicketState
-from cxpulse.report import compute
+from cxpulse.report.command import compute
 from cxpulse.worker.shared import handle_message
 
 T0 = 1_795_338_000_000

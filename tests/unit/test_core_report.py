@@ -11,7 +11,7 @@ from typing import Any
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode
 from cxpulse.core.events import Event, role_of
-from cxpulse.report import compute
+from cxpulse.report.command import compute
 from cxpulse.sim.dirt import generate
 from cxpulse.sim.model import SimConfig
 

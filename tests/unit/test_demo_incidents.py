@@ -99,7 +99,7 @@ def test_speed_1_backfills_a_day_and_the_first_incident_counts_from_now() -> Non
     """At speed 1 the demo starts a day back (produced at once) and goes live at the present;
     the first incident is --incident-after from now, not from the backfill's start."""
     from cxpulse.demo.incidents import BACKFILL_MS, with_backfill
-    from cxpulse.replay import plan
+    from cxpulse.importer.replay import plan
 
     plan10 = IncidentPlan("tech", after_ms=10 * 60_000, length_ms=3 * 3_600_000,
                           every_ms=12 * 3_600_000)

@@ -48,3 +48,37 @@ def test_the_core_importing_a_client_library_breaks_purity(tmp_path: Path) -> No
     out = lint(tree)
     assert out.returncode != 0
     assert "The core does no I/O" in out.stdout and "BROKEN" in out.stdout
+
+
+def layered_modules(config: str) -> set[str]:
+    """The modules the layers contract names (`a | b` on one line: siblings)."""
+    lines = config.split("type = layers", 1)[1].split("layers =", 1)[1].split("\n[", 1)[0]
+    return {name.strip() for line in lines.splitlines() for name in line.split("|")
+            if name.strip()}  # fmt: skip
+
+
+def top_level_modules(package: Path) -> set[str]:
+    """cxpulse's direct children: packages (with __init__.py) and modules."""
+    out = set()
+    for child in package.iterdir():
+        if child.is_dir() and (child / "__init__.py").exists():
+            out.add(f"cxpulse.{child.name}")
+        elif child.suffix == ".py" and child.name != "__init__.py":
+            out.add(f"cxpulse.{child.stem}")
+    return out
+
+
+def test_every_module_of_cxpulse_is_in_a_layer() -> None:
+    """A module outside the layers is checked by no contract: any sibling could import it
+    and it could import any sibling. The layering must name every module and package."""
+    named = layered_modules((ROOT / ".importlinter").read_text())
+    missing = top_level_modules(ROOT / "stream/cxpulse") - named
+    assert not missing, f"not in the layers of .importlinter: {sorted(missing)}"
+    assert named <= top_level_modules(ROOT / "stream/cxpulse"), "a layer names a missing module"
+
+
+def test_the_layer_check_sees_a_new_loose_module(tmp_path: Path) -> None:
+    tree = copy_tree(tmp_path)
+    (tree / "stream/cxpulse/loose.py").write_text('"""A module no layer names."""\n')
+    named = layered_modules((tree / ".importlinter").read_text())
+    assert top_level_modules(tree / "stream/cxpulse") - named == {"cxpulse.loose"}

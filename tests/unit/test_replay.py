@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cxpulse.core.decode import encode_bytes
 from cxpulse.core.events import SURVEYS, TICKETS, Status, StatusChanged, SurveyKind, SurveyResponse
-from cxpulse.replay import plan, read_lines
+from cxpulse.importer.replay import plan, read_lines
 
 TOPICS = {TICKETS: "t", SURVEYS: "s"}
 T0 = 1_795_338_000_000

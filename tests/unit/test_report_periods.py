@@ -21,7 +21,7 @@ import pytest
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode, parse_ts
 from cxpulse.core.events import Event, SurveyKind, role_of
-from cxpulse.report import _report_config, compute
+from cxpulse.report.command import _report_config, compute
 from cxpulse.sim.dirt import generate
 from cxpulse.sim.model import SimConfig
 

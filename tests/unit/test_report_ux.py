@@ -11,7 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from cxpulse.report import EXIT_NO_VALID_LINE
+from cxpulse.report.command import EXIT_NO_VALID_LINE
 
 from tests.unit.test_core_report import BIN, LINES
 

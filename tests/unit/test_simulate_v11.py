@@ -28,7 +28,7 @@ from cxpulse.core.events import (
     TicketMessage,
     role_of,
 )
-from cxpulse.report import compute
+from cxpulse.report.command import compute
 from cxpulse.sim.dirt import generate
 from cxpulse.sim.model import SimConfig, Simulation
 

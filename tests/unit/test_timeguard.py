@@ -8,7 +8,7 @@ import json
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.engine import PartitionEngine
 from cxpulse.core.timeguard import FLOOR_MS, TS_AHEAD, TS_TOO_OLD, time_rejection
-from cxpulse.report import compute
+from cxpulse.report.command import compute
 from cxpulse.worker.shared import handle_message
 
 HOUR = 3_600_000

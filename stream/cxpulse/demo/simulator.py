@@ -13,8 +13,8 @@ import time
 from cxpulse.core.events import SURVEYS, TICKETS
 from cxpulse.demo.incidents import IncidentPlan
 from cxpulse.demo.parts import TOPICS
+from cxpulse.importer.replay import plan
 from cxpulse.kafka.produce import produce
-from cxpulse.replay import plan
 from cxpulse.sim.dirt import generate
 from cxpulse.sim.model import SimConfig
 

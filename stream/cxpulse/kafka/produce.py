@@ -1,5 +1,5 @@
-"""Producing to the contract's topics: one producer setup and one broker-error line for
-every command that sends (`replay`, `simulate`, `import`, the demo).
+"""Producing to the contract's topics: one producer setup, one set of Kafka flags and one
+broker-error line for every command that sends (`replay`, `simulate`, `import`, the demo).
 
 The producer is idempotent with acks=all, so a retried batch never duplicates messages,
 and it keeps aiokafka's default murmur2 partitioner, the one Java clients use: the KPI core
@@ -8,13 +8,18 @@ relies on the same key landing on the same partition whichever client produced i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
-if TYPE_CHECKING:  # a type only: `--help` imports no settings model
+from cxpulse.core.events import SURVEYS, TICKETS
+
+if TYPE_CHECKING:  # types only: importing this module loads no settings model or tqdm
+    from tqdm import tqdm
+
     from cxpulse.settings.model import ClientOptions
 
 SEND_CHUNK = 5000
@@ -119,5 +124,54 @@ def send(command: str, target: KafkaTarget, messages: Iterable[Outgoing],
         return None
 
 
-#: Exit code when the broker cannot be reached or refuses (sysexits EX_UNAVAILABLE).
-EXIT_KAFKA = 69
+
+def progress_bar(enabled: bool, unit: str) -> tqdm[NoReturn] | None:
+    """A bar on stderr when asked for (`--progress`) or when stderr is a terminal."""
+    if not (enabled or sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+
+def add_kafka_args(parser: argparse.ArgumentParser, bootstrap_default: str | None) -> None:
+    """A sending command's Kafka flags, named as the worker's (`cxpulse worker --help`)."""
+    from cxpulse.settings import Settings
+
+    defaults = Settings.model_fields  # the one place defaults are written down
+    parser.add_argument(
+        "--bootstrap-servers", default=bootstrap_default, metavar="HOST:PORT",
+        help="Kafka bootstrap servers (default: the settings', "
+        f"{defaults['bootstrap_servers'].default})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--topic-tickets", default=None,
+        help=f"ticket events topic (default: the settings', {defaults['topic_tickets'].default})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--topic-surveys", default=None,
+        help=f"survey events topic (default: the settings', {defaults['topic_surveys'].default})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--config", metavar="YAML",
+        help="the worker's settings file (or CXPULSE_CONFIG): bootstrap_servers, topics and "
+        "security_protocol / sasl_* / ssl_* are taken from it, so a TLS/SASL broker works",
+    )  # fmt: skip
+
+
+def kafka_target(args: argparse.Namespace) -> KafkaTarget:
+    """Broker, topics and security from the worker's settings, the flags of
+    `add_kafka_args` overriding.
+
+    Raises `SettingsError` (a one-line message naming the setting)."""
+    from cxpulse.settings.flags import settings_from_args
+
+    overrides: dict[str, object] = {"bootstrap_servers": args.bootstrap_servers}
+    settings = settings_from_args(args, overrides)
+    # Topic flags are taken as given (a test may send both roles to one topic).
+    return KafkaTarget(
+        settings.bootstrap_servers,
+        {TICKETS: args.topic_tickets or settings.topic_tickets,
+         SURVEYS: args.topic_surveys or settings.topic_surveys},
+        settings.aiokafka_security(),
+    )  # fmt: skip

@@ -24,7 +24,6 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from cxpulse import report_summary as summary
 from cxpulse.cliargs import Subcommands
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode, format_ts, parse_ts
@@ -34,6 +33,7 @@ from cxpulse.core.events import key_of, role_of
 from cxpulse.core.partitioning import partition_for
 from cxpulse.core.timeguard import time_rejection
 from cxpulse.mixin import tiles as tl
+from cxpulse.report import summary
 from cxpulse.settings import SettingsError, core_config
 from cxpulse.settings.flags import settings_from_args
 

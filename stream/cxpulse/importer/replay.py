@@ -13,20 +13,18 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NoReturn
-
-from tqdm import tqdm
 
 from cxpulse.cliargs import Subcommands
 from cxpulse.core.decode import Rejection, decode, route_of
-from cxpulse.core.events import SURVEYS, TICKETS
-from cxpulse.kafka.produce import EXIT_KAFKA, KafkaTarget, Outgoing, send
-from cxpulse.settings import Settings, SettingsError
-from cxpulse.settings.flags import settings_from_args
-
-_DEFAULTS = Settings.model_fields  # the one place defaults are written down
-DEFAULT_TOPICS = {TICKETS: str(_DEFAULTS["topic_tickets"].default),
-                  SURVEYS: str(_DEFAULTS["topic_surveys"].default)}
+from cxpulse.kafka.produce import (
+    EXIT_KAFKA,
+    Outgoing,
+    add_kafka_args,
+    kafka_target,
+    progress_bar,
+    send,
+)
+from cxpulse.settings import SettingsError
 
 
 def read_lines(path: Path) -> Iterator[bytes]:
@@ -60,49 +58,6 @@ def plan(
                     first_ts = event.ts
                 due = max(due or 0.0, (event.ts - first_ts) / 1000.0 / speed)
         yield Outgoing(topics[role], key, value, due)
-
-
-def progress_bar(enabled: bool, unit: str) -> tqdm[NoReturn] | None:
-    if not (enabled or sys.stderr.isatty()):
-        return None
-    return tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True)
-
-
-def add_kafka_args(parser: argparse.ArgumentParser, bootstrap_default: str | None) -> None:
-    """The Kafka client flags, named as the worker's (`cxpulse worker --help`)."""
-    parser.add_argument(
-        "--bootstrap-servers", default=bootstrap_default, metavar="HOST:PORT",
-        help="Kafka bootstrap servers (default: the settings', "
-        f"{_DEFAULTS['bootstrap_servers'].default})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--topic-tickets", default=None,
-        help=f"ticket events topic (default: the settings', {DEFAULT_TOPICS[TICKETS]})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--topic-surveys", default=None,
-        help=f"survey events topic (default: the settings', {DEFAULT_TOPICS[SURVEYS]})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--config", metavar="YAML",
-        help="the worker's settings file (or CXPULSE_CONFIG): bootstrap_servers, topics and "
-        "security_protocol / sasl_* / ssl_* are taken from it, so a TLS/SASL broker works",
-    )  # fmt: skip
-
-
-def kafka_target(args: argparse.Namespace) -> KafkaTarget:
-    """Broker, topics and security from the worker's settings, flags overriding.
-
-    Raises `SettingsError` (a one-line message naming the setting)."""
-    overrides: dict[str, object] = {"bootstrap_servers": args.bootstrap_servers}
-    settings = settings_from_args(args, overrides)
-    # Topic flags are taken as given (a test may send both roles to one topic).
-    return KafkaTarget(
-        settings.bootstrap_servers,
-        {TICKETS: args.topic_tickets or settings.topic_tickets,
-         SURVEYS: args.topic_surveys or settings.topic_surveys},
-        settings.aiokafka_security(),
-    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,8 +17,15 @@ from typing import IO
 
 from cxpulse import cliargs
 from cxpulse.core.decode import Rejection, parse_ts
-from cxpulse.kafka.produce import EXIT_KAFKA, Outgoing, Progress, send
-from cxpulse.replay import add_kafka_args, kafka_target, progress_bar
+from cxpulse.kafka.produce import (
+    EXIT_KAFKA,
+    Outgoing,
+    Progress,
+    add_kafka_args,
+    kafka_target,
+    progress_bar,
+    send,
+)
 from cxpulse.settings import SettingsError
 from cxpulse.sim import params as p
 from cxpulse.sim.dirt import SimRecord, generate
