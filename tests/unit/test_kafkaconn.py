@@ -102,17 +102,19 @@ def test_create_topics_error_codes_are_read() -> None:
     from types import SimpleNamespace
 
     import pytest
-    from cxpulse.worker.direct import _check_created
+    from cxpulse.kafka.topics import created_or_raise
 
     def resp(code: int, message: str = "") -> SimpleNamespace:
         return SimpleNamespace(topic_errors=[("g-state-changelog", code, message)])
 
-    assert _check_created(resp(0), "g-state-changelog") is True
-    assert _check_created(resp(36), "g-state-changelog") is False  # another worker won
+    assert created_or_raise(resp(0), "g-state-changelog", "the changelog topic") is True
+    # another worker won the race
+    assert created_or_raise(resp(36), "g-state-changelog", "the changelog topic") is False
     with pytest.raises(KafkaAccessError) as err:
-        _check_created(resp(29, "Authorization failed."), "g-state-changelog")
+        created_or_raise(resp(29, "Authorization failed."), "g-state-changelog",
+                         "the changelog topic")
     assert err.value.code == EXIT_NOPERM and "grant Create on it" in str(err.value)
     with pytest.raises(KafkaAccessError) as err:
-        _check_created(resp(38, "Replication factor: 3 larger than available brokers: 1."),
-                       "g-state-changelog")  # fmt: skip
+        created_or_raise(resp(38, "Replication factor: 3 larger than available brokers: 1."),
+                         "g-state-changelog", "the changelog topic")  # fmt: skip
     assert err.value.code == 2 and str(err.value).startswith("changelog_replication: ")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cxpulse.kafka.access import EXIT_NOPERM, KafkaAccessError
+from cxpulse.kafka.access import EXIT_NOPERM, EXIT_SETTINGS, KafkaAccessError
 from cxpulse.settings import Settings
 
 
@@ -167,3 +167,65 @@ async def check_topics(settings: Settings, input_grant: str = "Read") -> int:
             f"the input topics have {nt}; use a new group_id/state_table or recreate it"
         )
     return nt
+
+
+async def ensure_compacted_topic(settings: Settings, topic: str, partitions: int,
+                                 what: str) -> bool:  # fmt: skip
+    """Create `topic` compacted with `partitions` partitions unless it exists; True when
+    this call created it (False: it existed, or another process won the race).
+
+    The worker's changelog and the map stage's snapshot topic are created this way, with
+    `changelog_replication` replicas. A refusal is one `KafkaAccessError` line naming
+    `what` (see `created_or_raise`)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # not loaded at `--help`
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    s = settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap_servers, **s.aiokafka_security())
+    await admin.start()
+    try:
+        if topic in set(await admin.list_topics()):
+            return False
+        new = NewTopic(topic, partitions, s.changelog_replication,
+                       topic_configs={"cleanup.policy": "compact"})  # fmt: skip
+        try:
+            response = await admin.create_topics([new])
+        except TopicAlreadyExistsError:
+            return False
+        return created_or_raise(response, topic, what)
+    finally:
+        await admin.close()
+
+
+def created_or_raise(response: object, topic: str, what: str) -> bool:
+    """True: created; False: it exists already (error 36: another process won the race).
+
+    aiokafka returns the broker's per-topic error codes instead of raising:
+    without Create on the changelog topic the worker used to log "created"
+    and fail 40 s later. Any other code ends the start with one line naming
+    the topic: 77 for a missing permission, 2 for a setting the broker
+    refuses (e.g. `changelog_replication` above the number of brokers)."""
+    from aiokafka.errors import for_code  # aiokafka: not loaded at `--help`
+
+    created = True
+    for entry in getattr(response, "topic_errors", []):
+        code = entry[1]
+        if code == 0:
+            continue
+        if code == 36:  # TOPIC_ALREADY_EXISTS
+            created = False
+            continue
+        if code in (29, 31):  # TOPIC_ / CLUSTER_AUTHORIZATION_FAILED
+            raise KafkaAccessError(
+                EXIT_NOPERM,
+                f"not authorized to create {what} {topic!r}: grant Create on it "
+                "(or create it beforehand, compacted, with the input topics' partition count)",
+            )
+        detail = entry[2] if len(entry) > 2 and entry[2] else ""
+        setting = "changelog_replication: " if code == 38 else ""  # INVALID_REPLICATION_FACTOR
+        raise KafkaAccessError(
+            EXIT_SETTINGS,
+            f"{setting}creating {what} {topic!r} failed: "
+            f"{for_code(code).__name__}{': ' + detail if detail else ''}",
+        )
+    return created

@@ -48,9 +48,7 @@ def register(sub: Subcommands) -> None:
 
 async def check_topics(settings: Settings) -> int:
     """Partitions of the raw topic; the snapshot topic is created (compacted) when missing."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    from cxpulse.kafka.topics import StartupError, topic_partitions
+    from cxpulse.kafka.topics import StartupError, ensure_compacted_topic, topic_partitions
 
     s = settings
     names = [s.topic_raw_deliveries, s.topic_tickets, s.topic_surveys, s.topic_deadletter]
@@ -63,17 +61,7 @@ async def check_topics(settings: Settings) -> int:
     assert n is not None
     have = counts.get(s.topic_map_snapshots)
     if have is None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap_servers,
-                                    **s.aiokafka_security())  # fmt: skip
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(
-                s.topic_map_snapshots, num_partitions=n,
-                replication_factor=s.changelog_replication,
-                topic_configs={"cleanup.policy": "compact"},
-            )])  # fmt: skip
-        finally:
-            await admin.close()
+        await ensure_compacted_topic(s, s.topic_map_snapshots, n, "the map stage's snapshot topic")
     elif have != n:
         raise StartupError(
             f"topic_map_snapshots: {s.topic_map_snapshots} has {have} partitions, "

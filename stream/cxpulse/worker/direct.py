@@ -65,14 +65,12 @@ from cxpulse.core.deadletter import DeadLetter
 from cxpulse.core.engine import PartitionEngine
 from cxpulse.crashpoint import crash_point
 from cxpulse.kafka.access import (
-    EXIT_NOPERM,
-    EXIT_SETTINGS,
     KafkaAccessError,
     auth_watch,
     authorization_error,
     probe,
 )
-from cxpulse.kafka.topics import deadletter_limit, topic_max_message_bytes
+from cxpulse.kafka.topics import deadletter_limit, ensure_compacted_topic, topic_max_message_bytes
 from cxpulse.settings import Settings, core_config
 from cxpulse.worker.localstore import LocalStore, LocalStoreCorrupt, open_or_quarantine
 from cxpulse.worker.shared import (
@@ -278,7 +276,9 @@ class DirectWorker:
 
         s = self.settings
         sec = s.aiokafka_security()
-        await self._ensure_changelog()
+        if await ensure_compacted_topic(s, s.changelog_topic, self.n_partitions,
+                                        "the changelog topic"):  # fmt: skip
+            log.info("created changelog topic with %d partitions", self.n_partitions)
         await self._deadletter_limit()
         await self._record_limit()
         if not s.transactional_writes:
@@ -834,69 +834,6 @@ class DirectWorker:
         if topic_max is not None:
             self._batch_bytes = min(self._batch_bytes, topic_max)
         log.info("state records are at most %d bytes (values split into parts)", self._record_max)
-
-    async def _ensure_changelog(self) -> None:
-        """Create the compacted changelog topic (same partition count as the sources)."""
-        # aiokafka: not loaded at `--help`
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-        from aiokafka.errors import TopicAlreadyExistsError
-
-        s = self.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap_servers, **s.aiokafka_security())
-        await admin.start()
-        try:
-            if s.changelog_topic in set(await admin.list_topics()):
-                return
-            topic = NewTopic(
-                s.changelog_topic,
-                self.n_partitions,
-                s.changelog_replication,
-                topic_configs={"cleanup.policy": "compact"},
-            )
-            created = False
-            with contextlib.suppress(TopicAlreadyExistsError):
-                response = await admin.create_topics([topic])
-                created = _check_created(response, s.changelog_topic)
-            if created:
-                log.info("created changelog topic with %d partitions", self.n_partitions)
-            else:
-                log.info("changelog topic created meanwhile by another worker")
-        finally:
-            await admin.close()
-
-
-def _check_created(response: object, topic: str) -> bool:
-    """True: created; False: it exists already (error 36: another worker won the race).
-
-    aiokafka returns the broker's per-topic error codes instead of raising:
-    without Create on the changelog topic the worker used to log "created"
-    and fail 40 s later. Any other code ends the start with one line naming
-    the topic: 77 for a missing permission, 2 for a setting the broker
-    refuses (e.g. `changelog_replication` above the number of brokers)."""
-    from aiokafka.errors import for_code  # aiokafka: not loaded at `--help`
-
-    created = True
-    for entry in getattr(response, "topic_errors", []):
-        code = entry[1]
-        if code == 0:
-            continue
-        if code == 36:  # TOPIC_ALREADY_EXISTS
-            created = False
-            continue
-        if code in (29, 31):  # TOPIC_ / CLUSTER_AUTHORIZATION_FAILED
-            raise KafkaAccessError(
-                EXIT_NOPERM,
-                f"not authorized to create the changelog topic {topic!r}: grant Create on it "
-                "(or create it beforehand, compacted, with the input topics' partition count)",
-            )
-        detail = entry[2] if len(entry) > 2 and entry[2] else ""
-        setting = "changelog_replication: " if code == 38 else ""  # INVALID_REPLICATION_FACTOR
-        raise KafkaAccessError(
-            EXIT_SETTINGS,
-            f"{setting}creating the changelog topic {topic!r} failed: "
-            f"{for_code(code).__name__}{': ' + detail if detail else ''}",
-        )
-    return created
 
 
 async def _or_exit(
