@@ -78,6 +78,17 @@ class CoreConfig:
     #: forecast").
     forecast_pace_ms: tuple[int, ...] = FORECAST_PACE_MS
     forecast_pace_evidence: int = 10
+    #: ... unless the team's silence says its pace is nothing: when its last g whole slices
+    #: (up to the longest pace span) hold no first reply, and its replies of the last
+    #: `forecast_silence_reference_ms` make that silence improbable for a team still
+    #: answering at its pace, the pace is 0. For n replies in the reference span R, all of
+    #: them in its first R - g (a Poisson team: each reply anywhere in R alike), the chance
+    #: is (1 - g/R)^n; the pace is 0 when it is at most exp(-`forecast_silence_evidence`)
+    #: (7: about 1 in 1,100). A team answering 1 a minute is read as stopped after 7 min of
+    #: silence, where its 10 min pace still showed 3 of 10 (docs/alerts.md "The forecast's
+    #: silence").
+    forecast_silence_evidence: float = 7.0
+    forecast_silence_reference_ms: int = 3_600_000
     histogram_buckets_ms: tuple[int, ...] = DEFAULT_HISTOGRAM_BUCKETS_MS
     sketch_relative_accuracy: float = 0.01
     #: How long a survey waits for its ticket's partition to catch up before
@@ -116,6 +127,12 @@ class CoreConfig:
             raise ValueError("retention_ms must cover forecast_pace_ms")
         if self.forecast_pace_evidence < 1:
             raise ValueError("forecast_pace_evidence must be >= 1")
+        if self.forecast_silence_evidence <= 0:
+            raise ValueError("forecast_silence_evidence must be positive")
+        ref = self.forecast_silence_reference_ms
+        if ref % self.slice_ms or not max(spans) < ref <= self.retention_ms:
+            raise ValueError("forecast_silence_reference_ms must be a multiple of slice_ms, "
+                             "longer than forecast_pace_ms, within retention_ms")
         if self.lateness_ms < 0:
             raise ValueError("lateness_ms must be >= 0")
         if self.lateness_ms >= max(self.windows_ms):
