@@ -23,6 +23,9 @@ DEFAULT_TOP_N: Mapping[str, int] = {"team": 50, "channel": 20, "agent": 200, "to
 #: The breach forecast's pace spans (`CoreConfig.forecast_pace_ms`); the generated page's
 #: text reads them from here.
 FORECAST_PACE_MS: tuple[int, ...] = (120_000, 300_000, 600_000)
+#: The silence that zeroes the breach forecast's pace, in nats
+#: (`CoreConfig.forecast_silence_evidence`); the generated page's text reads it from here.
+FORECAST_SILENCE_EVIDENCE = 7.0
 
 #: Classic histogram bounds (ms) at the SLA-relevant thresholds: 1, 5, 15, 30 min, 1, 4, 24 h.
 #: The collapse tests of targets.yaml's defaults (`cxpulse.core.evidence`).
@@ -87,7 +90,7 @@ class CoreConfig:
     #: (7: about 1 in 1,100). A team answering 1 a minute is read as stopped after 7 min of
     #: silence, where its 10 min pace still showed 3 of 10 (docs/alerts.md "The forecast's
     #: silence").
-    forecast_silence_evidence: float = 7.0
+    forecast_silence_evidence: float = FORECAST_SILENCE_EVIDENCE
     forecast_silence_reference_ms: int = 3_600_000
     histogram_buckets_ms: tuple[int, ...] = DEFAULT_HISTOGRAM_BUCKETS_MS
     sketch_relative_accuracy: float = 0.01
