@@ -54,7 +54,7 @@ def _silent(recent: Sequence[Counter[Key]], reference: Counter[Key],
     pace (a Poisson stream, every instant of R alike), the chance of that is (1 - g/R)^n,
     so it is silent when n x -ln(1 - g/R) >= `forecast_silence_evidence`. Why not only
     the pace spans: a 10 min pace falls by a tenth a minute after a stop, while a team
-    answering one a minute has 7 min of silence with a chance of 1 in 1,100 (the
+    answering one a minute has 8 min of silence with a chance of 1 in 3,000 (the
     evidence is in the silence, not in a count that needs 10 replies expected)."""
     out: set[Key] = set()
     ref_ms = cfg.forecast_silence_reference_ms
