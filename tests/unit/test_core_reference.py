@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from dataclasses import replace
 
+import pytest
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.durations import window_label
 from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
@@ -350,6 +351,19 @@ def test_breach_forecast_silence_against_reference_minute_by_minute() -> None:
             check_backlog(ev, reference(arrived, cfg, 1), cfg)
             seen.add(ev.sample("gauge", "frt_forecast_breaches", team="tech") or 0.0)
     assert 0.0 in seen and max(seen) >= 5
+
+
+@pytest.mark.parametrize("change", [
+    {"forecast_silence_evidence": 0.0},
+    {"forecast_silence_reference_ms": 600_000},  # not longer than the longest pace span
+    {"forecast_silence_reference_ms": 3_630_000},  # not whole slices
+    {"forecast_silence_reference_ms": 8 * 86_400_000},  # past the retention
+])
+def test_forecast_silence_settings_are_checked(change: dict[str, float]) -> None:
+    """A reference span no longer than the silence read would put ln(0) in the chance;
+    one past the retention would count replies the stores no longer hold."""
+    with pytest.raises(ValueError, match="forecast_silence"):
+        replace(CFG, **change)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
