@@ -353,17 +353,17 @@ def test_breach_forecast_silence_against_reference_minute_by_minute() -> None:
     assert 0.0 in seen and max(seen) >= 5
 
 
-@pytest.mark.parametrize("change", [
-    {"forecast_silence_evidence": 0.0},
-    {"forecast_silence_reference_ms": 600_000},  # not longer than the longest pace span
-    {"forecast_silence_reference_ms": 3_630_000},  # not whole slices
-    {"forecast_silence_reference_ms": 8 * 86_400_000},  # past the retention
+@pytest.mark.parametrize(("bar", "reference_ms"), [
+    (0.0, 3_600_000),
+    (8.0, 600_000),  # not longer than the longest pace span
+    (8.0, 3_630_000),  # not whole slices
+    (8.0, 8 * 86_400_000),  # past the retention
 ])
-def test_forecast_silence_settings_are_checked(change: dict[str, float]) -> None:
+def test_forecast_silence_settings_are_checked(bar: float, reference_ms: int) -> None:
     """A reference span no longer than the silence read would put ln(0) in the chance;
     one past the retention would count replies the stores no longer hold."""
     with pytest.raises(ValueError, match="forecast_silence"):
-        replace(CFG, **change)
+        replace(CFG, forecast_silence_evidence=bar, forecast_silence_reference_ms=reference_ms)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
