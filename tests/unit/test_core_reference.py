@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from dataclasses import replace
 
+import pytest
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.durations import window_label
 from cxpulse.core.engine import Evaluation, PartitionEngine, evaluate
@@ -214,7 +215,10 @@ def check_backlog(ev: Evaluation, ref: Reference, cfg: CoreConfig) -> None:
         # their target, not yet breached) due within s, pace = first replies
         # of the view per millisecond (counted from the facts) over the shortest span of
         # `forecast_pace_ms` in which the view's replies of the shortest KPI window expect
-        # at least `forecast_pace_evidence`, else over the longest span.
+        # at least `forecast_pace_evidence`, else over the longest span; but 0 when the
+        # view sent none in its last g whole slices (g up to the longest span) and the
+        # chance of that, given its n replies of the silence's reference span R spread
+        # alike over R, (1 - g/R)^n, is at most exp(-forecast_silence_evidence).
         def replies_in(w: int, labels: dict[str, str] = labels) -> int:
             return sum(1 for f in ref.facts if f.kind == "frt" and in_window(
                 f.ts, ref.at_ms, w, cfg) and all(getattr(f, k) == v for k, v in labels.items()))
@@ -224,6 +228,12 @@ def check_backlog(ev: Evaluation, ref: Reference, cfg: CoreConfig) -> None:
                if replies_in(usual) * s >= cfg.forecast_pace_evidence * usual]
         w = min(fit) if fit and min(fit) < max(cfg.forecast_pace_ms) else max(cfg.forecast_pace_ms)
         replies = replies_in(w)
+        reach = max(cfg.forecast_pace_ms) // cfg.slice_ms
+        g = max(k for k in range(reach + 1) if replies_in(k * cfg.slice_ms) == 0)
+        chance = (1 - g * cfg.slice_ms / cfg.forecast_silence_reference_ms) ** replies_in(
+            cfg.forecast_silence_reference_ms)
+        if g and chance <= math.exp(-cfg.forecast_silence_evidence):
+            replies = 0
         slacks = [r[6] - r[3] for r in unanswered
                   if cfg.forecast_from_fraction * r[6] <= r[3] <= r[6]]
         bound = max([sum(1 for x in slacks if x <= s) - replies / w * s for s in slacks] + [0.0])
@@ -294,22 +304,89 @@ def test_breach_forecast_pace_is_over_the_span_the_team_s_volume_supports() -> N
     assert ev.sample("gauge", "frt_forecast_breaches", team="tech") == 6
 
 
+def _silence_history(now_min: int) -> list[tuple[str, Event]]:
+    """Tech answered 2 tickets a minute for an hour (each after 1 min), then none; 6
+    tickets arrive from minute 61, 30 s apart; `now_min`: a billing ticket sets the time."""
+    events: list[Event] = []
+    for i in range(120):
+        t0 = BASE + i * 30_000
+        events += [TicketCreated(f"S-{i}-c", t0, f"S-{i}", "tech", "email"),
+                   TicketMessage(f"S-{i}-r", t0 + MIN, f"S-{i}", Author.AGENT, "a-1")]
+    events += [TicketCreated(f"W-{i}-c", BASE + 61 * MIN + i * 30_000, f"W-{i}", "tech",
+                             "email") for i in range(6)]
+    events.append(TicketCreated("now", BASE + now_min * MIN, "N-1", "billing", "chat"))
+    return [(role_of(e), e) for e in sorted(events, key=lambda e: e.ts)]
+
+
+def test_breach_forecast_pace_is_0_once_the_team_s_silence_is_evidence() -> None:
+    """At minute 67 the team has been silent about 6 min, with 6 tickets waiting (5 past a
+    quarter of their target): its 10 min pace (7 replies) reaches all of them in time, but
+    ~108 replies of the hour all in its first 54 min have a chance of 0.9^108 (e^-11) for a
+    team still answering, so the pace is 0 and the 5 are forecast to breach. Checked
+    against the reference's statement (a pace that ignores the silence fails it: the gauge
+    would be 0)."""
+    arrived = _silence_history(67)
+    engine = PartitionEngine(CFG, 0)
+    for role, e in arrived:
+        engine.apply(role, e)
+    ev = evaluate([engine])
+    check_backlog(ev, reference(arrived, CFG, 1), CFG)
+    assert ev.sample("gauge", "frt_forecast_breaches", team="tech") == 5
+
+
+def test_breach_forecast_silence_against_reference_minute_by_minute() -> None:
+    """The same team minute by minute from its last reply, for silence evidence asked from
+    0.5 to 16 nats: wherever the chance of its silence crosses the bar (a silence counted
+    one slice too long or too short, or the bar misread, moves the crossing), the gauge
+    is the reference's statement; both outcomes occur."""
+    seen = set()
+    for now in range(61, 72):
+        arrived = _silence_history(now)
+        for bar in [0.5 + 0.75 * k for k in range(21)]:
+            cfg = replace(CFG, forecast_silence_evidence=bar)
+            engine = PartitionEngine(cfg, 0)
+            for role, e in arrived:
+                engine.apply(role, e)
+            ev = evaluate([engine])
+            check_backlog(ev, reference(arrived, cfg, 1), cfg)
+            seen.add(ev.sample("gauge", "frt_forecast_breaches", team="tech") or 0.0)
+    assert 0.0 in seen and max(seen) >= 5
+
+
+@pytest.mark.parametrize(("bar", "reference_ms"), [
+    (0.0, 3_600_000),
+    (8.0, 600_000),  # not longer than the longest pace span
+    (8.0, 3_630_000),  # not whole slices
+    (8.0, 8 * 86_400_000),  # past the retention
+])
+def test_forecast_silence_settings_are_checked(bar: float, reference_ms: int) -> None:
+    """A reference span no longer than the silence read would put ln(0) in the chance;
+    one past the retention would count replies the stores no longer hold."""
+    with pytest.raises(ValueError, match="forecast_silence"):
+        replace(CFG, forecast_silence_evidence=bar, forecast_silence_reference_ms=reference_ms)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrivals(), st.integers(1, 3),
        st.sampled_from([(60_000,), (600_000, 3_600_000), (120_000, 900_000),
                         (300_000, 600_000, 900_000)]),
-       st.integers(1, 3), st.data())
+       st.integers(1, 3), st.sampled_from([0.3, 0.7, 1.3, 2.9]),
+       st.sampled_from([MIN, 50 * MIN]), st.data())
 def test_breach_forecast_pace_over_any_spans_matches_reference(
     events: list[tuple[str, Event]], partitions: int, spans: tuple[int, ...], evidence: int,
-    data: st.DataObject,
+    silence: float, beyond: int, data: st.DataObject,
 ) -> None:
     """The forecast's pace spans may be KPI windows (their views are reused: 15 min, 1 h)
     or not (the stores keep their views: 1, 2 min), one or several, with little evidence
-    asked (so that the short spans are chosen on these small histories): the gauge is the
-    reference's statement either way, mid-stream too."""
+    asked (so that the short spans are chosen on these small histories), and the silence
+    that zeroes the pace asks little evidence too over a reference span just past the
+    longest pace span or well past it (so that it is met on these histories): the gauge
+    is the reference's statement either way, mid-stream too."""
     if not events:
         return
-    cfg = replace(CFG, forecast_pace_ms=spans, forecast_pace_evidence=evidence)
+    cfg = replace(CFG, forecast_pace_ms=spans, forecast_pace_evidence=evidence,
+                  forecast_silence_evidence=silence,
+                  forecast_silence_reference_ms=max(spans) + beyond)
     engines = [PartitionEngine(cfg, p) for p in range(partitions)]
     cuts = set(data.draw(st.lists(st.integers(1, len(events)), max_size=3)))
     for i, (role, e) in enumerate(events):

@@ -23,6 +23,9 @@ DEFAULT_TOP_N: Mapping[str, int] = {"team": 50, "channel": 20, "agent": 200, "to
 #: The breach forecast's pace spans (`CoreConfig.forecast_pace_ms`); the generated page's
 #: text reads them from here.
 FORECAST_PACE_MS: tuple[int, ...] = (120_000, 300_000, 600_000)
+#: The silence that zeroes the breach forecast's pace, in nats
+#: (`CoreConfig.forecast_silence_evidence`); the generated page's text reads it from here.
+FORECAST_SILENCE_EVIDENCE = 8.0
 
 #: Classic histogram bounds (ms) at the SLA-relevant thresholds: 1, 5, 15, 30 min, 1, 4, 24 h.
 #: The collapse tests of targets.yaml's defaults (`cxpulse.core.evidence`).
@@ -78,6 +81,17 @@ class CoreConfig:
     #: forecast").
     forecast_pace_ms: tuple[int, ...] = FORECAST_PACE_MS
     forecast_pace_evidence: int = 10
+    #: ... unless the team's silence says its pace is nothing: when its last g whole slices
+    #: (up to the longest pace span) hold no first reply, and its replies of the last
+    #: `forecast_silence_reference_ms` make that silence improbable for a team still
+    #: answering at its pace, the pace is 0. For n replies in the reference span R, all of
+    #: them in its first R - g (a Poisson team: each reply anywhere in R alike), the chance
+    #: is (1 - g/R)^n; the pace is 0 when it is at most exp(-`forecast_silence_evidence`)
+    #: (8: about 1 in 3,000; 7 paged a shift change of a normal week). A team answering 1 a
+    #: minute is read as stopped after 8 min of silence, where its 10 min pace still showed
+    #: 2 of 10 (docs/alerts.md "The forecast's silence").
+    forecast_silence_evidence: float = FORECAST_SILENCE_EVIDENCE
+    forecast_silence_reference_ms: int = 3_600_000
     histogram_buckets_ms: tuple[int, ...] = DEFAULT_HISTOGRAM_BUCKETS_MS
     sketch_relative_accuracy: float = 0.01
     #: How long a survey waits for its ticket's partition to catch up before
@@ -116,6 +130,12 @@ class CoreConfig:
             raise ValueError("retention_ms must cover forecast_pace_ms")
         if self.forecast_pace_evidence < 1:
             raise ValueError("forecast_pace_evidence must be >= 1")
+        if self.forecast_silence_evidence <= 0:
+            raise ValueError("forecast_silence_evidence must be positive")
+        ref = self.forecast_silence_reference_ms
+        if ref % self.slice_ms or not max(spans) < ref <= self.retention_ms:
+            raise ValueError("forecast_silence_reference_ms must be a multiple of slice_ms, "
+                             "longer than forecast_pace_ms, within retention_ms")
         if self.lateness_ms < 0:
             raise ValueError("lateness_ms must be >= 0")
         if self.lateness_ms >= max(self.windows_ms):

@@ -30,10 +30,11 @@ otherwise"; docs/alerts.md has the design and the measured figures):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from cxpulse import metric_names as m
-from cxpulse.core.config import FORECAST_PACE_MS
+from cxpulse.core.config import FORECAST_PACE_MS, FORECAST_SILENCE_EVIDENCE
 from cxpulse.core.durations import parse_duration_ms
 from cxpulse.core.targets import BurnRate, Targets
 from cxpulse.mixin.promql import one_replica
@@ -305,8 +306,9 @@ def _sum_durations(*durations: str) -> str:
 def _forecast_alert(targets: Targets) -> dict[str, Any]:
     """The queue's own forecast (cxpulse.core.evaluation.backlog.forecast_breaches): at
     least `min_tickets` unanswered tickets will pass their deadline at the team's recent
-    pace (`CoreConfig.forecast_pace_ms`: over 2, 5 or 10 minutes, as its volume supports),
-    whatever order it answers them in. Holds while one will, or while
+    pace (`CoreConfig.forecast_pace_ms`: over 2, 5 or 10 minutes, as its volume supports;
+    0 once its silence is evidence, `forecast_silence_evidence`), whatever order it
+    answers them in. Holds while one will, or while
     tickets wait past their deadline and the team has not caught up (the stall page's
     release), so a decline whose forecast dips for a minute stays one incident."""
     f = targets.paging.forecast
@@ -323,7 +325,10 @@ def _forecast_alert(targets: Targets) -> dict[str, Any]:
         "{{ $value }} waiting tickets at its current pace",
         f"At its recent pace of first replies (over the last {_pace_spans()}: the shortest "
         "span in which its replies of the last 15 minutes expect 10, the longest for a "
-        f"small team) the team cannot reach at least {f.min_tickets} of its waiting "
+        "small team; nothing once its silence since its last first reply would be a chance "
+        f"of 1 in {math.exp(FORECAST_SILENCE_EVIDENCE):,.0f} for a team still answering at "
+        "its pace of the last hour) the team "
+        f"cannot reach at least {f.min_tickets} of its waiting "
         "tickets (those past a quarter of their target) before their "
         f"{human_minutes(targets.frt.target_seconds)} first-reply deadline, whichever it "
         "answers first: they will breach unless the pace rises now. It stays open while "

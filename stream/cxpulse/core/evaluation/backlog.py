@@ -26,8 +26,8 @@ class Backlog:
                 pace: Mapping[Key, float] | None = None) -> list[Sample]:
         """`pace`: first replies per millisecond of each (capped) view, recently (`evaluate`
         passes it over the span `CoreConfig.forecast_pace_ms` chooses for the view's
-        volume); views without one answer nothing. It drives `frt_forecast_breaches`
-        (`forecast_breaches`)."""
+        volume, 0 once its silence is evidence); views without one answer nothing. It
+        drives `frt_forecast_breaches` (`forecast_breaches`)."""
         # open, unassigned, unanswered, oldest age, breached unanswered, then at-risk bands
         width = 5 + len(cfg.at_risk_fractions)
         views: dict[Key, list[int]] = {("all",): [0] * width}

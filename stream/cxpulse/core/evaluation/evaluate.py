@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 
-from cxpulse.core.config import CAPPED_DIMENSIONS
+from cxpulse.core.config import CAPPED_DIMENSIONS, CoreConfig
 from cxpulse.core.dimensions import top_n_caps
 from cxpulse.core.durations import window_label
 from cxpulse.core.evaluation.backlog import collect_backlog
@@ -29,17 +30,38 @@ def _replies(tv: dict[Key, TicketAgg], caps: Caps) -> Counter[Key]:
 
 
 def _pace(spans: dict[int, Counter[Key]], usual: Counter[Key], usual_ms: int,
-          evidence: int) -> dict[Key, float]:
+          evidence: int, silent: set[Key]) -> dict[Key, float]:
     """First replies per millisecond of each capped view (the team's recent pace, for the
     backlog's breach forecast), over the shortest span in which its replies of the last
     `usual_ms` expect at least `evidence` of them, else over the longest span: the more a
-    team answers, the sooner a fall in its pace is evidence (`CoreConfig.forecast_pace_ms`)."""
+    team answers, the sooner a fall in its pace is evidence (`CoreConfig.forecast_pace_ms`).
+    A `silent` view's pace is 0 (`_silent`)."""
     ordered = sorted(spans)
     out: dict[Key, float] = {}
     for view in set(usual).union(*spans.values()):  # exact: integers, no rate rounding
         span = next((w for w in ordered[:-1] if usual[view] * w >= evidence * usual_ms),
                     ordered[-1])
-        out[view] = spans[span][view] / span
+        out[view] = 0.0 if view in silent else spans[span][view] / span
+    return out
+
+
+def _silent(recent: Sequence[Counter[Key]], reference: Counter[Key],
+            cfg: CoreConfig) -> set[Key]:
+    """Views whose silence is evidence that they stopped answering: `recent[k]` holds the
+    first replies of the k-th slice back from now (0: the current one), `reference` those
+    of the last `forecast_silence_reference_ms`. A view silent for its last g slices put
+    all n of its reference replies in the first R - g of R; were it still answering at its
+    pace (a Poisson stream, every instant of R alike), the chance of that is (1 - g/R)^n,
+    so it is silent when n x -ln(1 - g/R) >= `forecast_silence_evidence`. Why not only
+    the pace spans: a 10 min pace falls by a tenth a minute after a stop, while a team
+    answering one a minute has 8 min of silence with a chance of 1 in 3,000 (the
+    evidence is in the silence, not in a count that needs 10 replies expected)."""
+    out: set[Key] = set()
+    ref_ms = cfg.forecast_silence_reference_ms
+    for view, n in reference.items():
+        g = next((k for k, c in enumerate(recent) if c[view]), len(recent))
+        if g and n * -math.log1p(-g * cfg.slice_ms / ref_ms) >= cfg.forecast_silence_evidence:
+            out.add(view)
     return out
 
 
@@ -97,18 +119,26 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Eval
         kpis.extend(ticket_kpis(wl, tv, av, caps, t_universe, cfg))
         kpis.extend(agent_kpis(wl, av, caps, a_universe))
         kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg))
-    spans: dict[int, Counter[Key]] = {}
-    for span in cfg.forecast_pace_ms:
-        if span in cfg.windows_ms:
-            spans[span] = _replies(per_window[cfg.windows_ms.index(span)][1], caps)
-        else:  # not a KPI window: the stores keep its views like any other window's
-            span_tv: dict[Key, TicketAgg] = {}
-            for eng in engines:
-                merge_into(span_tv, eng.tickets_store.window_views(span, end))
-            spans[span] = _replies(span_tv, caps)
+
+    def replies(span: int, upto: int = end) -> Counter[Key]:
+        """First replies of each capped view in the `span` ms before slice start `upto`:
+        a KPI window's views when they are those, else the stores' (they keep any span's
+        views like a KPI window's)."""
+        if upto == end and span in cfg.windows_ms:
+            return _replies(per_window[cfg.windows_ms.index(span)][1], caps)
+        span_tv: dict[Key, TicketAgg] = {}
+        for eng in engines:
+            merge_into(span_tv, eng.tickets_store.window_views(span, upto))
+        return _replies(span_tv, caps)
+
+    spans = {span: replies(span) for span in cfg.forecast_pace_ms}
     shortest = min(cfg.windows_ms)
-    usual = _replies(per_window[cfg.windows_ms.index(shortest)][1], caps)
-    gauges = backlog.samples(caps, cfg, _pace(spans, usual, shortest, cfg.forecast_pace_evidence))
+    usual = replies(shortest)
+    recent = [replies(cfg.slice_ms, end - k * cfg.slice_ms)
+              for k in range(max(cfg.forecast_pace_ms) // cfg.slice_ms)]
+    silent = _silent(recent, replies(cfg.forecast_silence_reference_ms), cfg)
+    gauges = backlog.samples(
+        caps, cfg, _pace(spans, usual, shortest, cfg.forecast_pace_evidence, silent))
     gauges.extend(collapse_samples(engines, cfg, end, caps))
     for eng in engines:
         for role in ROLES:
