@@ -199,7 +199,8 @@ def test_cumulative_counters_are_final_and_sum_across_engines() -> None:
 
 
 def test_windows_evict_old_slices() -> None:
-    cfg = CoreConfig(windows_ms=(900_000,), retention_ms=900_000, lateness_ms=60_000)
+    cfg = CoreConfig(windows_ms=(900_000,), retention_ms=900_000, lateness_ms=60_000,
+                     forecast_silence_reference_ms=900_000)  # within the retention
     eng = PartitionEngine(cfg, 0)
     for i in range(600):
         eng.apply(TICKETS, created(f"T{i}", f"{10 + i // 60:02d}:{i % 60:02d}:00"))

@@ -392,3 +392,11 @@ def test_changelog_compression_reaches_both_runtimes_producers(
     for name in ("lz4", "zstd"):
         with pytest.raises(SettingsError, match=r"^changelog_compression.*cramjam"):
             load_settings(env={"CXPULSE_CHANGELOG_COMPRESSION": name})
+
+
+def test_a_short_retention_still_gives_the_core_a_config() -> None:
+    """The forecast's silence reads the last hour of first replies: with less state than
+    that (short windows, retention 30m) it reads what is kept instead of refusing to start."""
+    cfg = core_config(Settings(windows=["15m"], retention="30m", lateness="1m"))
+    assert cfg.forecast_silence_reference_ms == 1_800_000
+    assert core_config(Settings()).forecast_silence_reference_ms == 3_600_000

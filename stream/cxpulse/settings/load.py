@@ -125,6 +125,11 @@ def core_config(settings: Settings) -> CoreConfig:
         "windows_ms": settings.windows_ms,
         "lateness_ms": settings.lateness_ms,
         "retention_ms": settings.retention_ms,
+        # the forecast's silence reads the last hour, or all the state keeps when less
+        "forecast_silence_reference_ms": min(
+            CoreConfig.forecast_silence_reference_ms,
+            settings.retention_ms - settings.retention_ms % settings.slice_ms,
+        ),
         "max_event_ahead_ms": settings.max_event_ahead_ms,
         "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
         "max_label_values": settings.max_label_values,
