@@ -213,7 +213,7 @@ def breakdown_engine(eng: PartitionEngine) -> dict[str, int]:
     out["TicketState objects"] = sum(sys.getsizeof(s) for s in states)
     for name in names:
         out[f"TicketState.{name}"] = sum(_size(getattr(s, name), seen) for s in states)
-    for name in ("_tickets", "_bucket_of", "_expiry_buckets", "_expiry_heap",
+    for name in ("_tickets", "_expiry_buckets", "_expiry_heap",
                  "_deadlines", "_dirty", "_stale"):  # fmt: skip
         out[f"engine.{name}"] = _size(getattr(eng, name), seen)
     return out

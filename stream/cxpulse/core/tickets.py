@@ -119,21 +119,57 @@ class TicketView:
     first_solve_ts: int | None = None
     closed_ts: int | None = None
     last_ts: int = 0
-    #: Team and assignee changes (`Timeline`), shared with the `Attribution`
-    #: a ticket leaves.
-    team_tl: Timeline = ()
-    agent_tl: Timeline = ()
+    #: Team and assignee over time (`Timeline`, see `team_tl`), kept as when
+    #: the current value started plus the values before it: most tickets keep
+    #: one team and one assignee, and a one-entry timeline was a 64-byte tuple
+    #: each (issue 22); the int it started at is held by the view anyway.
+    team_since: int | None = None
+    team_before: Timeline = ()
+    agent_since: int | None = None
+    agent_before: Timeline = ()
 
     @property
     def is_open(self) -> bool:
         """In the backlog: created, and neither solved nor closed."""
         return self.created_ts is not None and self.status in OPEN_STATUSES
 
+    @property
+    def team_tl(self) -> Timeline:
+        """The team's changes: (creation, team, change, team, ...)."""
+        since = self.team_since
+        return self.team_before if since is None else (*self.team_before, since, self.team)
+
+    @property
+    def agent_tl(self) -> Timeline:
+        """The assignee's changes: (assignment, agent, ...)."""
+        since = self.agent_since
+        return self.agent_before if since is None else (*self.agent_before, since, self.assignee)
+
+    def set_team(self, t: int, team: str) -> None:
+        """The team from `t` on (the creation's, or a transfer)."""
+        since = self.team_since
+        if since is not None:
+            self.team_before += (since, self.team)
+        self.team, self.team_since = team, t
+
+    def set_assignee(self, t: int, agent: str) -> None:
+        """The assignee from `t` on."""
+        since = self.agent_since
+        if since is not None:
+            self.agent_before += (since, self.assignee)
+        self.assignee, self.agent_since = agent, t
+
     def team_at(self, ts: int) -> str | None:
-        return _at(self.team_tl, ts)
+        since = self.team_since
+        if since is not None and ts >= since:
+            return self.team
+        return _at(self.team_before, ts)
 
     def assignee_at(self, ts: int) -> str | None:
-        return _at(self.agent_tl, ts)
+        since = self.agent_since
+        if since is not None and ts >= since:
+            return self.assignee
+        return _at(self.agent_before, ts)
 
     def attribution(self) -> Attribution:
         return Attribution(self.created_ts, self.channel, self.team_tl, self.agent_tl)
@@ -265,7 +301,8 @@ class Derivation:
             self.c = c = created.ts
             view.created_ts = c
             view.by_customer = created.created_by is Creator.CUSTOMER
-            view.team = team = _intern(created.team)
+            team = _intern(created.team)
+            view.set_team(c, team)
             view.channel = channel = _intern(created.channel)
             # The plain string, not the enum member: enum members are objects the
             # garbage collector tracks, and a tuple holding one (every slice key,
@@ -274,7 +311,6 @@ class Derivation:
             view.priority = created.priority.value
             view.status_since = c
             view.last_ts = c
-            view.team_tl = (c, team)
             self.target = params.target(view.priority)
             if created.bot:
                 view.bot = True
@@ -331,11 +367,10 @@ class Derivation:
                     akey = (self.team_label, label("agent", _intern(agent)))
                     self.contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
         elif isinstance(e, TicketAssigned):
-            view.assignee = agent = _intern(e.agent_id)
-            view.agent_tl += (t, agent)
+            view.set_assignee(t, _intern(e.agent_id))
             if e.team is not None and e.team != view.team:
-                view.team = team = _intern(e.team)
-                view.team_tl += (t, team)
+                team = _intern(e.team)
+                view.set_team(t, team)
                 if label is not None and c is not None:
                     self.team_label = label("team", team)
                     key = self.key
@@ -452,6 +487,9 @@ def derive(
 
 
 _NONE_LATE: frozenset[str] = frozenset()
+#: `TicketState.expiry` of a ticket not derived yet, hence not filed for expiry:
+#: before any event time, so an engine that meets it re-derives the ticket.
+UNFILED = -(2**62)
 
 
 class TicketState:
@@ -504,7 +542,8 @@ class TicketState:
         self.derivation: Derivation | None = None
         self.pending: int | None = None
         self.pushed: int | None = None  # deadline already queued in the engine's heap
-        self.expiry = 0
+        #: When it may be dropped (`TicketEvents._settle`); `UNFILED` until then.
+        self.expiry = UNFILED
 
     def count(self) -> int:
         """How many events the ticket holds."""

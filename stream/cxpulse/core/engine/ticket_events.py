@@ -306,9 +306,8 @@ class TicketEvents(EngineState):
                 expiry = max(expiry, pending)
         else:
             expiry = view.last_ts + self.config.retention_ms
-        if expiry != state.expiry or tid not in self._bucket_of:
-            state.expiry = expiry
-            self._schedule_expiry(tid, expiry)
+        if expiry != state.expiry:
+            self._refile_expiry(tid, state, expiry)
 
     def _apply_diff(self, old: list[Contribution], new: list[Contribution]) -> None:
         if old == new:
