@@ -86,7 +86,7 @@ class TicketEvents(EngineState):
             appended
             and d is not None
             and not state.late
-            and (d.c is not None or type(e) is not TicketCreated)
+            and (d.created_ts is not None or type(e) is not TicketCreated)
         ):
             self._resume(tid, state, e)
         elif not (self._deferring and self._defer(tid, state, late, e)):
