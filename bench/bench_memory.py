@@ -205,7 +205,7 @@ def breakdown_engine(eng: PartitionEngine) -> dict[str, int]:
     out["slice stores + cumulative"] = sum(_size(x, seen) for x in shared)
     states = list(eng._tickets.values())
     slots = [n for cls in type(states[0]).__mro__ for n in getattr(cls, "__slots__", ())]
-    # what a ticket owns before what refers to it again (the derivation shares the view)
+    # what a ticket owns before what refers to it again (`derivation` is `view` or None)
     first = [n for n in _FIRST if n in slots]
     names = first + sorted(n for n in slots if n not in first)
     out["ticket ids (keys)"] = sum(_size(t, seen) for t in eng._tickets)
@@ -213,7 +213,7 @@ def breakdown_engine(eng: PartitionEngine) -> dict[str, int]:
     out["TicketState objects"] = sum(sys.getsizeof(s) for s in states)
     for name in names:
         out[f"TicketState.{name}"] = sum(_size(getattr(s, name), seen) for s in states)
-    for name in ("_tickets", "_bucket_of", "_expiry_buckets", "_expiry_heap",
+    for name in ("_tickets", "_expiry_buckets", "_expiry_heap",
                  "_deadlines", "_dirty", "_stale"):  # fmt: skip
         out[f"engine.{name}"] = _size(getattr(eng, name), seen)
     return out

@@ -3,6 +3,7 @@ parking, label caps, persistence (drain / restore) and cumulative counters."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from cxpulse.core.config import CoreConfig
@@ -84,6 +85,42 @@ def test_closed_ticket_dropped_after_lateness_and_survey_still_attributed() -> N
     assert ev.kpi("csat", "1h", team="billing").n == 1  # from the tombstone
     assert ev.kpi("csat", "1h", agent="a-7").n == 1
     assert ev.kpi("contacts", "24h").value == 2  # the created events only
+
+
+def test_expiry_follows_a_ticket_whose_expiry_changes_hour_bucket() -> None:
+    """A ticket is filed under the hour bucket of its expiry and filed again when
+    that bucket changes (later, or earlier after a close); its old entries are
+    skipped (`StreamTimeUpkeep._schedule_expiry`). Fails if a move is not filed
+    (the ticket would be dropped late or never) or an old entry is acted on (a
+    tombstone swept before its own bucket is, unlike before the entries)."""
+    day = 86_400_000
+
+    def next_day(e: Event) -> Event:
+        return dataclasses.replace(e, ts=e.ts + day)
+
+    eng = PartitionEngine(CoreConfig(retention_ms=day, lateness_ms=300_000), 0)
+    today: list[Event] = [
+        created("T", "10:00:00"),  # expiry D+1 10:00
+        msg("T", "11:05:00", "customer"),  # D+1 11:05: a later bucket
+        created("U", "10:00:00"),
+        msg("U", "11:10:00", "customer"),  # D+1 11:10
+        status("U", "11:12:00", "closed"),  # 11:17 today: an earlier bucket again
+        created("X", "12:01:00"),  # sweeps today's 11:00 bucket
+    ]
+    for e in today:
+        eng.apply(TICKETS, e)
+    assert "U" in eng._tombs and "U" not in eng._tickets  # dropped at its close + lateness
+    assert "T" in eng._tickets
+    eng.apply(TICKETS, next_day(created("Y", "11:01:00")))  # sweeps D+1 10:00 (T's first entry)
+    assert "T" in eng._tickets and "U" in eng._tombs
+    eng.apply(TICKETS, next_day(created("Z", "12:30:00")))  # sweeps D+1 11:00
+    assert "T" in eng._tombs and "T" not in eng._tickets
+    # U's tombstone (expiry D+1 12:01) is swept with its own bucket, from D+1 13:00,
+    # not earlier by the entries U left in the D+1 10:00 and 11:00 buckets
+    assert "U" in eng._tombs
+    eng.apply(TICKETS, next_day(created("W", "13:00:30")))  # sweeps D+1 12:00
+    assert "U" not in eng._tombs and "X" in eng._tombs and "X" not in eng._tickets
+    assert eng.tickets_tracked() == 3  # Y, Z, W
 
 
 def test_retention_drops_solved_and_stale_tickets() -> None:

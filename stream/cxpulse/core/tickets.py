@@ -119,21 +119,57 @@ class TicketView:
     first_solve_ts: int | None = None
     closed_ts: int | None = None
     last_ts: int = 0
-    #: Team and assignee changes (`Timeline`), shared with the `Attribution`
-    #: a ticket leaves.
-    team_tl: Timeline = ()
-    agent_tl: Timeline = ()
+    #: Team and assignee over time (`Timeline`, see `team_tl`), kept as when
+    #: the current value started plus the values before it: most tickets keep
+    #: one team and one assignee, and a one-entry timeline was a 64-byte tuple
+    #: each (issue 22); the int it started at is held by the view anyway.
+    team_since: int | None = None
+    team_before: Timeline = ()
+    agent_since: int | None = None
+    agent_before: Timeline = ()
 
     @property
     def is_open(self) -> bool:
         """In the backlog: created, and neither solved nor closed."""
         return self.created_ts is not None and self.status in OPEN_STATUSES
 
+    @property
+    def team_tl(self) -> Timeline:
+        """The team's changes: (creation, team, change, team, ...)."""
+        since = self.team_since
+        return self.team_before if since is None else (*self.team_before, since, self.team)
+
+    @property
+    def agent_tl(self) -> Timeline:
+        """The assignee's changes: (assignment, agent, ...)."""
+        since = self.agent_since
+        return self.agent_before if since is None else (*self.agent_before, since, self.assignee)
+
+    def set_team(self, t: int, team: str) -> None:
+        """The team from `t` on (the creation's, or a transfer)."""
+        since = self.team_since
+        if since is not None:
+            self.team_before += (since, self.team)
+        self.team, self.team_since = team, t
+
+    def set_assignee(self, t: int, agent: str) -> None:
+        """The assignee from `t` on."""
+        since = self.agent_since
+        if since is not None:
+            self.agent_before += (since, self.assignee)
+        self.assignee, self.agent_since = agent, t
+
     def team_at(self, ts: int) -> str | None:
-        return _at(self.team_tl, ts)
+        since = self.team_since
+        if since is not None and ts >= since:
+            return self.team
+        return _at(self.team_before, ts)
 
     def assignee_at(self, ts: int) -> str | None:
-        return _at(self.agent_tl, ts)
+        since = self.agent_since
+        if since is not None and ts >= since:
+            return self.assignee
+        return _at(self.agent_before, ts)
 
     def attribution(self) -> Attribution:
         return Attribution(self.created_ts, self.channel, self.team_tl, self.agent_tl)
@@ -217,8 +253,14 @@ class DeriveParams:
         return self.frt_target_by_priority.get(priority, self.frt_target_ms)
 
 
-class Derivation:
+class Derivation(TicketView):
     """The derive loop stopped after some prefix of a ticket's sorted events.
+
+    It is its own `TicketView` (what the loop derived so far) rather than
+    holding one: one object per ticket instead of two, and the loop state it
+    adds is what a resumed step needs beyond the view (issue 22: with the
+    team label read from `key`, the creation time from `created_ts` and
+    whether it emits from `key`, some 70 bytes less per open ticket).
 
     Why resumable: on a busy day most ticket events are appended at the end of
     their ticket's sorted events. Feeding just that event to the saved loop
@@ -235,17 +277,15 @@ class Derivation:
     state untouched and may be called again as the stream time advances.
     """
 
-    __slots__ = (
-        "before_solve", "c", "contribs", "created", "emit", "key",
-        "slice_ms", "target", "team_label", "view",
-    )  # fmt: skip
+    __slots__ = ("before_solve", "contribs", "created", "key", "slice_ms", "target")
 
     def __init__(
         self, events: Sequence[TicketEvent], params: DeriveParams, label: Labeler | None
     ) -> None:
         """Start the loop: find the creation (the first in sorted order) and
         emit its contribution. `events` are only searched, not fed."""
-        view = self.view = TicketView()
+        TicketView.__init__(self)
+        view = self
         self.contribs: list[Contribution] = []
         created: TicketCreated | None = None
         for e in events:
@@ -253,19 +293,19 @@ class Derivation:
                 created = e
                 break
         self.created = created
-        self.c: int | None = None
-        self.emit = label is not None and created is not None
         self.slice_ms = slice_ms = params.slice_ms
+        #: The slice key (team, channel, priority labels) while it emits
+        #: contributions (a labeler and a creation), else empty.
         self.key: tuple[str, ...] = ()
         self.target = 0
-        self.team_label = ""
         #: Public agent replies before the first solve (FCR: one-touch if <= 1).
         self.before_solve = 0
         if created is not None:
-            self.c = c = created.ts
+            c = created.ts
             view.created_ts = c
             view.by_customer = created.created_by is Creator.CUSTOMER
-            view.team = team = _intern(created.team)
+            team = _intern(created.team)
+            view.set_team(c, team)
             view.channel = channel = _intern(created.channel)
             # The plain string, not the enum member: enum members are objects the
             # garbage collector tracks, and a tuple holding one (every slice key,
@@ -274,29 +314,27 @@ class Derivation:
             view.priority = created.priority.value
             view.status_since = c
             view.last_ts = c
-            view.team_tl = (c, team)
             self.target = params.target(view.priority)
             if created.bot:
                 view.bot = True
             else:
                 view.frt_start = c
             if label is not None:
-                self.team_label = label("team", team)
-                self.key = _shared((self.team_label, label("channel", channel), view.priority))
+                self.key = _shared((label("team", team), label("channel", channel), view.priority))
                 self.contribs.append((TICKET_STORE, c - c % slice_ms, self.key, CREATED, 1))
 
     def step(self, e: TicketEvent, label: Labeler | None) -> None:
         """Feed the next event in (ts, event_id) order (appending its contributions)."""
-        view = self.view
+        view = self
         ts = e.ts
         if ts > view.last_ts:
             view.last_ts = ts
         status = view.status
         if status == "closed" or e is self.created:
             return
-        c = self.c
+        c = view.created_ts
         t = ts if c is None or ts >= c else c
-        emit = self.emit
+        emit = bool(self.key)
         slice_ms = self.slice_ms
         if isinstance(e, TicketMessage):
             if not e.public:
@@ -328,18 +366,17 @@ class Derivation:
                 agent = e.agent_id or view.assignee
                 if emit and agent is not None:
                     assert label is not None
-                    akey = (self.team_label, label("agent", _intern(agent)))
+                    akey = (self.key[0], label("agent", _intern(agent)))
                     self.contribs.append((AGENT_STORE, s, akey, A_REPLIES, 1))
         elif isinstance(e, TicketAssigned):
-            view.assignee = agent = _intern(e.agent_id)
-            view.agent_tl += (t, agent)
+            view.set_assignee(t, _intern(e.agent_id))
             if e.team is not None and e.team != view.team:
-                view.team = team = _intern(e.team)
-                view.team_tl += (t, team)
-                if label is not None and c is not None:
-                    self.team_label = label("team", team)
+                team = _intern(e.team)
+                view.set_team(t, team)
+                if emit:
+                    assert label is not None
                     key = self.key
-                    self.key = _shared((self.team_label, key[1], key[2]))
+                    self.key = _shared((label("team", team), key[1], key[2]))
         elif isinstance(e, TicketHandoff):
             if view.bot and view.frt_start is None and view.first_response_ts is None:
                 view.frt_start = t
@@ -358,7 +395,7 @@ class Derivation:
                     self.contribs.append((TICKET_STORE, s, key, SOLVES, 1))
                     if view.assignee is not None:
                         assert label is not None
-                        akey = (self.team_label, label("agent", view.assignee))
+                        akey = (key[0], label("agent", view.assignee))
                         self.contribs.append((AGENT_STORE, s, akey, A_SOLVES, 1))
                 if view.first_solve_ts is None:
                     view.first_solve_ts = t
@@ -369,7 +406,7 @@ class Derivation:
                         self.contribs.append((TICKET_STORE, s, key, F_WAIT, view.waited))
                         if self.before_solve <= 1:
                             self.contribs.append((TICKET_STORE, s, key, ONE_TOUCH, 1))
-            elif new == "open" and status == "solved" and self.emit:  # a reopen
+            elif new == "open" and status == "solved" and emit:  # a reopen
                 self.contribs.append((TICKET_STORE, s, self.key, REOPENS, 1))
             view.status = new
             if new == "closed":
@@ -381,7 +418,7 @@ class Derivation:
 
         Computed, not kept (an int object per ticket, issue 22): the clock's
         start plus the priority's target, both fixed once set."""
-        start = self.view.frt_start
+        start = self.frt_start
         return None if start is None else start + self.target
 
     def fork(self) -> Derivation:
@@ -391,20 +428,22 @@ class Derivation:
         needs the contributions of the old and of the new events; both share
         the loop state after the events they have in common
         (`TicketEvents._rederive`), so that prefix is fed once and forked."""
-        d = Derivation.__new__(Derivation)
-        for name in Derivation.__slots__:
-            setattr(d, name, getattr(self, name))
+        d = copy(self)
         d.contribs = list(self.contribs)
-        d.view = copy(self.view)
         return d
+
+    @property
+    def view(self) -> TicketView:
+        """What the loop derived so far: the derivation itself (one object)."""
+        return self
 
     def finish(
         self, stream_time: int | None, label: Labeler | None
     ) -> tuple[tuple[Contribution, ...], int | None]:
         """The stream-time dependent contributions (an FRT breach) and the FRT
         deadline still pending at `stream_time`, if any. Changes nothing."""
-        view = self.view
-        if not (self.emit and view.by_customer):
+        view = self
+        if not (self.key and view.by_customer):
             return (), None
         deadline = self.deadline
         if deadline is None:  # a bot ticket: not handed off, or judged at its reply
@@ -427,7 +466,7 @@ def derive_all(
 ) -> Derivation:
     """A `Derivation` fed with all of `events` (sorted by (ts, event_id)).
 
-    It forgets the creation event afterwards (`Derivation.c` says there was
+    It forgets the creation event afterwards (`created_ts` says there was
     one): a resumed derivation never meets it again, and the ticket keeps its
     events only as JSON (`TicketState`)."""
     d = Derivation(events, params, label)
@@ -452,6 +491,9 @@ def derive(
 
 
 _NONE_LATE: frozenset[str] = frozenset()
+#: `TicketState.expiry` of a ticket not derived yet, hence not filed for expiry:
+#: before any event time, so an engine that meets it re-derives the ticket.
+UNFILED = -(2**62)
 
 
 class TicketState:
@@ -504,7 +546,8 @@ class TicketState:
         self.derivation: Derivation | None = None
         self.pending: int | None = None
         self.pushed: int | None = None  # deadline already queued in the engine's heap
-        self.expiry = 0
+        #: When it may be dropped (`TicketEvents._settle`); `UNFILED` until then.
+        self.expiry = UNFILED
 
     def count(self) -> int:
         """How many events the ticket holds."""

@@ -86,7 +86,7 @@ class TicketEvents(EngineState):
             appended
             and d is not None
             and not state.late
-            and (d.c is not None or type(e) is not TicketCreated)
+            and (d.created_ts is not None or type(e) is not TicketCreated)
         ):
             self._resume(tid, state, e)
         elif not (self._deferring and self._defer(tid, state, late, e)):
@@ -306,9 +306,8 @@ class TicketEvents(EngineState):
                 expiry = max(expiry, pending)
         else:
             expiry = view.last_ts + self.config.retention_ms
-        if expiry != state.expiry or tid not in self._bucket_of:
-            state.expiry = expiry
-            self._schedule_expiry(tid, expiry)
+        if expiry != state.expiry:
+            self._refile_expiry(tid, state, expiry)
 
     def _apply_diff(self, old: list[Contribution], new: list[Contribution]) -> None:
         if old == new:

@@ -14,9 +14,7 @@ from cxpulse.core.slices import (
     Key,
     TicketAgg,
 )
-from cxpulse.core.tickets import (
-    TicketState,
-)
+from cxpulse.core.tickets import UNFILED, TicketState
 
 _EXPIRY_BUCKET_MS = 3_600_000
 
@@ -72,36 +70,44 @@ class StreamTimeUpkeep(EngineState):
             self._dirty.add("c")
 
     def _schedule_expiry(self, tid: str, expiry: int) -> None:
+        """File `tid` under the hour bucket of `expiry` (a ticket: its `expiry`; a tombstone).
+
+        An entry, not a membership: a ticket whose expiry moves to another
+        bucket is filed there too and its old entry stays, to be skipped by the
+        sweep (`_sweep_expiry` checks the bucket of the current expiry). Why:
+        a set per bucket plus a dict of each ticket's bucket cost some 140
+        bytes per open ticket (issue 22); a list entry costs 8, and a ticket's
+        expiry changes bucket at most once per hour of its events."""
         bucket = expiry // _EXPIRY_BUCKET_MS
-        old = self._bucket_of.get(tid)
-        if old == bucket:
-            return
-        if old is not None:
-            members = self._expiry_buckets.get(old)
-            if members is not None:
-                members.discard(tid)
         members = self._expiry_buckets.get(bucket)
         if members is None:
-            members = self._expiry_buckets[bucket] = set()
+            members = self._expiry_buckets[bucket] = []
             heapq.heappush(self._expiry_heap, bucket)
-        members.add(tid)
-        self._bucket_of[tid] = bucket
+        members.append(tid)
+
+    def _refile_expiry(self, tid: str, state: TicketState, expiry: int) -> None:
+        """Set the ticket's expiry, filing it again if that changes its bucket."""
+        old = state.expiry
+        state.expiry = expiry
+        if old == UNFILED or old // _EXPIRY_BUCKET_MS != expiry // _EXPIRY_BUCKET_MS:
+            self._schedule_expiry(tid, expiry)
 
     def _sweep_expiry(self, st: int) -> None:
         heap = self._expiry_heap
         while heap and (heap[0] + 1) * _EXPIRY_BUCKET_MS <= st:
             bucket = heapq.heappop(heap)
-            for tid in sorted(self._expiry_buckets.pop(bucket, ())):
-                del self._bucket_of[tid]
+            for tid in sorted(set(self._expiry_buckets.pop(bucket, ()))):
                 state = self._tickets.get(tid)
                 if state is not None:
+                    if state.expiry // _EXPIRY_BUCKET_MS != bucket:
+                        continue  # an old entry: filed under its current bucket too
                     if state.expiry < st:
                         self._drop(tid, state)
                     else:
                         self._schedule_expiry(tid, state.expiry)
                     continue
                 tomb = self._tombs.get(tid)
-                if tomb is not None:
+                if tomb is not None and tomb[0] // _EXPIRY_BUCKET_MS == bucket:
                     if tomb[0] < st:
                         del self._tombs[tid]
                         self._dirty.add("t:" + tid)
@@ -116,6 +122,5 @@ class StreamTimeUpkeep(EngineState):
         del self._tickets[tid]
         expiry = st + self.config.retention_ms
         self._tombs[tid] = (expiry, state.view.attribution())
-        self._bucket_of.pop(tid, None)
         self._schedule_expiry(tid, expiry)
         self._dirty.add("t:" + tid)
