@@ -397,6 +397,7 @@ def test_changelog_compression_reaches_both_runtimes_producers(
 def test_a_short_retention_still_gives_the_core_a_config() -> None:
     """The forecast's silence reads the last hour of first replies: with less state than
     that (short windows, retention 30m) it reads what is kept instead of refusing to start."""
-    cfg = core_config(Settings(windows=["15m"], retention="30m", lateness="1m"))
+    env = {"CXPULSE_WINDOWS": "15m", "CXPULSE_RETENTION": "30m", "CXPULSE_LATENESS": "1m"}
+    cfg = core_config(load_settings(env=env))
     assert cfg.forecast_silence_reference_ms == 1_800_000
-    assert core_config(Settings()).forecast_silence_reference_ms == 3_600_000
+    assert core_config(load_settings(env={})).forecast_silence_reference_ms == 3_600_000
