@@ -23,6 +23,7 @@ from cxpulse.core.config import CoreConfig
 from cxpulse.core.duplicates import canonical
 from cxpulse.core.durations import window_label
 from cxpulse.core.events import (
+    SURVEYS,
     TICKETS,
     Author,
     Creator,
@@ -48,17 +49,54 @@ class Accepted:
     st: dict[tuple[int, str], int] = field(default_factory=dict)
     conflicts: int = 0
     survey_conflicts: int = 0
+    #: index in `surveys` -> its ticket's events (on time or late) when the survey
+    #: was attributed: at once, or when released from parking (docs/kpis.md)
+    seen_by: dict[int, list[Event]] = field(default_factory=dict)
 
 
 def accept(arrivals: list[tuple[str, Event]], cfg: CoreConfig, partitions: int = 1) -> Accepted:
     """Dedup and lateness, written out plainly. Copies of a ticket event_id with
     different content: the byte-wise smallest canonical encoding wins while
     the kept copy and the arriving one are both within the lateness (and the
-    kept one was not late); an on-time conflicting copy moves stream time."""
+    kept one was not late); an on-time conflicting copy moves stream time.
+
+    Parking, as docs/kpis.md words it: a survey missing team, agent or channel
+    of a ticket waits until its ticket partition's stream time is past its ts +
+    lateness (or the surveys stream time past its ts + `survey_park_max_ms`, or
+    the end of the input); it is attributed from the ticket events that arrived
+    by then, so a late ticket event arriving after its release does not move it."""
     out = Accepted()
     seen_ticket: dict[str, dict[str, int]] = defaultdict(dict)  # ticket -> id -> index
     seen_survey: dict[str, int] = {}  # event_id -> index in out.surveys
+    parked: dict[int, int] = {}  # index in out.surveys -> its partition
+
+    def attribute(index: int) -> None:
+        tid = out.surveys[index].ticket_id
+        out.seen_by[index] = [t for t, _ in out.tickets.get(tid, [])] if tid else []
+
+    def take(index: int, p: int) -> None:
+        """A survey copy just counted at `index`: park it or attribute it now."""
+        parked.pop(index, None)
+        s = out.surveys[index]
+        st_t = out.st.get((p, TICKETS))
+        needs = s.ticket_id is not None and None in (s.team, s.agent_id, s.channel)
+        if needs and (st_t is None or st_t <= s.ts + cfg.lateness_ms):
+            parked[index] = p
+        else:
+            attribute(index)
+
+    def release(everything: bool = False) -> None:
+        for index, p in list(parked.items()):
+            ts = out.surveys[index].ts
+            st_t = out.st.get((p, TICKETS))
+            st_s = out.st[(p, SURVEYS)]
+            if (everything or (st_t is not None and ts + cfg.lateness_ms < st_t)
+                    or st_s - ts > cfg.survey_park_max_ms):  # fmt: skip
+                del parked[index]
+                attribute(index)
+
     for role, e in arrivals:
+        release()  # what the previous arrival released
         p = partition_for(e.ticket_id or e.event_id, partitions)
         st = out.st.get((p, role))
         late = st is not None and e.ts < st - cfg.lateness_ms
@@ -96,17 +134,24 @@ def accept(arrivals: list[tuple[str, Event]], cfg: CoreConfig, partitions: int =
                 if late:
                     continue
                 assert st is not None
-                if canonical(e) < canonical(kept_s) and kept_s.ts >= st - cfg.lateness_ms:
-                    out.surveys[index] = e
                 if e.ts > st:
                     out.st[(p, role)] = e.ts
+                if canonical(e) < canonical(kept_s) and kept_s.ts >= st - cfg.lateness_ms:
+                    out.surveys[index] = e
+                    take(index, p)
                 continue
             if late:
                 continue
             seen_survey[e.event_id] = len(out.surveys)
             out.surveys.append(e)
+            if st is None or e.ts > st:
+                out.st[(p, role)] = e.ts
+            take(len(out.surveys) - 1, p)
+            continue
         if not late and (st is None or e.ts > st):
             out.st[(p, role)] = e.ts
+    release()
+    release(everything=True)  # the end of the input (`end_of_stream`)
     return out
 
 
@@ -294,14 +339,12 @@ def reference(
     acc = accept(arrivals, cfg, partitions)
     at = at_ms if at_ms is not None else max(acc.st.values())
     facts: list[Fact] = []
-    states: dict[str, Ticket] = {}
     backlog = []
     for tid, items in acc.tickets.items():
         p = partition_for(tid, partitions)
         ontime = ticket_of([e for e, late in items if not late])
         facts.extend(ticket_facts(ontime, cfg, acc.st.get((p, TICKETS))))
         full = ticket_of([e for e, _ in items])
-        states[tid] = full
         if full.created is None:
             continue
         trans = statuses(full)
@@ -327,10 +370,11 @@ def reference(
         ))  # fmt: skip
     surveys = []
     offers = []
-    for s in acc.surveys:
+    for index, s in enumerate(acc.surveys):
         team, agent, channel = s.team, s.agent_id, s.channel
         if s.ticket_id is not None and (team is None or agent is None or channel is None):
-            t = states.get(s.ticket_id)
+            seen = acc.seen_by[index]
+            t = ticket_of(seen) if seen else None
             if t is not None and t.created is not None and t.created.ts <= s.ts:
                 t_team, t_agent = timeline_at(t, s.ts)
                 team, agent = team or t_team, agent or t_agent

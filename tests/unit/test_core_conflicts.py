@@ -32,10 +32,10 @@ from cxpulse.core.events import (
     role_of,
 )
 from cxpulse.core.replica import PartitionReplica
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.core_helpers import at, created, msg
+from tests.unit.core_helpers import at, created, msg, status
 from tests.unit.kpi_reference import accept, reference
 from tests.unit.test_core_reference import (
     CFG,
@@ -182,8 +182,44 @@ def with_conflicts(draw: st.DrawFn) -> list[tuple[str, Event]]:
     return events
 
 
+def _released_before_late_creation() -> list[tuple[str, Event]]:
+    """A survey needing its ticket's team is released (its ticket partition is past
+    its ts + lateness) before the ticket's creation arrives, late: an on-time
+    conflicting copy of a status moved the stream time past the creation.
+
+    Found by Hypothesis (reduced by hand): the reference attributed the survey
+    from the creation that arrived after its release, the engine, as documented
+    (docs/kpis.md, parking rule), from what the ticket held at the release."""
+    c = created("T", "10:00:00", team="billing")
+    survey = SurveyResponse("s", at("10:00:30"), SurveyKind.CES, 7, "T", None, None, None,
+                            "web", None)  # fmt: skip
+    solved = status("T", "10:04:00", "solved")
+    copy = dataclasses.replace(solved, ts=at("10:05:40"), status=Status.OPEN)
+    return [(SURVEYS, survey), (TICKETS, solved), (TICKETS, copy), (TICKETS, c)]
+
+
+def test_a_released_survey_keeps_its_attribution() -> None:
+    """The parking rule waits for the on-time ticket events only: a late creation
+    arriving after the survey's release does not move the counted survey (a late
+    event changes no windowed aggregate), but it attributes a survey released
+    after it (a late event still updates the ticket's state)."""
+    events = _released_before_late_creation()
+    eng = _run([e for _, e in events])
+    assert eng.outcome_counts(TICKETS)["late"] == 1  # the creation
+    first = events[0][1]
+    assert isinstance(first, SurveyResponse)
+    again = dataclasses.replace(first, event_id="s2")  # attributed at once: no parking
+    assert eng.apply(SURVEYS, again) is Outcome.APPLIED
+    eng.end_of_stream()
+    ev = evaluate([eng])
+    assert ev.kpi("ces", "1h", team="unknown").n == 1
+    assert ev.kpi("ces", "1h", team="billing").n == 1
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(with_conflicts(), st.booleans(), st.integers(-1, 40))
+@example(_released_before_late_creation(), False, -1)
+@example(_released_before_late_creation(), True, 3)
 def test_engine_matches_reference_with_conflicts(
     events: list[tuple[str, Event]], batched: bool, restore_at: int
 ) -> None:
