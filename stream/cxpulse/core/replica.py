@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.dimensions import LabelGuard
@@ -82,6 +82,10 @@ class _Labels:
 
 class PartitionReplica:
     """The committed state of source partition `partition`, key by key."""
+
+    #: A slice's dict is replaced when a new value of it is read, never changed in place:
+    #: an incremental evaluation (`cxpulse.core.evaluation.incremental`) relies on it.
+    SLICES_REPLACED_WHOLE: ClassVar[bool] = True
 
     def __init__(self, config: CoreConfig, partition: int) -> None:
         self.partition = partition

@@ -44,6 +44,7 @@ from cxpulse import metric_names as mn
 from cxpulse.changelog.follow import PartitionFollower
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.evaluation import evaluate
+from cxpulse.core.evaluation.incremental import Incremental
 from cxpulse.core.outcome import ROLES
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.exporter.clock import EvaluationClock, Freshness
@@ -98,6 +99,8 @@ class ExporterState:
     auth: AuthWatch | None = None
     #: the serving process each rendering goes to (None: kept in `snapshot` only)
     publisher: Publisher | None = None
+    #: what each evaluation keeps for the next: only what changed is recomputed
+    incremental: Incremental = field(default_factory=Incremental)
 
     def __post_init__(self) -> None:
         self.followers = [PartitionFollower(p) for p in range(self.partitions)]
@@ -129,7 +132,8 @@ class ExporterState:
         times = [t for r in self.replicas for role in ROLES
                  if (t := r.stream_time(role)) is not None]  # fmt: skip
         at = self.clock.at(wall_ms, max(times) if times else None, caught_up)
-        families = list(render(evaluate(self.replicas, at))) if at is not None else []
+        families = (list(render(evaluate(self.replicas, at, self.incremental)))
+                    if at is not None else [])  # fmt: skip
         families += self._self_families(wall_ms, as_of, at)
         self.snapshot = Snapshot(exposition(families), True, time.time())
         self.eval_seconds = time.perf_counter() - t0

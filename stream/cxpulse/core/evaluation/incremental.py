@@ -1,0 +1,240 @@
+"""`Incremental`: what an evaluation of changelog replicas keeps for the next one.
+
+Why: the exporter evaluates every partition about twice a second under load, and a
+full evaluation rebuilt every window's merged views from each partition's window
+cache (a copy of every view of every window, the unsealed slices folded into each
+window again) and recomputed every KPI of every view: 0.6-1.1 s for 5.8k series at
+5k events/s, most of the produce -> visible latency (issue 22). Between two
+evaluations only a few slices change (the filling one, late events in the last
+minutes) and the windows move by a slice a minute.
+
+What is kept, per store and window (the KPI windows, and the breach forecast's pace
+spans for the ticket store): the views merged over every partition, which each
+evaluation moves by the slices that changed, entered or left, key by key (the
+aggregates are integer vectors: subtracting is exact), and the set of views touched
+since the last evaluation; per window and kind, the KPI values of each capped view,
+recomputed only for the views touched (or all of them when the read-time caps
+changed). Everything else is time-driven or cheap and is computed in full each time,
+exactly as `evaluate` without it: the backlog gauges (ages, at-risk and breached
+counts, the forecast move with the clock, without new state), the collapse evidence
+(memoised per sealed slice already), counters, caps and universes.
+
+How a change is seen: a replica replaces a slice's dict whenever a new value arrives
+(it never mutates one), so a slice whose dict is the one folded last time is
+unchanged, and a new dict is compared with the old key by key (aggregates equal by
+content are skipped). An engine mutates its slices in place: it cannot be evaluated
+incrementally (`advance` refuses it). The results equal a full evaluation's
+(tests/unit/test_evaluation_incremental.py, at every step of simulated days).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from cxpulse.core.evaluation.caps import Caps, cap_view
+from cxpulse.core.evaluation.view import PartitionView
+from cxpulse.core.evaluation.windows import Memo
+from cxpulse.core.slices import Key, SliceStore
+
+#: A slice's content: key -> aggregate (never mutated once a replica stored it)
+Slice = dict[Key, Any]
+#: One changed key of a slice: (key, aggregate before or None, aggregate now or None)
+Change = tuple[Key, Any, Any]
+
+_STORES: dict[str, Callable[[PartitionView], SliceStore[Any]]] = {
+    "T": lambda e: e.tickets_store,
+    "A": lambda e: e.agents_store,
+    "S": lambda e: e.surveys_store,
+}
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal content of two aggregates of one store (ticket, agent or survey)."""
+    if a.counts != b.counts:
+        return False
+    if not hasattr(a, "opt"):
+        return True
+    for i in range(3):
+        da = a.opt[i] if a.opt is not None else None
+        db = b.opt[i] if b.opt is not None else None
+        na = da.n if da is not None else 0
+        nb = db.n if db is not None else 0
+        if na != nb:
+            return False
+        if not na:
+            continue
+        if da.total != db.total or da.hist != db.hist:
+            return False
+        sa, sb = da.sketch, db.sketch
+        if (sa is None) != (sb is None):
+            return False
+        if sa is not None and (sa.zeros != sb.zeros or sa.bins != sb.bins):
+            return False
+    return True
+
+
+def changes(old: Slice | None, new: Slice | None) -> list[Change]:
+    """The keys whose aggregate differs between two contents of one slice."""
+    if old is None:
+        return [(k, None, a) for k, a in (new or {}).items()]
+    if new is None:
+        return [(k, b, None) for k, b in old.items()]
+    out: list[Change] = []
+    for k, a in new.items():
+        b = old.get(k)
+        if b is None or (b is not a and not same(a, b)):
+            out.append((k, b, a))
+    out.extend((k, b, None) for k, b in old.items() if k not in new)
+    return out
+
+
+class _Window:
+    """The views of one store merged over every partition's slices in [end - width, end)."""
+
+    __slots__ = ("dirty", "views", "views_of", "width")
+
+    def __init__(self, width: int, views_of: Callable[[Key], Iterable[Key]]) -> None:
+        self.width = width
+        self.views_of = views_of
+        self.views: dict[Key, Any] = {}
+        #: raw views touched since the last evaluation read them (None: all may have)
+        self.dirty: set[Key] | None = None
+
+    def fold(self, change: Iterable[Change]) -> None:
+        views, dirty = self.views, self.dirty
+        for key, before, now in change:
+            for view in self.views_of(key):
+                if dirty is not None:
+                    dirty.add(view)
+                v = views.get(view)
+                if before is not None:
+                    if v is None:
+                        raise AssertionError("incremental window lost a view")
+                    v.merge(before, -1)
+                    if now is None and v.is_empty():
+                        del views[view]
+                        continue
+                if now is not None:
+                    if v is None:
+                        views[view] = now.copy()
+                    else:
+                        v.merge(now)
+                        if v.is_empty():
+                            del views[view]
+
+
+class Incremental:
+    """Merged window views and KPI values of the previous evaluation (see the module).
+
+    One per sequence of evaluations of the same replicas (the exporter keeps one);
+    `evaluate(replicas, at, incremental=...)` reads and updates it."""
+
+    def __init__(self) -> None:
+        self._reset(())
+
+    def _reset(self, partitions: tuple[int, ...]) -> None:
+        self._partitions = partitions
+        self._end: int | None = None
+        #: (tag, width) -> merged views
+        self._windows: dict[tuple[str, int], _Window] = {}
+        #: (partition, tag) -> slice start -> the content folded at the last evaluation,
+        #: for the starts in [end - the tag's widest window, end)
+        self._held: dict[tuple[int, str], dict[int, Slice]] = {}
+        #: (kind, window label) -> capped view -> KPI values
+        self.memos: dict[tuple[str, str], Memo[Any]] = {}
+        #: the read-time caps the memos were computed with
+        self.caps: Caps | None = None
+
+    def advance(self, engines: Sequence[PartitionView], widths: dict[str, tuple[int, ...]],
+                end: int, slice_ms: int) -> None:
+        """Move every window to end before slice start `end` and fold the slices that
+        changed since the last call. `widths`: store tag -> window widths (ms)."""
+        for eng in engines:
+            if not getattr(eng, "SLICES_REPLACED_WHOLE", False):
+                raise TypeError("incremental evaluation needs slices replaced, never "
+                                "mutated in place (a PartitionReplica)")  # fmt: skip
+        partitions = tuple(e.partition for e in engines)
+        if partitions != self._partitions or any(
+            (tag, w) not in self._windows for tag, ws in widths.items() for w in ws
+        ):
+            self._reset(partitions)  # another set of replicas: start over
+        old_end = self._end
+        for tag, ws in widths.items():
+            widest = max(ws)
+            windows = []
+            for w in ws:
+                win = self._windows.get((tag, w))
+                if win is None:
+                    win = self._windows[(tag, w)] = _Window(w, _STORES[tag](engines[0]).views_of)
+                windows.append(win)
+            for eng in engines:
+                store = _STORES[tag](eng)
+                held = self._held.get((eng.partition, tag), {})
+                now = {s: sl for s, sl in store.slices.items() if end - widest <= s < end}
+                self._held[(eng.partition, tag)] = now
+                for win in windows:
+                    self._move(win, held, now, old_end, end, slice_ms)
+
+    @staticmethod
+    def _move(win: _Window, held: dict[int, Slice], now: dict[int, Slice],
+              old_end: int | None, end: int, slice_ms: int) -> None:
+        w = win.width
+        if old_end is None or end < old_end or end - old_end >= w:
+            # first call or a jump: this partition's part is folded from scratch (the
+            # other partitions' parts too, each in its turn: `held` is theirs)
+            if old_end is not None:
+                for s in range(old_end - w, old_end, slice_ms):
+                    if (sl := held.get(s)) is not None:
+                        win.fold(changes(sl, None))
+            win.dirty = None
+            for s, sl in now.items():
+                if end - w <= s:
+                    win.fold(changes(None, sl))
+            return
+        for s in range(old_end - w, end - w, slice_ms):  # left the window
+            if (sl := held.get(s)) is not None:
+                win.fold(changes(sl, None))
+        for s in range(end - w, old_end, slice_ms):  # in it before and now: changed?
+            before, after = held.get(s), now.get(s)
+            if before is not after:
+                win.fold(changes(before, after))
+        for s in range(old_end, end, slice_ms):  # entered
+            if (sl := now.get(s)) is not None:
+                win.fold(changes(None, sl))
+
+    def finish(self, end: int) -> None:
+        """The evaluation read every window: what it touched is now reflected."""
+        self._end = end
+        for win in self._windows.values():
+            win.dirty = set()
+
+    def views(self, tag: str, width: int) -> dict[Key, Any]:
+        """The merged views of one window (read only: kept for the next evaluation)."""
+        return self._windows[(tag, width)].views
+
+    def dirty(self, tag: str, width: int) -> set[Key] | None:
+        return self._windows[(tag, width)].dirty
+
+    def kpi_dirty(self, width: int, caps: Caps
+                  ) -> tuple[set[Key] | None, set[str] | None, set[Key] | None]:
+        """The capped ticket views, agents and survey views of one KPI window whose values
+        may differ from the memo's (None: all): a view any changed key reaches, and for a
+        ticket view of all or a team, one whose set of active agents may have changed."""
+        if self.caps != caps:
+            return None, None, None
+        dt, da, ds = self.dirty("T", width), self.dirty("A", width), self.dirty("S", width)
+        agents: set[str] | None = None
+        tickets: set[Key] | None = None
+        if da is not None:
+            agents = {caps("agent", v[1]) for v in da if v[0] == "agent"}
+            if dt is not None:
+                tickets = {cap_view(v, caps) for v in dt}
+                if agents:
+                    tickets.add(("all",))
+                tickets.update(("team", caps("team", v[1])) for v in da if v[0] == "ta")
+        surveys = None if ds is None else {cap_view(v, caps) for v in ds}
+        return tickets, agents, surveys
+
+    def memo(self, kind: str, window: str) -> Memo[Any]:
+        return self.memos.setdefault((kind, window), {})
