@@ -141,7 +141,8 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None,
             spans[span] = _replies(span_views[span], caps)
     shortest = min(cfg.windows_ms)
     usual = _replies(per_window[cfg.windows_ms.index(shortest)][1], caps)
-    gauges = backlog.samples(caps, cfg, _pace(spans, usual, shortest, cfg.forecast_pace_evidence))
+    gauges = backlog.samples(at_ms, caps, cfg,
+                             _pace(spans, usual, shortest, cfg.forecast_pace_evidence))
     gauges.extend(collapse_samples(engines, cfg, end, caps))
     for eng in engines:
         for role in ROLES:

@@ -62,7 +62,7 @@ def same(a: Any, b: Any) -> bool:
         nb = db.n if db is not None else 0
         if na != nb:
             return False
-        if not na:
+        if not na or da is None or db is None:
             continue
         if da.total != db.total or da.hist != db.hist:
             return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from typing import TypeVar
 
 from cxpulse.core.config import CoreConfig
@@ -29,7 +29,7 @@ from cxpulse.core.slices import (
 )
 
 _QS = (0.5, 0.9, 0.99)
-V = TypeVar("V", bound=Hashable)
+V = TypeVar("V", Key, str)  # a capped view, or a capped agent
 
 
 def dist_kpis(
