@@ -20,13 +20,16 @@ from cxpulse.core.evaluation.backlog import Backlog, forecast_breaches
 from cxpulse.core.evaluation.caps import Caps
 from cxpulse.core.evaluation.view import OpenTicket
 
-CFG = CoreConfig(frt_target_by_priority={"urgent": 300_000, "low": 3_600_000},
-                 at_risk_fractions=(0.5, 0.75, 0.333))  # fmt: skip
+CFGS = [
+    CoreConfig(frt_target_by_priority={"urgent": 300_000, "low": 3_600_000},
+               at_risk_fractions=(0.5, 0.75, 0.333), forecast_from_fraction=ff)
+    for ff in (0.25, 0.0)  # 0: tickets whose clock starts later than now (age 0) count
+]  # fmt: skip
 TEAMS, CHANNELS, AGENTS = ("billing", "tech", "sales"), ("email", "chat"), ("a1", "a2", None)
 PRIORITIES = ("urgent", "normal", "low")
 
 
-def reference(tickets: list[OpenTicket], at: int, caps: Caps,
+def reference(CFG: CoreConfig, tickets: list[OpenTicket], at: int, caps: Caps,  # noqa: N803
               pace: dict[tuple[str, ...], float]) -> dict[tuple[str, tuple[str, ...]], float]:
     out: dict[tuple[str, tuple[str, ...]], float] = defaultdict(float)
     slack: dict[tuple[str, ...], list[int]] = defaultdict(list)
@@ -60,7 +63,8 @@ NAMES = {"backlog_open": "open", "backlog_unassigned": "unassigned",
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_bisection_equals_the_per_ticket_rule(seed: int) -> None:
+@pytest.mark.parametrize("CFG", CFGS)
+def test_bisection_equals_the_per_ticket_rule(seed: int, CFG: CoreConfig) -> None:  # noqa: N803
     rng = Random(seed)
     now = 1_800_000_000_000
     tickets = [
@@ -76,7 +80,9 @@ def test_bisection_equals_the_per_ticket_rule(seed: int) -> None:
         b.add(t, t.team or "", t.channel or "", t.assignee, CFG.frt_target_for(t.priority), -1)
         b.add(t, t.team or "", t.channel or "", t.assignee, CFG.frt_target_for(t.priority))
     caps = Caps({"team": {"billing": "billing", "tech": "other", "sales": "other"}})
-    pace = {("all",): rng.random() / 1000, ("team", "other"): rng.random() / 5000}
+    # small enough that the forecasts are not all 0 (then the slacks count)
+    pace = {("all",): rng.random() / 100_000, ("team", "other"): rng.random() / 500_000,
+            ("priority", "normal"): rng.random() / 1_000_000}  # fmt: skip
     # on every boundary: a clock start plus a fraction of its target, and one ms either side
     instants = [now + rng.randrange(-60_000, 4_000_000) for _ in range(20)]
     for t in rng.sample(tickets, min(5, len(tickets))):
@@ -85,7 +91,7 @@ def test_bisection_equals_the_per_ticket_rule(seed: int) -> None:
             edge = t.clock_ts + int(f * target)
             instants += [edge - 1, edge, edge + 1]
     for at in instants:
-        ref = reference(tickets, at, caps, pace)
+        ref = reference(CFG, tickets, at, caps, pace)
         got = b.samples(at, caps, CFG, pace)
         for s in got:
             if s.name == "agent_open_assigned":
