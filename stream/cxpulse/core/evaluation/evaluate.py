@@ -97,7 +97,8 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None,
                                incremental.views("A", w), incremental.views("S", w)))
         for span in spans_only:
             span_views[span] = incremental.views("T", span)
-    backlog = collect_backlog(engines, at_ms)
+    backlog = (collect_backlog(engines, at_ms) if incremental is None
+               else incremental.backlog(engines, at_ms))  # fmt: skip
     # Read-time top-N: rank on the longest window plus the backlog.
     longest = per_window[cfg.windows_ms.index(cfg.longest_window_ms)]
     weights: dict[str, Counter[str]] = {d: Counter() for d in CAPPED_DIMENSIONS}

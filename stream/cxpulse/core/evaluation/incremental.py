@@ -29,11 +29,12 @@ incrementally (`advance` refuses it). The results equal a full evaluation's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, cast
 
+from cxpulse.core.evaluation.backlog import Backlog, peeked
 from cxpulse.core.evaluation.caps import Caps, cap_view
-from cxpulse.core.evaluation.view import PartitionView
+from cxpulse.core.evaluation.view import OpenTicket, PartitionView
 from cxpulse.core.evaluation.windows import Memo
 from cxpulse.core.slices import Key, SliceStore
 
@@ -124,6 +125,28 @@ class _Window:
                             del views[view]
 
 
+class Replica(PartitionView, Protocol):
+    """What an incremental evaluation reads beyond `PartitionView` (`PartitionReplica`)."""
+
+    SLICES_REPLACED_WHOLE: ClassVar[bool]
+
+    def open_rows(self) -> Mapping[str, bytes]: ...
+    def row_ticket(self, row: bytes) -> tuple[int, OpenTicket]: ...
+    def open_changes(self, start: bool = False
+                     ) -> list[tuple[tuple[int, OpenTicket] | None, tuple[int, OpenTicket] | None]]:
+        ...
+
+
+def replicas(engines: Sequence[PartitionView]) -> list[Replica]:
+    """`engines` as replicas; a TypeError for anything else (an engine mutates its slices
+    in place: what changed could not be seen)."""
+    for eng in engines:
+        if not getattr(eng, "SLICES_REPLACED_WHOLE", False):
+            raise TypeError("incremental evaluation needs slices replaced, never "
+                            "mutated in place (a PartitionReplica)")  # fmt: skip
+    return [cast(Replica, e) for e in engines]
+
+
 class Incremental:
     """Merged window views and KPI values of the previous evaluation (see the module).
 
@@ -145,15 +168,50 @@ class Incremental:
         self.memos: dict[tuple[str, str], Memo[Any]] = {}
         #: the read-time caps the memos were computed with
         self.caps: Caps | None = None
+        #: the open tickets counted (None: count them afresh), with the label guard of
+        #: each partition they were peeked with, and the least expiry of any counted
+        self._backlog: Backlog | None = None
+        self._guards: list[object] = []
+        self._expiry = 0
+
+    def backlog(self, engines: Sequence[PartitionView], at_ms: int) -> Backlog:
+        """The open tickets at `at_ms` (`collect_backlog`), recounting only the tickets
+        that changed since the last call. Counted afresh when a partition's label guard
+        changed (labels are peeked with it) or when a counted ticket may have expired
+        by `at_ms` (the clock only removes tickets that way)."""
+        reps = replicas(engines)
+        b = self._backlog
+        guards = [e.guard for e in reps]  # a replica replaces its guard when it changes
+        if b is not None and len(guards) == len(self._guards) and all(
+            g is h for g, h in zip(guards, self._guards, strict=False)
+        ):
+            for eng in reps:
+                for before, after in eng.open_changes():
+                    if before is not None:
+                        b.add(before[1], *peeked(eng, before[1]), -1)
+                    if after is not None:
+                        b.add(after[1], *peeked(eng, after[1]))
+                        self._expiry = min(self._expiry, after[0])
+            if self._expiry >= at_ms:
+                return b
+        b, self._expiry = Backlog(), 2**63
+        for eng in reps:
+            eng.open_changes(start=True)
+            for row in eng.open_rows().values():
+                expiry, t = eng.row_ticket(row)
+                self._expiry = min(self._expiry, expiry)
+                if expiry >= at_ms:
+                    b.add(t, *peeked(eng, t))
+        self._guards = guards
+        # one expired but not yet deleted: counted afresh at each call until it is gone
+        self._backlog = b if self._expiry >= at_ms else None
+        return b
 
     def advance(self, engines: Sequence[PartitionView], widths: dict[str, tuple[int, ...]],
                 end: int, slice_ms: int) -> None:
         """Move every window to end before slice start `end` and fold the slices that
         changed since the last call. `widths`: store tag -> window widths (ms)."""
-        for eng in engines:
-            if not getattr(eng, "SLICES_REPLACED_WHOLE", False):
-                raise TypeError("incremental evaluation needs slices replaced, never "
-                                "mutated in place (a PartitionReplica)")  # fmt: skip
+        replicas(engines)
         partitions = tuple(e.partition for e in engines)
         if partitions != self._partitions or any(
             (tag, w) not in self._windows for tag, ws in widths.items() for w in ws
