@@ -29,9 +29,11 @@ incrementally (`advance` refuses it). The results equal a full evaluation's
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, cast
 
+from cxpulse.core.dimensions import OTHER, UNKNOWN, LabelGuard
 from cxpulse.core.evaluation.backlog import Backlog, peeked
 from cxpulse.core.evaluation.caps import Caps, cap_view
 from cxpulse.core.evaluation.view import OpenTicket, PartitionView
@@ -102,27 +104,61 @@ class _Window:
         #: raw views touched since the last evaluation read them (None: all may have)
         self.dirty: set[Key] | None = None
 
-    def fold(self, change: Iterable[Change]) -> None:
+    def fold(self, delta: Delta) -> None:
+        """Subtract `delta`'s minus and add its plus, view by view (both shared between
+        windows: copied, never kept)."""
         views, dirty = self.views, self.dirty
-        for key, before, now in change:
-            for view in self.views_of(key):
-                if dirty is not None:
-                    dirty.add(view)
-                v = views.get(view)
-                if before is not None:
-                    if v is None:
-                        raise AssertionError("incremental window lost a view")
-                    v.merge(before, -1)
-                    if now is None and v.is_empty():
-                        del views[view]
-                        continue
-                if now is not None:
-                    if v is None:
-                        views[view] = now.copy()
-                    else:
-                        v.merge(now)
-                        if v.is_empty():
-                            del views[view]
+        minus, plus = delta
+        for view, m in minus.items():
+            v = views.get(view)
+            if v is None:
+                raise AssertionError("incremental window lost a view")
+            v.merge(m, -1)
+            if (p := plus.get(view)) is not None:
+                v.merge(p)
+            if v.is_empty():
+                del views[view]
+            if dirty is not None:
+                dirty.add(view)
+        for view, p in plus.items():
+            if view in minus:
+                continue
+            v = views.get(view)
+            if v is None:
+                views[view] = p.copy()
+            else:
+                v.merge(p)
+            if dirty is not None:
+                dirty.add(view)
+
+
+#: What one slice's change does to every view it reaches: (what leaves: the old
+#: aggregates of the changed keys summed per view, what comes: the new ones)
+Delta = tuple[dict[Key, Any], dict[Key, Any]]
+
+
+def delta(views_of: Callable[[Key], Iterable[Key]], before: Slice | None,
+          after: Slice | None) -> Delta:
+    """The change from `before` to `after` per view, computed once per slice and applied
+    to every window holding it (the changed keys of a slice mostly reach the same few
+    views: all, a team, a channel, a priority)."""
+    minus: dict[Key, Any] = {}
+    plus: dict[Key, Any] = {}
+    owned: set[tuple[bool, Key]] = set()  # sums that are copies (the slice's own: not yet)
+    for key, old, new in changes(before, after):
+        for view in views_of(key):
+            for is_plus, side, agg in ((False, minus, old), (True, plus, new)):
+                if agg is None:
+                    continue
+                mine = side.get(view)
+                if mine is None:
+                    side[view] = agg  # the slice's own aggregate: copied if another merges
+                    continue
+                if (is_plus, view) not in owned:
+                    side[view] = mine = mine.copy()
+                    owned.add((is_plus, view))
+                mine.merge(agg)
+    return minus, plus
 
 
 class Replica(PartitionView, Protocol):
@@ -145,6 +181,31 @@ def replicas(engines: Sequence[PartitionView]) -> list[Replica]:
             raise TypeError("incremental evaluation needs slices replaced, never "
                             "mutated in place (a PartitionReplica)")  # fmt: skip
     return [cast(Replica, e) for e in engines]
+
+
+def _count(b: Backlog, capped: Counter[tuple[str, str]], eng: PartitionView, t: OpenTicket,
+           sign: int) -> None:
+    """Count `t` in or out of `b`, and its label values counted under `other` in `capped`."""
+    team, channel, agent, target = peeked(eng, t)
+    b.add(t, team, channel, agent, target, sign)
+    for dim, raw, label in (("team", t.team or UNKNOWN, team),
+                            ("channel", t.channel or UNKNOWN, channel),
+                            ("agent", t.assignee, agent)):  # fmt: skip
+        if label == OTHER and raw is not None and raw != OTHER:
+            capped[(dim, raw)] += sign
+            if not capped[(dim, raw)]:
+                del capped[(dim, raw)]
+
+
+def _same_peeks(old: LabelGuard, new: LabelGuard, capped: Counter[tuple[str, str]]) -> bool:
+    """Does every counted ticket peek the same labels through `new` as through `old`? A
+    guard only ever admits more values (its allow-lists are the configuration's): a value
+    admitted before still is, and one counted under `other` changes only if now admitted."""
+    if old is new:
+        return True
+    if any(not old.seen[d] <= new.seen.get(d, set()) for d in old.seen):
+        return False
+    return not any(value in new.seen.get(dim, ()) for dim, value in capped)
 
 
 class Incremental:
@@ -171,38 +232,42 @@ class Incremental:
         #: the open tickets counted (None: count them afresh), with the label guard of
         #: each partition they were peeked with, and the least expiry of any counted
         self._backlog: Backlog | None = None
-        self._guards: list[object] = []
+        self._guards: list[LabelGuard] = []
+        #: per partition: (dimension, value) counted under `other` -> open tickets
+        self._capped: list[Counter[tuple[str, str]]] = []
         self._expiry = 0
 
     def backlog(self, engines: Sequence[PartitionView], at_ms: int) -> Backlog:
         """The open tickets at `at_ms` (`collect_backlog`), recounting only the tickets
         that changed since the last call. Counted afresh when a partition's label guard
-        changed (labels are peeked with it) or when a counted ticket may have expired
-        by `at_ms` (the clock only removes tickets that way)."""
+        changed so that a counted ticket's labels peek otherwise (`_same_peeks`), or when
+        a counted ticket may have expired by `at_ms` (the clock only removes tickets so)."""
         reps = replicas(engines)
         b = self._backlog
-        guards = [e.guard for e in reps]  # a replica replaces its guard when it changes
-        if b is not None and len(guards) == len(self._guards) and all(
-            g is h for g, h in zip(guards, self._guards, strict=False)
+        if b is not None and len(reps) == len(self._guards) and all(
+            _same_peeks(old, e.guard, capped)
+            for old, e, capped in zip(self._guards, reps, self._capped, strict=True)
         ):
-            for eng in reps:
+            for eng, capped in zip(reps, self._capped, strict=True):
                 for before, after in eng.open_changes():
                     if before is not None:
-                        b.add(before[1], *peeked(eng, before[1]), -1)
+                        _count(b, capped, eng, before[1], -1)
                     if after is not None:
-                        b.add(after[1], *peeked(eng, after[1]))
+                        _count(b, capped, eng, after[1], 1)
                         self._expiry = min(self._expiry, after[0])
+            self._guards = [e.guard for e in reps]
             if self._expiry >= at_ms:
                 return b
         b, self._expiry = Backlog(), 2**63
-        for eng in reps:
+        self._capped = [Counter() for _ in reps]
+        for eng, capped in zip(reps, self._capped, strict=True):
             eng.open_changes(start=True)
             for row in eng.open_rows().values():
                 expiry, t = eng.row_ticket(row)
                 self._expiry = min(self._expiry, expiry)
                 if expiry >= at_ms:
-                    b.add(t, *peeked(eng, t))
-        self._guards = guards
+                    _count(b, capped, eng, t, 1)
+        self._guards = [e.guard for e in reps]
         # one expired but not yet deleted: counted afresh at each call until it is gone
         self._backlog = b if self._expiry >= at_ms else None
         return b
@@ -231,12 +296,23 @@ class Incremental:
                 held = self._held.get((eng.partition, tag), {})
                 now = {s: sl for s, sl in store.slices.items() if end - widest <= s < end}
                 self._held[(eng.partition, tag)] = now
+                deltas: dict[tuple[int, int], Delta] = {}  # both alive: ids are theirs
+
+                def delta_of(before: Slice | None, after: Slice | None,
+                             views_of: Callable[[Key], Iterable[Key]] = store.views_of,
+                             deltas: dict[tuple[int, int], Delta] = deltas) -> Delta:
+                    k = (id(before), id(after))
+                    if (d := deltas.get(k)) is None:
+                        d = deltas[k] = delta(views_of, before, after)
+                    return d
+
                 for win in windows:
-                    self._move(win, held, now, old_end, end, slice_ms)
+                    self._move(win, held, now, old_end, end, slice_ms, delta_of)
 
     @staticmethod
     def _move(win: _Window, held: dict[int, Slice], now: dict[int, Slice],
-              old_end: int | None, end: int, slice_ms: int) -> None:
+              old_end: int | None, end: int, slice_ms: int,
+              delta_of: Callable[[Slice | None, Slice | None], Delta]) -> None:
         w = win.width
         if old_end is None or end < old_end or end - old_end >= w:
             # first call or a jump: this partition's part is folded from scratch (the
@@ -244,22 +320,22 @@ class Incremental:
             if old_end is not None:
                 for s in range(old_end - w, old_end, slice_ms):
                     if (sl := held.get(s)) is not None:
-                        win.fold(changes(sl, None))
+                        win.fold(delta_of(sl, None))
             win.dirty = None
             for s, sl in now.items():
                 if end - w <= s:
-                    win.fold(changes(None, sl))
+                    win.fold(delta_of(None, sl))
             return
         for s in range(old_end - w, end - w, slice_ms):  # left the window
             if (sl := held.get(s)) is not None:
-                win.fold(changes(sl, None))
+                win.fold(delta_of(sl, None))
         for s in range(end - w, old_end, slice_ms):  # in it before and now: changed?
             before, after = held.get(s), now.get(s)
             if before is not after:
-                win.fold(changes(before, after))
+                win.fold(delta_of(before, after))
         for s in range(old_end, end, slice_ms):  # entered
             if (sl := now.get(s)) is not None:
-                win.fold(changes(None, sl))
+                win.fold(delta_of(None, sl))
 
     def finish(self, end: int) -> None:
         """The evaluation read every window: what it touched is now reflected."""
