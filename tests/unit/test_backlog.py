@@ -29,17 +29,20 @@ TEAMS, CHANNELS, AGENTS = ("billing", "tech", "sales"), ("email", "chat"), ("a1"
 PRIORITIES = ("urgent", "normal", "low")
 
 
-def reference(CFG: CoreConfig, tickets: list[OpenTicket], at: int, caps: Caps,  # noqa: N803
+def reference(cfg: CoreConfig, tickets: list[OpenTicket], at: int, caps: Caps,
               pace: dict[tuple[str, ...], float]) -> dict[tuple[str, tuple[str, ...]], float]:
     out: dict[tuple[str, tuple[str, ...]], float] = defaultdict(float)
     slack: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    views_seen = {("all",)}
+    views_seen: set[tuple[str, ...]] = {("all",)}
     for t in tickets:
         assert t.team is not None and t.channel is not None
-        target = CFG.frt_target_for(t.priority)
+        target = cfg.frt_target_for(t.priority)
         age = max(0, at - t.clock_ts)
-        for view in (("all",), ("team", caps("team", t.team)),
-                     ("channel", caps("channel", t.channel)), ("priority", t.priority)):
+        views: tuple[tuple[str, ...], ...] = (
+            ("all",), ("team", caps("team", t.team)), ("channel", caps("channel", t.channel)),
+            ("priority", t.priority),
+        )  # fmt: skip
+        for view in views:
             views_seen.add(view)
             out[("open", view)] += 1
             out[("unassigned", view)] += t.assignee is None
@@ -48,9 +51,9 @@ def reference(CFG: CoreConfig, tickets: list[OpenTicket], at: int, caps: Caps,  
             out[("unanswered", view)] += 1
             out[("oldest", view)] = max(out[("oldest", view)], age / 1000)
             out[("breached", view)] += age > target
-            for f in CFG.at_risk_fractions:
+            for f in cfg.at_risk_fractions:
                 out[(f"risk{f:g}", view)] += f * target <= age <= target
-            if CFG.forecast_from_fraction * target <= age <= target:
+            if cfg.forecast_from_fraction * target <= age <= target:
                 slack[view].append(target - age)
     for view in views_seen:
         out[("forecast", view)] = forecast_breaches(slack[view], pace.get(view, 0.0))
@@ -63,8 +66,8 @@ NAMES = {"backlog_open": "open", "backlog_unassigned": "unassigned",
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("CFG", CFGS)
-def test_bisection_equals_the_per_ticket_rule(seed: int, CFG: CoreConfig) -> None:  # noqa: N803
+@pytest.mark.parametrize("cfg", CFGS)
+def test_bisection_equals_the_per_ticket_rule(seed: int, cfg: CoreConfig) -> None:
     rng = Random(seed)
     now = 1_800_000_000_000
     tickets = [
@@ -75,10 +78,10 @@ def test_bisection_equals_the_per_ticket_rule(seed: int, CFG: CoreConfig) -> Non
     ]  # fmt: skip
     b = Backlog()
     for t in tickets:
-        b.add(t, t.team or "", t.channel or "", t.assignee, CFG.frt_target_for(t.priority))
+        b.add(t, t.team or "", t.channel or "", t.assignee, cfg.frt_target_for(t.priority))
     for t in tickets[::3]:  # counted out and in again: removal keeps the order
-        b.add(t, t.team or "", t.channel or "", t.assignee, CFG.frt_target_for(t.priority), -1)
-        b.add(t, t.team or "", t.channel or "", t.assignee, CFG.frt_target_for(t.priority))
+        b.add(t, t.team or "", t.channel or "", t.assignee, cfg.frt_target_for(t.priority), -1)
+        b.add(t, t.team or "", t.channel or "", t.assignee, cfg.frt_target_for(t.priority))
     caps = Caps({"team": {"billing": "billing", "tech": "other", "sales": "other"}})
     # small enough that the forecasts are not all 0 (then the slacks count)
     pace = {("all",): rng.random() / 100_000, ("team", "other"): rng.random() / 500_000,
@@ -86,13 +89,13 @@ def test_bisection_equals_the_per_ticket_rule(seed: int, CFG: CoreConfig) -> Non
     # on every boundary: a clock start plus a fraction of its target, and one ms either side
     instants = [now + rng.randrange(-60_000, 4_000_000) for _ in range(20)]
     for t in rng.sample(tickets, min(5, len(tickets))):
-        target = CFG.frt_target_for(t.priority)
-        for f in (*CFG.at_risk_fractions, CFG.forecast_from_fraction, 1.0, 0.0):
+        target = cfg.frt_target_for(t.priority)
+        for f in (*cfg.at_risk_fractions, cfg.forecast_from_fraction, 1.0, 0.0):
             edge = t.clock_ts + int(f * target)
             instants += [edge - 1, edge, edge + 1]
     for at in instants:
-        ref = reference(CFG, tickets, at, caps, pace)
-        got = b.samples(at, caps, CFG, pace)
+        ref = reference(cfg, tickets, at, caps, pace)
+        got = b.samples(at, caps, cfg, pace)
         for s in got:
             if s.name == "agent_open_assigned":
                 continue
