@@ -24,8 +24,9 @@ The evaluation runs in a thread, holding a lock `_consume` also takes per
 batch: the replicas never change under it. It is incremental (`Incremental`,
 kept in `ExporterState`): only what changed since the previous evaluation is
 recomputed, with the same result as a full one (the full one took 0.6-1.1 s
-for 5.8k series at 5k events/s, most of the produce-to-visible latency). Applying a batch runs in a thread for the same reason, in
-slices of at most `MAX_RECORDS` so an evaluation waits for little. The HTTP
+for 5.8k series at 5k events/s, most of the produce-to-visible latency).
+Applying a batch runs in a thread for the same reason, in slices of at most
+`MAX_RECORDS` so an evaluation waits for little. The HTTP
 side is a process of its own (`cxpulse.exporter.serving`): each rendering is
 handed to it once, and a scrape there shares neither the interpreter lock nor
 the garbage collector of this process, so it never waits on an evaluation.
