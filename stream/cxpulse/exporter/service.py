@@ -20,10 +20,13 @@ gauge move on). A fixed tick alone made a change wait for the next tick: p99
 rendered bytes: however many clients scrape however often, no evaluation runs
 for them, and no worker is involved at all.
 
-The evaluation (up to about half a second at the end of a busy day) runs in a
-thread, holding a lock `_consume` also takes per batch: the replicas never
-change under it. Applying a batch runs in a thread for the same reason, in
-slices of at most `MAX_RECORDS` so an evaluation waits for little. The HTTP
+The evaluation runs in a thread, holding a lock `_consume` also takes per
+batch: the replicas never change under it. It is incremental (`Incremental`,
+kept in `ExporterState`): only what changed since the previous evaluation is
+recomputed, with the same result as a full one (the full one took 0.6-1.1 s
+for 5.8k series at 5k events/s, most of the produce-to-visible latency).
+Applying a batch runs in a thread for the same reason, in slices of at most
+`MAX_RECORDS` so an evaluation waits for little. The HTTP
 side is a process of its own (`cxpulse.exporter.serving`): each rendering is
 handed to it once, and a scrape there shares neither the interpreter lock nor
 the garbage collector of this process, so it never waits on an evaluation.
@@ -44,6 +47,7 @@ from cxpulse import metric_names as mn
 from cxpulse.changelog.follow import PartitionFollower
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.evaluation import evaluate
+from cxpulse.core.evaluation.incremental import Incremental
 from cxpulse.core.outcome import ROLES
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.exporter.clock import EvaluationClock, Freshness
@@ -98,6 +102,8 @@ class ExporterState:
     auth: AuthWatch | None = None
     #: the serving process each rendering goes to (None: kept in `snapshot` only)
     publisher: Publisher | None = None
+    #: what each evaluation keeps for the next: only what changed is recomputed
+    incremental: Incremental = field(default_factory=Incremental)
 
     def __post_init__(self) -> None:
         self.followers = [PartitionFollower(p) for p in range(self.partitions)]
@@ -129,7 +135,8 @@ class ExporterState:
         times = [t for r in self.replicas for role in ROLES
                  if (t := r.stream_time(role)) is not None]  # fmt: skip
         at = self.clock.at(wall_ms, max(times) if times else None, caught_up)
-        families = list(render(evaluate(self.replicas, at))) if at is not None else []
+        families = (list(render(evaluate(self.replicas, at, self.incremental)))
+                    if at is not None else [])  # fmt: skip
         families += self._self_families(wall_ms, as_of, at)
         self.snapshot = Snapshot(exposition(families), True, time.time())
         self.eval_seconds = time.perf_counter() - t0

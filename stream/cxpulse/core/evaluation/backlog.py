@@ -2,29 +2,91 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from math import ceil
 
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.dimensions import UNKNOWN
 from cxpulse.core.evaluation.caps import Caps, labels_of
 from cxpulse.core.evaluation.model import Sample
-from cxpulse.core.evaluation.view import PartitionView
+from cxpulse.core.evaluation.view import OpenTicket, PartitionView
 from cxpulse.core.slices import Key
+
+
+class Group:
+    """The open tickets of one raw (team, channel, priority): counts, and the FRT clock
+    starts of the unanswered ones, sorted, so that what the clock changes (ages, at-risk
+    and breached counts, the forecast's slacks) is read by bisection at any instant."""
+
+    __slots__ = ("clocks", "open", "target", "unassigned")
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.open = 0
+        self.unassigned = 0
+        self.clocks: list[int] = []
+
+    def add(self, t: OpenTicket, sign: int) -> None:
+        """Count ticket `t` in (sign 1) or out (-1)."""
+        self.open += sign
+        self.unassigned += sign * (t.assignee is None)
+        if t.unanswered:
+            if sign > 0:
+                insort(self.clocks, t.clock_ts)
+            else:
+                del self.clocks[bisect_left(self.clocks, t.clock_ts)]
+
+
+def _aged(clocks: list[int], at_ms: int, low: int, high: int) -> tuple[int, int]:
+    """The index range of `clocks` whose age at `at_ms`, max(0, at - clock), lies in the
+    integers [low, high] (0 <= low <= high): clocks are sorted, ages descend."""
+    lo = bisect_left(clocks, at_ms - high)
+    hi = len(clocks) if low <= 0 else bisect_right(clocks, at_ms - low)
+    return lo, max(lo, hi)
 
 
 @dataclass
 class Backlog:
-    """Open-ticket gauges by raw (team, channel, priority), plus per-agent open assigned."""
+    """Open-ticket gauges by raw (team, channel, priority) group, plus per-agent open
+    assigned. Time-independent (an incremental evaluation keeps one, `Incremental`):
+    `samples` reads it at an instant."""
 
-    rows: list[tuple[str, str, str, int, bool, bool, int]] = field(default_factory=list)
+    groups: dict[tuple[str, str, str], Group] = field(default_factory=dict)
     agents: Counter[str] = field(default_factory=Counter)
-    weights: Counter[tuple[str, str]] = field(default_factory=Counter)
 
-    def samples(self, caps: Caps, cfg: CoreConfig,
+    def add(self, t: OpenTicket, team: str, channel: str, agent: str | None, target: int,
+            sign: int = 1) -> None:
+        """Count open ticket `t` (its team, channel, agent label values as peeked) in or out."""
+        key = (team, channel, t.priority)
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = Group(target)
+        g.add(t, sign)
+        if not g.open:
+            del self.groups[key]
+        if agent is not None:
+            self.agents[agent] += sign
+            if not self.agents[agent]:
+                del self.agents[agent]
+
+    @property
+    def weights(self) -> Counter[tuple[str, str]]:
+        """Open tickets per (dimension, value), for the read-time caps."""
+        out: Counter[tuple[str, str]] = Counter()
+        for (team, channel, _), g in self.groups.items():
+            out[("team", team)] += g.open
+            out[("channel", channel)] += g.open
+        for agent, n in self.agents.items():
+            out[("agent", agent)] += n
+        return out
+
+    def samples(self, at_ms: int, caps: Caps, cfg: CoreConfig,
                 pace: Mapping[Key, float] | None = None) -> list[Sample]:
-        """`pace`: first replies per millisecond of each (capped) view, recently (`evaluate`
+        """The gauges at `at_ms`. Ages count from each ticket's FRT clock start, at least 0.
+        `pace`: first replies per millisecond of each (capped) view, recently (`evaluate`
         passes it over the span `CoreConfig.forecast_pace_ms` chooses for the view's
         volume, 0 once its silence is evidence); views without one answer nothing. It
         drives `frt_forecast_breaches` (`forecast_breaches`)."""
@@ -32,27 +94,32 @@ class Backlog:
         width = 5 + len(cfg.at_risk_fractions)
         views: dict[Key, list[int]] = {("all",): [0] * width}
         slack: dict[Key, list[int]] = {("all",): []}
-        for team, channel, priority, age, unassigned, unanswered, target in self.rows:
-            row_views: tuple[Key, ...] = (
+        for (team, channel, priority), g in self.groups.items():
+            target, clocks = g.target, g.clocks
+            row = [0] * width
+            row[0], row[1], row[2] = g.open, g.unassigned, len(clocks)
+            gslack: list[int] = []
+            if clocks:
+                row[3] = max(0, at_ms - clocks[0])
+                row[4] = bisect_left(clocks, at_ms - target)  # age > target
+                for i, f in enumerate(cfg.at_risk_fractions):
+                    lo, hi = _aged(clocks, at_ms, ceil(f * target), target)
+                    row[5 + i] = hi - lo
+                lo, hi = _aged(clocks, at_ms, ceil(cfg.forecast_from_fraction * target), target)
+                gslack = [target - max(0, at_ms - c) for c in clocks[lo:hi]]
+            group_views: tuple[Key, ...] = (
                 ("all",),
                 ("team", caps("team", team)),
                 ("channel", caps("channel", channel)),
                 ("priority", priority),
             )
-            for view in row_views:
+            for view in group_views:
                 v = views.setdefault(view, [0] * width)
-                v[0] += 1
-                v[1] += unassigned
-                if unanswered:
-                    v[2] += 1
-                    v[3] = max(v[3], age)
-                    if age > target:
-                        v[4] += 1
-                    elif age >= cfg.forecast_from_fraction * target:
-                        slack.setdefault(view, []).append(target - age)
-                    for i, f in enumerate(cfg.at_risk_fractions):
-                        if f * target <= age <= target:
-                            v[5 + i] += 1
+                for i in (0, 1, 2, 4, *range(5, width)):
+                    v[i] += row[i]
+                v[3] = max(v[3], row[3])
+                if gslack:
+                    slack.setdefault(view, []).extend(gslack)
         out: list[Sample] = []
         for view in sorted(views):
             v = views[view]
@@ -98,23 +165,19 @@ def forecast_breaches(slack_ms: Sequence[int], pace_per_ms: float) -> float:
     return round(worst, 3)
 
 
+def peeked(eng: PartitionView, t: OpenTicket) -> tuple[str, str, str | None, int]:
+    """An open ticket's team, channel and agent label values as its partition's guard
+    admits them, and its FRT target."""
+    peek = eng.guard.peek
+    agent = None if t.assignee is None else peek("agent", t.assignee)
+    return (peek("team", t.team or UNKNOWN), peek("channel", t.channel or UNKNOWN), agent,
+            eng.config.frt_target_for(t.priority))  # fmt: skip
+
+
 def collect_backlog(engines: Sequence[PartitionView], at_ms: int) -> Backlog:
+    """The open tickets of every partition at `at_ms` (those not yet expired)."""
     b = Backlog()
     for eng in engines:
-        peek = eng.guard.peek
-        frt_target_for = eng.config.frt_target_for
         for t in eng.open_tickets(at_ms):
-            team = peek("team", t.team or UNKNOWN)
-            channel = peek("channel", t.channel or UNKNOWN)
-            age = max(0, at_ms - t.clock_ts)
-            target = frt_target_for(t.priority)
-            b.rows.append(
-                (team, channel, t.priority, age, t.assignee is None, t.unanswered, target)
-            )
-            b.weights[("team", team)] += 1
-            b.weights[("channel", channel)] += 1
-            if t.assignee is not None:
-                agent = peek("agent", t.assignee)
-                b.agents[agent] += 1
-                b.weights[("agent", agent)] += 1
+            b.add(t, *peeked(eng, t))
     return b

@@ -5,7 +5,7 @@ all partitions, so only the evaluation can decide it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -47,17 +47,25 @@ def cap_view(view: Key, caps: Caps) -> Key:
 Mergeable = TypeVar("Mergeable", TicketAgg, SurveyAgg)
 
 
-def capped(views: Mapping[Key, Mergeable], caps: Caps) -> dict[Key, Mergeable]:
-    """Views re-keyed by their capped label value; views capped alike (`other`) merge.
-    The aggregates are the window's fresh copies, so merging into them is safe."""
+def capped(views: Mapping[Key, Mergeable], caps: Caps,
+           wanted: Set[Key] | None = None) -> dict[Key, Mergeable]:
+    """Views re-keyed by their capped label value; views capped alike (`other`) merge
+    into a copy (the input is only read: an incremental evaluation keeps it for the next).
+    `wanted`: only these capped views (None: all)."""
     out: dict[Key, Mergeable] = {}
+    copied: set[Key] = set()
     for view, agg in views.items():
         cv = cap_view(view, caps)
+        if wanted is not None and cv not in wanted:
+            continue
         mine = out.get(cv)
         if mine is None:
             out[cv] = agg
-        else:
-            mine.merge(agg)
+            continue
+        if cv not in copied:
+            out[cv] = mine = mine.copy()
+            copied.add(cv)
+        mine.merge(agg)
     return out
 
 

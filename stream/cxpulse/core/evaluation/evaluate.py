@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from cxpulse.core.config import CAPPED_DIMENSIONS, CoreConfig
 from cxpulse.core.dimensions import top_n_caps
@@ -13,6 +13,7 @@ from cxpulse.core.evaluation.backlog import collect_backlog
 from cxpulse.core.evaluation.caps import DIM_OF_VIEW, Caps, cap_view, merge_into
 from cxpulse.core.evaluation.counters import all_time
 from cxpulse.core.evaluation.evidence import collapse_samples
+from cxpulse.core.evaluation.incremental import Incremental
 from cxpulse.core.evaluation.model import Evaluation, KpiValue, Sample
 from cxpulse.core.evaluation.view import PartitionView
 from cxpulse.core.evaluation.windows import agent_kpis, survey_kpis, ticket_kpis
@@ -21,7 +22,7 @@ from cxpulse.core.outcome import ROLES
 from cxpulse.core.slices import FRT, AgentAgg, Key, SurveyAgg, TicketAgg
 
 
-def _replies(tv: dict[Key, TicketAgg], caps: Caps) -> Counter[Key]:
+def _replies(tv: Mapping[Key, TicketAgg], caps: Caps) -> Counter[Key]:
     """First replies of each capped view in a window's views."""
     replies: Counter[Key] = Counter()
     for view, agg in tv.items():  # counted, not merged: `capped` merges into the window's
@@ -65,10 +66,27 @@ def _silent(recent: Sequence[Counter[Key]], reference: Counter[Key],
     return out
 
 
-def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Evaluation:
+def _merged(engines: Sequence[PartitionView], width: int, end: int
+            ) -> tuple[dict[Key, TicketAgg], dict[Key, AgentAgg], dict[Key, SurveyAgg]]:
+    """Every partition's views of one window, merged (fresh copies)."""
+    tv: dict[Key, TicketAgg] = {}
+    av: dict[Key, AgentAgg] = {}
+    sv: dict[Key, SurveyAgg] = {}
+    for eng in engines:
+        merge_into(tv, eng.tickets_store.window_views(width, end))
+        merge_into(av, eng.agents_store.window_views(width, end))
+        merge_into(sv, eng.surveys_store.window_views(width, end))
+    return tv, av, sv
+
+
+def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None,
+             incremental: Incremental | None = None) -> Evaluation:
     """Every KPI for every window and dimension, gauges, and all-time counters.
 
-    `at_ms` None = the largest stream time of any engine and role."""
+    `at_ms` None = the largest stream time of any engine and role. `incremental`: what
+    the previous evaluation of the same replicas kept (`Incremental`; the exporter's):
+    the windows move by what changed and only changed views are recomputed; the result
+    is the same."""
     if not engines:
         return Evaluation(None, ())
     cfg = engines[0].config
@@ -80,18 +98,29 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Eval
     if at_ms is None:
         return Evaluation(None, windows, (), (), tuple(counters), tuple(histograms))
     end = cfg.slice_of(at_ms) + cfg.slice_ms
-    per_window: list[tuple[str, dict[Key, TicketAgg], dict[Key, AgentAgg], dict[Key, SurveyAgg]]]
-    per_window = []
-    for w in cfg.windows_ms:
-        tv: dict[Key, TicketAgg] = {}
-        av: dict[Key, AgentAgg] = {}
-        sv: dict[Key, SurveyAgg] = {}
-        for eng in engines:
-            merge_into(tv, eng.tickets_store.window_views(w, end))
-            merge_into(av, eng.agents_store.window_views(w, end))
-            merge_into(sv, eng.surveys_store.window_views(w, end))
-        per_window.append((window_label(w), tv, av, sv))
-    backlog = collect_backlog(engines, at_ms)
+    # the pace spans that are not KPI windows: the stores keep their views like any other's
+    spans_only = tuple(s for s in cfg.forecast_pace_ms if s not in cfg.windows_ms)
+    per_window: list[tuple[str, Mapping[Key, TicketAgg], Mapping[Key, AgentAgg],
+                           Mapping[Key, SurveyAgg]]] = []  # fmt: skip
+    span_views: dict[int, Mapping[Key, TicketAgg]] = {}
+    if incremental is None:
+        for w in cfg.windows_ms:
+            per_window.append((window_label(w), *_merged(engines, w, end)))
+        for span in spans_only:
+            span_tv: dict[Key, TicketAgg] = {}
+            for eng in engines:
+                merge_into(span_tv, eng.tickets_store.window_views(span, end))
+            span_views[span] = span_tv
+    else:
+        incremental.advance(engines, {"T": (*cfg.windows_ms, *spans_only), "A": cfg.windows_ms,
+                                      "S": cfg.windows_ms}, end, cfg.slice_ms)  # fmt: skip
+        for w in cfg.windows_ms:
+            per_window.append((window_label(w), incremental.views("T", w),
+                               incremental.views("A", w), incremental.views("S", w)))
+        for span in spans_only:
+            span_views[span] = incremental.views("T", span)
+    backlog = (collect_backlog(engines, at_ms) if incremental is None
+               else incremental.backlog(engines, at_ms))  # fmt: skip
     # Read-time top-N: rank on the longest window plus the backlog.
     longest = per_window[cfg.windows_ms.index(cfg.longest_window_ms)]
     weights: dict[str, Counter[str]] = {d: Counter() for d in CAPPED_DIMENSIONS}
@@ -115,17 +144,27 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Eval
         t_universe.update(cap_view(v, caps) for v in tv)
         s_universe.update(cap_view(v, caps) for v in sv)
         a_universe.update(caps("agent", v[1]) for v in av if v[0] == "agent")
-    for wl, tv, av, sv in per_window:
-        kpis.extend(ticket_kpis(wl, tv, av, caps, t_universe, cfg))
-        kpis.extend(agent_kpis(wl, av, caps, a_universe))
-        kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg))
+    for w, (wl, tv, av, sv) in zip(cfg.windows_ms, per_window, strict=True):
+        if incremental is None:
+            kpis.extend(ticket_kpis(wl, tv, av, caps, t_universe, cfg))
+            kpis.extend(agent_kpis(wl, av, caps, a_universe))
+            kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg))
+            continue
+        dt, da, ds = incremental.kpi_dirty(w, caps)
+        kpis.extend(ticket_kpis(wl, tv, av, caps, t_universe, cfg,
+                                incremental.memo("tickets", wl), dt))  # fmt: skip
+        kpis.extend(agent_kpis(wl, av, caps, a_universe, incremental.memo("agents", wl), da))
+        kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg,
+                                incremental.memo("surveys", wl), ds))  # fmt: skip
 
     def replies(span: int, upto: int = end) -> Counter[Key]:
         """First replies of each capped view in the `span` ms before slice start `upto`:
-        a KPI window's views when they are those, else the stores' (they keep any span's
-        views like a KPI window's)."""
+        a KPI window's or a pace span's views when they are those, else the stores' (they
+        keep any span's views like a KPI window's)."""
         if upto == end and span in cfg.windows_ms:
             return _replies(per_window[cfg.windows_ms.index(span)][1], caps)
+        if upto == end and span in span_views:
+            return _replies(span_views[span], caps)
         span_tv: dict[Key, TicketAgg] = {}
         for eng in engines:
             merge_into(span_tv, eng.tickets_store.window_views(span, upto))
@@ -138,7 +177,7 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Eval
               for k in range(max(cfg.forecast_pace_ms) // cfg.slice_ms)]
     silent = _silent(recent, replies(cfg.forecast_silence_reference_ms), cfg)
     gauges = backlog.samples(
-        caps, cfg, _pace(spans, usual, shortest, cfg.forecast_pace_evidence, silent))
+        at_ms, caps, cfg, _pace(spans, usual, shortest, cfg.forecast_pace_evidence, silent))
     gauges.extend(collapse_samples(engines, cfg, end, caps))
     for eng in engines:
         for role in ROLES:
@@ -148,6 +187,9 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None) -> Eval
                 gauges.append(Sample("stream_time_seconds", labels, st / 1000.0))
     gauges.append(Sample("surveys_parked", {}, float(sum(e.parked_surveys() for e in engines))))
     gauges.append(Sample("tickets_tracked", {}, float(sum(e.tickets_tracked() for e in engines))))
+    if incremental is not None:
+        incremental.caps = caps
+        incremental.finish(end)
     return Evaluation(
         at_ms, windows, tuple(kpis), tuple(gauges), tuple(counters), tuple(histograms)
     )

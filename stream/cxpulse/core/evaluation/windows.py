@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Set
+from typing import TypeVar
+
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.evaluation.caps import Caps, capped, labels_of
 from cxpulse.core.evaluation.model import KpiValue
@@ -26,6 +29,7 @@ from cxpulse.core.slices import (
 )
 
 _QS = (0.5, 0.9, 0.99)
+V = TypeVar("V", Key, str)  # a capped view, or a capped agent
 
 
 def dist_kpis(
@@ -46,76 +50,115 @@ def dist_kpis(
     return out
 
 
+#: The KPI values of each capped view of one window and kind, kept by an incremental
+#: evaluation (`cxpulse.core.evaluation.incremental`) for the views that did not change.
+Memo = dict[V, list[KpiValue]]
+
+
+def by_view(universe: Set[V], memo: Memo[V] | None, dirty: Set[V] | None,
+            compute: Callable[[set[V]], Mapping[V, list[KpiValue]]]) -> list[KpiValue]:
+    """The values of every view of `universe`, in view order: from `memo` for the views
+    not in `dirty` (None: all are), from `compute(views)` for the others (stored in
+    `memo`). Without a memo every view is computed. Why dirty views leave the memo even
+    outside the universe: a view that leaves and comes back must not find old values."""
+    if memo is None:
+        done = compute(set(universe))
+        return [k for view in sorted(universe) for k in done[view]]
+    if dirty is None:
+        memo.clear()
+    else:
+        for view in dirty:
+            memo.pop(view, None)
+    for view in [v for v in memo if v not in universe]:  # a label gone: forget it
+        del memo[view]
+    memo.update(compute({v for v in universe if v not in memo}))
+    return [k for view in sorted(universe) for k in memo[view]]
+
+
 def ticket_kpis(
     wl: str,
-    tv: dict[Key, TicketAgg],
-    av: dict[Key, AgentAgg],
+    tv: Mapping[Key, TicketAgg],
+    av: Mapping[Key, AgentAgg],
     caps: Caps,
     universe: set[Key],
     cfg: CoreConfig,
+    memo: Memo[Key] | None = None,
+    dirty: Set[Key] | None = None,
 ) -> list[KpiValue]:
-    nb = len(cfg.histogram_buckets_ms) + 1
-    merged = capped(tv, caps)
-    # Distinct active agents (raw ids: top-N must not merge people) per capped team.
-    agents_all = {v[1] for v, a in av.items() if v[0] == "agent" and not a.is_empty()}
-    agents_by_team: dict[str, set[str]] = {}
-    for v, a in av.items():
-        if v[0] == "ta" and not a.is_empty():
-            agents_by_team.setdefault(caps("team", v[1]), set()).add(v[2])
-    mapping = LogMapping(cfg.sketch_relative_accuracy)
-    out: list[KpiValue] = []
-    for view in sorted(universe):
-        agg = merged.get(view) or TicketAgg(nb)
-        labels = labels_of(view)
-        c = agg.counts
-        first_solves = agg.dists[RESOLUTION].n
-        met, breached = c[SLA_MET], c[SLA_BREACHED]
-        out.append(KpiValue("tickets_created", wl, labels, float(c[CREATED])))
-        out.append(KpiValue("contacts", wl, labels, float(c[CREATED] + c[CUSTOMER_MSGS])))
-        out.extend(dist_kpis("frt", agg, 0, wl, labels, mapping))
-        out.append(KpiValue("frt_sla_met", wl, labels, float(met)))
-        out.append(KpiValue("frt_sla_breached", wl, labels, float(breached)))
-        out.append(
-            KpiValue("frt_sla_compliance", wl, labels, ratio(met, met + breached), n=met + breached)
-        )
-        out.extend(dist_kpis("resolution", agg, 1, wl, labels, mapping))
-        out.extend(dist_kpis("wait", agg, 2, wl, labels, mapping))
-        out.append(KpiValue("first_solves", wl, labels, float(first_solves)))
-        out.append(
-            KpiValue("fcr", wl, labels, ratio(c[ONE_TOUCH], first_solves), n=first_solves)
-        )
-        out.append(KpiValue("solves", wl, labels, float(c[SOLVES])))
-        out.append(KpiValue("reopens", wl, labels, float(c[REOPENS])))
-        out.append(
-            KpiValue("reopen_rate", wl, labels, ratio(c[REOPENS], c[SOLVES]), n=c[SOLVES])
-        )
-        if view[0] in ("all", "team"):
-            active = agents_all if view[0] == "all" else agents_by_team.get(view[1], set())
-            out.append(KpiValue("active_agents", wl, labels, float(len(active))))
+    """Ticket KPIs of every capped view of `universe` in one window (`by_view`: `memo`
+    and `dirty` let an incremental evaluation compute the changed views only)."""
+
+    def compute(views: set[Key]) -> dict[Key, list[KpiValue]]:
+        nb = len(cfg.histogram_buckets_ms) + 1
+        merged = capped(tv, caps, views)
+        # Distinct active agents (raw ids: top-N must not merge people) per capped team.
+        agents_all: set[str] = set()
+        agents_by_team: dict[str, set[str]] = {}
+        if any(view[0] in ("all", "team") for view in views):
+            agents_all = {v[1] for v, a in av.items() if v[0] == "agent" and not a.is_empty()}
+            for v, a in av.items():
+                if v[0] == "ta" and not a.is_empty():
+                    agents_by_team.setdefault(caps("team", v[1]), set()).add(v[2])
+        mapping = LogMapping(cfg.sketch_relative_accuracy)
+        done: dict[Key, list[KpiValue]] = {}
+        for view in views:
+            agg = merged.get(view) or TicketAgg(nb)
+            labels = labels_of(view)
+            c = agg.counts
+            first_solves = agg.dists[RESOLUTION].n
+            met, breached = c[SLA_MET], c[SLA_BREACHED]
+            out = done[view] = []
+            out.append(KpiValue("tickets_created", wl, labels, float(c[CREATED])))
+            out.append(KpiValue("contacts", wl, labels, float(c[CREATED] + c[CUSTOMER_MSGS])))
+            out.extend(dist_kpis("frt", agg, 0, wl, labels, mapping))
+            out.append(KpiValue("frt_sla_met", wl, labels, float(met)))
+            out.append(KpiValue("frt_sla_breached", wl, labels, float(breached)))
+            out.append(KpiValue("frt_sla_compliance", wl, labels, ratio(met, met + breached),
+                                n=met + breached))  # fmt: skip
+            out.extend(dist_kpis("resolution", agg, 1, wl, labels, mapping))
+            out.extend(dist_kpis("wait", agg, 2, wl, labels, mapping))
+            out.append(KpiValue("first_solves", wl, labels, float(first_solves)))
             out.append(
-                KpiValue(
-                    "tickets_per_agent", wl, labels, ratio(first_solves, len(active)),
-                    n=len(active),
-                )
+                KpiValue("fcr", wl, labels, ratio(c[ONE_TOUCH], first_solves), n=first_solves)
             )
-    return out
+            out.append(KpiValue("solves", wl, labels, float(c[SOLVES])))
+            out.append(KpiValue("reopens", wl, labels, float(c[REOPENS])))
+            out.append(
+                KpiValue("reopen_rate", wl, labels, ratio(c[REOPENS], c[SOLVES]), n=c[SOLVES])
+            )
+            if view[0] in ("all", "team"):
+                active = agents_all if view[0] == "all" else agents_by_team.get(view[1], set())
+                out.append(KpiValue("active_agents", wl, labels, float(len(active))))
+                out.append(
+                    KpiValue(
+                        "tickets_per_agent", wl, labels, ratio(first_solves, len(active)),
+                        n=len(active),
+                    )
+                )
+        return done
+
+    return by_view(universe, memo, dirty, compute)
 
 
 def agent_kpis(
-    wl: str, av: dict[Key, AgentAgg], caps: Caps, universe: set[str]
+    wl: str, av: Mapping[Key, AgentAgg], caps: Caps, universe: set[str],
+    memo: Memo[str] | None = None, dirty: Set[str] | None = None,
 ) -> list[KpiValue]:
-    per: dict[str, list[int]] = {a: [0, 0] for a in universe}
-    for v, a in av.items():
-        if v[0] == "agent":
-            counts = per.setdefault(caps("agent", v[1]), [0, 0])
-            counts[0] += a.counts[A_REPLIES]
-            counts[1] += a.counts[A_SOLVES]
-    out: list[KpiValue] = []
-    for agent in sorted(per):
-        replies, solves = per[agent]
-        out.append(KpiValue("agent_replies", wl, {"agent": agent}, float(replies)))
-        out.append(KpiValue("agent_solves", wl, {"agent": agent}, float(solves)))
-    return out
+    """Replies and solves of every capped agent of `universe` in one window (`by_view`)."""
+
+    def compute(agents: set[str]) -> dict[str, list[KpiValue]]:
+        per: dict[str, list[int]] = {a: [0, 0] for a in agents}
+        for v, a in av.items():
+            if v[0] == "agent" and (counts := per.get(caps("agent", v[1]))) is not None:
+                counts[0] += a.counts[A_REPLIES]
+                counts[1] += a.counts[A_SOLVES]
+        return {
+            agent: [KpiValue("agent_replies", wl, {"agent": agent}, float(replies)),
+                    KpiValue("agent_solves", wl, {"agent": agent}, float(solves))]
+            for agent, (replies, solves) in per.items()
+        }  # fmt: skip
+
+    return by_view(universe, memo, dirty, compute)
 
 
 _SURVEY_KPIS = {
@@ -128,32 +171,38 @@ RESPONSE_RATE_KPIS = {k: f"{k.value}_response_rate" for k in SurveyKind}
 
 
 def survey_kpis(
-    wl: str, sv: dict[Key, SurveyAgg], caps: Caps, universe: set[Key], cfg: CoreConfig
+    wl: str, sv: Mapping[Key, SurveyAgg], caps: Caps, universe: set[Key], cfg: CoreConfig,
+    memo: Memo[Key] | None = None, dirty: Set[Key] | None = None,
 ) -> list[KpiValue]:
-    merged = capped(sv, caps)
-    out: list[KpiValue] = []
-    for view in sorted(universe):
-        kind = SurveyKind(view[0])
-        agg = merged.get(view) or SurveyAgg()
-        stats = survey_stats(kind, agg.counts, cfg.min_sample)
-        labels = labels_of(view)
-        share_name, mean_name = _SURVEY_KPIS[kind]
-        out.append(
-            KpiValue(
-                share_name, wl, labels, stats.value, n=stats.n, ci_low=stats.ci_low,
-                ci_high=stats.ci_high, below_min_sample=stats.below_min_sample,
-            )
-        )
-        if mean_name is not None:
+    """Survey KPIs of every capped view of `universe` in one window (`by_view`)."""
+
+    def compute(views: set[Key]) -> dict[Key, list[KpiValue]]:
+        merged = capped(sv, caps, views)
+        done: dict[Key, list[KpiValue]] = {}
+        for view in views:
+            kind = SurveyKind(view[0])
+            agg = merged.get(view) or SurveyAgg()
+            stats = survey_stats(kind, agg.counts, cfg.min_sample)
+            labels = labels_of(view)
+            share_name, mean_name = _SURVEY_KPIS[kind]
+            out = done[view] = []
             out.append(
                 KpiValue(
-                    mean_name, wl, labels, stats.mean, n=stats.mean_n,
-                    below_min_sample=stats.mean_n < cfg.min_sample,
+                    share_name, wl, labels, stats.value, n=stats.n, ci_low=stats.ci_low,
+                    ci_high=stats.ci_high, below_min_sample=stats.below_min_sample,
                 )
             )
-        out.append(
-            KpiValue(RESPONSE_RATE_KPIS[kind], wl, labels, stats.response_rate, n=stats.offers)
-        )
-    return out
+            if mean_name is not None:
+                out.append(
+                    KpiValue(
+                        mean_name, wl, labels, stats.mean, n=stats.mean_n,
+                        below_min_sample=stats.mean_n < cfg.min_sample,
+                    )
+                )
+            out.append(
+                KpiValue(RESPONSE_RATE_KPIS[kind], wl, labels, stats.response_rate,
+                         n=stats.offers)
+            )  # fmt: skip
+        return done
 
-
+    return by_view(universe, memo, dirty, compute)

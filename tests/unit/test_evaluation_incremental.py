@@ -1,0 +1,180 @@
+"""An incremental evaluation equals a full one, at every step.
+
+The exporter evaluates its replicas with an `Incremental` (windows moved by the
+slices that changed, KPI values recomputed only for the views touched). These
+tests drive replicas through simulated days and generated histories, as the
+exporter sees them (committed values applied batch by batch), and at every step
+require `evaluate(replicas, at, incremental)` to be *equal* (dataclass equality:
+every KPI, gauge, counter, histogram) to `evaluate(replicas, at)`, the full
+evaluation: at the stream time, and with time moving on without new state
+(windows sliding, deadlines passing) and back.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cxpulse.core.config import CoreConfig
+from cxpulse.core.decode import Rejection, decode
+from cxpulse.core.engine import PartitionEngine
+from cxpulse.core.evaluation import evaluate
+from cxpulse.core.evaluation.incremental import Incremental, same
+from cxpulse.core.events import Event, role_of
+from cxpulse.core.partitioning import partition_for
+from cxpulse.core.replica import PartitionReplica
+from cxpulse.core.sketch import LogMapping
+from cxpulse.core.slices import CREATED, F_FRT, SOLVES, AggContext, TicketAgg
+from cxpulse.sim.dirt import generate
+from cxpulse.sim.model import SimConfig
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.core_helpers import at, created, msg
+from tests.unit.test_core_reference import arrivals
+from tests.unit.test_core_replica import feed
+
+CFG = CoreConfig()
+HOUR = 3_600_000
+
+
+def same_both_ways(replicas: list[PartitionReplica], inc: Incremental, at: int | None) -> int:
+    """Incremental and full evaluations at `at` are equal; the number of KPI values."""
+    full = evaluate(replicas, at)
+    assert evaluate(replicas, at, inc) == full
+    return len(full.kpis)
+
+
+def test_incremental_equals_full_through_a_simulated_day() -> None:
+    """Every batch of a day and a quarter (sealing, eviction, expiry, tombstones, labels
+    entering and leaving the top-N): evaluated at the stream time after each, and every
+    tenth time also later (the clock moving without new state) and back."""
+    sim = SimConfig(seed=3, duration_ms=30 * HOUR, tickets_per_day=1200,
+                    duplicates=0.03, disorder_s=120)  # fmt: skip
+    cfg = CoreConfig(top_n={"team": 3, "channel": 2, "agent": 8, "touchpoint": 2})
+    partitions = 3
+    engines = [PartitionEngine(cfg, p) for p in range(partitions)]
+    replicas = [PartitionReplica(cfg, p) for p in range(partitions)]
+    inc = Incremental()
+    steps = kpis = 0
+    for n, rec in enumerate(generate(sim)):
+        e = decode(rec.value)
+        if isinstance(e, Rejection):
+            continue
+        engines[partition_for(e.ticket_id or e.event_id, partitions)].apply(role_of(e), e)
+        if n % 173:
+            continue
+        for eng, rep in zip(engines, replicas, strict=True):
+            feed(rep, eng)
+        kpis += same_both_ways(replicas, inc, None)
+        steps += 1
+        if steps % 10 == 0:
+            at = evaluate(replicas).at_ms
+            assert at is not None
+            for dt in (20_000, 7 * 60_000, 2 * HOUR, 8 * 24 * HOUR, 0):  # 8 d: all expired
+                same_both_ways(replicas, inc, at + dt)
+    for eng, rep in zip(engines, replicas, strict=True):
+        feed(rep, eng)
+    same_both_ways(replicas, inc, None)
+    assert steps > 50 and kpis > 0
+    for rep in replicas:  # what the evaluation counted let go of its labels
+        held = {v for t in rep.open_tickets(0) for v in (t.team, t.channel, t.priority, t.assignee)}
+        assert len(rep._labels) == len(held)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrivals(), st.integers(1, 3), st.data())
+def test_incremental_equals_full_on_generated_histories(
+    events: list[tuple[str, Event]], partitions: int, data: st.DataObject
+) -> None:
+    """Disorder, retractions and duplicates, committed in arbitrary batches."""
+    engines = [PartitionEngine(CFG, p) for p in range(partitions)]
+    replicas = [PartitionReplica(CFG, p) for p in range(partitions)]
+    inc = Incremental()
+    cuts = set(data.draw(st.lists(st.integers(1, max(1, len(events))), max_size=6)))
+    for i, (role, e) in enumerate(events):
+        engines[partition_for(e.ticket_id or e.event_id, partitions)].apply(role, e)
+        if i + 1 in cuts:
+            for eng, rep in zip(engines, replicas, strict=True):
+                feed(rep, eng)
+            same_both_ways(replicas, inc, None)
+    for eng, rep in zip(engines, replicas, strict=True):
+        feed(rep, eng)
+    at = evaluate(replicas).at_ms
+    if at is not None:
+        for dt in (0, 60_000, 20 * 60_000, 0):
+            same_both_ways(replicas, inc, at + dt)
+
+
+def test_an_engine_is_refused() -> None:
+    """An engine changes its slices in place: what changed could not be seen."""
+    with pytest.raises(TypeError):
+        evaluate([PartitionEngine(CFG, 0)], 0, Incremental())
+
+
+def test_an_agent_who_becomes_active_changes_the_all_and_team_views() -> None:
+    """A second agent's public reply on an answered ticket changes no ticket aggregate,
+    only the agents' store: the active agents of all teams and of the team still move.
+    (a2 answered another team an hour before: a new label value would change the caps,
+    and every view would be recomputed anyway.)"""
+    engines, replicas = [PartitionEngine(CFG, 0)], [PartitionReplica(CFG, 0)]
+    inc = Incremental()
+    first: list[Event] = [
+        created("T-0", "09:00:00", team="tech"), msg("T-0", "09:01:00", agent="a2"),
+        created("T-1", "10:00:00"), msg("T-1", "10:01:00", agent="a1"),
+    ]  # fmt: skip
+    for e in first:
+        engines[0].apply(role_of(e), e)
+    feed(replicas[0], engines[0])
+    same_both_ways(replicas, inc, at("10:05:00"))
+    more = msg("T-1", "10:06:00", agent="a2")
+    engines[0].apply(role_of(more), more)
+    feed(replicas[0], engines[0])
+    ev = evaluate(replicas, at("10:07:00"), inc)
+    assert ev == evaluate(replicas, at("10:07:00"))
+    assert ev.kpi("active_agents", "15m").value == 2
+    assert ev.kpi("active_agents", "15m", team="billing").value == 2
+
+
+def _agg(frt_ms: tuple[int, ...]) -> TicketAgg:
+    nb = len(CFG.histogram_buckets_ms) + 1
+    a = TicketAgg(nb)
+    ctx = AggContext(LogMapping(CFG.sketch_relative_accuracy), tuple(CFG.histogram_buckets_ms))
+    a.add(CREATED, 1, 1, ctx)
+    for v in frt_ms:
+        a.add(F_FRT, v, 1, ctx)
+    return a
+
+
+def test_same_compares_every_part_of_an_aggregate() -> None:
+    """A slice rewritten with equal content is skipped; any difference is folded."""
+    assert same(_agg((60_000,)), _agg((60_000,)))
+    assert not same(_agg((60_000,)), _agg((60_001,)))  # the total only (same buckets)
+    assert not same(_agg((60_000,)), _agg(()))  # n
+    assert not same(_agg((60_000, 60_000)), _agg((30_000, 90_000)))  # n, total equal
+    assert not same(_agg((40_000, 50_000)), _agg((30_000, 60_000)))  # the sketch only
+    emptied = _agg((60_000,))
+    emptied.merge(_agg((60_000,)), -1)
+    emptied.merge(_agg(()))  # counts back, its FRT dist now n = 0
+    assert same(emptied, _agg(()))
+    more = _agg(())
+    more.counts[SOLVES] += 1
+    assert not same(more, _agg(()))
+
+
+def test_labels_admitted_later_recount_the_backlog() -> None:
+    """A ticket read before the label guard that admits its team (values applied one by
+    one, as a partial batch would be) counts under `other`; once the guard arrives, it
+    counts under its team, though the ticket itself did not change."""
+    eng, rep = PartitionEngine(CFG, 0), PartitionReplica(CFG, 0)
+    inc = Incremental()
+    for e in (created("T-1", "10:00:00", team="tech"), created("T-2", "10:00:30")):
+        eng.apply(role_of(e), e)
+    drained = eng.drain_dirty()
+    assert "l" in drained
+    for name, raw in drained.items():
+        if name != "l":
+            rep.apply(name, raw)
+    same_both_ways([rep], inc, at("10:05:00"))
+    rep.apply("l", drained["l"])
+    ev = evaluate([rep], at("10:05:00"), inc)
+    assert ev == evaluate([rep], at("10:05:00"))
+    assert ev.sample("gauge", "backlog_open", team="tech") == 1
