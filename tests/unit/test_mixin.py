@@ -316,17 +316,30 @@ def _burn_guard_case() -> dict[str, Any]:
 def _quiet_shift_case() -> dict[str, Any]:
     """The stall page on a thin night shift (issue 20): one ticket past its deadline and
     few arrivals, so neither the two-overdue nor the silent-arrivals clause can open it.
-    `stalled` has a second customer past the quiet band and no first reply in 15 minutes:
-    it pages. `slow` has only the overdue ticket (three others are half-way, below the
-    quiet band): one slow ticket, no page. `answering` has the second customer too but sent
-    a first reply in the window: no page. From minute 40 `stalled` is answered."""
+    `stalled` has a second customer past the quiet band, no first reply in 15 minutes and
+    a thin hour (`quiet_max_arrivals` tickets): it pages. `slow` has only the overdue ticket
+    (three others are half-way, below the quiet band): one slow ticket, no page.
+    `answering` has the second customer too but sent a first reply in the window: no page.
+    `lull` is `stalled` on a day shift (one ticket more in the hour than a thin shift
+    brings): a small team's lull, no page (the old rule paged it). `replied` has two
+    overdue tickets and sent one first reply (the old rule's "more overdue than replies"
+    paged it; now it takes `overdue_per_reply` per reply), `silent` the same two with no
+    reply: it pages. From minute 40 `stalled` is answered."""
     s = TARGETS.paging.stall
     other = 0.5 if s.quiet_band != 0.5 else 0.75
+    thin, day = s.quiet_max_arrivals, s.quiet_max_arrivals + 1
+    two = f"0x10 {s.min_breached}x50"
     series = []
-    for team, band, half, replies, overdue in (
-            ("stalled", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", None, "0x10 1x30 0x20"),
-            ("slow", "0x60", "0x10 3x50", None, "0x10 1x50"),
-            ("answering", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", "1x60", "0x10 1x50")):
+    for team, band, half, replies, overdue, hour in (
+            ("stalled", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", None, "0x10 1x30 0x20",
+             thin),
+            ("slow", "0x60", "0x10 3x50", None, "0x10 1x50", thin),
+            ("answering", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", "1x60", "0x10 1x50",
+             thin),
+            ("lull", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", None, "0x10 1x50", day),
+            ("replied", "0x60", "0x60", f"0x10 {s.min_breached // s.overdue_per_reply}x50",
+             two, day),
+            ("silent", "0x60", "0x60", "0x60", two, day)):
         lab = {"team": team, "channel": "all", "priority": "all"}
         series += [
             {"series": f"{m.BREACHED_UNANSWERED}{_labels(**lab)}", "values": overdue},
@@ -334,21 +347,28 @@ def _quiet_shift_case() -> dict[str, Any]:
              "values": band},
             {"series": f"{m.AT_RISK}{_labels(threshold=f'{other:g}', **lab)}", "values": half},
             {"series": f"{m.CREATED}{_labels(window='15m', **lab)}", "values": "1x60"},
+            {"series": f"{m.CREATED}{_labels(window='1h', **lab)}", "values": f"{hour}x60"},
         ]
         if replies is not None:
             series.append({"series": f"{m.FRT_COUNT}{_labels(window='15m', **lab)}",
                            "values": replies})
-    stalled = [{"exp_labels": {"severity": "page", "component": "kpi", "team": "stalled",
-                               "channel": "all", "priority": "all"}}]
+
+    def firing(*teams: str) -> list[dict[str, Any]]:
+        return [{"exp_labels": {"severity": "page", "component": "kpi", "team": t,
+                                "channel": "all", "priority": "all"}} for t in teams]
+
     return {
         "interval": "1m",
         "input_series": series,
         "alert_rule_test": [
             {"eval_time": "9m", "alertname": "CxpulseFrtStalled", "exp_alerts": []},
-            {"eval_time": "15m", "alertname": "CxpulseFrtStalled", "exp_alerts": stalled},
-            {"eval_time": "35m", "alertname": "CxpulseFrtStalled", "exp_alerts": stalled},
+            {"eval_time": "15m", "alertname": "CxpulseFrtStalled",
+             "exp_alerts": firing("stalled", "silent")},
+            {"eval_time": "35m", "alertname": "CxpulseFrtStalled",
+             "exp_alerts": firing("stalled", "silent")},
             # answered at minute 40: closed once keep_firing_for (3m) has run out
-            {"eval_time": "50m", "alertname": "CxpulseFrtStalled", "exp_alerts": []},
+            {"eval_time": "50m", "alertname": "CxpulseFrtStalled",
+             "exp_alerts": firing("silent")},
         ],
     }
 

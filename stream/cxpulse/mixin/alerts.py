@@ -364,15 +364,19 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
     s = targets.paging.stall
     overdue = _overdue()
     replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
-    behind = f"{overdue}\n  > on (team) {_replied()}"
+    per_reply = "" if s.overdue_per_reply == 1 else f"{s.overdue_per_reply} * "
+    behind = f"{overdue}\n  > on (team) {per_reply}{_replied()}"
     arrivals = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
     silent = (f"{overdue} >= 1\nand on (team) {arrivals} >= {s.silent_min_arrivals}\n"
               f"unless on (team) {replies} > 0")
     # A thin shift: one overdue ticket, a second customer waiting past the quiet band (the
-    # overdue one counts), and not one first reply in 15 minutes (docs/alerts.md measures it).
+    # overdue one counts), not one first reply in 15 minutes, and few arrivals in the hour
+    # (a day shift's lull is answered in time; docs/alerts.md measures both).
     band = dedup(f'{m.AT_RISK}{{threshold="{s.quiet_band:g}",{TEAM_TICKETS}}}')
+    hour = dedup(f'{m.CREATED}{{window="1h",{TEAM_TICKETS}}}')
     quiet = (f"{overdue} >= 1\nand on (team) ({band} + ignoring (threshold) {overdue})"
-             f" >= {s.quiet_min_waiting}\nunless on (team) {replies} > 0")
+             f" >= {s.quiet_min_waiting}\nunless on (team) {replies} > 0\n"
+             f"unless on (team) {hour} > {s.quiet_max_arrivals}")
     fire = f"{overdue} >= {s.min_breached}\nand on (team) {behind}\nor\n{silent}\nor\n{quiet}"
     # Once open it holds while any ticket waits past its deadline and the team has not
     # caught up (catch_up_replies first replies per overdue ticket): a stall with no new
@@ -384,9 +388,11 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
         "Team {{ $labels.team }} has stopped answering: {{ $value }} tickets are past "
         "their first-reply deadline",
         f"At least {s.min_breached} of the team's tickets are past their first-response "
-        "deadline with no reply, more than the first replies the team sent in the last 15 "
-        f"minutes; or one is, and {s.silent_min_arrivals} or more tickets arrived in the last "
-        "15 minutes without the team sending a single first reply; or one is, while "
+        f"deadline with no reply, more than {s.overdue_per_reply} per first reply the team "
+        "sent in the last 15 minutes; or one is, and "
+        f"{s.silent_min_arrivals} or more tickets arrived in the last "
+        "15 minutes without the team sending a single first reply; or (a thin shift, at most "
+        f"{s.quiet_max_arrivals} tickets in the last hour) one is, while "
         f"{s.quiet_min_waiting} or more tickets wait past {s.quiet_band:.0%} of their target "
         "(it included) and the team sent no first reply in 15 minutes. It stays open while "
         "tickets wait past their deadline unanswered and closes once the team has caught up "
