@@ -174,16 +174,31 @@ def _burn_case() -> dict[str, Any]:
     }
 
 
+#: Overdue tickets of a team that keeps answering (the at-risk page's look-alike).
+SLOW = 2
+
+
 def _at_risk_case() -> dict[str, Any]:
-    """From minute 70 three teams hold 3x `min_unanswered` unanswered tickets (usual level 1,
+    """From minute 70 the teams hold 3x `min_unanswered` unanswered tickets (usual level 1,
     few arrivals): `breached` has every one of them past its deadline and none in the
     at-risk band (a fully breached queue: it must page, issue 20), `risky` has them in the
-    band, `calm` has neither (it must not page: nothing is even half-way to its target)."""
+    band (they breach at minute 90), `calm` has neither (it must not page: nothing is even
+    half-way to its target). `recovered` is `breached` whose team sends `catch_up_replies`
+    first replies per overdue ticket from minute 100 while its queue is still long: the
+    page closes (it used to hold on the long queue alone, 16-17 min after a big team's
+    recovery). `slow` has a long queue of fresh tickets and `SLOW` old overdue ones while
+    the team sends more first replies than that: slow tickets, not a stalling queue, no
+    page (it paged a healthy 720-ticket-a-day team)."""
     a = TARGETS.paging.at_risk
     many = 3 * a.min_unanswered
+    caught_up = TARGETS.paging.stall.catch_up_replies * many
     series = []
-    for team, band, breached in (("breached", 0, many), ("risky", many, 0), ("calm", 0, 0),
-                                 ("cold", many, 0)):
+    for team, band, breached in (("breached", "0x120", f"0x70 {many}x50"),
+                                 ("risky", f"0x70 {many}x19 0x30", f"0x90 {many}x30"),
+                                 ("calm", "0x120", "0x120"),
+                                 ("cold", f"0x70 {many}x50", "0x120"),
+                                 ("recovered", "0x120", f"0x70 {many}x50"),
+                                 ("slow", "0x120", f"0x70 {SLOW}x50")):
         lab = _labels(team=team, channel="all", priority="all")
         risk = _labels(team=team, channel="all", priority="all", threshold=f"{a.threshold:g}")
         created = _labels(window="15m", team=team, channel="all", priority="all")
@@ -193,11 +208,18 @@ def _at_risk_case() -> dict[str, Any]:
         history = "_x19 30x100" if team == "cold" else "30x120"
         series += [
             {"series": f"{m.UNANSWERED}{lab}", "values": f"1x70 {many}x50"},
-            {"series": f"{m.AT_RISK}{risk}", "values": f"0x70 {band}x50"},
-            {"series": f"{m.BREACHED_UNANSWERED}{lab}", "values": f"0x70 {breached}x50"},
+            {"series": f"{m.AT_RISK}{risk}", "values": band},
+            {"series": f"{m.BREACHED_UNANSWERED}{lab}", "values": breached},
             {"series": f"{m.CREATED}{created}", "values": "2x120"},
             {"series": f"{m.CREATED}{day}", "values": history},
         ]
+        replies = _labels(window="15m", team=team, channel="all", priority="all")
+        if team == "recovered":
+            series.append({"series": f"{m.FRT_COUNT}{replies}",
+                           "values": f"0x100 {caught_up}x20"})
+        if team == "slow":
+            series.append({"series": f"{m.FRT_COUNT}{replies}", "values": f"{SLOW + 1}x120"})
+
     def firing(*teams: str) -> list[dict[str, Any]]:
         return [{"exp_labels": {"severity": "page", "component": "kpi", "team": t,
                                 "channel": "all", "priority": "all"}} for t in teams]
@@ -207,13 +229,16 @@ def _at_risk_case() -> dict[str, Any]:
         "alert_rule_test": [
             {"eval_time": "65m", "alertname": "CxpulseFrtAtRisk", "exp_alerts": []},
             {"eval_time": "80m", "alertname": "CxpulseFrtAtRisk",
-             "exp_alerts": firing("breached", "risky")},
-            # once the team's history covers the baseline hour, `cold` pages too
+             "exp_alerts": firing("breached", "risky", "recovered")},
+            # once the team's history covers the baseline hour, `cold` pages too;
+            # `recovered` caught up at minute 100: closed after keep_firing_for (3m)
             {"eval_time": "105m", "alertname": "CxpulseFrtAtRisk",
              "exp_alerts": firing("breached", "risky", "cold")},
-            # 45 minutes on, the stalled level is the usual one: the page holds regardless
-            {"eval_time": "115m", "alertname": "CxpulseFrtAtRisk",
-             "exp_alerts": firing("breached", "risky", "cold")},
+            # 50 minutes on, the stalled level is the usual one (from minute 114): the page
+            # holds while the team has not caught up with its overdue tickets; `cold`'s
+            # tickets never breached, so nothing holds it once keep_firing_for has run out
+            {"eval_time": "120m", "alertname": "CxpulseFrtAtRisk",
+             "exp_alerts": firing("breached", "risky")},
         ],
     }
 
