@@ -259,7 +259,8 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     # answers a burst of new ones (7 first replies in 15 min) are slow tickets, which paged
     # a healthy 720-ticket-a-day team for 3.5 min (docs/alerts.md "Measured").
     band = dedup(f'{m.AT_RISK}{{threshold="{a.threshold:g}",{TEAM_TICKETS}}}')
-    at_risk = f"(\n{band} >= {a.min_at_risk}\nor on (team)\n{_overdue()} > on (team) {_replied()}\n)"
+    outpaced = f"{_overdue()} > on (team) {_replied()}"
+    at_risk = f"(\n{band} >= {a.min_at_risk}\nor on (team)\n{outpaced}\n)"
     explained = a.usual_wait_seconds / 900.0
     stalled = (
         f"{unanswered} >= {a.min_unanswered}\n"
