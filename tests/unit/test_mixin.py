@@ -188,17 +188,21 @@ def _at_risk_case() -> dict[str, Any]:
     page closes (it used to hold on the long queue alone, 16-17 min after a big team's
     recovery). `slow` has a long queue of fresh tickets and `SLOW` old overdue ones while
     the team sends more first replies than that: slow tickets, not a stalling queue, no
-    page (it paged a healthy 720-ticket-a-day team)."""
+    page (it paged a healthy 720-ticket-a-day team). `declining` sends `catch_up_replies`
+    first replies for its one overdue ticket but tickets arrive twice as fast (a decline,
+    its queue still growing): the page holds."""
     a = TARGETS.paging.at_risk
     many = 3 * a.min_unanswered
     caught_up = TARGETS.paging.stall.catch_up_replies * many
+    caught_one = TARGETS.paging.stall.catch_up_replies
     series = []
     for team, band, breached in (("breached", "0x120", f"0x70 {many}x50"),
                                  ("risky", f"0x70 {many}x19 0x30", f"0x90 {many}x30"),
                                  ("calm", "0x120", "0x120"),
                                  ("cold", f"0x70 {many}x50", "0x120"),
                                  ("recovered", "0x120", f"0x70 {many}x50"),
-                                 ("slow", "0x120", f"0x70 {SLOW}x50")):
+                                 ("slow", "0x120", f"0x70 {SLOW}x50"),
+                                 ("declining", f"0x70 {many}x50", "0x90 1x30")):
         lab = _labels(team=team, channel="all", priority="all")
         risk = _labels(team=team, channel="all", priority="all", threshold=f"{a.threshold:g}")
         created = _labels(window="15m", team=team, channel="all", priority="all")
@@ -210,13 +214,16 @@ def _at_risk_case() -> dict[str, Any]:
             {"series": f"{m.UNANSWERED}{lab}", "values": f"1x70 {many}x50"},
             {"series": f"{m.AT_RISK}{risk}", "values": band},
             {"series": f"{m.BREACHED_UNANSWERED}{lab}", "values": breached},
-            {"series": f"{m.CREATED}{created}", "values": "2x120"},
+            {"series": f"{m.CREATED}{created}",
+             "values": f"{2 * caught_one}x120" if team == "declining" else "2x120"},
             {"series": f"{m.CREATED}{day}", "values": history},
         ]
         replies = _labels(window="15m", team=team, channel="all", priority="all")
         if team == "recovered":
             series.append({"series": f"{m.FRT_COUNT}{replies}",
                            "values": f"0x100 {caught_up}x20"})
+        if team == "declining":
+            series.append({"series": f"{m.FRT_COUNT}{replies}", "values": f"{caught_one}x120"})
         if team == "slow":
             series.append({"series": f"{m.FRT_COUNT}{replies}", "values": f"{SLOW + 1}x120"})
 
@@ -229,16 +236,15 @@ def _at_risk_case() -> dict[str, Any]:
         "alert_rule_test": [
             {"eval_time": "65m", "alertname": "CxpulseFrtAtRisk", "exp_alerts": []},
             {"eval_time": "80m", "alertname": "CxpulseFrtAtRisk",
-             "exp_alerts": firing("breached", "risky", "recovered")},
+             "exp_alerts": firing("breached", "risky", "recovered", "declining")},
             # once the team's history covers the baseline hour, `cold` pages too;
             # `recovered` caught up at minute 100: closed after keep_firing_for (3m)
             {"eval_time": "105m", "alertname": "CxpulseFrtAtRisk",
-             "exp_alerts": firing("breached", "risky", "cold")},
+             "exp_alerts": firing("breached", "risky", "cold", "declining")},
             # 50 minutes on, the stalled level is the usual one (from minute 114): the page
-            # holds while the team has not caught up with its overdue tickets; `cold`'s
-            # tickets never breached, so nothing holds it once keep_firing_for has run out
+            # holds while the team has not caught up with its overdue tickets
             {"eval_time": "120m", "alertname": "CxpulseFrtAtRisk",
-             "exp_alerts": firing("breached", "risky")},
+             "exp_alerts": firing("breached", "risky", "cold", "declining")},
         ],
     }
 

@@ -274,11 +274,18 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     # healthy morning ramp paged (docs/alerts.md, "A false page on a healthy morning").
     history = _history(_sum_durations(a.baseline, a.baseline_offset))
     # Once firing, the team's own recent level no longer counts: during a long
-    # stall it rises to the stalled level, which must not resolve the page. It holds only
-    # while the team has not caught up (the stall page's release): after a big team's stall
-    # the queue stays long while the team works it off at full pace, and holding on the
-    # queue alone kept the page open 16-17 min after recovery at 5,000 tickets a day.
-    hold = f"{stalled}\nand on (team) (\n{_behind(targets)}\n)"
+    # stall it rises to the stalled level, which must not resolve the page. It closes when
+    # the team has caught up: catch_up_replies first replies in 15 min per overdue ticket
+    # (the stall page's release) and at least as many as tickets arrived (the queue
+    # shrinks). After a big team's stall the queue stays long while the team works it off
+    # at full pace, and holding on the queue alone kept the page open 16-17 min after
+    # recovery at 5,000 tickets a day; the release without the arrivals term closed a
+    # decline's page for 5 min while its queue still grew (a flap; docs/alerts.md).
+    replied = _replied()
+    caught_up = (f"{_overdue()} >= 1\nand on (team) {targets.paging.stall.catch_up_replies} * "
+                 f"{_overdue()} <= on (team) {replied}\nand on (team) {replied} >= on (team) "
+                 f"{created}")
+    hold = f"{stalled}\nunless on (team) (\n{caught_up}\n)"
     unusual = (
         f"{stalled}\nand on (team) {unanswered}\n"
         f"  > on (team) {a.ratio:g} * clamp_min({usual}, {a.min_usual:g})\n"
@@ -295,9 +302,9 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
         f"last 15 minutes explain, with tickets already past {a.threshold:.0%} of their "
         "FRT target (or past it, more of them than the team's first replies in 15 minutes): "
         "at this pace they breach within minutes. It stays open while the queue is that long "
-        "and the team has not caught up with its overdue tickets "
+        "until the team has caught up with its overdue tickets "
         f"({targets.paging.stall.catch_up_replies} first replies in 15 minutes per overdue "
-        "ticket).",
+        "ticket, and at least as many as tickets arrived).",
         targets.paging.keep_firing_for,
     )
 
