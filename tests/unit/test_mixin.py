@@ -174,16 +174,35 @@ def _burn_case() -> dict[str, Any]:
     }
 
 
+#: Overdue tickets of a team that keeps answering (the at-risk page's look-alike).
+SLOW = 2
+
+
 def _at_risk_case() -> dict[str, Any]:
-    """From minute 70 three teams hold 3x `min_unanswered` unanswered tickets (usual level 1,
+    """From minute 70 the teams hold 3x `min_unanswered` unanswered tickets (usual level 1,
     few arrivals): `breached` has every one of them past its deadline and none in the
     at-risk band (a fully breached queue: it must page, issue 20), `risky` has them in the
-    band, `calm` has neither (it must not page: nothing is even half-way to its target)."""
+    band (they breach at minute 90), `calm` has neither (it must not page: nothing is even
+    half-way to its target). `recovered` is `breached` whose team sends `catch_up_replies`
+    first replies per overdue ticket from minute 100 while its queue is still long: the
+    page closes (it used to hold on the long queue alone, 16-17 min after a big team's
+    recovery). `slow` has a long queue of fresh tickets and `SLOW` old overdue ones while
+    the team sends more first replies than that: slow tickets, not a stalling queue, no
+    page (it paged a healthy 720-ticket-a-day team). `declining` sends `catch_up_replies`
+    first replies for its one overdue ticket but tickets arrive twice as fast (a decline,
+    its queue still growing): the page holds."""
     a = TARGETS.paging.at_risk
     many = 3 * a.min_unanswered
+    caught_up = TARGETS.paging.stall.catch_up_replies * many
+    caught_one = TARGETS.paging.stall.catch_up_replies
     series = []
-    for team, band, breached in (("breached", 0, many), ("risky", many, 0), ("calm", 0, 0),
-                                 ("cold", many, 0)):
+    for team, band, breached in (("breached", "0x120", f"0x70 {many}x50"),
+                                 ("risky", f"0x70 {many}x19 0x30", f"0x90 {many}x30"),
+                                 ("calm", "0x120", "0x120"),
+                                 ("cold", f"0x70 {many}x50", "0x120"),
+                                 ("recovered", "0x120", f"0x70 {many}x50"),
+                                 ("slow", "0x120", f"0x70 {SLOW}x50"),
+                                 ("declining", f"0x70 {many}x50", "0x90 1x30")):
         lab = _labels(team=team, channel="all", priority="all")
         risk = _labels(team=team, channel="all", priority="all", threshold=f"{a.threshold:g}")
         created = _labels(window="15m", team=team, channel="all", priority="all")
@@ -193,11 +212,21 @@ def _at_risk_case() -> dict[str, Any]:
         history = "_x19 30x100" if team == "cold" else "30x120"
         series += [
             {"series": f"{m.UNANSWERED}{lab}", "values": f"1x70 {many}x50"},
-            {"series": f"{m.AT_RISK}{risk}", "values": f"0x70 {band}x50"},
-            {"series": f"{m.BREACHED_UNANSWERED}{lab}", "values": f"0x70 {breached}x50"},
-            {"series": f"{m.CREATED}{created}", "values": "2x120"},
+            {"series": f"{m.AT_RISK}{risk}", "values": band},
+            {"series": f"{m.BREACHED_UNANSWERED}{lab}", "values": breached},
+            {"series": f"{m.CREATED}{created}",
+             "values": f"{2 * caught_one}x120" if team == "declining" else "2x120"},
             {"series": f"{m.CREATED}{day}", "values": history},
         ]
+        replies = _labels(window="15m", team=team, channel="all", priority="all")
+        if team == "recovered":
+            series.append({"series": f"{m.FRT_COUNT}{replies}",
+                           "values": f"0x100 {caught_up}x20"})
+        if team == "declining":
+            series.append({"series": f"{m.FRT_COUNT}{replies}", "values": f"{caught_one}x120"})
+        if team == "slow":
+            series.append({"series": f"{m.FRT_COUNT}{replies}", "values": f"{SLOW + 1}x120"})
+
     def firing(*teams: str) -> list[dict[str, Any]]:
         return [{"exp_labels": {"severity": "page", "component": "kpi", "team": t,
                                 "channel": "all", "priority": "all"}} for t in teams]
@@ -207,13 +236,15 @@ def _at_risk_case() -> dict[str, Any]:
         "alert_rule_test": [
             {"eval_time": "65m", "alertname": "CxpulseFrtAtRisk", "exp_alerts": []},
             {"eval_time": "80m", "alertname": "CxpulseFrtAtRisk",
-             "exp_alerts": firing("breached", "risky")},
-            # once the team's history covers the baseline hour, `cold` pages too
+             "exp_alerts": firing("breached", "risky", "recovered", "declining")},
+            # once the team's history covers the baseline hour, `cold` pages too;
+            # `recovered` caught up at minute 100: closed after keep_firing_for (3m)
             {"eval_time": "105m", "alertname": "CxpulseFrtAtRisk",
-             "exp_alerts": firing("breached", "risky", "cold")},
-            # 45 minutes on, the stalled level is the usual one: the page holds regardless
-            {"eval_time": "115m", "alertname": "CxpulseFrtAtRisk",
-             "exp_alerts": firing("breached", "risky", "cold")},
+             "exp_alerts": firing("breached", "risky", "cold", "declining")},
+            # 50 minutes on, the stalled level is the usual one (from minute 114): the page
+            # holds while the team has not caught up with its overdue tickets
+            {"eval_time": "120m", "alertname": "CxpulseFrtAtRisk",
+             "exp_alerts": firing("breached", "risky", "cold", "declining")},
         ],
     }
 
@@ -316,17 +347,30 @@ def _burn_guard_case() -> dict[str, Any]:
 def _quiet_shift_case() -> dict[str, Any]:
     """The stall page on a thin night shift (issue 20): one ticket past its deadline and
     few arrivals, so neither the two-overdue nor the silent-arrivals clause can open it.
-    `stalled` has a second customer past the quiet band and no first reply in 15 minutes:
-    it pages. `slow` has only the overdue ticket (three others are half-way, below the
-    quiet band): one slow ticket, no page. `answering` has the second customer too but sent
-    a first reply in the window: no page. From minute 40 `stalled` is answered."""
+    `stalled` has a second customer past the quiet band, no first reply in 15 minutes and
+    a thin hour (`quiet_max_arrivals` tickets): it pages. `slow` has only the overdue ticket
+    (three others are half-way, below the quiet band): one slow ticket, no page.
+    `answering` has the second customer too but sent a first reply in the window: no page.
+    `lull` is `stalled` on a day shift (one ticket more in the hour than a thin shift
+    brings): a small team's lull, no page (the old rule paged it). `replied` has two
+    overdue tickets and sent one first reply (the old rule's "more overdue than replies"
+    paged it; now it takes `overdue_per_reply` per reply), `silent` the same two with no
+    reply: it pages. From minute 40 `stalled` is answered."""
     s = TARGETS.paging.stall
     other = 0.5 if s.quiet_band != 0.5 else 0.75
+    thin, day = s.quiet_max_arrivals, s.quiet_max_arrivals + 1
+    two = f"0x10 {s.min_breached}x50"
     series = []
-    for team, band, half, replies, overdue in (
-            ("stalled", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", None, "0x10 1x30 0x20"),
-            ("slow", "0x60", "0x10 3x50", None, "0x10 1x50"),
-            ("answering", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", "1x60", "0x10 1x50")):
+    for team, band, half, replies, overdue, hour in (
+            ("stalled", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", None, "0x10 1x30 0x20",
+             thin),
+            ("slow", "0x60", "0x10 3x50", None, "0x10 1x50", thin),
+            ("answering", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", "1x60", "0x10 1x50",
+             thin),
+            ("lull", f"0x10 {s.quiet_min_waiting - 1}x50", "0x60", None, "0x10 1x50", day),
+            ("replied", "0x60", "0x60", f"0x10 {s.min_breached // s.overdue_per_reply}x50",
+             two, day),
+            ("silent", "0x60", "0x60", "0x60", two, day)):
         lab = {"team": team, "channel": "all", "priority": "all"}
         series += [
             {"series": f"{m.BREACHED_UNANSWERED}{_labels(**lab)}", "values": overdue},
@@ -334,21 +378,28 @@ def _quiet_shift_case() -> dict[str, Any]:
              "values": band},
             {"series": f"{m.AT_RISK}{_labels(threshold=f'{other:g}', **lab)}", "values": half},
             {"series": f"{m.CREATED}{_labels(window='15m', **lab)}", "values": "1x60"},
+            {"series": f"{m.CREATED}{_labels(window='1h', **lab)}", "values": f"{hour}x60"},
         ]
         if replies is not None:
             series.append({"series": f"{m.FRT_COUNT}{_labels(window='15m', **lab)}",
                            "values": replies})
-    stalled = [{"exp_labels": {"severity": "page", "component": "kpi", "team": "stalled",
-                               "channel": "all", "priority": "all"}}]
+
+    def firing(*teams: str) -> list[dict[str, Any]]:
+        return [{"exp_labels": {"severity": "page", "component": "kpi", "team": t,
+                                "channel": "all", "priority": "all"}} for t in teams]
+
     return {
         "interval": "1m",
         "input_series": series,
         "alert_rule_test": [
             {"eval_time": "9m", "alertname": "CxpulseFrtStalled", "exp_alerts": []},
-            {"eval_time": "15m", "alertname": "CxpulseFrtStalled", "exp_alerts": stalled},
-            {"eval_time": "35m", "alertname": "CxpulseFrtStalled", "exp_alerts": stalled},
+            {"eval_time": "15m", "alertname": "CxpulseFrtStalled",
+             "exp_alerts": firing("stalled", "silent")},
+            {"eval_time": "35m", "alertname": "CxpulseFrtStalled",
+             "exp_alerts": firing("stalled", "silent")},
             # answered at minute 40: closed once keep_firing_for (3m) has run out
-            {"eval_time": "50m", "alertname": "CxpulseFrtStalled", "exp_alerts": []},
+            {"eval_time": "50m", "alertname": "CxpulseFrtStalled",
+             "exp_alerts": firing("silent")},
         ],
     }
 

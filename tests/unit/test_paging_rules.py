@@ -30,6 +30,8 @@ NAME = "CxpulseFrtStalled"
 MINUTES = 120
 #: `quiet` never has a first-reply series (a team whose window holds no reply at all).
 TEAMS = ("busy", "small", "quiet")
+#: A thin shift's most arrivals in an hour (the quiet-shift clause's gate).
+QUIET = TARGETS.paging.stall.quiet_max_arrivals
 
 
 def _runs(rng: random.Random, choices: list[int]) -> list[int]:
@@ -50,32 +52,37 @@ def _queues(seed: int) -> dict[str, dict[str, list[int] | None]]:
             "arrivals": _runs(rng, [0, 1, 3, 4, 5, 8]),
             # tickets past the quiet band but not yet overdue (the thin-shift clause)
             "band": _runs(rng, [0, 0, 0, 1, 1, 2]),
+            # tickets created in the last hour (a thin shift has few)
+            "hour": _runs(rng, [0, 2, QUIET - 1, QUIET, QUIET + 1, 12]),
         }
     return out
 
 
 def reference(q: dict[str, list[int] | None]) -> list[bool]:
     """Firing at each evaluation (one a minute, at the minute's sample), by the rule's
-    statement: open on `min_breached` overdue tickets that outnumber the first replies of
-    the last 15 min, or on one overdue ticket with `silent_min_arrivals` arrivals and no
-    reply at all, or on one overdue ticket with `quiet_min_waiting` tickets (it included)
-    past `quiet_band` of their target and no reply at all; once firing, hold while one is
+    statement: open on `min_breached` overdue tickets, more than `overdue_per_reply` per
+    first reply of the last 15 min, or on one overdue ticket with `silent_min_arrivals`
+    arrivals and no reply at all, or on one overdue ticket with `quiet_min_waiting`
+    tickets (it included) past `quiet_band` of their target, no reply at all and at most
+    `quiet_max_arrivals` tickets created in the last hour; once firing, hold while one is
     overdue and the team sent fewer than `catch_up_replies` first replies per overdue
     ticket."""
     s = TARGETS.paging.stall
     hold_for = parse_duration_ms(s.for_) // 60_000
     keep = parse_duration_ms(TARGETS.paging.keep_firing_for) // 60_000
-    overdue, arrivals, band = q["overdue"], q["arrivals"], q["band"]
+    overdue, arrivals, band, hour = q["overdue"], q["arrivals"], q["band"], q["hour"]
     assert overdue is not None and arrivals is not None and band is not None
+    assert hour is not None
     replies = q["replies"] or [0] * MINUTES
     state, active_at, keep_since = "inactive", 0, None
     firing: list[bool] = []
     for i in range(MINUTES):
         ov, rep, arr, waiting = overdue[i], replies[i], arrivals[i], band[i] + overdue[i]
         was_firing = bool(firing) and firing[-1]  # ALERTS of the previous evaluation
-        opens = (ov >= s.min_breached and ov > rep) or (
+        opens = (ov >= s.min_breached and ov > s.overdue_per_reply * rep) or (
             ov >= 1 and arr >= s.silent_min_arrivals and rep == 0) or (
-            ov >= 1 and waiting >= s.quiet_min_waiting and rep == 0)
+            ov >= 1 and waiting >= s.quiet_min_waiting and rep == 0
+            and hour[i] <= s.quiet_max_arrivals)
         holds = ov >= 1 and rep < s.catch_up_replies * ov and was_firing
         if opens or holds:
             keep_since = None
@@ -101,7 +108,8 @@ def _series(queues: dict[str, dict[str, list[int] | None]]) -> list[dict[str, st
         for metric, key, extra in ((m.BREACHED_UNANSWERED, "overdue", ""),
                                    (m.FRT_COUNT, "replies", 'window="15m",'),
                                    (m.CREATED, "arrivals", 'window="15m",'),
-                                   (m.AT_RISK, "band", band)):
+                                   (m.AT_RISK, "band", band),
+                                   (m.CREATED, "hour", 'window="1h",')):
             values = q[key]
             if values is None:
                 continue

@@ -119,13 +119,20 @@ class Stall:
     """The stall page: a team stopped answering, whatever its volume.
 
     Fires while at least `min_breached` of the team's tickets are past their FRT
-    deadline with no public reply, and more of them than the team's first replies in
-    the last 15 minutes: the team does not even keep pace with its overdue tickets. On
-    a team of 20 tickets a day the overdue tickets are the evidence (two of them while
-    the team answered at most one); on a big team the silence is (its overdue count
-    passes its reply rate within minutes of a stall, and never on a working day)."""
+    deadline with no public reply, and more than `overdue_per_reply` of them per first
+    reply the team sent in the last 15 minutes: the team does not even keep pace with its
+    overdue tickets. On a team of 20 tickets a day the overdue tickets are the evidence
+    (two of them while the team sent no first reply); on a big team the silence is (its
+    overdue count passes its reply rate within minutes of a stall, and never on a
+    working day)."""
 
     min_breached: int = 2
+    #: Overdue tickets per first reply (15 min) that open the page. 1 paged a healthy
+    #: 144-ticket-a-day team whose second ticket breached a minute after it answered
+    #: another (two overdue, one reply: docs/alerts.md "Measured"); with 2, two overdue
+    #: tickets page only when the team sent no first reply, which is the issue's own
+    #: measure for a small team (the second breach with no reply in between).
+    overdue_per_reply: int = 2
     #: When at least this many tickets arrived in the last 15 minutes and none of the
     #: team's tickets got a first reply in them, the silence is evidence on its own (a
     #: healthy team answers most tickets within 15 minutes): one overdue ticket then
@@ -140,6 +147,12 @@ class Stall:
     #: the measurement behind 0.75 (0.5 paged healthy days twice as often).
     quiet_band: float = 0.75
     quiet_min_waiting: int = 2
+    #: ... only on a thin shift: at most this many tickets arrived in the last hour (a
+    #: 720-ticket-a-day team's night brings about 5). By day a small team's 15 minutes
+    #: without a first reply while one customer waits is a lull it answers in time: the
+    #: clause paged a 112-ticket-a-day team at 08:39 with 7 arrivals in the hour, whose
+    #: second customer was answered at 14.7 min (docs/alerts.md "Measured").
+    quiet_max_arrivals: int = 6
     #: Once open, the page closes when no ticket is overdue or the team sends this many
     #: first replies (in 15 min) per overdue ticket: it has caught up. A looser release
     #: (replies merely outnumbering overdue tickets) flapped 4 times in a slow decline.
@@ -368,8 +381,9 @@ def _paging(raw: Any) -> Paging:
         for_=_window(a.get("for", d.for_), f"{w}.for"),
     )
     st = _map(g.get("stall"), "paging.stall")
-    _check_keys(st, {"min_breached", "silent_min_arrivals", "quiet_band", "quiet_min_waiting",
-                     "catch_up_replies", "for"}, "paging.stall")
+    _check_keys(st, {"min_breached", "overdue_per_reply", "silent_min_arrivals", "quiet_band",
+                     "quiet_min_waiting", "quiet_max_arrivals", "catch_up_replies", "for"},
+                "paging.stall")
     quiet_band = _num(st.get("quiet_band", Stall.quiet_band), "paging.stall.quiet_band")
     if quiet_band not in CoreConfig.at_risk_fractions:
         raise TargetsError(
@@ -378,11 +392,15 @@ def _paging(raw: Any) -> Paging:
     stall = Stall(
         min_breached=int(_num(st.get("min_breached", Stall.min_breached),
                               "paging.stall.min_breached", 1)),
+        overdue_per_reply=int(_num(st.get("overdue_per_reply", Stall.overdue_per_reply),
+                                   "paging.stall.overdue_per_reply", 1)),
         silent_min_arrivals=int(_num(st.get("silent_min_arrivals", Stall.silent_min_arrivals),
                                      "paging.stall.silent_min_arrivals", 1)),
         quiet_band=quiet_band,
         quiet_min_waiting=int(_num(st.get("quiet_min_waiting", Stall.quiet_min_waiting),
                                    "paging.stall.quiet_min_waiting", 1)),
+        quiet_max_arrivals=int(_num(st.get("quiet_max_arrivals", Stall.quiet_max_arrivals),
+                                    "paging.stall.quiet_max_arrivals", 0)),
         catch_up_replies=int(_num(st.get("catch_up_replies", Stall.catch_up_replies),
                                   "paging.stall.catch_up_replies", 1)),
         for_=_window(st.get("for", Stall.for_), "paging.stall.for"),

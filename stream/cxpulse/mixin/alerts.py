@@ -254,16 +254,20 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     unanswered = dedup(m.UNANSWERED + sel)
     usual = dedup(m.UNANSWERED + sel, "avg_over_time", a.baseline, a.baseline_offset)
     created = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
-    # At risk or already past the deadline: the band ends at the deadline, and a queue
-    # whose every ticket has breached is the worst case, not a healthy one (issue 20).
+    # At risk, or already past the deadline while the team does not keep pace with them:
+    # the band ends at the deadline, and a queue whose every ticket has breached is the
+    # worst case, not a healthy one (issue 20); but two old overdue tickets while the team
+    # answers a burst of new ones (7 first replies in 15 min) are slow tickets, which paged
+    # a healthy 720-ticket-a-day team for 3.5 min (docs/alerts.md "Measured").
     band = dedup(f'{m.AT_RISK}{{threshold="{a.threshold:g}",{TEAM_TICKETS}}}')
-    at_risk = f"({band} + ignoring (threshold) {dedup(m.BREACHED_UNANSWERED + sel)})"
+    outpaced = f"{_overdue()} > on (team) {_replied()}"
+    at_risk = f"(\n{band} >= {a.min_at_risk}\nor on (team)\n{outpaced}\n)"
     explained = a.usual_wait_seconds / 900.0
     stalled = (
         f"{unanswered} >= {a.min_unanswered}\n"
         f"and on (team) {unanswered}\n"
         f"  > on (team) {a.ratio * explained:g} * {created}\n"
-        f"and on (team) {at_risk} >= {a.min_at_risk}"
+        f"and on (team) {at_risk}"
     )
     # The usual level is only known once Prometheus holds the team's series from the start
     # of the baseline window: after a cold start (a new deployment, a lost TSDB) the
@@ -271,7 +275,18 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     # healthy morning ramp paged (docs/alerts.md, "A false page on a healthy morning").
     history = _history(_sum_durations(a.baseline, a.baseline_offset))
     # Once firing, the team's own recent level no longer counts: during a long
-    # stall it rises to the stalled level, which must not resolve the page.
+    # stall it rises to the stalled level, which must not resolve the page. It closes when
+    # the team has caught up: catch_up_replies first replies in 15 min per overdue ticket
+    # (the stall page's release) and at least as many as tickets arrived (the queue
+    # shrinks). After a big team's stall the queue stays long while the team works it off
+    # at full pace, and holding on the queue alone kept the page open 16-17 min after
+    # recovery at 5,000 tickets a day; the release without the arrivals term closed a
+    # decline's page for 5 min while its queue still grew (a flap; docs/alerts.md).
+    replied = _replied()
+    caught_up = (f"{_overdue()} >= 1\nand on (team) {targets.paging.stall.catch_up_replies} * "
+                 f"{_overdue()} <= on (team) {replied}\nand on (team) {replied} >= on (team) "
+                 f"{created}")
+    hold = f"{stalled}\nunless on (team) (\n{caught_up}\n)"
     unusual = (
         f"{stalled}\nand on (team) {unanswered}\n"
         f"  > on (team) {a.ratio:g} * clamp_min({usual}, {a.min_usual:g})\n"
@@ -279,14 +294,18 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     )
     name = "CxpulseFrtAtRisk"
     return _alert(
-        targets, name, _held(name, unusual, stalled), a.for_, "page", KPI,
+        targets, name, _held(name, unusual, hold), a.for_, "page", KPI,
         "Team {{ $labels.team }}'s queue is stalling: {{ $value }} tickets wait for a "
         "first reply",
         f"Unanswered tickets are {a.ratio:g}x the team's usual level (the "
         f"{_prose(a.baseline)} ending {_prose(a.baseline_offset)} ago) and {a.ratio:g}x "
         "what the tickets created in the "
         f"last 15 minutes explain, with tickets already past {a.threshold:.0%} of their "
-        "FRT target: at this pace they breach within minutes.",
+        "FRT target (or past it, more of them than the team's first replies in 15 minutes): "
+        "at this pace they breach within minutes. It stays open while the queue is that long "
+        "until the team has caught up with its overdue tickets "
+        f"({targets.paging.stall.catch_up_replies} first replies in 15 minutes per overdue "
+        "ticket, and at least as many as tickets arrived).",
         targets.paging.keep_firing_for,
     )
 
@@ -369,15 +388,19 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
     s = targets.paging.stall
     overdue = _overdue()
     replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
-    behind = f"{overdue}\n  > on (team) {_replied()}"
+    per_reply = "" if s.overdue_per_reply == 1 else f"{s.overdue_per_reply} * "
+    behind = f"{overdue}\n  > on (team) {per_reply}{_replied()}"
     arrivals = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
     silent = (f"{overdue} >= 1\nand on (team) {arrivals} >= {s.silent_min_arrivals}\n"
               f"unless on (team) {replies} > 0")
     # A thin shift: one overdue ticket, a second customer waiting past the quiet band (the
-    # overdue one counts), and not one first reply in 15 minutes (docs/alerts.md measures it).
+    # overdue one counts), not one first reply in 15 minutes, and few arrivals in the hour
+    # (a day shift's lull is answered in time; docs/alerts.md measures both).
     band = dedup(f'{m.AT_RISK}{{threshold="{s.quiet_band:g}",{TEAM_TICKETS}}}')
+    hour = dedup(f'{m.CREATED}{{window="1h",{TEAM_TICKETS}}}')
     quiet = (f"{overdue} >= 1\nand on (team) ({band} + ignoring (threshold) {overdue})"
-             f" >= {s.quiet_min_waiting}\nunless on (team) {replies} > 0")
+             f" >= {s.quiet_min_waiting}\nunless on (team) {replies} > 0\n"
+             f"unless on (team) {hour} > {s.quiet_max_arrivals}")
     fire = f"{overdue} >= {s.min_breached}\nand on (team) {behind}\nor\n{silent}\nor\n{quiet}"
     # Once open it holds while any ticket waits past its deadline and the team has not
     # caught up (catch_up_replies first replies per overdue ticket): a stall with no new
@@ -389,9 +412,11 @@ def _stall_alert(targets: Targets) -> dict[str, Any]:
         "Team {{ $labels.team }} has stopped answering: {{ $value }} tickets are past "
         "their first-reply deadline",
         f"At least {s.min_breached} of the team's tickets are past their first-response "
-        "deadline with no reply, more than the first replies the team sent in the last 15 "
-        f"minutes; or one is, and {s.silent_min_arrivals} or more tickets arrived in the last "
-        "15 minutes without the team sending a single first reply; or one is, while "
+        f"deadline with no reply, more than {s.overdue_per_reply} per first reply the team "
+        "sent in the last 15 minutes; or one is, and "
+        f"{s.silent_min_arrivals} or more tickets arrived in the last "
+        "15 minutes without the team sending a single first reply; or (a thin shift, at most "
+        f"{s.quiet_max_arrivals} tickets in the last hour) one is, while "
         f"{s.quiet_min_waiting} or more tickets wait past {s.quiet_band:.0%} of their target "
         "(it included) and the team sent no first reply in 15 minutes. It stays open while "
         "tickets wait past their deadline unanswered and closes once the team has caught up "
