@@ -87,6 +87,24 @@ def test_the_generated_page_names_commit_command_machine_and_load(tmp_path: Path
     assert len(re.findall(r"Load average during the run: [\d.]+ to [\d.]+", text)) == 2
 
 
+def test_only_refreshes_its_sections_and_drops_hand_written_text(tmp_path: Path) -> None:
+    """`make bench BENCH=x` replaces section x, keeps the others with their own commit
+    line, and drops anything that no benchmark produced (hand-run records live in
+    docs/benchmark-history.md)."""
+    page = tmp_path / "benchmarks.md"
+    assert run_all("--smoke", "--only", "decode", "--out", str(page)).returncode == 0
+    decode = page.read_text().split("## Decoding")[1].split("\n## ")[0]
+    page.write_text(page.read_text() + "\n## Hand notes\n\nfigure 1.23 from elsewhere\n")
+    assert run_all("--smoke", "--only", "hostile", "--out", str(page)).returncode == 0
+    text = page.read_text()
+    assert text.split("## Decoding")[1].split("\n## ")[0] == decode
+    assert "bench_hostile.py --sizes 200" in text
+    assert "figure 1.23" not in text and "## Hand notes" not in text
+    assert "Not run since this page was last regenerated: `make bench BENCH=worker`" in text
+    stamps = re.findall(r"^Commit \w+.*, \d{4}-\d\d-\d\d \d\d:\d\d UTC; .*cores", text, re.M)
+    assert len(stamps) == 2
+
+
 def test_an_unknown_benchmark_name_is_one_clear_line() -> None:
     out = run_all("--smoke", "--only", "nosuch")
     assert out.returncode == 2

@@ -56,7 +56,7 @@ _KEPT_RAW = {h.encode(): h for h in KEPT_HEADERS}
 #: record headers the gateway adds: which endpoint received it, and when (unix ms)
 VENDOR_HEADER, RECEIVED_HEADER = "cxpulse-vendor", "cxpulse-received-ms"
 ACCEPTED = b'{"status": "accepted"}'
-#: msgspec's C parser: a fifth of json.loads's time for a delivery (docs/benchmarks.md);
+#: msgspec's C parser: a fifth of json.loads's time for a delivery (docs/benchmark-history.md);
 #: strict JSON (no NaN/Infinity), UTF-8 only, as the vendors send
 _JSON = msgspec.json.Decoder()
 OUTCOMES = ("accepted", "unauthorized", "too_large", "bad_content_type", "bad_json",
@@ -92,7 +92,7 @@ class Deadlines:
 
     `asyncio.timeout` around each produce arms and cancels a timer handle in the
     loop's heap and does the task's cancel bookkeeping per delivery: measured 4-5 µs
-    of a delivery's ~60 µs on this project's machine (docs/benchmarks.md). Here a
+    of a delivery's ~60 µs on this project's machine (docs/benchmark-history.md). Here a
     delivery appends `[deadline, task]` to a deque and clears the task when its
     produce ends; one sweeper wakes every `tick` seconds and cancels the tasks whose
     deadline passed, exactly as `asyncio.timeout` would (the waited-on future is

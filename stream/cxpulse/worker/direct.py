@@ -3,7 +3,7 @@
 Why not faust's stream machinery: measured on this project's 2-core machines,
 faust delivers about 10,000 messages/s to an agent that does *nothing*
 (conductor, per-message tasks and the take buffer cost ~100 µs a message,
-docs/benchmarks.md), half the 20,000 events/s a worker must sustain. This
+docs/benchmark-history.md), half the 20,000 events/s a worker must sustain. This
 loop takes whole `getmany` batches straight from aiokafka and keeps
 everything else the faust runtime (`cxpulse.worker.agents`) does: the same
 core, the same changelog records and commit marker (`persistence`), the same
@@ -447,7 +447,7 @@ class DirectWorker:
 
         The state is millions of small tuples, lists and dicts that live for
         hours; every full collection walks all of them again, about 40 % of
-        the core's time on a busy day (docs/benchmarks.md). The core makes no
+        the core's time on a busy day (docs/benchmark-history.md). The core makes no
         reference cycles, so nothing in it ever needs the cyclic collector.
         Once a second: collect the two young generations (cheap), then freeze
         everything. Cyclic garbage that already reached the old generation,
@@ -455,7 +455,7 @@ class DirectWorker:
         reconnect, say), would leak, so every 10 minutes everything is
         unfrozen and collected once. Measured in process on the busy day:
         21k ev/s with the default GC, 24k with a full collection before each
-        freeze, 27k with this (docs/benchmarks.md).
+        freeze, 27k with this (docs/benchmark-history.md).
         """
         if now - self._last_unfreeze > _UNFREEZE_EVERY_S:
             gc.unfreeze()
