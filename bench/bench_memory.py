@@ -70,6 +70,7 @@ from cxpulse.core.events import (
     TicketMessage,
 )
 from cxpulse.core.replica import PartitionReplica
+from cxpulse.core.tickets import TicketState
 
 START_MS = 1_793_577_600_000  # 2026-11-02T00:00:00Z
 SPAN_MS = 2 * 3_600_000
@@ -203,18 +204,21 @@ def breakdown_engine(eng: PartitionEngine) -> dict[str, int]:
     out["labels (guard)"] = _size(eng.guard.seen, seen)
     shared = (eng.tickets_store, eng.agents_store, eng.surveys_store, eng._cum_tickets)
     out["slice stores + cumulative"] = sum(_size(x, seen) for x in shared)
-    states = list(eng._tickets.values())
-    slots = [n for cls in type(states[0]).__mro__ for n in getattr(cls, "__slots__", ())]
+    states = [s for s in eng._tickets.values() if isinstance(s, TicketState)]
+    slots = [n for cls in TicketState.__mro__ for n in getattr(cls, "__slots__", ())]
     # what a ticket owns before what refers to it again (`derivation` is `view` or None)
     first = [n for n in _FIRST if n in slots]
     names = first + sorted(n for n in slots if n not in first)
     out["ticket ids (keys)"] = sum(_size(t, seen) for t in eng._tickets)
+    out["packed tickets (bytes)"] = sum(
+        _size(s, seen) for s in eng._tickets.values() if isinstance(s, bytes)
+    )
     seen.update(id(s) for s in states)
     out["TicketState objects"] = sum(sys.getsizeof(s) for s in states)
     for name in names:
         out[f"TicketState.{name}"] = sum(_size(getattr(s, name), seen) for s in states)
-    for name in ("_tickets", "_expiry_buckets", "_expiry_heap",
-                 "_deadlines", "_dirty", "_stale"):  # fmt: skip
+    for name in ("_tickets", "_expiry_buckets", "_expiry_heap", "_idle_buckets",
+                 "_idle_heap", "_deadlines", "_dirty", "_stale"):  # fmt: skip
         out[f"engine.{name}"] = _size(getattr(eng, name), seen)
     return out
 

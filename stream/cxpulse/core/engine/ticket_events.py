@@ -47,6 +47,8 @@ class TicketEvents(EngineState):
                     self.settle()  # admit in the eager order from here on
         tid = e.ticket_id
         state = self._tickets.get(tid)
+        if isinstance(state, bytes):
+            state = self._live(tid, state)
         if state is not None and st is not None and state.expiry < st:
             if tid in self._stale:  # judged on its up-to-date expiry, as eagerly
                 self._rederive(tid, state)
@@ -76,7 +78,10 @@ class TicketEvents(EngineState):
                 f"the ticket already has max_events_per_ticket "
                 f"({cfg.max_events_per_ticket}) events",
             )
+        before = state.last_ts
         appended = state.insert(e, late)
+        if state.last_ts is not before:
+            self._file_idle(tid, e.ts, before)
         advanced = False
         if not late and (st is None or e.ts > st):
             self._st[TICKETS] = e.ts
