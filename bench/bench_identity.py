@@ -49,7 +49,9 @@ def dirty_stream(cfg: SimConfig, seed: int) -> list[Event]:
     for e in Simulation(cfg).events():
         for _ in range(2 if rng.random() < 0.03 else 1):
             r = rng.random()
-            delay = rng.randrange(600_000) if r < 0.01 else rng.randrange(120_000) if r < 0.31 else 0
+            delay = (
+                rng.randrange(600_000) if r < 0.01 else rng.randrange(120_000) if r < 0.31 else 0
+            )
             keyed.append((e.ts + delay, seq, e))
             seq += 1
     heapq.heapify(keyed)

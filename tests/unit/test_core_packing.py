@@ -9,6 +9,7 @@ and restored from values written while tickets were packed.
 
 from __future__ import annotations
 
+from copy import copy
 from random import Random
 from typing import Any
 
@@ -28,6 +29,7 @@ from cxpulse.core.events import (
     role_of,
 )
 from cxpulse.core.tickets import TicketState
+
 from tests.unit.core_helpers import assigned, at, created, live_tickets, msg, status
 
 MIN = 60_000
@@ -49,9 +51,12 @@ def _slots(obj: object) -> dict[str, Any]:
 
 
 def _ticket(state: TicketState) -> dict[str, Any]:
-    """Everything a ticket holds; the events as decoded (whether kept decoded or not)."""
+    """Everything a ticket holds; its events as decoded and as its changelog value,
+    whichever of the two forms it keeps them in (a restore keeps them decoded)."""
     out = _slots(state)
+    del out["enc"], out["n_enc"]
     out["events"] = state.event_list()
+    out["value"] = copy(state).encoded()
     return out
 
 
@@ -155,7 +160,9 @@ def _day(seed: int) -> list[Event]:
                 evs.append(StatusChanged(eid, t, tid, new))
         for e in evs:
             r = rng.random()
-            delay = rng.randrange(20 * MIN) if r < 0.02 else rng.randrange(3 * MIN) if r < 0.22 else 0
+            delay = (
+                rng.randrange(20 * MIN) if r < 0.02 else rng.randrange(3 * MIN) if r < 0.22 else 0
+            )
             for _ in range(2 if rng.random() < 0.03 else 1):
                 timed.append((e.ts + delay, len(timed), e))
     timed.sort(key=lambda x: (x[0], x[1]))
@@ -178,10 +185,10 @@ def test_restored_from_values_written_while_packed_and_every_batch_the_same() ->
             else:
                 latest[key] = value
         packed_seen = max(packed_seen, len(_packed(fast)))
-        if b % 7 == 6 and _packed(fast):
+        if b % 3 == 2 and _packed(fast):
             fast = PartitionEngine.restore(FAST, 0, latest.items())  # lost its local store
             restores += 1
-    assert packed_seen > 20 and restores > 3  # the test exercised what it is about
+    assert packed_seen > 20 and restores >= 3  # the test exercised what it is about
     assert evaluate([fast]) == evaluate([never])
     for tid, state in live_tickets(never).items():
         assert _ticket(live_tickets(fast)[tid]) == _ticket(state), tid

@@ -682,16 +682,11 @@ class TicketState:
     # its expiry; its next event unpacks it (a decode and a derivation, some 20 us).
 
     def packable(self) -> bool:
-        """Whether `pack` keeps all there is: a derivation kept (no late event, not
-        stale), no FRT deadline pending, and the slices hold the contributions of
-        the current events (no `base`). Then the contributions, the `tail` and the
-        view are what deriving the events gives (`unpack`)."""
-        return (
-            self.derivation is not None
-            and self.pending is None
-            and self.base is None
-            and not self.late
-        )
+        """Whether `pack` keeps all there is: a derivation kept (so no late event,
+        and not stale), no FRT deadline pending, and the slices hold the
+        contributions of the current events (no `base`). Then the contributions,
+        the `tail` and the view are what deriving the events gives (`unpack`)."""
+        return self.derivation is not None and self.pending is None and self.base is None
 
     def pack(self) -> bytes:
         """The ticket as one bytes value (only when `packable`): its expiry, whether
