@@ -514,7 +514,10 @@ class TicketState:
     resumed derivation, which needs no earlier event. Whatever needs them all
     (a re-derivation, an insertion before the end, a duplicate's kept copy)
     decodes them into `events` (`event_list`); `encoded`, which runs when the
-    batch is drained, drops that list again.
+    batch is drained, drops that list again. A ticket with no event for
+    `CoreConfig.pack_idle_ms` is not kept as this object at all but packed into
+    one bytes value (`pack`, `unpack`): its view is derived again on its next
+    event.
     """
 
     __slots__ = (

@@ -174,7 +174,7 @@ class StreamTimeUpkeep(EngineState):
                 assert last_ts is not None  # a live ticket has an event
                 if last_ts + idle_ms > st:
                     continue  # a newer event: filed under its bucket too
-                if state.packable() and tid not in self._stale:
+                if state.packable():  # not stale either: no derivation kept
                     tickets[tid] = state.pack()
                 elif not state.late:
                     self._file_idle(tid, st)
