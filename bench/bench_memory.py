@@ -221,7 +221,8 @@ def breakdown_engine(eng: PartitionEngine) -> dict[str, int]:
         out[f"TicketState.{name}"] = sum(_size(getattr(s, name), seen) for s in states)
     for name in ("_tickets", "_expiry_buckets", "_expiry_heap", "_idle_buckets",
                  "_idle_heap", "_deadlines", "_dirty", "_stale"):  # fmt: skip
-        out[f"engine.{name}"] = _size(getattr(eng, name), seen)
+        if hasattr(eng, name):  # an older checkout's engine may lack one (A/B runs)
+            out[f"engine.{name}"] = _size(getattr(eng, name), seen)
     return out
 
 
