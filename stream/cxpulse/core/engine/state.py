@@ -18,6 +18,10 @@ from cxpulse.core.outcome import ROLES, Outcome
 from cxpulse.core.slices import AgentAgg, Key, SliceStore, SurveyAgg, TicketAgg
 from cxpulse.core.tickets import Attribution, DeriveParams, TicketState, TicketView
 
+#: Granularity of the packing schedule (`StreamTimeUpkeep._pack_idle`): a ticket is
+#: packed between `CoreConfig.pack_idle_ms` and that plus this after its newest event.
+IDLE_BUCKET_MS = 300_000
+
 
 class EngineState:
     """All state of source partition number p: tickets partition p + surveys partition p
@@ -50,6 +54,8 @@ class EngineState:
         #: (`StreamTimeUpkeep._file_idle`), and the heap of those buckets.
         self._idle_buckets: dict[int, list[str]] = {}
         self._idle_heap: list[int] = []
+        #: A bucket's tickets are looked at once the stream time is this past its start.
+        self._pack_lag = IDLE_BUCKET_MS + config.pack_idle_ms
         self._deadlines: list[tuple[int, str]] = []
         self._dedup: dict[str, int] = {}
         self._dedup_slices: dict[int, set[str]] = {}
@@ -86,7 +92,7 @@ class EngineState:
         def _drop(self, tid: str, state: TicketState | bytes) -> None: ...
         def _live(self, tid: str, packed: bytes) -> TicketState: ...
         def _view(self, tid: str, state: TicketState | bytes) -> TicketView: ...
-        def _file_idle(self, tid: str, last_ts: int, before: int | None = None) -> None: ...
+        def _file_idle(self, tid: str, last_ts: int) -> None: ...
         def _evict_before(self, st: int) -> int: ...
         def _on_tickets_time(self) -> None: ...
         def _schedule_expiry(self, tid: str, expiry: int) -> None: ...

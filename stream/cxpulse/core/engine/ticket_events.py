@@ -9,7 +9,7 @@ from collections import Counter
 from cxpulse.core.decode import Rejection
 from cxpulse.core.dimensions import UNKNOWN
 from cxpulse.core.duplicates import Verdict, resolve
-from cxpulse.core.engine.state import EngineState
+from cxpulse.core.engine.state import IDLE_BUCKET_MS, EngineState
 from cxpulse.core.events import (
     TICKETS,
     TicketCreated,
@@ -80,8 +80,10 @@ class TicketEvents(EngineState):
             )
         before = state.last_ts
         appended = state.insert(e, late)
-        if state.last_ts is not before:
-            self._file_idle(tid, e.ts, before)
+        if state.last_ts is not before and (
+            before is None or e.ts // IDLE_BUCKET_MS != before // IDLE_BUCKET_MS
+        ):
+            self._file_idle(tid, e.ts)  # its newest event in another bucket
         advanced = False
         if not late and (st is None or e.ts > st):
             self._st[TICKETS] = e.ts

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 
-from cxpulse.core.engine.state import EngineState
+from cxpulse.core.engine.state import IDLE_BUCKET_MS, EngineState
 from cxpulse.core.engine.stores import evict_before
 from cxpulse.core.events import (
     TICKETS,
@@ -23,9 +23,6 @@ from cxpulse.core.tickets import (
 )
 
 _EXPIRY_BUCKET_MS = 3_600_000
-#: Granularity of the packing schedule: a ticket is packed between `pack_idle_ms` and
-#: that plus this after its newest event.
-_IDLE_BUCKET_MS = 300_000
 
 
 class StreamTimeUpkeep(EngineState):
@@ -54,7 +51,9 @@ class StreamTimeUpkeep(EngineState):
             self._release(eid)
             released = True
         self._sweep_expiry(st)
-        self._pack_idle(st)
+        idle = self._idle_heap
+        if idle and idle[0] * IDLE_BUCKET_MS + self._pack_lag <= st:
+            self._pack_idle(st)
         upto = cfg.slice_of(st - cfg.lateness_ms)
         if upto > self.tickets_store.sealed:
             self._fold_tickets(self.tickets_store.seal(upto))
@@ -140,15 +139,13 @@ class StreamTimeUpkeep(EngineState):
 
     # ------------------------------------------------------------- packing
 
-    def _file_idle(self, tid: str, last_ts: int, before: int | None = None) -> None:
+    def _file_idle(self, tid: str, last_ts: int) -> None:
         """File `tid` to be packed once its newest event (`last_ts`) is `pack_idle_ms`
-        old (`_pack_idle`), unless its newest event before (`before`) was filed in
-        the same bucket. Called when a ticket's newest event time changes and when
-        a ticket is unpacked: an entry, not a membership, like `_schedule_expiry`
-        (a ticket filed twice is looked at twice)."""
-        bucket = last_ts // _IDLE_BUCKET_MS
-        if before is not None and before // _IDLE_BUCKET_MS == bucket:
-            return
+        old (`_pack_idle`). Called when a ticket's newest event time enters another
+        bucket (`TicketEvents._apply_ticket`) and when a ticket is unpacked: an
+        entry, not a membership, like `_schedule_expiry` (a ticket filed twice is
+        looked at twice)."""
+        bucket = last_ts // IDLE_BUCKET_MS
         members = self._idle_buckets.get(bucket)
         if members is None:
             members = self._idle_buckets[bucket] = []
@@ -165,7 +162,8 @@ class StreamTimeUpkeep(EngineState):
         heap = self._idle_heap
         idle_ms = self.config.pack_idle_ms
         tickets = self._tickets
-        while heap and (heap[0] + 1) * _IDLE_BUCKET_MS + idle_ms <= st:
+        lag = self._pack_lag
+        while heap and heap[0] * IDLE_BUCKET_MS + lag <= st:
             for tid in self._idle_buckets.pop(heapq.heappop(heap)):
                 state = tickets.get(tid)
                 if not isinstance(state, TicketState):
