@@ -686,14 +686,15 @@ class TicketState:
 
     def packable(self) -> bool:
         """Whether `pack` keeps all there is: a derivation kept (so no late event,
-        and not stale), no FRT deadline pending, and the slices hold the
-        contributions of the current events (no `base`). Then the contributions,
-        the `tail` and the view are what deriving the events gives (`unpack`)."""
-        return self.derivation is not None and self.pending is None and self.base is None
+        and not stale: the slices hold the contributions of the current events,
+        no `base`) and no FRT deadline pending. Then the contributions, the
+        `tail` and the view are what deriving the events gives (`unpack`)."""
+        return self.derivation is not None and self.pending is None
 
     def pack(self) -> bytes:
         """The ticket as one bytes value (only when `packable`): its expiry, whether
         it is open (both read without unpacking), its events' JSON."""
+        assert self.base is None, "only a ticket stale or being changed has a base"
         self._fold()
         return _PACKED.pack(self.expiry, self.view.is_open) + self.enc
 
