@@ -70,6 +70,7 @@ from cxpulse.core.events import (
     TicketMessage,
 )
 from cxpulse.core.replica import PartitionReplica
+from cxpulse.core.tickets import TicketState
 
 START_MS = 1_793_577_600_000  # 2026-11-02T00:00:00Z
 SPAN_MS = 2 * 3_600_000
@@ -101,10 +102,10 @@ def one_ticket(
     yield StatusChanged(eid(), t + 4, tid, status or rng.choice((Status.OPEN, Status.PENDING)))
 
 
-def open_tickets(n: int, seed: int = 1) -> Iterator[TicketEvent]:
+def open_tickets(n: int, seed: int = 1, span_ms: int = SPAN_MS) -> Iterator[TicketEvent]:
     """`n` open tickets' events in time order (see the module docstring)."""
     rng = Random(seed)
-    step = SPAN_MS // n
+    step = span_ms // n
     for i in range(n):
         yield from one_ticket(rng, f"T-0001-{i:07d}", START_MS + i * step)
     # One more ticket, a day and more later: the stream time passes the longest
@@ -112,7 +113,8 @@ def open_tickets(n: int, seed: int = 1) -> Iterator[TicketEvent]:
     # What stays is what an open ticket costs as long as it stays open (retention:
     # 7 days); slices are bounded by windows x label values, not by open tickets.
     later_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-    yield TicketCreated(later_id, START_MS + LATER_MS, "T-0001-later", TEAMS[0], CHANNELS[0])
+    later = START_MS + span_ms - SPAN_MS + LATER_MS
+    yield TicketCreated(later_id, later, "T-0001-later", TEAMS[0], CHANNELS[0])
 
 
 def rss_bytes() -> int:
@@ -120,9 +122,10 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def build_engine(n: int, values_out: Path | None = None) -> PartitionEngine:
+def build_engine(n: int, values_out: Path | None = None, config: CoreConfig | None = None,
+                 span_ms: int = SPAN_MS) -> PartitionEngine:  # fmt: skip
     """An engine holding `n` open tickets, driven as the worker drives it."""
-    eng = PartitionEngine(CoreConfig(), 0)
+    eng = PartitionEngine(config or CoreConfig(), 0)
     out = None if values_out is None else values_out.open("w")
     batch: list[TicketEvent] = []
 
@@ -137,7 +140,7 @@ def build_engine(n: int, values_out: Path | None = None) -> PartitionEngine:
                 v = drained[k]
                 out.write(json.dumps([k, None if v is None else v.decode()]) + "\n")
 
-    for e in open_tickets(n):
+    for e in open_tickets(n, span_ms=span_ms):
         batch.append(e)
         if len(batch) == BATCH:
             flush()
@@ -203,19 +206,23 @@ def breakdown_engine(eng: PartitionEngine) -> dict[str, int]:
     out["labels (guard)"] = _size(eng.guard.seen, seen)
     shared = (eng.tickets_store, eng.agents_store, eng.surveys_store, eng._cum_tickets)
     out["slice stores + cumulative"] = sum(_size(x, seen) for x in shared)
-    states = list(eng._tickets.values())
-    slots = [n for cls in type(states[0]).__mro__ for n in getattr(cls, "__slots__", ())]
+    states = [s for s in eng._tickets.values() if isinstance(s, TicketState)]
+    slots = [n for cls in TicketState.__mro__ for n in getattr(cls, "__slots__", ())]
     # what a ticket owns before what refers to it again (`derivation` is `view` or None)
     first = [n for n in _FIRST if n in slots]
     names = first + sorted(n for n in slots if n not in first)
     out["ticket ids (keys)"] = sum(_size(t, seen) for t in eng._tickets)
+    out["packed tickets (bytes)"] = sum(
+        _size(s, seen) for s in eng._tickets.values() if isinstance(s, bytes)
+    )
     seen.update(id(s) for s in states)
     out["TicketState objects"] = sum(sys.getsizeof(s) for s in states)
     for name in names:
         out[f"TicketState.{name}"] = sum(_size(getattr(s, name), seen) for s in states)
-    for name in ("_tickets", "_expiry_buckets", "_expiry_heap",
-                 "_deadlines", "_dirty", "_stale"):  # fmt: skip
-        out[f"engine.{name}"] = _size(getattr(eng, name), seen)
+    for name in ("_tickets", "_expiry_buckets", "_expiry_heap", "_idle_buckets",
+                 "_idle_heap", "_deadlines", "_dirty", "_stale"):  # fmt: skip
+        if hasattr(eng, name):  # an older checkout's engine may lack one (A/B runs)
+            out[f"engine.{name}"] = _size(getattr(eng, name), seen)
     return out
 
 
@@ -234,12 +241,14 @@ def breakdown_replica(rep: PartitionReplica) -> dict[str, int]:
 # ------------------------------------------------------------------ processes
 
 
-def child(kind: str, n: int, values: str | None, breakdown: bool) -> dict[str, Any]:
+def child(kind: str, n: int, values: str | None, breakdown: bool,
+          pack_idle_ms: int | None, span_ms: int) -> dict[str, Any]:  # fmt: skip
     """In a fresh process: RSS before and after `n` tickets of `kind`."""
     if kind == "core":
         gc.collect()
         before = rss_bytes()
-        held: Any = build_engine(n)
+        config = CoreConfig() if pack_idle_ms is None else CoreConfig(pack_idle_ms=pack_idle_ms)
+        held: Any = build_engine(n, config=config, span_ms=span_ms)
     else:
         assert values is not None
         gc.collect()
@@ -255,8 +264,12 @@ def child(kind: str, n: int, values: str | None, breakdown: bool) -> dict[str, A
     return result
 
 
-def run_child(kind: str, n: int, values: Path | None, breakdown: bool) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", kind, "--counts", str(n)]
+def run_child(kind: str, n: int, values: Path | None, breakdown: bool,
+              pack_idle_ms: int | None, span_hours: float) -> dict[str, Any]:  # fmt: skip
+    cmd = [sys.executable, __file__, "--child", kind, "--counts", str(n),
+           "--span-hours", str(span_hours)]  # fmt: skip
+    if pack_idle_ms is not None:
+        cmd += ["--pack-idle-ms", str(pack_idle_ms)]
     if values is not None:
         cmd += ["--values", str(values)]
     if breakdown:
@@ -274,14 +287,21 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="200 and 1,000 tickets")
     ap.add_argument("--child", choices=("core", "replica"), help=argparse.SUPPRESS)
     ap.add_argument("--values", help=argparse.SUPPRESS)
+    ap.add_argument("--pack-idle-ms", type=int,
+                    help="CoreConfig.pack_idle_ms of the core (default: its default)")  # fmt: skip
+    ap.add_argument("--span-hours", type=float, default=SPAN_MS / 3_600_000,
+                    help="hours over which the tickets are created (default 2)")  # fmt: skip
     args = ap.parse_args()
+    span_ms = int(args.span_hours * 3_600_000)
     if args.child:
-        print(json.dumps(child(args.child, int(args.counts), args.values, args.breakdown)))
+        print(json.dumps(child(args.child, int(args.counts), args.values, args.breakdown,
+                               args.pack_idle_ms, span_ms)))  # fmt: skip
         return 0
     counts = (200, 1000) if args.smoke else tuple(int(x) for x in args.counts.split(","))
     lo, hi = sorted(counts)
     print(f"python {platform.python_version()} on {platform.machine()}, open tickets "
-          f"{lo:,} and {hi:,} (5 events each), one fresh process per count")  # fmt: skip
+          f"{lo:,} and {hi:,} (5 events each) created over {args.span_hours:g} h, "
+          f"one fresh process per count")  # fmt: skip
     rss: dict[tuple[str, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in (lo, hi):
@@ -290,12 +310,14 @@ def main() -> int:
             sub = subprocess.run([sys.executable, "-c", (
                 "import sys; sys.path.insert(0, sys.argv[1]); "
                 "from bench_memory import build_engine; from pathlib import Path; "
-                "build_engine(int(sys.argv[2]), Path(sys.argv[3]))"
-            ), str(Path(__file__).parent), str(n), str(values)], check=True)  # fmt: skip
+                "build_engine(int(sys.argv[2]), Path(sys.argv[3]), span_ms=int(sys.argv[4]))"
+            ), str(Path(__file__).parent), str(n), str(values), str(span_ms)],
+            check=True)  # fmt: skip
             assert sub.returncode == 0
             for kind in ("core", "replica"):
                 rss[kind, n] = run_child(kind, n, values if kind == "replica" else None,
-                                         args.breakdown and n == hi)  # fmt: skip
+                                         args.breakdown and n == hi, args.pack_idle_ms,
+                                         args.span_hours)  # fmt: skip
     print()
     print("| holder | RSS at lo (MB) | RSS at hi (MB) | bytes per open ticket | goal |")
     print("|---|---:|---:|---:|---:|")

@@ -21,8 +21,19 @@ from cxpulse.core.events import (
     TicketMessage,
     role_of,
 )
+from cxpulse.core.tickets import TicketState
 
 DAY = "2026-11-22"
+
+
+def live_tickets(eng: PartitionEngine) -> dict[str, TicketState]:
+    """Every live ticket of `eng`, a packed one unpacked (`PartitionEngine.ticket`)."""
+    out: dict[str, TicketState] = {}
+    for tid in list(eng._tickets):
+        state = eng.ticket(tid)
+        assert state is not None
+        out[tid] = state
+    return out
 
 
 def at(clock: str) -> int:

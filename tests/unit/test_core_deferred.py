@@ -19,7 +19,7 @@ from cxpulse.core.tickets import TicketState
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.core_helpers import assigned, created, msg, status
+from tests.unit.core_helpers import assigned, created, live_tickets, msg, status
 from tests.unit.test_core_incremental import slice_totals, ticket_arrivals
 from tests.unit.test_core_reference import BASE, MIN, arrivals
 
@@ -33,11 +33,12 @@ def _state(eng: PartitionEngine, s: TicketState) -> tuple[object, ...]:
 def assert_same(eager: PartitionEngine, batched: PartitionEngine) -> None:
     assert evaluate([batched]) == evaluate([eager])
     assert batched._tickets.keys() == eager._tickets.keys()
-    for tid, s in eager._tickets.items():
-        assert _state(batched, batched._tickets[tid]) == _state(eager, s), tid
+    eager_live, batched_live = live_tickets(eager), live_tickets(batched)
+    for tid, s in eager_live.items():
+        assert _state(batched, batched_live[tid]) == _state(eager, s), tid
     assert batched._tombs == eager._tombs
-    assert {t for t, s in batched._tickets.items() if s.view.is_open} == {
-        t for t, s in eager._tickets.items() if s.view.is_open
+    assert {t for t, s in batched_live.items() if s.view.is_open} == {
+        t for t, s in eager_live.items() if s.view.is_open
     }
     assert slice_totals(batched) == slice_totals(eager)
     assert batched._outcomes == eager._outcomes

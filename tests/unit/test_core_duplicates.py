@@ -107,4 +107,5 @@ def test_an_id_seen_only_as_another_field_of_the_ticket_is_not_a_duplicate() -> 
         eng.drain_dirty()
     assert eng.apply(TICKETS, TicketAssigned(odd, T0 + 1, "t-1", "a-1")) is Outcome.DUPLICATE
     assert eng.apply(TICKETS, first[0]) is Outcome.DUPLICATE
-    assert eng._tickets["t-1"].count() == 8
+    state = eng.ticket("t-1")
+    assert state is not None and state.count() == 8

@@ -70,7 +70,8 @@ def test_twenty_thousand_events_keep_one_thousand() -> None:
     tracemalloc.stop()
     assert applied == [Outcome.APPLIED] * 1000
     assert codes == {TICKET_EVENT_CAP: 19_000}
-    assert eng._tickets["T"].count() == 1000
+    state = eng.ticket("T")
+    assert state is not None and state.count() == 1000
     # the engine counts only what it applied; the shell counts the rejections
     assert eng.outcome_counts(TICKETS)[Outcome.APPLIED] == 1000
     assert sum(eng.outcome_counts(TICKETS).values()) == 1000

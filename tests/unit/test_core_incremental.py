@@ -38,7 +38,7 @@ from cxpulse.core.tickets import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.core_helpers import assigned, created, msg, status
+from tests.unit.core_helpers import assigned, created, live_tickets, msg, status
 from tests.unit.test_core_reference import MIN, ticket_history
 
 
@@ -113,7 +113,7 @@ def test_every_ticket_equals_a_full_derive_after_every_event(
     for i, e in enumerate(events):
         eng.apply(role_of(e), e)
         applied: list[Contribution] = []
-        for state in eng._tickets.values():
+        for state in live_tickets(eng).values():  # a packed one unpacked: as if never packed
             view, contribs, pending = expected(eng, state)
             assert state.view == view
             assert state.base is None  # derived from its current events

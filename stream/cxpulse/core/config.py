@@ -107,6 +107,13 @@ class CoreConfig:
     #: with them). Beyond it a ticket's new events are rejected, as
     #: `TICKET_EVENT_CAP` dead letters (`PartitionEngine.apply`); docs/kpis.md.
     max_events_per_ticket: int = 1000
+    #: A live ticket whose newest event is this much older than the tickets stream time
+    #: is kept packed (one bytes value: its events' JSON and its expiry) rather than as
+    #: objects, and unpacked on its next event (`cxpulse.core.engine.upkeep`). Most open
+    #: tickets wait for hours or days between events; packed, one costs about half the
+    #: memory (issue 22, docs/benchmarks.md). An hour: on the busy day 3 % of the ticket
+    #: events meet a packed ticket (30 min: 6 %), each costing a decode and a derivation.
+    pack_idle_ms: int = 3_600_000
     #: Sequential collapse tests of share KPIs (targets.yaml: target, collapse,
     #: paging.false_alarm_days): `cxpulse.core.evidence`.
     evidence: tuple[EvidenceSpec, ...] = DEFAULT_EVIDENCE
@@ -155,6 +162,8 @@ class CoreConfig:
             raise ValueError("survey_park_max_ms must be >= 0")
         if self.max_events_per_ticket < 1:
             raise ValueError("max_events_per_ticket must be >= 1")
+        if self.pack_idle_ms <= 0:
+            raise ValueError("pack_idle_ms must be positive")
         if self.max_label_values < 1:
             raise ValueError("max_label_values must be >= 1")
         for dim in (*self.allowed_labels, *self.top_n):

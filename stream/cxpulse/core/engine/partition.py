@@ -61,6 +61,7 @@ from cxpulse.core.slices import (
     Key,
     TicketAgg,
 )
+from cxpulse.core.tickets import TicketState, packed_expiry, packed_open, packed_view
 
 __all__ = ["TICKET_EVENT_CAP", "PartitionEngine"]
 
@@ -121,10 +122,15 @@ class PartitionEngine(TicketEvents, Deferral, StreamTimeUpkeep, SurveyEvents, Sn
         that set cost 84 bytes per open ticket (issue 22), the look a few
         milliseconds per evaluation per 100k live tickets. Order is not a
         result (a set's order never was either)."""
-        for state in self._tickets.values():
-            if state.expiry < at_ms or not state.view.is_open:
-                continue  # closed or solved, or stale, only not swept yet
-            yield open_ticket(state.view)
+        for tid, state in self._tickets.items():
+            if isinstance(state, TicketState):
+                if state.expiry < at_ms or not state.view.is_open:
+                    continue  # closed or solved, or stale, only not swept yet
+                yield open_ticket(state.view)
+            elif packed_open(state) and packed_expiry(state) >= at_ms:
+                # derived, not unpacked: an evaluation changes nothing (the
+                # worker's own /metrics/partitions, `cxpulse report`)
+                yield open_ticket(packed_view(tid, state, self._params))
 
     def cumulative_tickets(self) -> Mapping[Key, TicketAgg]:
         return self._cum_tickets
@@ -137,3 +143,8 @@ class PartitionEngine(TicketEvents, Deferral, StreamTimeUpkeep, SurveyEvents, Sn
 
     def tickets_tracked(self) -> int:
         return len(self._tickets)
+
+    def ticket(self, tid: str) -> TicketState | None:
+        """A live ticket's state, unpacked if it was packed (tests, benchmarks)."""
+        state = self._tickets.get(tid)
+        return self._live(tid, state) if isinstance(state, bytes) else state

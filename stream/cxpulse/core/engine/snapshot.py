@@ -31,6 +31,7 @@ from cxpulse.core.tickets import (
     decode_ticket_event,
     dumps,
     encode_event,
+    packed_encoded,
 )
 
 
@@ -67,10 +68,7 @@ class Snapshot(EngineState):
         if key == "c":
             return self._cum_json()
         tag, _, rest = key.partition(":")
-        if tag == "t":
-            state = self._tickets.get(rest)
-            if state is not None:
-                return state.to_json()
+        if tag == "t":  # a live ticket's value is `drain_dirty`'s
             tomb = self._tombs.get(rest)
             return {"x": tomb[0], "a": tomb[1].to_json()} if tomb is not None else None
         if tag == "D":
@@ -103,7 +101,11 @@ class Snapshot(EngineState):
         for key in self._dirty:
             state = tickets.get(key[2:]) if key[0] == "t" else None
             if state is not None:
-                out[key] = state.encoded()
+                out[key] = (
+                    state.encoded()
+                    if isinstance(state, TicketState)
+                    else packed_encoded(key[2:], state)
+                )
                 continue
             value = self._value(key)
             out[key] = None if value is None else _dumps(value)
@@ -190,6 +192,8 @@ class Snapshot(EngineState):
             state = eng._tickets[tid] = TicketState(tid)
             state.load([decode_ticket_event(raw) for raw in value["e"]], set(value.get("l", ())))
             eng._rederive(tid, state, apply=False)
+            if state.last_ts is not None:
+                eng._file_idle(tid, state.last_ts)  # packed once the stream time moves
         for store in (eng.tickets_store, eng.agents_store):
             st = eng._st[TICKETS]
             store.evicted = eng._evict_before(st) if st is not None else store.evicted

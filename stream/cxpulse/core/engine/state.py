@@ -16,7 +16,11 @@ from cxpulse.core.engine.stores import slice_stores
 from cxpulse.core.events import SURVEYS, TICKETS, SurveyEvent, TicketEvent
 from cxpulse.core.outcome import ROLES, Outcome
 from cxpulse.core.slices import AgentAgg, Key, SliceStore, SurveyAgg, TicketAgg
-from cxpulse.core.tickets import Attribution, DeriveParams, TicketState
+from cxpulse.core.tickets import Attribution, DeriveParams, TicketState, TicketView
+
+#: Granularity of the packing schedule (`StreamTimeUpkeep._pack_idle`): a ticket is
+#: packed between `CoreConfig.pack_idle_ms` and that plus this after its newest event.
+IDLE_BUCKET_MS = 300_000
 
 
 class EngineState:
@@ -39,11 +43,19 @@ class EngineState:
         self.guard = LabelGuard(config)
         self._st: dict[str, int | None] = {TICKETS: None, SURVEYS: None}
         self._outcomes: dict[str, dict[str, int]] = {r: {o: 0 for o in Outcome} for r in ROLES}
-        self._tickets: dict[str, TicketState] = {}
+        #: Live tickets; an idle one packed (bytes, `TicketState.pack`): see
+        #: `StreamTimeUpkeep._pack_idle`; `TicketEvents._live` unpacks it.
+        self._tickets: dict[str, TicketState | bytes] = {}
         self._tombs: dict[str, tuple[int, Attribution]] = {}
         #: Hour bucket -> ids filed under it (`StreamTimeUpkeep._schedule_expiry`).
         self._expiry_buckets: dict[int, list[str]] = {}
         self._expiry_heap: list[int] = []
+        #: Bucket of a newest event time -> ids filed under it, to be packed once idle
+        #: (`StreamTimeUpkeep._file_idle`), and the heap of those buckets.
+        self._idle_buckets: dict[int, list[str]] = {}
+        self._idle_heap: list[int] = []
+        #: A bucket's tickets are looked at once the stream time is this past its start.
+        self._pack_lag = IDLE_BUCKET_MS + config.pack_idle_ms
         self._deadlines: list[tuple[int, str]] = []
         self._dedup: dict[str, int] = {}
         self._dedup_slices: dict[int, set[str]] = {}
@@ -77,7 +89,10 @@ class EngineState:
         def _unseen_labels(self, events: Iterable[TicketEvent]) -> int: ...
         def _rederive(self, tid: str, state: TicketState, apply: bool = True) -> None: ...
         def _resume(self, tid: str, state: TicketState, event: TicketEvent | None) -> None: ...
-        def _drop(self, tid: str, state: TicketState) -> None: ...
+        def _drop(self, tid: str, state: TicketState | bytes) -> None: ...
+        def _live(self, tid: str, packed: bytes) -> TicketState: ...
+        def _view(self, tid: str, state: TicketState | bytes) -> TicketView: ...
+        def _file_idle(self, tid: str, last_ts: int) -> None: ...
         def _evict_before(self, st: int) -> int: ...
         def _on_tickets_time(self) -> None: ...
         def _schedule_expiry(self, tid: str, expiry: int) -> None: ...

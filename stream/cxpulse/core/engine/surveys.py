@@ -151,8 +151,8 @@ class SurveyEvents(EngineState):
         state = self._tickets.get(ticket_id)
         if state is not None:
             if ticket_id in self._stale:
-                self._rederive(ticket_id, state)
-            return state.view.attribution()
+                self._rederive(ticket_id, self._stale[ticket_id])
+            return self._view(ticket_id, state).attribution()
         tomb = self._tombs.get(ticket_id)
         return tomb[1] if tomb is not None else None
 

@@ -9,7 +9,7 @@ from collections import Counter
 from cxpulse.core.decode import Rejection
 from cxpulse.core.dimensions import UNKNOWN
 from cxpulse.core.duplicates import Verdict, resolve
-from cxpulse.core.engine.state import EngineState
+from cxpulse.core.engine.state import IDLE_BUCKET_MS, EngineState
 from cxpulse.core.events import (
     TICKETS,
     TicketCreated,
@@ -47,6 +47,8 @@ class TicketEvents(EngineState):
                     self.settle()  # admit in the eager order from here on
         tid = e.ticket_id
         state = self._tickets.get(tid)
+        if isinstance(state, bytes):
+            state = self._live(tid, state)
         if state is not None and st is not None and state.expiry < st:
             if tid in self._stale:  # judged on its up-to-date expiry, as eagerly
                 self._rederive(tid, state)
@@ -76,7 +78,12 @@ class TicketEvents(EngineState):
                 f"the ticket already has max_events_per_ticket "
                 f"({cfg.max_events_per_ticket}) events",
             )
+        before = state.last_ts
         appended = state.insert(e, late)
+        if state.last_ts is not before and (
+            before is None or e.ts // IDLE_BUCKET_MS != before // IDLE_BUCKET_MS
+        ):
+            self._file_idle(tid, e.ts)  # its newest event in another bucket
         advanced = False
         if not late and (st is None or e.ts > st):
             self._st[TICKETS] = e.ts
