@@ -782,7 +782,7 @@ def encode_event(e: Event) -> list[Any]:
 def decode_ticket_event(d: list[Any]) -> TicketEvent:
     """`decode_event` of a ticket's own events (a survey here is a corrupt value)."""
     e = decode_event(d)
-    if isinstance(e, SurveyResponse | SurveyOffered):
+    if isinstance(e, (SurveyResponse, SurveyOffered)):
         raise ValueError("a survey event among a ticket's events")
     return e
 

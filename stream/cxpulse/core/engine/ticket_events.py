@@ -12,6 +12,7 @@ from cxpulse.core.duplicates import Verdict, resolve
 from cxpulse.core.engine.state import EngineState
 from cxpulse.core.events import (
     TICKETS,
+    TicketAssigned,
     TicketCreated,
     TicketEvent,
 )
@@ -234,7 +235,12 @@ class TicketEvents(EngineState):
             events, late = decode_events(base[0], state.tid), base[1]
         if late:
             events = [e for e in events if e.event_id not in late]
-        contribs = derive_all(events, self._params, self.guard.peek).contribs if events else []
+        if _first_creation(events) == len(events):
+            # No creation among them: a derivation emits nothing without one
+            # (`Derivation.key`). The usual case of a delayed creation, whose
+            # arrival re-derives the ticket: no loop over the events before it.
+            return [*state.tail]
+        contribs = derive_all(events, self._params, self.guard.peek).contribs
         return [*contribs, *state.tail]
 
     def _resume(self, tid: str, state: TicketState, event: TicketEvent | None) -> None:
@@ -249,7 +255,8 @@ class TicketEvents(EngineState):
         n = 0
         was = None
         if event is not None:
-            was = _labels(d.view)  # `d.view` is `state.view`, changed in place
+            if type(event) is TicketAssigned:  # the one kind a step changes labels with
+                was = _labels(d.view)  # `d.view` is `state.view`, changed in place
             d.step(event, admit)
         tail, pending = d.finish(self._st[TICKETS], admit)
         # The difference to apply: the contributions the step appended, and the
