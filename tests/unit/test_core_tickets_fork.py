@@ -6,7 +6,14 @@ twelve times as much, issue 22), so a slot added to `TicketView` or
 
 from __future__ import annotations
 
-from cxpulse.core.events import Author, Status, StatusChanged, TicketAssigned, TicketMessage
+from cxpulse.core.events import (
+    Author,
+    Status,
+    StatusChanged,
+    TicketAssigned,
+    TicketEvent,
+    TicketMessage,
+)
 from cxpulse.core.tickets import Derivation, DeriveParams, TicketView, derive_all
 
 from tests.unit.core_helpers import at, created
@@ -17,7 +24,7 @@ SLOTS = (*TicketView.__slots__, *Derivation.__slots__)
 def _derivation() -> Derivation:
     """A ticket whose every slot holds a value of its own (a transfer, a reassignment,
     a reply, a solve), so a fork that mixed two slots up would differ too."""
-    events = [
+    events: list[TicketEvent] = [
         created("t1", "09:00:00", team="billing", channel="email"),
         TicketAssigned("a1", at("09:01:00"), "t1", "ann", None),
         TicketAssigned("a2", at("09:02:00"), "t1", "bob", "tech"),
