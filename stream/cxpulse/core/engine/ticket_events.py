@@ -90,7 +90,9 @@ class TicketEvents(EngineState):
             and (d.created_ts is not None or type(e) is not TicketCreated)
         ):
             self._resume(tid, state, e)
-        elif not (self._deferring and self._defer(tid, state, late, e)):
+        # never stale across a stream-time advance (see `begin_batch`): the upkeep
+        # below may admit labels (a released survey) before the ticket's own
+        elif advanced or not (self._deferring and self._defer(tid, state, late, e)):
             self._rederive(tid, state)
         if advanced:
             self._on_tickets_time()
