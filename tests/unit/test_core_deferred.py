@@ -199,5 +199,6 @@ def test_a_deferred_ticket_is_derived_before_its_own_event_moves_the_stream_time
     survey = SurveyResponse("S-0", ts, SurveyKind.CSAT, 1, "T-404", channel="web")
     c1 = TicketCreated("T-1-c", ts + 300_001, "T-1", "billing", "email", Priority.LOW,
                        created_by=Creator.AGENT)  # fmt: skip
-    events = [(role_of(c0), c0), (role_of(survey), survey), (role_of(c0), c0), (role_of(c1), c1)]
+    events: list[tuple[str, Event]] = [(role_of(c0), c0), (role_of(survey), survey),
+                                       (role_of(c0), c0), (role_of(c1), c1)]  # fmt: skip
     run_both(events, CoreConfig(max_label_values=2), set())
