@@ -14,7 +14,18 @@ from __future__ import annotations
 
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.engine import Outcome, PartitionEngine, evaluate
-from cxpulse.core.events import Author, Event, TicketCreated, TicketEvent, TicketMessage, role_of
+from cxpulse.core.events import (
+    Author,
+    Creator,
+    Event,
+    Priority,
+    SurveyKind,
+    SurveyResponse,
+    TicketCreated,
+    TicketEvent,
+    TicketMessage,
+    role_of,
+)
 from cxpulse.core.tickets import TicketState
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -175,3 +186,20 @@ def test_label_cap_in_reach_is_handled_eagerly() -> None:
     assert eager.guard.seen["agent"] == {"a-9", "a-8"}
     assert_same(eager, batched)
     assert batched.guard.seen == eager.guard.seen
+
+
+def test_a_deferred_ticket_is_derived_before_its_own_event_moves_the_stream_time() -> None:
+    """Found by the property test above: a new ticket's first event was left stale
+    although it moved the stream time, so the upkeep that follows (here: releasing a
+    parked survey, which admits its channel) ran before the ticket's own labels were
+    admitted; with a cap of 2 values, `web` took the place eager application gives
+    `email`. Like a conflicting copy (`_duplicate`), such an event is derived at once."""
+    ts = BASE
+    c0 = TicketCreated("T-0-c", ts, "T-0", "billing", "chat", Priority.LOW,
+                       created_by=Creator.AGENT)  # fmt: skip
+    survey = SurveyResponse("S-0", ts, SurveyKind.CSAT, 1, "T-404", channel="web")
+    c1 = TicketCreated("T-1-c", ts + 300_001, "T-1", "billing", "email", Priority.LOW,
+                       created_by=Creator.AGENT)  # fmt: skip
+    events: list[tuple[str, Event]] = [(role_of(c0), c0), (role_of(survey), survey),
+                                       (role_of(c0), c0), (role_of(c1), c1)]  # fmt: skip
+    run_both(events, CoreConfig(max_label_values=2), set())

@@ -81,14 +81,14 @@ class PartitionEngine(TicketEvents, Deferral, StreamTimeUpkeep, SurveyEvents, Sn
         must be dead-lettered instead (`TICKET_EVENT_CAP`): the engine then
         changed nothing and counted nothing, the caller counts the rejection."""
         if role == TICKETS:
-            if isinstance(event, SurveyResponse | SurveyOffered):
+            if isinstance(event, (SurveyResponse, SurveyOffered)):
                 raise ValueError("a survey event on the tickets role")
             ticket_outcome = self._apply_ticket(event)
             if isinstance(ticket_outcome, Rejection):
                 return ticket_outcome
             outcome = ticket_outcome
         elif role == SURVEYS:
-            if not isinstance(event, SurveyResponse | SurveyOffered):
+            if not isinstance(event, (SurveyResponse, SurveyOffered)):
                 raise ValueError("a ticket event on the surveys role")
             outcome = self._apply_survey(event)
         else:

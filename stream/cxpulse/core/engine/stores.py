@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.sketch import LogMapping
 from cxpulse.core.slices import (
@@ -50,8 +52,8 @@ def slice_stores(
     nb = len(config.histogram_buckets_ms) + 1
     s = config.slice_ms
     return (
-        SliceStore(s, ctx, lambda: TicketAgg(nb), lambda d: TicketAgg.from_json(d, nb),
-                   _ticket_views),
+        SliceStore(s, ctx, partial(TicketAgg, nb), lambda d: TicketAgg.from_json(d, nb),
+                   _ticket_views),  # partial: no Python frame per new aggregate
         SliceStore(s, ctx, AgentAgg, AgentAgg.from_json, _agent_views),
         SliceStore(s, ctx, SurveyAgg, SurveyAgg.from_json, _survey_views),
     )  # fmt: skip

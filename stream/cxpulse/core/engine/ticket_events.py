@@ -12,6 +12,7 @@ from cxpulse.core.duplicates import Verdict, resolve
 from cxpulse.core.engine.state import IDLE_BUCKET_MS, EngineState
 from cxpulse.core.events import (
     TICKETS,
+    TicketAssigned,
     TicketCreated,
     TicketEvent,
 )
@@ -96,7 +97,9 @@ class TicketEvents(EngineState):
             and (d.created_ts is not None or type(e) is not TicketCreated)
         ):
             self._resume(tid, state, e)
-        elif not (self._deferring and self._defer(tid, state, late, e)):
+        # never stale across a stream-time advance (see `begin_batch`): the upkeep
+        # below may admit labels (a released survey) before the ticket's own
+        elif advanced or not (self._deferring and self._defer(tid, state, late, e)):
             self._rederive(tid, state)
         if advanced:
             self._on_tickets_time()
@@ -241,7 +244,12 @@ class TicketEvents(EngineState):
             events, late = decode_events(base[0], state.tid), base[1]
         if late:
             events = [e for e in events if e.event_id not in late]
-        contribs = derive_all(events, self._params, self.guard.peek).contribs if events else []
+        if _first_creation(events) == len(events):
+            # No creation among them: a derivation emits nothing without one
+            # (`Derivation.key`). The usual case of a delayed creation, whose
+            # arrival re-derives the ticket: no loop over the events before it.
+            return [*state.tail]
+        contribs = derive_all(events, self._params, self.guard.peek).contribs
         return [*contribs, *state.tail]
 
     def _resume(self, tid: str, state: TicketState, event: TicketEvent | None) -> None:
@@ -256,7 +264,8 @@ class TicketEvents(EngineState):
         n = 0
         was = None
         if event is not None:
-            was = _labels(d.view)  # `d.view` is `state.view`, changed in place
+            if type(event) is TicketAssigned:  # the one kind a step changes labels with
+                was = _labels(d.view)  # `d.view` is `state.view`, changed in place
             d.step(event, admit)
         tail, pending = d.finish(self._st[TICKETS], admit)
         # The difference to apply: the contributions the step appended, and the

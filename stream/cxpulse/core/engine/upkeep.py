@@ -44,13 +44,17 @@ class StreamTimeUpkeep(EngineState):
                     self._resume(tid, state, None)
                 else:
                     self._rederive(tid, state)
+        # Most advances of the stream time find nothing due: each job is
+        # entered only when its own heap's head says so (calls cost, issue 22).
         heap = self._park_heap
         released = False
-        while (head := self._parked_head()) is not None and head + cfg.lateness_ms < st:
+        while heap and (head := self._parked_head()) is not None and head + cfg.lateness_ms < st:
             _, eid = heapq.heappop(heap)
             self._release(eid)
             released = True
-        self._sweep_expiry(st)
+        expiring = self._expiry_heap
+        if expiring and (expiring[0] + 1) * _EXPIRY_BUCKET_MS <= st:
+            self._sweep_expiry(st)
         idle = self._idle_heap
         if idle and idle[0] * IDLE_BUCKET_MS + self._pack_lag <= st:
             self._pack_idle(st)
