@@ -477,6 +477,22 @@ class Marker:
     #: when set, counters are encoded as a list of values in that order
     #: (format 2; the names cost more than the values and rarely change)
     names: list[str] | None = field(default=None, compare=False, repr=False)
+    #: format 4: seq of the last checkpoint (every value as of it is in keyed
+    #: records); None in formats 1-3, where every value is keyed at `seq`
+    ck: int | None = None
+    #: format 4: the seq this marker's `delta` applies on top of (None: seq - 1)
+    base: int | None = None
+    #: format 4: values changed since `base` that ride in this marker instead of
+    #: a keyed record: (name, DELTA_VALUE / DELTA_DELETED / DELTA_PATCH, bytes)
+    delta: list[tuple[str, int, bytes]] = field(default_factory=list)
+
+    def checkpoint(self) -> int:
+        """Seq as of which every value is in keyed records."""
+        return self.seq if self.ck is None else self.ck
+
+    def base_seq(self) -> int:
+        """Seq of the state this marker's delta applies to."""
+        return self.seq - 1 if self.base is None else self.base
 
     def committed_for(self, epoch: int) -> int | None:
         if epoch == self.epoch and epoch != 0:
@@ -505,20 +521,36 @@ class Marker:
                 **({"part_tombstones": self.part_tombstones} if self.part_tombstones else {}),
                 **({"gc": self.digest_tombstones} if self.digest_tombstones else {}),
                 **({"ml": len(self.meta)} if self.meta is not None else {}),
+                **({"ck": self.ck} if self.ck is not None else {}),
+                **({"b": self.base} if self.base is not None else {}),
+                **({"dl": [[n, kind, len(b)] for n, kind, b in self.delta]}
+                   if self.delta else {}),
             },
             separators=(",", ":"),
             sort_keys=True,
         ).encode()  # fmt: skip
-        if self.meta is None:
-            return body
-        return body[:-1] + b',"meta":' + self.meta + b"}"
+        if self.meta is not None:
+            body = body[:-1] + b',"meta":' + self.meta + b"}"
+        if self.delta:  # the delta's bytes after a NUL, which JSON text never holds
+            body += b"\x00" + b"".join(b for _n, _k, b in self.delta)
+        return body
 
     @classmethod
     def decode(cls, raw: bytes, names: list[str] | None = None) -> Marker:
         """Either format: 1 (every field present, no meta) or 2 (`names`: the
         partition's counter names, needed when the counters are a list)."""
         try:
+            raw, _nul, tail = raw.partition(b"\x00")
             d = json.loads(raw)
+            delta: list[tuple[str, int, bytes]] = []
+            at = 0
+            for n, kind, length in d.get("dl", []):
+                if kind not in (DELTA_VALUE, DELTA_DELETED, DELTA_PATCH) or at + length > len(tail):
+                    raise ValueError("bad delta entry")
+                delta.append((str(n), int(kind), tail[at : at + length]))
+                at += length
+            if at != len(tail):
+                raise ValueError("delta bytes do not match their lengths")
             if "k" in d:
                 values = d["k"]
                 names = names or []
@@ -542,6 +574,9 @@ class Marker:
                 digest_tombstones=[str(k) for k in d.get("gc", [])],
                 meta=meta,
                 names=list(names[: len(d["k"])]) if "k" in d and names is not None else None,
+                ck=int(d["ck"]) if "ck" in d else None,
+                base=int(d["b"]) if "b" in d else None,
+                delta=delta,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptState(f"bad marker: {exc}") from None
@@ -549,3 +584,37 @@ class Marker:
 
 #: The state key whose value travels in the marker (format 2).
 META_KEY = "m"
+
+#: Kinds of a format-4 delta entry: the whole value; the key deleted (no bytes);
+#: a patch (`make_patch`) of the value as of the marker's base, after the
+#: 8-byte digest (`part_digest`) of that value.
+DELTA_VALUE, DELTA_DELETED, DELTA_PATCH = 0, 1, 2
+#: Journal slots a format-4 writer cycles its commit markers through (module docs).
+JOURNAL_SLOTS = 256
+#: Most bytes of one marker's delta (format 4): a bigger batch is a checkpoint.
+DELTA_BYTES = 4 * 1024
+
+
+def journal_key(partition: int, slot: int) -> bytes:
+    """Key of journal slot `slot` (format 4: the commit marker of seq = slot mod R)."""
+    return f"{partition}/j/{slot}".encode()
+
+
+def apply_delta_entry(kind: int, data: bytes, value: bytes | None) -> bytes | None:
+    """The value after one delta entry, given the value before it (None: absent).
+
+    A patch whose base digest does not match `value` raises CorruptState: the
+    entry was written against another value (a reader that did not see the
+    marker the entry builds on)."""
+    if kind == DELTA_VALUE:
+        return data
+    if kind == DELTA_DELETED:
+        return None
+    if value is None or part_digest(value) != data[:_DIGEST_BYTES]:
+        raise CorruptState("a delta patch does not match the value it patches")
+    return apply_patch(value, data[_DIGEST_BYTES:])
+
+
+def delta_patch(value: bytes, patch: bytes) -> bytes:
+    """A DELTA_PATCH entry's bytes: the digest of `value`, then the patch."""
+    return part_digest(value) + patch
