@@ -395,8 +395,6 @@ class PartitionStore:
                 (n, DELTA_DELETED, b"") if v is None else (n, DELTA_VALUE, v)
                 for n, v in sorted(pending.items())
             ]
-        elif journal_slots or old.ck is not None:
-            marker_new.ck = old.seq  # nothing since the checkpoint: outranks `old`
         # format 2 from here on: the names record first, always re-sent (the
         # last batch may have written it to the local store only)
         marker_new.names = [] if names is None else list(names)

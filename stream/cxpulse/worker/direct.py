@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 from cxpulse.changelog.records import (
+    JOURNAL_SLOTS,
     MIN_MAX_RECORD_BYTES,
     CorruptState,
     Write,
@@ -765,10 +766,12 @@ class DirectWorker:
     def _recover(
         self, p: int, items: list[tuple[bytes, bytes]]
     ) -> tuple[PartitionStore, Recovery]:
-        # transactional: no record is ever seen uncommitted, so none needs `prev`
+        # transactional: no record is ever seen uncommitted, so none needs `prev`, and
+        # a batch's small changes ride in its commit marker (format 4, the journal)
+        tx = self.settings.transactional_writes
         return PartitionStore.recover(
-            p, items, max_record_bytes=self._record_max,
-            with_prev=not self.settings.transactional_writes,
+            p, items, max_record_bytes=self._record_max, with_prev=not tx,
+            journal_slots=JOURNAL_SLOTS if tx else 0,
         )  # fmt: skip
 
     def _count_rebuild(self, p: int, reason: str, cause: str, aside: str | None) -> None:
