@@ -177,6 +177,10 @@ class PartitionStore:
         #: recovery marker carries them all: it must fit a record)
         self.delta_limit = min(DELTA_BYTES, (max_record_bytes - RECORD_SLACK) // 4)
         self.pending_limit = min(MAX_PATCH_BASE, (max_record_bytes - RECORD_SLACK) // 2)
+        #: what the last batch was: "journal" (its changes ride in the marker),
+        #: "checkpoint" (it wrote pending values as keyed records) or "keyed"
+        #: (format 3, or a checkpoint with nothing pending); the worker's crash points
+        self.last_kind = "keyed"
         self._deleted_last_batch: list[str] = []
         self._deleted_parts_last_batch: list[tuple[str, int]] = []
         self._dropped_last_batch: list[tuple[str, bytes]] = []
@@ -433,10 +437,8 @@ class PartitionStore:
         m = self.marker
         seq = m.seq + 1
         p = self.partition
-        if self.journal_slots:
-            dirty = self._journal(dirty, seq)
-        else:  # format 3 (values a journal held at recovery first, as keyed records)
-            dirty = self._checkpoint(dirty, seq)
+        # format 3 writes values a journal held at recovery first, as keyed records
+        dirty = self._journal(dirty, seq) if self.journal_slots else self._checkpoint(dirty, seq)
         journal = self.journal_slots
         records: list[Write] = []
         deleted: list[str] = []
@@ -615,6 +617,7 @@ class PartitionStore:
                     else:
                         self.values.pop(name, None)
                 m.ck, m.base, m.delta = ck, None, delta
+                self.last_kind = "journal"
                 return keyed
         return self._checkpoint(dirty, seq)
 
@@ -622,11 +625,13 @@ class PartitionStore:
         """This batch's changes and every pending value, all as keyed records."""
         out = dict(self.pending)
         out.update(dirty)
+        self.last_kind = "checkpoint" if self.pending else "keyed"
         self.pending = {}
         # a value that only ever rode in deltas and is deleted now has no keyed
         # record to delete: the checkpoint's own delta says so (for followers;
         # recovery never reads the delta of a marker at its checkpoint)
-        gone = [(n, DELTA_DELETED, b"") for n, v in out.items() if v is None and n not in self.current]
+        cur = self.current
+        gone = [(n, DELTA_DELETED, b"") for n, v in out.items() if v is None and n not in cur]
         m = self.marker
         m.ck = seq if self.journal_slots or gone else None
         m.base, m.delta = None, gone
