@@ -19,6 +19,9 @@ Format-2 parts are keyed by their digest: immutable, kept from their record
 to their tombstone whatever the marker says (a part of a batch that never
 committed is never listed by a committed descriptor, and its writer
 tombstones it). The engine meta (`m`) of format 2 comes with the marker.
+Format 4 markers (journal slots `<p>/j/<i>`) also carry the batch's small
+changes (their delta), released after its keyed records; a delta patch applies
+to the value the follower holds, checked by digest (records.py, format 4).
 
 With `read_committed` and transactional writes (the direct runtime's
 default) aborted batches are never even seen; the marker rule makes the

@@ -1,5 +1,5 @@
 """The changelog's bytes: records, split values' descriptors and patches, part keys
-and the commit marker of one partition (formats 1-3), exact under crashes.
+and the commit marker of one partition (formats 1-4), exact under crashes.
 
 Pure and without faust: `cxpulse.changelog.store` decides which of these to write
 for a batch and how to rebuild a partition from them; `cxpulse.changelog.follow`
@@ -80,6 +80,50 @@ Format 3 (since the trickle work of issue 22; formats 1 and 2 are still read):
   `MAX_PATCH_BASE` are patched (their parts stay joined in memory).
   A reader older than format 3 sees `D3` as corrupt: upgrade exporters first
   (docs/runtimes.md).
+
+Format 4, the journal (since the trickle work of issue 22; formats 1-3 are still
+read; written only with transactional writes, `changelog_journal_slots` > 0):
+
+* **A batch's small changes ride in its commit marker** (`Marker.delta`): each
+  changed key as its whole value (up to a part), a deletion, or, for a longer
+  value, a patch (`make_patch`) of its value as of the previous marker, named by
+  that value's digest. A single-event commit (a real helpdesk: 2 events a second)
+  then writes one record, where format 3 wrote the marker, the ticket, its slices,
+  the cumulative aggregates and survey keys (3.2 records). A batch whose delta
+  exceeds `DELTA_BYTES` (a catch-up) is written as in format 3.
+* **Markers cycle through journal slots** `<p>/j/<seq mod R>`, so compaction keeps
+  the last R of them (R = `JOURNAL_SLOTS`). **A checkpoint** writes every value
+  changed since the last one (its latest value, once) as keyed records in the
+  batch whose marker says `ck = seq`; the writer checkpoints before a slot it
+  would overwrite is still needed (seq - ck < R), before the pending values pass
+  `pending_limit` and whenever a batch's delta is too large.
+* **Recovery** takes the marker of highest seq among `<p>/m` and the slots (of
+  two with one seq, the one needing fewer others), follows each marker's `base`
+  (default seq - 1) back to its checkpoint (a missing link is `CorruptState`:
+  the writer never overwrites a needed slot) and applies their deltas oldest
+  first over the keyed values, except where a keyed record is newer than the
+  marker (its seq is higher: a value that outgrew the delta). It writes one
+  marker that carries every value since the checkpoint (`base = ck`) into its
+  slot, then tombstones every other slot and a format-3 `<p>/m`: no stale slot
+  can outlive, in a compacted log, the values written after it.
+* **Exactly once across kill -9**: the delta, the source offsets and the counters
+  are one record, committed in one transaction with the batch's keyed records,
+  so a batch is in the changelog whole or not at all (read_committed; the local
+  store is written after the broker acknowledged). That is why format 4 needs
+  transactional writes: it orders a keyed record against a marker by seq, and a
+  record reverted to its `prev` (non-transactional writes) has no seq of its own.
+* **Followers** apply the delta after the batch's keyed records. Reading a
+  compacted log from its start, a follower meets the surviving slots in log
+  order, the stale ones (before the last checkpoint) before the keyed records
+  that checkpoint wrote; a whole value of a stale slot is overwritten by them,
+  and a patch whose base digest does not match what the follower holds is
+  skipped (`stale_patches`): only a stale slot can carry one.
+* A value deleted that only ever rode in deltas has no keyed record to delete:
+  the checkpoint's marker lists it as deleted (for followers; recovery never
+  reads the delta of a marker at its checkpoint).
+  A reader older than format 4 counts the slots' keys as corrupt and never sees
+  a marker again, so it releases nothing: upgrade exporters first, or set
+  `changelog_journal_slots: 0` until they are (docs/runtimes.md).
 """
 
 from __future__ import annotations
