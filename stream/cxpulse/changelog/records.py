@@ -306,19 +306,21 @@ def decode_descriptor(raw: bytes) -> tuple[int, list[bytes]]:
 _PATCH_PIECE = 512
 
 
-def make_patch(base: bytes, value: bytes, limit: int) -> bytes | None:
+def make_patch(
+    base: bytes, value: bytes, limit: int, piece_bytes: int = _PATCH_PIECE
+) -> bytes | None:
     """A patch turning `base` into `value` (copies of `base` ranges and literal
     bytes, `apply_patch`), or None if it would be longer than `limit` bytes.
 
     Both are cut at the same content-defined points (`content_chunks`), so the
     pieces an edit did not touch are found in `base` by their bytes and cost a
-    copy (9 B), the changed ones their bytes. A split value that changes a
-    little in several places (the cumulative aggregates `c`: a sealed minute
-    adds to a few keys all over it) then rewrites one small head record rather
+    copy (9 B), the changed ones their bytes (pieces: at most `piece_bytes`).
+    A split value that changes a little in several places (the cumulative
+    aggregates `c`: a sealed minute adds to a few keys all over it) then rewrites one small head record rather
     than every part it touched (and their tombstones a batch later)."""
     where: dict[bytes, int] = {}
     off = 0
-    for piece in content_chunks(base, _PATCH_PIECE):
+    for piece in content_chunks(base, piece_bytes):
         where.setdefault(piece, off)
         off += len(piece)
     out: list[bytes] = []
@@ -342,7 +344,7 @@ def make_patch(base: bytes, value: bytes, limit: int) -> bytes | None:
             lit.clear()
 
     pending = 0  # literal bytes not flushed yet
-    for piece in content_chunks(value, _PATCH_PIECE):
+    for piece in content_chunks(value, piece_bytes):
         at = where.get(piece)
         if at is None:
             flush_copy()
@@ -637,6 +639,10 @@ DELTA_VALUE, DELTA_DELETED, DELTA_PATCH = 0, 1, 2
 JOURNAL_SLOTS = 256
 #: Most bytes of one marker's delta (format 4): a bigger batch is a checkpoint.
 DELTA_BYTES = 4 * 1024
+#: Pieces of a delta patch of a value that rode in an earlier delta (format 4):
+#: small, since those values are small (a ticket's events, a minute's slice) and a
+#: change touches a piece or two (an event appended, a few counts)
+DELTA_PIECE = 64
 
 
 def journal_key(partition: int, slot: int) -> bytes:

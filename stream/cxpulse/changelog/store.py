@@ -21,6 +21,7 @@ from cxpulse.changelog.records import (
     DELTA_BYTES,
     DELTA_DELETED,
     DELTA_PATCH,
+    DELTA_PIECE,
     DELTA_VALUE,
     MAX_PATCH_BASE,
     META_KEY,
@@ -645,6 +646,13 @@ class PartitionStore:
                 return (name, DELTA_DELETED, b"")
             return None  # nothing to delete: the keyed path skips it
         if len(new) <= self.part_bytes:
+            # a patch of its previous value if that rode in a delta too (a follower
+            # holds those until their keyed record: the base is there), else whole
+            prev = self.pending.get(name)
+            if prev is not None and self.patch_bytes:
+                patch = make_patch(prev, new, len(new) // 2, DELTA_PIECE)
+                if patch is not None:
+                    return (name, DELTA_PATCH, delta_patch(prev, patch))
             return (name, DELTA_VALUE, new)
         prev = self.pending[name] if name in self.pending else self.values.get(name)
         if prev is None or not self.patch_bytes or len(new) > MAX_PATCH_BASE:
