@@ -116,8 +116,11 @@ def test_a_trickle_writes_one_record_per_batch_between_checkpoints() -> None:
     assert per_batch == ([1] * 7 + [4]) * 5
     slots_written = {k for k, _ in log if k.startswith(b"%d/j/" % P)}
     assert slots_written == {journal_key(P, s) for s in range(8)}
-    assert recover4(compact(log).items(), slots)[1].items == {
-        "k0": b"v39", "k1": b"v37", "k2": b"v38"}  # fmt: skip
+    want = {"k0": b"v39", "k1": b"v37", "k2": b"v38"}
+    assert recover4(compact(log).items(), slots)[1].items == want
+    state, f = follow(log)
+    # the follower keeps a delta's values only until their keyed records (patch bases)
+    assert state == want and f.values == {}
 
 
 def test_a_split_value_rides_as_a_patch_of_its_previous_value() -> None:

@@ -316,8 +316,9 @@ def make_patch(
     pieces an edit did not touch are found in `base` by their bytes and cost a
     copy (9 B), the changed ones their bytes (pieces: at most `piece_bytes`).
     A split value that changes a little in several places (the cumulative
-    aggregates `c`: a sealed minute adds to a few keys all over it) then rewrites one small head record rather
-    than every part it touched (and their tombstones a batch later)."""
+    aggregates `c`: a sealed minute adds to a few keys all over it) then
+    rewrites one small head record rather than every part it touched (and
+    their tombstones a batch later)."""
     where: dict[bytes, int] = {}
     off = 0
     for piece in content_chunks(base, piece_bytes):
