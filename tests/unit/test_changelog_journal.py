@@ -248,3 +248,24 @@ def test_engine_restored_from_a_journal_equals_the_live_engine() -> None:
                                            journal_slots=16)[1].items.items())  # fmt: skip
         live[p] = restored
     assert evaluate(live) == evaluate(ref)
+
+
+def test_a_small_value_rides_as_a_patch_of_the_value_its_last_delta_carried() -> None:
+    """A ticket gaining events: whole in its first delta, then patches of it; whole
+    again after the checkpoint wrote it keyed (a follower no longer holds the base)."""
+    store, rec = PartitionStore.recover(P, [], epoch=5, with_prev=False, journal_slots=4)
+    log = list(rec.repairs)
+    events = [b'["c","%08d-0000-0000-0000",0,"T-1","tech","chat","high"]' % i for i in range(8)]
+    kinds = []
+    for i in range(10):
+        events.append(b'["m","%08d-aaaa-bbbb-cccc",%d,"T-1","agent-%d",null,true]' % (i, i, i))
+        value = b'{"e":[' + b",".join(events) + b"]}"
+        w = store.batch_writes({"t:T-1": value}, wall_ms=i)
+        log += w
+        kinds.append([k for _n, k, _d in Marker.decode(w[-1][1] or b"", store.marker.names).delta])
+        assert recover4(compact(log).items(), 4)[1].items == {"t:T-1": value}
+        state, f = follow(log)
+        assert (state, f.stale_patches) == ({"t:T-1": value}, 0)
+    # seq 1-3 journal (whole, then patches), seq 4 a checkpoint (keyed), and again
+    assert kinds[:4] == [[DELTA_VALUE], [DELTA_PATCH], [DELTA_PATCH], []]
+    assert kinds[4:8] == [[DELTA_VALUE], [DELTA_PATCH], [DELTA_PATCH], []]
