@@ -602,6 +602,8 @@ class PartitionStore:
             else:
                 delta.append(entry)
                 size += len(name) + len(entry[2]) + 8
+                if size > self.delta_limit:
+                    break  # a checkpoint: no more patches to compute (a catch-up)
         ck = m.checkpoint()
         if (delta or self.pending) and seq - ck < self.journal_slots and size <= self.delta_limit:
             pending = dict(self.pending)
