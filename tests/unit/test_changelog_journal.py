@@ -269,3 +269,14 @@ def test_a_small_value_rides_as_a_patch_of_the_value_its_last_delta_carried() ->
     # seq 1-3 journal (whole, then patches), seq 4 a checkpoint (keyed), and again
     assert kinds[:4] == [[DELTA_VALUE], [DELTA_PATCH], [DELTA_PATCH], []]
     assert kinds[4:8] == [[DELTA_VALUE], [DELTA_PATCH], [DELTA_PATCH], []]
+
+
+def test_a_checkpoint_lists_as_deleted_only_values_that_rode_in_deltas() -> None:
+    """A catch-up batch deletes many keys it created itself (survey ids, parked
+    surveys): nobody ever saw them, so its marker does not list them."""
+    store, _rec = PartitionStore.recover(P, [], epoch=5, with_prev=False, journal_slots=2)
+    store.batch_writes({"k0": b"1"}, wall_ms=0)  # rides in the delta
+    w = store.batch_writes({"k0": None, "k1": None}, wall_ms=1)  # seq 2: a checkpoint
+    assert len(w) == 1  # neither was ever keyed: nothing to delete but in the marker
+    marker = Marker.decode(w[-1][1] or b"", store.marker.names)
+    assert marker.ck == marker.seq and [(n, k) for n, k, _d in marker.delta] == [("k0", 1)]

@@ -626,15 +626,20 @@ class PartitionStore:
 
     def _checkpoint(self, dirty: Mapping[str, bytes | None], seq: int) -> dict[str, bytes | None]:
         """This batch's changes and every pending value, all as keyed records."""
-        out = dict(self.pending)
+        pend = self.pending
+        out = dict(pend)
         out.update(dirty)
-        self.last_kind = "checkpoint" if self.pending else "keyed"
+        self.last_kind = "checkpoint" if pend else "keyed"
         self.pending = {}
         # a value that only ever rode in deltas and is deleted now has no keyed
         # record to delete: the checkpoint's own delta says so (for followers;
         # recovery never reads the delta of a marker at its checkpoint)
         cur = self.current
-        gone = [(n, DELTA_DELETED, b"") for n, v in out.items() if v is None and n not in cur]
+        gone = [
+            (n, DELTA_DELETED, b"")
+            for n, v in out.items()
+            if v is None and n not in cur and pend.get(n) is not None
+        ]
         m = self.marker
         m.ck = seq if self.journal_slots or gone else None
         m.base, m.delta = None, gone
