@@ -187,7 +187,11 @@ def run_variant(
     offsets = {(p, r): 0 for p in range(PARTITIONS) for r in ("tickets", "surveys")}
     # as the direct worker with transactional writes (its default) recovers them
     params = inspect.signature(PartitionStore.recover).parameters
-    kw = {"with_prev": False} if "with_prev" in params else {}
+    kw: dict[str, Any] = {"with_prev": False} if "with_prev" in params else {}
+    if "journal_slots" in params:  # format 4, as the transactional direct worker
+        from cxpulse.changelog.records import JOURNAL_SLOTS
+
+        kw["journal_slots"] = JOURNAL_SLOTS
     for p in range(PARTITIONS):
         engines[p] = PartitionEngine(config, p)
         store, _rec = PartitionStore.recover(p, [], epoch=p + 1, **kw)

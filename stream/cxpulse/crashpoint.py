@@ -18,6 +18,14 @@ Named points of the worker (both runtimes, only in a batch that rejected a messa
   letters must be acknowledged by then. direct runtime: handed to the
   producer in the batch's transaction, before the dead letters are.
 
+Named points of the direct runtime with changelog format 4 (`changelog_journal_slots`):
+
+* `journal-written`: a batch whose changes ride in its commit marker (the journal)
+  is handed to the producer in its transaction, not committed yet.
+* `checkpoint-written`: the same for a checkpoint batch, which writes every value
+  pending since the last checkpoint as keyed records (the restart must rebuild
+  them from the journal markers before it).
+
 Named points of the map stage (`cxpulse map`, only in a batch that keeps a new
 Zammad snapshot):
 

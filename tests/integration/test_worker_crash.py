@@ -156,3 +156,49 @@ def test_kill_after_state_write_keeps_every_dead_letter(
         assert_deadletters(kafka_bootstrap, topics, exp, exactly_once=runtime == "direct")
     finally:
         w.stop()
+
+
+@pytest.mark.parametrize(
+    ("point", "store"), [("journal-written", "memory://"), ("checkpoint-written", "rocksdb://")]
+)
+def test_kill_in_a_journal_or_checkpoint_batch_same_result(
+    kafka_bootstrap: str,
+    topic_factory: Callable[..., str],
+    tmp_path: Path,
+    point: str,
+    store: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Changelog format 4: die inside a batch that rides in its commit marker, or
+    inside a checkpoint (small batches, 8 journal slots: a checkpoint every 8
+    commits at most). The restart rebuilds from the markers since the last
+    checkpoint (`memory://`: all from the changelog; `rocksdb://`: the local
+    store plus the changelog's tail) and the day's result is exact."""
+    topics = make_topics(topic_factory)
+    capture = simulate(tmp_path / "sim.jsonl", seed=1414, span="1h")
+    exp = expected(read_lines(capture))
+    replay(capture, kafka_bootstrap, topics)
+    w = WorkerProc(
+        kafka_bootstrap, topics, tmp_path, "w1",
+        "--store", store, "--set", "batch_size=5", "--set", "batch_timeout=50ms",
+        "--set", "changelog_journal_slots=8",
+    )  # fmt: skip
+    monkeypatch.setenv(ENV, point)
+    w.start()
+    monkeypatch.delenv(ENV)
+    try:
+        assert w.proc is not None
+        try:
+            rc = w.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"no crash point:\n{w.log_text()[-3000:]}") from None
+        assert rc == EXIT_CODE, w.log_text()[-3000:]
+        assert f"crash point {point}" in w.log_text()
+        w.start()  # the supervisor's restart, crash point disarmed
+        t = wait_consumed([w], exp.consumed, timeout=240)
+        assert_counts(t, exp)
+        assert w.stop() == 0
+        assert_durable_state(kafka_bootstrap, topics, exp)
+        assert_deadletters(kafka_bootstrap, topics, exp, exactly_once=True)
+    finally:
+        w.stop()

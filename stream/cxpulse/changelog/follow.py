@@ -19,6 +19,9 @@ Format-2 parts are keyed by their digest: immutable, kept from their record
 to their tombstone whatever the marker says (a part of a batch that never
 committed is never listed by a committed descriptor, and its writer
 tombstones it). The engine meta (`m`) of format 2 comes with the marker.
+Format 4 markers (journal slots `<p>/j/<i>`) also carry the batch's small
+changes (their delta), released after its keyed records; a delta patch applies
+to the value the follower holds, checked by digest (records.py, format 4).
 
 With `read_committed` and transactional writes (the direct runtime's
 default) aborted batches are never even seen; the marker rule makes the
@@ -31,10 +34,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cxpulse.changelog.records import (
+    DELTA_PATCH,
     META_KEY,
     CorruptState,
     Marker,
     Record,
+    apply_delta_entry,
     decode_names,
     decode_record,
     is_digest_descriptor,
@@ -67,6 +72,13 @@ class PartitionFollower:
     corrupt: int = 0
     #: the partition's counter names (format 2: the marker lists values only)
     names: list[str] | None = None
+    #: format 4: the value of every name last set by a marker's delta (the base of
+    #: its next patch; dropped once a keyed record of the name commits)
+    values: dict[str, bytes] = field(default_factory=dict)
+    #: format 4: delta patches not applied, their base not the value held: only a
+    #: reader that started inside the journal (a compacted log) meets them, for
+    #: markers before the checkpoint whose keyed records come later in the log
+    stale_patches: int = 0
 
     def feed(self, key: bytes | None, value: bytes | None) -> list[Change] | None:
         """One changelog record; the batch's committed changes when it was a marker."""
@@ -84,7 +96,7 @@ class PartitionFollower:
             except CorruptState:
                 self.corrupt += 1
             return None
-        if rest == "m":
+        if rest == "m" or rest.startswith("j/"):  # j: a journal slot (format 4)
             if value is None:
                 return None
             try:
@@ -174,6 +186,7 @@ class PartitionFollower:
                 touched.add(name)  # joined below, once this batch's parts are in
                 continue
             self.descriptors.pop(name, None)
+            self.values.pop(name, None)
             touched.discard(name)
             out.append((name, raw))
         for name in sorted(touched):
@@ -185,16 +198,47 @@ class PartitionFollower:
                 got = self.digest_parts.get(name, {})
             else:
                 got = self.parts.get(name, {})
+            self.values.pop(name, None)
             try:
                 out.append((name, join_parts(desc, got)))
             except CorruptState:
                 self.corrupt += 1
+        for name, kind, data in marker.delta:  # format 4: after the keyed records
+            base = self.values.get(name)
+            if base is None and kind == DELTA_PATCH:
+                base = self._joined(name)
+            try:
+                value = apply_delta_entry(kind, data, base)
+            except CorruptState:
+                self.stale_patches += 1
+                continue
+            if value is None:
+                self.values.pop(name, None)
+            else:
+                self.values[name] = value
+            out.append((name, value))
         if marker.meta is not None:
             out.append((META_KEY, marker.meta))
         self.pending = []
         self.pending_parts = []
         self.marker = marker
         return out
+
+
+    def _joined(self, name: str) -> bytes | None:
+        """The keyed value of a split `name`, joined from its parts (None if absent)."""
+        desc = self.descriptors.get(name)
+        if desc is None:
+            return None
+        got: dict[int, bytes] | dict[bytes, bytes] = (
+            self.digest_parts.get(name, {})
+            if is_digest_descriptor(desc)
+            else self.parts.get(name, {})
+        )
+        try:
+            return join_parts(desc, got)
+        except CorruptState:
+            return None
 
 
 def committed_changes(

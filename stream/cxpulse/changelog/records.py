@@ -1,5 +1,5 @@
 """The changelog's bytes: records, split values' descriptors and patches, part keys
-and the commit marker of one partition (formats 1-3), exact under crashes.
+and the commit marker of one partition (formats 1-4), exact under crashes.
 
 Pure and without faust: `cxpulse.changelog.store` decides which of these to write
 for a batch and how to rebuild a partition from them; `cxpulse.changelog.follow`
@@ -80,6 +80,50 @@ Format 3 (since the trickle work of issue 22; formats 1 and 2 are still read):
   `MAX_PATCH_BASE` are patched (their parts stay joined in memory).
   A reader older than format 3 sees `D3` as corrupt: upgrade exporters first
   (docs/runtimes.md).
+
+Format 4, the journal (since the trickle work of issue 22; formats 1-3 are still
+read; written only with transactional writes, `changelog_journal_slots` > 0):
+
+* **A batch's small changes ride in its commit marker** (`Marker.delta`): each
+  changed key as its whole value (up to a part), a deletion, or, for a longer
+  value, a patch (`make_patch`) of its value as of the previous marker, named by
+  that value's digest. A single-event commit (a real helpdesk: 2 events a second)
+  then writes one record, where format 3 wrote the marker, the ticket, its slices,
+  the cumulative aggregates and survey keys (3.2 records). A batch whose delta
+  exceeds `DELTA_BYTES` (a catch-up) is written as in format 3.
+* **Markers cycle through journal slots** `<p>/j/<seq mod R>`, so compaction keeps
+  the last R of them (R = `JOURNAL_SLOTS`). **A checkpoint** writes every value
+  changed since the last one (its latest value, once) as keyed records in the
+  batch whose marker says `ck = seq`; the writer checkpoints before a slot it
+  would overwrite is still needed (seq - ck < R), before the pending values pass
+  `pending_limit` and whenever a batch's delta is too large.
+* **Recovery** takes the marker of highest seq among `<p>/m` and the slots (of
+  two with one seq, the one needing fewer others), follows each marker's `base`
+  (default seq - 1) back to its checkpoint (a missing link is `CorruptState`:
+  the writer never overwrites a needed slot) and applies their deltas oldest
+  first over the keyed values, except where a keyed record is newer than the
+  marker (its seq is higher: a value that outgrew the delta). It writes one
+  marker that carries every value since the checkpoint (`base = ck`) into its
+  slot, then tombstones every other slot and a format-3 `<p>/m`: no stale slot
+  can outlive, in a compacted log, the values written after it.
+* **Exactly once across kill -9**: the delta, the source offsets and the counters
+  are one record, committed in one transaction with the batch's keyed records,
+  so a batch is in the changelog whole or not at all (read_committed; the local
+  store is written after the broker acknowledged). That is why format 4 needs
+  transactional writes: it orders a keyed record against a marker by seq, and a
+  record reverted to its `prev` (non-transactional writes) has no seq of its own.
+* **Followers** apply the delta after the batch's keyed records. Reading a
+  compacted log from its start, a follower meets the surviving slots in log
+  order, the stale ones (before the last checkpoint) before the keyed records
+  that checkpoint wrote; a whole value of a stale slot is overwritten by them,
+  and a patch whose base digest does not match what the follower holds is
+  skipped (`stale_patches`): only a stale slot can carry one.
+* A value deleted that only ever rode in deltas has no keyed record to delete:
+  the checkpoint's marker lists it as deleted (for followers; recovery never
+  reads the delta of a marker at its checkpoint).
+  A reader older than format 4 counts the slots' keys as corrupt and never sees
+  a marker again, so it releases nothing: upgrade exporters first, or set
+  `changelog_journal_slots: 0` until they are (docs/runtimes.md).
 """
 
 from __future__ import annotations
@@ -262,19 +306,22 @@ def decode_descriptor(raw: bytes) -> tuple[int, list[bytes]]:
 _PATCH_PIECE = 512
 
 
-def make_patch(base: bytes, value: bytes, limit: int) -> bytes | None:
+def make_patch(
+    base: bytes, value: bytes, limit: int, piece_bytes: int = _PATCH_PIECE
+) -> bytes | None:
     """A patch turning `base` into `value` (copies of `base` ranges and literal
     bytes, `apply_patch`), or None if it would be longer than `limit` bytes.
 
     Both are cut at the same content-defined points (`content_chunks`), so the
     pieces an edit did not touch are found in `base` by their bytes and cost a
-    copy (9 B), the changed ones their bytes. A split value that changes a
-    little in several places (the cumulative aggregates `c`: a sealed minute
-    adds to a few keys all over it) then rewrites one small head record rather
-    than every part it touched (and their tombstones a batch later)."""
+    copy (9 B), the changed ones their bytes (pieces: at most `piece_bytes`).
+    A split value that changes a little in several places (the cumulative
+    aggregates `c`: a sealed minute adds to a few keys all over it) then
+    rewrites one small head record rather than every part it touched (and
+    their tombstones a batch later)."""
     where: dict[bytes, int] = {}
     off = 0
-    for piece in content_chunks(base, _PATCH_PIECE):
+    for piece in content_chunks(base, piece_bytes):
         where.setdefault(piece, off)
         off += len(piece)
     out: list[bytes] = []
@@ -298,7 +345,7 @@ def make_patch(base: bytes, value: bytes, limit: int) -> bytes | None:
             lit.clear()
 
     pending = 0  # literal bytes not flushed yet
-    for piece in content_chunks(value, _PATCH_PIECE):
+    for piece in content_chunks(value, piece_bytes):
         at = where.get(piece)
         if at is None:
             flush_copy()
@@ -477,6 +524,22 @@ class Marker:
     #: when set, counters are encoded as a list of values in that order
     #: (format 2; the names cost more than the values and rarely change)
     names: list[str] | None = field(default=None, compare=False, repr=False)
+    #: format 4: seq of the last checkpoint (every value as of it is in keyed
+    #: records); None in formats 1-3, where every value is keyed at `seq`
+    ck: int | None = None
+    #: format 4: the seq this marker's `delta` applies on top of (None: seq - 1)
+    base: int | None = None
+    #: format 4: values changed since `base` that ride in this marker instead of
+    #: a keyed record: (name, DELTA_VALUE / DELTA_DELETED / DELTA_PATCH, bytes)
+    delta: list[tuple[str, int, bytes]] = field(default_factory=list)
+
+    def checkpoint(self) -> int:
+        """Seq as of which every value is in keyed records."""
+        return self.seq if self.ck is None else self.ck
+
+    def base_seq(self) -> int:
+        """Seq of the state this marker's delta applies to."""
+        return self.seq - 1 if self.base is None else self.base
 
     def committed_for(self, epoch: int) -> int | None:
         if epoch == self.epoch and epoch != 0:
@@ -505,20 +568,36 @@ class Marker:
                 **({"part_tombstones": self.part_tombstones} if self.part_tombstones else {}),
                 **({"gc": self.digest_tombstones} if self.digest_tombstones else {}),
                 **({"ml": len(self.meta)} if self.meta is not None else {}),
+                **({"ck": self.ck} if self.ck is not None else {}),
+                **({"b": self.base} if self.base is not None else {}),
+                **({"dl": [[n, kind, len(b)] for n, kind, b in self.delta]}
+                   if self.delta else {}),
             },
             separators=(",", ":"),
             sort_keys=True,
         ).encode()  # fmt: skip
-        if self.meta is None:
-            return body
-        return body[:-1] + b',"meta":' + self.meta + b"}"
+        if self.meta is not None:
+            body = body[:-1] + b',"meta":' + self.meta + b"}"
+        if self.delta:  # the delta's bytes after a NUL, which JSON text never holds
+            body += b"\x00" + b"".join(b for _n, _k, b in self.delta)
+        return body
 
     @classmethod
     def decode(cls, raw: bytes, names: list[str] | None = None) -> Marker:
         """Either format: 1 (every field present, no meta) or 2 (`names`: the
         partition's counter names, needed when the counters are a list)."""
         try:
+            raw, _nul, tail = raw.partition(b"\x00")
             d = json.loads(raw)
+            delta: list[tuple[str, int, bytes]] = []
+            at = 0
+            for n, kind, length in d.get("dl", []):
+                if kind not in (DELTA_VALUE, DELTA_DELETED, DELTA_PATCH) or at + length > len(tail):
+                    raise ValueError("bad delta entry")
+                delta.append((str(n), int(kind), tail[at : at + length]))
+                at += length
+            if at != len(tail):
+                raise ValueError("delta bytes do not match their lengths")
             if "k" in d:
                 values = d["k"]
                 names = names or []
@@ -542,6 +621,9 @@ class Marker:
                 digest_tombstones=[str(k) for k in d.get("gc", [])],
                 meta=meta,
                 names=list(names[: len(d["k"])]) if "k" in d and names is not None else None,
+                ck=int(d["ck"]) if "ck" in d else None,
+                base=int(d["b"]) if "b" in d else None,
+                delta=delta,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptState(f"bad marker: {exc}") from None
@@ -549,3 +631,41 @@ class Marker:
 
 #: The state key whose value travels in the marker (format 2).
 META_KEY = "m"
+
+#: Kinds of a format-4 delta entry: the whole value; the key deleted (no bytes);
+#: a patch (`make_patch`) of the value as of the marker's base, after the
+#: 8-byte digest (`part_digest`) of that value.
+DELTA_VALUE, DELTA_DELETED, DELTA_PATCH = 0, 1, 2
+#: Journal slots a format-4 writer cycles its commit markers through (module docs).
+JOURNAL_SLOTS = 256
+#: Most bytes of one marker's delta (format 4): a bigger batch is a checkpoint.
+DELTA_BYTES = 4 * 1024
+#: Pieces of a delta patch of a value that rode in an earlier delta (format 4):
+#: small, since those values are small (a ticket's events, a minute's slice) and a
+#: change touches a piece or two (an event appended, a few counts)
+DELTA_PIECE = 64
+
+
+def journal_key(partition: int, slot: int) -> bytes:
+    """Key of journal slot `slot` (format 4: the commit marker of seq = slot mod R)."""
+    return f"{partition}/j/{slot}".encode()
+
+
+def apply_delta_entry(kind: int, data: bytes, value: bytes | None) -> bytes | None:
+    """The value after one delta entry, given the value before it (None: absent).
+
+    A patch whose base digest does not match `value` raises CorruptState: the
+    entry was written against another value (a reader that did not see the
+    marker the entry builds on)."""
+    if kind == DELTA_VALUE:
+        return data
+    if kind == DELTA_DELETED:
+        return None
+    if value is None or part_digest(value) != data[:_DIGEST_BYTES]:
+        raise CorruptState("a delta patch does not match the value it patches")
+    return apply_patch(value, data[_DIGEST_BYTES:])
+
+
+def delta_patch(value: bytes, patch: bytes) -> bytes:
+    """A DELTA_PATCH entry's bytes: the digest of `value`, then the patch."""
+    return part_digest(value) + patch

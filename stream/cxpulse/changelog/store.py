@@ -18,6 +18,11 @@ from dataclasses import dataclass
 
 from cxpulse.changelog.records import (
     DEFAULT_MAX_RECORD_BYTES,
+    DELTA_BYTES,
+    DELTA_DELETED,
+    DELTA_PATCH,
+    DELTA_PIECE,
+    DELTA_VALUE,
     MAX_PATCH_BASE,
     META_KEY,
     RECORD_SLACK,
@@ -26,16 +31,19 @@ from cxpulse.changelog.records import (
     Record,
     ValueTooLarge,
     Write,
+    apply_delta_entry,
     content_chunks,
     decode_descriptor,
     decode_names,
     decode_record,
+    delta_patch,
     digest_part_key,
     encode_descriptor2,
     encode_descriptor3,
     encode_record,
     is_digest_descriptor,
     join_parts,
+    journal_key,
     make_patch,
     marker_key,
     max_parts_for,
@@ -70,6 +78,45 @@ _Phys = tuple[bytes, bool]
 
 
 
+def latest_marker(marker: Marker | None, journal: list[Marker]) -> tuple[Marker, list[Marker]]:
+    """The partition's commit point and the markers whose deltas it needs.
+
+    The latest marker is the one of highest seq among `<p>/m` and the journal
+    slots `<p>/j/<i>` (format 4). Of two with one seq (a recovery's marker and
+    the one it supersedes, while its repairs are being written) the one that
+    needs fewer others: the later checkpoint, then the delta that covers more. Its
+    deltas since its checkpoint are rebuilt by following each marker's base
+    back to the checkpoint; returned oldest first. A missing link is corrupt
+    state: the writer never overwrites a slot a checkpoint still needs."""
+    cands = [(j.seq, j.checkpoint(), -j.base_seq(), 1, i) for i, j in enumerate(journal)]
+    if marker is not None:
+        cands.append((marker.seq, marker.checkpoint(), -marker.base_seq(), 0, -1))
+    if not cands:
+        return Marker(), []
+    pick = max(cands)[-1]
+    latest = journal[pick] if pick >= 0 else marker
+    assert latest is not None
+    by_seq: dict[int, Marker] = {}
+    for j in journal:
+        have = by_seq.get(j.seq)
+        if have is None or j.base_seq() < have.base_seq():
+            by_seq[j.seq] = j
+    ck = latest.checkpoint()
+    chain: list[Marker] = []
+    cur = latest
+    while cur.seq > ck:
+        chain.append(cur)
+        b = cur.base_seq()
+        if b <= ck:
+            break
+        nxt = by_seq.get(b)
+        if nxt is None:
+            raise CorruptState(f"journal marker {b} (since checkpoint {ck}) is missing")
+        cur = nxt
+    chain.reverse()
+    return latest, chain
+
+
 class PartitionStore:
     """Bookkeeping of one partition's table content; produces the writes.
 
@@ -96,7 +143,11 @@ class PartitionStore:
         listed: dict[str, set[bytes]] | None = None,
         bases: dict[str, bytes] | None = None,
         patch_bytes: int | None = None,
+        journal_slots: int = 0,
+        pending: dict[str, bytes | None] | None = None,
     ) -> None:
+        if journal_slots and with_prev:
+            raise ValueError("a changelog journal (format 4) needs transactional writes")
         self.partition = partition
         self.marker = marker
         self.current = current
@@ -115,6 +166,22 @@ class PartitionStore:
         #: largest patch a head carries before the value is cut into parts again
         #: (0: never patch; writes format 2)
         self.patch_bytes = self.part_bytes if patch_bytes is None else patch_bytes
+        #: format 4: markers cycle through this many journal slots (0: format 3)
+        self.journal_slots = journal_slots
+        #: format 4: the latest value (None: deleted) of every name changed since the
+        #: last checkpoint whose change rode in a marker's delta, not in a keyed record
+        self.pending: dict[str, bytes | None] = pending if pending is not None else {}
+        #: format 4: the latest value of names longer than a part (and at most
+        #: MAX_PATCH_BASE), the base of their next delta patch
+        self.values: dict[str, bytes] = {}
+        #: format 4: most bytes of one marker's delta, and of the pending values (a
+        #: recovery marker carries them all: it must fit a record)
+        self.delta_limit = min(DELTA_BYTES, (max_record_bytes - RECORD_SLACK) // 4)
+        self.pending_limit = min(MAX_PATCH_BASE, (max_record_bytes - RECORD_SLACK) // 2)
+        #: what the last batch was: "journal" (its changes ride in the marker),
+        #: "checkpoint" (it wrote pending values as keyed records) or "keyed"
+        #: (format 3, or a checkpoint with nothing pending); the worker's crash points
+        self.last_kind = "keyed"
         self._deleted_last_batch: list[str] = []
         self._deleted_parts_last_batch: list[tuple[str, int]] = []
         self._dropped_last_batch: list[tuple[str, bytes]] = []
@@ -129,6 +196,7 @@ class PartitionStore:
         part_bytes: int | None = None,
         with_prev: bool = True,
         patch_bytes: int | None = None,
+        journal_slots: int = 0,
     ) -> tuple[PartitionStore, Recovery]:
         """Rebuild from the table's keys of `partition` (other keys are ignored).
 
@@ -147,6 +215,8 @@ class PartitionStore:
         records: dict[bytes, Record] = {}
         raw_by_key: dict[bytes, bytes] = {}
         dparts: dict[str, dict[bytes, tuple[bytes, Record]]] = {}
+        journal_raw: dict[bytes, bytes] = {}
+        jprefix = prefix + b"j/"
         for k, v in table_items:
             if not k.startswith(prefix) or v is None:
                 continue
@@ -155,6 +225,9 @@ class PartitionStore:
                 continue
             if k == nkey:
                 names = decode_names(v)
+                continue
+            if k.startswith(jprefix):
+                journal_raw[k] = v
                 continue
             rec = decode_record(v)
             raw_by_key[k] = v
@@ -165,7 +238,10 @@ class PartitionStore:
                 dparts.setdefault(yk[0], {})[yk[1]] = (k, rec)
             else:
                 records[k] = rec
-        old = Marker() if marker_raw is None else Marker.decode(marker_raw, names)
+        old, chain = latest_marker(
+            None if marker_raw is None else Marker.decode(marker_raw, names),
+            [Marker.decode(v, names) for v in journal_raw.values()],
+        )
         epoch = epoch if epoch is not None else new_epoch()
         heads: dict[str, _Phys] = {}
         part_values: dict[str, dict[int, bytes]] = {}
@@ -175,6 +251,7 @@ class PartitionStore:
         part_tombstones: list[str] = []
         digest_tombstones: list[str] = []
         reverted = resent = 0
+        keyed_seq: dict[str, int] = {}  # name -> seq of its committed keyed record
         head_prefix = prefix + b"s/"
         part_prefix = prefix + b"x/"
         cut = len(prefix) + 2  # "<p>/s/" or "<p>/x/"
@@ -216,6 +293,8 @@ class PartitionStore:
                 raise CorruptState("unknown state key kind")
             value: _Phys | None
             if old.is_committed(rec):
+                if gone is tombstones:
+                    keyed_seq[suffix] = rec.seq
                 if rec.new is None:
                     repairs.append((k, None))  # committed delete: tombstone it
                     gone.append(suffix)
@@ -288,6 +367,19 @@ class PartitionStore:
                 if i >= n:
                     repairs.append((part_key(partition, name, i), None))
                     part_tombstones.append(f"{i}/{name}")
+        # format 4: the deltas since the last checkpoint, oldest first, over the
+        # keyed values (a keyed record written after a marker is newer than its entry)
+        pending: dict[str, bytes | None] = {}
+        for mk in chain:
+            for name, kind, data in mk.delta:
+                if keyed_seq.get(name, -1) > mk.seq:
+                    continue
+                got = apply_delta_entry(kind, data, items.get(name))
+                if got is None:
+                    items.pop(name, None)
+                else:
+                    items[name] = got
+                pending[name] = got
         if old.meta is not None:  # newer than a format-1 `m` key, if both exist
             items[META_KEY] = old.meta
         marker_new = Marker(
@@ -302,16 +394,35 @@ class PartitionStore:
             digest_tombstones=digest_tombstones,
             meta=old.meta,
         )
+        if pending:  # format 4: one marker carries every value since the checkpoint
+            marker_new.ck = marker_new.base = old.checkpoint()
+            marker_new.delta = [
+                (n, DELTA_DELETED, b"") if v is None else (n, DELTA_VALUE, v)
+                for n, v in sorted(pending.items())
+            ]
         # format 2 from here on: the names record first, always re-sent (the
         # last batch may have written it to the local store only)
         marker_new.names = [] if names is None else list(names)
         marker_new.names += sorted(set(old.counters) - set(marker_new.names))
         repairs.append((nkey, json.dumps(marker_new.names).encode()))
-        repairs.append((mkey, marker_new.encode()))
+        # The new marker covers everything since the checkpoint: every other journal
+        # slot is tombstoned (after it), so that no stale slot outlives the values
+        # after it in a compacted log (a follower would read its delta last).
+        key = journal_key(partition, old.seq % journal_slots) if journal_slots else mkey
+        repairs.append((key, marker_new.encode()))
+        if journal_slots and marker_raw is not None:  # format 3 superseded by the journal
+            repairs.append((mkey, None))
+        repairs += [(k, None) for k in journal_raw if k != key]
         store = cls(
             partition, marker_new, current, parts, max_record_bytes, part_bytes, digests,
             with_prev, {n: set(d) for n, d in digests.items()}, bases, patch_bytes,
+            journal_slots, pending,
         )  # fmt: skip
+        if journal_slots:  # the bases of the next delta patches
+            pb = store.part_bytes
+            store.values = {
+                n: v for n, v in items.items() if pb < len(v) <= MAX_PATCH_BASE and n != META_KEY
+            }
         return store, Recovery(items, repairs, reverted, resent)
 
     def batch_writes(self, dirty: Mapping[str, bytes | None], wall_ms: int) -> list[Write]:
@@ -327,6 +438,9 @@ class PartitionStore:
         m = self.marker
         seq = m.seq + 1
         p = self.partition
+        # format 3 writes values a journal held at recovery first, as keyed records
+        dirty = self._journal(dirty, seq) if self.journal_slots else self._checkpoint(dirty, seq)
+        journal = self.journal_slots
         records: list[Write] = []
         deleted: list[str] = []
         deleted_parts: list[tuple[str, int]] = []
@@ -341,6 +455,11 @@ class PartitionStore:
                 if name not in self.current:
                     continue
                 new = None  # a format-1 `m` key: deleted, the marker has it now
+            if journal:
+                if new is not None and pb < len(new) <= MAX_PATCH_BASE:
+                    self.values[name] = new
+                else:
+                    self.values.pop(name, None)
             prev = self.current.get(name)
             old_parts = self.parts.pop(name, None)
             old_digests = self.digests.get(name)
@@ -459,8 +578,94 @@ class PartitionStore:
         if new_names:  # a counter seen for the first time: the names grow
             m.names = m.names + sorted(new_names)
             writes.append((names_key(p), json.dumps(m.names).encode()))
-        writes.append((marker_key(p), m.encode()))
+        key = journal_key(p, seq % journal) if journal else marker_key(p)
+        writes.append((key, m.encode()))
         return writes
+
+    def _journal(self, dirty: Mapping[str, bytes | None], seq: int) -> dict[str, bytes | None]:
+        """Format 4: put what fits into the marker's delta; return what is keyed.
+
+        The batch rides in the marker if its delta stays within `delta_limit`,
+        the pending values within `pending_limit` and the journal still holds
+        every marker since the last checkpoint (seq - ck < journal_slots: the
+        slot this marker overwrites is older than the checkpoint). Otherwise
+        the batch is a checkpoint: every pending value and the batch's own
+        changes are keyed records, and the marker says ck = seq."""
+        m = self.marker
+        keyed: dict[str, bytes | None] = {}
+        delta: list[tuple[str, int, bytes]] = []
+        size = 0
+        for name, new in dirty.items():
+            entry = None if name == META_KEY else self._delta_entry(name, new)
+            if entry is None:
+                keyed[name] = new
+            else:
+                delta.append(entry)
+                size += len(name) + len(entry[2]) + 8
+                if size > self.delta_limit:
+                    break  # a checkpoint: no more patches to compute (a catch-up)
+        ck = m.checkpoint()
+        if (delta or self.pending) and seq - ck < self.journal_slots and size <= self.delta_limit:
+            pending = dict(self.pending)
+            for name in keyed:
+                pending.pop(name, None)
+            for name, _kind, _data in delta:
+                pending[name] = dirty[name]
+            if sum(len(n) + len(v or b"") + 8 for n, v in pending.items()) <= self.pending_limit:
+                self.pending = pending
+                for name, kind, _data in delta:
+                    new = dirty[name]
+                    if kind == DELTA_PATCH and new is not None:
+                        self.values[name] = new
+                    else:
+                        self.values.pop(name, None)
+                m.ck, m.base, m.delta = ck, None, delta
+                self.last_kind = "journal"
+                return keyed
+        return self._checkpoint(dirty, seq)
+
+    def _checkpoint(self, dirty: Mapping[str, bytes | None], seq: int) -> dict[str, bytes | None]:
+        """This batch's changes and every pending value, all as keyed records."""
+        pend = self.pending
+        out = dict(pend)
+        out.update(dirty)
+        self.last_kind = "checkpoint" if pend else "keyed"
+        self.pending = {}
+        # a value that only ever rode in deltas and is deleted now has no keyed
+        # record to delete: the checkpoint's own delta says so (for followers;
+        # recovery never reads the delta of a marker at its checkpoint)
+        cur = self.current
+        gone = [
+            (n, DELTA_DELETED, b"")
+            for n, v in out.items()
+            if v is None and n not in cur and pend.get(n) is not None
+        ]
+        m = self.marker
+        m.ck = seq if self.journal_slots or gone else None
+        m.base, m.delta = None, gone
+        return out
+
+    def _delta_entry(self, name: str, new: bytes | None) -> tuple[str, int, bytes] | None:
+        """`name`'s change as a delta entry, or None if it must be a keyed record
+        (a value longer than a part with no patch within `patch_bytes`)."""
+        if new is None:
+            if name in self.pending or name in self.current:
+                return (name, DELTA_DELETED, b"")
+            return None  # nothing to delete: the keyed path skips it
+        if len(new) <= self.part_bytes:
+            # a patch of its previous value if that rode in a delta too (a follower
+            # holds those until their keyed record: the base is there), else whole
+            prev = self.pending.get(name)
+            if prev is not None and self.patch_bytes:
+                patch = make_patch(prev, new, len(new) // 2, DELTA_PIECE)
+                if patch is not None:
+                    return (name, DELTA_PATCH, delta_patch(prev, patch))
+            return (name, DELTA_VALUE, new)
+        prev = self.pending[name] if name in self.pending else self.values.get(name)
+        if prev is None or not self.patch_bytes or len(new) > MAX_PATCH_BASE:
+            return None
+        patch = make_patch(prev, new, self.patch_bytes)
+        return None if patch is None else (name, DELTA_PATCH, delta_patch(prev, patch))
 
     def _patched(self, name: str, value: bytes) -> bytes | None:
         """A format-3 descriptor of `value`: the parts now listed plus a patch,

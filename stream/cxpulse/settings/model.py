@@ -20,7 +20,11 @@ from pydantic import Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from cxpulse.changelog.records import DEFAULT_MAX_RECORD_BYTES, MIN_MAX_RECORD_BYTES
+from cxpulse.changelog.records import (
+    DEFAULT_MAX_RECORD_BYTES,
+    JOURNAL_SLOTS,
+    MIN_MAX_RECORD_BYTES,
+)
 from cxpulse.core.config import CAPPED_DIMENSIONS
 from cxpulse.core.durations import format_duration_ms as human
 from cxpulse.core.durations import parse_duration_ms as ms
@@ -228,6 +232,13 @@ class Settings(BaseSettings):
     #: package (a dependency of cxpulse) in every reader too: the exporter and a
     #: worker restoring. A commit of one event compresses least.
     changelog_compression: Compression = "zstd"
+    #: changelog format 4 (direct runtime with transactional_writes): a batch's
+    #: small changes ride in its commit marker, which cycles through this many
+    #: journal slots, and keyed records are written at a checkpoint at least once
+    #: per this many commits (a trickle of single events then writes ~1.7 records
+    #: per event instead of ~3.2); recovery reads at most this many markers.
+    #: 0: format 3 (every change a keyed record), for exporters older than format 4
+    changelog_journal_slots: Int = Field(default=JOURNAL_SLOTS, ge=0, le=4096)
     #: exporter-toolkit web-config file (TLS and basic auth for /metrics and every
     #: HTTP endpoint of the process; `cxpulse.web.server`); none: plain HTTP
     web_config_file: ExistingFile = None

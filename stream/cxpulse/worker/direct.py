@@ -514,9 +514,12 @@ class DirectWorker:
                 p: part.store.batch_writes(part.engine.drain_dirty(), now_ms)
                 for p, part in touched.items()
             }
+            kinds = {p: part.store.last_kind for p, part in touched.items()}
             offsets = {p: dict(part.store.marker.offsets) for p, part in touched.items()}
             await self._settle()
-            self._pending = asyncio.ensure_future(self._finish(touched, writes, dead, offsets))
+            self._pending = asyncio.ensure_future(
+                self._finish(touched, writes, dead, offsets, kinds)
+            )
 
     async def _finish(
         self,
@@ -524,9 +527,12 @@ class DirectWorker:
         writes: dict[int, list[Write]],
         dead: dict[int, list[DeadLetter]],
         offsets: dict[int, dict[str, int]],
+        kinds: dict[int, str],
     ) -> None:
         """Make an applied batch durable (changelog, dead letters, local copy)."""
-        ends = await asyncio.gather(*(self._write(p, writes[p], dead.get(p, [])) for p in touched))
+        ends = await asyncio.gather(
+            *(self._write(p, writes[p], dead.get(p, []), kinds[p]) for p in touched)
+        )
         for (p, part), end in zip(touched.items(), ends, strict=True):
             part.changelog_end = end
             part.durable = offsets[p]
@@ -545,7 +551,9 @@ class DirectWorker:
             finally:
                 self.write_wait_s += time.monotonic() - t0
 
-    async def _write(self, p: int, writes: list[Write], dead: list[DeadLetter]) -> int | None:
+    async def _write(
+        self, p: int, writes: list[Write], dead: list[DeadLetter], kind: str = "keyed"
+    ) -> int | None:
         """Make one partition's batch durable; returns its last changelog offset.
 
         With `transactional_writes` the batch is one Kafka transaction of the
@@ -577,6 +585,7 @@ class DirectWorker:
         futures = await self._send_changelog(producer, p, writes)
         if dead:
             crash_point("state-written")
+        crash_point(f"{kind}-written")  # format 4: a journal or checkpoint batch
         dl = await send_dead()
         await producer.commit_transaction()
         await await_all([f for f, _ in futures] + dl)
@@ -765,10 +774,12 @@ class DirectWorker:
     def _recover(
         self, p: int, items: list[tuple[bytes, bytes]]
     ) -> tuple[PartitionStore, Recovery]:
-        # transactional: no record is ever seen uncommitted, so none needs `prev`
+        # transactional: no record is ever seen uncommitted, so none needs `prev`, and
+        # a batch's small changes ride in its commit marker (format 4, the journal)
+        tx = self.settings.transactional_writes
         return PartitionStore.recover(
-            p, items, max_record_bytes=self._record_max,
-            with_prev=not self.settings.transactional_writes,
+            p, items, max_record_bytes=self._record_max, with_prev=not tx,
+            journal_slots=self.settings.changelog_journal_slots if tx else 0,
         )  # fmt: skip
 
     def _count_rebuild(self, p: int, reason: str, cause: str, aside: str | None) -> None:
