@@ -39,10 +39,12 @@ generate: setup
 # Two test files at a time (pytest-xdist, whole files per process: a file's tests share
 # its broker and fixtures); the integration tests mostly wait on brokers and `for:`
 # durations, so two processes fit two cores. TEST_WORKERS=0 runs them one by one.
+# Files go out in collection order, the longest first (tests/conftest.py LONGEST_FIRST),
+# not in xdist's default order (most tests first), which left the long files to the end.
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
 TEST_WORKERS ?= 2
 test: lint
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test"; exit 1; fi; exit $$rc
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no test"; exit 1; fi; exit $$rc
 
 unit: setup
 	$(VENV)/bin/pytest -q tests/unit
