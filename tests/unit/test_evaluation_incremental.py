@@ -222,3 +222,26 @@ def test_slice_replies_are_a_one_slice_windows_first_replies() -> None:
             assert slice_replies(replicas, start, caps) == expected
             answered += bool(expected)
     assert answered > 100
+
+
+def test_a_team_capped_otherwise_moves_other_though_its_tickets_did_not_change() -> None:
+    """Top 1 team: billing (2 tickets) leads, tech (1) is `other`; then tech gets three
+    more and leads. Billing's tickets did not change, yet `team="other"` is now billing's
+    and must be recomputed (the caps moved it); tech's own views are touched anyway."""
+    cfg = CoreConfig(top_n={"team": 1, "channel": 20, "agent": 200, "touchpoint": 20})
+    eng, rep = PartitionEngine(cfg, 0), PartitionReplica(cfg, 0)
+    inc = Incremental()
+
+    def add(events: list[Event], clock: str) -> None:
+        for e in events:
+            eng.apply(role_of(e), e)
+        feed(rep, eng)
+        ev = evaluate([rep], at(clock), inc)
+        assert ev == evaluate([rep], at(clock))
+
+    add([created("T-1", "10:00:00"), created("T-2", "10:00:10"),
+         created("T-3", "10:00:20", team="tech")], "10:05:00")  # fmt: skip
+    add([created(f"T-{i}", "10:06:00", team="tech") for i in (4, 5, 6)], "10:07:00")
+    ev = evaluate([rep], at("10:07:00"), inc)
+    assert ev.kpi("tickets_created", "15m", team="other").value == 2
+    assert ev.kpi("tickets_created", "15m", team="tech").value == 4
