@@ -252,6 +252,9 @@ class Incremental:
         self.memos: dict[tuple[str, str], Memo[Any]] = {}
         #: the read-time caps the memos were computed with
         self.caps: Caps | None = None
+        #: `_moved(self.caps, _moved_for)`, for the caps of the evaluation under way
+        self._moved_for: Caps | None = None
+        self._moved: dict[str, set[str]] | None = None
         #: the open tickets counted (None: count them afresh), with the label guard of
         #: each partition they were peeked with, and the least expiry of any counted
         self._backlog: Backlog | None = None
@@ -379,7 +382,10 @@ class Incremental:
         may differ from the memo's (None: all): a view any changed key reaches, for a
         ticket view of all or a team, one whose set of active agents may have changed, and
         a view whose raw members changed with the read-time caps (`moved`)."""
-        moved = None if self.caps is None else _moved(self.caps, caps)
+        if self._moved_for is not caps:  # once per evaluation, not per window
+            self._moved_for = caps
+            self._moved = None if self.caps is None else _moved(self.caps, caps)
+        moved = self._moved
         if moved is None:
             return None, None, None
         dt, da, ds = self.dirty("T", width), self.dirty("A", width), self.dirty("S", width)
