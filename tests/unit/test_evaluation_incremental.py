@@ -12,17 +12,21 @@ evaluation: at the stream time, and with time moving on without new state
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode
 from cxpulse.core.engine import PartitionEngine
 from cxpulse.core.evaluation import evaluate
+from cxpulse.core.evaluation.caps import Caps, cap_view, merge_into
+from cxpulse.core.evaluation.evaluate import slice_replies
 from cxpulse.core.evaluation.incremental import Incremental, same
 from cxpulse.core.events import Event, role_of
 from cxpulse.core.partitioning import partition_for
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.core.sketch import LogMapping
-from cxpulse.core.slices import CREATED, F_FRT, SOLVES, AggContext, TicketAgg
+from cxpulse.core.slices import CREATED, F_FRT, FRT, SOLVES, AggContext, Key, TicketAgg
 from cxpulse.sim.dirt import generate
 from cxpulse.sim.model import SimConfig
 from hypothesis import HealthCheck, given, settings
@@ -178,3 +182,66 @@ def test_labels_admitted_later_recount_the_backlog() -> None:
     ev = evaluate([rep], at("10:05:00"), inc)
     assert ev == evaluate([rep], at("10:05:00"))
     assert ev.sample("gauge", "backlog_open", team="tech") == 1
+
+
+def test_slice_replies_are_a_one_slice_windows_first_replies() -> None:
+    """The forecast silence's per-slice first replies, read from the slices' aggregates,
+    equal the non-zero first replies of a one-slice window of the merged views (its
+    former definition), for engines and replicas, every slice of a day that is still
+    kept (and one before it), raw and under small top-N caps."""
+    sim = SimConfig(seed=5, duration_ms=26 * HOUR, tickets_per_day=900,
+                    duplicates=0.03, disorder_s=120)  # fmt: skip
+    partitions = 2
+    engines = [PartitionEngine(CFG, p) for p in range(partitions)]
+    replicas = [PartitionReplica(CFG, p) for p in range(partitions)]
+    for n, rec in enumerate(generate(sim)):
+        e = decode(rec.value)
+        if isinstance(e, Rejection):
+            continue
+        engines[partition_for(e.ticket_id or e.event_id, partitions)].apply(role_of(e), e)
+        if n % 997 == 0:
+            for eng, rep in zip(engines, replicas, strict=True):
+                feed(rep, eng)
+    for eng, rep in zip(engines, replicas, strict=True):
+        feed(rep, eng)
+    raw = Caps({})
+    small = Caps({"team": {"billing": "billing"}, "channel": {"email": "email"}})
+    starts = sorted({s for e in engines for s in e.tickets_store.slices})
+    answered = 0
+    for start in [starts[0] - CFG.slice_ms, *starts]:
+        for caps in (raw, small):
+            merged: dict[Key, TicketAgg] = {}
+            for eng in engines:
+                merge_into(merged, eng.tickets_store.window_views(CFG.slice_ms,
+                                                                   start + CFG.slice_ms))
+            expected = Counter({cap_view(v, caps): 0 for v in merged})
+            for view, agg in merged.items():
+                expected[cap_view(view, caps)] += agg.dists[FRT].n
+            expected = Counter({v: n for v, n in expected.items() if n})
+            assert slice_replies(engines, start, caps) == expected
+            assert slice_replies(replicas, start, caps) == expected
+            answered += bool(expected)
+    assert answered > 100
+
+
+def test_a_team_capped_otherwise_moves_other_though_its_tickets_did_not_change() -> None:
+    """Top 1 team: billing (2 tickets) leads, tech (1) is `other`; then tech gets three
+    more and leads. Billing's tickets did not change, yet `team="other"` is now billing's
+    and must be recomputed (the caps moved it); tech's own views are touched anyway."""
+    cfg = CoreConfig(top_n={"team": 1, "channel": 20, "agent": 200, "touchpoint": 20})
+    eng, rep = PartitionEngine(cfg, 0), PartitionReplica(cfg, 0)
+    inc = Incremental()
+
+    def add(events: list[Event], clock: str) -> None:
+        for e in events:
+            eng.apply(role_of(e), e)
+        feed(rep, eng)
+        ev = evaluate([rep], at(clock), inc)
+        assert ev == evaluate([rep], at(clock))
+
+    add([created("T-1", "10:00:00"), created("T-2", "10:00:10"),
+         created("T-3", "10:00:20", team="tech")], "10:05:00")  # fmt: skip
+    add([created(f"T-{i}", "10:06:00", team="tech") for i in (4, 5, 6)], "10:07:00")
+    ev = evaluate([rep], at("10:07:00"), inc)
+    assert ev.kpi("tickets_created", "15m", team="other").value == 2
+    assert ev.kpi("tickets_created", "15m", team="tech").value == 4

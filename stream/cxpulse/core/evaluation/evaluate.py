@@ -30,6 +30,24 @@ def _replies(tv: Mapping[Key, TicketAgg], caps: Caps) -> Counter[Key]:
     return replies
 
 
+def slice_replies(engines: Sequence[PartitionView], start: int, caps: Caps) -> Counter[Key]:
+    """First replies of each capped view in the one slice starting at `start`, over every
+    partition; views without any are left out. Read from the slices' own aggregates: a
+    one-slice `window_views` per partition (the forecast silence reads ten slices per
+    evaluation) copied and merged every view's sketches to read one count, about a fifth
+    of an exporter's evaluation on a fresh stream (issue 22)."""
+    replies: Counter[Key] = Counter()
+    for eng in engines:
+        store = eng.tickets_store
+        views_of = store.views_of
+        for key, agg in store.slices.get(start, {}).items():
+            frt = agg.opt[FRT] if agg.opt is not None else None
+            if frt is not None and frt.n:
+                for view in views_of(key):
+                    replies[cap_view(view, caps)] += frt.n
+    return replies
+
+
 def _pace(spans: dict[int, Counter[Key]], usual: Counter[Key], usual_ms: int,
           evidence: int, silent: set[Key]) -> dict[Key, float]:
     """First replies per millisecond of each capped view (the team's recent pace, for the
@@ -157,23 +175,23 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None,
         kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg,
                                 incremental.memo("surveys", wl), ds))  # fmt: skip
 
-    def replies(span: int, upto: int = end) -> Counter[Key]:
-        """First replies of each capped view in the `span` ms before slice start `upto`:
+    def replies(span: int) -> Counter[Key]:
+        """First replies of each capped view in the `span` ms before slice start `end`:
         a KPI window's or a pace span's views when they are those, else the stores' (they
         keep any span's views like a KPI window's)."""
-        if upto == end and span in cfg.windows_ms:
+        if span in cfg.windows_ms:
             return _replies(per_window[cfg.windows_ms.index(span)][1], caps)
-        if upto == end and span in span_views:
+        if span in span_views:
             return _replies(span_views[span], caps)
         span_tv: dict[Key, TicketAgg] = {}
         for eng in engines:
-            merge_into(span_tv, eng.tickets_store.window_views(span, upto))
+            merge_into(span_tv, eng.tickets_store.window_views(span, end))
         return _replies(span_tv, caps)
 
     spans = {span: replies(span) for span in cfg.forecast_pace_ms}
     shortest = min(cfg.windows_ms)
     usual = replies(shortest)
-    recent = [replies(cfg.slice_ms, end - k * cfg.slice_ms)
+    recent = [slice_replies(engines, end - (k + 1) * cfg.slice_ms, caps)
               for k in range(max(cfg.forecast_pace_ms) // cfg.slice_ms)]
     silent = _silent(recent, replies(cfg.forecast_silence_reference_ms), cfg)
     gauges = backlog.samples(

@@ -13,8 +13,8 @@ spans for the ticket store): the views merged over every partition, which each
 evaluation moves by the slices that changed, entered or left, key by key (the
 aggregates are integer vectors: subtracting is exact), and the set of views touched
 since the last evaluation; per window and kind, the KPI values of each capped view,
-recomputed only for the views touched (or all of them when the read-time caps
-changed). Everything else is time-driven or cheap and is computed in full each time,
+recomputed only for the views touched and those whose raw members the read-time caps
+moved (`_moved`). Everything else is time-driven or cheap and is computed in full each time,
 exactly as `evaluate` without it: the backlog gauges (ages, at-risk and breached
 counts, the forecast move with the clock, without new state), the collapse evidence
 (memoised per sealed slice already), counters, caps and universes.
@@ -38,6 +38,7 @@ from cxpulse.core.evaluation.backlog import Backlog, peeked
 from cxpulse.core.evaluation.caps import Caps, cap_view
 from cxpulse.core.evaluation.view import OpenTicket, PartitionView
 from cxpulse.core.evaluation.windows import Memo
+from cxpulse.core.events import SurveyKind
 from cxpulse.core.slices import Key, SliceStore
 
 #: A slice's content: key -> aggregate (never mutated once a replica stored it)
@@ -208,6 +209,28 @@ def _same_peeks(old: LabelGuard, new: LabelGuard, capped: Counter[tuple[str, str
     return not any(value in new.seen.get(dim, ()) for dim, value in capped)
 
 
+def _moved(old: Caps, new: Caps) -> dict[str, set[str]] | None:
+    """Per dimension, the capped values whose raw members differ between two read-time
+    caps (None: they cap different dimensions; every view may have moved). Why: a new
+    label value (an agent's first event) changes the caps, and on a fresh stream nearly
+    every evaluation sees one; recomputing every view then was most of the evaluation
+    (issue 22). A raw value capped otherwise moves both of its capped values; a value
+    in neither map is `other` in both."""
+    if old.maps.keys() != new.maps.keys():
+        return None
+    out: dict[str, set[str]] = {}
+    for dim, m0 in old.maps.items():
+        m1 = new.maps[dim]
+        if m0 == m1:
+            continue
+        changed = out[dim] = set()
+        for value in m0.keys() | m1.keys():
+            c0, c1 = m0.get(value, OTHER), m1.get(value, OTHER)
+            if c0 != c1:
+                changed.update((c0, c1))
+    return out
+
+
 class Incremental:
     """Merged window views and KPI values of the previous evaluation (see the module).
 
@@ -229,6 +252,9 @@ class Incremental:
         self.memos: dict[tuple[str, str], Memo[Any]] = {}
         #: the read-time caps the memos were computed with
         self.caps: Caps | None = None
+        #: `_moved(self.caps, _moved_for)`, for the caps of the evaluation under way
+        self._moved_for: Caps | None = None
+        self._moved: dict[str, set[str]] | None = None
         #: the open tickets counted (None: count them afresh), with the label guard of
         #: each partition they were peeked with, and the least expiry of any counted
         self._backlog: Backlog | None = None
@@ -353,21 +379,31 @@ class Incremental:
     def kpi_dirty(self, width: int, caps: Caps
                   ) -> tuple[set[Key] | None, set[str] | None, set[Key] | None]:
         """The capped ticket views, agents and survey views of one KPI window whose values
-        may differ from the memo's (None: all): a view any changed key reaches, and for a
-        ticket view of all or a team, one whose set of active agents may have changed."""
-        if self.caps != caps:
+        may differ from the memo's (None: all): a view any changed key reaches, for a
+        ticket view of all or a team, one whose set of active agents may have changed, and
+        a view whose raw members changed with the read-time caps (`moved`)."""
+        if self._moved_for is not caps:  # once per evaluation, not per window
+            self._moved_for = caps
+            self._moved = None if self.caps is None else _moved(self.caps, caps)
+        moved = self._moved
+        if moved is None:
             return None, None, None
         dt, da, ds = self.dirty("T", width), self.dirty("A", width), self.dirty("S", width)
         agents: set[str] | None = None
         tickets: set[Key] | None = None
         if da is not None:
             agents = {caps("agent", v[1]) for v in da if v[0] == "agent"}
+            agents.update(moved.get("agent", ()))
             if dt is not None:
                 tickets = {cap_view(v, caps) for v in dt}
                 if agents:
                     tickets.add(("all",))
                 tickets.update(("team", caps("team", v[1])) for v in da if v[0] == "ta")
+                tickets.update((dim, c) for dim, cs in moved.items() for c in cs)
         surveys = None if ds is None else {cap_view(v, caps) for v in ds}
+        if surveys is not None:
+            surveys.update((kind.value, dim, c) for kind in SurveyKind
+                           for dim, cs in moved.items() for c in cs)  # fmt: skip
         return tickets, agents, surveys
 
     def memo(self, kind: str, window: str) -> Memo[Any]:
