@@ -26,7 +26,7 @@ from cxpulse.core.decode import Rejection, decode
 from cxpulse.sim.dirt import generate
 from cxpulse.sim.model import SimConfig
 
-from tests.integration.test_exporter import ExporterProc
+from tests.integration.test_exporter import ExporterProc, query
 from tests.integration.test_worker_pipeline import (
     CXPULSE,
     ROOT,
@@ -160,6 +160,14 @@ def test_incident_pages_its_team_and_a_dying_worker_sends_no_all_clear(
         resolved_kpi = [a["labels"]["alertname"] for _, _, a in receiver.alerts("resolved")
                         if a["labels"].get("component") == "kpi"]  # fmt: skip
         assert resolved_kpi == []
+        # Alertmanager would only send a RESOLVED after its group_interval (5 min), longer
+        # than this test waits: the proof that the page never let go is Prometheus' own
+        # ALERTS series, firing at every instant from before the kill until now.
+        paged_names = {a["labels"]["alertname"] for a in pages}
+        gaps = [round(t - killed) for t in range(int(killed) - 4, int(time.time()), 3)
+                if not paged_names & {r["metric"]["alertname"] for r in query(
+                    prom, f'ALERTS{{alertstate="firing",team="{team}"}}', at=t)}]
+        assert gaps == [], f"the page for {team} stopped firing at kill + {gaps} s"
         print(f"page after replay start: {pages[0]['startsAt']}, WorkerDown "
               f"{down_at - killed:.0f}s after kill -9")
     finally:
