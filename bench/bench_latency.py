@@ -31,6 +31,8 @@ Evaluation cost: the poller also reads `cxpulse_exporter_evaluation_duration_sec
 another checkout (`git worktree add --detach DIR <commit>`) run with
 `PYTHONPATH=DIR/stream`, with its defaults, in the same run and against the same
 worker (this checkout's) as the others; `--reps` repeats the modes interleaved.
+With a baseline every mode's worker writes changelog format 3
+(`changelog_journal_slots=0`): an exporter older than format 4 reads no journal.
 
 Usage:
     .venv/bin/python bench/bench_latency.py [--bootstrap-servers HOST:PORT]
@@ -222,8 +224,12 @@ def one_run(mode: str, bootstrap: str, capture: Path, work: Path, args: argparse
     suffix = uuid.uuid4().hex[:8]
     topics = Topics(f"l.t.{suffix}", f"l.s.{suffix}", f"l.dl.{suffix}", f"lat-{suffix}")
     asyncio.run(create_topics(bootstrap, [topics.tickets, topics.surveys, topics.deadletter]))
+    # An exporter older than changelog format 4 cannot read the journal
+    # (docs/runtimes.md): with a baseline, every mode's worker writes format 3, so
+    # that the modes still differ only by their exporter.
+    journal = ("--set", "changelog_journal_slots=0") if args.baseline_root else ()
     w = WorkerProc(bootstrap, topics, work, f"w-{mode}-{suffix}", "--set",
-                   "max_event_ahead=1d").start()  # fmt: skip
+                   "max_event_ahead=1d", *journal).start()  # fmt: skip
     x = ExporterProc(bootstrap, topics, work, f"x-{mode}-{suffix}", *MODES[mode])
     saved = os.environ.get("PYTHONPATH")
     if mode == "base":  # the baseline's `cxpulse` first on the path of its exporter only
