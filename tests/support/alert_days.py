@@ -247,8 +247,13 @@ def _parse(output: str, n_queries: int) -> list[list[tuple[dict[str, str], float
 def run_rules(
     rules: dict[str, Any], minutes: Minutes, workdir: Path | None = None, replicas: int = 1,
 ) -> list[DayAlerts]:
-    """Evaluate the rules with promtool over the recorded minutes; summarise per day."""
-    work = workdir or Path(tempfile.mkdtemp(prefix="cxpulse-alertdays-"))
+    """Evaluate the rules with promtool over the recorded minutes; summarise per day.
+    Its input (tens of MB for a week) goes to `workdir`, kept for a look at what
+    promtool read, or else to a temporary directory removed afterwards."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="cxpulse-alertdays-") as tmp:
+            return run_rules(rules, minutes, Path(tmp), replicas)
+    work = workdir
     rules = copy.deepcopy(rules)
     for group in rules["groups"]:
         for rule in group["rules"]:
