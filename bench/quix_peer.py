@@ -26,7 +26,9 @@ then prints `PEER <seconds> <late dropped> <windows emitted>` and exits.
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -51,6 +53,7 @@ def main(bootstrap: str, tickets: str, surveys: str, n: int) -> int:
     from quixstreams.dataframe.windows import Sum
 
     state_dir = tempfile.mkdtemp(prefix="quix-peer-")
+    atexit.register(shutil.rmtree, state_dir, True)  # its RocksDB state, ~1 MB a run
     app = Application(
         broker_address=bootstrap,
         consumer_group=f"quix-peer-{uuid.uuid4().hex[:8]}",
