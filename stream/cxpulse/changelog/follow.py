@@ -79,6 +79,9 @@ class PartitionFollower:
     #: reader that started inside the journal (a compacted log) meets them, for
     #: markers before the checkpoint whose keyed records come later in the log
     stale_patches: int = 0
+    #: the engine meta as of the last marker that carried it or a patch of it (the
+    #: base of the next patch, format 4)
+    meta: bytes | None = None
 
     def feed(self, key: bytes | None, value: bytes | None) -> list[Change] | None:
         """One changelog record; the batch's committed changes when it was a marker."""
@@ -203,7 +206,14 @@ class PartitionFollower:
                 out.append((name, join_parts(desc, got)))
             except CorruptState:
                 self.corrupt += 1
+        meta = marker.meta
         for name, kind, data in marker.delta:  # format 4: after the keyed records
+            if name == META_KEY:  # the meta as a patch of the previous marker's
+                try:
+                    meta = apply_delta_entry(kind, data, self.meta)
+                except CorruptState:
+                    self.stale_patches += 1
+                continue
             base = self.values.get(name)
             if base is None and kind == DELTA_PATCH:
                 base = self._joined(name)
@@ -217,8 +227,9 @@ class PartitionFollower:
             else:
                 self.values[name] = value
             out.append((name, value))
-        if marker.meta is not None:
-            out.append((META_KEY, marker.meta))
+        self.meta = meta
+        if meta is not None:
+            out.append((META_KEY, meta))
         self.pending = []
         self.pending_parts = []
         self.marker = marker
