@@ -246,6 +246,53 @@ def test_a_patch_gives_the_value_back_and_respects_its_bound(
     assert apply_patch(base, make_patch(base, value, 10**9) or b"") == value
 
 
+def _patch_ops(patch: bytes) -> list[tuple[str, int]]:
+    """A patch's ops: ("C", bytes copied) and ("L", literal bytes), in order."""
+    ops, i = [], 0
+    while i < len(patch):
+        if patch[i : i + 1] == b"C":
+            ops.append(("C", int.from_bytes(patch[i + 5 : i + 9], "big")))
+            i += 9
+        else:
+            n = int.from_bytes(patch[i + 1 : i + 5], "big")
+            ops.append(("L", n))
+            i += 5 + n
+    return ops
+
+
+#: meta-like JSON without element boundaries (`],[`): its pieces are cut by size
+_FLAT = b'{"dc":[0,0],"dd":-4611686018427387904,"o":{"surveys":[0,0,0],"tickets":[%d,3,0]},"sealed":[1793578200000,-4611686018427387904],"st":[%d,null],"zz":"%s"}'  # noqa: E501
+
+
+def test_a_patch_costs_the_bytes_that_changed_not_their_pieces() -> None:
+    """One byte changed anywhere (in any piece, at any place of it): the patch is a
+    copy, that byte, a copy; two changes far apart in one piece: their bytes and
+    the run between them copied (a meta's count and stream time, a few counts of
+    the cumulative aggregates)."""
+    filler = b"".join(b"%03d" % i for i in range(100))  # no piece repeats another
+    base = _FLAT % (41, 1793578557624, filler)
+    for piece in (64, 512):
+        for i in range(len(base)):
+            value = base[:i] + (b"#" if base[i : i + 1] != b"#" else b"$") + base[i + 1 :]
+            patch = make_patch(base, value, 10**6, piece)
+            assert patch is not None and apply_patch(base, patch) == value
+            want = [("L", 1), ("C", len(base) - 1)] if i == 0 else [("C", i), ("L", 1)]
+            if 0 < i < len(base) - 1:
+                want.append(("C", len(base) - i - 1))
+            assert _patch_ops(patch) == want, (piece, i)
+    value = _FLAT % (42, 1793578557999, filler)
+    for piece in (64, 512):
+        patch = make_patch(base, value, 10**6, piece)
+        assert patch is not None and apply_patch(base, patch) == value
+        ops = _patch_ops(patch)
+        assert [op for op, _n in ops] == ["C", "L", "C", "L", "C"], piece
+        assert sum(n for op, n in ops if op == "L") == 4  # "2" and "999"
+        first = b"#" + base[1:40] + b"#" + base[41:]  # both in the first piece
+        patch = make_patch(base, first, 10**6, piece)
+        assert patch is not None and apply_patch(base, patch) == first
+        assert _patch_ops(patch) == [("L", 1), ("C", 39), ("L", 1), ("C", len(base) - 41)]
+
+
 def _cum_like(n_keys: int, bumped: dict[int, int]) -> bytes:
     """Cumulative-aggregate-like JSON: one element per key, a few counters bumped."""
     items = (b'[["team-%03d","email"],[%d,3,[1,2,3,4,5]]]' % (k, 10 + bumped.get(k, 0))

@@ -667,7 +667,7 @@ class PartitionStore:
         new = dirty.get(META_KEY, prev)
         if prev is None or new is None or seq - 1 <= ck:
             return None
-        patch = make_patch(prev, new, len(new) // 2, DELTA_PIECE)
+        patch = make_patch(prev, new, len(new), DELTA_PIECE)  # not longer than it
         return None if patch is None else (META_KEY, DELTA_PATCH, delta_patch(prev, patch))
 
     def _delta_entry(self, name: str, new: bytes | None) -> tuple[str, int, bytes] | None:
