@@ -19,7 +19,9 @@ from cxpulse.changelog.records import (
     CorruptState,
     Marker,
     Write,
+    delta_patch,
     journal_key,
+    make_patch,
     marker_key,
 )
 from cxpulse.changelog.store import PartitionStore, Recovery, latest_marker
@@ -340,3 +342,29 @@ def test_the_meta_rides_as_a_patch_of_the_previous_markers() -> None:
     got = recover4(compact(log).items(), slots)[1].items
     assert got[META_KEY] == meta.replace(b"[19,", b"[20,")
     assert follow(log)[0][META_KEY] == got[META_KEY]
+    # the engine never deletes its meta, but a marker without one means none (as
+    # in format 3), not the one before it
+    log += store.batch_writes({META_KEY: None}, wall_ms=22)
+    assert store.marker.ck != store.marker.seq  # a journal marker, in the chain
+    assert META_KEY not in recover4(compact(log).items(), slots)[1].items
+
+
+def test_a_meta_patch_whose_base_is_not_in_the_chain_is_corrupt_state() -> None:
+    """The first marker after a checkpoint carries the meta whole (the one before
+    it is not among the markers recovery applies): a patch there was not written
+    by this code, even if it fits the meta of a later marker."""
+    a, b = b'{"st":[1,null]}', b'{"st":[2,null]}'
+    patch = make_patch(b, b'{"st":[3,null]}', 100)
+    assert patch is not None
+    markers = [
+        Marker(epoch=1, seq=1, ck=1, meta=a),
+        Marker(epoch=1, seq=2, ck=1, delta=[(META_KEY, DELTA_PATCH, delta_patch(b, patch))]),
+        Marker(epoch=1, seq=3, ck=1, meta=b),
+    ]
+    table = [(journal_key(P, m.seq), m.encode()) for m in markers]
+    try:
+        recover4(table, 4)
+    except CorruptState:
+        pass
+    else:
+        raise AssertionError("a meta patch without its base was applied")
