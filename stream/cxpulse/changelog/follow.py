@@ -21,7 +21,8 @@ committed is never listed by a committed descriptor, and its writer
 tombstones it). The engine meta (`m`) of format 2 comes with the marker.
 Format 4 markers (journal slots `<p>/j/<i>`) also carry the batch's small
 changes (their delta), released after its keyed records; a delta patch applies
-to the value the follower holds, checked by digest (records.py, format 4).
+to the value the follower holds, checked by digest (records.py, format 4); the
+engine meta may ride there as a patch of the previous marker's meta.
 
 With `read_committed` and transactional writes (the direct runtime's
 default) aborted batches are never even seen; the marker rule makes the

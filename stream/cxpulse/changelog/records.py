@@ -118,6 +118,16 @@ read; written only with transactional writes, `changelog_journal_slots` > 0):
   that checkpoint wrote; a whole value of a stale slot is overwritten by them,
   and a patch whose base digest does not match what the follower holds is
   skipped (`stale_patches`): only a stale slot can carry one.
+* **The engine meta rides in the delta too** (entry `META_KEY`, a patch of the
+  previous marker's meta; the marker then has no `meta`), except in a
+  checkpoint's marker, the first marker after it and a recovery's: those carry
+  it whole. Recovery resolves it along the chain of markers it applies, whose
+  first carries it whole; a follower against the meta it holds (a mismatch,
+  only in a stale slot, is a stale patch). A reader of format 4 before this
+  skips the meta patches as stale (an exporter then updates the meta only from
+  markers that carry it whole) and a worker of it cannot restore from them
+  (docs/runtimes.md: upgrade exporters first; roll back through
+  `changelog_journal_slots: 0`).
 * A value deleted that only ever rode in deltas has no keyed record to delete:
   the checkpoint's marker lists it as deleted (for followers; recovery never
   reads the delta of a marker at its checkpoint).
