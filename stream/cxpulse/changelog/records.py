@@ -144,7 +144,6 @@ import struct
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 
 MAGIC = b"C1"
 _HEADER = struct.Struct(">2sQQBI")  # magic, epoch, seq, flags, len(new)
@@ -433,31 +432,41 @@ def _trim_literals(base: bytes, ops: list[list[int] | bytes]) -> list[list[int] 
 
 
 #: Shortest run worth a copy inside a literal (a copy, 9 B, splits the literal,
-#: whose remainder then costs another 5 B header).
+#: whose remainder then costs another 5 B header); also the step at which the
+#: literal's bytes are looked up in the base bytes it replaces.
 _MIN_INNER_COPY = 16
-#: Most bytes of a literal, and of the base bytes it replaces, searched for runs
-#: they share (`difflib`, quadratic at worst: bounded).
-_MAX_INNER = 1024
+#: Most base bytes a literal's runs are looked up in.
+_MAX_INNER = 4096
 
 
 def _inner_copies(base: bytes, start: int, end: int, data: bytes) -> list[list[int] | bytes]:
     """`data` (a trimmed literal that replaces base[start:end]) as literals and
     copies of the runs it shares with those base bytes: a literal holding two
-    edits (the meta's count and stream time) keeps only their bytes."""
-    if start < 0 or not 0 < end - start <= _MAX_INNER or len(data) > _MAX_INNER:
+    edits (the meta's count and stream time) keeps only their bytes. Every
+    `_MIN_INNER_COPY` bytes of `data`, the next that many are searched for in the
+    base bytes (`bytes.find`); a hit is extended both ways as far as they agree
+    (so a shared run of twice that length is always found)."""
+    k = _MIN_INNER_COPY
+    if start < 0 or not k <= end - start <= _MAX_INNER or len(data) < 2 * k:
         return [data]
+    gap = base[start:end]
     out: list[list[int] | bytes] = []
-    j = 0
-    blocks = SequenceMatcher(None, base[start:end], data, autojunk=False).get_matching_blocks()
-    for a, b, n in blocks:
-        if n < _MIN_INNER_COPY:
+    j = lit = 0
+    while j + k <= len(data):
+        a = gap.find(data[j : j + k])
+        if a < 0:
+            j += k
             continue
-        if b > j:
-            out.append(data[j:b])
-        out.append([start + a, n])
-        j = b + n
-    if j < len(data):
-        out.append(data[j:])
+        back = 0  # the run may start up to k - 1 bytes before j
+        while back < min(k - 1, j - lit, a) and data[j - back - 1] == gap[a - back - 1]:
+            back += 1
+        n = back + k + _common_prefix(data[j + k :], gap[a + k :])
+        if j - back > lit:
+            out.append(data[lit : j - back])
+        out.append([start + a - back, n])
+        j = lit = j - back + n
+    if lit < len(data):
+        out.append(data[lit:])
     return out
 
 
