@@ -329,8 +329,9 @@ def make_patch(
     aggregates `c`: a sealed minute adds to a few keys all over it) then
     rewrites one small head record rather than every part it touched (and
     their tombstones a batch later). Each literal is then trimmed to the bytes
-    that differ (`_trim_literals`): a count that changed inside a piece costs
-    its digits, not the piece."""
+    that differ (`_trim_literals`, `_inner_copies`): a count that changed inside
+    a piece costs its digits, not the piece. A change that would cost more than
+    about 4x `limit` before trimming (a catch-up) is given up untrimmed."""
     where: dict[bytes, int] = {}
     off = 0
     for piece in content_chunks(base, piece_bytes):
@@ -338,9 +339,7 @@ def make_patch(
         off += len(piece)
     ops: list[list[int] | bytes] = []  # [offset, length] copies and literal bytes
     size = 0
-    # literal bytes before trimming may exceed `limit` by this much (a catch-up
-    # that changed everything is given up early, without trimming it)
-    bound = 4 * limit + 4 * piece_bytes
+    bound = 4 * limit + 4 * piece_bytes  # the untrimmed patch's bound
     for piece in content_chunks(value, piece_bytes):
         at = where.get(piece)
         last = ops[-1] if ops else None
