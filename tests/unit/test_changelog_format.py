@@ -22,6 +22,7 @@ from cxpulse.changelog.records import (
     Marker,
     Record,
     Write,
+    _trim_literals,
     apply_patch,
     content_chunks,
     decode_record,
@@ -294,29 +295,42 @@ def test_a_patch_costs_the_bytes_that_changed_not_their_pieces() -> None:
     """One byte changed anywhere (in any piece, at any place of it): the patch is a
     copy, that byte, a copy; two changes far apart in one piece: their bytes and
     the run between them copied (a meta's count and stream time, a few counts of
-    the cumulative aggregates)."""
-    filler = b"".join(b"%03d" % i for i in range(100))  # no piece repeats another
-    base = _FLAT % (41, 1793578557624, filler)
-    for piece in (64, 512):
-        for i in range(len(base)):
-            value = base[:i] + (b"#" if base[i : i + 1] != b"#" else b"$") + base[i + 1 :]
+    the cumulative aggregates). For values up to 4 KiB (compared whole) and for
+    longer ones (cut into pieces first)."""
+    for numbers, step in ((100, 1), (1500, 7)):
+        filler = b"".join(b"%04d" % i for i in range(numbers))  # no piece repeats another
+        base = _FLAT % (41, 1793578557624, filler)
+        for piece in (64, 512):
+            for i in [*range(0, len(base), step), len(base) - 1]:
+                value = base[:i] + (b"#" if base[i : i + 1] != b"#" else b"$") + base[i + 1 :]
+                patch = make_patch(base, value, 10**6, piece)
+                assert patch is not None and apply_patch(base, patch) == value
+                want = [("L", 1), ("C", len(base) - 1)] if i == 0 else [("C", i), ("L", 1)]
+                if 0 < i < len(base) - 1:
+                    want.append(("C", len(base) - i - 1))
+                assert _patch_ops(patch) == want, (numbers, piece, i)
+        value = _FLAT % (42, 1793578557999, filler)
+        for piece in (64, 512):
             patch = make_patch(base, value, 10**6, piece)
             assert patch is not None and apply_patch(base, patch) == value
-            want = [("L", 1), ("C", len(base) - 1)] if i == 0 else [("C", i), ("L", 1)]
-            if 0 < i < len(base) - 1:
-                want.append(("C", len(base) - i - 1))
-            assert _patch_ops(patch) == want, (piece, i)
-    value = _FLAT % (42, 1793578557999, filler)
-    for piece in (64, 512):
-        patch = make_patch(base, value, 10**6, piece)
-        assert patch is not None and apply_patch(base, patch) == value
-        ops = _patch_ops(patch)
-        assert [op for op, _n in ops] == ["C", "L", "C", "L", "C"], piece
-        assert sum(n for op, n in ops if op == "L") == 4  # "2" and "999"
-        first = b"#" + base[1:40] + b"#" + base[41:]  # both in the first piece
-        patch = make_patch(base, first, 10**6, piece)
-        assert patch is not None and apply_patch(base, patch) == first
-        assert _patch_ops(patch) == [("L", 1), ("C", 39), ("L", 1), ("C", len(base) - 41)]
+            ops = _patch_ops(patch)
+            assert [op for op, _n in ops] == ["C", "L", "C", "L", "C"], piece
+            assert sum(n for op, n in ops if op == "L") == 4  # "2" and "999"
+            first = b"#" + base[1:40] + b"#" + base[41:]  # both in the first piece
+            patch = make_patch(base, first, 10**6, piece)
+            assert patch is not None and apply_patch(base, patch) == first
+            assert _patch_ops(patch) == [("L", 1), ("C", 39), ("L", 1), ("C", len(base) - 41)]
+
+
+def test_a_literal_the_base_holds_where_it_stands_vanishes_into_one_copy() -> None:
+    """Pieces cut differently in the value than in the base (content-defined cuts
+    moved by an edit elsewhere) are literals of bytes the base has at that very
+    place: trimmed away, the copies around them become one."""
+    base = b"0123abcd89AB"
+    ops: list[list[int] | bytes] = [[0, 4], b"abcd", [8, 4]]
+    assert _trim_literals(base, ops) == [[0, 12]]
+    ops = [[0, 4], b"abXd", [8, 4]]
+    assert _trim_literals(base, ops) == [[0, 6], b"X", [7, 5]]
 
 
 def _cum_like(n_keys: int, bumped: dict[int, int]) -> bytes:

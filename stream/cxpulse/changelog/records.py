@@ -332,12 +332,14 @@ def make_patch(
     that differ (`_trim_literals`, `_inner_copies`): a count that changed inside
     a piece costs its digits, not the piece. A change that would cost more than
     about 4x `limit` before trimming (a catch-up) is given up untrimmed."""
+    ops: list[list[int] | bytes] = []  # [offset, length] copies and literal bytes
+    if len(base) <= _MAX_INNER and len(value) <= _MAX_INNER:
+        return _encode_ops(_trim_literals(base, [value] if value else []), limit)
     where: dict[bytes, int] = {}
     off = 0
     for piece in content_chunks(base, piece_bytes):
         where.setdefault(piece, off)
         off += len(piece)
-    ops: list[list[int] | bytes] = []  # [offset, length] copies and literal bytes
     size = 0
     bound = 4 * limit + 4 * piece_bytes  # the untrimmed patch's bound
     for piece in content_chunks(value, piece_bytes):
@@ -356,9 +358,14 @@ def make_patch(
             size += _COPY.size
         if size > bound:
             return None
+    return _encode_ops(_trim_literals(base, ops), limit)
+
+
+def _encode_ops(ops: list[list[int] | bytes], limit: int) -> bytes | None:
+    """The patch of `ops` (`apply_patch`'s format), or None if over `limit` bytes."""
     out: list[bytes] = []
     size = 0
-    for op in _trim_literals(base, ops):
+    for op in ops:
         if isinstance(op, bytes):
             out.append(_LIT.pack(b"L", len(op)) + op)
         else:
