@@ -15,10 +15,13 @@ from cxpulse.changelog.follow import PartitionFollower
 from cxpulse.changelog.records import (
     DELTA_PATCH,
     DELTA_VALUE,
+    META_KEY,
     CorruptState,
     Marker,
     Write,
+    delta_patch,
     journal_key,
+    make_patch,
     marker_key,
 )
 from cxpulse.changelog.store import PartitionStore, Recovery, latest_marker
@@ -35,9 +38,21 @@ from hypothesis import strategies as st
 
 from tests.unit.test_persistence import KEYS, PART, PATCH, P, apply_truth, compact, values_st
 
-#: long runs of small batches, so that slots are overwritten and checkpoints happen
+#: an engine-meta-like value: a few numbers that change from batch to batch
+meta_st = st.builds(
+    lambda n, t: b'{"o":[%d,0],"sealed":[1793578200000],"st":[%d,null]}' % (n, t),
+    st.integers(0, 12), st.integers(0, 10**6),
+)  # fmt: skip
+#: long runs of small batches, so that slots are overwritten and checkpoints happen;
+#: most batches also change the engine meta (`META_KEY`, never deleted)
 long_batches_st = st.lists(
-    st.dictionaries(st.sampled_from(KEYS), values_st, max_size=3), min_size=1, max_size=40
+    st.builds(
+        lambda d, meta: d if meta is None else {**d, META_KEY: meta},
+        st.dictionaries(st.sampled_from(KEYS), values_st, max_size=3),
+        st.one_of(st.none(), meta_st, meta_st),
+    ),
+    min_size=1,
+    max_size=40,
 )
 
 
@@ -280,3 +295,76 @@ def test_a_checkpoint_lists_as_deleted_only_values_that_rode_in_deltas() -> None
     assert len(w) == 1  # neither was ever keyed: nothing to delete but in the marker
     marker = Marker.decode(w[-1][1] or b"", store.marker.names)
     assert marker.ck == marker.seq and [(n, k) for n, k, _d in marker.delta] == [("k0", 1)]
+
+
+def test_the_meta_rides_as_a_patch_of_the_previous_markers() -> None:
+    """The engine meta changes by a few digits a batch: a journal marker carries it
+    as a patch of the previous marker's (an entry `m`, no `ml`), except the first
+    after a checkpoint, which recovery starts from; restarts from the compacted
+    log at every batch, and the follower (full and compacted log), give it back."""
+    slots = 6
+    store, rec = recover4([], slots, epoch=5)
+    log = list(rec.repairs)
+    whole = []
+    for i in range(20):
+        meta = b'{"o":[%d,0],"sealed":[1793578200000,-4611686018427387904],"st":[%d,null]}' % (
+            i, 1793578557624 + 997 * i)  # fmt: skip
+        w = store.batch_writes({META_KEY: meta, f"k{i % 2}": b"v%d" % i}, wall_ms=i)
+        log += w
+        raw = w[-1][1] or b""
+        marker = Marker.decode(raw, store.marker.names)
+        entries = [(n, k, len(d)) for n, k, d in marker.delta if n == META_KEY]
+        if marker.meta is None:
+            assert [e[:2] for e in entries] == [(META_KEY, DELTA_PATCH)]
+            assert entries[0][2] < len(meta) * 2 // 3 and b'"ml"' not in raw
+        else:
+            assert marker.meta == meta and not entries
+            whole.append(marker.seq - (marker.ck or 0))
+        want = {META_KEY: meta, "k0": b"v%d" % (i - i % 2), "k1": b"v%d" % (i - 1 + i % 2)}
+        if i == 0:
+            del want["k1"]
+        got = recover4(compact(log).items(), slots)[1].items
+        assert got == want
+        state, f = follow(log)
+        assert (state, f.stale_patches) == (want, 0)
+        assert follow(compacted(log))[0] == want
+    # whole: at every checkpoint (seq - ck = 0) and the marker after it (1), only
+    assert set(whole) == {0, 1} and len(whole) < 10
+    # a recovery's marker carries the meta whole; the next batches patch it, also
+    # when it did not change
+    store, rec = recover4(compact(log).items(), slots)
+    log += rec.repairs
+    for i, batch in enumerate(({META_KEY: meta.replace(b"[19,", b"[20,")}, {"k1": b"x"})):
+        w = store.batch_writes(batch, wall_ms=20 + i)
+        delta = Marker.decode(w[-1][1] or b"", store.marker.names).delta
+        assert [n for n, _k, _d in delta if n == META_KEY] == [META_KEY]
+        log += w
+    got = recover4(compact(log).items(), slots)[1].items
+    assert got[META_KEY] == meta.replace(b"[19,", b"[20,")
+    assert follow(log)[0][META_KEY] == got[META_KEY]
+    # the engine never deletes its meta, but a marker without one means none (as
+    # in format 3), not the one before it
+    log += store.batch_writes({META_KEY: None}, wall_ms=22)
+    assert store.marker.ck != store.marker.seq  # a journal marker, in the chain
+    assert META_KEY not in recover4(compact(log).items(), slots)[1].items
+
+
+def test_a_meta_patch_whose_base_is_not_in_the_chain_is_corrupt_state() -> None:
+    """The first marker after a checkpoint carries the meta whole (the one before
+    it is not among the markers recovery applies): a patch there was not written
+    by this code, even if it fits the meta of a later marker."""
+    a, b = b'{"st":[1,null]}', b'{"st":[2,null]}'
+    patch = make_patch(b, b'{"st":[3,null]}', 100)
+    assert patch is not None
+    markers = [
+        Marker(epoch=1, seq=1, ck=1, meta=a),
+        Marker(epoch=1, seq=2, ck=1, delta=[(META_KEY, DELTA_PATCH, delta_patch(b, patch))]),
+        Marker(epoch=1, seq=3, ck=1, meta=b),
+    ]
+    table = [(journal_key(P, m.seq), m.encode()) for m in markers]
+    try:
+        recover4(table, 4)
+    except CorruptState:
+        pass
+    else:
+        raise AssertionError("a meta patch without its base was applied")

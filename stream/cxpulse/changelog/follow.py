@@ -21,7 +21,8 @@ committed is never listed by a committed descriptor, and its writer
 tombstones it). The engine meta (`m`) of format 2 comes with the marker.
 Format 4 markers (journal slots `<p>/j/<i>`) also carry the batch's small
 changes (their delta), released after its keyed records; a delta patch applies
-to the value the follower holds, checked by digest (records.py, format 4).
+to the value the follower holds, checked by digest (records.py, format 4); the
+engine meta may ride there as a patch of the previous marker's meta.
 
 With `read_committed` and transactional writes (the direct runtime's
 default) aborted batches are never even seen; the marker rule makes the
@@ -79,6 +80,9 @@ class PartitionFollower:
     #: reader that started inside the journal (a compacted log) meets them, for
     #: markers before the checkpoint whose keyed records come later in the log
     stale_patches: int = 0
+    #: the engine meta as of the last marker that carried it or a patch of it (the
+    #: base of the next patch, format 4)
+    meta: bytes | None = None
 
     def feed(self, key: bytes | None, value: bytes | None) -> list[Change] | None:
         """One changelog record; the batch's committed changes when it was a marker."""
@@ -203,7 +207,14 @@ class PartitionFollower:
                 out.append((name, join_parts(desc, got)))
             except CorruptState:
                 self.corrupt += 1
+        meta = marker.meta
         for name, kind, data in marker.delta:  # format 4: after the keyed records
+            if name == META_KEY:  # the meta as a patch of the previous marker's
+                try:
+                    meta = apply_delta_entry(kind, data, self.meta)
+                except CorruptState:
+                    self.stale_patches += 1
+                continue
             base = self.values.get(name)
             if base is None and kind == DELTA_PATCH:
                 base = self._joined(name)
@@ -217,8 +228,9 @@ class PartitionFollower:
             else:
                 self.values[name] = value
             out.append((name, value))
-        if marker.meta is not None:
-            out.append((META_KEY, marker.meta))
+        self.meta = meta
+        if meta is not None:
+            out.append((META_KEY, meta))
         self.pending = []
         self.pending_parts = []
         self.marker = marker

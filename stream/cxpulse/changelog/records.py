@@ -118,6 +118,16 @@ read; written only with transactional writes, `changelog_journal_slots` > 0):
   that checkpoint wrote; a whole value of a stale slot is overwritten by them,
   and a patch whose base digest does not match what the follower holds is
   skipped (`stale_patches`): only a stale slot can carry one.
+* **The engine meta rides in the delta too** (entry `META_KEY`, a patch of the
+  previous marker's meta; the marker then has no `meta`), except in a
+  checkpoint's marker, the first marker after it and a recovery's: those carry
+  it whole. Recovery resolves it along the chain of markers it applies, whose
+  first carries it whole; a follower against the meta it holds (a mismatch,
+  only in a stale slot, is a stale patch). A reader of format 4 before this
+  skips the meta patches as stale (an exporter then updates the meta only from
+  markers that carry it whole) and a worker of it cannot restore from them
+  (docs/runtimes.md: upgrade exporters first; roll back through
+  `changelog_journal_slots: 0`).
 * A value deleted that only ever rode in deltas has no keyed record to delete:
   the checkpoint's marker lists it as deleted (for followers; recovery never
   reads the delta of a marker at its checkpoint).
@@ -318,52 +328,152 @@ def make_patch(
     A split value that changes a little in several places (the cumulative
     aggregates `c`: a sealed minute adds to a few keys all over it) then
     rewrites one small head record rather than every part it touched (and
-    their tombstones a batch later)."""
+    their tombstones a batch later). Each literal is then trimmed to the bytes
+    that differ (`_trim_literals`, `_inner_copies`): a count that changed inside
+    a piece costs its digits, not the piece. A change that would cost more than
+    about 4x `limit` before trimming (a catch-up) is given up untrimmed."""
+    ops: list[list[int] | bytes] = []  # [offset, length] copies and literal bytes
+    if len(base) <= _MAX_INNER and len(value) <= _MAX_INNER:
+        return _encode_ops(_trim_literals(base, [value] if value else []), limit)
     where: dict[bytes, int] = {}
     off = 0
     for piece in content_chunks(base, piece_bytes):
         where.setdefault(piece, off)
         off += len(piece)
-    out: list[bytes] = []
     size = 0
-    lit: list[bytes] = []
-    copy_at = copy_len = 0
-
-    def flush_copy() -> None:
-        nonlocal copy_len, size
-        if copy_len:
-            out.append(_COPY.pack(b"C", copy_at, copy_len))
-            size += _COPY.size
-            copy_len = 0
-
-    def flush_lit() -> None:
-        nonlocal size
-        if lit:
-            data = b"".join(lit)
-            out.append(_LIT.pack(b"L", len(data)) + data)
-            size += _LIT.size + len(data)
-            lit.clear()
-
-    pending = 0  # literal bytes not flushed yet
+    bound = 4 * limit + 4 * piece_bytes  # the untrimmed patch's bound
     for piece in content_chunks(value, piece_bytes):
         at = where.get(piece)
+        last = ops[-1] if ops else None
         if at is None:
-            flush_copy()
-            lit.append(piece)
-            pending += len(piece)
-        else:
-            flush_lit()
-            pending = 0
-            if copy_len and copy_at + copy_len == at:
-                copy_len += len(piece)
+            if isinstance(last, bytes):
+                ops[-1] = last + piece
             else:
-                flush_copy()
-                copy_at, copy_len = at, len(piece)
-        if size + pending > limit:
+                ops.append(piece)
+            size += len(piece) + (0 if isinstance(last, bytes) else _LIT.size)
+        elif isinstance(last, list) and last[0] + last[1] == at:
+            last[1] += len(piece)
+        else:
+            ops.append([at, len(piece)])
+            size += _COPY.size
+        if size > bound:
             return None
-    flush_copy()
-    flush_lit()
-    return b"".join(out) if size <= limit else None
+    return _encode_ops(_trim_literals(base, ops), limit)
+
+
+def _encode_ops(ops: list[list[int] | bytes], limit: int) -> bytes | None:
+    """The patch of `ops` (`apply_patch`'s format), or None if over `limit` bytes."""
+    out: list[bytes] = []
+    size = 0
+    for op in ops:
+        if isinstance(op, bytes):
+            out.append(_LIT.pack(b"L", len(op)) + op)
+        else:
+            out.append(_COPY.pack(b"C", op[0], op[1]))
+        size += len(out[-1])
+        if size > limit:
+            return None
+    return b"".join(out)
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the longest common prefix of `a` and `b`."""
+    n = min(len(a), len(b))
+    lo, hi = 0, n  # a[:lo] == b[:lo]; binary search on slices (C speed)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _trim_literals(base: bytes, ops: list[list[int] | bytes]) -> list[list[int] | bytes]:
+    """`ops` with each literal's bytes that equal the base bytes right after the
+    copy before it (or the start of `base`) moved into that copy, and those
+    that equal the base bytes right before the copy after it (or the end of
+    `base`) into that one; contiguous copies merged. The value is unchanged:
+    only bytes already equal to where a copy extends are taken from `base`."""
+    out: list[list[int] | bytes] = []
+    for i, op in enumerate(ops):
+        if not isinstance(op, bytes):
+            last = out[-1] if out else None
+            if isinstance(last, list) and last[0] + last[1] == op[0]:
+                last[1] += op[1]
+            else:
+                out.append(list(op))
+            continue
+        data = op
+        prev = out[-1] if out else None
+        start = prev[0] + prev[1] if isinstance(prev, list) else 0 if not out else -1
+        if start >= 0:
+            n = _common_prefix(data, base[start : start + len(data)])
+            if n:
+                if isinstance(prev, list):
+                    prev[1] += n
+                else:
+                    out.append([0, n])
+                data = data[n:]
+        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        end = nxt[0] if isinstance(nxt, list) else len(base) if nxt is None else -1
+        tail: list[int] | None = None
+        if end >= 0 and data:
+            n = _common_prefix(data[::-1], base[max(0, end - len(data)) : end][::-1])
+            if n:
+                data = data[: len(data) - n]
+                end -= n
+                if isinstance(nxt, list):
+                    nxt[0] -= n
+                    nxt[1] += n
+                else:
+                    tail = [end, n]
+        if data:
+            last = out[-1] if out else [0, 0]  # a first literal replaces base[0:end]
+            start = last[0] + last[1] if isinstance(last, list) else -1
+            out += _inner_copies(base, start, end, data)
+        if tail is not None:
+            out.append(tail)
+    return out
+
+
+#: Shortest run worth a copy inside a literal (a copy, 9 B, splits the literal,
+#: whose remainder then costs another 5 B header); also the step at which the
+#: literal's bytes are looked up in the base bytes it replaces.
+_MIN_INNER_COPY = 16
+#: Most base bytes a literal's runs are looked up in.
+_MAX_INNER = 4096
+
+
+def _inner_copies(base: bytes, start: int, end: int, data: bytes) -> list[list[int] | bytes]:
+    """`data` (a trimmed literal that replaces base[start:end]) as literals and
+    copies of the runs it shares with those base bytes: a literal holding two
+    edits (the meta's count and stream time) keeps only their bytes. Every
+    `_MIN_INNER_COPY` bytes of `data`, the next that many are searched for in the
+    base bytes (`bytes.find`); a hit is extended both ways as far as they agree
+    (so a shared run of twice that length is always found)."""
+    k = _MIN_INNER_COPY
+    if start < 0 or not k <= end - start <= _MAX_INNER or len(data) < 2 * k:
+        return [data]
+    gap = base[start:end]
+    out: list[list[int] | bytes] = []
+    j = lit = 0
+    while j + k <= len(data):
+        a = gap.find(data[j : j + k])
+        if a < 0:
+            j += k
+            continue
+        back = 0  # the run may start up to k - 1 bytes before j
+        while back < min(k - 1, j - lit, a) and data[j - back - 1] == gap[a - back - 1]:
+            back += 1
+        n = back + k + _common_prefix(data[j + k :], gap[a + k :])
+        if j - back > lit:
+            out.append(data[lit : j - back])
+        out.append([start + a - back, n])
+        j = lit = j - back + n
+    if lit < len(data):
+        out.append(data[lit:])
+    return out
 
 
 def apply_patch(base: bytes, patch: bytes) -> bytes:
@@ -552,7 +662,9 @@ class Marker:
 
     def encode(self) -> bytes:
         """Compact JSON; empty lists left out; the meta value last, as written
-        (its length in `ml`, so decoding hands back the very bytes)."""
+        (its length in `ml`, so decoding hands back the very bytes), unless it
+        rides in the delta as a patch (an entry named `META_KEY`, format 4)."""
+        meta = None if any(n == META_KEY for n, _k, _b in self.delta) else self.meta
         body = json.dumps(
             {
                 "v": 2,
@@ -567,7 +679,7 @@ class Marker:
                 **({"tombstones": self.tombstones} if self.tombstones else {}),
                 **({"part_tombstones": self.part_tombstones} if self.part_tombstones else {}),
                 **({"gc": self.digest_tombstones} if self.digest_tombstones else {}),
-                **({"ml": len(self.meta)} if self.meta is not None else {}),
+                **({"ml": len(meta)} if meta is not None else {}),
                 **({"ck": self.ck} if self.ck is not None else {}),
                 **({"b": self.base} if self.base is not None else {}),
                 **({"dl": [[n, kind, len(b)] for n, kind, b in self.delta]}
@@ -576,8 +688,8 @@ class Marker:
             separators=(",", ":"),
             sort_keys=True,
         ).encode()  # fmt: skip
-        if self.meta is not None:
-            body = body[:-1] + b',"meta":' + self.meta + b"}"
+        if meta is not None:
+            body = body[:-1] + b',"meta":' + meta + b"}"
         if self.delta:  # the delta's bytes after a NUL, which JSON text never holds
             body += b"\x00" + b"".join(b for _n, _k, b in self.delta)
         return body

@@ -370,8 +370,15 @@ class PartitionStore:
         # format 4: the deltas since the last checkpoint, oldest first, over the
         # keyed values (a keyed record written after a marker is newer than its entry)
         pending: dict[str, bytes | None] = {}
+        # the meta as of each marker: its own, or its entry patching the one before
+        # (never the first of the chain: the one before it is not in the chain)
+        meta = None if chain else old.meta
         for mk in chain:
+            before, meta = meta, mk.meta
             for name, kind, data in mk.delta:
+                if name == META_KEY:
+                    meta = apply_delta_entry(kind, data, before)
+                    continue
                 if keyed_seq.get(name, -1) > mk.seq:
                     continue
                 got = apply_delta_entry(kind, data, items.get(name))
@@ -380,8 +387,8 @@ class PartitionStore:
                 else:
                     items[name] = got
                 pending[name] = got
-        if old.meta is not None:  # newer than a format-1 `m` key, if both exist
-            items[META_KEY] = old.meta
+        if meta is not None:  # newer than a format-1 `m` key, if both exist
+            items[META_KEY] = meta
         marker_new = Marker(
             epoch=epoch,
             seq=old.seq,
@@ -392,7 +399,7 @@ class PartitionStore:
             tombstones=tombstones,
             part_tombstones=part_tombstones,
             digest_tombstones=digest_tombstones,
-            meta=old.meta,
+            meta=meta,
         )
         if pending:  # format 4: one marker carries every value since the checkpoint
             marker_new.ck = marker_new.base = old.checkpoint()
@@ -619,6 +626,9 @@ class PartitionStore:
                         self.values[name] = new
                     else:
                         self.values.pop(name, None)
+                meta = self._meta_entry(dirty, seq, ck)
+                if meta is not None:
+                    delta.append(meta)
                 m.ck, m.base, m.delta = ck, None, delta
                 self.last_kind = "journal"
                 return keyed
@@ -645,6 +655,21 @@ class PartitionStore:
         m.base, m.delta = None, gone
         return out
 
+    def _meta_entry(
+        self, dirty: Mapping[str, bytes | None], seq: int, ck: int
+    ) -> tuple[str, int, bytes] | None:
+        """The engine meta as a patch of the previous marker's (format 4), or None
+        to carry it whole. Only when that marker is after the checkpoint: recovery
+        then finds it in the chain of markers it applies, whose first carries the
+        meta whole (the meta changes by a few digits a batch: its patch is a tenth
+        of it)."""
+        prev = self.marker.meta
+        new = dirty.get(META_KEY, prev)
+        if prev is None or new is None or seq - 1 <= ck:
+            return None
+        patch = make_patch(prev, new, len(new), DELTA_PIECE)  # not longer than it
+        return None if patch is None else (META_KEY, DELTA_PATCH, delta_patch(prev, patch))
+
     def _delta_entry(self, name: str, new: bytes | None) -> tuple[str, int, bytes] | None:
         """`name`'s change as a delta entry, or None if it must be a keyed record
         (a value longer than a part with no patch within `patch_bytes`)."""
@@ -664,7 +689,7 @@ class PartitionStore:
         prev = self.pending[name] if name in self.pending else self.values.get(name)
         if prev is None or not self.patch_bytes or len(new) > MAX_PATCH_BASE:
             return None
-        patch = make_patch(prev, new, self.patch_bytes)
+        patch = make_patch(prev, new, self.patch_bytes, DELTA_PIECE)
         return None if patch is None else (name, DELTA_PATCH, delta_patch(prev, patch))
 
     def _patched(self, name: str, value: bytes) -> bytes | None:
