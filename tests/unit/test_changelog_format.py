@@ -35,8 +35,16 @@ from cxpulse.changelog.store import PartitionStore, Recovery
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_exporter_follow import follow_counting
-from tests.unit.test_persistence import PART, PATCH, P, apply_truth, batches_st, compact
+from tests.unit.test_persistence import (
+    PART,
+    PATCH,
+    P,
+    apply_truth,
+    batches_st,
+    compact,
+    compacted,
+    follower_of,
+)
 
 DATA = Path(__file__).parent / "data" / "changelog_format1.json"
 
@@ -48,12 +56,9 @@ def recover_tx(items: object, epoch: int | None = None) -> tuple[PartitionStore,
 
 
 def follow(log: list[Write]) -> tuple[dict[str, bytes], int]:
-    return follow_counting(log, P)
-
-
-def compacted(log: list[Write]) -> list[Write]:
-    last = {k: i for i, (k, _) in enumerate(log)}
-    return [w for i, w in enumerate(log) if last[w[0]] == i]
+    """The follower's state and how many values it found corrupt."""
+    state, f = follower_of(log)
+    return state, f.corrupt
 
 
 @settings(max_examples=200, deadline=None)

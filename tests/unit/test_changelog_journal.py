@@ -36,7 +36,17 @@ from cxpulse.sim.model import SimConfig
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_persistence import KEYS, PART, PATCH, P, apply_truth, compact, values_st
+from tests.unit.test_persistence import (
+    KEYS,
+    PART,
+    PATCH,
+    P,
+    apply_truth,
+    compact,
+    compacted,
+    follower_of,
+    values_st,
+)
 
 #: an engine-meta-like value: a few numbers that change from batch to batch
 meta_st = st.builds(
@@ -63,24 +73,6 @@ def recover4(
         P, items, epoch=epoch, part_bytes=PART, with_prev=False, patch_bytes=PATCH,  # type: ignore[arg-type]
         journal_slots=slots,
     )  # fmt: skip
-
-
-def follow(log: list[Write]) -> tuple[dict[str, bytes], PartitionFollower]:
-    f = PartitionFollower(P)
-    state: dict[str, bytes] = {}
-    for k, v in log:
-        for name, value in f.feed(k, v) or []:
-            if value is None:
-                state.pop(name, None)
-            else:
-                state[name] = value
-    return state, f
-
-
-def compacted(log: list[Write]) -> list[Write]:
-    """What a compacted topic may keep: the last record of each key, in log order."""
-    last = {k: i for i, (k, _) in enumerate(log)}
-    return [w for i, w in enumerate(log) if last[w[0]] == i]
 
 
 @settings(max_examples=300, deadline=None)
@@ -110,9 +102,9 @@ def test_journal_recovers_and_follows_the_truth_at_every_batch(
                 _store, again = recover4(compact(log + rec.repairs[:cut]).items(), slots)
                 assert again.items == truth
             log += rec.repairs
-        state, f = follow(log)
+        state, f = follower_of(log)
         assert (state, f.corrupt, f.stale_patches) == (truth, 0, 0)
-        assert follow(compacted(log))[0] == truth
+        assert follower_of(compacted(log))[0] == truth
     assert recover4(compact(log).items(), slots)[1].items == truth
 
 
@@ -133,7 +125,7 @@ def test_a_trickle_writes_one_record_per_batch_between_checkpoints() -> None:
     assert slots_written == {journal_key(P, s) for s in range(8)}
     want = {"k0": b"v39", "k1": b"v37", "k2": b"v38"}
     assert recover4(compact(log).items(), slots)[1].items == want
-    state, f = follow(log)
+    state, f = follower_of(log)
     # the follower keeps a delta's values only until their keyed records (patch bases)
     assert state == want and f.values == {}
 
@@ -159,7 +151,7 @@ def test_a_split_value_rides_as_a_patch_of_its_previous_value() -> None:
     _store, rec = PartitionStore.recover(
         P, compact(log).items(), part_bytes=64, with_prev=False, journal_slots=8)
     assert rec.items == want
-    assert follow(log)[0] == want
+    assert follower_of(log)[0] == want
 
 
 def test_a_missing_journal_marker_is_corrupt_state() -> None:
@@ -279,7 +271,7 @@ def test_a_small_value_rides_as_a_patch_of_the_value_its_last_delta_carried() ->
         log += w
         kinds.append([k for _n, k, _d in Marker.decode(w[-1][1] or b"", store.marker.names).delta])
         assert recover4(compact(log).items(), 4)[1].items == {"t:T-1": value}
-        state, f = follow(log)
+        state, f = follower_of(log)
         assert (state, f.stale_patches) == ({"t:T-1": value}, 0)
     # seq 1-3 journal (whole, then patches), seq 4 a checkpoint (keyed), and again
     assert kinds[:4] == [[DELTA_VALUE], [DELTA_PATCH], [DELTA_PATCH], []]
@@ -325,9 +317,9 @@ def test_the_meta_rides_as_a_patch_of_the_previous_markers() -> None:
             del want["k1"]
         got = recover4(compact(log).items(), slots)[1].items
         assert got == want
-        state, f = follow(log)
+        state, f = follower_of(log)
         assert (state, f.stale_patches) == (want, 0)
-        assert follow(compacted(log))[0] == want
+        assert follower_of(compacted(log))[0] == want
     # whole: at every checkpoint (seq - ck = 0) and the marker after it (1), only
     assert set(whole) == {0, 1} and len(whole) < 10
     # a recovery's marker carries the meta whole; the next batches patch it, also
@@ -341,7 +333,7 @@ def test_the_meta_rides_as_a_patch_of_the_previous_markers() -> None:
         log += w
     got = recover4(compact(log).items(), slots)[1].items
     assert got[META_KEY] == meta.replace(b"[19,", b"[20,")
-    assert follow(log)[0][META_KEY] == got[META_KEY]
+    assert follower_of(log)[0][META_KEY] == got[META_KEY]
     # the engine never deletes its meta, but a marker without one means none (as
     # in format 3), not the one before it
     log += store.batch_writes({META_KEY: None}, wall_ms=22)

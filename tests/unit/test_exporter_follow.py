@@ -18,32 +18,21 @@ from cxpulse.exporter.service import _next_evaluation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_persistence import P, apply_truth, batches_st, compact, recover
-
-
-def follow_counting(log: list[Write], partition: int = P) -> tuple[dict[str, bytes], int]:
-    """What a follower of `log` holds, and how many values it found corrupt."""
-    f = PartitionFollower(partition)
-    state: dict[str, bytes] = {}
-    for k, v in log:
-        for name, value in f.feed(k, v) or []:
-            if value is None:
-                state.pop(name, None)
-            else:
-                state[name] = value
-    return state, f.corrupt
+from tests.unit.test_persistence import (
+    P,
+    apply_truth,
+    batches_st,
+    compact,
+    compacted,
+    follower_of,
+    recover,
+)
 
 
 def follow(log: list[Write]) -> dict[str, bytes]:
-    state, corrupt = follow_counting(log)
-    assert corrupt == 0  # split values always join (parts match their descriptor)
+    state, f = follower_of(log)
+    assert f.corrupt == 0  # split values always join (parts match their descriptor)
     return state
-
-
-def compacted(log: list[Write]) -> list[Write]:
-    """What a compacted topic may keep: the last record of each key, in log order."""
-    last = {k: i for i, (k, _) in enumerate(log)}
-    return [w for i, w in enumerate(log) if last[w[0]] == i]
 
 
 @settings(max_examples=300, deadline=None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from cxpulse.changelog.follow import PartitionFollower
 from cxpulse.changelog.records import (
     DEFAULT_MAX_RECORD_BYTES,
     CorruptState,
@@ -75,6 +76,27 @@ def compact(writes: Iterable[Write], base: dict[bytes, bytes] | None = None) -> 
         else:
             table[k] = v
     return table
+
+
+def follower_of(
+    log: Iterable[Write], partition: int = P
+) -> tuple[dict[str, bytes], PartitionFollower]:
+    """What an exporter's follower of `log` has released, and the follower (its counts)."""
+    f = PartitionFollower(partition)
+    state: dict[str, bytes] = {}
+    for k, v in log:
+        for name, value in f.feed(k, v) or []:
+            if value is None:
+                state.pop(name, None)
+            else:
+                state[name] = value
+    return state, f
+
+
+def compacted(log: list[Write]) -> list[Write]:
+    """What a compacted topic may keep: the last record of each key, in log order."""
+    last = {k: i for i, (k, _) in enumerate(log)}
+    return [w for i, w in enumerate(log) if last[w[0]] == i]
 
 
 def apply_truth(state: dict[str, bytes], batch: Mapping[str, bytes | None]) -> dict[str, bytes]:
