@@ -50,6 +50,21 @@ pytestmark = pytest.mark.kafka
 TWO_KILLS = [("direct", "rocksdb://"), ("direct", "memory://"), ("faust", "rocksdb://")]
 
 
+def crash_at(w: WorkerProc, point: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start `w` armed to die at the crash point `point` (crashpoint.py) and wait
+    until it did: the restart that follows is the supervisor's, disarmed."""
+    monkeypatch.setenv(ENV, point)
+    w.start()
+    monkeypatch.delenv(ENV)
+    assert w.proc is not None
+    try:
+        rc = w.proc.wait(120)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"no crash point:\n{w.log_text()[-3000:]}") from None
+    assert rc == EXIT_CODE, w.log_text()[-3000:]
+    assert f"crash point {point}" in w.log_text()
+
+
 @pytest.mark.parametrize(("runtime", "store"), TWO_KILLS)
 def test_sigkill_twice_same_result(
     kafka_bootstrap: str,
@@ -137,17 +152,8 @@ def test_kill_after_state_write_keeps_every_dead_letter(
         "--store", store, "--set", "batch_size=200", "--set", "batch_timeout=50ms",
         runtime=runtime,
     )  # fmt: skip
-    monkeypatch.setenv(ENV, "state-written")
-    w.start()
-    monkeypatch.delenv(ENV)
     try:
-        assert w.proc is not None
-        try:
-            rc = w.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"no crash point:\n{w.log_text()[-3000:]}") from None
-        assert rc == EXIT_CODE, w.log_text()[-3000:]
-        assert "crash point state-written" in w.log_text()
+        crash_at(w, "state-written", monkeypatch)
         w.start()  # the supervisor's restart, crash point disarmed
         t = wait_consumed([w], exp.consumed, timeout=180)
         assert_counts(t, exp)
@@ -183,17 +189,8 @@ def test_kill_in_a_journal_or_checkpoint_batch_same_result(
         "--store", store, "--set", "batch_size=5", "--set", "batch_timeout=50ms",
         "--set", "changelog_journal_slots=8",
     )  # fmt: skip
-    monkeypatch.setenv(ENV, point)
-    w.start()
-    monkeypatch.delenv(ENV)
     try:
-        assert w.proc is not None
-        try:
-            rc = w.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"no crash point:\n{w.log_text()[-3000:]}") from None
-        assert rc == EXIT_CODE, w.log_text()[-3000:]
-        assert f"crash point {point}" in w.log_text()
+        crash_at(w, point, monkeypatch)
         w.start()  # the supervisor's restart, crash point disarmed
         t = wait_consumed([w], exp.consumed, timeout=240)
         assert_counts(t, exp)
