@@ -93,6 +93,9 @@ EXPORTER_EVAL_SECONDS = f"{PREFIX}_exporter_evaluation_duration_seconds"
 EXPORTER_PARTITIONS = f"{PREFIX}_exporter_partitions"
 EXPORTER_RECORDS = f"{PREFIX}_exporter_changelog_records_total"
 EXPORTER_CORRUPT = f"{PREFIX}_exporter_corrupt_records_total"
+#: format-4 journal patches whose base the follower did not hold (skipped): only a
+#: compacted log's stale slots carry them, so on a live follower any count is a bug
+EXPORTER_STALE_PATCHES = f"{PREFIX}_exporter_stale_patches_total"
 EXPORTER_BYTES = f"{PREFIX}_exporter_changelog_bytes_total"
 CONSUMER_LAG = f"{PREFIX}_consumer_lag_messages"  # labels: topic, partition
 LOST_TO_RETENTION_TOTAL = f"{PREFIX}_messages_lost_to_retention_total"  # labels: topic, partition

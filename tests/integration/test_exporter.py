@@ -268,6 +268,10 @@ def test_workers_come_and_go_prometheus_holds_one_exact_value_per_series(
         per_job = query(live, 'count by (job, instance) ({__name__=~"cxpulse_.+"})')
         print("series per instance:", {(r["metric"]["job"], r["metric"]["instance"]):
                                        r["value"][1] for r in per_job})  # fmt: skip
+        for e in exporters:  # followed from the start: nothing skipped, nothing corrupt
+            own = parse_metrics(e.scrape())
+            assert own["cxpulse_exporter_corrupt_records_total"][0][1] == 0
+            assert own["cxpulse_exporter_stale_patches_total"][0][1] == 0
         m = parse_metrics(exporters[0].scrape())
         nbytes = m["cxpulse_exporter_changelog_bytes_total"][0][1]
         nrec = m["cxpulse_exporter_changelog_records_total"][0][1]

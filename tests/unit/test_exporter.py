@@ -137,7 +137,8 @@ def test_series_names_used_by_alerts_and_dashboards_exist(
     self_metrics = {m.CONSUMED_TOTAL, m.EVENTS_TOTAL, m.DEADLETTER_TOTAL, m.STREAM_TIME,
                     m.PROCESSING_DELAY, m.CONSUMER_LAG, m.LAST_PROCESSED, m.KPI_DELAY,
                     m.EVALUATION_TIMESTAMP, m.EXPORTER_EVAL_SECONDS, m.EXPORTER_PARTITIONS,
-                    m.EXPORTER_RECORDS, m.EXPORTER_CORRUPT, m.EXPORTER_BYTES}
+                    m.EXPORTER_RECORDS, m.EXPORTER_CORRUPT, m.EXPORTER_BYTES,
+                    m.EXPORTER_STALE_PATCHES}
     for expr in panel_queries():
         for name in re.findall(r"\b(cxpulse_[a-z0-9_]+)", expr):
             assert name in exposed or name in self_metrics, (name, expr)

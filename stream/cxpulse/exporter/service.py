@@ -186,7 +186,13 @@ class ExporterState:
             "Changelog records that did not decode (skipped)",
         )
         corrupt.add_metric([], sum(f.corrupt for f in self.followers))
-        out += [records, corrupt]
+        stale = CounterMetricFamily(
+            mn.EXPORTER_STALE_PATCHES.removesuffix("_total"),
+            "Changelog journal patches skipped for want of their base (stale slots of a"
+            " compacted log)",
+        )
+        stale.add_metric([], sum(f.stale_patches for f in self.followers))
+        out += [records, corrupt, stale]
         if self.auth is not None:  # the worker's names: one alert covers both
             out.append(GaugeMetricFamily(
                 mn.KAFKA_AUTH_FAILING,
