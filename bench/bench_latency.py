@@ -44,7 +44,7 @@ With a baseline every mode's worker writes changelog format 3
 Usage:
     .venv/bin/python bench/bench_latency.py [--bootstrap-servers HOST:PORT]
         [--rate 5000] [--seconds 60] [--marker-every 200] [--modes event,tick]
-        [--baseline-root DIR] [--reps 1]
+        [--baseline-root DIR] [--reps 1] [--keep-logs DIR]
 """
 
 from __future__ import annotations
@@ -176,7 +176,8 @@ def stages(log_text: str, watch: dict[str, tuple[float, int, int]],
 
 def evaluation_trace(log_text: str) -> dict[str, float]:
     """From the timing trace: the evaluations' wait for the lock (p50, max: an apply held
-    it), and the collector's pauses (total and longest) over the run."""
+    it), and the collector's pauses over the run (total, longest, full collections and
+    their total)."""
     lines = [json.loads(line) for line in TIMING.findall(log_text)]
     lock = [t["eval"][1] - t["eval"][0] for t in lines]
     return {
@@ -184,6 +185,8 @@ def evaluation_trace(log_text: str) -> dict[str, float]:
         "eval_lock_max_ms": max(lock, default=float("nan")) * 1000,
         "gc_total_s": sum(t["gc"][0] for t in lines),
         "gc_longest_ms": max((t["gc"][1] for t in lines), default=float("nan")) * 1000,
+        "gc_full": sum(t["gc"][2] for t in lines),
+        "gc_full_s": sum(t["gc"][3] for t in lines),
     }
 
 
@@ -414,6 +417,8 @@ def main() -> int:
     )
     ap.add_argument("--baseline-root", help="another checkout, for the mode `base`")
     ap.add_argument("--reps", type=int, default=1, help="rounds of the modes, interleaved")
+    ap.add_argument("--keep-logs", metavar="DIR",
+                    help="write the processes' logs (the exporter's timing trace) there")
     ap.add_argument(
         "--tickets-per-day",
         type=int,
@@ -425,7 +430,8 @@ def main() -> int:
     if "base" in modes and not args.baseline_root:
         ap.error("the mode base needs --baseline-root")
     with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(args.keep_logs or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         capture = work / "live.jsonl"
         # today 09:00 UTC: a busy hour of the time-of-day profile, within max_event_ahead
         start = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT09:00:00Z")
@@ -472,14 +478,15 @@ def main() -> int:
           " the means add up to the part's mean), its CPU and the worker's over the whole run"
           " (s), the evaluations' wait for the lock (ms) and the collector's pauses:\n")
     print("| exporter | placed | " + " | ".join(STAGES) + " | exporter CPU s | worker CPU s "
-          "| evaluation's lock wait p50 / max ms | gc total s / longest ms |")
-    print("|---|---:|" + "---:|" * (len(STAGES) + 4))
+          "| evaluation's lock wait p50 / max ms | gc total s / longest ms | full gcs / s |")
+    print("|---|---:|" + "---:|" * (len(STAGES) + 5))
     for m, r in runs:
         cells = " | ".join(f"{r[f'{s}_p50']:.2f} / {r[f'{s}_p99']:.2f} / {r[f'{s}_mean']:.2f}"
                            for s in STAGES)  # fmt: skip
         print(f"| {LABELS[m]} | {r['split']:.0f} | {cells} | {r['exporter_cpu_s']:.1f} "
               f"| {r['worker_cpu_s']:.1f} | {r['eval_lock_p50_ms']:.0f} / "
-              f"{r['eval_lock_max_ms']:.0f} | {r['gc_total_s']:.2f} / {r['gc_longest_ms']:.0f} |")
+              f"{r['eval_lock_max_ms']:.0f} | {r['gc_total_s']:.2f} / {r['gc_longest_ms']:.0f} "
+              f"| {r['gc_full']:.0f} / {r['gc_full_s']:.2f} |")
 
     def med(mode: str, key: str) -> float:
         return statistics.median(r[key] for m, r in runs if m == mode)

@@ -51,6 +51,7 @@ from cxpulse.core.evaluation.incremental import Incremental
 from cxpulse.core.outcome import ROLES
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.exporter.clock import EvaluationClock, Freshness
+from cxpulse.exporter.heap import FrozenHeap
 from cxpulse.exporter.serving import Publisher
 from cxpulse.exporter.timing import Timing
 from cxpulse.exposition.render import exposition, render
@@ -373,6 +374,7 @@ async def _tick(
 ) -> None:
     interval, min_gap = _periods(state.settings)
     fresh = fresh if fresh is not None else asyncio.Event()
+    heap = FrozenHeap()
     while True:
         if watch is not None and watch.done():
             raise watch.result()  # credentials refused for auth_failure_exit_after: 77/78
@@ -385,6 +387,8 @@ async def _tick(
                 fresh.clear()
                 await asyncio.to_thread(state.evaluate_and_render, int(time.time() * 1000),
                                         wanted)  # fmt: skip
+                # its garbage gone, the state out of the collector's sight (`FrozenHeap`)
+                await asyncio.to_thread(heap.after_evaluation, time.monotonic())
         # spaced from its end by at least its own duration: evaluating takes at most half
         # of the time, the rest is left to `_consume` (else a busy exporter falls behind)
         gap = min(interval, max(min_gap, state.eval_seconds))

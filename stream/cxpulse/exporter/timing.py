@@ -10,8 +10,8 @@ is the first to cover: its partition, the offset and timestamp of its commit mar
 instants are `time.monotonic()`, the system's one clock on Linux, so a benchmark
 (`bench/bench_latency.py`) places its own marker tickets on them by changelog offset.
 Nothing names a ticket. Collections of the garbage collector are timed too (seconds
-spent collecting since the previous line, and the longest one): a large heap pauses
-every thread of the process at once.
+spent collecting since the previous line, the longest one, and the number and seconds of
+full ones): a large heap pauses every thread of the process at once.
 
 Off (the default) it costs one level check per applied batch and per evaluation.
 """
@@ -36,6 +36,9 @@ class Timing:
     batches: list[tuple[int, int, int, float, float, float]] = field(default_factory=list)
     gc_seconds: float = 0.0
     gc_longest: float = 0.0
+    #: collections of the oldest generation (a scan of the whole heap) and their seconds
+    gc_full: int = 0
+    gc_full_seconds: float = 0.0
     _gc_started: float | None = None
     _watching: bool = False
 
@@ -59,19 +62,21 @@ class Timing:
         self._watch_gc()
         log.debug("%s", json.dumps({
             "eval": [round(t, 4) for t in (wanted, started, ended, published)],
-            "gc": [round(self.gc_seconds, 4), round(self.gc_longest, 4)],
+            "gc": [round(self.gc_seconds, 4), round(self.gc_longest, 4), self.gc_full,
+                   round(self.gc_full_seconds, 4)],
             "batches": [[p, o, ts, round(f, 4), round(lk, 4), round(a, 4)]
                         for p, o, ts, f, lk, a in self.batches],
         }))  # fmt: skip
         self.batches = []
-        self.gc_seconds = self.gc_longest = 0.0
+        self.gc_seconds = self.gc_longest = self.gc_full_seconds = 0.0
+        self.gc_full = 0
 
     def _watch_gc(self) -> None:
         if not self._watching:
             self._watching = True
             gc.callbacks.append(self._gc)
 
-    def _gc(self, phase: str, _info: dict[str, Any]) -> None:
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
         now = time.monotonic()
         if phase == "start":
             self._gc_started = now
@@ -79,4 +84,7 @@ class Timing:
             took = now - self._gc_started
             self.gc_seconds += took
             self.gc_longest = max(self.gc_longest, took)
+            if info["generation"] == 2:
+                self.gc_full += 1
+                self.gc_full_seconds += took
             self._gc_started = None
