@@ -371,10 +371,11 @@ async def _tick(
     lock: asyncio.Lock,
     watch: asyncio.Task[KafkaAccessError] | None = None,
     fresh: asyncio.Event | None = None,
+    heap: FrozenHeap | None = None,
 ) -> None:
     interval, min_gap = _periods(state.settings)
     fresh = fresh if fresh is not None else asyncio.Event()
-    heap = FrozenHeap()
+    heap = heap if heap is not None else FrozenHeap()
     while True:
         if watch is not None and watch.done():
             raise watch.result()  # credentials refused for auth_failure_exit_after: 77/78
