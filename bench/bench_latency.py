@@ -21,7 +21,14 @@ exporter evaluation and the poll period all count). The split: a
 became readable (the worker's transaction committed); "worker" is that
 instant minus the send, "exporter" the visible instant minus that one (the
 exporter's fetch, apply, wait for its evaluation, evaluation, hand-over to
-its serving process, and the poll period). Scrape times are the
+its serving process, and the poll period). The exporter's part is split further by the
+exporter's own timing trace (`cxpulse.exporter.timing`, on in this bench's exporters; a
+baseline without it has no split): each marker's state record is placed by its changelog
+partition and offset in the first commit marker the exporter applied after it, and that
+in the first evaluation after its apply, so the part is the sum of its stages: fetch
+(readable -> `getmany` returned it), lock (-> its apply held the lock), apply, wait
+(-> the evaluation held the lock), evaluation, hand-over (-> the serving process has the
+bytes) and poll (-> this poller saw it). Scrape times are the
 poller's request times (all of them, while the stream runs) and Prometheus's
 own `scrape_duration_seconds`.
 
@@ -37,13 +44,14 @@ With a baseline every mode's worker writes changelog format 3
 Usage:
     .venv/bin/python bench/bench_latency.py [--bootstrap-servers HOST:PORT]
         [--rate 5000] [--seconds 60] [--marker-every 200] [--modes event,tick]
-        [--baseline-root DIR] [--reps 1]
+        [--baseline-root DIR] [--reps 1] [--keep-logs DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import datetime
 import json
 import os
@@ -58,6 +66,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -118,6 +127,67 @@ class Poll:
 
 
 TS = re.compile(rb'"ts":"([^"]+)"')
+#: one line of the exporter's timing trace (`cxpulse.exporter.timing`)
+TIMING = re.compile(r"cxpulse\.exporter\.timing: (\{.*\})$", re.M)
+STAGES = ("fetch", "lock", "apply", "wait", "evaluation", "hand-over", "poll")
+
+
+class TracedExporter(ExporterProc):
+    """The exporter with its timing trace logger alone at DEBUG (the others stay at the
+    `log_level`: aiokafka's DEBUG prints every fetch response)."""
+
+    command: ClassVar[list[str]] = [
+        sys.executable, "-c",
+        "import logging, sys; logging.getLogger('cxpulse.exporter.timing').setLevel('DEBUG'); "
+        "from cxpulse.cli import main; sys.exit(main())",
+    ]  # fmt: skip
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stages(log_text: str, watch: dict[str, tuple[float, int, int]],
+           visible: dict[str, float]) -> dict[str, list[float]]:
+    """Each visible marker's exporter part split by stage (`STAGES`, seconds, in that order,
+    summing to visible minus readable), from the exporter's timing trace."""
+    per_partition: dict[int, list[tuple[int, list[float]]]] = {}
+    for line in TIMING.findall(log_text):
+        t = json.loads(line)
+        _wanted, started, ended, published = t["eval"]
+        for p, offset, _ts, fetched, locked, applied in t["batches"]:
+            per_partition.setdefault(p, []).append(
+                (offset, [fetched, locked, applied, started, ended, published]))
+    for rows in per_partition.values():
+        rows.sort()
+    out: dict[str, list[float]] = {s: [] for s in STAGES}
+    for tid, (t_log, p, offset) in watch.items():
+        rows = per_partition.get(p, [])
+        i = bisect.bisect_right(rows, offset, key=lambda r: r[0])  # its batch's marker
+        if tid not in visible or i == len(rows):
+            continue
+        instants = [t_log, *rows[i][1], visible[tid]]
+        for name, a, b in zip(STAGES, instants[:-1], instants[1:], strict=True):
+            out[name].append(b - a)
+    return out
+
+
+def evaluation_trace(log_text: str) -> dict[str, float]:
+    """From the timing trace: the evaluations' wait for the lock (p50, max: an apply held
+    it), and the collector's pauses over the run (total, longest, full collections and
+    their total)."""
+    lines = [json.loads(line) for line in TIMING.findall(log_text)]
+    lock = [t["eval"][1] - t["eval"][0] for t in lines]
+    return {
+        "eval_lock_p50_ms": statistics.median(lock) * 1000 if lock else float("nan"),
+        "eval_lock_max_ms": max(lock, default=float("nan")) * 1000,
+        "gc_total_s": sum(t["gc"][0] for t in lines),
+        "gc_longest_ms": max((t["gc"][1] for t in lines), default=float("nan")) * 1000,
+        "gc_full": sum(t["gc"][2] for t in lines),
+        "gc_full_s": sum(t["gc"][3] for t in lines),
+    }
 
 
 def marker(ts: str, tid: str) -> bytes:
@@ -173,11 +243,12 @@ async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, se
 
 @dataclass
 class ChangelogWatch:
-    """When each marker ticket's state was first readable (committed) in the changelog."""
+    """When each marker ticket's state was first readable (committed) in the changelog, and
+    where: (monotonic instant, changelog partition, offset of its state record)."""
 
     bootstrap: str
     topic: str
-    seen: dict[str, float] = field(default_factory=dict)
+    seen: dict[str, tuple[float, int, int]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -202,7 +273,8 @@ class ChangelogWatch:
                 for records in batch.values():
                     for r in records:
                         if r.key is not None and (i := r.key.find(b"/s/t:M-")) >= 0:
-                            self.seen.setdefault(r.key[i + 5:].decode(), now)
+                            self.seen.setdefault(r.key[i + 5:].decode(),
+                                                 (now, r.partition, r.offset))  # fmt: skip
         finally:
             await consumer.stop()
 
@@ -230,7 +302,7 @@ def one_run(mode: str, bootstrap: str, capture: Path, work: Path, args: argparse
     journal = ("--set", "changelog_journal_slots=0") if args.baseline_root else ()
     w = WorkerProc(bootstrap, topics, work, f"w-{mode}-{suffix}", "--set",
                    "max_event_ahead=1d", *journal).start()  # fmt: skip
-    x = ExporterProc(bootstrap, topics, work, f"x-{mode}-{suffix}", *MODES[mode])
+    x = TracedExporter(bootstrap, topics, work, f"x-{mode}-{suffix}", *MODES[mode])
     saved = os.environ.get("PYTHONPATH")
     if mode == "base":  # the baseline's `cxpulse` first on the path of its exporter only
         os.environ["PYTHONPATH"] = str(Path(args.baseline_root) / "stream")
@@ -284,17 +356,21 @@ scrape_configs:
         poller.join()
         watch.stop.set()
         watcher.join()
+        assert x.proc is not None and w.proc is not None
+        cpu = {"exporter_cpu_s": cpu_seconds(x.proc.pid), "worker_cpu_s": cpu_seconds(w.proc.pid)}
         lat: list[float] = []
         worker_lag: list[float] = []
         exporter_lag: list[float] = []
+        visible: dict[str, float] = {}
         for k, (tid, t_sent) in enumerate(sent, start=base + 1):
             vis = next((t for t, c in poll.seen if c >= k and t >= t_sent), None)
             if vis is not None:
                 lat.append(vis - t_sent)
-            if (t_log := watch.seen.get(tid)) is not None:
-                worker_lag.append(t_log - t_sent)
+                visible[tid] = vis
+            if (seen := watch.seen.get(tid)) is not None:
+                worker_lag.append(seen[0] - t_sent)
                 if vis is not None:
-                    exporter_lag.append(max(0.0, vis - t_log))
+                    exporter_lag.append(max(0.0, vis - seen[0]))
         prom_max = prom_query(prom, 'max_over_time(scrape_duration_seconds{job="exporter"}[10m])')
         prom_n = prom_query(prom, 'count_over_time(scrape_duration_seconds{job="exporter"}[10m])')
     finally:
@@ -302,8 +378,12 @@ scrape_configs:
         prom.stop()
         x.stop()
         w.stop()
+    split = stages(x.log_text(), watch.seen, visible)
     evals = [(t, n) for t, n in poll.evals if n > 0]
-    return {
+    return cpu | evaluation_trace(x.log_text()) | {f"{name}_{q}": (pct(v, f) if v else float("nan"))
+                  for name, v in split.items() for q, f in (("p50", 0.5), ("p99", 0.99))} | {
+        f"{name}_mean": (statistics.fmean(v) if v else float("nan")) for name, v in split.items()
+    } | {"split": len(split["poll"])} | {
         "eval_p50_ms": statistics.median(t for t, _ in evals) * 1000 if evals else float("nan"),
         "eval_max_ms": max((t for t, _ in evals), default=float("nan")) * 1000,
         "eval_ms_per_1k": statistics.median(t * 1e6 / n for t, n in evals) if evals
@@ -337,6 +417,8 @@ def main() -> int:
     )
     ap.add_argument("--baseline-root", help="another checkout, for the mode `base`")
     ap.add_argument("--reps", type=int, default=1, help="rounds of the modes, interleaved")
+    ap.add_argument("--keep-logs", metavar="DIR",
+                    help="write the processes' logs (the exporter's timing trace) there")
     ap.add_argument(
         "--tickets-per-day",
         type=int,
@@ -348,7 +430,8 @@ def main() -> int:
     if "base" in modes and not args.baseline_root:
         ap.error("the mode base needs --baseline-root")
     with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(args.keep_logs or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         capture = work / "live.jsonl"
         # today 09:00 UTC: a busy hour of the time-of-day profile, within max_event_ahead
         start = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT09:00:00Z")
@@ -390,6 +473,20 @@ def main() -> int:
               f"| {r['scrape_p99_ms']:.1f} | {r['scrape_max_ms']:.1f} "
               f"| {r['prom_scrapes']:.0f} | {r['prom_max_ms']:.1f} | {r['eval_p50_ms']:.0f} "
               f"| {r['eval_max_ms']:.0f} | {r['eval_ms_per_1k']:.1f} |")  # fmt: skip
+
+    print("\nThe exporter's part by stage (seconds: p50 / p99 / mean over the markers it places;"
+          " the means add up to the part's mean), its CPU and the worker's over the whole run"
+          " (s), the evaluations' wait for the lock (ms) and the collector's pauses:\n")
+    print("| exporter | placed | " + " | ".join(STAGES) + " | exporter CPU s | worker CPU s "
+          "| evaluation's lock wait p50 / max ms | gc total s / longest ms | full gcs / s |")
+    print("|---|---:|" + "---:|" * (len(STAGES) + 5))
+    for m, r in runs:
+        cells = " | ".join(f"{r[f'{s}_p50']:.2f} / {r[f'{s}_p99']:.2f} / {r[f'{s}_mean']:.2f}"
+                           for s in STAGES)  # fmt: skip
+        print(f"| {LABELS[m]} | {r['split']:.0f} | {cells} | {r['exporter_cpu_s']:.1f} "
+              f"| {r['worker_cpu_s']:.1f} | {r['eval_lock_p50_ms']:.0f} / "
+              f"{r['eval_lock_max_ms']:.0f} | {r['gc_total_s']:.2f} / {r['gc_longest_ms']:.0f} "
+              f"| {r['gc_full']:.0f} / {r['gc_full_s']:.2f} |")
 
     def med(mode: str, key: str) -> float:
         return statistics.median(r[key] for m, r in runs if m == mode)

@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pytest
 from cxpulse.importer.replay import read_lines
@@ -46,6 +46,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]
 class ExporterProc:
     """One `cxpulse exporter` subprocess."""
 
+    #: how `cxpulse` is started (bench/bench_latency.py: with the timing trace on)
+    command: ClassVar[list[str]] = CXPULSE
+
     def __init__(self, bootstrap: str, topics: Topics, workdir: Path, name: str,
                  *extra: str) -> None:  # fmt: skip
         self.bootstrap, self.topics, self.name, self.extra = bootstrap, topics, name, extra
@@ -55,7 +58,7 @@ class ExporterProc:
 
     def start(self) -> ExporterProc:
         cmd = [
-            *CXPULSE, "exporter", "--bootstrap-servers", self.bootstrap,
+            *self.command, "exporter", "--bootstrap-servers", self.bootstrap,
             "--group-id", self.topics.group, "--metrics-port", str(self.port),
             "--topic-tickets", self.topics.tickets, "--topic-surveys", self.topics.surveys,
             "--set", "eval_interval=1s", *self.extra,

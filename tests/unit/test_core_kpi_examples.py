@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cxpulse.core.config import CoreConfig
 from cxpulse.core.engine import Evaluation
 from cxpulse.core.events import Event
 
@@ -195,6 +196,21 @@ def test_tickets_per_agent() -> None:
     assert value(ev, "tickets_per_agent") == 0.5  # 1 first solve / 2 agents
     assert value(ev, "agent_solves", agent="a-2") == 1
     assert value(ev, "agent_replies", agent="a-1") == 1
+
+
+def test_active_agents_of_other_count_each_agent_once_across_its_teams() -> None:
+    """Under a top-1 team cap, `other` holds two small teams: an agent who replied in
+    both is one active agent of `other`, not two, and not only one team's."""
+    _, ev = run([
+        *(created(t, "10:00:00", "big") for t in ("B1", "B2", "B3", "B4")),
+        created("S1", "10:00:00", "small1"), created("S2", "10:00:00", "small2"),
+        msg("B1", "10:01:00", "agent", "a-3"),
+        msg("S1", "10:01:00", "agent", "a-1"), msg("S2", "10:02:00", "agent", "a-1"),
+        msg("S2", "10:03:00", "agent", "a-2"),
+    ], CoreConfig(top_n={"team": 1}))  # fmt: skip
+    assert value(ev, "active_agents", team="other") == 2  # a-1 (both teams), a-2
+    assert value(ev, "active_agents", team="big") == 1
+    assert value(ev, "active_agents") == 3
 
 
 def test_fcr_two_touches() -> None:

@@ -245,3 +245,47 @@ def test_a_team_capped_otherwise_moves_other_though_its_tickets_did_not_change()
     ev = evaluate([rep], at("10:07:00"), inc)
     assert ev.kpi("tickets_created", "15m", team="other").value == 2
     assert ev.kpi("tickets_created", "15m", team="tech").value == 4
+
+
+_AGENT_SLICE = st.dictionaries(
+    st.tuples(st.sampled_from(("t1", "t2", "other")), st.sampled_from(("a1", "a2", "a3"))),
+    # never all zero: a slice holds no empty aggregate (`_Window.fold` relies on it)
+    st.lists(st.integers(0, 2), min_size=2, max_size=2).filter(any),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_AGENT_SLICE, min_size=1, max_size=6), st.data())
+def test_kept_active_agents_are_those_a_scan_of_the_window_finds(
+    slices: list[dict[tuple[str, str], list[int]]], data: st.DataObject
+) -> None:
+    """`ActiveAgents`, kept as an agents window folds slices in and out (views created,
+    merged, emptied and deleted, an agent in several teams, a team named `other`), equals
+    `active_agents` scanning the window's views, after every fold."""
+    from cxpulse.core.engine.stores import slice_stores
+    from cxpulse.core.evaluation.incremental import ActiveAgents, _Window, delta
+    from cxpulse.core.evaluation.windows import active_agents
+    from cxpulse.core.slices import AgentAgg
+
+    views_of = slice_stores(CFG)[1].views_of
+    contents: list[dict[Key, AgentAgg]] = []
+    for sl in slices:
+        content: dict[Key, AgentAgg] = {}
+        for key, counts in sl.items():
+            a = content[key] = AgentAgg()
+            a.counts = list(counts)
+        contents.append(content)
+    win = _Window(HOUR, views_of, ActiveAgents())
+    inside: list[int] = []
+    for _ in range(3 * len(contents)):
+        i = data.draw(st.integers(0, len(contents) - 1))
+        if i in inside:
+            inside.remove(i)
+            win.fold(delta(views_of, contents[i], None))
+        else:
+            inside.append(i)
+            win.fold(delta(views_of, None, contents[i]))
+        assert win.active is not None
+        agents, teams = active_agents(win.views)
+        assert win.active.agents == agents and win.active.teams == teams

@@ -51,7 +51,9 @@ from cxpulse.core.evaluation.incremental import Incremental
 from cxpulse.core.outcome import ROLES
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.exporter.clock import EvaluationClock, Freshness
+from cxpulse.exporter.heap import FrozenHeap
 from cxpulse.exporter.serving import Publisher
+from cxpulse.exporter.timing import Timing
 from cxpulse.exposition.render import exposition, render
 from cxpulse.kafka.access import (
     EXIT_NOPERM,
@@ -104,22 +106,26 @@ class ExporterState:
     publisher: Publisher | None = None
     #: what each evaluation keeps for the next: only what changed is recomputed
     incremental: Incremental = field(default_factory=Incremental)
+    #: the debug trace of where a change spends its time here (`cxpulse.exporter.timing`)
+    timing: Timing = field(default_factory=Timing)
 
     def __post_init__(self) -> None:
         self.followers = [PartitionFollower(p) for p in range(self.partitions)]
         self.replicas = [PartitionReplica(self.config, p) for p in range(self.partitions)]
         self.clock = EvaluationClock(self.settings.idle_timeout_ms)
 
-    def apply(self, partition: int, key: bytes | None, value: bytes | None) -> None:
+    def apply(self, partition: int, key: bytes | None, value: bytes | None) -> bool:
+        """Feed one changelog record; True when it was a commit marker (its batch applied)."""
         self.records += 1
         self.record_bytes += len(key or b"") + len(value or b"")
         changes = self.followers[partition].feed(key, value)
         if changes is None:
-            return
+            return False
         self.batches += 1
         replica = self.replicas[partition]
         for name, raw in changes:
             replica.apply(name, raw)
+        return True
 
     def applied_offsets(self) -> dict[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}
@@ -129,7 +135,10 @@ class ExporterState:
                 out[(role, f.partition)] = offsets.get(role, -1)
         return out
 
-    def evaluate_and_render(self, wall_ms: int) -> None:
+    def evaluate_and_render(self, wall_ms: int, wanted: float | None = None) -> None:
+        """Evaluate at `wall_ms` and hand the rendering over; `wanted`: when the caller
+        began to wait for the lock (`time.monotonic()`, for the timing trace)."""
+        started = time.monotonic()
         t0 = time.perf_counter()
         as_of, caught_up = self.freshness.as_of(self.applied_offsets())
         times = [t for r in self.replicas for role in ROLES
@@ -140,8 +149,11 @@ class ExporterState:
         families += self._self_families(wall_ms, as_of, at)
         self.snapshot = Snapshot(exposition(families), True, time.time())
         self.eval_seconds = time.perf_counter() - t0
+        ended = time.monotonic()
         if self.publisher is not None:
             self.publisher.body(self.snapshot.body)
+        self.timing.evaluated(started if wanted is None else wanted, started, ended,
+                              time.monotonic())  # fmt: skip
 
     def not_ready(self) -> str | None:
         """Why /readyz fails even with KPIs rendered (None: it does not)."""
@@ -282,20 +294,26 @@ async def _consume(
         batch = await consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS)
         if not batch:
             continue
+        fetched = time.monotonic()
         async with lock:
-            before = state.batches
+            locked = time.monotonic()
             # in a thread: thousands of records take a while under load; the loop stays free
-            await asyncio.to_thread(_apply_batch, state, batch)
-            if fresh is not None and state.batches != before:  # a commit marker was read
+            markers = await asyncio.to_thread(_apply_batch, state, batch)
+            state.timing.applied(markers, fetched, locked, time.monotonic())
+            if fresh is not None and markers:  # a commit marker was read
                 fresh.set()
 
 
 def _apply_batch(
     state: ExporterState, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-) -> None:
+) -> list[tuple[int, int, int]]:
+    """Apply `batch`; the (partition, offset, timestamp ms) of each commit marker in it."""
+    markers: list[tuple[int, int, int]] = []
     for tp, records in batch.items():
         for r in records:
-            state.apply(tp.partition, r.key, r.value)
+            if state.apply(tp.partition, r.key, r.value):
+                markers.append((tp.partition, r.offset, r.timestamp))
+    return markers
 
 
 async def _next_evaluation(
@@ -359,9 +377,11 @@ async def _tick(
     lock: asyncio.Lock,
     watch: asyncio.Task[KafkaAccessError] | None = None,
     fresh: asyncio.Event | None = None,
+    heap: FrozenHeap | None = None,
 ) -> None:
     interval, min_gap = _periods(state.settings)
     fresh = fresh if fresh is not None else asyncio.Event()
+    heap = heap if heap is not None else FrozenHeap()
     while True:
         if watch is not None and watch.done():
             raise watch.result()  # credentials refused for auth_failure_exit_after: 77/78
@@ -369,9 +389,13 @@ async def _tick(
             consume.result()  # re-raise what stopped the consumer
             raise RuntimeError("changelog consumer stopped")
         if state.caught_up_once:
+            wanted = time.monotonic()
             async with lock:  # `_consume` sets `fresh` only under it: nothing is missed
                 fresh.clear()
-                await asyncio.to_thread(state.evaluate_and_render, int(time.time() * 1000))
+                await asyncio.to_thread(state.evaluate_and_render, int(time.time() * 1000),
+                                        wanted)  # fmt: skip
+                # its garbage gone, the state out of the collector's sight (`FrozenHeap`)
+                await asyncio.to_thread(heap.after_evaluation, time.monotonic())
         # spaced from its end by at least its own duration: evaluating takes at most half
         # of the time, the rest is left to `_consume` (else a busy exporter falls behind)
         gap = min(interval, max(min_gap, state.eval_seconds))

@@ -169,9 +169,12 @@ def evaluate(engines: Sequence[PartitionView], at_ms: int | None = None,
             kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg))
             continue
         dt, da, ds = incremental.kpi_dirty(w, caps)
+        kept = incremental.active_agents(w)
+        active = (kept.agents, kept.teams)
         kpis.extend(ticket_kpis(wl, tv, av, caps, t_universe, cfg,
-                                incremental.memo("tickets", wl), dt))  # fmt: skip
-        kpis.extend(agent_kpis(wl, av, caps, a_universe, incremental.memo("agents", wl), da))
+                                incremental.memo("tickets", wl), dt, active))  # fmt: skip
+        kpis.extend(agent_kpis(wl, av, caps, a_universe, incremental.memo("agents", wl), da,
+                               active))  # fmt: skip
         kpis.extend(survey_kpis(wl, sv, caps, s_universe, cfg,
                                 incremental.memo("surveys", wl), ds))  # fmt: skip
 

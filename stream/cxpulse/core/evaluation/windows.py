@@ -53,6 +53,24 @@ def dist_kpis(
 #: The KPI values of each capped view of one window and kind, kept by an incremental
 #: evaluation (`cxpulse.core.evaluation.incremental`) for the views that did not change.
 Memo = dict[V, list[KpiValue]]
+#: The active agents of a window's agent views (not empty): raw agent -> its ("agent",
+#: agent) view, and raw team -> the agents of its ("ta", team, agent) views. An
+#: incremental evaluation keeps them (`ActiveAgents`); without, they are scanned.
+Active = tuple[Mapping[str, AgentAgg], Mapping[str, Set[str]]]
+
+
+def active_agents(av: Mapping[Key, AgentAgg]) -> Active:
+    """`Active` of a window's agent views, by scanning them all."""
+    agents: dict[str, AgentAgg] = {}
+    teams: dict[str, set[str]] = {}
+    for v, a in av.items():
+        if a.is_empty():
+            continue
+        if v[0] == "agent":
+            agents[v[1]] = a
+        elif v[0] == "ta":
+            teams.setdefault(v[1], set()).add(v[2])
+    return agents, teams
 
 
 def by_view(universe: Set[V], memo: Memo[V] | None, dirty: Set[V] | None,
@@ -84,21 +102,26 @@ def ticket_kpis(
     cfg: CoreConfig,
     memo: Memo[Key] | None = None,
     dirty: Set[Key] | None = None,
+    active: Active | None = None,
 ) -> list[KpiValue]:
     """Ticket KPIs of every capped view of `universe` in one window (`by_view`: `memo`
-    and `dirty` let an incremental evaluation compute the changed views only)."""
+    and `dirty` let an incremental evaluation compute the changed views only; `active`:
+    `av`'s active agents, when kept)."""
 
     def compute(views: set[Key]) -> dict[Key, list[KpiValue]]:
         nb = len(cfg.histogram_buckets_ms) + 1
         merged = capped(tv, caps, views)
         # Distinct active agents (raw ids: top-N must not merge people) per capped team.
-        agents_all: set[str] = set()
-        agents_by_team: dict[str, set[str]] = {}
+        agents_all: Set[str] = set()
+        agents_by_team: dict[str, Set[str]] = {}
         if any(view[0] in ("all", "team") for view in views):
-            agents_all = {v[1] for v, a in av.items() if v[0] == "agent" and not a.is_empty()}
-            for v, a in av.items():
-                if v[0] == "ta" and not a.is_empty():
-                    agents_by_team.setdefault(caps("team", v[1]), set()).add(v[2])
+            agents, teams = active if active is not None else active_agents(av)
+            agents_all = agents.keys()
+            by_capped: dict[str, list[Set[str]]] = {}
+            for team, members in teams.items():
+                by_capped.setdefault(caps("team", team), []).append(members)
+            agents_by_team = {c: ms[0] if len(ms) == 1 else set().union(*ms)
+                              for c, ms in by_capped.items()}  # fmt: skip
         mapping = LogMapping(cfg.sketch_relative_accuracy)
         done: dict[Key, list[KpiValue]] = {}
         for view in views:
@@ -127,12 +150,12 @@ def ticket_kpis(
                 KpiValue("reopen_rate", wl, labels, ratio(c[REOPENS], c[SOLVES]), n=c[SOLVES])
             )
             if view[0] in ("all", "team"):
-                active = agents_all if view[0] == "all" else agents_by_team.get(view[1], set())
-                out.append(KpiValue("active_agents", wl, labels, float(len(active))))
+                staff = agents_all if view[0] == "all" else agents_by_team.get(view[1], set())
+                out.append(KpiValue("active_agents", wl, labels, float(len(staff))))
                 out.append(
                     KpiValue(
-                        "tickets_per_agent", wl, labels, ratio(first_solves, len(active)),
-                        n=len(active),
+                        "tickets_per_agent", wl, labels, ratio(first_solves, len(staff)),
+                        n=len(staff),
                     )
                 )
         return done
@@ -143,13 +166,17 @@ def ticket_kpis(
 def agent_kpis(
     wl: str, av: Mapping[Key, AgentAgg], caps: Caps, universe: set[str],
     memo: Memo[str] | None = None, dirty: Set[str] | None = None,
+    active: Active | None = None,
 ) -> list[KpiValue]:
-    """Replies and solves of every capped agent of `universe` in one window (`by_view`)."""
+    """Replies and solves of every capped agent of `universe` in one window (`by_view`;
+    `active`: `av`'s active agents, when kept: the empty views add nothing)."""
 
     def compute(agents: set[str]) -> dict[str, list[KpiValue]]:
         per: dict[str, list[int]] = {a: [0, 0] for a in agents}
-        for v, a in av.items():
-            if v[0] == "agent" and (counts := per.get(caps("agent", v[1]))) is not None:
+        views = (active[0] if active is not None
+                 else {v[1]: a for v, a in av.items() if v[0] == "agent"})  # fmt: skip
+        for agent, a in views.items():
+            if (counts := per.get(caps("agent", agent))) is not None:
                 counts[0] += a.counts[A_REPLIES]
                 counts[1] += a.counts[A_SOLVES]
         return {

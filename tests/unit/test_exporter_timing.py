@@ -1,0 +1,76 @@
+"""The exporter's timing trace (`cxpulse.exporter.timing`): what bench_latency splits the
+exporter's part of produce -> visible with. Off, it keeps and logs nothing; on, each
+evaluation logs the commit markers applied since the previous one, which the bench places
+its marker tickets in by changelog offset."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from cxpulse.core.config import CoreConfig
+from cxpulse.exporter.service import ExporterState, _apply_batch
+from cxpulse.exporter.timing import Timing, log
+from cxpulse.settings import Settings
+
+from bench.bench_latency import STAGES, stages
+from tests.unit.test_persistence import P, recover
+
+
+def test_off_it_keeps_and_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, log.name)
+    t = Timing()
+    t.applied([(0, 5, 1)], 1.0, 1.1, 1.2)
+    t.evaluated(1.3, 1.4, 1.5, 1.6)
+    assert t.batches == [] and not caplog.records
+
+
+def test_on_each_evaluation_logs_the_batches_applied_since_the_previous_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, log.name)
+    t = Timing()
+    t.applied([(0, 5, 100), (2, 9, 101)], 1.0, 1.1, 1.2)
+    t.evaluated(1.3, 1.4, 1.5, 1.6)
+    t.applied([(1, 7, 102)], 2.0, 2.1, 2.2)
+    t.evaluated(2.3, 2.4, 2.5, 2.6)
+    lines = [json.loads(r.getMessage()) for r in caplog.records]
+    assert [ln["eval"] for ln in lines] == [[1.3, 1.4, 1.5, 1.6], [2.3, 2.4, 2.5, 2.6]]
+    assert [ln["batches"] for ln in lines] == [
+        [[0, 5, 100, 1.0, 1.1, 1.2], [2, 9, 101, 1.0, 1.1, 1.2]], [[1, 7, 102, 2.0, 2.1, 2.2]]
+    ]
+
+
+def test_apply_batch_names_the_commit_markers_it_applied() -> None:
+    store, _ = recover(P, [])
+    log_: list[Any] = []
+    for i, batch in enumerate(({"P:a": b"1"}, {"P:b": b"1", "P:c": b"1"})):
+        log_ += store.batch_writes(batch, wall_ms=i)
+    records = [ConsumerRecord("changelog", P, 100 + i, 1000 + i, 0, k, v, None, 0, 0, ())
+               for i, (k, v) in enumerate(log_)]  # fmt: skip
+    rests = [k.decode().split("/", 1)[1] for k, _ in log_]
+    is_marker = [rest == "m" or rest.startswith("j/") for rest in rests]  # the marker keys
+    state = ExporterState(Settings(), CoreConfig(), P + 1)
+    got = _apply_batch(state, {TopicPartition("changelog", P): records})
+    assert got == [(P, r.offset, r.timestamp) for r, m in zip(records, is_marker, strict=True)
+                   if m]  # fmt: skip
+    assert len(got) == 2
+    assert state.replicas[P].parked_surveys() == 3
+
+
+def test_bench_places_a_marker_in_the_first_commit_after_its_record() -> None:
+    line = {"eval": [5.0, 5.1, 5.6, 5.7], "gc": [0, 0],
+            "batches": [[1, 10, 0, 4.0, 4.2, 4.5], [1, 30, 0, 4.6, 4.7, 4.8],
+                        [0, 20, 0, 4.0, 4.2, 4.5]]}  # fmt: skip
+    log_text = f"x INFO other: y\n2026 DEBUG cxpulse.exporter.timing: {json.dumps(line)}\n"
+    watch = {"a": (3.5, 1, 12), "b": (3.9, 1, 31), "c": (3.8, 0, 19), "d": (3.0, 1, 9)}
+    split = stages(log_text, watch, {"a": 6.0, "c": 5.9, "d": 6.1})
+    # b: no commit after it yet; d: placed in the batch at 10
+    assert [split[s] for s in ("fetch", "apply")] == [
+        pytest.approx([1.1, 0.2, 1.0]), pytest.approx([0.1, 0.3, 0.3])]  # a, c, d by watch order
+    total = [sum(split[s][i] for s in STAGES) for i in range(3)]
+    assert total == pytest.approx([6.0 - 3.5, 5.9 - 3.8, 6.1 - 3.0])
