@@ -1,0 +1,59 @@
+"""Review of changelog format 4 (the journal): reproductions of suspected bugs.
+
+Each test here failed on land 46d2c6d; it is marked `xfail(strict=True)` so that
+CI stays green until the bug is fixed, and turns red (XPASS) the day it is, so
+the marker is then removed. The reference is the truth dict (`apply_truth`).
+"""
+
+from __future__ import annotations
+
+import pytest
+from cxpulse.changelog.records import Write
+
+from tests.unit.test_changelog_journal import recover4
+from tests.unit.test_persistence import apply_truth, compacted, follower_of
+
+
+def purged(log: list[Write]) -> list[Write]:
+    """A compacted log once its tombstones are older than `delete.retention.ms`
+    (Kafka's default: 24 h; the changelog topic sets no other): the cleaner drops
+    them, so a key whose last record was a tombstone is gone altogether."""
+    return [(k, v) for k, v in compacted(log) if v is not None]
+
+
+@pytest.mark.xfail(strict=True, reason="revcl finding 1: a stale slot's value outlives a purged tombstone")
+def test_follower_of_a_purged_log_has_no_value_a_keyed_delete_removed() -> None:
+    """A value keyed at a checkpoint, then changed in a delta, then deleted in a
+    checkpoint batch (a keyed delete, so the checkpoint's delta does not list it),
+    then tombstoned. The marker that carried the delta is still in its slot (fewer
+    than `slots` batches since): once the tombstone is purged, an exporter started
+    then must not release the delta's value as live (format 3 never would: the
+    key has no record left at all)."""
+    slots = 8
+    store, rec = recover4([], slots, epoch=5)
+    log = list(rec.repairs)
+    truth: dict[str, bytes] = {}
+    seq = 0
+
+    def batch(b: dict[str, bytes | None]) -> None:
+        nonlocal log, truth, seq
+        seq += 1
+        log += store.batch_writes(b, wall_ms=seq)
+        truth = apply_truth(truth, b)
+
+    batch({"x": b"a"})  # seq 1: x rides in the delta
+    while store.last_kind != "checkpoint":
+        batch({"y": b"%d" % (seq % 10)})  # until the slots force a checkpoint: x keyed
+    batch({"x": b"b"})  # x in a delta again (x is keyed and pending)
+    while store.last_kind == "journal":
+        batch({"y": b"%d" % (seq % 10)})
+        if seq % slots == slots - 2:
+            break
+    # a checkpoint batch that deletes x: force it with a delta too big for the marker
+    big = {f"z{i}": b"%03d" % (i % 1000) for i in range(400)}
+    batch({"x": None, **big})
+    assert store.last_kind == "checkpoint"
+    batch({"y": b"q"})  # the tombstone of x
+    assert "x" not in truth
+    assert follower_of(compacted(log))[0] == truth  # tombstone still there: fine
+    assert follower_of(purged(log))[0] == truth  # tombstone purged: x comes back
