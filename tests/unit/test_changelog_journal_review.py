@@ -57,3 +57,23 @@ def test_follower_of_a_purged_log_has_no_value_a_keyed_delete_removed() -> None:
     assert "x" not in truth
     assert follower_of(compacted(log))[0] == truth  # tombstone still there: fine
     assert follower_of(purged(log))[0] == truth  # tombstone purged: x comes back
+
+
+@pytest.mark.xfail(strict=True, reason="revcl finding 2: journal markers before the names record")
+def test_follower_of_a_compacted_log_reads_markers_written_before_the_names_record() -> None:
+    """A counter seen for the first time rewrites the partition's names record
+    (`<p>/n`); compaction keeps only that last one, after the journal markers of
+    the batches before it, which list their counters by position (`k`). In format
+    3 the only marker is the latest, written after the names record; in format 4
+    the markers since the checkpoint are still needed, so the follower must not
+    drop them (a `CorruptState` for want of names) and lose their deltas."""
+    store, rec = recover4([], 8, epoch=5)
+    log = list(rec.repairs)
+    store.count("a")
+    log += store.batch_writes({"x": b"a"}, wall_ms=1)  # x rides in marker 1 only
+    store.count("b")  # a new counter name: the names record is written again
+    log += store.batch_writes({"y": b"b"}, wall_ms=2)
+    truth = {"x": b"a", "y": b"b"}
+    assert follower_of(log)[0] == truth  # the full log: fine
+    state, f = follower_of(compacted(log))
+    assert (state, f.corrupt) == (truth, 0)
