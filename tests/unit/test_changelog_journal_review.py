@@ -11,7 +11,7 @@ import pytest
 from cxpulse.changelog.records import Write
 
 from tests.unit.test_changelog_journal import recover4
-from tests.unit.test_persistence import apply_truth, compacted, follower_of
+from tests.unit.test_persistence import apply_truth, compact, compacted, follower_of
 
 
 def purged(log: list[Write]) -> list[Write]:
@@ -77,3 +77,33 @@ def test_follower_of_a_compacted_log_reads_markers_written_before_the_names_reco
     assert follower_of(log)[0] == truth  # the full log: fine
     state, f = follower_of(compacted(log))
     assert (state, f.corrupt) == (truth, 0)
+
+
+def cleaned(log: list[Write], d: int) -> list[Write]:
+    """The log as Kafka's cleaner leaves it when it cleaned up to `d` (a segment
+    boundary; the active segment from `d` on is never cleaned): a record before
+    `d` is kept only if no later record of its key comes before `d`."""
+    last = {k: i for i, (k, _) in enumerate(log[:d])}
+    return [w for i, w in enumerate(log) if i >= d or last[w[0]] == i]
+
+
+@pytest.mark.xfail(strict=True, reason="revcl finding 3: recovery marker before the slot tombstones")
+def test_follower_of_a_log_cleaned_between_a_recovery_marker_and_its_slot_tombstones() -> None:
+    """A recovery writes its marker into the latest slot and only then tombstones
+    the other slots (one transaction, but a segment may end between two of its
+    records, and the cleaner cleans up to there). The latest marker it replaces
+    was a checkpoint whose delta deleted a value that only rode in deltas; the
+    recovery marker does not say so, and the older slot that set the value is
+    still there: an exporter reading the log then releases the value as live."""
+    store, rec = recover4([], 2, epoch=5)
+    log = list(rec.repairs)
+    log += store.batch_writes({"x": b"a"}, wall_ms=1)  # seq 1, slot 1: x in the delta
+    log += store.batch_writes({"x": None}, wall_ms=2)  # seq 2: a checkpoint deleting x
+    assert store.last_kind == "checkpoint"
+    store, rec = recover4(compact(log).items(), 2)  # a restart
+    assert rec.items == {}
+    log += rec.repairs
+    d = max(i for i, (k, v) in enumerate(log) if k.endswith(b"/j/0") and v is not None) + 1
+    assert follower_of(log)[0] == {}  # the full log: fine
+    assert follower_of(cleaned(log, len(log)))[0] == {}  # cleaned to its end: fine
+    assert follower_of(cleaned(log, d))[0] == {}  # cleaned to just after the marker
