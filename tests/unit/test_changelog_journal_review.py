@@ -21,7 +21,9 @@ def purged(log: list[Write]) -> list[Write]:
     return [(k, v) for k, v in compacted(log) if v is not None]
 
 
-@pytest.mark.xfail(strict=True, reason="revcl finding 1: a stale slot's value outlives a purged tombstone")
+@pytest.mark.xfail(
+    strict=True, reason="revcl finding 1: a stale slot's value outlives a purged tombstone"
+)
 def test_follower_of_a_purged_log_has_no_value_a_keyed_delete_removed() -> None:
     """A value keyed at a checkpoint, then changed in a delta, then deleted in a
     checkpoint batch (a keyed delete, so the checkpoint's delta does not list it),
@@ -87,7 +89,9 @@ def cleaned(log: list[Write], d: int) -> list[Write]:
     return [w for i, w in enumerate(log) if i >= d or last[w[0]] == i]
 
 
-@pytest.mark.xfail(strict=True, reason="revcl finding 3: recovery marker before the slot tombstones")
+@pytest.mark.xfail(
+    strict=True, reason="revcl finding 3: recovery marker before the slot tombstones"
+)
 def test_follower_of_a_log_cleaned_between_a_recovery_marker_and_its_slot_tombstones() -> None:
     """A recovery writes its marker into the latest slot and only then tombstones
     the other slots (one transaction, but a segment may end between two of its
@@ -116,7 +120,9 @@ def read_while_cleaned(log: list[Write], r: int, d: int) -> list[Write]:
     return log[:r] + [w for i, w in enumerate(log) if i >= r and (i >= d or last[w[0]] == i)]
 
 
-@pytest.mark.xfail(strict=True, reason="revcl finding 4: a delta's delete lost to cleaning mid-read")
+@pytest.mark.xfail(
+    strict=True, reason="revcl finding 4: a delta's delete lost to cleaning mid-read"
+)
 def test_follower_reading_while_the_cleaner_runs_keeps_no_deleted_value() -> None:
     """An exporter reads a partition from its start while the cleaner swaps in the
     cleaned segments: what it read before offset `r` was the full log, what it
