@@ -66,7 +66,6 @@ def test_follower_of_a_purged_log_has_no_value_a_keyed_delete_removed() -> None:
     assert follower_of(purged(log))[0] == truth  # tombstone purged: x comes back
 
 
-@pytest.mark.xfail(strict=True, reason="revcl finding 2: journal markers before the names record")
 def test_follower_of_a_compacted_log_reads_markers_written_before_the_names_record() -> None:
     """A counter seen for the first time rewrites the partition's names record
     (`<p>/n`); compaction keeps only that last one, after the journal markers of

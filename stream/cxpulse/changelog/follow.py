@@ -104,7 +104,7 @@ class PartitionFollower:
             if value is None:
                 return None
             try:
-                marker = Marker.decode(value, self.names)
+                marker = Marker.decode(value, self.names, unnamed_counters=True)
             except CorruptState:
                 self.corrupt += 1
                 return None

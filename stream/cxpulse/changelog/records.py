@@ -695,9 +695,17 @@ class Marker:
         return body
 
     @classmethod
-    def decode(cls, raw: bytes, names: list[str] | None = None) -> Marker:
+    def decode(cls, raw: bytes, names: list[str] | None = None, *,
+               unnamed_counters: bool = False) -> Marker:  # fmt: skip
         """Either format: 1 (every field present, no meta) or 2 (`names`: the
-        partition's counter names, needed when the counters are a list)."""
+        partition's counter names, needed when the counters are a list).
+
+        `unnamed_counters`: counter values beyond `names` are dropped instead of
+        making the marker corrupt. For the exporter's follower, which reads a
+        marker's offsets, meta and delta but never its counters: a compacted log
+        keeps only the latest names record, which can come after journal markers
+        (format 4) that are still needed. Recovery keeps the strict default (it
+        restores the counters and reads the names record first)."""
         try:
             raw, _nul, tail = raw.partition(b"\x00")
             d = json.loads(raw)
@@ -714,7 +722,9 @@ class Marker:
                 values = d["k"]
                 names = names or []
                 if len(values) > len(names):
-                    raise ValueError("counter values without their names")
+                    if not unnamed_counters:
+                        raise ValueError("counter values without their names")
+                    values = values[: len(names)]
                 d["counters"] = dict(zip(names, values, strict=False))
             meta = None
             if "ml" in d:
