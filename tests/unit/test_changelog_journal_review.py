@@ -93,9 +93,6 @@ def cleaned(log: list[Write], d: int) -> list[Write]:
     return [w for i, w in enumerate(log) if i >= d or last[w[0]] == i]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="revcl finding 3: recovery marker before the slot tombstones"
-)
 def test_follower_of_a_log_cleaned_between_a_recovery_marker_and_its_slot_tombstones() -> None:
     """A recovery writes its marker into the latest slot and only then tombstones
     the other slots (one transaction, but a segment may end between two of its

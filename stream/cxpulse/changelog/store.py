@@ -407,6 +407,13 @@ class PartitionStore:
                 (n, DELTA_DELETED, b"") if v is None else (n, DELTA_VALUE, v)
                 for n, v in sorted(pending.items())
             ]
+        elif not chain and old.ck == old.seq:
+            # The latest marker is a checkpoint, and this one takes its slot: keep
+            # the deletions its delta told followers of (values that only rode in
+            # deltas), or an older slot setting one, tombstoned only after this
+            # marker, could outlive them in a log cleaned in between.
+            marker_new.ck = old.seq
+            marker_new.delta = [e for e in old.delta if e[1] == DELTA_DELETED]
         # format 2 from here on: the names record first, always re-sent (the
         # last batch may have written it to the local store only)
         marker_new.names = [] if names is None else list(names)
