@@ -1,15 +1,14 @@
 """Review of changelog format 4 (the journal): reproductions of suspected bugs.
 
-Each test here failed on land 46d2c6d; it is marked `xfail(strict=True)` so that
-CI stays green until the bug is fixed, and turns red (XPASS) the day it is, so
-the marker is then removed. The reference is the truth dict (`apply_truth`).
+Each of the four reproductions failed on land 46d2c6d (docs/runtimes.md, "Gaps
+found in review and closed", says which fix made each pass); the two guards after
+them passed there too. The reference is the truth dict (`apply_truth`).
 """
 
 from __future__ import annotations
 
 import random
 
-import pytest
 from cxpulse.changelog.records import META_KEY, Write
 from cxpulse.changelog.store import PartitionStore, Recovery
 from hypothesis import given, settings
@@ -26,9 +25,6 @@ def purged(log: list[Write]) -> list[Write]:
     return [(k, v) for k, v in compacted(log) if v is not None]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="revcl finding 1: a stale slot's value outlives a purged tombstone"
-)
 def test_follower_of_a_purged_log_has_no_value_a_keyed_delete_removed() -> None:
     """A value keyed at a checkpoint, then changed in a delta, then deleted in a
     checkpoint batch (a keyed delete, so the checkpoint's delta does not list it),
@@ -121,9 +117,6 @@ def read_while_cleaned(log: list[Write], r: int, d: int) -> list[Write]:
     return log[:r] + [w for i, w in enumerate(log) if i >= r and (i >= d or last[w[0]] == i)]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="revcl finding 4: a delta's delete lost to cleaning mid-read"
-)
 def test_follower_reading_while_the_cleaner_runs_keeps_no_deleted_value() -> None:
     """An exporter reads a partition from its start while the cleaner swaps in the
     cleaned segments: what it read before offset `r` was the full log, what it

@@ -228,6 +228,14 @@ class PartitionFollower:
             else:
                 self.values[name] = value
             out.append((name, value))
+        if marker.ck is not None and marker.ck == marker.seq and self.values:
+            # A checkpoint keyed every value still live that rode in the deltas
+            # before it (their keyed records, read above, dropped them from
+            # `values`): what is left was deleted, by a delta a compacted or
+            # cleaned log no longer holds (its slot reused since).
+            for name in sorted(self.values):
+                out.append((name, None))
+            self.values.clear()
         self.meta = meta
         if meta is not None:
             out.append((META_KEY, meta))
