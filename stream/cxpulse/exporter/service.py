@@ -51,10 +51,10 @@ from cxpulse.core.evaluation.incremental import Incremental
 from cxpulse.core.outcome import ROLES
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.exporter.clock import EvaluationClock, Freshness
-from cxpulse.exporter.heap import FrozenHeap
 from cxpulse.exporter.serving import Publisher
 from cxpulse.exporter.timing import Timing
 from cxpulse.exposition.render import exposition, render
+from cxpulse.heap import FrozenHeap
 from cxpulse.kafka.access import (
     EXIT_NOPERM,
     AuthWatch,
@@ -395,7 +395,7 @@ async def _tick(
                 await asyncio.to_thread(state.evaluate_and_render, int(time.time() * 1000),
                                         wanted)  # fmt: skip
                 # its garbage gone, the state out of the collector's sight (`FrozenHeap`)
-                await asyncio.to_thread(heap.after_evaluation, time.monotonic())
+                await asyncio.to_thread(heap.settle, time.monotonic())
         # spaced from its end by at least its own duration: evaluating takes at most half
         # of the time, the rest is left to `_consume` (else a busy exporter falls behind)
         gap = min(interval, max(min_gap, state.eval_seconds))

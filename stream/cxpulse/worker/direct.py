@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import os
 import signal
@@ -64,6 +63,7 @@ from cxpulse.changelog.store import PartitionStore, Recovery
 from cxpulse.core.deadletter import DeadLetter
 from cxpulse.core.engine import PartitionEngine
 from cxpulse.crashpoint import crash_point
+from cxpulse.heap import FrozenHeap
 from cxpulse.kafka.access import (
     KafkaAccessError,
     auth_watch,
@@ -114,7 +114,6 @@ _RECORD_BATCH_OVERHEAD = 1024
 _COMMIT_EVERY_S = 5.0
 _FREEZE_EVERY_S = 1.0
 _CLIENT_TIMEOUT_S = 10.0
-_UNFREEZE_EVERY_S = 600.0
 
 
 @dataclass
@@ -165,7 +164,8 @@ class DirectWorker:
         #: offset jumps seen while applying a batch, checked before it is written
         self._gaps: dict[int, list[Gap]] = {}
         self._last_commit = 0.0
-        self._last_freeze = self._last_unfreeze = time.monotonic()
+        self._last_freeze = time.monotonic()
+        self._heap = FrozenHeap()
         self.batches = 0
         self.skipped_redeliveries = 0
         self.dropped_revoked = 0
@@ -379,7 +379,8 @@ class DirectWorker:
                 await self._step(self._settle())  # idle: a failed write must not wait
             now = time.monotonic()
             if now - self._last_freeze > _FREEZE_EVERY_S:
-                self._freeze_state(now)
+                self._last_freeze = now
+                self._heap.settle(now)  # the state out of the collector's sight (cxpulse.heap)
             if now - self._last_commit > _COMMIT_EVERY_S:
                 self._last_commit = now
                 await self._commit_for_monitoring()
@@ -441,28 +442,6 @@ class DirectWorker:
                 logging.shutdown()
                 os._exit(0)
         task.result()
-
-    def _freeze_state(self, now: float) -> None:
-        """Keep Python's cyclic GC off the long-lived KPI state.
-
-        The state is millions of small tuples, lists and dicts that live for
-        hours; every full collection walks all of them again, about 40 % of
-        the core's time on a busy day (docs/benchmark-history.md). The core makes no
-        reference cycles, so nothing in it ever needs the cyclic collector.
-        Once a second: collect the two young generations (cheap), then freeze
-        everything. Cyclic garbage that already reached the old generation,
-        or forms later among frozen objects (client internals after a
-        reconnect, say), would leak, so every 10 minutes everything is
-        unfrozen and collected once. Measured in process on the busy day:
-        21k ev/s with the default GC, 24k with a full collection before each
-        freeze, 27k with this (docs/benchmark-history.md).
-        """
-        if now - self._last_unfreeze > _UNFREEZE_EVERY_S:
-            gc.unfreeze()
-            self._last_unfreeze = now
-        gc.collect(1)
-        gc.freeze()
-        self._last_freeze = now
 
     async def _commit_for_monitoring(self) -> None:
         """Commit the marker positions so `kafka-consumer-groups` shows a true lag."""

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
-from cxpulse.exporter.heap import FrozenHeap
+from cxpulse.heap import FrozenHeap
 
 
 class Node:
@@ -27,7 +27,7 @@ def thawed() -> Iterator[None]:
 def test_after_an_evaluation_what_lives_is_frozen() -> None:
     kept = [Node() for _ in range(1000)]
     before = gc.get_freeze_count()
-    FrozenHeap().after_evaluation(0.0)
+    FrozenHeap().settle(0.0)
     assert gc.get_freeze_count() >= before + len(kept)  # full collections skip them
 
 
@@ -35,12 +35,12 @@ def test_cyclic_garbage_kept_by_the_freeze_is_freed_by_the_periodic_full_collect
     heap = FrozenHeap(unfreeze_every_s=600.0)
     node = Node()
     gone = weakref.ref(node)
-    heap.after_evaluation(0.0)  # frozen while still referenced
+    heap.settle(0.0)  # frozen while still referenced
     del node
-    heap.after_evaluation(599.0)
+    heap.settle(599.0)
     gc.collect()  # frozen objects are out of reach of any collection
     assert gone() is not None
-    heap.after_evaluation(600.0)  # due: unfrozen and collected in full
+    heap.settle(600.0)  # due: unfrozen and collected in full
     assert gone() is None
 
 
@@ -57,7 +57,7 @@ def test_the_exporter_freezes_after_each_evaluation() -> None:
     seen: list[bool] = []
 
     class Recording(FrozenHeap):
-        def after_evaluation(self, now: float) -> None:
+        def settle(self, now: float) -> None:
             seen.append(state.snapshot.ready)  # an evaluation was rendered before
 
     async def run() -> None:

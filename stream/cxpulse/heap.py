@@ -1,6 +1,8 @@
-"""Keep Python's cyclic garbage collector off the exporter's long-lived state.
+"""Keep Python's cyclic garbage collector off a process's long-lived state.
 
-Why: the replicas, the merged window views and the KPI memos are hundreds of
+Shared by the worker (its engines' state, once a second) and the exporter (its
+replicas and evaluation, after each evaluation). Why, as measured in the exporter:
+the replicas, the merged window views and the KPI memos are hundreds of
 thousands to millions of small objects (aggregates, their count lists and sketches)
 that live for hours, and an evaluation allocates and drops tens of thousands more.
 With the default collector, what survives two young collections is promoted and
@@ -13,8 +15,10 @@ collector: after each evaluation the young generations are collected (cheap) and
 everything left is frozen (`gc.freeze`), so later full collections walk only what
 was allocated since. Cyclic garbage that reached the frozen set (client internals
 after a reconnect, say) would never be freed, so every `UNFREEZE_EVERY_S`
-everything is unfrozen and collected in full once. The worker freezes its state
-the same way, once a second (`cxpulse.worker.direct`).
+everything is unfrozen and collected in full once (a young-only collection
+after `gc.unfreeze` would not reach them: unfrozen objects join the oldest
+generation). In the worker the same policy took a busy day from 21k events/s
+with the default collector to 27k (docs/benchmark-history.md).
 """
 
 from __future__ import annotations
@@ -28,12 +32,12 @@ UNFREEZE_EVERY_S = 600.0
 
 @dataclass
 class FrozenHeap:
-    """Called after each evaluation (`after_evaluation`); see the module."""
+    """`settle(now)` after each unit of work (an evaluation, a second of batches)."""
 
     unfreeze_every_s: float = UNFREEZE_EVERY_S
     _collected_at: float | None = None
 
-    def after_evaluation(self, now: float) -> None:
+    def settle(self, now: float) -> None:
         """Collect the young generations and freeze the rest; in full when due."""
         if self._collected_at is None:
             self._collected_at = now
