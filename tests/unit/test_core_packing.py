@@ -22,6 +22,7 @@ from cxpulse.core.events import (
     Status,
     StatusChanged,
     SurveyKind,
+    SurveyOffered,
     SurveyResponse,
     TicketAssigned,
     TicketCreated,
@@ -36,7 +37,7 @@ from hypothesis import strategies as st
 
 from tests.unit.core_helpers import assigned, at, created, live_tickets, msg, status
 from tests.unit.test_core_incremental import slice_totals
-from tests.unit.test_core_reference import survey, ticket_history
+from tests.unit.test_core_reference import BASE, survey, ticket_history
 
 MIN = 60_000
 NEVER = 10**13  # an idle time no test reaches: that engine never packs
@@ -216,8 +217,19 @@ def _disordered(draw: st.DrawFn) -> list[tuple[str, Event]]:
     n = draw(st.integers(1, 5))
     events: list[Event] = []
     for k in range(n):
-        events.extend(draw(ticket_history(k)))
+        for e in draw(ticket_history(k)):
+            if type(e) is TicketCreated and draw(st.integers(0, 3)) == 0:
+                # a bot's ticket: no FRT clock until its handoff (if any)
+                e = dataclasses.replace(e, bot=True)
+                if draw(st.booleans()):
+                    h = e.ts + draw(st.integers(0, 40 * MIN))
+                    events.append(TicketHandoff(f"{e.ticket_id}-h", h, e.ticket_id))
+            events.append(e)
     events.extend(draw(survey(i, n)) for i in range(draw(st.integers(0, 5))))
+    for i in range(draw(st.integers(0, 2))):
+        t = draw(st.sampled_from([None, *[f"T-{k}" for k in range(n)]]))
+        o_ts = BASE + draw(st.integers(0, 200 * MIN))
+        events.append(SurveyOffered(f"O-{i}", o_ts, SurveyKind.CSAT, ticket_id=t))
     events.sort(key=lambda e: e.ts)
     copies: list[Event] = []
     for e in events:
@@ -267,6 +279,8 @@ def _compare(ref: PartitionEngine, eng: PartitionEngine) -> None:
     st.sampled_from([1, 2, 10_000]),
     st.sampled_from([1, MIN, NEVER]),
     st.booleans(),
+    st.sampled_from([4, 1000]),
+    st.booleans(),
     st.data(),
 )
 def test_generated_histories_packed_batched_restored_equal_one_at_a_time(
@@ -275,12 +289,17 @@ def test_generated_histories_packed_batched_restored_equal_one_at_a_time(
     max_labels: int,
     idle: int,
     restore: bool,
+    max_events: int,
+    batched: bool,
     data: st.DataObject,
 ) -> None:
     """The reference applies every event on its own and never packs; the other
-    engine packs after `idle`, applies batches, and (if `restore`) is rebuilt from
-    its drained values at every batch boundary."""
-    base = CoreConfig(lateness_ms=lateness, max_label_values=max_labels)
+    engine packs after `idle`, applies batches (if `batched`: deferred
+    re-derivation), and (if `restore`) is rebuilt from its drained values at every
+    batch boundary."""
+    base = CoreConfig(
+        lateness_ms=lateness, max_label_values=max_labels, max_events_per_ticket=max_events
+    )
     ref = PartitionEngine(dataclasses.replace(base, pack_idle_ms=NEVER), 0)
     cfg = dataclasses.replace(base, pack_idle_ms=idle)
     eng = PartitionEngine(cfg, 0)
@@ -288,9 +307,12 @@ def test_generated_histories_packed_batched_restored_equal_one_at_a_time(
     latest: dict[str, bytes] = {}
     start = 0
     for cut in [*cuts, len(events)]:
-        with eng.batch():
-            for role, e in events[start:cut]:
-                assert eng.apply(role, e) == ref.apply(role, e)
+        if batched:
+            eng.begin_batch()
+        for role, e in events[start:cut]:
+            assert eng.apply(role, e) == ref.apply(role, e)
+        if batched:
+            eng.end_batch()
         start = cut
         _compare(ref, eng)
         got, want = eng.drain_dirty(), ref.drain_dirty()
