@@ -270,6 +270,7 @@ def _compare(ref: PartitionEngine, eng: PartitionEngine) -> None:
     assert eng._outcomes == ref._outcomes
     assert eng.duplicate_conflicts == ref.duplicate_conflicts
     assert eng.dropped_contributions == ref.dropped_contributions == 0
+    assert eng.guard.seen == ref.guard.seen  # an unpack admits nothing (`peek`)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -293,10 +294,13 @@ def test_generated_histories_packed_batched_restored_equal_one_at_a_time(
     batched: bool,
     data: st.DataObject,
 ) -> None:
-    """The reference applies every event on its own and never packs; the other
-    engine packs after `idle`, applies batches (if `batched`: deferred
-    re-derivation), and (if `restore`) is rebuilt from its drained values at every
-    batch boundary."""
+    """The reference never packs; the other engine packs after `idle` and (if
+    `restore`) is rebuilt from its drained values at every batch boundary. Both
+    apply the same batches (if `batched`: deferred re-derivation, else one event
+    at a time): batches against one event at a time is test_core_deferred's
+    comparison, which has a known difference of the label guard (its
+    `test_a_value_only_an_eager_intermediate_derivation_admitted_...`) that
+    would blur this one."""
     base = CoreConfig(
         lateness_ms=lateness, max_label_values=max_labels, max_events_per_ticket=max_events
     )
@@ -309,16 +313,16 @@ def test_generated_histories_packed_batched_restored_equal_one_at_a_time(
     for cut in [*cuts, len(events)]:
         if batched:
             eng.begin_batch()
+            ref.begin_batch()
         for role, e in events[start:cut]:
             assert eng.apply(role, e) == ref.apply(role, e)
         if batched:
             eng.end_batch()
+            ref.end_batch()
         start = cut
         _compare(ref, eng)
-        got, want = eng.drain_dirty(), ref.drain_dirty()
-        assert {k: v for k, v in got.items() if k != "l"} == {
-            k: v for k, v in want.items() if k != "l"
-        }
+        got = eng.drain_dirty()
+        assert got == ref.drain_dirty()
         for key, value in got.items():
             if value is None:
                 latest.pop(key, None)
