@@ -203,3 +203,26 @@ def test_a_deferred_ticket_is_derived_before_its_own_event_moves_the_stream_time
     events: list[tuple[str, Event]] = [(role_of(c0), c0), (role_of(survey), survey),
                                        (role_of(c0), c0), (role_of(c1), c1)]  # fmt: skip
     run_both(events, CoreConfig(max_label_values=2), set())
+
+
+def test_a_value_only_an_eager_intermediate_derivation_admitted_leaves_the_same_room() -> None:
+    """Review finding: deferred, the label guard may lack a value that an eager
+    intermediate derivation admitted (`begin_batch`: "the one visible difference").
+    The room check keeps every label of *that* batch right, but afterwards the two
+    guards hold a different number of values, so a cap reached later bites at a
+    different newcomer: here, with a cap of 4, eager application admits X and Y
+    (X by the derivation after the first out-of-order assignment, Y after the
+    second), batched only Y; two agents new in the next batch are then Z1 and
+    `other` eagerly, Z1 and Z2 batched."""
+    events: list[Event] = [
+        created("T", "10:00:00"),
+        assigned("T", "10:01:00", "a-9"),  # in order: a-9 admitted in both
+        msg("T", "10:03:00"),  # an agent reply, attributed to the assignee
+        assigned("T", "10:02:10", "X"),  # out of order: eagerly the reply is X's
+        assigned("T", "10:02:20", "Y"),  # out of order: eagerly (and finally) Y's
+        created("U", "10:10:00"),
+        msg("U", "10:10:30", agent="Z1"),
+        created("V", "10:11:00"),
+        msg("V", "10:11:30", agent="Z2"),
+    ]
+    run_both([(role_of(e), e) for e in events], CoreConfig(max_label_values=4), {5})
