@@ -12,6 +12,7 @@ intermediate eager derivation admitted and the final one does not use
 
 from __future__ import annotations
 
+import pytest
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.engine import Outcome, PartitionEngine, evaluate
 from cxpulse.core.events import (
@@ -205,6 +206,9 @@ def test_a_deferred_ticket_is_derived_before_its_own_event_moves_the_stream_time
     run_both(events, CoreConfig(max_label_values=2), set())
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known, not fixed (2026-12-07 review): once a label cap is reached, which newcomer"
+    " becomes `other` can depend on where batches were cut (deferral.py, begin_batch)"))
 def test_a_value_only_an_eager_intermediate_derivation_admitted_leaves_the_same_room() -> None:
     """Review finding: deferred, the label guard may lack a value that an eager
     intermediate derivation admitted (`begin_batch`: "the one visible difference").
