@@ -17,6 +17,11 @@ Named points of the worker (both runtimes, only in a batch that rejected a messa
   keeps them across the crash), not sent to the changelog yet; the dead
   letters must be acknowledged by then. direct runtime: handed to the
   producer in the batch's transaction, before the dead letters are.
+* `state-sent` (direct runtime with `transactional_writes`): the same records
+  are on the broker (flushed) in the batch's open transaction, which the broker
+  aborts after the producer's transaction timeout: what a kill -9 in a big
+  batch leaves in the log (a restart must not read it as state, whatever its
+  own `transactional_writes`).
 
 Named points of the direct runtime with changelog format 4 (`changelog_journal_slots`):
 
@@ -48,6 +53,11 @@ ENV = "TEST_CXPULSE_CRASH_AT"
 EXIT_CODE = 86
 
 _ARMED = os.environ.get(ENV, "")
+
+
+def armed(name: str) -> bool:
+    """Whether the environment armed `name` (for a point that needs work before it)."""
+    return bool(_ARMED) and name == _ARMED
 
 
 def crash_point(name: str) -> None:

@@ -199,3 +199,46 @@ def test_kill_in_a_journal_or_checkpoint_batch_same_result(
         assert_deadletters(kafka_bootstrap, topics, exp, exactly_once=True)
     finally:
         w.stop()
+
+
+def test_kill_then_restart_without_transactions_keeps_every_dead_letter(
+    kafka_bootstrap: str,
+    topic_factory: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker with transactional writes dies inside a batch that rejected messages
+    (its state, commit marker included, sent; its transaction open); the restart
+    runs with `transactional_writes=false`, as an operator switching it off would.
+
+    The restart must not take the dead worker's open (later aborted) batch for
+    state: read uncommitted, its marker counted the batch done and the dead
+    letters it never sent were lost. The broker aborts that transaction only after
+    the producer's transaction timeout (60 s), so the changelog's committed end
+    waits that long: the durable state is read after it."""
+    topics = make_topics(topic_factory)
+    capture = simulate(tmp_path / "sim.jsonl", seed=1313, span="2h")
+    exp = expected(read_lines(capture))
+    replay(capture, kafka_bootstrap, topics)
+    args = ("--store", "memory://", "--set", "batch_size=200", "--set", "batch_timeout=50ms")
+    crash_at(WorkerProc(kafka_bootstrap, topics, tmp_path, "tx", *args), "state-sent",
+             monkeypatch)  # fmt: skip
+    w = WorkerProc(
+        kafka_bootstrap, topics, tmp_path, "plain", *args, "--set", "transactional_writes=false"
+    ).start()
+    try:
+        t = wait_consumed([w], exp.consumed, timeout=180)
+        assert_counts(t, exp)
+        assert w.stop() == 0
+        assert_deadletters(kafka_bootstrap, topics, exp, exactly_once=False)
+        deadline = time.monotonic() + 120  # the open transaction's abort (module docs)
+        while True:
+            try:
+                assert_durable_state(kafka_bootstrap, topics, exp)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(5)
+    finally:
+        w.stop()

@@ -62,7 +62,7 @@ from cxpulse.changelog.records import (
 from cxpulse.changelog.store import PartitionStore, Recovery
 from cxpulse.core.deadletter import DeadLetter
 from cxpulse.core.engine import PartitionEngine
-from cxpulse.crashpoint import crash_point
+from cxpulse.crashpoint import armed, crash_point
 from cxpulse.heap import FrozenHeap
 from cxpulse.kafka.access import (
     KafkaAccessError,
@@ -287,8 +287,11 @@ class DirectWorker:
             bootstrap_servers=s.bootstrap_servers,
             enable_auto_commit=False,
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            # aborted writes of a fenced or killed owner are not state
-            isolation_level="read_committed" if s.transactional_writes else "read_uncommitted",
+            # aborted writes of a fenced or killed owner are not state, also when
+            # this worker writes without transactions (an earlier owner may have
+            # used them: read uncommitted, its aborted batch's marker counted the
+            # batch done; without transactions in the log the two read the same)
+            isolation_level="read_committed",
             **sec,
         )
         self._consumer = AIOKafkaConsumer(
@@ -564,6 +567,9 @@ class DirectWorker:
         futures = await self._send_changelog(producer, p, writes)
         if dead:
             crash_point("state-written")
+            if armed("state-sent"):
+                await producer.flush()
+                crash_point("state-sent")
         crash_point(f"{kind}-written")  # format 4: a journal or checkpoint batch
         dl = await send_dead()
         await producer.commit_transaction()
