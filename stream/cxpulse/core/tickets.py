@@ -693,9 +693,10 @@ class TicketState:
 
     # --- packed: an idle ticket as one bytes value ------------------------------
     # Why: most open tickets wait hours or days for their next event, and a live
-    # ticket's objects (this one, its derivation, their ints: some 600 bytes) are
-    # all derived from its events. A packed ticket keeps only its events' JSON and
-    # its expiry; its next event unpacks it (a decode and a derivation, some 20 us).
+    # ticket's objects (this one, its derivation, their ints: some 500 bytes) are
+    # all derived from its events. A packed ticket keeps its events' JSON, its
+    # expiry and its derivation's loop state as a few bytes (`_loop_state`): its
+    # next event unpacks it without decoding or deriving anything (some 4 us).
 
     def packable(self) -> bool:
         """Whether `pack` keeps all there is: a derivation kept (so no late event,
@@ -706,10 +707,14 @@ class TicketState:
 
     def pack(self) -> bytes:
         """The ticket as one bytes value (only when `packable`): its expiry, whether
-        it is open (both read without unpacking), its events' JSON."""
+        it is open (both read without unpacking), its derivation's loop state
+        (`_loop_state`), its events' JSON."""
         assert self.base is None, "only a ticket stale or being changed has a base"
         self._fold()
-        return _PACKED.pack(self.expiry, self.view.is_open) + self.enc
+        d = self.derivation
+        assert d is not None
+        loop = _encode_state(_loop_state(d, self.n_enc))
+        return b"".join((_PACKED.pack(self.expiry, d.is_open, len(loop)), loop, self.enc))
 
     @classmethod
     def unpack(
@@ -722,32 +727,108 @@ class TicketState:
     ) -> TicketState:
         """The ticket `pack` gave, `label` the engine's `LabelGuard.peek`.
 
-        Exact: the view and the derivation are a function of the events and of
-        the labels (a value admitted, or refused, maps to the same label ever
-        after, `LabelGuard`). The `tail` is what `finish` gives at any stream
-        time from the one it was last derived at: with no deadline pending then,
-        an FRT breach stays a breach and no breach stays none. A deadline
-        already queued (`pushed`) is forgotten: its heap entry is skipped, and
-        queued again if it is ever pending again (a duplicate entry changes
-        nothing). The events stay decoded, as after an insert."""
+        Exact: the derivation is the one packed, slot by slot (`_restore`), and
+        its slice key is what the labeler gave its team and channel (a value
+        admitted, or refused, maps to the same label ever after, `LabelGuard`).
+        The `tail` is what `finish` gives at any stream time from the one it was
+        last derived at: with no deadline pending then, an FRT breach stays a
+        breach and no breach stays none. A deadline already queued (`pushed`)
+        is forgotten: its heap entry is skipped, and queued again if it is ever
+        pending again (a duplicate entry changes nothing). The events stay JSON,
+        as after a drain (`event_list` decodes them if an event needs them)."""
         state = cls(tid)
-        enc = packed[_PACKED.size :]
-        events = decode_events(enc, tid)
-        d = derive_all(events, params, label)
-        d.contribs = APPLIED
-        state.events, state.enc, state.n_enc = events, enc, len(events)
+        expiry, _, size = _PACKED.unpack_from(packed)
+        start = _PACKED.size + size
+        n, d = _restore(_decode_state(memoryview(packed)[_PACKED.size : start]), params, label)
+        state.enc, state.n_enc = packed[start:], n
         state.last_ts = d.last_ts
         state.view = state.derivation = d
         state.base = None
         tail, pending = d.finish(stream_time, label)
         assert pending is None, "a packed ticket had no deadline pending"
         state.tail = tail
-        state.expiry = _PACKED.unpack_from(packed)[0]
+        state.expiry = expiry
         return state
 
 
-#: The head of a packed ticket (`TicketState.pack`): its expiry, whether it is open.
-_PACKED = struct.Struct("<q?")
+#: The head of a packed ticket (`TicketState.pack`): its expiry, whether it is open,
+#: the length of the loop state after it (`_loop_state`); then the events' JSON.
+_PACKED = struct.Struct("<q?H")
+_encode_state = msgspec.msgpack.Encoder().encode
+_decode_state = msgspec.msgpack.Decoder().decode
+#: Priorities and statuses in a loop state: their index (one byte) here.
+_PRIORITIES = tuple(p.value for p in Priority)
+_PRIORITY_CODE = {p: i for i, p in enumerate(_PRIORITIES)}
+_STATUSES: tuple[str, ...] = ("new", *Status)
+_STATUS_CODE = {s: i for i, s in enumerate(_STATUSES)}
+
+
+def _loop_state(d: Derivation, n_events: int) -> tuple[Any, ...]:
+    """What `_restore` needs to give `d` back, with `n_events` (`TicketState.n_enc`).
+
+    Why this and not the events: unpacking by decoding and deriving the events
+    cost some 45 us a ticket (decoding two thirds of it), restoring these
+    fields 4 us, so tickets can be packed after a short idle time (issue 22).
+    Times as their distance back from the newest event (msgpack writes small
+    ints in fewer bytes: some 40 bytes in all for a usual ticket); the slice
+    key, the target and the slice length are not kept: they follow from the
+    labels, the priority and the parameters."""
+    last = d.last_ts
+
+    def back(t: int | None) -> int | None:
+        return None if t is None else last - t
+
+    return (
+        n_events, last, back(d.created_ts), d.by_customer, d.team, d.channel,
+        _PRIORITY_CODE.get(d.priority, d.priority), _STATUS_CODE.get(d.status, d.status),
+        back(d.status_since), d.bot, back(d.frt_start), d.waited, d.assignee,
+        back(d.first_response_ts), back(d.first_solve_ts), back(d.closed_ts),
+        back(d.team_since), d.team_before, back(d.agent_since), d.agent_before, d.before_solve,
+    )  # fmt: skip
+
+
+def _restore(
+    state: list[Any], params: DeriveParams, label: Labeler | None
+) -> tuple[int, Derivation]:
+    """The event count and the derivation `_loop_state` was given (`label`: as
+    `derive_all`'s; None, a view only, no slice key)."""
+    (n, last, created, by_customer, team, channel, priority, status, status_since, bot,
+     frt_start, waited, assignee, first_response, first_solve, closed, team_since,
+     team_before, agent_since, agent_before, before_solve) = state  # fmt: skip
+    d = Derivation.__new__(Derivation)
+    c = None if created is None else last - created
+    d.created_ts, d.by_customer, d.bot, d.waited = c, by_customer, bot, waited
+    d.team = None if team is None else _intern(team)
+    d.channel = None if channel is None else _intern(channel)
+    d.assignee = None if assignee is None else _intern(assignee)
+    d.priority = priority = _PRIORITIES[priority] if type(priority) is int else priority
+    d.status = _STATUSES[status] if type(status) is int else status
+    # the creation time's int where a time is the creation's, as a derivation shares it
+    d.status_since = None if status_since is None else c if status_since == created else last - status_since
+    d.frt_start = None if frt_start is None else c if frt_start == created else last - frt_start
+    d.team_since = None if team_since is None else c if team_since == created else last - team_since
+    d.first_response_ts = None if first_response is None else last - first_response
+    d.first_solve_ts = None if first_solve is None else last - first_solve
+    d.closed_ts = None if closed is None else last - closed
+    d.agent_since = None if agent_since is None else last - agent_since
+    d.last_ts = last
+    d.team_before = _timeline(team_before)
+    d.agent_before = _timeline(agent_before)
+    d.before_solve = before_solve
+    d.created, d.contribs, d.slice_ms = None, APPLIED, params.slice_ms
+    if c is None:
+        d.key, d.target = (), 0
+    else:
+        d.target = params.target(priority)
+        d.key = () if label is None else _shared(
+            (label("team", d.team or ""), label("channel", d.channel or ""), priority)
+        )
+    return n, d
+
+
+def _timeline(values: list[Any]) -> Timeline:
+    """A `Timeline` as msgpack gave it back (a list), its label values shared."""
+    return tuple(_intern(v) if isinstance(v, str) else v for v in values) if values else ()
 
 
 def packed_expiry(packed: bytes) -> int:
@@ -758,17 +839,20 @@ def packed_expiry(packed: bytes) -> int:
 
 def packed_open(packed: bytes) -> bool:
     """Whether a packed ticket is open (`TicketView.is_open`)."""
-    return bool(packed[_PACKED.size - 1])
+    return bool(packed[8])
 
 
-def packed_view(tid: str, packed: bytes, params: DeriveParams) -> TicketView:
-    """The view of a packed ticket, derived without unpacking it (read only)."""
-    return derive_all(decode_events(packed[_PACKED.size :], tid), params, None).view
+def packed_view(packed: bytes, params: DeriveParams) -> TicketView:
+    """The view of a packed ticket, without unpacking it (read only)."""
+    size: int = _PACKED.unpack_from(packed)[2]
+    state = _decode_state(memoryview(packed)[_PACKED.size : _PACKED.size + size])
+    return _restore(state, params, None)[1]
 
 
 def packed_encoded(tid: str, packed: bytes) -> bytes:
     """`TicketState.encoded` of a packed ticket."""
-    return _value(packed[_PACKED.size :], tid, _NONE_LATE)
+    size: int = _PACKED.unpack_from(packed)[2]
+    return _value(packed[_PACKED.size + size :], tid, _NONE_LATE)
 
 
 def _value(enc: bytes, tid: str, late: AbstractSet[str]) -> bytes:

@@ -130,7 +130,7 @@ class PartitionEngine(TicketEvents, Deferral, StreamTimeUpkeep, SurveyEvents, Sn
             elif packed_open(state) and packed_expiry(state) >= at_ms:
                 # derived, not unpacked: an evaluation changes nothing (the
                 # worker's own /metrics/partitions, `cxpulse report`)
-                yield open_ticket(packed_view(tid, state, self._params))
+                yield open_ticket(packed_view(state, self._params))
 
     def cumulative_tickets(self) -> Mapping[Key, TicketAgg]:
         return self._cum_tickets
