@@ -714,7 +714,8 @@ class TicketState:
         d = self.derivation
         assert d is not None
         loop = _encode_state(_loop_state(d, self.n_enc))
-        return b"".join((_PACKED.pack(self.expiry, d.is_open, len(loop)), loop, self.enc))
+        enc = self.enc.replace(_times_prefix(d.last_ts), _TIMES_MARK)
+        return b"".join((_PACKED.pack(self.expiry, d.is_open, len(loop)), loop, enc))
 
     @classmethod
     def unpack(
@@ -740,7 +741,7 @@ class TicketState:
         expiry, _, size = _PACKED.unpack_from(packed)
         start = _PACKED.size + size
         n, d = _restore(_decode_state(memoryview(packed)[_PACKED.size : start]), params, label)
-        state.enc, state.n_enc = packed[start:], n
+        state.enc, state.n_enc = packed[start:].replace(_TIMES_MARK, _times_prefix(d.last_ts)), n
         state.last_ts = d.last_ts
         state.view = state.derivation = d
         state.base = None
@@ -761,6 +762,23 @@ _PRIORITIES = tuple(p.value for p in Priority)
 _PRIORITY_CODE = {p: i for i, p in enumerate(_PRIORITIES)}
 _STATUSES: tuple[str, ...] = ("new", *Status)
 _STATUS_CODE = {s: i for i, s in enumerate(_STATUSES)}
+
+
+#: In a packed ticket's events' JSON: what stands for `_times_prefix` (a byte JSON
+#: text never holds, like `_TID`, so `bytes.replace` gives the JSON back exactly).
+_TIMES_MARK = b",\x01"
+
+
+def _times_prefix(last_ts: int) -> bytes:
+    """The leading digits (those of a 2.8-hour block) the event times of a ticket
+    whose newest event is at `last_ts` mostly share, after the comma before each.
+
+    Why: 5 bytes less per event of a packed ticket. With them, the bench's
+    ticket of 5 events fits in 512 bytes, the largest object Python's small
+    object allocator serves: beyond it every packed ticket is a `malloc` of
+    its own, and the memory its live objects free when it is packed is not
+    reused for it (measured: 1,473 bytes per open ticket against 1,160)."""
+    return b"," + str(last_ts)[:6].encode()
 
 
 def _loop_state(d: Derivation, n_events: int) -> tuple[Any, ...]:
@@ -852,7 +870,9 @@ def packed_view(packed: bytes, params: DeriveParams) -> TicketView:
 def packed_encoded(tid: str, packed: bytes) -> bytes:
     """`TicketState.encoded` of a packed ticket."""
     size: int = _PACKED.unpack_from(packed)[2]
-    return _value(packed[_PACKED.size + size :], tid, _NONE_LATE)
+    state = _decode_state(memoryview(packed)[_PACKED.size : _PACKED.size + size])
+    enc = packed[_PACKED.size + size :].replace(_TIMES_MARK, _times_prefix(state[1]))
+    return _value(enc, tid, _NONE_LATE)
 
 
 def _value(enc: bytes, tid: str, late: AbstractSet[str]) -> bytes:
