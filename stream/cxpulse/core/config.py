@@ -108,12 +108,15 @@ class CoreConfig:
     #: `TICKET_EVENT_CAP` dead letters (`PartitionEngine.apply`); docs/kpis.md.
     max_events_per_ticket: int = 1000
     #: A live ticket whose newest event is this much older than the tickets stream time
-    #: is kept packed (one bytes value: its events' JSON and its expiry) rather than as
-    #: objects, and unpacked on its next event (`cxpulse.core.engine.upkeep`). Most open
-    #: tickets wait for hours or days between events; packed, one costs about half the
-    #: memory (issue 22, docs/benchmarks.md). An hour: on the busy day 3 % of the ticket
-    #: events meet a packed ticket (30 min: 6 %), each costing a decode and a derivation.
-    pack_idle_ms: int = 3_600_000
+    #: is kept packed (one bytes value: its events' JSON, its expiry and its derivation's
+    #: loop state) rather than as objects, and unpacked on its next event
+    #: (`cxpulse.core.engine.upkeep`). Most open tickets wait for hours or days between
+    #: events; packed, one costs about half the memory (issue 22). 10 minutes: on the
+    #: busy day 12 % of the ticket events meet a packed ticket, each costing some 4 us
+    #: (no decode, no derivation): per event CPU as at 1 hour before (0.99 and 1.09 the
+    #: 1-hour baseline), 942 bytes per open ticket against 1,182 at 1 hour
+    #: (docs/benchmark-history.md, memory section).
+    pack_idle_ms: int = 600_000
     #: Sequential collapse tests of share KPIs (targets.yaml: target, collapse,
     #: paging.false_alarm_days): `cxpulse.core.evidence`.
     evidence: tuple[EvidenceSpec, ...] = DEFAULT_EVIDENCE
