@@ -144,6 +144,32 @@ def test_a_ticket_packed_then_touched_changes_as_if_never_packed() -> None:
     assert fast.dropped_contributions == 0
 
 
+def test_a_packed_tickets_json_comes_back_byte_for_byte_whatever_its_strings_hold() -> None:
+    """A packed ticket writes its event times' shared leading digits once
+    (`tickets._times_prefix`): strings that hold those digits after a comma, or
+    the byte standing for them, must come back as they were, in its changelog
+    value while packed and once unpacked; so must a time in another block."""
+    prefix = "," + str(at("09:00:00"))[:6]
+    odd = f"x{prefix}{prefix}\x01{prefix[1:]}"
+    events: list[Event] = [
+        TicketCreated("q-c", at("09:00:00"), "Q", f"t{prefix}", "email", customer_id=odd),
+        assigned("Q", "09:01:00", f"a{prefix}\x01", team=odd),
+        TicketMessage(f"q{prefix}", at("09:02:00"), "Q", Author.CUSTOMER),
+        msg("Q", "12:05:00", agent=odd),  # another 2.8-hour block than 09:00
+    ]
+    fast, never = PartitionEngine(FAST, 0), PartitionEngine(CoreConfig(pack_idle_ms=NEVER), 0)
+    _feed([fast, never], events)
+    fast.drain_dirty(), never.drain_dirty()
+    value = never.ticket("Q").encoded()  # type: ignore[union-attr]
+    _feed([fast, never], [created("Z", "13:00:00")])
+    assert _packed(fast) == {"Q"}
+    fast._dirty.add("t:Q")  # as after a restore: its value written from the packed bytes
+    assert fast.drain_dirty()["t:Q"] == value
+    unpacked = fast.ticket("Q")
+    assert unpacked is not None and copy(unpacked).encoded() == value
+    assert _ticket(unpacked) == _ticket(never.ticket("Q"))  # type: ignore[arg-type]
+
+
 def _day(seed: int) -> list[Event]:
     """Tickets over 8 hours, some touched again hours later, 20 % of events out of
     order by up to 3 min, 2 % late by up to 20 min, 3 % delivered twice."""

@@ -821,14 +821,14 @@ def _restore(
     d.assignee = None if assignee is None else _intern(assignee)
     d.priority = priority = _PRIORITIES[priority] if type(priority) is int else priority
     d.status = _STATUSES[status] if type(status) is int else status
-    # the creation time's int where a time is the creation's, as a derivation shares it
-    d.status_since = None if status_since is None else c if status_since == created else last - status_since
-    d.frt_start = None if frt_start is None else c if frt_start == created else last - frt_start
-    d.team_since = None if team_since is None else c if team_since == created else last - team_since
-    d.first_response_ts = None if first_response is None else last - first_response
-    d.first_solve_ts = None if first_solve is None else last - first_solve
-    d.closed_ts = None if closed is None else last - closed
-    d.agent_since = None if agent_since is None else last - agent_since
+
+    def at(back: int | None) -> int | None:
+        # the creation time's own int where a time is the creation's, as when derived
+        return None if back is None else c if back == created else last - back
+
+    d.status_since, d.frt_start, d.team_since = at(status_since), at(frt_start), at(team_since)
+    d.first_response_ts, d.first_solve_ts = at(first_response), at(first_solve)
+    d.closed_ts, d.agent_since = at(closed), at(agent_since)
     d.last_ts = last
     d.team_before = _timeline(team_before)
     d.agent_before = _timeline(agent_before)

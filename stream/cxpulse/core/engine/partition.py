@@ -122,7 +122,7 @@ class PartitionEngine(TicketEvents, Deferral, StreamTimeUpkeep, SurveyEvents, Sn
         that set cost 84 bytes per open ticket (issue 22), the look a few
         milliseconds per evaluation per 100k live tickets. Order is not a
         result (a set's order never was either)."""
-        for tid, state in self._tickets.items():
+        for state in self._tickets.values():
             if isinstance(state, TicketState):
                 if state.expiry < at_ms or not state.view.is_open:
                     continue  # closed or solved, or stale, only not swept yet
