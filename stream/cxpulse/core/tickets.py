@@ -529,8 +529,8 @@ class TicketState:
     decodes them into `events` (`event_list`); `encoded`, which runs when the
     batch is drained, drops that list again. A ticket with no event for
     `CoreConfig.pack_idle_ms` is not kept as this object at all but packed into
-    one bytes value (`pack`, `unpack`): its view is derived again on its next
-    event.
+    one bytes value (`pack`, `unpack`): its derivation is restored from the
+    loop state packed with it on its next event.
     """
 
     __slots__ = (

@@ -128,8 +128,8 @@ class PartitionEngine(TicketEvents, Deferral, StreamTimeUpkeep, SurveyEvents, Sn
                     continue  # closed or solved, or stale, only not swept yet
                 yield open_ticket(state.view)
             elif packed_open(state) and packed_expiry(state) >= at_ms:
-                # derived, not unpacked: an evaluation changes nothing (the
-                # worker's own /metrics/partitions, `cxpulse report`)
+                # its view from the packed loop state, not unpacked: an evaluation
+                # changes nothing (the worker's own /metrics/partitions, `cxpulse report`)
                 yield open_ticket(packed_view(state, self._params))
 
     def cumulative_tickets(self) -> Mapping[Key, TicketAgg]:
