@@ -112,10 +112,10 @@ class CoreConfig:
     #: loop state) rather than as objects, and unpacked on its next event
     #: (`cxpulse.core.engine.upkeep`). Most open tickets wait for hours or days between
     #: events; packed, one costs about half the memory (issue 22). 10 minutes: on the
-    #: busy day 12 % of the ticket events meet a packed ticket, each costing some 4 us
-    #: (no decode, no derivation): per event CPU as at 1 hour before (0.99 and 1.09 the
-    #: 1-hour baseline), 942 bytes per open ticket against 1,182 at 1 hour
-    #: (docs/benchmark-history.md, memory section).
+    #: busy day 12 % of the ticket events meet a packed ticket, each unpack a third of
+    #: what it cost with a decode and a derivation; per event CPU 0.91-1.34 (median 1.09)
+    #: of main at 1 hour, and 939-942 bytes per open ticket on the memory bench against
+    #: 1,182 with this code at 1 hour (docs/benchmark-history.md, memory section).
     pack_idle_ms: int = 600_000
     #: Sequential collapse tests of share KPIs (targets.yaml: target, collapse,
     #: paging.false_alarm_days): `cxpulse.core.evidence`.

@@ -696,7 +696,8 @@ class TicketState:
     # ticket's objects (this one, its derivation, their ints: some 500 bytes) are
     # all derived from its events. A packed ticket keeps its events' JSON, its
     # expiry and its derivation's loop state as a few bytes (`_loop_state`): its
-    # next event unpacks it without decoding or deriving anything (some 4 us).
+    # next event unpacks it without decoding or deriving anything (a third of
+    # the time that took, docs/benchmark-history.md).
 
     def packable(self) -> bool:
         """Whether `pack` keeps all there is: a derivation kept (so no late event,
@@ -785,23 +786,24 @@ def _loop_state(d: Derivation, n_events: int) -> tuple[Any, ...]:
     """What `_restore` needs to give `d` back, with `n_events` (`TicketState.n_enc`).
 
     Why this and not the events: unpacking by decoding and deriving the events
-    cost some 45 us a ticket (decoding two thirds of it), restoring these
-    fields 4 us, so tickets can be packed after a short idle time (issue 22).
+    cost some 50 us a ticket (decoding two thirds of it), restoring these
+    fields a third of that, so tickets can be packed after a short idle time (issue 22).
     Times as their distance back from the newest event (msgpack writes small
-    ints in fewer bytes: some 40 bytes in all for a usual ticket); the slice
+    ints in fewer bytes: some 50 bytes in all for a usual ticket); the slice
     key, the target and the slice length are not kept: they follow from the
     labels, the priority and the parameters."""
-    last = d.last_ts
-
-    def back(t: int | None) -> int | None:
-        return None if t is None else last - t
-
+    last = d.last_ts  # each time inline, not through a helper: a call costs 0.1 us
     return (
-        n_events, last, back(d.created_ts), d.by_customer, d.team, d.channel,
+        n_events, last, None if (t := d.created_ts) is None else last - t, d.by_customer,
+        d.team, d.channel,
         _PRIORITY_CODE.get(d.priority, d.priority), _STATUS_CODE.get(d.status, d.status),
-        back(d.status_since), d.bot, back(d.frt_start), d.waited, d.assignee,
-        back(d.first_response_ts), back(d.first_solve_ts), back(d.closed_ts),
-        back(d.team_since), d.team_before, back(d.agent_since), d.agent_before, d.before_solve,
+        None if (t := d.status_since) is None else last - t, d.bot,
+        None if (t := d.frt_start) is None else last - t, d.waited, d.assignee,
+        None if (t := d.first_response_ts) is None else last - t,
+        None if (t := d.first_solve_ts) is None else last - t,
+        None if (t := d.closed_ts) is None else last - t,
+        None if (t := d.team_since) is None else last - t, d.team_before,
+        None if (t := d.agent_since) is None else last - t, d.agent_before, d.before_solve,
     )  # fmt: skip
 
 
