@@ -41,7 +41,9 @@ from tests.unit.test_core_reference import BASE, survey, ticket_history
 
 MIN = 60_000
 NEVER = 10**13  # an idle time no test reaches: that engine never packs
-FAST = CoreConfig(pack_idle_ms=MIN)
+#: A target per priority too: a packed ticket's deadline must come back with its own.
+FAST = CoreConfig(pack_idle_ms=MIN, frt_target_by_priority={"high": 300_000})
+SLOW = dataclasses.replace(FAST, pack_idle_ms=NEVER)
 
 
 def _slots(obj: object) -> dict[str, Any]:
@@ -103,7 +105,7 @@ def _shapes() -> list[Event]:
 
 
 def test_every_field_of_a_packed_ticket_comes_back() -> None:
-    fast, never = PartitionEngine(FAST, 0), PartitionEngine(CoreConfig(pack_idle_ms=NEVER), 0)
+    fast, never = PartitionEngine(FAST, 0), PartitionEngine(SLOW, 0)
     _feed([fast, never], _shapes())
     # a late event (its ticket is never packed: its derivation is not kept), then an
     # hour and a half later one more ticket: the stream time leaves the others idle
@@ -119,7 +121,7 @@ def test_every_field_of_a_packed_ticket_comes_back() -> None:
 
 
 def test_a_ticket_packed_then_touched_changes_as_if_never_packed() -> None:
-    fast, never = PartitionEngine(FAST, 0), PartitionEngine(CoreConfig(pack_idle_ms=NEVER), 0)
+    fast, never = PartitionEngine(FAST, 0), PartitionEngine(SLOW, 0)
     shapes = _shapes()
     _feed([fast, never], shapes)
     _feed([fast, never], [created("Z", "10:40:00")])
@@ -142,6 +144,32 @@ def test_a_ticket_packed_then_touched_changes_as_if_never_packed() -> None:
             assert _ticket(live_tickets(fast)[tid]) == _ticket(state), tid
     assert fast._tombs == never._tombs
     assert fast.dropped_contributions == 0
+
+
+def test_a_packed_tickets_json_comes_back_byte_for_byte_whatever_its_strings_hold() -> None:
+    """A packed ticket writes its event times' shared leading digits once
+    (`tickets._times_prefix`): strings that hold those digits after a comma, or
+    the byte standing for them, must come back as they were, in its changelog
+    value while packed and once unpacked; so must a time in another block."""
+    prefix = "," + str(at("09:00:00"))[:6]
+    odd = f"x{prefix}{prefix}\x01{prefix[1:]}"
+    events: list[Event] = [
+        TicketCreated("q-c", at("09:00:00"), "Q", f"t{prefix}", "email", customer_id=odd),
+        assigned("Q", "09:01:00", f"a{prefix}\x01", team=odd),
+        TicketMessage(f"q{prefix}", at("09:02:00"), "Q", Author.CUSTOMER),
+        msg("Q", "12:05:00", agent=odd),  # another 2.8-hour block than 09:00
+    ]
+    fast, never = PartitionEngine(FAST, 0), PartitionEngine(SLOW, 0)
+    _feed([fast, never], events)
+    fast.drain_dirty(), never.drain_dirty()
+    value = never.ticket("Q").encoded()  # type: ignore[union-attr]
+    _feed([fast, never], [created("Z", "13:00:00")])
+    assert _packed(fast) == {"Q"}
+    fast._dirty.add("t:Q")  # as after a restore: its value written from the packed bytes
+    assert fast.drain_dirty()["t:Q"] == value
+    unpacked = fast.ticket("Q")
+    assert unpacked is not None and copy(unpacked).encoded() == value
+    assert _ticket(unpacked) == _ticket(never.ticket("Q"))  # type: ignore[arg-type]
 
 
 def _day(seed: int) -> list[Event]:
@@ -177,7 +205,7 @@ def _day(seed: int) -> list[Event]:
 
 
 def test_restored_from_values_written_while_packed_and_every_batch_the_same() -> None:
-    fast, never = PartitionEngine(FAST, 0), PartitionEngine(CoreConfig(pack_idle_ms=NEVER), 0)
+    fast, never = PartitionEngine(FAST, 0), PartitionEngine(SLOW, 0)
     latest: dict[str, bytes] = {}
     events = _day(1)
     packed_seen, restores = 0, 0

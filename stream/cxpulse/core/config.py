@@ -108,12 +108,15 @@ class CoreConfig:
     #: `TICKET_EVENT_CAP` dead letters (`PartitionEngine.apply`); docs/kpis.md.
     max_events_per_ticket: int = 1000
     #: A live ticket whose newest event is this much older than the tickets stream time
-    #: is kept packed (one bytes value: its events' JSON and its expiry) rather than as
-    #: objects, and unpacked on its next event (`cxpulse.core.engine.upkeep`). Most open
-    #: tickets wait for hours or days between events; packed, one costs about half the
-    #: memory (issue 22, docs/benchmarks.md). An hour: on the busy day 3 % of the ticket
-    #: events meet a packed ticket (30 min: 6 %), each costing a decode and a derivation.
-    pack_idle_ms: int = 3_600_000
+    #: is kept packed (one bytes value: its events' JSON, its expiry and its derivation's
+    #: loop state) rather than as objects, and unpacked on its next event
+    #: (`cxpulse.core.engine.upkeep`). Most open tickets wait for hours or days between
+    #: events; packed, one costs about half the memory (issue 22). 10 minutes: on the
+    #: busy day 12 % of the ticket events meet a packed ticket, each unpack a third of
+    #: what it cost with a decode and a derivation; per event CPU 0.91-1.34 (median 1.09)
+    #: of main at 1 hour, and 939-942 bytes per open ticket on the memory bench against
+    #: 1,182 with this code at 1 hour (docs/benchmark-history.md, memory section).
+    pack_idle_ms: int = 600_000
     #: Sequential collapse tests of share KPIs (targets.yaml: target, collapse,
     #: paging.false_alarm_days): `cxpulse.core.evidence`.
     evidence: tuple[EvidenceSpec, ...] = DEFAULT_EVIDENCE

@@ -529,8 +529,8 @@ class TicketState:
     decodes them into `events` (`event_list`); `encoded`, which runs when the
     batch is drained, drops that list again. A ticket with no event for
     `CoreConfig.pack_idle_ms` is not kept as this object at all but packed into
-    one bytes value (`pack`, `unpack`): its view is derived again on its next
-    event.
+    one bytes value (`pack`, `unpack`): its derivation is restored from the
+    loop state packed with it on its next event.
     """
 
     __slots__ = (
@@ -693,9 +693,11 @@ class TicketState:
 
     # --- packed: an idle ticket as one bytes value ------------------------------
     # Why: most open tickets wait hours or days for their next event, and a live
-    # ticket's objects (this one, its derivation, their ints: some 600 bytes) are
-    # all derived from its events. A packed ticket keeps only its events' JSON and
-    # its expiry; its next event unpacks it (a decode and a derivation, some 20 us).
+    # ticket's objects (this one, its derivation, their ints: some 500 bytes) are
+    # all derived from its events. A packed ticket keeps its events' JSON, its
+    # expiry and its derivation's loop state as a few bytes (`_loop_state`): its
+    # next event unpacks it without decoding or deriving anything (a third of
+    # the time that took, docs/benchmark-history.md).
 
     def packable(self) -> bool:
         """Whether `pack` keeps all there is: a derivation kept (so no late event,
@@ -706,10 +708,15 @@ class TicketState:
 
     def pack(self) -> bytes:
         """The ticket as one bytes value (only when `packable`): its expiry, whether
-        it is open (both read without unpacking), its events' JSON."""
+        it is open (both read without unpacking), its derivation's loop state
+        (`_loop_state`), its events' JSON."""
         assert self.base is None, "only a ticket stale or being changed has a base"
         self._fold()
-        return _PACKED.pack(self.expiry, self.view.is_open) + self.enc
+        d = self.derivation
+        assert d is not None
+        loop = _encode_state(_loop_state(d, self.n_enc))
+        enc = self.enc.replace(_times_prefix(d.last_ts), _TIMES_MARK)
+        return b"".join((_PACKED.pack(self.expiry, d.is_open, len(loop)), loop, enc))
 
     @classmethod
     def unpack(
@@ -722,32 +729,126 @@ class TicketState:
     ) -> TicketState:
         """The ticket `pack` gave, `label` the engine's `LabelGuard.peek`.
 
-        Exact: the view and the derivation are a function of the events and of
-        the labels (a value admitted, or refused, maps to the same label ever
-        after, `LabelGuard`). The `tail` is what `finish` gives at any stream
-        time from the one it was last derived at: with no deadline pending then,
-        an FRT breach stays a breach and no breach stays none. A deadline
-        already queued (`pushed`) is forgotten: its heap entry is skipped, and
-        queued again if it is ever pending again (a duplicate entry changes
-        nothing). The events stay decoded, as after an insert."""
+        Exact: the derivation is the one packed, slot by slot (`_restore`), and
+        its slice key is what the labeler gave its team and channel (a value
+        admitted, or refused, maps to the same label ever after, `LabelGuard`).
+        The `tail` is what `finish` gives at any stream time from the one it was
+        last derived at: with no deadline pending then, an FRT breach stays a
+        breach and no breach stays none. A deadline already queued (`pushed`)
+        is forgotten: its heap entry is skipped, and queued again if it is ever
+        pending again (a duplicate entry changes nothing). The events stay JSON,
+        as after a drain (`event_list` decodes them if an event needs them)."""
         state = cls(tid)
-        enc = packed[_PACKED.size :]
-        events = decode_events(enc, tid)
-        d = derive_all(events, params, label)
-        d.contribs = APPLIED
-        state.events, state.enc, state.n_enc = events, enc, len(events)
+        expiry, _, size = _PACKED.unpack_from(packed)
+        start = _PACKED.size + size
+        n, d = _restore(_decode_state(memoryview(packed)[_PACKED.size : start]), params, label)
+        state.enc, state.n_enc = packed[start:].replace(_TIMES_MARK, _times_prefix(d.last_ts)), n
         state.last_ts = d.last_ts
         state.view = state.derivation = d
         state.base = None
         tail, pending = d.finish(stream_time, label)
         assert pending is None, "a packed ticket had no deadline pending"
         state.tail = tail
-        state.expiry = _PACKED.unpack_from(packed)[0]
+        state.expiry = expiry
         return state
 
 
-#: The head of a packed ticket (`TicketState.pack`): its expiry, whether it is open.
-_PACKED = struct.Struct("<q?")
+#: The head of a packed ticket (`TicketState.pack`): its expiry, whether it is open,
+#: the length of the loop state after it (`_loop_state`); then the events' JSON.
+_PACKED = struct.Struct("<q?H")
+_encode_state = msgspec.msgpack.Encoder().encode
+_decode_state = msgspec.msgpack.Decoder().decode
+#: Priorities and statuses in a loop state: their index (one byte) here.
+_PRIORITIES = tuple(p.value for p in Priority)
+_PRIORITY_CODE = {p: i for i, p in enumerate(_PRIORITIES)}
+_STATUSES: tuple[str, ...] = ("new", *Status)
+_STATUS_CODE = {s: i for i, s in enumerate(_STATUSES)}
+
+
+#: In a packed ticket's events' JSON: what stands for `_times_prefix` (a byte JSON
+#: text never holds, like `_TID`, so `bytes.replace` gives the JSON back exactly).
+_TIMES_MARK = b",\x01"
+
+
+def _times_prefix(last_ts: int) -> bytes:
+    """The leading digits (those of a 2.8-hour block) the event times of a ticket
+    whose newest event is at `last_ts` mostly share, after the comma before each.
+
+    Why: 5 bytes less per event of a packed ticket. With them, the bench's
+    ticket of 5 events fits in 512 bytes, the largest object Python's small
+    object allocator serves: beyond it every packed ticket is a `malloc` of
+    its own, and the memory its live objects free when it is packed is not
+    reused for it (measured: 1,473 bytes per open ticket against 1,160)."""
+    return b"," + str(last_ts)[:6].encode()
+
+
+def _loop_state(d: Derivation, n_events: int) -> tuple[Any, ...]:
+    """What `_restore` needs to give `d` back, with `n_events` (`TicketState.n_enc`).
+
+    Why this and not the events: unpacking by decoding and deriving the events
+    cost some 50 us a ticket (decoding two thirds of it), restoring these
+    fields a third of that, so tickets can be packed after a short idle time (issue 22).
+    Times as their distance back from the newest event (msgpack writes small
+    ints in fewer bytes: some 50 bytes in all for a usual ticket); the slice
+    key, the target and the slice length are not kept: they follow from the
+    labels, the priority and the parameters."""
+    last = d.last_ts  # each time inline, not through a helper: a call costs 0.1 us
+    return (
+        n_events, last, None if (t := d.created_ts) is None else last - t, d.by_customer,
+        d.team, d.channel,
+        _PRIORITY_CODE.get(d.priority, d.priority), _STATUS_CODE.get(d.status, d.status),
+        None if (t := d.status_since) is None else last - t, d.bot,
+        None if (t := d.frt_start) is None else last - t, d.waited, d.assignee,
+        None if (t := d.first_response_ts) is None else last - t,
+        None if (t := d.first_solve_ts) is None else last - t,
+        None if (t := d.closed_ts) is None else last - t,
+        None if (t := d.team_since) is None else last - t, d.team_before,
+        None if (t := d.agent_since) is None else last - t, d.agent_before, d.before_solve,
+    )  # fmt: skip
+
+
+def _restore(
+    state: list[Any], params: DeriveParams, label: Labeler | None
+) -> tuple[int, Derivation]:
+    """The event count and the derivation `_loop_state` was given (`label`: as
+    `derive_all`'s; None, a view only, no slice key)."""
+    (n, last, created, by_customer, team, channel, priority, status, status_since, bot,
+     frt_start, waited, assignee, first_response, first_solve, closed, team_since,
+     team_before, agent_since, agent_before, before_solve) = state  # fmt: skip
+    d = Derivation.__new__(Derivation)
+    c = None if created is None else last - created
+    d.created_ts, d.by_customer, d.bot, d.waited = c, by_customer, bot, waited
+    d.team = None if team is None else _intern(team)
+    d.channel = None if channel is None else _intern(channel)
+    d.assignee = None if assignee is None else _intern(assignee)
+    d.priority = priority = _PRIORITIES[priority] if type(priority) is int else priority
+    d.status = _STATUSES[status] if type(status) is int else status
+
+    def at(back: int | None) -> int | None:
+        # the creation time's own int where a time is the creation's, as when derived
+        return None if back is None else c if back == created else last - back
+
+    d.status_since, d.frt_start, d.team_since = at(status_since), at(frt_start), at(team_since)
+    d.first_response_ts, d.first_solve_ts = at(first_response), at(first_solve)
+    d.closed_ts, d.agent_since = at(closed), at(agent_since)
+    d.last_ts = last
+    d.team_before = _timeline(team_before)
+    d.agent_before = _timeline(agent_before)
+    d.before_solve = before_solve
+    d.created, d.contribs, d.slice_ms = None, APPLIED, params.slice_ms
+    if c is None:
+        d.key, d.target = (), 0
+    else:
+        d.target = params.target(priority)
+        d.key = () if label is None else _shared(
+            (label("team", d.team or ""), label("channel", d.channel or ""), priority)
+        )
+    return n, d
+
+
+def _timeline(values: list[Any]) -> Timeline:
+    """A `Timeline` as msgpack gave it back (a list), its label values shared."""
+    return tuple(_intern(v) if isinstance(v, str) else v for v in values) if values else ()
 
 
 def packed_expiry(packed: bytes) -> int:
@@ -758,17 +859,22 @@ def packed_expiry(packed: bytes) -> int:
 
 def packed_open(packed: bytes) -> bool:
     """Whether a packed ticket is open (`TicketView.is_open`)."""
-    return bool(packed[_PACKED.size - 1])
+    return bool(packed[8])
 
 
-def packed_view(tid: str, packed: bytes, params: DeriveParams) -> TicketView:
-    """The view of a packed ticket, derived without unpacking it (read only)."""
-    return derive_all(decode_events(packed[_PACKED.size :], tid), params, None).view
+def packed_view(packed: bytes, params: DeriveParams) -> TicketView:
+    """The view of a packed ticket, without unpacking it (read only)."""
+    size: int = _PACKED.unpack_from(packed)[2]
+    state = _decode_state(memoryview(packed)[_PACKED.size : _PACKED.size + size])
+    return _restore(state, params, None)[1]
 
 
 def packed_encoded(tid: str, packed: bytes) -> bytes:
     """`TicketState.encoded` of a packed ticket."""
-    return _value(packed[_PACKED.size :], tid, _NONE_LATE)
+    size: int = _PACKED.unpack_from(packed)[2]
+    state = _decode_state(memoryview(packed)[_PACKED.size : _PACKED.size + size])
+    enc = packed[_PACKED.size + size :].replace(_TIMES_MARK, _times_prefix(state[1]))
+    return _value(enc, tid, _NONE_LATE)
 
 
 def _value(enc: bytes, tid: str, late: AbstractSet[str]) -> bytes:

@@ -122,15 +122,15 @@ class PartitionEngine(TicketEvents, Deferral, StreamTimeUpkeep, SurveyEvents, Sn
         that set cost 84 bytes per open ticket (issue 22), the look a few
         milliseconds per evaluation per 100k live tickets. Order is not a
         result (a set's order never was either)."""
-        for tid, state in self._tickets.items():
+        for state in self._tickets.values():
             if isinstance(state, TicketState):
                 if state.expiry < at_ms or not state.view.is_open:
                     continue  # closed or solved, or stale, only not swept yet
                 yield open_ticket(state.view)
             elif packed_open(state) and packed_expiry(state) >= at_ms:
-                # derived, not unpacked: an evaluation changes nothing (the
-                # worker's own /metrics/partitions, `cxpulse report`)
-                yield open_ticket(packed_view(tid, state, self._params))
+                # its view from the packed loop state, not unpacked: an evaluation
+                # changes nothing (the worker's own /metrics/partitions, `cxpulse report`)
+                yield open_ticket(packed_view(state, self._params))
 
     def cumulative_tickets(self) -> Mapping[Key, TicketAgg]:
         return self._cum_tickets

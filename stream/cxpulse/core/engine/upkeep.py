@@ -192,4 +192,4 @@ class StreamTimeUpkeep(EngineState):
         """A live ticket's view; a packed one's derived without unpacking it."""
         if isinstance(state, TicketState):
             return state.view
-        return packed_view(tid, state, self._params)
+        return packed_view(state, self._params)
