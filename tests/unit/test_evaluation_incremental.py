@@ -26,7 +26,21 @@ from cxpulse.core.events import Event, role_of
 from cxpulse.core.partitioning import partition_for
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.core.sketch import LogMapping
-from cxpulse.core.slices import CREATED, F_FRT, FRT, SOLVES, AggContext, Key, TicketAgg
+from cxpulse.core.slices import (
+    CREATED,
+    F_FRT,
+    F_RESOLUTION,
+    F_WAIT,
+    FRT,
+    N_COUNTS,
+    N_SURVEY_SLOTS,
+    SOLVES,
+    AgentAgg,
+    AggContext,
+    Key,
+    SurveyAgg,
+    TicketAgg,
+)
 from cxpulse.sim.dirt import generate
 from cxpulse.sim.model import SimConfig
 from hypothesis import HealthCheck, given, settings
@@ -162,6 +176,65 @@ def test_same_compares_every_part_of_an_aggregate() -> None:
     more = _agg(())
     more.counts[SOLVES] += 1
     assert not same(more, _agg(()))
+
+
+_CTX = AggContext(LogMapping(CFG.sketch_relative_accuracy), tuple(CFG.histogram_buckets_ms))
+#: (field, value): a count field (value 1-3) or a distribution's (a duration in ms)
+_ADDS = st.lists(st.one_of(st.tuples(st.integers(0, N_COUNTS - 1), st.integers(1, 3)),
+                           st.tuples(st.sampled_from((F_FRT, F_RESOLUTION, F_WAIT)),
+                                     st.integers(0, 90_000))), max_size=12)  # fmt: skip
+
+
+def _ticket_agg(adds: list[tuple[int, int]], ghosts: list[tuple[int, int]]) -> TicketAgg:
+    """An aggregate of `adds`, and of `ghosts` added then retracted (emptied distributions
+    that stay, with n = 0, as in a slice after a retraction)."""
+    a = TicketAgg(len(CFG.histogram_buckets_ms) + 1)
+    for field, value in adds + ghosts:
+        a.add(field, value, 1, _CTX)
+    for field, value in ghosts:
+        a.add(field, value, -1, _CTX)
+    return a
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ADDS, _ADDS, _ADDS, _ADDS, _ADDS)
+def test_merging_the_signed_difference_equals_subtracting_old_and_adding_new(
+    base: list[tuple[int, int]], old: list[tuple[int, int]], new: list[tuple[int, int]],
+    old_ghosts: list[tuple[int, int]], new_ghosts: list[tuple[int, int]],
+) -> None:
+    """`new.minus(old)` merged into a window holding `old` (the incremental windows' fold
+    of a changed slice) leaves what subtracting `old` and adding `new` leaves: every
+    count, distribution, bucket and sketch bin, and the same emptiness; also when only a
+    value moved (n equal, the total or a bucket not) and with emptied distributions."""
+    o, n = _ticket_agg(old, old_ghosts), _ticket_agg(new, new_ghosts)
+    window = _ticket_agg(base, [])
+    window.merge(o)
+    twice = window.copy()
+    twice.merge(o, -1)
+    twice.merge(n)
+    once = window.copy()
+    once.merge(n.minus(o))
+    assert same(once, twice) and once.is_empty() == twice.is_empty()
+    assert once.to_json() == twice.to_json()
+    for fa, fb in zip(once.dists, twice.dists, strict=True):  # sketches with no item too
+        assert (fa.n, fa.total, fa.hist) == (fb.n, fb.total, fb.hist)
+        assert fa.sketch is not None and fb.sketch is not None
+        assert fa.sketch.to_json() == fb.sketch.to_json()
+
+
+@given(st.lists(st.integers(0, 5), min_size=2, max_size=2),
+       st.lists(st.integers(0, 5), min_size=2, max_size=2),
+       st.lists(st.integers(0, 5), min_size=N_SURVEY_SLOTS, max_size=N_SURVEY_SLOTS),
+       st.lists(st.integers(0, 5), min_size=N_SURVEY_SLOTS, max_size=N_SURVEY_SLOTS))  # fmt: skip
+def test_signed_difference_of_agent_and_survey_aggregates(
+    old_a: list[int], new_a: list[int], old_s: list[int], new_s: list[int]
+) -> None:
+    """The same for the count-only aggregates."""
+    for cls, old, new in ((AgentAgg, old_a, new_a), (SurveyAgg, old_s, new_s)):
+        o, n, window = cls(), cls(), cls()
+        o.counts, n.counts, window.counts = list(old), list(new), list(old)
+        window.merge(n.minus(o))
+        assert window.counts == new and o.counts == old and n.counts == new
 
 
 def test_labels_admitted_later_recount_the_backlog() -> None:
