@@ -196,30 +196,54 @@ def _ticket_agg(adds: list[tuple[int, int]], ghosts: list[tuple[int, int]]) -> T
     return a
 
 
+def _content(a: TicketAgg) -> list[object]:
+    """Everything an aggregate holds, signed differences' zero-count distributions too."""
+    return [a.counts, [None if d is None else
+                       (d.n, d.total, d.hist, d.sketch and (d.sketch.zeros, d.sketch.bins))
+                       for d in a.opt or ()]]  # fmt: skip
+
+
 @settings(max_examples=300, deadline=None)
-@given(_ADDS, _ADDS, _ADDS, _ADDS, _ADDS)
-def test_merging_the_signed_difference_equals_subtracting_old_and_adding_new(
-    base: list[tuple[int, int]], old: list[tuple[int, int]], new: list[tuple[int, int]],
-    old_ghosts: list[tuple[int, int]], new_ghosts: list[tuple[int, int]],
+@given(_ADDS, st.lists(st.tuples(_ADDS, _ADDS, _ADDS, _ADDS), min_size=1, max_size=4))
+def test_merging_summed_signed_differences_equals_subtracting_old_and_adding_new(
+    base: list[tuple[int, int]],
+    keys: list[tuple[list[tuple[int, int]], list[tuple[int, int]],
+                     list[tuple[int, int]], list[tuple[int, int]]]],
 ) -> None:
-    """`new.minus(old)` merged into a window holding `old` (the incremental windows' fold
-    of a changed slice) leaves what subtracting `old` and adding `new` leaves: every
-    count, distribution, bucket and sketch bin, and the same emptiness; also when only a
-    value moved (n equal, the total or a bucket not) and with emptied distributions."""
-    o, n = _ticket_agg(old, old_ghosts), _ticket_agg(new, new_ghosts)
+    """The changed keys of a slice that reach one view: their differences `new.minus(old)`
+    summed (`absorb`, the first one copied as `delta` does) and merged into a window
+    holding every `old` (the incremental windows' fold of a changed slice) leave what
+    subtracting each `old` and adding each `new` leaves: every count, distribution,
+    bucket and sketch bin, and the same emptiness; also when only a value moved (n
+    equal, the total or a bucket not), with sums below zero, and with emptied
+    distributions (`ghosts`: added then retracted)."""
+    pairs = [(_ticket_agg(old, old_ghosts), _ticket_agg(new, new_ghosts))
+             for old, new, old_ghosts, new_ghosts in keys]  # fmt: skip
     window = _ticket_agg(base, [])
-    window.merge(o)
+    for o, _ in pairs:
+        window.merge(o)
     twice = window.copy()
-    twice.merge(o, -1)
-    twice.merge(n)
+    for o, n in pairs:
+        twice.merge(o, -1)
+        twice.merge(n)
+    diffs = [n.minus(o) for o, n in pairs]
+    kept = [_content(d) for d in diffs]
+    summed = diffs[0].copy()  # as `delta` does: copied once, then every other summed in
+    for d in diffs[1:]:
+        summed.absorb(d)
+    summed.absorb(diffs[0].minus(diffs[0]))  # an all-zero difference changes nothing
+    assert [_content(d) for d in diffs] == kept  # a sum shares nothing with its terms
     once = window.copy()
-    once.merge(n.minus(o))
+    once.merge(summed)
     assert same(once, twice) and once.is_empty() == twice.is_empty()
     assert once.to_json() == twice.to_json()
     for fa, fb in zip(once.dists, twice.dists, strict=True):  # sketches with no item too
         assert (fa.n, fa.total, fa.hist) == (fb.n, fb.total, fb.hist)
         assert fa.sketch is not None and fb.sketch is not None
         assert fa.sketch.to_json() == fb.sketch.to_json()
+    for (o, n), (old, new, old_ghosts, new_ghosts) in zip(pairs, keys, strict=True):
+        assert o.to_json() == _ticket_agg(old, old_ghosts).to_json()  # operands unchanged
+        assert n.to_json() == _ticket_agg(new, new_ghosts).to_json()
 
 
 @given(st.lists(st.integers(0, 5), min_size=2, max_size=2),
@@ -229,12 +253,19 @@ def test_merging_the_signed_difference_equals_subtracting_old_and_adding_new(
 def test_signed_difference_of_agent_and_survey_aggregates(
     old_a: list[int], new_a: list[int], old_s: list[int], new_s: list[int]
 ) -> None:
-    """The same for the count-only aggregates."""
-    for cls, old, new in ((AgentAgg, old_a, new_a), (SurveyAgg, old_s, new_s)):
-        o, n, window = cls(), cls(), cls()
-        o.counts, n.counts, window.counts = list(old), list(new), list(old)
-        window.merge(n.minus(o))
-        assert window.counts == new and o.counts == old and n.counts == new
+    """The same for the count-only aggregates, two keys' differences summed."""
+    a_old, a_new, window_a = AgentAgg(), AgentAgg(), AgentAgg()
+    a_old.counts, a_new.counts, window_a.counts = list(old_a), list(new_a), [2 * c for c in old_a]
+    summed_a = a_new.minus(a_old)
+    summed_a.absorb(a_new.minus(a_old))
+    window_a.merge(summed_a)
+    assert window_a.counts == [2 * c for c in new_a] and a_old.counts == old_a
+    s_old, s_new, window_s = SurveyAgg(), SurveyAgg(), SurveyAgg()
+    s_old.counts, s_new.counts, window_s.counts = list(old_s), list(new_s), [2 * c for c in old_s]
+    summed_s = s_new.minus(s_old)
+    summed_s.absorb(s_new.minus(s_old))
+    window_s.merge(summed_s)
+    assert window_s.counts == [2 * c for c in new_s] and s_old.counts == old_s
 
 
 def test_labels_admitted_later_recount_the_backlog() -> None:

@@ -104,6 +104,17 @@ class Sketch:
         d.zeros = self.zeros - other.zeros
         return d
 
+    def absorb(self, other: Sketch) -> None:
+        """Add another signed sketch (`minus`) to this one: `merge` without its guard."""
+        bins = self.bins
+        for i, c in other.bins.items():
+            n = bins.get(i, 0) + c
+            if n:
+                bins[i] = n
+            else:
+                del bins[i]
+        self.zeros += other.zeros
+
     def copy(self) -> Sketch:
         s = Sketch()
         s.bins = dict(self.bins)

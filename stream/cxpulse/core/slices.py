@@ -46,6 +46,7 @@ class Agg(Protocol):
     def merge(self, other: Self, sign: int = 1) -> None: ...
     def copy(self) -> Self: ...
     def minus(self, other: Self) -> Self: ...
+    def absorb(self, other: Self) -> None: ...
     def is_empty(self) -> bool: ...
     def weight(self) -> int: ...
     def to_json(self) -> list[Any]: ...
@@ -184,6 +185,34 @@ class TicketAgg:
             d.opt = [_dist_minus(a, b) for a, b in pairs]
         return d
 
+    def absorb(self, other: TicketAgg) -> None:
+        """Add another signed difference (`minus`) to this one: `merge` without its guard
+        (a sum of differences may count below zero anywhere)."""
+        counts = self.counts
+        for i, c in enumerate(other.counts):
+            if c:
+                counts[i] += c
+        if other.opt is None:
+            return
+        opt = self.opt
+        if opt is None:
+            opt = self.opt = [None, None, None]
+        for i, theirs in enumerate(other.opt):
+            if theirs is None:
+                continue
+            mine = opt[i]
+            if mine is None:
+                opt[i] = theirs.copy()
+                continue
+            mine.n += theirs.n
+            mine.total += theirs.total
+            hist = mine.hist
+            for j, c in enumerate(theirs.hist):
+                if c:
+                    hist[j] += c
+            if mine.sketch is not None and theirs.sketch is not None:
+                mine.sketch.absorb(theirs.sketch)
+
     def is_empty(self) -> bool:
         return not any(self.counts) and all(d is None or d.n == 0 for d in self.opt or ())
 
@@ -254,6 +283,10 @@ class AgentAgg:
         a = AgentAgg()
         a.counts = [self.counts[0] - other.counts[0], self.counts[1] - other.counts[1]]
         return a
+
+    def absorb(self, other: AgentAgg) -> None:
+        """Add another signed difference (`merge` has no guard to skip here)."""
+        self.merge(other)
 
     def is_empty(self) -> bool:
         return not any(self.counts)
@@ -348,6 +381,10 @@ class SurveyAgg:
         a = SurveyAgg()
         a.counts = [x - y for x, y in zip(self.counts, other.counts, strict=True)]
         return a
+
+    def absorb(self, other: SurveyAgg) -> None:
+        """Add another signed difference (`merge` has no guard to skip here)."""
+        self.merge(other)
 
     def is_empty(self) -> bool:
         return not any(self.counts)
