@@ -17,7 +17,8 @@ recomputed only for the views touched and those whose raw members the read-time 
 moved (`_moved`). Everything else is time-driven or cheap and is computed in full each time,
 exactly as `evaluate` without it: the backlog gauges (ages, at-risk and breached
 counts, the forecast move with the clock, without new state), the collapse evidence
-(memoised per sealed slice already), counters, caps and universes.
+(memoised per sealed slice already), counters, caps and the ticket and survey
+universes (the agent universe is the longest agents window's `ActiveAgents`).
 
 How a change is seen: a replica replaces a slice's dict whenever a new value arrives
 (it never mutates one), so a slice whose dict is the one folded last time is
