@@ -26,7 +26,21 @@ from cxpulse.core.events import Event, role_of
 from cxpulse.core.partitioning import partition_for
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.core.sketch import LogMapping
-from cxpulse.core.slices import CREATED, F_FRT, FRT, SOLVES, AggContext, Key, TicketAgg
+from cxpulse.core.slices import (
+    CREATED,
+    F_FRT,
+    F_RESOLUTION,
+    F_WAIT,
+    FRT,
+    N_COUNTS,
+    N_SURVEY_SLOTS,
+    SOLVES,
+    AgentAgg,
+    AggContext,
+    Key,
+    SurveyAgg,
+    TicketAgg,
+)
 from cxpulse.sim.dirt import generate
 from cxpulse.sim.model import SimConfig
 from hypothesis import HealthCheck, given, settings
@@ -162,6 +176,96 @@ def test_same_compares_every_part_of_an_aggregate() -> None:
     more = _agg(())
     more.counts[SOLVES] += 1
     assert not same(more, _agg(()))
+
+
+_CTX = AggContext(LogMapping(CFG.sketch_relative_accuracy), tuple(CFG.histogram_buckets_ms))
+#: (field, value): a count field (value 1-3) or a distribution's (a duration in ms)
+_ADDS = st.lists(st.one_of(st.tuples(st.integers(0, N_COUNTS - 1), st.integers(1, 3)),
+                           st.tuples(st.sampled_from((F_FRT, F_RESOLUTION, F_WAIT)),
+                                     st.integers(0, 90_000))), max_size=12)  # fmt: skip
+
+
+def _ticket_agg(adds: list[tuple[int, int]], ghosts: list[tuple[int, int]]) -> TicketAgg:
+    """An aggregate of `adds`, and of `ghosts` added then retracted (emptied distributions
+    that stay, with n = 0, as in a slice after a retraction)."""
+    a = TicketAgg(len(CFG.histogram_buckets_ms) + 1)
+    for field, value in adds + ghosts:
+        a.add(field, value, 1, _CTX)
+    for field, value in ghosts:
+        a.add(field, value, -1, _CTX)
+    return a
+
+
+def _content(a: TicketAgg) -> list[object]:
+    """Everything an aggregate holds, signed differences' zero-count distributions too."""
+    return [a.counts, [None if d is None else
+                       (d.n, d.total, d.hist, d.sketch and (d.sketch.zeros, d.sketch.bins))
+                       for d in a.opt or ()]]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ADDS, st.lists(st.tuples(_ADDS, _ADDS, _ADDS, _ADDS), min_size=1, max_size=4))
+def test_merging_summed_signed_differences_equals_subtracting_old_and_adding_new(
+    base: list[tuple[int, int]],
+    keys: list[tuple[list[tuple[int, int]], list[tuple[int, int]],
+                     list[tuple[int, int]], list[tuple[int, int]]]],
+) -> None:
+    """The changed keys of a slice that reach one view: their differences `new.minus(old)`
+    summed (`absorb`, the first one copied as `delta` does) and merged into a window
+    holding every `old` (the incremental windows' fold of a changed slice) leave what
+    subtracting each `old` and adding each `new` leaves: every count, distribution,
+    bucket and sketch bin, and the same emptiness; also when only a value moved (n
+    equal, the total or a bucket not), with sums below zero, and with emptied
+    distributions (`ghosts`: added then retracted)."""
+    pairs = [(_ticket_agg(old, old_ghosts), _ticket_agg(new, new_ghosts))
+             for old, new, old_ghosts, new_ghosts in keys]  # fmt: skip
+    window = _ticket_agg(base, [])
+    for o, _ in pairs:
+        window.merge(o)
+    twice = window.copy()
+    for o, n in pairs:
+        twice.merge(o, -1)
+        twice.merge(n)
+    diffs = [n.minus(o) for o, n in pairs]
+    kept = [_content(d) for d in diffs]
+    summed = diffs[0].copy()  # as `delta` does: copied once, then every other summed in
+    for d in diffs[1:]:
+        summed.absorb(d)
+    summed.absorb(diffs[0].minus(diffs[0]))  # an all-zero difference changes nothing
+    assert [_content(d) for d in diffs] == kept  # a sum shares nothing with its terms
+    once = window.copy()
+    once.merge(summed)
+    assert same(once, twice) and once.is_empty() == twice.is_empty()
+    assert once.to_json() == twice.to_json()
+    for fa, fb in zip(once.dists, twice.dists, strict=True):  # sketches with no item too
+        assert (fa.n, fa.total, fa.hist) == (fb.n, fb.total, fb.hist)
+        assert fa.sketch is not None and fb.sketch is not None
+        assert fa.sketch.to_json() == fb.sketch.to_json()
+    for (o, n), (old, new, old_ghosts, new_ghosts) in zip(pairs, keys, strict=True):
+        assert o.to_json() == _ticket_agg(old, old_ghosts).to_json()  # operands unchanged
+        assert n.to_json() == _ticket_agg(new, new_ghosts).to_json()
+
+
+@given(st.lists(st.integers(0, 5), min_size=2, max_size=2),
+       st.lists(st.integers(0, 5), min_size=2, max_size=2),
+       st.lists(st.integers(0, 5), min_size=N_SURVEY_SLOTS, max_size=N_SURVEY_SLOTS),
+       st.lists(st.integers(0, 5), min_size=N_SURVEY_SLOTS, max_size=N_SURVEY_SLOTS))  # fmt: skip
+def test_signed_difference_of_agent_and_survey_aggregates(
+    old_a: list[int], new_a: list[int], old_s: list[int], new_s: list[int]
+) -> None:
+    """The same for the count-only aggregates, two keys' differences summed."""
+    a_old, a_new, window_a = AgentAgg(), AgentAgg(), AgentAgg()
+    a_old.counts, a_new.counts, window_a.counts = list(old_a), list(new_a), [2 * c for c in old_a]
+    summed_a = a_new.minus(a_old)
+    summed_a.absorb(a_new.minus(a_old))
+    window_a.merge(summed_a)
+    assert window_a.counts == [2 * c for c in new_a] and a_old.counts == old_a
+    s_old, s_new, window_s = SurveyAgg(), SurveyAgg(), SurveyAgg()
+    s_old.counts, s_new.counts, window_s.counts = list(old_s), list(new_s), [2 * c for c in old_s]
+    summed_s = s_new.minus(s_old)
+    summed_s.absorb(s_new.minus(s_old))
+    window_s.merge(summed_s)
+    assert window_s.counts == [2 * c for c in new_s] and s_old.counts == old_s
 
 
 def test_labels_admitted_later_recount_the_backlog() -> None:

@@ -88,6 +88,33 @@ class Sketch:
         if self.zeros < 0:
             raise ValueError("sketch count went negative")
 
+    def minus(self, other: Sketch) -> Sketch:
+        """`self - other` bin by bin, zero bins dropped: a signed sketch (counts may be
+        negative) for merging into one that holds `other`'s items, never kept or read
+        for quantiles. The incremental windows fold a changed slice with it: one merge of
+        the few bins that differ instead of subtracting the old and adding the new."""
+        d = Sketch()
+        bins = d.bins = dict(self.bins)
+        for i, c in other.bins.items():
+            n = bins.get(i, 0) - c
+            if n:
+                bins[i] = n
+            else:
+                del bins[i]
+        d.zeros = self.zeros - other.zeros
+        return d
+
+    def absorb(self, other: Sketch) -> None:
+        """Add another signed sketch (`minus`) to this one: `merge` without its guard."""
+        bins = self.bins
+        for i, c in other.bins.items():
+            n = bins.get(i, 0) + c
+            if n:
+                bins[i] = n
+            else:
+                del bins[i]
+        self.zeros += other.zeros
+
     def copy(self) -> Sketch:
         s = Sketch()
         s.bins = dict(self.bins)

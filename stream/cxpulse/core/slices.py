@@ -45,6 +45,8 @@ class Agg(Protocol):
     def add(self, field: int, value: int, sign: int, ctx: AggContext) -> None: ...
     def merge(self, other: Self, sign: int = 1) -> None: ...
     def copy(self) -> Self: ...
+    def minus(self, other: Self) -> Self: ...
+    def absorb(self, other: Self) -> None: ...
     def is_empty(self) -> bool: ...
     def weight(self) -> int: ...
     def to_json(self) -> list[Any]: ...
@@ -94,6 +96,12 @@ class Dist:
         d.n, d.total, d.hist = self.n, self.total, list(self.hist)
         d.sketch = self.sketch.copy() if self.sketch is not None else None
         return d
+
+    def is_zero(self) -> bool:
+        """Nothing at all, signed differences included (for a plain distribution: n == 0;
+        a signed one can count no items yet move values between buckets)."""
+        return (not self.n and not self.total and not any(self.hist)
+                and (self.sketch is None or self.sketch.is_empty()))  # fmt: skip
 
     def to_json(self) -> list[Any]:
         out: list[Any] = [self.n, self.total, self.hist]
@@ -154,7 +162,7 @@ class TicketAgg:
                 counts[i] += sign * c
         if other.opt is not None:
             for i, theirs in enumerate(other.opt):
-                if theirs is not None and theirs.n:
+                if theirs is not None and (theirs.n or not theirs.is_zero()):
                     self._dist(i).merge(theirs, sign)
 
     def copy(self) -> TicketAgg:
@@ -164,6 +172,46 @@ class TicketAgg:
         opt = self.opt
         a.opt = None if opt is None else [d.copy() if d is not None else None for d in opt]
         return a
+
+    def minus(self, other: TicketAgg) -> TicketAgg:
+        """`self - other`, field by field: a signed aggregate (`Sketch.minus`), merged only
+        into one that holds `other`; shares nothing with either."""
+        d = TicketAgg.__new__(TicketAgg)
+        d.counts = [a - b for a, b in zip(self.counts, other.counts, strict=True)]
+        d.n_buckets, d.with_sketch = self.n_buckets, self.with_sketch
+        d.opt = None
+        if self.opt is not None or other.opt is not None:
+            pairs = zip(self.opt or _NO_DISTS, other.opt or _NO_DISTS, strict=True)
+            d.opt = [_dist_minus(a, b) for a, b in pairs]
+        return d
+
+    def absorb(self, other: TicketAgg) -> None:
+        """Add another signed difference (`minus`) to this one: `merge` without its guard
+        (a sum of differences may count below zero anywhere)."""
+        counts = self.counts
+        for i, c in enumerate(other.counts):
+            if c:
+                counts[i] += c
+        if other.opt is None:
+            return
+        opt = self.opt
+        if opt is None:
+            opt = self.opt = [None, None, None]
+        for i, theirs in enumerate(other.opt):
+            if theirs is None:
+                continue
+            mine = opt[i]
+            if mine is None:
+                opt[i] = theirs.copy()
+                continue
+            mine.n += theirs.n
+            mine.total += theirs.total
+            hist = mine.hist
+            for j, c in enumerate(theirs.hist):
+                if c:
+                    hist[j] += c
+            if mine.sketch is not None and theirs.sketch is not None:
+                mine.sketch.absorb(theirs.sketch)
 
     def is_empty(self) -> bool:
         return not any(self.counts) and all(d is None or d.n == 0 for d in self.opt or ())
@@ -187,6 +235,22 @@ class TicketAgg:
 
 
 _NO_DISTS: tuple[None, None, None] = (None, None, None)
+
+
+def _dist_minus(a: Dist | None, b: Dist | None) -> Dist | None:
+    """`a - b` (None: nothing, on either side or in the difference)."""
+    if b is None or (not b.n and b.is_zero()):
+        return None if a is None or (not a.n and a.is_zero()) else a.copy()
+    d = Dist.__new__(Dist)
+    if a is None:
+        d.n, d.total, d.hist = -b.n, -b.total, [-c for c in b.hist]
+        d.sketch = None if b.sketch is None else Sketch().minus(b.sketch)
+        return d
+    d.n, d.total = a.n - b.n, a.total - b.total
+    d.hist = [x - y for x, y in zip(a.hist, b.hist, strict=True)]
+    d.sketch = (a.sketch.minus(b.sketch) if a.sketch is not None and b.sketch is not None
+                else None)  # fmt: skip
+    return None if not d.n and d.is_zero() else d
 
 
 # --- agent activity ----------------------------------------------------------
@@ -213,6 +277,16 @@ class AgentAgg:
         a = AgentAgg()
         a.counts = list(self.counts)
         return a
+
+    def minus(self, other: AgentAgg) -> AgentAgg:
+        """`self - other` (signed: `TicketAgg.minus`)."""
+        a = AgentAgg()
+        a.counts = [self.counts[0] - other.counts[0], self.counts[1] - other.counts[1]]
+        return a
+
+    def absorb(self, other: AgentAgg) -> None:
+        """Add another signed difference (`merge` has no guard to skip here)."""
+        self.merge(other)
 
     def is_empty(self) -> bool:
         return not any(self.counts)
@@ -301,6 +375,16 @@ class SurveyAgg:
         a = SurveyAgg()
         a.counts = list(self.counts)
         return a
+
+    def minus(self, other: SurveyAgg) -> SurveyAgg:
+        """`self - other` (signed: `TicketAgg.minus`)."""
+        a = SurveyAgg()
+        a.counts = [x - y for x, y in zip(self.counts, other.counts, strict=True)]
+        return a
+
+    def absorb(self, other: SurveyAgg) -> None:
+        """Add another signed difference (`merge` has no guard to skip here)."""
+        self.merge(other)
 
     def is_empty(self) -> bool:
         return not any(self.counts)

@@ -17,7 +17,8 @@ recomputed only for the views touched and those whose raw members the read-time 
 moved (`_moved`). Everything else is time-driven or cheap and is computed in full each time,
 exactly as `evaluate` without it: the backlog gauges (ages, at-risk and breached
 counts, the forecast move with the clock, without new state), the collapse evidence
-(memoised per sealed slice already), counters, caps and universes.
+(memoised per sealed slice already), counters, caps and the ticket and survey
+universes (the agent universe is the longest agents window's `ActiveAgents`).
 
 How a change is seen: a replica replaces a slice's dict whenever a new value arrives
 (it never mutates one), so a slice whose dict is the one folded last time is
@@ -141,64 +142,70 @@ class _Window:
         self.active = active
 
     def fold(self, delta: Delta) -> None:
-        """Subtract `delta`'s minus and add its plus, view by view (both shared between
-        windows: copied, never kept)."""
+        """Add `delta`'s change, subtract its minus and add its plus, view by view (all
+        shared between windows: copied, never kept). Each step leaves every view a sum of
+        slices' aggregates (the change first: the views the minus leaves still hold it);
+        a view left empty is dropped once all three are in."""
         views, dirty, active = self.views, self.dirty, self.active
-        minus, plus = delta
-        for view, m in minus.items():
-            v = views.get(view)
-            if v is None:
-                raise AssertionError("incremental window lost a view")
-            v.merge(m, -1)
-            if (p := plus.get(view)) is not None:
-                v.merge(p)
-            if v.is_empty():
-                del views[view]
-            if dirty is not None:
-                dirty.add(view)
-            if active is not None:
-                active.note(view, views.get(view))
+        minus, change, plus = delta
+        for held, sign in ((change, 1), (minus, -1)):
+            for view, m in held.items():
+                v = views.get(view)
+                if v is None:
+                    raise AssertionError("incremental window lost a view")
+                v.merge(m, sign)
         for view, p in plus.items():
-            if view in minus:
-                continue
             v = views.get(view)
             if v is None:
-                v = views[view] = p.copy()
+                views[view] = p.copy()
             else:
                 v.merge(p)
-            if dirty is not None:
-                dirty.add(view)
-            if active is not None:
-                active.note(view, v)
+        for held in (change, minus, plus):
+            for view in held:
+                v = views.get(view)
+                if v is not None and v.is_empty():
+                    del views[view]
+                    v = None
+                if dirty is not None:
+                    dirty.add(view)
+                if active is not None:
+                    active.note(view, v)
 
 
-#: What one slice's change does to every view it reaches: (what leaves: the old
-#: aggregates of the changed keys summed per view, what comes: the new ones)
-Delta = tuple[dict[Key, Any], dict[Key, Any]]
+#: What one slice's change does to every view it reaches, each summed per view: (the old
+#: aggregates of the keys it lost, the signed differences new - old of the keys whose
+#: aggregate changed (`TicketAgg.minus`), the new aggregates of the keys it gained)
+Delta = tuple[dict[Key, Any], dict[Key, Any], dict[Key, Any]]
 
 
 def delta(views_of: Callable[[Key], Iterable[Key]], before: Slice | None,
           after: Slice | None) -> Delta:
     """The change from `before` to `after` per view, computed once per slice and applied
     to every window holding it (the changed keys of a slice mostly reach the same few
-    views: all, a team, a channel, a priority)."""
-    minus: dict[Key, Any] = {}
-    plus: dict[Key, Any] = {}
-    owned: set[tuple[bool, Key]] = set()  # sums that are copies (the slice's own: not yet)
+    views: all, a team, a channel, a priority). A key whose aggregate changed counts by
+    its signed difference, a few buckets and sketch bins for a batch's events: summing
+    those per view and merging the sum into each window is cheaper than summing every
+    changed key's whole old and new aggregates per view (with sketches of ~100 bins)
+    and merging both (moving the windows was 37-46 % of an evaluation at 5k events/s,
+    issue 22)."""
+    sides: Delta = ({}, {}, {})
+    owned: set[tuple[int, Key]] = set()  # sums that are copies (a key's own: not yet)
     for key, old, new in changes(before, after):
+        which, agg = (0, old) if new is None else (2, new) if old is None else (1, new.minus(old))
+        side = sides[which]
         for view in views_of(key):
-            for is_plus, side, agg in ((False, minus, old), (True, plus, new)):
-                if agg is None:
-                    continue
-                mine = side.get(view)
-                if mine is None:
-                    side[view] = agg  # the slice's own aggregate: copied if another merges
-                    continue
-                if (is_plus, view) not in owned:
-                    side[view] = mine = mine.copy()
-                    owned.add((is_plus, view))
+            mine = side.get(view)
+            if mine is None:
+                side[view] = agg  # the key's own: copied if another key sums into it
+                continue
+            if (which, view) not in owned:
+                side[view] = mine = mine.copy()
+                owned.add((which, view))
+            if which == 1:
+                mine.absorb(agg)
+            else:
                 mine.merge(agg)
-    return minus, plus
+    return sides
 
 
 class Replica(PartitionView, Protocol):
