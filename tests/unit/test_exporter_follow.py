@@ -119,76 +119,51 @@ def test_new_state_is_evaluated_after_the_minimum_gap_not_the_idle_interval() ->
     assert late is True and late_s < 30
 
 
-def _old_spacing(started: float, ended: float, min_gap: float) -> tuple[float, float]:
+def _old_spacing(started: float, ended: float, min_gap: float) -> float:
     """The rule before issue 22's round 3: from the end, at least max(min_gap, duration)."""
-    gap = max(min_gap, ended - started)
-    return gap, gap
+    return max(min_gap, ended - started)
 
 
-def _schedule(durations: list[float], rule: Callable[[float, float, float], tuple[float, float]],
-              drained: bool = True, min_gap: float = 0.5) -> list[tuple[float, float]]:
+def _schedule(
+    durations: list[float], rule: Callable[[float, float, float], float], min_gap: float = 0.5
+) -> list[tuple[float, float]]:
     """(start, end) of each evaluation on a fake clock, new state always waiting: each
-    starts as soon as `rule` lets it after the previous one, the apply caught up in time
-    (`drained`) or lagging all along."""
+    starts as soon as `rule` lets it after the previous one."""
     runs: list[tuple[float, float]] = []
     t = 0.0
     for took in durations:
         runs.append((t, t + took))
-        t = t + took + rule(t, t + took, min_gap)[0 if drained else 1]
+        t = t + took + rule(t, t + took, min_gap)
     return runs
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(0.001, 3.0), min_size=1, max_size=60), st.booleans())
-def test_spacing_keeps_the_ceiling_on_evaluation_time_and_rate(
-    durations: list[float], drained: bool
-) -> None:
+@given(st.lists(st.floats(0.001, 3.0), min_size=1, max_size=60))
+def test_spacing_keeps_the_ceiling_on_evaluation_time_and_rate(durations: list[float]) -> None:
     """Under a steady stream (new state always waiting): evaluations start at least
     `eval_min_interval` apart and take at most `EVAL_DUTY` of the time from the first
-    start to the instant the next one may start (each run plus the gap after it), at
-    most half of it while the apply lags."""
-    runs = _schedule(durations, spacing, drained)
-    ceiling = EVAL_DUTY if drained else 0.5
+    start to the instant the next one may start (each run plus the gap after it)."""
+    runs = _schedule(durations, spacing)
     for (s0, _), (s1, _) in itertools.pairwise(runs):
         assert s1 - s0 >= 0.5 - 1e-9
     for i in range(len(runs)):
         for j in range(i, len(runs)):
             busy = sum(e - s for s, e in runs[i : j + 1])
             s_j, e_j = runs[j]
-            span = e_j + spacing(s_j, e_j, 0.5)[0 if drained else 1] - runs[i][0]
-            assert busy <= ceiling * span + 1e-9
+            span = e_j + spacing(s_j, e_j, 0.5) - runs[i][0]
+            assert busy <= EVAL_DUTY * span + 1e-9
 
 
 def test_spacing_lets_fresh_state_in_sooner_than_the_old_rule() -> None:
     """What the rule is for: a change applied as a 0.6 s evaluation ended (the typical one
-    at 5k events/s) waits half of it once the apply caught up, not a whole one; after a
-    light one (0.1 s) the next may start `eval_min_interval` after its start, not after
-    its end. The old rule (`_old_spacing`) fails both; its ceiling was half of the time,
-    this one two thirds; while the apply lags it is the old one's, from the start."""
-    assert spacing(10.0, 10.6, 0.5) == pytest.approx((0.3, 0.6))
-    assert _old_spacing(10.0, 10.6, 0.5)[0] == pytest.approx(0.6)
-    assert spacing(10.0, 10.1, 0.5) == pytest.approx((0.4, 0.4))
-    assert _old_spacing(10.0, 10.1, 0.5)[0] == pytest.approx(0.5)
-    assert spacing(10.0, 13.0, 0.5) == pytest.approx((1.5, 3.0))  # a long one: half of it
+    at 5k events/s) waits half of it, not a whole one; after a light one (0.1 s) the next
+    may start `eval_min_interval` after its start, not after its end. The old rule
+    (`_old_spacing`) fails both; its ceiling was half of the time, this one two thirds."""
+    assert spacing(10.0, 10.6, 0.5) == pytest.approx(0.3)
+    assert _old_spacing(10.0, 10.6, 0.5) == pytest.approx(0.6)
+    assert spacing(10.0, 10.1, 0.5) == pytest.approx(0.4)
+    assert _old_spacing(10.0, 10.1, 0.5) == pytest.approx(0.5)
+    assert spacing(10.0, 13.0, 0.5) == pytest.approx(1.5)  # a long one: still half of it
     # steady 0.6 s evaluations: one every 0.9 s instead of every 1.2 s
     new, old = _schedule([0.6] * 5, spacing), _schedule([0.6] * 5, _old_spacing)
     assert new[-1][0] == pytest.approx(3.6) and old[-1][0] == pytest.approx(4.8)
-
-
-def test_new_state_waits_for_the_apply_to_catch_up_up_to_the_late_gap() -> None:
-    """`_next_evaluation` with the pair of gaps: woken at the first once the apply has
-    caught up (`drained`), at the second while it lags, never later than when it
-    catches up in between."""
-
-    async def waited(catches_up_after: float | None) -> float:
-        fresh, drained = asyncio.Event(), asyncio.Event()
-        fresh.set()  # new state is waiting
-        if catches_up_after is not None:
-            asyncio.get_running_loop().call_later(catches_up_after, drained.set)
-        last = time.monotonic()
-        assert await _next_evaluation(fresh, last, (0.1, 2.0), 60, drained)
-        return time.monotonic() - last
-
-    assert 0.1 <= asyncio.run(waited(0.0)) < 0.4
-    assert asyncio.run(waited(None)) >= 2.0
-    assert 0.5 <= asyncio.run(waited(0.5)) < 1.5

@@ -12,9 +12,8 @@ Prometheus text once; `_sample_ends` asks the broker for the input topics' end
 offsets (the freshness gauge) on its own period, so no broker round trip lies
 between new state and its evaluation. It evaluates when a batch with committed state was
 applied, spaced by `spacing` (evaluations start at most once per
-`eval_min_interval` and take at most `EVAL_DUTY` of the wall time, half of it
-while applying lags: a ceiling on the CPU spent evaluating under load, the rest
-left to applying batches), and
+`eval_min_interval` and take at most `EVAL_DUTY` of the wall time: a ceiling on
+the CPU spent evaluating under load, the rest left to applying batches), and
 every `eval_interval` without new state (the idle clock and the freshness
 gauge move on). A fixed tick alone made a change wait for the next tick: p99
 6.3 s at 5k events/s with the old 5 s tick (issue 22). A scrape returns the
@@ -36,7 +35,6 @@ the garbage collector of this process, so it never waits on an evaluation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -114,9 +112,6 @@ class ExporterState:
     incremental: Incremental = field(default_factory=Incremental)
     #: the debug trace of where a change spends its time here (`cxpulse.exporter.timing`)
     timing: Timing = field(default_factory=Timing)
-    #: set when `_consume` applied all its client had fetched (a fetch short of
-    #: `MAX_RECORDS`, or none); cleared by each evaluation (see `spacing`)
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.followers = [PartitionFollower(p) for p in range(self.partitions)]
@@ -302,7 +297,6 @@ async def _consume(
     while True:
         batch = await consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS)
         if not batch:
-            state.drained.set()
             continue
         fetched = time.monotonic()
         async with lock:
@@ -312,10 +306,6 @@ async def _consume(
             state.timing.applied(markers, fetched, locked, time.monotonic())
             if fresh is not None and markers:  # a commit marker was read
                 fresh.set()
-            if sum(map(len, batch.values())) < MAX_RECORDS:  # all it had fetched
-                state.drained.set()
-            else:
-                state.drained.clear()
 
 
 def _apply_batch(
@@ -331,19 +321,13 @@ def _apply_batch(
 
 
 async def _next_evaluation(
-    fresh: asyncio.Event, last: float, gap: float | tuple[float, float], idle: float,
-    drained: asyncio.Event | None = None,
+    fresh: asyncio.Event, last: float, gap: float, idle: float
 ) -> bool:
     """Wait until it is time to evaluate again; True when new state arrived.
 
     `last`: `time.monotonic()` at the end of the previous evaluation. New state waits
-    until `gap` after it; a pair (`spacing`): until the first after it once `drained`
-    is set (or at once), else until the second; without new state, `idle` after it."""
-    soon, late = gap if isinstance(gap, tuple) else (gap, gap)
-    await asyncio.sleep(max(0.0, last + soon - time.monotonic()))
-    if drained is not None and late > soon:
-        with contextlib.suppress(TimeoutError):  # lagging still: the late gap is up
-            await asyncio.wait_for(drained.wait(), max(0.0, last + late - time.monotonic()))
+    until `gap` after it (`spacing`); without new state, `idle` after it."""
+    await asyncio.sleep(max(0.0, last + gap - time.monotonic()))
     try:
         await asyncio.wait_for(fresh.wait(), max(0.0, last + idle - time.monotonic()))
     except TimeoutError:
@@ -351,28 +335,23 @@ async def _next_evaluation(
     return True
 
 
-def spacing(started: float, ended: float, min_gap: float,
-            duty: float = EVAL_DUTY) -> tuple[float, float]:  # fmt: skip
+def spacing(started: float, ended: float, min_gap: float, duty: float = EVAL_DUTY) -> float:
     """Seconds after an evaluation that ran from `started` to `ended` (monotonic, the lock
-    held) before new state may be evaluated again: (once `_consume` has applied all
-    its client fetched since, while it has not).
+    held) before new state may be evaluated again.
 
     The ceiling it keeps under a steady stream: evaluations start at most once per
     `min_gap` (`eval_min_interval`), and take at most `duty` of the wall time (2/3: a
-    gap of at least half of each evaluation's duration follows it), and at most half
-    of it while applying lags (its fetches come back full: then the gap is the
-    evaluation's whole duration, unless the apply catches up before). So `_consume`
+    gap of at least half of each evaluation's duration follows it), so `_consume`
     always gets the rest to apply what arrived meanwhile; at 5k events/s applying
-    took about a fifth of the time (issue 22). The previous rule was the lagging
-    case always, with `min_gap` counted from the END: a change applied as an
-    evaluation ended waited about one more evaluation before the next began (0.38 s
-    mean at 5k events/s, against 0.61 s for the evaluation itself): now half of one,
-    and a light evaluation no longer adds its duration to `min_gap`. On a machine
-    short of CPU (load 7-8 on 2 cores) the 2/3 alone made the exporter's part 1.2x
-    slower: fetched changes waited for the apply the evaluations crowded out."""
+    took about a fifth of the time (issue 22). The previous rule spaced each
+    evaluation from the previous one's END by at least `max(min_gap, its duration)`:
+    at most half of the time and one evaluation per `min_gap` plus its duration, so
+    a change applied as an evaluation ended waited about one more evaluation before
+    the next began (0.38 s mean at 5k events/s, against 0.61 s for the evaluation
+    itself): now half of one, and a light evaluation no longer adds its duration
+    to `min_gap`."""
     took = ended - started
-    floor = started + min_gap - ended
-    return max(floor, took * (1 - duty) / duty, 0.0), max(floor, took, 0.0)
+    return max(started + min_gap - ended, took * (1 - duty) / duty, 0.0)
 
 
 def _periods(settings: Settings) -> tuple[float, float]:
@@ -442,12 +421,10 @@ async def _tick(
                 # its garbage gone, the state out of the collector's sight (`FrozenHeap`)
                 await asyncio.to_thread(heap.settle, time.monotonic())
                 started, ended = held, time.monotonic()
-                state.drained.clear()  # what arrived meanwhile is not applied yet
         # the lock held for it counts against the ceiling (`spacing`): else a busy
         # exporter falls behind its changelog
-        soon, late = spacing(started, ended, min_gap)
-        await _next_evaluation(fresh, ended, (min(interval, soon), min(interval, late)),
-                               interval, state.drained)  # fmt: skip
+        gap = min(interval, spacing(started, ended, min_gap))
+        await _next_evaluation(fresh, ended, gap, interval)
 
 
 async def _heartbeat(state: ExporterState, publisher: Publisher) -> None:

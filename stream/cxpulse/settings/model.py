@@ -192,8 +192,7 @@ class Settings(BaseSettings):
     batch_timeout_ms: Duration = Field(default=ms("200ms"), alias="batch_timeout")
     # --- exporter (`cxpulse exporter`)
     #: the exporter evaluates every KPI when new committed state arrived, at most once
-    #: per `eval_min_interval` and for at most 2/3 of the time (bounds the CPU under
-    #: load: `cxpulse.exporter.service.spacing`), and
+    #: per `eval_min_interval` (bounds the CPU under load; the latency floor), and
     #: every `eval_interval` without new state (the idle clock and freshness move on)
     eval_interval_ms: Duration = Field(default=ms("5s"), alias="eval_interval")
     eval_min_interval_ms: Duration = Field(default=ms("500ms"), alias="eval_min_interval")
