@@ -9,15 +9,12 @@ marker), from the full log and from a compacted one.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-from collections.abc import Callable
 
-import pytest
 from cxpulse.changelog.follow import PartitionFollower
 from cxpulse.changelog.records import Write
 from cxpulse.exporter.clock import EvaluationClock, Freshness
-from cxpulse.exporter.service import EVAL_DUTY, _next_evaluation, spacing
+from cxpulse.exporter.service import _next_evaluation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,53 +114,3 @@ def test_new_state_is_evaluated_after_the_minimum_gap_not_the_idle_interval() ->
     assert idle is False and idle_s >= 0.2  # nothing new: woke for the idle re-evaluation
     assert new is True and 0.3 <= new_s < 30  # the ceiling holds; not the 60 s idle tick
     assert late is True and late_s < 30
-
-
-def _old_spacing(started: float, ended: float, min_gap: float) -> float:
-    """The rule before issue 22's round 3: from the end, at least max(min_gap, duration)."""
-    return max(min_gap, ended - started)
-
-
-def _schedule(
-    durations: list[float], rule: Callable[[float, float, float], float], min_gap: float = 0.5
-) -> list[tuple[float, float]]:
-    """(start, end) of each evaluation on a fake clock, new state always waiting: each
-    starts as soon as `rule` lets it after the previous one."""
-    runs: list[tuple[float, float]] = []
-    t = 0.0
-    for took in durations:
-        runs.append((t, t + took))
-        t = t + took + rule(t, t + took, min_gap)
-    return runs
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(0.001, 3.0), min_size=1, max_size=60))
-def test_spacing_keeps_the_ceiling_on_evaluation_time_and_rate(durations: list[float]) -> None:
-    """Under a steady stream (new state always waiting): evaluations start at least
-    `eval_min_interval` apart and take at most `EVAL_DUTY` of the time from the first
-    start to the instant the next one may start (each run plus the gap after it)."""
-    runs = _schedule(durations, spacing)
-    for (s0, _), (s1, _) in itertools.pairwise(runs):
-        assert s1 - s0 >= 0.5 - 1e-9
-    for i in range(len(runs)):
-        for j in range(i, len(runs)):
-            busy = sum(e - s for s, e in runs[i : j + 1])
-            s_j, e_j = runs[j]
-            span = e_j + spacing(s_j, e_j, 0.5) - runs[i][0]
-            assert busy <= EVAL_DUTY * span + 1e-9
-
-
-def test_spacing_lets_fresh_state_in_sooner_than_the_old_rule() -> None:
-    """What the rule is for: a change applied as a 0.6 s evaluation ended (the typical one
-    at 5k events/s) waits half of it, not a whole one; after a light one (0.1 s) the next
-    may start `eval_min_interval` after its start, not after its end. The old rule
-    (`_old_spacing`) fails both; its ceiling was half of the time, this one two thirds."""
-    assert spacing(10.0, 10.6, 0.5) == pytest.approx(0.3)
-    assert _old_spacing(10.0, 10.6, 0.5) == pytest.approx(0.6)
-    assert spacing(10.0, 10.1, 0.5) == pytest.approx(0.4)
-    assert _old_spacing(10.0, 10.1, 0.5) == pytest.approx(0.5)
-    assert spacing(10.0, 13.0, 0.5) == pytest.approx(1.5)  # a long one: still half of it
-    # steady 0.6 s evaluations: one every 0.9 s instead of every 1.2 s
-    new, old = _schedule([0.6] * 5, spacing), _schedule([0.6] * 5, _old_spacing)
-    assert new[-1][0] == pytest.approx(3.6) and old[-1][0] == pytest.approx(4.8)

@@ -11,9 +11,9 @@ replicas and signals new state; `_tick` then evaluates and renders the
 Prometheus text once; `_sample_ends` asks the broker for the input topics' end
 offsets (the freshness gauge) on its own period, so no broker round trip lies
 between new state and its evaluation. It evaluates when a batch with committed state was
-applied, spaced by `spacing` (evaluations start at most once per
-`eval_min_interval` and take at most `EVAL_DUTY` of the wall time: a ceiling on
-the CPU spent evaluating under load, the rest left to applying batches), and
+applied, at most once per `eval_min_interval` or per the previous
+evaluation's duration, whichever is longer (a ceiling on the CPU spent
+evaluating under load, and the floor of the produce-to-visible latency), and
 every `eval_interval` without new state (the idle clock and the freshness
 gauge move on). A fixed tick alone made a change wait for the next tick: p99
 6.3 s at 5k events/s with the old 5 s tick (issue 22). A scrape returns the
@@ -70,10 +70,6 @@ if TYPE_CHECKING:  # types only: aiokafka is imported where it is used, not at `
     from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 log = logging.getLogger("cxpulse.exporter")
-
-#: The most of the wall time evaluations may take while new state keeps arriving: each
-#: is followed by at least half its own duration for `_consume` (see `spacing`).
-EVAL_DUTY = 2 / 3
 
 #: Changelog records per fetch and applied under the lock in one go: an evaluation
 #: that became due waits for at most this many (a few hundred ms under load).
@@ -321,37 +317,18 @@ def _apply_batch(
 
 
 async def _next_evaluation(
-    fresh: asyncio.Event, last: float, gap: float, idle: float
+    fresh: asyncio.Event, last: float, min_gap: float, idle: float
 ) -> bool:
     """Wait until it is time to evaluate again; True when new state arrived.
 
     `last`: `time.monotonic()` at the end of the previous evaluation. New state waits
-    until `gap` after it (`spacing`); without new state, `idle` after it."""
-    await asyncio.sleep(max(0.0, last + gap - time.monotonic()))
+    until `min_gap` after it; without new state, `idle` after it."""
+    await asyncio.sleep(max(0.0, last + min_gap - time.monotonic()))
     try:
         await asyncio.wait_for(fresh.wait(), max(0.0, last + idle - time.monotonic()))
     except TimeoutError:
         return False
     return True
-
-
-def spacing(started: float, ended: float, min_gap: float, duty: float = EVAL_DUTY) -> float:
-    """Seconds after an evaluation that ran from `started` to `ended` (monotonic, the lock
-    held) before new state may be evaluated again.
-
-    The ceiling it keeps under a steady stream: evaluations start at most once per
-    `min_gap` (`eval_min_interval`), and take at most `duty` of the wall time (2/3: a
-    gap of at least half of each evaluation's duration follows it), so `_consume`
-    always gets the rest to apply what arrived meanwhile; at 5k events/s applying
-    took about a fifth of the time (issue 22). The previous rule spaced each
-    evaluation from the previous one's END by at least `max(min_gap, its duration)`:
-    at most half of the time and one evaluation per `min_gap` plus its duration, so
-    a change applied as an evaluation ended waited about one more evaluation before
-    the next began (0.38 s mean at 5k events/s, against 0.61 s for the evaluation
-    itself): now half of one, and a light evaluation no longer adds its duration
-    to `min_gap`."""
-    took = ended - started
-    return max(started + min_gap - ended, took * (1 - duty) / duty, 0.0)
 
 
 def _periods(settings: Settings) -> tuple[float, float]:
@@ -411,20 +388,18 @@ async def _tick(
         if consume.done():
             consume.result()  # re-raise what stopped the consumer
             raise RuntimeError("changelog consumer stopped")
-        started = ended = time.monotonic()
         if state.caught_up_once:
+            wanted = time.monotonic()
             async with lock:  # `_consume` sets `fresh` only under it: nothing is missed
-                held = time.monotonic()
                 fresh.clear()
                 await asyncio.to_thread(state.evaluate_and_render, int(time.time() * 1000),
-                                        started)  # fmt: skip
+                                        wanted)  # fmt: skip
                 # its garbage gone, the state out of the collector's sight (`FrozenHeap`)
                 await asyncio.to_thread(heap.settle, time.monotonic())
-                started, ended = held, time.monotonic()
-        # the lock held for it counts against the ceiling (`spacing`): else a busy
-        # exporter falls behind its changelog
-        gap = min(interval, spacing(started, ended, min_gap))
-        await _next_evaluation(fresh, ended, gap, interval)
+        # spaced from its end by at least its own duration: evaluating takes at most half
+        # of the time, the rest is left to `_consume` (else a busy exporter falls behind)
+        gap = min(interval, max(min_gap, state.eval_seconds))
+        await _next_evaluation(fresh, time.monotonic(), gap, interval)
 
 
 async def _heartbeat(state: ExporterState, publisher: Publisher) -> None:
