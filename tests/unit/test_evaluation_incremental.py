@@ -254,18 +254,21 @@ def test_signed_difference_of_agent_and_survey_aggregates(
     old_a: list[int], new_a: list[int], old_s: list[int], new_s: list[int]
 ) -> None:
     """The same for the count-only aggregates, two keys' differences summed."""
-    a_old, a_new, window_a = AgentAgg(), AgentAgg(), AgentAgg()
-    a_old.counts, a_new.counts, window_a.counts = list(old_a), list(new_a), [2 * c for c in old_a]
-    summed_a = a_new.minus(a_old)
-    summed_a.absorb(a_new.minus(a_old))
-    window_a.merge(summed_a)
-    assert window_a.counts == [2 * c for c in new_a] and a_old.counts == old_a
-    s_old, s_new, window_s = SurveyAgg(), SurveyAgg(), SurveyAgg()
-    s_old.counts, s_new.counts, window_s.counts = list(old_s), list(new_s), [2 * c for c in old_s]
-    summed_s = s_new.minus(s_old)
-    summed_s.absorb(s_new.minus(s_old))
-    window_s.merge(summed_s)
-    assert window_s.counts == [2 * c for c in new_s] and s_old.counts == old_s
+    _check_count_difference(AgentAgg, old_a, new_a)
+    _check_count_difference(SurveyAgg, old_s, new_s)
+
+
+def _check_count_difference(
+    cls: type[AgentAgg] | type[SurveyAgg], old: list[int], new: list[int]
+) -> None:
+    """Two keys moving from `old` to `new` counts: their summed signed differences,
+    merged into a window holding both, leave it at twice `new`; operands unchanged."""
+    before, after, window = cls(), cls(), cls()
+    before.counts, after.counts, window.counts = list(old), list(new), [2 * c for c in old]
+    summed = after.minus(before)  # type: ignore[arg-type]
+    summed.absorb(after.minus(before))  # type: ignore[arg-type]
+    window.merge(summed)  # type: ignore[arg-type]
+    assert window.counts == [2 * c for c in new] and before.counts == old
 
 
 def test_labels_admitted_later_recount_the_backlog() -> None:
