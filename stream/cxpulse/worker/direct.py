@@ -51,7 +51,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from cxpulse.changelog.records import (
     MIN_MAX_RECORD_BYTES,
@@ -407,16 +407,7 @@ class DirectWorker:
             access = await self._access(exc)
             if access is not None:
                 exit_with(access)
-            if type(exc).__name__ in ("ProducerFenced", "TransactionCoordinatorFenced"):
-                log.error(
-                    "fenced: another worker took a partition over while this one "
-                    "was not looking (paused or cut off); its batch was aborted. "
-                    "Exiting so the state is rebuilt exactly"
-                )
-            else:
-                log.exception("batch failed; exiting so the state is rebuilt exactly")
-            logging.shutdown()
-            os._exit(70)
+            _exit_failed(exc, "batch")
 
     async def _process_or_stop(self, step: Awaitable[None]) -> None:
         """Run `step` (a batch, or the wait for the one in flight), unless a stop
@@ -600,8 +591,17 @@ class DirectWorker:
                     self._gaps.setdefault(p, []).append((tp, role, done + 1, off))
                 done = off
                 record, ts = handle_message(
-                    engine, role, topic, p, off, r.key, r.value, counts, now_ms,
-                    received_ms=r.timestamp, deadletter_max_bytes=self._dl_max,
+                    engine,
+                    role,
+                    topic,
+                    p,
+                    off,
+                    r.key,
+                    r.value,
+                    counts,
+                    now_ms,
+                    received_ms=r.timestamp,
+                    deadletter_max_bytes=self._dl_max,
                 )
                 if record is not None:
                     dead.append(record)
@@ -736,9 +736,7 @@ class DirectWorker:
             self._count_rebuild(p, reason, str(exc), local.quarantine())
             tail, items = await self._read_local(p, local, end)
             store, rec = await asyncio.to_thread(self._recover, p, items)
-        engine = await asyncio.to_thread(
-            PartitionEngine.restore, self.config, p, rec.items.items()
-        )
+        engine = await asyncio.to_thread(PartitionEngine.restore, self.config, p, rec.items.items())
         engine.guard.take_capped()  # re-deriving at restore is not new input
         changelog_end = await self._write(p, rec.repairs, [])
         await asyncio.to_thread(local.apply, rec.repairs, changelog_end)
@@ -756,9 +754,7 @@ class DirectWorker:
             time.monotonic() - t0,
         )  # fmt: skip
 
-    def _recover(
-        self, p: int, items: list[tuple[bytes, bytes]]
-    ) -> tuple[PartitionStore, Recovery]:
+    def _recover(self, p: int, items: list[tuple[bytes, bytes]]) -> tuple[PartitionStore, Recovery]:
         # transactional: no record is ever seen uncommitted, so none needs `prev`, and
         # a batch's small changes ride in its commit marker (format 4, the journal)
         tx = self.settings.transactional_writes
@@ -852,9 +848,25 @@ async def _or_exit(
         found = await access(exc) if access is not None else None
         if found is not None:
             exit_with(found)
-        log.exception("rebalance step failed; exiting so the state is rebuilt exactly")
-        logging.shutdown()
-        os._exit(70)
+        _exit_failed(exc, "rebalance step")
+
+
+def _exit_failed(exc: BaseException, what: str) -> NoReturn:
+    """End the process (70) after a failed batch or rebalance step. A fenced
+    producer gets its one line wherever the fence is met (a frozen worker can
+    meet it in the batch it had in hand or in the write a revocation settles);
+    anything else is unexpected and keeps its traceback."""
+    if type(exc).__name__ in ("ProducerFenced", "TransactionCoordinatorFenced"):
+        log.error(
+            "fenced: another worker took a partition over while this one "
+            "was not looking (paused or cut off); its %s was aborted. "
+            "Exiting so the state is rebuilt exactly",
+            what,
+        )
+    else:
+        log.error("%s failed; exiting so the state is rebuilt exactly", what, exc_info=exc)
+    logging.shutdown()
+    os._exit(70)
 
 
 def _last_offset(futures: list[Sent]) -> int | None:
