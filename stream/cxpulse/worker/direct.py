@@ -591,17 +591,8 @@ class DirectWorker:
                     self._gaps.setdefault(p, []).append((tp, role, done + 1, off))
                 done = off
                 record, ts = handle_message(
-                    engine,
-                    role,
-                    topic,
-                    p,
-                    off,
-                    r.key,
-                    r.value,
-                    counts,
-                    now_ms,
-                    received_ms=r.timestamp,
-                    deadletter_max_bytes=self._dl_max,
+                    engine, role, topic, p, off, r.key, r.value, counts, now_ms,
+                    received_ms=r.timestamp, deadletter_max_bytes=self._dl_max,
                 )
                 if record is not None:
                     dead.append(record)
@@ -736,7 +727,9 @@ class DirectWorker:
             self._count_rebuild(p, reason, str(exc), local.quarantine())
             tail, items = await self._read_local(p, local, end)
             store, rec = await asyncio.to_thread(self._recover, p, items)
-        engine = await asyncio.to_thread(PartitionEngine.restore, self.config, p, rec.items.items())
+        engine = await asyncio.to_thread(
+            PartitionEngine.restore, self.config, p, rec.items.items()
+        )
         engine.guard.take_capped()  # re-deriving at restore is not new input
         changelog_end = await self._write(p, rec.repairs, [])
         await asyncio.to_thread(local.apply, rec.repairs, changelog_end)
@@ -754,7 +747,9 @@ class DirectWorker:
             time.monotonic() - t0,
         )  # fmt: skip
 
-    def _recover(self, p: int, items: list[tuple[bytes, bytes]]) -> tuple[PartitionStore, Recovery]:
+    def _recover(
+        self, p: int, items: list[tuple[bytes, bytes]]
+    ) -> tuple[PartitionStore, Recovery]:
         # transactional: no record is ever seen uncommitted, so none needs `prev`, and
         # a batch's small changes ride in its commit marker (format 4, the journal)
         tx = self.settings.transactional_writes
