@@ -479,9 +479,44 @@ def _collapse_case(kpi: str, title: str, severity: str) -> dict[str, Any]:
 
 
 @pytest.mark.prometheus
+def _growing_queue_case() -> dict[str, Any]:
+    """From minute 70 each team holds 14 unanswered tickets after a quiet hour, 21 created
+    in the last 15 minutes (above the demand bar of 2 x 21 x 4.5 / 15 = 12.6) and tickets
+    in the at-risk band. `absorbing` sent 18 first replies in those 15 minutes (0.86 of
+    the arrivals: a 5,000-ticket-a-day shipping team's busy morning that paged, docs/
+    alerts.md "A 5,000/day normal week"): its queue is worked off, no page. `slowing` sent
+    12 (0.57: the 2,000-a-day incident 7 min after its onset) and `silent` none (no
+    series at all): their queues grow, both page. Expected from `max_reply_share` (0.75 x
+    21 = 15.75), not from a run."""
+    a = TARGETS.paging.at_risk
+    series = []
+    for team, replies in (("absorbing", 18), ("slowing", 12), ("silent", None)):
+        labels = {"team": team, "channel": "all", "priority": "all"}
+        series += [
+            {"series": f"{m.UNANSWERED}{_labels(**labels)}", "values": "1x70 14x30"},
+            {"series": f"{m.AT_RISK}{_labels(threshold=f'{a.threshold:g}', **labels)}",
+             "values": "0x70 2x30"},
+            {"series": f"{m.CREATED}{_labels(window='15m', **labels)}", "values": "2x70 21x30"},
+            {"series": f"{m.CREATED}{_labels(window='24h', **labels)}", "values": "100x100"},
+        ]
+        if replies is not None:
+            series.append({"series": f"{m.FRT_COUNT}{_labels(window='15m', **labels)}",
+                           "values": f"2x70 {replies}x30"})
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": "80m", "alertname": "CxpulseFrtAtRisk",
+             "exp_alerts": [{"exp_labels": {"severity": "page", "component": "kpi",
+                                            "team": t, "channel": "all", "priority": "all"}}
+                            for t in ("slowing", "silent")]},
+        ],
+    }
+
+
 def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
     tests = [_frt_case(), _burn_case(), _pipeline_case(), _at_risk_case(),
-             _burn_guard_case(), _quiet_shift_case(), _forecast_case()]
+             _growing_queue_case(), _burn_guard_case(), _quiet_shift_case(), _forecast_case()]
     tests += [_collapse_case("csat", "CSAT", "page"), _collapse_case("ces", "CES", "ticket"),
               _collapse_case("fcr", "FCR", "ticket")]
     tests += [_score_case(k, t) for k, t in (("csat", "CSAT"), ("nps", "NPS"), ("ces", "CES"),

@@ -113,6 +113,15 @@ def test_at_risk_threshold_must_be_an_exported_threshold() -> None:
         parse_targets({"paging": {"at_risk": {"threshold": 0.6}}})
 
 
+def test_at_risk_reply_share_is_read_and_checked() -> None:
+    # the share of arrivals the team's first replies must fall below for the queue to count
+    # as growing: above 1 a team answering more than arrives would still "grow"
+    assert parse_targets({"paging": {"at_risk": {"max_reply_share": 0.5}}}).paging.at_risk \
+        .max_reply_share == 0.5
+    with pytest.raises(TargetsError, match=r"paging\.at_risk\.max_reply_share.*outside"):
+        parse_targets({"paging": {"at_risk": {"max_reply_share": 1.5}}})
+
+
 def test_a_bad_threshold_is_one_clear_line_from_the_cli(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -99,7 +99,9 @@ class AtRisk:
     `min_usual`), above `ratio` times what the current demand explains
     (tickets created in the last 15 minutes x `usual_wait_seconds` / 15 min)
     and at least `min_unanswered`, while at least `min_at_risk` tickets are
-    already past `threshold` of their FRT target unanswered."""
+    already past `threshold` of their FRT target unanswered, and (to open) the team's
+    first replies of the last 15 minutes are fewer than `max_reply_share` of the tickets
+    created in them."""
 
     threshold: float = 0.5
     min_at_risk: int = 1
@@ -109,6 +111,10 @@ class AtRisk:
     #: How long a ticket usually waits unanswered: with the tickets created in the
     #: last 15 minutes it gives the level the current demand explains (a surge).
     usual_wait_seconds: float = 270.0
+    #: To open, the team's first replies in the last 15 minutes are fewer than this share
+    #: of the tickets created in them: the queue is growing, not being worked off at the
+    #: pace tickets arrive (a busy morning the team absorbs answers 0.8-1.35 of them).
+    max_reply_share: float = 0.75
     baseline: str = "1h"
     baseline_offset: str = "15m"
     for_: str = "1m"
@@ -355,7 +361,7 @@ def _paging(raw: Any) -> Paging:
                     "forecast", "false_alarm_days"}, "paging")
     a = _map(g.get("at_risk"), "paging.at_risk")
     fields = {"threshold", "min_at_risk", "min_unanswered", "ratio", "min_usual", "baseline",
-              "baseline_offset", "for", "usual_wait_seconds"}
+              "baseline_offset", "for", "usual_wait_seconds", "max_reply_share"}
     _check_keys(a, fields, "paging.at_risk")
     d = AtRisk()
     w = "paging.at_risk"
@@ -375,6 +381,8 @@ def _paging(raw: Any) -> Paging:
         min_usual=_num(a.get("min_usual", d.min_usual), f"{w}.min_usual", 0),
         usual_wait_seconds=_num(a.get("usual_wait_seconds", d.usual_wait_seconds),
                                 f"{w}.usual_wait_seconds", 1),
+        max_reply_share=_num(a.get("max_reply_share", d.max_reply_share),
+                             f"{w}.max_reply_share", 0.05, 1),
         baseline=_window(a.get("baseline", d.baseline), f"{w}.baseline"),
         baseline_offset=_window(a.get("baseline_offset", d.baseline_offset),
                                 f"{w}.baseline_offset"),

@@ -287,9 +287,20 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
                  f"{_overdue()} <= on (team) {replied}\nand on (team) {replied} >= on (team) "
                  f"{created}")
     hold = f"{stalled}\nunless on (team) (\n{caught_up}\n)"
+    # To open, the queue must also be growing: the team's first replies of the last 15
+    # minutes fewer than `max_reply_share` of the tickets created in them. A big team's
+    # slow morning holds the same queue against the same arrivals as a team that has
+    # just slowed down (14 unanswered, 21 created in 15 min: 5,000 tickets a day, and
+    # the 2,000-a-day incident 7 min after its onset), but it answers about as many as
+    # arrive (0.81-1.35 of them on the minutes that paged) while the slowed team's
+    # replies fall (0.57): docs/alerts.md "A 5,000/day normal week".
+    replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
+    growing = (f"({replies} or on (team) 0 * {created})\n"
+               f"  < on (team) {a.max_reply_share:g} * {created}")
     unusual = (
         f"{stalled}\nand on (team) {unanswered}\n"
         f"  > on (team) {a.ratio:g} * clamp_min({usual}, {a.min_usual:g})\n"
+        f"and on (team) {growing}\n"
         f"and on (team) {history}"
     )
     name = "CxpulseFrtAtRisk"
@@ -300,7 +311,9 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
         f"Unanswered tickets are {a.ratio:g}x the team's usual level (the "
         f"{_prose(a.baseline)} ending {_prose(a.baseline_offset)} ago) and {a.ratio:g}x "
         "what the tickets created in the "
-        f"last 15 minutes explain, with tickets already past {a.threshold:.0%} of their "
+        f"last 15 minutes explain, the team's first replies in them fewer than "
+        f"{a.max_reply_share:.0%} of those tickets (the queue grows), with tickets already "
+        f"past {a.threshold:.0%} of their "
         "FRT target (or past it, more of them than the team's first replies in 15 minutes): "
         "at this pace they breach within minutes. It stays open while the queue is that long "
         "until the team has caught up with its overdue tickets "
