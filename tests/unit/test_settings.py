@@ -164,6 +164,15 @@ def test_max_events_per_ticket_is_settable_bounded_and_reaches_the_core() -> Non
             load_settings(env={"CXPULSE_MAX_EVENTS_PER_TICKET": bad})
 
 
+def test_pack_idle_is_a_duration_that_reaches_the_core() -> None:
+    assert core_config(load_settings(env={})).pack_idle_ms == 600_000
+    s = load_settings(env={"CXPULSE_PACK_IDLE": "1h"})
+    assert core_config(s).pack_idle_ms == 3_600_000
+    for bad in ("0s", "-5m", "ten"):
+        with pytest.raises(SettingsError, match=r"^pack_idle"):
+            load_settings(env={"CXPULSE_PACK_IDLE": bad})
+
+
 @pytest.mark.parametrize(
     "text",
     [

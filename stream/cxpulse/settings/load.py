@@ -134,6 +134,7 @@ def core_config(settings: Settings) -> CoreConfig:
         "top_n": {**DEFAULT_TOP_N, **settings.label_caps},
         "max_label_values": settings.max_label_values,
         "max_events_per_ticket": settings.max_events_per_ticket,
+        "pack_idle_ms": settings.pack_idle_ms,
         "allowed_labels": {d: frozenset(v) for d, v in settings.allowed_labels.items()},
     }
     if settings.targets_file is not None:

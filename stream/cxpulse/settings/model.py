@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     #: events kept per ticket; a ticket's further events are dead-lettered as
     #: `ticket_event_cap` (bounds its state record and cost; docs/kpis.md)
     max_events_per_ticket: Int = Field(default=1000, ge=1, le=100_000)
+    #: a ticket idle this long (its newest event behind the stream time) is kept packed:
+    #: less memory, an unpack on its next event (`CoreConfig.pack_idle_ms`)
+    pack_idle_ms: Duration = Field(default=ms("10m"), alias="pack_idle")
     targets_file: ExistingFile = None
     # --- serving
     metrics_host: str = "127.0.0.1"
