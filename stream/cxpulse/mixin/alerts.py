@@ -293,7 +293,7 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     # just slowed down (14 unanswered, 21 created in 15 min: 5,000 tickets a day, and
     # the 2,000-a-day incident 7 min after its onset), but it answers about as many as
     # arrive (0.81-1.35 of them on the minutes that paged) while the slowed team's
-    # replies fall (0.57): docs/alerts.md "A 5,000/day normal week".
+    # replies fall (0.47-0.57): docs/alerts.md "The queue must grow".
     replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
     growing = (f"({replies} or on (team) 0 * {created})\n"
                f"  < on (team) {a.max_reply_share:g} * {created}")
