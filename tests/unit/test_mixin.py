@@ -478,7 +478,6 @@ def _collapse_case(kpi: str, title: str, severity: str) -> dict[str, Any]:
     return {"interval": "1m", "input_series": series, "alert_rule_test": tests}
 
 
-@pytest.mark.prometheus
 def _growing_queue_case() -> dict[str, Any]:
     """From minute 70 each team holds 14 unanswered tickets after a quiet hour, 21 created
     in the last 15 minutes (above the demand bar of 2 x 21 x 4.5 / 15 = 12.6) and tickets
@@ -514,6 +513,7 @@ def _growing_queue_case() -> dict[str, Any]:
     }
 
 
+@pytest.mark.prometheus
 def test_alerts_fire_on_the_right_side_of_each_target(tmp_path: Path) -> None:
     tests = [_frt_case(), _burn_case(), _pipeline_case(), _at_risk_case(),
              _growing_queue_case(), _burn_guard_case(), _quiet_shift_case(), _forecast_case()]

@@ -294,8 +294,7 @@ def _at_risk_alert(targets: Targets) -> dict[str, Any]:
     # the 2,000-a-day incident 7 min after its onset), but it answers about as many as
     # arrive (0.81-1.35 of them on the minutes that paged) while the slowed team's
     # replies fall (0.47-0.57): docs/alerts.md "The queue must grow".
-    replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
-    growing = (f"({replies} or on (team) 0 * {created})\n"
+    growing = (f"({_replies()} or on (team) 0 * {created})\n"
                f"  < on (team) {a.max_reply_share:g} * {created}")
     unusual = (
         f"{stalled}\nand on (team) {unanswered}\n"
@@ -382,11 +381,14 @@ def _overdue() -> str:
     return dedup(f"{m.BREACHED_UNANSWERED}{{{TEAM_TICKETS}}}")
 
 
+def _replies() -> str:
+    """Per team: first replies in the last 15 minutes (no reply in the window: no series)."""
+    return dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
+
+
 def _replied() -> str:
-    """Per team: first replies in the last 15 minutes, 0 for a team without the series
-    while it has overdue tickets (no reply in the window: no series)."""
-    replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
-    return f"({replies} or on (team) 0 * {_overdue()})"
+    """`_replies()`, 0 for a team without the series while it has overdue tickets."""
+    return f"({_replies()} or on (team) 0 * {_overdue()})"
 
 
 def _behind(targets: Targets) -> str:
@@ -400,7 +402,7 @@ def _behind(targets: Targets) -> str:
 def _stall_alert(targets: Targets) -> dict[str, Any]:
     s = targets.paging.stall
     overdue = _overdue()
-    replies = dedup(f'{m.FRT_COUNT}{{window="15m",{TEAM_TICKETS}}}')
+    replies = _replies()
     per_reply = "" if s.overdue_per_reply == 1 else f"{s.overdue_per_reply} * "
     behind = f"{overdue}\n  > on (team) {per_reply}{_replied()}"
     arrivals = dedup(f'{m.CREATED}{{window="15m",{TEAM_TICKETS}}}')
