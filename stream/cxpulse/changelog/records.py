@@ -1,5 +1,5 @@
 """The changelog's bytes: records, split values' descriptors and patches, part keys
-and the commit marker of one partition (formats 1-4), exact under crashes.
+and the commit marker of one partition (formats 1-5), exact under crashes.
 
 Pure and without faust: `cxpulse.changelog.store` decides which of these to write
 for a batch and how to rebuild a partition from them; `cxpulse.changelog.follow`
@@ -134,6 +134,14 @@ read; written only with transactional writes, `changelog_journal_slots` > 0):
   A reader older than format 4 counts the slots' keys as corrupt and never sees
   a marker again, so it releases nothing: upgrade exporters first, or set
   `changelog_journal_slots: 0` until they are (docs/runtimes.md).
+
+Format 5, compact values (issue 22; formats 1-4 are still read): **a record
+without `prev`** has the header `C2` (magic, epoch, flags, the sequence and the
+length as varints: 16 bytes where `C1` has 23). The values themselves
+are compact too (`cxpulse.core.tickets`: a ticket's events without its id,
+their times as distances, UUID ids in 22 characters), which this module does
+not look into. An older reader counts a `C2` record corrupt: upgrade
+exporters first, then every worker together (docs/runtimes.md).
 """
 
 from __future__ import annotations
@@ -147,6 +155,12 @@ from dataclasses import dataclass, field
 
 MAGIC = b"C1"
 _HEADER = struct.Struct(">2sQQBI")  # magic, epoch, seq, flags, len(new)
+#: A record without `prev` (all a transactional worker writes): magic, epoch,
+#: flags, then `seq` and the length of `new` as varints, then `new` (a length
+#: still, so that a truncated record is corrupt, not a shorter value). Some 7
+#: bytes less per record than `_HEADER` (issue 22: 2 of a busy day's 150 B per event).
+MAGIC2 = b"C2"
+_HEADER2 = struct.Struct(">2sQB")
 _HAS_NEW = 1
 _HAS_PREV = 2
 _NEW_SPLIT = 4  # `new` is a descriptor of parts, not the value
@@ -212,10 +226,51 @@ def encode_record(rec: Record) -> bytes:
     if rec.prev_split and rec.prev is not None:
         flags |= _PREV_SPLIT
     new = rec.new or b""
-    return _HEADER.pack(MAGIC, rec.epoch, rec.seq, flags, len(new)) + new + (rec.prev or b"")
+    if rec.prev is None:
+        return _HEADER2.pack(MAGIC2, rec.epoch, flags) + _varint(rec.seq) + _varint(len(new)) + new
+    return _HEADER.pack(MAGIC, rec.epoch, rec.seq, flags, len(new)) + new + rec.prev
+
+
+def _varint(n: int) -> bytes:
+    """`n` >= 0 in 7-bit groups, least significant first, the high bit set on all but the last."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _decode_record2(raw: bytes) -> Record:
+    if len(raw) < _HEADER2.size + 1:
+        raise CorruptState("state record too short")
+    _, epoch, flags = _HEADER2.unpack_from(raw)
+    seq, i = _read_varint(raw, _HEADER2.size)
+    n, i = _read_varint(raw, i)
+    if flags & _HAS_PREV or len(raw) != i + n:
+        raise CorruptState("state record has a bad header")
+    new = raw[i:] if flags & _HAS_NEW else None
+    return Record(epoch, seq, new, None, bool(flags & _NEW_SPLIT and new is not None), False,
+                  bool(flags & _NO_PREV))  # fmt: skip
+
+
+def _read_varint(raw: bytes, i: int) -> tuple[int, int]:
+    """The `_varint` at `raw[i:]` and the index after it."""
+    n = shift = 0
+    while True:
+        if i >= len(raw) or shift > 63:
+            raise CorruptState("state record has a bad header")
+        b = raw[i]
+        n |= (b & 0x7F) << shift
+        i += 1
+        if b < 0x80:
+            return n, i
+        shift += 7
 
 
 def decode_record(raw: bytes) -> Record:
+    if raw[:2] == MAGIC2:
+        return _decode_record2(raw)
     if len(raw) < _HEADER.size:
         raise CorruptState("state record too short")
     magic, epoch, seq, flags, n = _HEADER.unpack_from(raw)

@@ -28,7 +28,7 @@ from cxpulse.core.evaluation.view import OpenTicket, open_ticket
 from cxpulse.core.events import SURVEYS, TICKETS, event_order
 from cxpulse.core.outcome import ROLES, Outcome
 from cxpulse.core.slices import AgentAgg, Key, SliceStore, SurveyAgg, TicketAgg, survey_counts
-from cxpulse.core.tickets import DeriveParams, decode_ticket_event, derive_all
+from cxpulse.core.tickets import DeriveParams, derive_all, value_events
 
 #: One open ticket's row: expiry, created, FRT clock start (ms); the indices of
 #: its team, channel, priority and assignee in `_Labels`; unanswered. 41 bytes
@@ -212,7 +212,7 @@ class PartitionReplica:
         self._closed.discard(tid)
         if value is None or "x" in value:
             return  # deleted, or a tombstone (attribution for late surveys only)
-        events = [decode_ticket_event(raw) for raw in value["e"]]
+        events = value_events(value, tid)
         events.sort(key=event_order)  # as written; sorted again, as a restore does
         view = derive_all(events, self._params, None).view
         if not view.is_open:

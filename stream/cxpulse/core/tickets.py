@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import struct
 import sys
+from base64 import urlsafe_b64decode
+from binascii import b2a_base64
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -600,7 +602,7 @@ class TicketState:
         quote inside a string is escaped). Only a hit decodes the events."""
         events = self.events
         if events is None:
-            if _find_enc(self.enc, dumps(event_id)) < 0:
+            if _find_enc(self.enc, dumps(_short_id(event_id) or event_id)) < 0:
                 return None
             events = self.event_list()
         for e in reversed(events):
@@ -631,8 +633,8 @@ class TicketState:
                 # drained (`encoded`), its derivation needs it at once.
                 self.events = [event]
             elif events is None:  # the usual case: JSON only, nothing decoded
-                more = dumps(_compact(encode_event(event), self.tid))
-                self.enc = self.enc + b"," + more if self.n_enc else more
+                more = dumps(_compact(encode_event(event), self.tid, last))
+                self.enc = self.enc + b"," + more
                 self.n_enc += 1
             else:
                 events.append(event)
@@ -662,7 +664,14 @@ class TicketState:
         self.late = late
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"e": [encode_event(e) for e in self.event_list()]}
+        tid = self.tid
+        listed, prev = [], None
+        for e in self.event_list():
+            d = encode_event(e)
+            d[2], d[3] = d[2] - (prev or 0), TICKET_ID_IN_KEY if d[3] == tid else d[3]
+            listed.append(d)
+            prev = e.ts
+        out: dict[str, Any] = {"d": listed}
         if self.late:
             out["l"] = sorted(self.late)
         return out
@@ -686,7 +695,12 @@ class TicketState:
             n = self.n_enc
             if n < len(events):
                 tid = self.tid
-                more = dumps([_compact(encode_event(e), tid) for e in events[n:]])[1:-1]
+                prev = events[n - 1].ts if n else None
+                out = []
+                for e in events[n:]:
+                    out.append(_compact(encode_event(e), tid, prev))
+                    prev = e.ts
+                more = dumps(out)[1:-1]
                 self.enc = self.enc + b"," + more if n else more
                 self.n_enc = len(events)
             self.events = None
@@ -878,9 +892,16 @@ def packed_encoded(tid: str, packed: bytes) -> bytes:
 
 
 def _value(enc: bytes, tid: str, late: AbstractSet[str]) -> bytes:
-    """A ticket's changelog value from its events' JSON (`TicketState.enc`)."""
+    """A ticket's changelog value from its events' JSON (`TicketState.enc`).
+
+    Each event's ticket id is `0` there (`TICKET_ID_IN_KEY`): the key names
+    the ticket, and the id written in every event was 11 % of a busy day's
+    changelog (issue 22). `decode_ticket_event` puts the key's id back. Under
+    `d`, each time is its distance from the event before (`_compact`): values
+    written before (`e`) hold times as they are and are read still
+    (`value_events`)."""
     tail = b',"l":' + dumps(sorted(late)) if late else b""
-    return b'{"e":[' + enc.replace(_TID, dumps(tid)) + b"]" + tail + b"}"
+    return b'{"d":[' + enc.replace(_TID, b"0") + b"]" + tail + b"}"
 
 
 def _find_enc(enc: bytes, id_json: bytes) -> int:
@@ -906,8 +927,26 @@ def decode_events(enc: bytes | list[TicketEvent], tid: str) -> list[TicketEvent]
         return enc
     if not enc:
         return []
-    raw = _DECODE(b"[" + enc.replace(_TID, dumps(tid)) + b"]")
-    return [decode_ticket_event(d) for d in raw]
+    return _events(_DECODE(b"[" + enc.replace(_TID, b"0") + b"]"), tid, True)
+
+
+def value_events(value: Mapping[str, Any], tid: str) -> list[TicketEvent]:
+    """The events of ticket `tid`'s changelog value (`TicketState.encoded`), as
+    written now (`d`: times as distances, `_compact`) or before issue 22's
+    compact values (`e`: times as they are), in the order written."""
+    if "d" in value:
+        return _events(value["d"], tid, True)
+    return _events(value["e"], tid, False)
+
+
+def _events(raw: list[list[Any]], tid: str, distances: bool) -> list[TicketEvent]:
+    out = []
+    ts = 0
+    for d in raw:
+        if distances:
+            ts = d[2] = ts + d[2]
+        out.append(decode_ticket_event(d, tid))
+    return out
 
 
 #: A ticket id in `TicketState.enc`: a byte that JSON text never holds outside
@@ -917,15 +956,21 @@ _TID = b"\x00"
 _TID_RAW = msgspec.Raw(_TID)
 
 
-def _compact(encoded: list[Any], tid: str) -> list[Any]:
-    """`encode_event` of an event of ticket `tid` with its ticket id (item 3) as `_TID`.
+def _compact(encoded: list[Any], tid: str, prev_ts: int | None) -> list[Any]:
+    """`encode_event` of an event of ticket `tid` with its ticket id (item 3) as
+    `_TID`, and its time (item 2) as the distance from `prev_ts`, the time of the
+    event before it in `enc` (None: the first, its time as it is).
 
     Why: the id is the same in every event of a ticket and the ticket keeps it
     anyway (`TicketState.tid`); with UUIDs it was 37 bytes per event kept, a
     third of the events' JSON (issue 22). An event holding another id (only a
-    corrupt restored value can) keeps its own."""
+    corrupt restored value can) keeps its own. A time is 13 digits, the
+    distance from the event before (the events are sorted by time) mostly 4
+    to 6; `decode_events` adds them up again."""
     if encoded[3] == tid:
         encoded[3] = _TID_RAW
+    if prev_ts is not None:
+        encoded[2] -= prev_ts
     return encoded
 
 
@@ -950,35 +995,83 @@ _ENCODE = msgspec.json.Encoder(order="sorted").encode
 # --- compact, deterministic event encoding for state values ------------------
 
 
+#: A ticket event's ticket id in a changelog value: the key's (`_value`).
+TICKET_ID_IN_KEY = 0
+
+
+def _short_id(event_id: str) -> str | None:
+    """A canonical lower-case UUID as the 22 characters of its 16 bytes in
+    URL-safe base64, else None (the id is kept as it is).
+
+    Why: helpdesks and the simulator name events by UUID, 36 characters where
+    16 bytes say the same; an event's id was a third of its JSON in a ticket's
+    value, and every open ticket holds its events' JSON (issue 22). Exact:
+    only an id that `_long_id` gives back character for character is
+    shortened, and the event's tag says it (upper case: `encode_event`)."""
+    if len(event_id) != 36 or event_id[8] != "-" or event_id[13] != "-" \
+            or event_id[18] != "-" or event_id[23] != "-":  # fmt: skip
+        return None
+    digits = event_id.replace("-", "")
+    if len(digits) != 32:
+        return None
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        return None
+    if raw.hex() != digits:  # upper case, or spaces fromhex skipped
+        return None
+    return b2a_base64(raw, newline=False)[:22].translate(_URL_SAFE).decode()
+
+
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _long_id(short: str) -> str:
+    """The UUID `_short_id` shortened."""
+    h = urlsafe_b64decode(short + "==").hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def encode_event(e: Event) -> list[Any]:
-    """Positional JSON list; never pickle (the changelog is not trusted code)."""
+    """Positional JSON list; never pickle (the changelog is not trusted code).
+
+    The tag is upper case when the id is a UUID written short (`_short_id`);
+    values written before that (lower-case tags, the id as it came) read the same."""
+    eid = e.event_id
+    short = _short_id(eid)
+    if short is not None:
+        eid = short
     if isinstance(e, TicketCreated):
-        out = ["c", e.event_id, e.ts, e.ticket_id, e.team, e.channel, e.priority.value,
-               e.customer_id, e.created_by.value]  # fmt: skip
+        out = ["C" if short else "c", eid, e.ts, e.ticket_id, e.team, e.channel,
+               e.priority.value, e.customer_id, e.created_by.value]  # fmt: skip
         if e.bot:  # appended only when set: 1.0 values stay byte-identical
             out.append(True)
         return out
     if isinstance(e, TicketAssigned):
-        return ["a", e.event_id, e.ts, e.ticket_id, e.agent_id, e.team]
+        return ["A" if short else "a", eid, e.ts, e.ticket_id, e.agent_id, e.team]
     if isinstance(e, TicketMessage):
-        return ["m", e.event_id, e.ts, e.ticket_id, e.author.value, e.agent_id, e.public]
+        return ["M" if short else "m", eid, e.ts, e.ticket_id, e.author.value, e.agent_id,
+                e.public]  # fmt: skip
     if isinstance(e, StatusChanged):
-        return ["s", e.event_id, e.ts, e.ticket_id, e.status.value]
+        return ["S" if short else "s", eid, e.ts, e.ticket_id, e.status.value]
     if isinstance(e, TicketHandoff):
-        return ["h", e.event_id, e.ts, e.ticket_id]
+        return ["H" if short else "h", eid, e.ts, e.ticket_id]
     if isinstance(e, SurveyOffered):
-        return ["o", e.event_id, e.ts, e.survey.value, e.ticket_id, e.customer_id,
+        return ["O" if short else "o", eid, e.ts, e.survey.value, e.ticket_id, e.customer_id,
                 e.team, e.agent_id, e.channel, e.touchpoint,
                 None if e.scale is None else e.scale.value]  # fmt: skip
-    out = ["r", e.event_id, e.ts, e.survey.value, e.score, e.ticket_id, e.customer_id,
-           e.team, e.agent_id, e.channel, e.touchpoint]  # fmt: skip
+    out = ["R" if short else "r", eid, e.ts, e.survey.value, e.score, e.ticket_id,
+           e.customer_id, e.team, e.agent_id, e.channel, e.touchpoint]  # fmt: skip
     if e.scale is not None:  # appended only when set: 1.0 values stay byte-identical
         out.append(e.scale.value)
     return out
 
 
-def decode_ticket_event(d: list[Any]) -> TicketEvent:
-    """`decode_event` of a ticket's own events (a survey here is a corrupt value)."""
+def decode_ticket_event(d: list[Any], tid: str) -> TicketEvent:
+    """`decode_event` of an event of ticket `tid` as its changelog value holds it
+    (`TICKET_ID_IN_KEY` for its id; a survey here is a corrupt value)."""
+    if d[3] == TICKET_ID_IN_KEY and type(d[3]) is int:
+        d[3] = tid
     e = decode_event(d)
     if isinstance(e, (SurveyResponse, SurveyOffered)):
         raise ValueError("a survey event among a ticket's events")
@@ -987,6 +1080,9 @@ def decode_ticket_event(d: list[Any]) -> TicketEvent:
 
 def decode_event(d: list[Any]) -> Event:
     tag = d[0]
+    if tag in _SHORT_TAGS:  # the id written short (`encode_event`)
+        tag = _SHORT_TAGS[tag]
+        d[1] = _long_id(d[1])
     if tag == "c":
         return TicketCreated(d[1], int(d[2]), d[3], d[4], d[5], Priority(d[6]), d[7], Creator(d[8]),
                              len(d) > 9 and bool(d[9]))  # fmt: skip
@@ -1009,3 +1105,7 @@ def decode_event(d: list[Any]) -> Event:
             None if d[10] is None else Scale(d[10]),
         )
     raise ValueError(f"unknown event tag {tag!r}")
+
+
+#: An event's tag when its id is written short -> its tag (`encode_event`).
+_SHORT_TAGS = {t.upper(): t for t in "camshor"}

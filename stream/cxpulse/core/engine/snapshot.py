@@ -28,10 +28,10 @@ from cxpulse.core.tickets import (
     Attribution,
     TicketState,
     decode_event,
-    decode_ticket_event,
     dumps,
     encode_event,
     packed_encoded,
+    value_events,
 )
 
 
@@ -72,13 +72,14 @@ class Snapshot(EngineState):
             tomb = self._tombs.get(rest)
             return {"x": tomb[0], "a": tomb[1].to_json()} if tomb is not None else None
         if tag == "D":
-            # [event_id, the copy kept, its slice key or None while parked]
+            # [the copy kept, its slice key or None while parked], or the id alone
+            # (before issue 22's compact values: [event_id, copy, key], read still)
             ids = self._dedup_slices.get(int(rest))
             if not ids:
                 return None
             kept = self._survey_kept
             return [
-                [eid, encode_event(kept[eid][0]), _key_json(kept[eid][1])] if eid in kept else eid
+                [encode_event(kept[eid][0]), _key_json(kept[eid][1])] if eid in kept else eid
                 for eid in sorted(ids)
             ]
         if tag == "P":
@@ -168,9 +169,10 @@ class Snapshot(EngineState):
                     if isinstance(item, str):  # an id alone (values written before copies)
                         eid = item
                     else:
-                        eid, raw, k = item
+                        raw, k = item[-2:]  # [id, copy, key] before compact values
                         kept = decode_event(raw)
                         assert isinstance(kept, SurveyResponse | SurveyOffered)
+                        eid = kept.event_id
                         eng._survey_kept[eid] = (kept, None if k is None else tuple(k))
                     ids.add(eid)
                     eng._dedup[eid] = s
@@ -190,7 +192,7 @@ class Snapshot(EngineState):
                 eng._schedule_expiry(tid, int(value["x"]))
                 continue
             state = eng._tickets[tid] = TicketState(tid)
-            state.load([decode_ticket_event(raw) for raw in value["e"]], set(value.get("l", ())))
+            state.load(value_events(value, tid), set(value.get("l", ())))
             eng._rederive(tid, state, apply=False)
             if state.last_ts is not None:
                 eng._file_idle(tid, state.last_ts)  # packed once the stream time moves
