@@ -233,6 +233,8 @@ def encode_record(rec: Record) -> bytes:
 
 def _varint(n: int) -> bytes:
     """`n` >= 0 in 7-bit groups, least significant first, the high bit set on all but the last."""
+    if n < 0x4000:  # the usual lengths and sequence numbers: no loop
+        return bytes((n,)) if n < 0x80 else bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n > 0x7F:
         out.append(n & 0x7F | 0x80)
