@@ -214,15 +214,17 @@ def test_kill_then_restart_without_transactions_keeps_every_dead_letter(
     The restart must not take the dead worker's open (later aborted) batch for
     state: read uncommitted, its marker counted the batch done and the dead
     letters it never sent were lost. The broker aborts that transaction only after
-    the producer's transaction timeout (60 s), so the changelog's committed end
-    waits that long: the durable state is read after it."""
+    the producer's transaction timeout (`transaction_timeout`, 10 s here, 1 min by
+    default, which this test once waited), plus up to the broker's 10 s check
+    interval, so the changelog's committed end waits that long: the durable state
+    is read after it."""
     topics = make_topics(topic_factory)
     capture = simulate(tmp_path / "sim.jsonl", seed=1313, span="2h")
     exp = expected(read_lines(capture))
     replay(capture, kafka_bootstrap, topics)
     args = ("--store", "memory://", "--set", "batch_size=200", "--set", "batch_timeout=50ms")
-    crash_at(WorkerProc(kafka_bootstrap, topics, tmp_path, "tx", *args), "state-sent",
-             monkeypatch)  # fmt: skip
+    crash_at(WorkerProc(kafka_bootstrap, topics, tmp_path, "tx", *args,
+                        "--set", "transaction_timeout=10s"), "state-sent", monkeypatch)  # fmt: skip
     w = WorkerProc(
         kafka_bootstrap, topics, tmp_path, "plain", *args, "--set", "transactional_writes=false"
     ).start()

@@ -173,6 +173,15 @@ def test_pack_idle_is_a_duration_that_reaches_the_core() -> None:
             load_settings(env={"CXPULSE_PACK_IDLE": bad})
 
 
+def test_transaction_timeout_is_a_bounded_duration() -> None:
+    assert load_settings(env={}).transaction_timeout_ms == 60_000
+    s = load_settings(env={"CXPULSE_TRANSACTION_TIMEOUT": "10s"})
+    assert s.transaction_timeout_ms == 10_000
+    for bad in ("500ms", "16m", "0s", "soon"):
+        with pytest.raises(SettingsError, match=r"^transaction_timeout"):
+            load_settings(env={"CXPULSE_TRANSACTION_TIMEOUT": bad})
+
+
 @pytest.mark.parametrize(
     "text",
     [

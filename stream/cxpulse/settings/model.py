@@ -186,6 +186,14 @@ class Settings(BaseSettings):
     #: transactional id owned by that partition, which fences a worker that
     #: lost the partition without noticing (needs transactions on the broker)
     transactional_writes: bool = True
+    #: with `transactional_writes`: how long the broker lets a batch's transaction
+    #: stay open before it aborts it. A worker killed inside a batch leaves its
+    #: transaction open; the next transactional worker of that partition aborts it at
+    #: once, but until one does (partitions not reassigned, a restart without
+    #: transactions) read_committed readers, the exporters, wait at that point of the
+    #: partition this long. 1 s to 15 min (the broker's transaction.max.timeout.ms by
+    #: default); longer than a batch takes to apply and commit
+    transaction_timeout_ms: Duration = Field(default=ms("1m"), alias="transaction_timeout")
     datadir: str = "./cxpulse-data"
     store: Store = "rocksdb://"
     #: a batch is at most this many messages; getmany returns early when fewer are
@@ -353,6 +361,9 @@ class Settings(BaseSettings):
             _fail("retention_ms", f"{human(self.retention_ms)} must cover the longest window "
                   f"plus the lateness ({human(longest + self.lateness_ms)})",
                   "windows_ms", "lateness_ms")  # fmt: skip
+        if not ms("1s") <= self.transaction_timeout_ms <= ms("15m"):
+            _fail("transaction_timeout_ms", f"{human(self.transaction_timeout_ms)} is not between "
+                  "1s and 15m (the broker's transaction.max.timeout.ms by default)")  # fmt: skip
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             _fail("heartbeat_interval_ms", "must be at most a third of session_timeout "
                   f"({human(self.session_timeout_ms)})", "session_timeout_ms")  # fmt: skip

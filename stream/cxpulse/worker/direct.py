@@ -234,6 +234,7 @@ class DirectWorker:
             acks="all",
             enable_idempotence=True,
             transactional_id=transactional_id,
+            transaction_timeout_ms=s.transaction_timeout_ms,
             linger_ms=5,
             max_batch_size=self._batch_bytes,
             compression_type=s.producer_compression(),
