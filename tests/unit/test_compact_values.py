@@ -18,7 +18,14 @@ from cxpulse.changelog.records import CorruptState, Record, decode_record, encod
 from cxpulse.core.config import CoreConfig
 from cxpulse.core.decode import Rejection, decode
 from cxpulse.core.engine import PartitionEngine, evaluate
-from cxpulse.core.events import Author, TicketMessage, role_of
+from cxpulse.core.events import (
+    Author,
+    Event,
+    TicketAssigned,
+    TicketCreated,
+    TicketMessage,
+    role_of,
+)
 from cxpulse.core.replica import PartitionReplica
 from cxpulse.core.tickets import decode_event, encode_event
 from hypothesis import given, settings
@@ -175,3 +182,32 @@ def _varint_len(n: int) -> int:
 def test_a_truncated_short_header_is_corrupt_state(raw: bytes) -> None:
     with pytest.raises(CorruptState):
         decode_record(raw)
+
+
+MIN = 60_000
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(-10 * MIN, 10 * MIN), min_size=1, max_size=4), st.integers(MIN, 5 * MIN)
+)
+def test_packing_changes_no_value_even_for_a_ticket_before_1970(times: list[int], gap: int) -> None:
+    """Found in review: a ticket without its creation whose events are all before 1970
+    has a derivation whose newest time is 0, not its newest event's; packed and
+    unpacked, its next event's time was written as the distance from 0."""
+    packing = CoreConfig(pack_idle_ms=MIN)
+    fast, never = PartitionEngine(packing, 0), PartitionEngine(CoreConfig(pack_idle_ms=10**13), 0)
+    batches: list[list[Event]] = [
+        [TicketAssigned(f"a{i}", t, "NC", "ann", None) for i, t in enumerate(sorted(times))],
+        [TicketCreated("z", max(times) + 2 * MIN, "Z", "billing", "email")],
+        [TicketMessage("m", max(times) + 2 * MIN + gap, "NC", Author.CUSTOMER)],
+    ]
+    for i, batch in enumerate(batches):
+        for eng in (fast, never):
+            with eng.batch():
+                for e in batch:
+                    eng.apply(role_of(e), e)
+        if i == len(batches) - 1:
+            assert fast.drain_dirty() == never.drain_dirty()
+        else:
+            fast.drain_dirty(), never.drain_dirty()

@@ -717,8 +717,13 @@ class TicketState:
         """Whether `pack` keeps all there is: a derivation kept (so no late event,
         and not stale: the slices hold the contributions of the current events,
         no `base`) and no FRT deadline pending. Then the contributions, the
-        `tail` and the view are what deriving the events gives (`unpack`)."""
-        return self.derivation is not None and self.pending is None
+        `tail` and the view are what deriving the events gives (`unpack`). And the
+        derivation's newest time is the newest event's (`unpack` restores `last_ts`
+        from it, and the next event's time is written as its distance from it): not so
+        only for a ticket without its creation whose events all precede 1970 (its
+        derivation's time starts at 0), kept unpacked."""
+        d = self.derivation
+        return d is not None and self.pending is None and d.last_ts == self.last_ts
 
     def pack(self) -> bytes:
         """The ticket as one bytes value (only when `packable`): its expiry, whether
