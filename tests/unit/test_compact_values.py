@@ -177,9 +177,12 @@ def _varint_len(n: int) -> int:
         b"C2" + bytes(9),
         b"C2" + bytes(8) + b"\x01\x80\x80",  # the varint cut
         b"C2" + bytes(8) + b"\x01\x05\x03ab",  # the value cut
+        b"C2" + bytes(8) + b"\x03\x05\x00",  # a prev flag in a record without prev
+        b"C2" + bytes(8) + b"\x21\x05\x00",  # an unknown flag
+        b"C2" + bytes(8) + b"\x00\x05\x02ab",  # a body without the flag that has one
     ],
 )
-def test_a_truncated_short_header_is_corrupt_state(raw: bytes) -> None:
+def test_a_cut_or_malformed_short_header_is_corrupt_state(raw: bytes) -> None:
     with pytest.raises(CorruptState):
         decode_record(raw)
 

@@ -249,11 +249,16 @@ def _decode_record2(raw: bytes) -> Record:
     _, epoch, flags = _HEADER2.unpack_from(raw)
     seq, i = _read_varint(raw, _HEADER2.size)
     n, i = _read_varint(raw, i)
-    if flags & _HAS_PREV or len(raw) != i + n:
+    # exactly what `encode_record` writes: no other flag, a body only with `_HAS_NEW`
+    if flags & ~_FLAGS2 or len(raw) != i + n or (n and not flags & _HAS_NEW):
         raise CorruptState("state record has a bad header")
     new = raw[i:] if flags & _HAS_NEW else None
     return Record(epoch, seq, new, None, bool(flags & _NEW_SPLIT and new is not None), False,
                   bool(flags & _NO_PREV))  # fmt: skip
+
+
+#: The flags a `C2` record can carry (it has no `prev`).
+_FLAGS2 = _HAS_NEW | _NEW_SPLIT | _NO_PREV
 
 
 def _read_varint(raw: bytes, i: int) -> tuple[int, int]:
