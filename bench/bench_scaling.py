@@ -9,12 +9,16 @@ For each count N (default 1k, 10k, 100k, 1M), in a fresh process:
 2. time a fixed probe on top of them, the same in every process: `PROBE` more tickets
    (5 events each, the same shape) applied and drained as the worker does, CPU time
    per event (`time.process_time`, so the machine's other load counts less), best of
-   `--reps` probes on fresh ticket ids;
+   `--reps` probes on fresh ticket ids, under the worker's garbage-collector policy
+   (`cxpulse.heap.FrozenHeap`); before them as many probes under the interpreter's
+   default collector, whose full collections walk every held ticket (a cost that grows
+   with N and that no cxpulse process pays: shown to say why the policy exists);
 3. before the probe, time one `evaluate()` of the N held tickets (the exporter's work:
    it walks the open tickets for the backlog and ages, so it grows with N; what must stay
    flat is its slope, ms per 1k more open tickets).
 
 Reported per N: probe us/event and its ratio to the smallest N (flat = about 1.0),
+the same under the default collector,
 RSS per open ticket over the whole process growth and the slope from the previous N,
 evaluation ms and its slope from the previous N per 1k open tickets. Goal: ratios near 1
 (the engine's indexes are dicts and heaps: O(1) or O(log N) per event).
@@ -54,6 +58,7 @@ from cxpulse.core.events import (  # noqa: E402
     Status,
     TicketEvent,
 )
+from cxpulse.heap import WORKER_SETTLE_EVERY_S, FrozenHeap  # noqa: E402
 
 PROBE = 4_000  # tickets, 20,000 events
 PROBE_START_MS = START_MS + LATER_MS + 60_000
@@ -70,16 +75,29 @@ def probe_tickets(rep: int, n: int = PROBE) -> Iterator[TicketEvent]:
         yield from one_ticket(rng, f"P-{rep}-{i:06d}", base + i * step, status)
 
 
-def time_probe(eng: PartitionEngine, rep: int) -> float:
-    """CPU seconds per event of one probe, applied and drained as the worker does."""
+def time_probe(eng: PartitionEngine, rep: int, heap: FrozenHeap | None = None) -> float:
+    """CPU seconds per event of one probe, applied and drained as the worker does.
+
+    With `heap`, under the worker's collector policy (`cxpulse.heap`: the state is
+    frozen, and settled again after a drain once `WORKER_SETTLE_EVERY_S` has passed, as
+    `DirectWorker._loop` does). Without it, under the interpreter's default
+    collector, whose full collections walk every held ticket again: that cost grows
+    with the open tickets (1.4-1.9x at 1M against 100k here, 2026-12-07), but no
+    cxpulse process runs that way."""
     events = list(probe_tickets(rep))
     gc.collect()
+    if heap is not None:
+        heap.settle(time.monotonic())
+    last_settle = time.monotonic()
     started = time.process_time()
     for i in range(0, len(events), BATCH):
         with eng.batch():
             for e in events[i : i + BATCH]:
                 eng.apply(TICKETS, e)
         eng.drain_dirty()
+        if heap is not None and time.monotonic() - last_settle > WORKER_SETTLE_EVERY_S:
+            last_settle = time.monotonic()
+            heap.settle(last_settle)
     return (time.process_time() - started) / len(events)
 
 
@@ -92,9 +110,12 @@ def child(n: int, reps: int) -> dict[str, Any]:
     started = time.process_time()
     evaluate([eng])
     eval_s = time.process_time() - started
-    probes = [time_probe(eng, rep) for rep in range(reps)]
+    # first, nothing frozen yet; each probe's tickets come after the previous probe's
+    default = [time_probe(eng, rep) for rep in range(reps)]
+    heap = FrozenHeap()
+    probes = [time_probe(eng, reps + rep, heap) for rep in range(reps)]
     return {"n": n, "rss_held": held - before, "probe_s_per_event": min(probes),
-            "probes": probes, "eval_s": eval_s}  # fmt: skip
+            "probes": probes, "default_s_per_event": min(default), "eval_s": eval_s}  # fmt: skip
 
 
 def main() -> int:
@@ -117,9 +138,10 @@ def main() -> int:
         rows.append(json.loads(out.stdout))
     print(f"python {sys.version.split()[0]}, probe {PROBE:,} tickets ({PROBE * 5:,} events), "
           f"best of {reps}")  # fmt: skip
-    print("| open tickets | probe us/event | ratio to smallest | RSS per ticket | RSS slope from "
-          "previous | evaluate ms | evaluate slope, ms per 1k |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| open tickets | probe us/event | ratio to smallest | default collector us/event "
+          "| its ratio | RSS per ticket | RSS slope from previous | evaluate ms "
+          "| evaluate slope, ms per 1k |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     first, prev = rows[0], None
     for r in rows:
         slope = eval_slope = ""
@@ -128,6 +150,8 @@ def main() -> int:
             eval_slope = f"{(r['eval_s'] - prev['eval_s']) * 1e6 / (r['n'] - prev['n']):.1f}"
         print(f"| {r['n']:,} | {r['probe_s_per_event'] * 1e6:.1f} | "
               f"{r['probe_s_per_event'] / first['probe_s_per_event']:.2f} | "
+              f"{r['default_s_per_event'] * 1e6:.1f} | "
+              f"{r['default_s_per_event'] / first['default_s_per_event']:.2f} | "
               f"{r['rss_held'] / r['n']:,.0f} B | {slope} | {r['eval_s'] * 1e3:,.0f} | "
               f"{eval_slope} |")  # fmt: skip
         prev = r

@@ -87,8 +87,11 @@ BENCHES = (
         "scaling", "bench_scaling.py", "Cost as open tickets grow",
         "A fixed probe (4,000 tickets, 20,000 events, applied and drained as the worker "
         "does) on top of 1k, 10k, 100k and 1M held open tickets, each in a fresh process: "
-        "CPU us per event and its ratio to the smallest count (flat = 1.0), RSS per open "
-        "ticket and its slope, one `evaluate()` of the held tickets and its slope.",
+        "CPU us per event and its ratio to the smallest count (flat = 1.0) under the "
+        "worker's garbage-collector policy (`cxpulse.heap`), and under the interpreter's "
+        "default collector (which no cxpulse process runs: its full collections walk every "
+        "held ticket), RSS per open ticket and its slope, one `evaluate()` of the held "
+        "tickets and its slope.",
         smoke=("--smoke",),
     ),
     Bench(

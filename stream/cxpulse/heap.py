@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 #: Seconds between the full collections that free cyclic garbage the freeze kept.
 UNFREEZE_EVERY_S = 600.0
+#: The worker settles at most this often (after a batch): a young collection and a
+#: freeze per batch would cost more than the collections it saves on small batches.
+WORKER_SETTLE_EVERY_S = 1.0
 
 
 @dataclass

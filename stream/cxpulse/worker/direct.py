@@ -63,7 +63,7 @@ from cxpulse.changelog.store import PartitionStore, Recovery
 from cxpulse.core.deadletter import DeadLetter
 from cxpulse.core.engine import PartitionEngine
 from cxpulse.crashpoint import armed, crash_point
-from cxpulse.heap import FrozenHeap
+from cxpulse.heap import WORKER_SETTLE_EVERY_S, FrozenHeap
 from cxpulse.kafka.access import (
     KafkaAccessError,
     auth_watch,
@@ -112,7 +112,6 @@ _MAX_BATCH_BYTES = 512 * 1024
 #: A record batch's header and a record's framing, kept free under the topic's limit.
 _RECORD_BATCH_OVERHEAD = 1024
 _COMMIT_EVERY_S = 5.0
-_FREEZE_EVERY_S = 1.0
 _CLIENT_TIMEOUT_S = 10.0
 
 
@@ -382,7 +381,7 @@ class DirectWorker:
             elif self._pending is not None and self._pending.done():
                 await self._step(self._settle())  # idle: a failed write must not wait
             now = time.monotonic()
-            if now - self._last_freeze > _FREEZE_EVERY_S:
+            if now - self._last_freeze > WORKER_SETTLE_EVERY_S:
                 self._last_freeze = now
                 self._heap.settle(now)  # the state out of the collector's sight (cxpulse.heap)
             if now - self._last_commit > _COMMIT_EVERY_S:
