@@ -187,6 +187,38 @@ def test_a_cut_or_malformed_short_header_is_corrupt_state(raw: bytes) -> None:
         decode_record(raw)
 
 
+def _c1(flags: int, n: int, body: bytes) -> bytes:
+    """A `C1` header (magic, epoch, seq, flags, len(new)) and `body`, as `encode_record` lays it."""
+    return b"C1" + bytes(8) + (5).to_bytes(8, "big") + bytes((flags,)) + n.to_bytes(4, "big") + body
+
+
+def test_the_long_header_reads_what_every_format_wrote() -> None:
+    """The `C1` cases `encode_record` writes (and format 1's `new + (prev or b"")`)."""
+    assert decode_record(_c1(1, 2, b"ab")) == Record(0, 5, b"ab", None)
+    assert decode_record(_c1(3, 2, b"abp")) == Record(0, 5, b"ab", b"p")
+    assert decode_record(_c1(2, 0, b"p")) == Record(0, 5, None, b"p")
+    assert decode_record(_c1(0, 0, b"")) == Record(0, 5, None, None)
+    assert decode_record(_c1(1 | 4 | 16, 2, b"ab")) == Record(0, 5, b"ab", None, True, False, True)
+    assert decode_record(_c1(3 | 8, 1, b"ap")) == Record(0, 5, b"a", b"p", False, True)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _c1(1, 3, b"ab"),  # the value cut
+        _c1(1 | 32, 2, b"ab"),  # an unknown flag
+        _c1(0, 2, b"ab"),  # a value without the flag that has one
+        _c1(1, 2, b"abp"),  # bytes after the value without the prev flag
+        _c1(0, 0, b"p"),  # a prev without its flag
+    ],
+)
+def test_a_malformed_long_header_is_corrupt_state(raw: bytes) -> None:
+    """Review of format 5 (2026-12-07): the `C1` reader accepted these; a record this
+    code never wrote is corrupt state, as under the `C2` header."""
+    with pytest.raises(CorruptState):
+        decode_record(raw)
+
+
 MIN = 60_000
 
 

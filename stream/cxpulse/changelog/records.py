@@ -259,6 +259,8 @@ def _decode_record2(raw: bytes) -> Record:
 
 #: The flags a `C2` record can carry (it has no `prev`).
 _FLAGS2 = _HAS_NEW | _NEW_SPLIT | _NO_PREV
+#: The flags a `C1` record can carry.
+_FLAGS1 = _FLAGS2 | _HAS_PREV | _PREV_SPLIT
 
 
 def _read_varint(raw: bytes, i: int) -> tuple[int, int]:
@@ -281,9 +283,17 @@ def decode_record(raw: bytes) -> Record:
     if len(raw) < _HEADER.size:
         raise CorruptState("state record too short")
     magic, epoch, seq, flags, n = _HEADER.unpack_from(raw)
-    if magic != MAGIC or len(raw) < _HEADER.size + n:
-        raise CorruptState("state record has a bad header")
     body = raw[_HEADER.size :]
+    # exactly what `encode_record` (and every format before) writes: no other flag, a
+    # body only with `_HAS_NEW`, bytes after it only with `_HAS_PREV`
+    if (
+        magic != MAGIC
+        or len(body) < n
+        or flags & ~_FLAGS1
+        or (n and not flags & _HAS_NEW)
+        or (len(body) != n and not flags & _HAS_PREV)
+    ):
+        raise CorruptState("state record has a bad header")
     return Record(
         epoch,
         seq,
