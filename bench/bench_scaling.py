@@ -9,10 +9,11 @@ For each count N (default 1k, 10k, 100k, 1M), in a fresh process:
 2. time a fixed probe on top of them, the same in every process: `PROBE` more tickets
    (5 events each, the same shape) applied and drained as the worker does, CPU time
    per event (`time.process_time`, so the machine's other load counts less), best of
-   `--reps` probes on fresh ticket ids, under the worker's garbage-collector policy
-   (`cxpulse.heap.FrozenHeap`); before them as many probes under the interpreter's
-   default collector, whose full collections walk every held ticket (a cost that grows
-   with N and that no cxpulse process pays: shown to say why the policy exists);
+   `--reps` probes on fresh ticket ids (the median of `--procs` processes' bests),
+   under the worker's garbage-collector policy (`cxpulse.heap.FrozenHeap`); before
+   them as many probes under the interpreter's default collector, whose full
+   collections walk every held ticket (a cost that grows with N and that no cxpulse
+   process pays: shown to say why the policy exists);
 3. before the probe, time one `evaluate()` of the N held tickets (the exporter's work:
    it walks the open tickets for the backlog and ages, so it grows with N; what must stay
    flat is its slope, ms per 1k more open tickets).
@@ -24,7 +25,7 @@ evaluation ms and its slope from the previous N per 1k open tickets. Goal: ratio
 (the engine's indexes are dicts and heaps: O(1) or O(log N) per event).
 
 Run: `.venv/bin/python bench/bench_scaling.py [--counts 1000,10000,100000,1000000]
-[--reps 3]` (`--smoke`: 200 and 2,000 tickets; in `make bench` as `scaling`).
+[--reps 3] [--procs 3]` (`--smoke`: 200 and 2,000 tickets; in `make bench` as `scaling`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -123,6 +125,9 @@ def main() -> int:
     ap.add_argument("--counts", default="1000,10000,100000,1000000",
                     help="open-ticket counts, one fresh process each (default: %(default)s)")
     ap.add_argument("--reps", type=int, default=3, help="probes per count (default: %(default)s)")
+    ap.add_argument("--procs", type=int, default=3,
+                    help="fresh processes per count; each figure is the median of their "
+                         "bests (one process here varied up to 1.5x: default: %(default)s)")
     ap.add_argument("--smoke", action="store_true", help="200 and 2,000 tickets, one probe")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -130,14 +135,22 @@ def main() -> int:
         print(json.dumps(child(args.child, args.reps)))
         return 0
     counts = (200, 2000) if args.smoke else tuple(int(x) for x in args.counts.split(","))
-    reps = 1 if args.smoke else args.reps
+    reps, procs = (1, 1) if args.smoke else (args.reps, args.procs)
     rows = []
     for n in sorted(counts):
-        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--reps", str(reps)],
-                             capture_output=True, text=True, check=True)  # fmt: skip
-        rows.append(json.loads(out.stdout))
+        runs = []
+        for _ in range(procs):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(n), "--reps", str(reps)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            runs.append(json.loads(out.stdout))
+        row = dict(runs[len(runs) // 2])  # RSS and evaluation of the middle process
+        for k in ("probe_s_per_event", "default_s_per_event"):
+            row[k] = statistics.median(r[k] for r in runs)
+        rows.append(row)
     print(f"python {sys.version.split()[0]}, probe {PROBE:,} tickets ({PROBE * 5:,} events), "
-          f"best of {reps}")  # fmt: skip
+          f"best of {reps} per process, median of {procs} processes")  # fmt: skip
     print("| open tickets | probe us/event | ratio to smallest | default collector us/event "
           "| its ratio | RSS per ticket | RSS slope from previous | evaluate ms "
           "| evaluate slope, ms per 1k |")
