@@ -10,10 +10,10 @@ For each count N (default 1k, 10k, 100k, 1M), in a fresh process:
    (5 events each, the same shape) applied and drained as the worker does, CPU time
    per event (`time.process_time`, so the machine's other load counts less), best of
    `--reps` probes on fresh ticket ids (the median of `--procs` processes' bests),
-   under the worker's garbage-collector policy (`cxpulse.heap.FrozenHeap`); before
-   them as many probes under the interpreter's default collector, whose full
-   collections walk every held ticket (a cost that grows with N and that no cxpulse
-   process pays: shown to say why the policy exists);
+   under the worker's garbage-collector policy (`cxpulse.heap.FrozenHeap`); and the
+   same in as many processes of their own under the interpreter's default collector,
+   whose full collections walk every held ticket (a cost that grows with N and that
+   no cxpulse process pays: shown to say why the policy exists);
 3. before the probe, time one `evaluate()` of the N held tickets (the exporter's work:
    it walks the open tickets for the backlog and ages, so it grows with N; what must stay
    flat is its slope, ms per 1k more open tickets).
@@ -80,12 +80,12 @@ def probe_tickets(rep: int, n: int = PROBE) -> Iterator[TicketEvent]:
 def time_probe(eng: PartitionEngine, rep: int, heap: FrozenHeap | None = None) -> float:
     """CPU seconds per event of one probe, applied and drained as the worker does.
 
-    With `heap`, under the worker's collector policy (`cxpulse.heap`: the state is
-    frozen, and settled again after a drain once `WORKER_SETTLE_EVERY_S` has passed, as
-    `DirectWorker._loop` does). Without it, under the interpreter's default
+    With `heap`, under the worker's collector policy (`cxpulse.heap`): the state
+    frozen before the probe, as `DirectWorker._loop` leaves it (it settles at most once
+    per `WORKER_SETTLE_EVERY_S`; a probe takes less than that here, so the settle
+    inside the loop rarely runs). Without it, under the interpreter's default
     collector, whose full collections walk every held ticket again: that cost grows
-    with the open tickets (1.4-1.9x at 1M against 100k here, 2026-12-07), but no
-    cxpulse process runs that way."""
+    with the open tickets, but no cxpulse process runs that way."""
     events = list(probe_tickets(rep))
     gc.collect()
     if heap is not None:
@@ -103,7 +103,14 @@ def time_probe(eng: PartitionEngine, rep: int, heap: FrozenHeap | None = None) -
     return (time.process_time() - started) / len(events)
 
 
-def child(n: int, reps: int) -> dict[str, Any]:
+#: `--collector`: the worker's policy, or the interpreter's default collector.
+COLLECTORS = ("worker", "default")
+
+
+def child(n: int, reps: int, collector: str) -> dict[str, Any]:
+    """One fresh process: hold `n` open tickets, evaluate once, then `reps` probes
+    under one collector (each collector in processes of its own, so that both
+    probe the same held state)."""
     gc.collect()
     before = rss_bytes()
     eng = build_engine(n)
@@ -112,12 +119,20 @@ def child(n: int, reps: int) -> dict[str, Any]:
     started = time.process_time()
     evaluate([eng])
     eval_s = time.process_time() - started
-    # first, nothing frozen yet; each probe's tickets come after the previous probe's
-    default = [time_probe(eng, rep) for rep in range(reps)]
-    heap = FrozenHeap()
-    probes = [time_probe(eng, reps + rep, heap) for rep in range(reps)]
+    heap = FrozenHeap() if collector == "worker" else None
+    probes = [time_probe(eng, rep, heap) for rep in range(reps)]
     return {"n": n, "rss_held": held - before, "probe_s_per_event": min(probes),
-            "probes": probes, "default_s_per_event": min(default), "eval_s": eval_s}  # fmt: skip
+            "probes": probes, "eval_s": eval_s}  # fmt: skip
+
+
+def _child_run(n: int, reps: int, collector: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(n), "--reps", str(reps),
+         "--collector", collector],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 def main() -> int:
@@ -130,24 +145,25 @@ def main() -> int:
                          "bests (one process here varied up to 1.5x: default: %(default)s)")
     ap.add_argument("--smoke", action="store_true", help="200 and 2,000 tickets, one probe")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--collector", choices=COLLECTORS, default="worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.child, args.reps)))
+        print(json.dumps(child(args.child, args.reps, args.collector)))
         return 0
     counts = (200, 2000) if args.smoke else tuple(int(x) for x in args.counts.split(","))
     reps, procs = (1, 1) if args.smoke else (args.reps, args.procs)
     rows = []
     for n in sorted(counts):
-        runs = []
-        for _ in range(procs):
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", str(n), "--reps", str(reps)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            runs.append(json.loads(out.stdout))
-        row = dict(runs[len(runs) // 2])  # RSS and evaluation of the middle process
-        for k in ("probe_s_per_event", "default_s_per_event"):
-            row[k] = statistics.median(r[k] for r in runs)
+        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in COLLECTORS}
+        for i in range(procs):  # the collectors alternate, and which one goes first
+            for c in COLLECTORS[:: 1 if i % 2 == 0 else -1]:
+                runs[c].append(_child_run(n, reps, c))
+        worker = runs["worker"]
+        row = dict(worker[len(worker) // 2])  # RSS and evaluation of one process
+        row["probe_s_per_event"] = statistics.median(r["probe_s_per_event"] for r in worker)
+        row["default_s_per_event"] = statistics.median(
+            r["probe_s_per_event"] for r in runs["default"]
+        )
         rows.append(row)
     print(f"python {sys.version.split()[0]}, probe {PROBE:,} tickets ({PROBE * 5:,} events), "
           f"best of {reps} per process, median of {procs} processes")  # fmt: skip

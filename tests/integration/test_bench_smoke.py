@@ -33,7 +33,10 @@ EXPECTED = {
         r"\| replica \| [\d.]+ \| [\d.]+ \| -?[\d,]+ \| 512 \|",
         r"\| core, 1,000 tickets: structure \| bytes per ticket \|",
     ],
-    "scaling": [r"\| 2,000 \| [\d.]+ \| [\d.]+ \| [\d,]+ B \| [\d,]+ B \| \d+ \| -?[\d.]+ \|"],
+    "scaling": [
+        r"\| 2,000 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d,]+ B \| [\d,]+ B \| \d+ \| "
+        r"-?[\d.]+ \|"
+    ],
     "decode": [r"ratio decode/json\.loads on the same valid bytes: \d\.\d\d"],
     "hostile": [r"\n\s+200 \|\s+[\d,]+ \|"],
     "hostile_volume": [
