@@ -173,6 +173,10 @@ _DESC3 = struct.Struct(">2sQI")  # magic, total length of the parts, number of p
 _COPY = struct.Struct(">cII")  # b"C", offset and length of bytes copied from the parts
 _LIT = struct.Struct(">cI")  # b"L", length of the literal bytes that follow
 _NO_PREV = 16  # written without `prev`: valid only if committed (format 2)
+#: The flags a `C2` record can carry (it has no `prev`).
+_FLAGS2 = _HAS_NEW | _NEW_SPLIT | _NO_PREV
+#: The flags a `C1` record can carry.
+_FLAGS1 = _FLAGS2 | _HAS_PREV | _PREV_SPLIT
 _DIGEST_BYTES = 8
 
 #: Default bound of every state record (header + key + new + prev). The broker's
@@ -255,12 +259,6 @@ def _decode_record2(raw: bytes) -> Record:
     new = raw[i:] if flags & _HAS_NEW else None
     return Record(epoch, seq, new, None, bool(flags & _NEW_SPLIT and new is not None), False,
                   bool(flags & _NO_PREV))  # fmt: skip
-
-
-#: The flags a `C2` record can carry (it has no `prev`).
-_FLAGS2 = _HAS_NEW | _NEW_SPLIT | _NO_PREV
-#: The flags a `C1` record can carry.
-_FLAGS1 = _FLAGS2 | _HAS_PREV | _PREV_SPLIT
 
 
 def _read_varint(raw: bytes, i: int) -> tuple[int, int]:
