@@ -45,6 +45,23 @@ def test_on_each_evaluation_logs_the_batches_applied_since_the_previous_one(
     ]
 
 
+def test_the_evaluation_line_carries_its_own_cpu_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An evaluation that burns CPU reports it, and never more than its wall time (the
+    bench reads the gap as the time the evaluating thread waited for others)."""
+    caplog.set_level(logging.DEBUG, log.name)
+    state = ExporterState(Settings(), CoreConfig(), P + 1)
+    store, _ = recover(P, [])
+    records = [ConsumerRecord("changelog", P, i, 1000 + i, 0, k, v, None, 0, 0, ())
+               for i, (k, v) in enumerate(store.batch_writes({"P:a": b"1"}, wall_ms=0))]
+    _apply_batch(state, {TopicPartition("changelog", P): records})
+    state.evaluate_and_render(1_800_000_000_000)
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records]
+    wall = line["eval"][2] - line["eval"][1]
+    assert 0 < line["cpu"] <= wall + 1e-3
+
+
 def test_apply_batch_names_the_commit_markers_it_applied() -> None:
     store, _ = recover(P, [])
     log_: list[Any] = []

@@ -140,6 +140,7 @@ class ExporterState:
         began to wait for the lock (`time.monotonic()`, for the timing trace)."""
         started = time.monotonic()
         t0 = time.perf_counter()
+        cpu0 = time.thread_time()
         as_of, caught_up = self.freshness.as_of(self.applied_offsets())
         times = [t for r in self.replicas for role in ROLES
                  if (t := r.stream_time(role)) is not None]  # fmt: skip
@@ -149,11 +150,12 @@ class ExporterState:
         families += self._self_families(wall_ms, as_of, at)
         self.snapshot = Snapshot(exposition(families), True, time.time())
         self.eval_seconds = time.perf_counter() - t0
+        cpu = time.thread_time() - cpu0
         ended = time.monotonic()
         if self.publisher is not None:
             self.publisher.body(self.snapshot.body)
         self.timing.evaluated(started if wanted is None else wanted, started, ended,
-                              time.monotonic())  # fmt: skip
+                              time.monotonic(), cpu)  # fmt: skip
 
     def not_ready(self) -> str | None:
         """Why /readyz fails even with KPIs rendered (None: it does not)."""

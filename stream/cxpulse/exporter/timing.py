@@ -55,13 +55,17 @@ class Timing:
         self._watch_gc()
         self.batches.extend((p, o, ts, fetched, locked, applied) for p, o, ts in markers)
 
-    def evaluated(self, wanted: float, started: float, ended: float, published: float) -> None:
-        """One evaluation: the lock wanted, then held, the rendering done, then handed over."""
+    def evaluated(self, wanted: float, started: float, ended: float, published: float,
+                  cpu: float = 0.0) -> None:
+        """One evaluation: the lock wanted, then held, the rendering done, then handed over;
+        `cpu`: the evaluating thread's own CPU seconds in it (wall minus CPU is what it
+        waited for: other threads, other processes, the collector's pauses count as CPU)."""
         if not self.enabled():
             return
         self._watch_gc()
         log.debug("%s", json.dumps({
             "eval": [round(t, 4) for t in (wanted, started, ended, published)],
+            "cpu": round(cpu, 4),
             "gc": [round(self.gc_seconds, 4), round(self.gc_longest, 4), self.gc_full,
                    round(self.gc_full_seconds, 4)],
             "batches": [[p, o, ts, round(f, 4), round(lk, 4), round(a, 4)]
