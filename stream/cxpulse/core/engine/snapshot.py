@@ -117,8 +117,7 @@ class Snapshot(EngineState):
             ("S", self.surveys_store),
         ):
             for start in store.dirty:
-                value = store.slice_json(start)
-                out[f"{tag}:{start}"] = None if not value else _dumps(value)
+                out[f"{tag}:{start}"] = store.slice_bytes(start, _dumps)
             store.dirty.clear()
         if self.guard.dirty:
             out["l"] = _dumps(self.guard.to_json())
