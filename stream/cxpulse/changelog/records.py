@@ -387,7 +387,8 @@ _PATCH_PIECE = 512
 
 
 def make_patch(
-    base: bytes, value: bytes, limit: int, piece_bytes: int = _PATCH_PIECE
+    base: bytes, value: bytes, limit: int, piece_bytes: int = _PATCH_PIECE,
+    where: Mapping[bytes, int] | None = None,
 ) -> bytes | None:
     """A patch turning `base` into `value` (copies of `base` ranges and literal
     bytes, `apply_patch`), or None if it would be longer than `limit` bytes.
@@ -401,15 +402,15 @@ def make_patch(
     their tombstones a batch later). Each literal is then trimmed to the bytes
     that differ (`_trim_literals`, `_inner_copies`): a count that changed inside
     a piece costs its digits, not the piece. A change that would cost more than
-    about 4x `limit` before trimming (a catch-up) is given up untrimmed."""
+    about 4x `limit` before trimming (a catch-up) is given up untrimmed.
+
+    `where` (`piece_offsets(base, piece_bytes)`) may be given when the caller keeps
+    it: a store patches an open slice against the same base at every commit."""
     ops: list[list[int] | bytes] = []  # [offset, length] copies and literal bytes
     if len(base) <= _MAX_INNER and len(value) <= _MAX_INNER:
         return _encode_ops(_trim_literals(base, [value] if value else []), limit)
-    where: dict[bytes, int] = {}
-    off = 0
-    for piece in content_chunks(base, piece_bytes):
-        where.setdefault(piece, off)
-        off += len(piece)
+    if where is None:
+        where = piece_offsets(base, piece_bytes)
     size = 0
     bound = 4 * limit + 4 * piece_bytes  # the untrimmed patch's bound
     for piece in content_chunks(value, piece_bytes):
@@ -429,6 +430,16 @@ def make_patch(
         if size > bound:
             return None
     return _encode_ops(_trim_literals(base, ops), limit)
+
+
+def piece_offsets(base: bytes, piece_bytes: int = _PATCH_PIECE) -> dict[bytes, int]:
+    """Where each content-defined piece of `base` first starts (`make_patch`'s lookup)."""
+    where: dict[bytes, int] = {}
+    off = 0
+    for piece in content_chunks(base, piece_bytes):
+        where.setdefault(piece, off)
+        off += len(piece)
+    return where
 
 
 def _encode_ops(ops: list[list[int] | bytes], limit: int) -> bytes | None:

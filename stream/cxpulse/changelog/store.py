@@ -54,6 +54,7 @@ from cxpulse.changelog.records import (
     part_digest,
     part_key,
     partition_prefix,
+    piece_offsets,
     state_key,
 )
 
@@ -72,6 +73,10 @@ class Recovery:
     reverted: int  # uncommitted records that fell back to their prev value
     resent: int  # records of the last committed batch written again
 
+
+#: Bases whose pieces a store keeps (`PartitionStore._base_pieces`): a partition's open
+#: slices of each kind, with room to spare.
+_BASE_PIECES_KEPT = 32
 
 #: A committed physical value: (bytes, is a descriptor of parts).
 _Phys = tuple[bytes, bool]
@@ -182,6 +187,10 @@ class PartitionStore:
         #: "checkpoint" (it wrote pending values as keyed records) or "keyed"
         #: (format 3, or a checkpoint with nothing pending); the worker's crash points
         self.last_kind = "keyed"
+        #: the pieces of a few bases (`piece_offsets`), by name: an open slice is
+        #: patched against the same base at every commit, and cutting the base anew each
+        #: time was a fifth of a patch's cost (issue 22); the latest names only
+        self._base_pieces: dict[str, tuple[bytes, dict[bytes, int]]] = {}
         self._deleted_last_batch: list[str] = []
         self._deleted_parts_last_batch: list[tuple[str, int]] = []
         self._dropped_last_batch: list[tuple[str, bytes]] = []
@@ -705,7 +714,13 @@ class PartitionStore:
         base = self.bases.get(name)
         if base is None or name not in self.listed:
             return None
-        patch = make_patch(base, value, self.patch_bytes)
+        kept = self._base_pieces.pop(name, None)  # re-inserted: the latest names stay
+        if kept is None or kept[0] is not base:
+            kept = (base, piece_offsets(base))
+        self._base_pieces[name] = kept
+        while len(self._base_pieces) > _BASE_PIECES_KEPT:
+            del self._base_pieces[next(iter(self._base_pieces))]
+        patch = make_patch(base, value, self.patch_bytes, where=kept[1])
         if patch is None:
             return None
         _total, digests = decode_descriptor(self.current[name])
