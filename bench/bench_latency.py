@@ -66,7 +66,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -143,6 +143,50 @@ class TracedExporter(ExporterProc):
     ]  # fmt: skip
 
 
+class TracedWorker(WorkerProc):
+    """The worker with its timing trace logger alone at DEBUG (`cxpulse.worker.timing`)."""
+
+    command: ClassVar[list[str]] = [
+        sys.executable, "-c",
+        "import logging, sys; logging.getLogger('cxpulse.worker.timing').setLevel('DEBUG'); "
+        "from cxpulse.cli import main; sys.exit(main())",
+    ]  # fmt: skip
+
+
+#: the worker's part of produce -> visible, by stage (`worker_stages`)
+WORKER_STAGES = ("queue", "apply", "settle", "commit", "read")
+#: one line of the worker's timing trace (`cxpulse.worker.timing`)
+WORKER_TIMING = re.compile(r"cxpulse\.worker\.timing: (\{.*\})$", re.M)
+
+
+def worker_stages(log_text: str, topic: str, sent: dict[str, float],
+                  inputs: dict[str, tuple[int, int]],
+                  watch: dict[str, tuple[float, int, int]]) -> dict[str, list[float]]:  # fmt: skip
+    """Each marker's worker part (send -> its state readable in the changelog) split by
+    stage, from the worker's timing trace: queue (-> `getmany` returned the batch holding
+    it: the producer, the broker, the fetch and the wait for the loop), apply (-> applied
+    and its writes built), settle (-> the batch before it durable), commit (-> its own
+    writes durable), read (-> the bench's changelog reader saw it). The marker's batch is
+    the first whose last offset of its input partition is at or past the marker's."""
+    per_partition: dict[int, list[tuple[int, list[float]]]] = {}
+    for line in WORKER_TIMING.findall(log_text):
+        t = json.loads(line)
+        for p, offset in t["offsets"].get(topic, {}).items():
+            per_partition.setdefault(int(p), []).append((offset, t["batch"]))
+    for rows in per_partition.values():
+        rows.sort(key=lambda r: r[0])
+    out: dict[str, list[float]] = {s: [] for s in WORKER_STAGES}
+    for tid, (p, offset) in inputs.items():
+        rows = per_partition.get(p, [])
+        i = bisect.bisect_left(rows, offset, key=lambda r: r[0])
+        if tid not in watch or tid not in sent or i == len(rows):
+            continue
+        instants = [sent[tid], *rows[i][1], watch[tid][0]]
+        for name, a, b in zip(WORKER_STAGES, instants[:-1], instants[1:], strict=True):
+            out[name].append(b - a)
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a live process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -204,10 +248,14 @@ def marker(ts: str, tid: str) -> bytes:
     }).encode()  # fmt: skip
 
 
+#: each marker's place in the tickets topic: ticket id -> (partition, offset)
+Placed = dict[str, tuple[int, int]]
+
+
 async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, seconds: float,
-                  marker_every_s: float) -> list[tuple[str, float]]:  # fmt: skip
+                  marker_every_s: float) -> tuple[list[tuple[str, float]], Placed]:  # fmt: skip
     """Send at `rate`/s for `seconds`; return each marker's ticket id and monotonic send
-    instant."""
+    instant, and where each landed in the tickets topic (partition, offset)."""
     from aiokafka import AIOKafkaProducer
 
     roles = {"tickets": topics.tickets, "surveys": topics.surveys}
@@ -217,6 +265,7 @@ async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, se
                                 enable_idempotence=True, linger_ms=5)  # fmt: skip
     await producer.start()
     sent_markers: list[tuple[str, float]] = []
+    marker_sends: list[tuple[str, asyncio.Future[Any]]] = []
     try:
         t0 = time.monotonic()
         next_marker = t0
@@ -236,6 +285,7 @@ async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, se
                 futures.append(await producer.send(topics.tickets, value=value,
                                                    key=route_of(value)[1]))  # fmt: skip
                 sent_markers.append((tid, time.monotonic()))
+                marker_sends.append((tid, futures[-1]))
                 next_marker += marker_every_s
             if len(futures) >= 1000:
                 await asyncio.gather(*futures)
@@ -243,7 +293,8 @@ async def produce(bootstrap: str, topics: Topics, capture: Path, rate: float, se
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    return sent_markers
+    placed = {tid: (f.result().partition, f.result().offset) for tid, f in marker_sends}
+    return sent_markers, placed
 
 
 @dataclass
@@ -305,8 +356,8 @@ def one_run(mode: str, bootstrap: str, capture: Path, work: Path, args: argparse
     # (docs/runtimes.md): with a baseline, every mode's worker writes format 3, so
     # that the modes still differ only by their exporter.
     journal = ("--set", "changelog_journal_slots=0") if args.baseline_root else ()
-    w = WorkerProc(bootstrap, topics, work, f"w-{mode}-{suffix}", "--set",
-                   "max_event_ahead=1d", *journal).start()  # fmt: skip
+    w = TracedWorker(bootstrap, topics, work, f"w-{mode}-{suffix}", "--set",
+                     "max_event_ahead=1d", *journal).start()  # fmt: skip
     x = TracedExporter(bootstrap, topics, work, f"x-{mode}-{suffix}", *MODES[mode])
     saved = os.environ.get("PYTHONPATH")
     if mode == "base":  # the baseline's `cxpulse` first on the path of its exporter only
@@ -350,8 +401,8 @@ scrape_configs:
         watch = ChangelogWatch(bootstrap, topics.changelog)
         watcher = threading.Thread(target=watch.run, daemon=True)
         watcher.start()
-        sent = asyncio.run(produce(bootstrap, topics, capture, args.rate, args.seconds,
-                                   args.marker_every / 1000))  # fmt: skip
+        sent, inputs = asyncio.run(produce(bootstrap, topics, capture, args.rate, args.seconds,
+                                           args.marker_every / 1000))  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (
             not poll.seen or poll.seen[-1][1] < base + len(sent)
@@ -384,11 +435,12 @@ scrape_configs:
         x.stop()
         w.stop()
     split = stages(x.log_text(), watch.seen, visible)
+    split |= worker_stages(w.log_text(), topics.tickets, dict(sent), inputs, watch.seen)
     evals = [(t, n) for t, n in poll.evals if n > 0]
     return cpu | evaluation_trace(x.log_text()) | {f"{name}_{q}": (pct(v, f) if v else float("nan"))
                   for name, v in split.items() for q, f in (("p50", 0.5), ("p99", 0.99))} | {
         f"{name}_mean": (statistics.fmean(v) if v else float("nan")) for name, v in split.items()
-    } | {"split": len(split["poll"])} | {
+    } | {"split": len(split["poll"]), "worker_split": len(split["queue"])} | {
         "eval_p50_ms": statistics.median(t for t, _ in evals) * 1000 if evals else float("nan"),
         "eval_max_ms": max((t for t, _ in evals), default=float("nan")) * 1000,
         "eval_ms_per_1k": statistics.median(t * 1e6 / n for t, n in evals) if evals
@@ -494,6 +546,15 @@ def main() -> int:
               f"{r['eval_lock_max_ms']:.0f} | {r['eval_wall_p50_ms']:.0f} / "
               f"{r['eval_cpu_p50_ms']:.0f} | {r['gc_total_s']:.2f} / {r['gc_longest_ms']:.0f} "
               f"| {r['gc_full']:.0f} / {r['gc_full_s']:.2f} |")
+
+    print("\nThe worker's part by stage (seconds: p50 / p99 / mean over the markers it "
+          "places; the means add up to the part's mean; `cxpulse.worker.timing`):\n")
+    print("| exporter | placed | " + " | ".join(WORKER_STAGES) + " |")
+    print("|---|---:|" + "---:|" * len(WORKER_STAGES))
+    for m, r in runs:
+        cells = " | ".join(f"{r[f'{s}_p50']:.2f} / {r[f'{s}_p99']:.2f} / {r[f'{s}_mean']:.2f}"
+                           for s in WORKER_STAGES)  # fmt: skip
+        print(f"| {LABELS[m]} | {r['worker_split']:.0f} | {cells} |")
 
     def med(mode: str, key: str) -> float:
         return statistics.median(r[key] for m, r in runs if m == mode)

@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pytest
 from cxpulse.changelog.store import PartitionStore
@@ -183,13 +183,15 @@ class WorkerProc:
 
     #: keep the port across restarts (a test whose Prometheus scrapes a fixed target)
     keep_port = False
+    #: how `cxpulse` is run (a benchmark's traced worker runs it under a logging setup)
+    command: ClassVar[list[str]] = CXPULSE
 
     def start(self) -> WorkerProc:
         self.stopping = False
         if not self.keep_port:
             self.port = free_port()
         cmd = [
-            *CXPULSE, "worker", "--bootstrap-servers", self.bootstrap,
+            *self.command, "worker", "--bootstrap-servers", self.bootstrap,
             "--group-id", self.topics.group, "--datadir", str(self.datadir),
             "--metrics-port", str(self.port), "--topic-tickets", self.topics.tickets,
             "--topic-surveys", self.topics.surveys, "--topic-deadletter", self.topics.deadletter,

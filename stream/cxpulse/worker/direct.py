@@ -72,6 +72,7 @@ from cxpulse.kafka.access import (
 )
 from cxpulse.kafka.topics import deadletter_limit, ensure_compacted_topic, topic_max_message_bytes
 from cxpulse.settings import Settings, core_config
+from cxpulse.worker import timing
 from cxpulse.worker.localstore import LocalStore, LocalStoreCorrupt, open_or_quarantine
 from cxpulse.worker.shared import (
     ROLES,
@@ -463,6 +464,7 @@ class DirectWorker:
         """Apply a batch, wait for the previous one to be durable, start this
         one's write (`_finish`, in flight until the next `_settle`)."""
         now_ms = int(time.time() * 1000)
+        fetched = time.monotonic()
         async with self._lock:
             touched: dict[int, _Partition] = {}
             dead: dict[int, list[DeadLetter]] = {}
@@ -489,9 +491,17 @@ class DirectWorker:
             }
             kinds = {p: part.store.last_kind for p, part in touched.items()}
             offsets = {p: dict(part.store.marker.offsets) for p, part in touched.items()}
+            applied = time.monotonic()
             await self._settle()
+            trace = None
+            if timing.enabled():  # the debug trace (`cxpulse.worker.timing`)
+                inputs: dict[str, dict[int, int]] = {}
+                for tp, records in batch.items():
+                    if records:
+                        inputs.setdefault(tp.topic, {})[tp.partition] = records[-1].offset
+                trace = (fetched, applied, time.monotonic(), inputs)
             self._pending = asyncio.ensure_future(
-                self._finish(touched, writes, dead, offsets, kinds)
+                self._finish(touched, writes, dead, offsets, kinds, trace)
             )
 
     async def _finish(
@@ -501,8 +511,10 @@ class DirectWorker:
         dead: dict[int, list[DeadLetter]],
         offsets: dict[int, dict[str, int]],
         kinds: dict[int, str],
+        trace: tuple[float, float, float, dict[str, dict[int, int]]] | None = None,
     ) -> None:
-        """Make an applied batch durable (changelog, dead letters, local copy)."""
+        """Make an applied batch durable (changelog, dead letters, local copy); `trace`:
+        its instants so far and input offsets, for the timing trace."""
         ends = await asyncio.gather(
             *(self._write(p, writes[p], dead.get(p, []), kinds[p]) for p in touched)
         )
@@ -513,6 +525,8 @@ class DirectWorker:
                 part.local.apply(writes[p], end)
         self._last_success_s = time.time()
         self.batches += 1
+        if trace is not None:
+            timing.batch_durable(*trace[:3], time.monotonic(), trace[3])
 
     async def _settle(self) -> None:
         """Wait until the batch in flight is durable; its failure is raised here."""

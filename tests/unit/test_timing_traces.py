@@ -1,7 +1,8 @@
-"""The exporter's timing trace (`cxpulse.exporter.timing`): what bench_latency splits the
-exporter's part of produce -> visible with. Off, it keeps and logs nothing; on, each
-evaluation logs the commit markers applied since the previous one, which the bench places
-its marker tickets in by changelog offset."""
+"""The timing traces bench_latency splits produce -> visible with: the exporter's
+(`cxpulse.exporter.timing`) and the worker's (`cxpulse.worker.timing`). Off, they keep and
+log nothing; on, each exporter evaluation logs the commit markers applied since the
+previous one, and each durable worker batch its instants and input offsets, which the
+bench places its marker tickets in by changelog and input offset."""
 
 from __future__ import annotations
 
@@ -91,3 +92,37 @@ def test_bench_places_a_marker_in_the_first_commit_after_its_record() -> None:
         pytest.approx([1.1, 0.2, 1.0]), pytest.approx([0.1, 0.3, 0.3])]  # a, c, d by watch order
     total = [sum(split[s][i] for s in STAGES) for i in range(3)]
     assert total == pytest.approx([6.0 - 3.5, 5.9 - 3.8, 6.1 - 3.0])
+
+
+def test_the_worker_trace_is_off_by_default_and_one_line_per_durable_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cxpulse.worker import timing as wt
+
+    caplog.set_level(logging.INFO, wt.log.name)
+    wt.batch_durable(1.0, 1.1, 1.2, 1.3, {"t": {0: 5}})
+    assert not caplog.records
+    caplog.set_level(logging.DEBUG, wt.log.name)
+    wt.batch_durable(1.0, 1.1, 1.2, 1.3, {"t": {1: 7, 0: 5}})
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records]
+    assert line == {"batch": [1.0, 1.1, 1.2, 1.3], "offsets": {"t": {"0": 5, "1": 7}}}
+
+
+def test_bench_places_a_marker_in_the_first_worker_batch_that_applied_its_offset() -> None:
+    from bench.bench_latency import WORKER_STAGES, worker_stages
+
+    def line(batch: list[float], offsets: dict[str, dict[str, int]]) -> str:
+        return (f"2026 DEBUG cxpulse.worker.timing: "
+                f"{json.dumps({'batch': batch, 'offsets': offsets})}\n")  # fmt: skip
+
+    log_text = (line([2.0, 2.1, 2.2, 2.5], {"tk": {"0": 9, "1": 3}})
+                + line([3.0, 3.2, 3.5, 3.6], {"tk": {"0": 20}, "sv": {"0": 99}}))  # fmt: skip
+    sent = {"a": 1.5, "b": 1.8, "c": 2.5, "d": 2.9}
+    inputs = {"a": (0, 9), "b": (1, 3), "c": (0, 10), "d": (1, 4)}  # d: never applied
+    watch = {"a": (2.7, 0, 1), "b": (2.6, 0, 2), "c": (3.9, 0, 3), "d": (4.0, 0, 4)}
+    split = worker_stages(log_text, "tk", sent, inputs, watch)
+    assert [split[s] for s in ("queue", "commit", "read")] == [
+        pytest.approx([0.5, 0.2, 0.5]), pytest.approx([0.3, 0.3, 0.1]),
+        pytest.approx([0.2, 0.1, 0.3])]  # fmt: skip
+    totals = [sum(split[s][i] for s in WORKER_STAGES) for i in range(3)]
+    assert totals == pytest.approx([2.7 - 1.5, 2.6 - 1.8, 3.9 - 2.5])
