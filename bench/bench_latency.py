@@ -154,7 +154,7 @@ class TracedWorker(WorkerProc):
 
 
 #: the worker's part of produce -> visible, by stage (`worker_stages`)
-WORKER_STAGES = ("queue", "apply", "settle", "commit", "read")
+WORKER_STAGES = ("queue", "process", "settle", "commit", "read")
 #: one line of the worker's timing trace (`cxpulse.worker.timing`)
 WORKER_TIMING = re.compile(r"cxpulse\.worker\.timing: (\{.*\})$", re.M)
 
@@ -164,7 +164,7 @@ def worker_stages(log_text: str, topic: str, sent: dict[str, float],
                   watch: dict[str, tuple[float, int, int]]) -> dict[str, list[float]]:  # fmt: skip
     """Each marker's worker part (send -> its state readable in the changelog) split by
     stage, from the worker's timing trace: queue (-> `getmany` returned the batch holding
-    it: the producer, the broker, the fetch and the wait for the loop), apply (-> applied
+    it: the producer, the broker, the fetch and the wait for the loop), process (-> applied
     and its writes built), settle (-> the batch before it durable), commit (-> its own
     writes durable), read (-> the bench's changelog reader saw it). The marker's batch is
     the first whose last offset of its input partition is at or past the marker's."""

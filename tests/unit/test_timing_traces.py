@@ -109,7 +109,9 @@ def test_the_worker_trace_is_off_by_default_and_one_line_per_durable_batch(
 
 
 def test_bench_places_a_marker_in_the_first_worker_batch_that_applied_its_offset() -> None:
-    from bench.bench_latency import WORKER_STAGES, worker_stages
+    from bench.bench_latency import STAGES, WORKER_STAGES, worker_stages
+
+    assert not set(STAGES) & set(WORKER_STAGES)  # one table of results holds both
 
     def line(batch: list[float], offsets: dict[str, dict[str, int]]) -> str:
         return (f"2026 DEBUG cxpulse.worker.timing: "
@@ -121,8 +123,9 @@ def test_bench_places_a_marker_in_the_first_worker_batch_that_applied_its_offset
     inputs = {"a": (0, 9), "b": (1, 3), "c": (0, 10), "d": (1, 4)}  # d: never applied
     watch = {"a": (2.7, 0, 1), "b": (2.6, 0, 2), "c": (3.9, 0, 3), "d": (4.0, 0, 4)}
     split = worker_stages(log_text, "tk", sent, inputs, watch)
-    assert [split[s] for s in ("queue", "commit", "read")] == [
-        pytest.approx([0.5, 0.2, 0.5]), pytest.approx([0.3, 0.3, 0.1]),
+    assert [split[s] for s in ("queue", "process", "commit", "read")] == [
+        pytest.approx([0.5, 0.2, 0.5]), pytest.approx([0.1, 0.1, 0.2]),
+        pytest.approx([0.3, 0.3, 0.1]),
         pytest.approx([0.2, 0.1, 0.3])]  # fmt: skip
     totals = [sum(split[s][i] for s in WORKER_STAGES) for i in range(3)]
     assert totals == pytest.approx([2.7 - 1.5, 2.6 - 1.8, 3.9 - 2.5])

@@ -518,6 +518,7 @@ class DirectWorker:
         ends = await asyncio.gather(
             *(self._write(p, writes[p], dead.get(p, []), kinds[p]) for p in touched)
         )
+        durable = time.monotonic()
         for (p, part), end in zip(touched.items(), ends, strict=True):
             part.changelog_end = end
             part.durable = offsets[p]
@@ -526,7 +527,7 @@ class DirectWorker:
         self._last_success_s = time.time()
         self.batches += 1
         if trace is not None:
-            timing.batch_durable(*trace[:3], time.monotonic(), trace[3])
+            timing.batch_durable(*trace[:3], durable, trace[3])
 
     async def _settle(self) -> None:
         """Wait until the batch in flight is durable; its failure is raised here."""
