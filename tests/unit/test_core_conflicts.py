@@ -281,7 +281,16 @@ def test_both_arrival_orders_give_identical_evaluations(
         # documented limit as `test_engine_matches_reference_with_conflicts`): only the
         # applied/duplicate split and the conflict count may depend on the order then.
         # Found by Hypothesis: two copies of a ticket's `closed` status in either order.
-        assert dataclasses.replace(one_ev, counters=()) == dataclasses.replace(two_ev, counters=())
+        # Nor may when a finished ticket's state is let go (`tickets_tracked`, memory,
+        # not a KPI): a conflicting copy that replaces the one kept can bring the
+        # ticket's expiry earlier without moving the stream time, and expired tickets
+        # are swept when it moves (found by Hypothesis, 2026-12-08: a closed ticket's
+        # assignment in two copies 5 min apart; 5 tickets held against 6, all else equal).
+        def kpis(ev: Evaluation) -> Evaluation:
+            return dataclasses.replace(ev, counters=(), gauges=tuple(
+                g for g in ev.gauges if g.name != "tickets_tracked"))  # fmt: skip
+
+        assert kpis(one_ev) == kpis(two_ev)
 
         def outcomes(ev: Evaluation) -> float:
             return sum(ev.sample("counter", "events_total", role=TICKETS, outcome=o)
