@@ -549,7 +549,7 @@ def main() -> int:
 
     print("\nThe worker's part by stage (seconds: p50 / p99 / mean over the markers it "
           "places; the means add up to the part's mean; `cxpulse.worker.timing`):\n")
-    print("| exporter | placed | " + " | ".join(WORKER_STAGES) + " |")
+    print("| exporter mode | placed | " + " | ".join(WORKER_STAGES) + " |")
     print("|---|---:|" + "---:|" * len(WORKER_STAGES))
     for m, r in runs:
         cells = " | ".join(f"{r[f'{s}_p50']:.2f} / {r[f'{s}_p99']:.2f} / {r[f'{s}_mean']:.2f}"
