@@ -26,14 +26,13 @@ thread (the lock held): applied on the loop, they held up N's round trips
 and the next fetch until they were done, so at 5k events/s a commit took as
 long as the next batch's apply (0.35-0.56 s p50 against 0.10 s with the
 thread, `bench/bench_latency.py`'s worker stages, issue 22). Whatever reads
-an engine on the loop holds the lock too (`quiet`: the worker's /metrics).
-Exactly once is unchanged: a batch counts only through its marker, written
-in the same transaction as its state; N+1's transaction starts only once N's
-committed (in order, one open transaction per producer); anything that
-needs the durable position (a revocation, an assignment, a restore, the
-stop) waits for the batch in flight first; a failed write ends the process
-like any failed batch (the engine then holds N+1 unwritten, which the
-restart rebuilds exactly, as before).
+an engine on the loop holds the lock too (`quiet`: the worker's /metrics). Exactly once is unchanged: a batch counts only through
+its marker, written in the same transaction as its state; N+1's transaction
+starts only once N's committed (in order, one open transaction per
+producer); anything that needs the durable position (a revocation, an
+assignment, a restore, the stop) waits for the batch in flight first; a
+failed write ends the process like any failed batch (the engine then holds
+N+1 unwritten, which the restart rebuilds exactly, as before).
 
 Rebalances (eager, range assignor so tickets p and surveys p land together):
 `on_partitions_revoked` waits for the batch in flight (the lock); on
@@ -488,7 +487,7 @@ class DirectWorker:
                     continue
                 touched[p] = part
                 # in a thread: the previous batch's commit (broker round trips on this
-                # loop) and the next fetch go on meanwhile (what reads engines holds `quiet()`)
+                # loop) and the next fetch go on meanwhile (`_quiet_reads`)
                 applied_p = await asyncio.to_thread(self._apply, part, tp, records, now_ms)
                 dead.setdefault(p, []).extend(applied_p)
             for p in list(dead):  # offsets jumped: ask the log start (a broker call)
