@@ -224,11 +224,6 @@ class Worker:
 
     # -- the narrow interface the exporter reads
 
-    def quiet(self) -> contextlib.nullcontext[None]:
-        """Nothing to hold: the agents apply on the loop, so a read on it is never
-        mid-batch (the direct runtime applies in a thread: `DirectWorker.quiet`)."""
-        return contextlib.nullcontext()
-
     def engines(self) -> Mapping[int, PartitionEngine]:
         """The live PartitionEngines of the partitions this worker owns now."""
         return dict(self._engines)

@@ -21,12 +21,8 @@ Per `getmany` batch, under one lock:
    changelog offset.
 
 Step 3 is pipelined: while batch N's transaction commits (broker round
-trips), batch N+1 is fetched and applied in memory. Steps 1 and 2 run in a
-thread (the lock held): applied on the loop, they held up N's round trips
-and the next fetch until they were done, so at 5k events/s a commit took as
-long as the next batch's apply (0.35-0.56 s p50 against 0.10 s with the
-thread, `bench/bench_latency.py`'s worker stages, issue 22). Whatever reads
-an engine on the loop holds the lock too (`quiet`: the worker's /metrics). Exactly once is unchanged: a batch counts only through
+trips, where the loop would otherwise sit idle), batch N+1 is fetched and
+applied in memory. Exactly once is unchanged: a batch counts only through
 its marker, written in the same transaction as its state; N+1's transaction
 starts only once N's committed (in order, one open transaction per
 producer); anything that needs the durable position (a revocation, an
@@ -187,11 +183,6 @@ class DirectWorker:
         self.fatal: KafkaAccessError | None = None
 
     # -- the narrow interface the exporter reads (same as the faust runtime)
-
-    def quiet(self) -> asyncio.Lock:
-        """Held while `engines` or `status` is read on the loop: a batch is applied in a
-        thread (`_process`), and nothing may read an engine mid-batch."""
-        return self._lock
 
     def engines(self) -> Mapping[int, PartitionEngine]:
         return {p: part.engine for p, part in self._parts.items() if p in self._assigned}
@@ -486,14 +477,18 @@ class DirectWorker:
                     self.dropped_revoked += len(records)
                     continue
                 touched[p] = part
-                # in a thread: the previous batch's commit (broker round trips on this
-                # loop) and the next fetch go on meanwhile (`_quiet_reads`)
-                applied_p = await asyncio.to_thread(self._apply, part, tp, records, now_ms)
-                dead.setdefault(p, []).extend(applied_p)
+                dead.setdefault(p, []).extend(self._apply(part, tp, records, now_ms))
+                # The previous batch's commit runs on this loop: let its broker
+                # round trips advance between partitions (between, not inside
+                # `engine.batch()`: nothing may evaluate an engine in a batch)
+                await asyncio.sleep(0)
             for p in list(dead):  # offsets jumped: ask the log start (a broker call)
                 if self._gaps.get(p):
                     await self._count_lost(touched[p], self._gaps.pop(p))
-            writes = await asyncio.to_thread(_build_writes, touched, now_ms)
+            writes = {
+                p: part.store.batch_writes(part.engine.drain_dirty(), now_ms)
+                for p, part in touched.items()
+            }
             kinds = {p: part.store.last_kind for p, part in touched.items()}
             offsets = {p: dict(part.store.marker.offsets) for p, part in touched.items()}
             applied = time.monotonic()
@@ -882,14 +877,6 @@ def _exit_failed(exc: BaseException, what: str) -> NoReturn:
         log.error("%s failed; exiting so the state is rebuilt exactly", what, exc_info=exc)
     logging.shutdown()
     os._exit(70)
-
-
-def _build_writes(touched: Mapping[int, _Partition], now_ms: int) -> dict[int, list[Write]]:
-    """Each touched partition's dirty state, encoded as its batch's changelog writes."""
-    return {
-        p: part.store.batch_writes(part.engine.drain_dirty(), now_ms)
-        for p, part in touched.items()
-    }
 
 
 def _last_offset(futures: list[Sent]) -> int | None:

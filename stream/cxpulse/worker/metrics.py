@@ -2,21 +2,17 @@
 
 Why `/metrics` is served from the worker's own event loop (aiohttp) rather
 than `prometheus_client.start_http_server`'s thread: collectors read the live
-PartitionEngines, and each read holds the worker's `quiet()` (the direct
-runtime's batch lock: it applies a batch in a thread, so the loop can commit
-the previous one meanwhile), so it sees them between batches, never
-mid-mutation, without locks in the core.
+PartitionEngines, which the loop mutates between awaits. Scraping on the loop
+sees them between batch steps, never mid-mutation, without locks in the core.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -37,10 +33,6 @@ class WorkerView(EngineSource, Protocol):
     protocol so this module needs neither runtime (the faust one imports faust)."""
 
     def status(self) -> WorkerStatus: ...
-
-    def quiet(self) -> AbstractAsyncContextManager[Any]:
-        """Held around every read of `engines` or `status`: no batch is applied meanwhile."""
-        ...
 
 
 class SelfMetrics:
@@ -229,26 +221,18 @@ async def serve_metrics(
     basic auth when one is given (`cxpulse.web.server`)."""
     partial = _Throttled(lambda: generate_latest(registry), worker)
 
-    def quiet() -> AbstractAsyncContextManager[Any]:
-        """The worker's state between batches (the direct runtime applies in a thread)."""
-        return worker.quiet() if worker is not None else contextlib.nullcontext()
-
     async def metrics(_: web.Request) -> web.Response:
-        async with quiet():
-            body = partial.body()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=partial.body(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def worker_metrics(_: web.Request) -> web.Response:
-        async with quiet():
-            body = generate_latest(own)
+        body = generate_latest(own)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
     async def ready(_: web.Request) -> web.Response:
-        async with quiet():
-            reason = not_ready_reason(worker)
+        reason = not_ready_reason(worker)
         if reason is not None:
             return web.Response(status=503, text=f"not ready: {reason}\n")
         return web.Response(text="ready\n")
