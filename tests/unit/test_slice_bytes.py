@@ -76,13 +76,17 @@ def test_slice_bytes_is_the_whole_slice_encoded(history: list[tuple[Any, ...]]) 
 
 
 def test_a_sealed_slice_keeps_no_encoded_entries() -> None:
-    """Memory: only open slices keep their entries (a day of sealed slices would double
-    the aggregates' footprint)."""
+    """Memory: only open slices keep their entries and touched keys (a day of sealed
+    slices would double the aggregates' footprint)."""
     tickets, _agents, _surveys = slice_stores(CFG)
     tickets.add(0, ("tech", "email", "normal"), 0, 1, 1)
     tickets.add(S, ("tech", "email", "normal"), 0, 1, 1)
+    tickets.slice_bytes(S, dumps)
+    tickets.add(0, ("tech", "chat", "normal"), 0, 1, 1)  # touched, not encoded yet
+    tickets.add(S, ("tech", "chat", "normal"), 0, 1, 1)
+    tickets.seal(S)  # slice 0 sealed, S open
+    assert set(tickets._encoded) == {S} and set(tickets._changed) == {S}
     for start in (0, S):
-        tickets.slice_bytes(start, dumps)
-    tickets.seal(S)
-    assert tickets.slice_bytes(0, dumps) == expected(tickets, 0)
-    assert set(tickets._encoded) == {S}
+        assert tickets.slice_bytes(start, dumps) == expected(tickets, start)
+    tickets.seal(2 * S)
+    assert tickets._encoded == {} and tickets._changed == {}

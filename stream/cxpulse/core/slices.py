@@ -468,8 +468,11 @@ class SliceStore(Generic[A]):
             return []
         out = [(s, self.slices[s]) for s in self._starts(self.sealed, upto) if s in self.slices]
         self.sealed = upto
-        for s in [s for s in self._encoded if s < upto]:  # final: encoded once more at most
-            del self._encoded[s]
+        # final: encoded once more at most, from scratch (an engine that is never drained,
+        # a batch report's, would otherwise keep every slice's touched keys)
+        for kept in (self._encoded, self._changed):
+            for s in [s for s in kept if s < upto]:
+                del kept[s]
         return out
 
     def _starts(self, lo: int, hi: int) -> list[int]:
