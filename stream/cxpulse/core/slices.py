@@ -545,21 +545,16 @@ class SliceStore(Generic[A]):
 
     # -- persistence --
 
-    def slice_json(self, start: int) -> list[Any] | None:
-        sl = self.slices.get(start)
-        if sl is None:
-            return None
-        return [[list(k), agg.to_json()] for k, agg in sorted(sl.items())]
-
     def slice_bytes(self, start: int, dumps: Callable[[object], bytes]) -> bytes | None:
-        """`dumps(slice_json(start))`, None for a slice with no aggregates; `dumps` must be
-        a compact JSON encoder (a list's bytes are its items' joined by commas).
+        """The slice's value: `dumps` of its `[key as a list, aggregate JSON]` pairs in
+        key order (what `load_slice` reads), None for a slice with no aggregates; `dumps`
+        must be a compact JSON encoder (a list's bytes are its items' joined by commas).
 
-        Why not `slice_json`: the open slice is rewritten at every commit, and a live
-        batch of a thousand events touches a few of its hundreds of aggregates; encoding
-        all of them each time was an eighth of the worker's CPU at 5k events/s (issue
-        22). The entries of an open slice are kept as last encoded, and only those `add`
-        touched since are encoded again; a sealed slice keeps none (it no longer changes),
+        Why kept encoded: the open slice is rewritten at every commit, and a live batch
+        of a thousand events touches a few of its hundreds of aggregates; encoding all of
+        them each time was an eighth of the worker's CPU at 5k events/s (issue 22). The
+        entries of an open slice are kept as last encoded, and only those `add` touched
+        since are encoded again; a sealed slice keeps none (it no longer changes),
         and a slice dict replaced whole (`load_slice`, a replica's pop) is encoded anew."""
         sl = self.slices.get(start)
         changed = self._changed.pop(start, None)
